@@ -42,10 +42,7 @@ def resize(x: tf.Tensor, size: int | Sequence[int]) -> tf.Tensor:
 
 def normalize_image(image: tf.Tensor) -> tf.Tensor:
     """uint8 (or 0..255 float) RGB to float32 in [0, 1]."""
-    image = tf.convert_to_tensor(image)
-    if image.dtype == tf.uint8:
-        return tf.cast(image, tf.float32) / 255.0
-    return tf.cast(image, tf.float32) / 255.0
+    return tf.cast(tf.convert_to_tensor(image), tf.float32) / 255.0
 
 
 def fill_nodata(dem: tf.Tensor, nodata: float | None = None) -> tf.Tensor:
