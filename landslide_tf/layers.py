@@ -1,0 +1,131 @@
+"""Attention layers of the paper: spatial attention and contextual (CBAM-like) attention.
+
+Both layers keep the shape of their input, ``(batch, h, w, c) -> (batch, h, w, c)``, compute
+in the dtype policy's compute dtype (so they work under ``mixed_float16``/``mixed_bfloat16``)
+and are registered for ``.keras`` serialization under the package name ``landslide_tf``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+from keras import ops
+
+__all__ = ["ContextualAttention", "SpatialAttention"]
+
+
+@keras.saving.register_keras_serializable(package="landslide_tf")
+class SpatialAttention(keras.layers.Layer):
+    """Spatial attention: where in the tile to look.
+
+    ``a = sigmoid(conv_k([mean_c(x), max_c(x)]))`` and the output is ``x * a``: the mean and
+    the maximum over the channel axis are stacked into a 2-channel map, a single ``k x k``
+    convolution turns it into one attention logit per pixel, and the sigmoid of it scales
+    every channel of that pixel (Woo et al. 2018, CBAM, spatial branch).
+
+    Example:
+        >>> layer = SpatialAttention(kernel_size=7)
+        >>> layer(keras.ops.ones((2, 16, 16, 8))).shape
+        (2, 16, 16, 8)
+
+    Args:
+        kernel_size: Side of the square convolution over the pooled 2-channel map.
+        **kwargs: Standard layer arguments (``name``, ``dtype``, ...).
+    """
+
+    def __init__(self, kernel_size: int = 7, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if int(kernel_size) < 1:
+            raise ValueError(f"kernel_size must be >= 1, got {kernel_size}")
+        self.kernel_size = int(kernel_size)
+        self.conv = keras.layers.Conv2D(
+            1,
+            self.kernel_size,
+            padding="same",
+            kernel_initializer="glorot_uniform",
+            dtype=self.dtype_policy,
+            name="conv",
+        )
+
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
+        self.conv.build((*input_shape[:-1], 2))
+
+    def attention_map(self, x: Any) -> Any:
+        """The per-pixel attention weights in (0, 1), ``(batch, h, w, 1)``."""
+        avg = ops.mean(x, axis=-1, keepdims=True)  # (batch, h, w, 1)
+        mx = ops.max(x, axis=-1, keepdims=True)  # (batch, h, w, 1)
+        pooled = ops.concatenate([avg, mx], axis=-1)  # (batch, h, w, 2)
+        return ops.sigmoid(self.conv(pooled))
+
+    def call(self, inputs: Any) -> Any:
+        return inputs * self.attention_map(inputs)
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return tuple(input_shape)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update({"kernel_size": self.kernel_size})
+        return config
+
+
+@keras.saving.register_keras_serializable(package="landslide_tf")
+class ContextualAttention(keras.layers.Layer):
+    """Contextual attention: channel attention, then spatial attention (CBAM-like).
+
+    Channel branch: ``m = sigmoid(mlp(gap(x)) + mlp(gmp(x)))`` with a shared two-layer MLP
+    ``c -> max(1, c // reduction) -> c`` (ReLU in between), ``x' = x * m``. Spatial branch:
+    ``SpatialAttention(kernel_size)`` applied to ``x'``.
+
+    Example:
+        >>> layer = ContextualAttention(reduction=8, kernel_size=7)
+        >>> layer(keras.ops.ones((2, 16, 16, 32))).shape
+        (2, 16, 16, 32)
+
+    Args:
+        reduction: Channel reduction ratio of the shared MLP's hidden layer.
+        kernel_size: Kernel side of the spatial branch.
+        **kwargs: Standard layer arguments (``name``, ``dtype``, ...).
+    """
+
+    def __init__(self, reduction: int = 8, kernel_size: int = 7, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if int(reduction) < 1:
+            raise ValueError(f"reduction must be >= 1, got {reduction}")
+        self.reduction = int(reduction)
+        self.kernel_size = int(kernel_size)
+        self.spatial = SpatialAttention(self.kernel_size, dtype=self.dtype_policy, name="spatial")
+        self.mlp_hidden: keras.layers.Dense | None = None
+        self.mlp_out: keras.layers.Dense | None = None
+
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
+        channels = input_shape[-1]
+        if channels is None:
+            raise ValueError("ContextualAttention needs a known channel count")
+        hidden = max(1, int(channels) // self.reduction)
+        self.mlp_hidden = keras.layers.Dense(
+            hidden, activation="relu", dtype=self.dtype_policy, name="mlp_hidden"
+        )
+        self.mlp_out = keras.layers.Dense(int(channels), dtype=self.dtype_policy, name="mlp_out")
+        self.mlp_hidden.build((None, int(channels)))
+        self.mlp_out.build((None, hidden))
+        self.spatial.build(input_shape)
+
+    def channel_map(self, x: Any) -> Any:
+        """The per-channel attention weights in (0, 1), ``(batch, 1, 1, c)``."""
+        avg = ops.mean(x, axis=(1, 2))  # (batch, c)
+        mx = ops.max(x, axis=(1, 2))  # (batch, c)
+        logits = self.mlp_out(self.mlp_hidden(avg)) + self.mlp_out(self.mlp_hidden(mx))
+        return ops.expand_dims(ops.expand_dims(ops.sigmoid(logits), 1), 1)
+
+    def call(self, inputs: Any) -> Any:
+        return self.spatial(inputs * self.channel_map(inputs))
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return tuple(input_shape)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update({"reduction": self.reduction, "kernel_size": self.kernel_size})
+        return config
