@@ -1,0 +1,188 @@
+"""The tf.data input pipeline: decode once, cache, shuffle, augment, batch, prefetch.
+
+With ``cache=True`` (default) every tile is read and preprocessed once with ``load_sample``
+into in-memory arrays before the dataset is built, so file errors surface as one-line
+``DataError`` at build time rather than as TensorFlow errors mid-epoch. ``cache=False``
+decodes lazily on every pass (for datasets that do not fit in memory).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from landslide_tf.data.bijie import Sample, load_sample, read_dem, read_mask, read_sample_arrays
+
+logger = logging.getLogger(__name__)
+
+#: Log progress every this many seconds while loading tiles.
+PROGRESS_EVERY_S = 10.0
+
+
+def load_arrays(
+    samples: Sequence[Sample],
+    image_size: int = 128,
+    modalities: str = "rgb+dem",
+    dem_norm: str = "minmax",
+    dem_stats: Sequence[float] | None = None,
+    derived: Sequence[str] = (),
+) -> tuple[np.ndarray, np.ndarray]:
+    """Load all tiles into memory.
+
+    Returns:
+        ``x (N, H, W, C)`` float32 and ``y (N, H, W, 1)`` float32.
+    """
+    xs, ys = [], []
+    start = last = time.monotonic()
+    for i, sample in enumerate(samples):
+        x, y = load_sample(sample, image_size, modalities, dem_norm, dem_stats, derived)
+        xs.append(x)
+        ys.append(y)
+        now = time.monotonic()
+        if now - last > PROGRESS_EVERY_S:
+            logger.info("loaded %d/%d tiles (%.0f s)", i + 1, len(samples), now - start)
+            last = now
+    if not xs:
+        raise ValueError("no samples to load")
+    logger.info("loaded %d tiles in %.1f s", len(xs), time.monotonic() - start)
+    return np.stack(xs), np.stack(ys)
+
+
+def augment_pair(x: tf.Tensor, y: tf.Tensor, rand: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Apply the same random flip and 90-degree rotation to a tile and its mask.
+
+    Args:
+        x: ``(H, W, C)`` input (square).
+        y: ``(H, W, 1)`` mask.
+        rand: int64 scalar that picks one of the 8 dihedral transforms.
+    """
+    channels = tf.shape(x)[-1]
+    both = tf.concat([x, y], axis=-1)  # (H, W, C + 1)
+    rand = tf.math.floormod(rand, 8)
+    both = tf.image.rot90(both, k=tf.cast(rand % 4, tf.int32))
+    both = tf.cond(rand >= 4, lambda: tf.image.flip_left_right(both), lambda: both)
+    return both[..., :channels], both[..., channels:]
+
+
+def make_dataset(
+    samples: Sequence[Sample],
+    *,
+    image_size: int = 128,
+    modalities: str = "rgb+dem",
+    dem_norm: str = "minmax",
+    dem_stats: Sequence[float] | None = None,
+    derived: Sequence[str] = (),
+    batch_size: int = 2,
+    shuffle: bool = False,
+    augment: bool = False,
+    seed: int = 42,
+    cache: bool = True,
+    repeat: bool = False,
+) -> tf.data.Dataset:
+    """Build the input pipeline for a list of tiles.
+
+    Args:
+        samples: tiles, e.g. one split of ``make_split``.
+        image_size: tiles are resized to ``image_size x image_size``.
+        modalities: ``"rgb+dem"``, ``"rgb"`` or ``"dem"``.
+        dem_norm: ``"minmax"`` or ``"dataset"`` (needs ``dem_stats``).
+        dem_stats: ``(mean, std)`` from ``dem_statistics(train_samples)``.
+        derived: extra DEM channels (``slope``, ``aspect``, ``hillshade``).
+        batch_size: tiles per batch (the last batch may be smaller).
+        shuffle: reshuffle every epoch, seeded.
+        augment: random flips and 90-degree rotations, identical for input and mask.
+        seed: seed for shuffling and augmentation.
+        cache: decode every tile once into memory (default); False decodes on every pass.
+        repeat: repeat forever.
+
+    Returns:
+        A dataset of ``(x (B, H, W, C), y (B, H, W, 1))`` float32 batches.
+    """
+    samples = list(samples)
+    if not samples:
+        raise ValueError("make_dataset needs at least one sample")
+    args = (image_size, modalities, dem_norm, dem_stats, tuple(derived))
+    if cache:
+        x, y = load_arrays(samples, *args)
+        ds = tf.data.Dataset.from_tensor_slices((x, y))
+    else:
+        x0, y0 = load_sample(samples[0], *args)
+
+        def generate() -> Iterable[tuple[np.ndarray, np.ndarray]]:
+            for sample in samples:
+                yield load_sample(sample, *args)
+
+        ds = tf.data.Dataset.from_generator(
+            generate,
+            output_signature=(
+                tf.TensorSpec(x0.shape, tf.float32),
+                tf.TensorSpec(y0.shape, tf.float32),
+            ),
+        )
+        ds = ds.apply(tf.data.experimental.assert_cardinality(len(samples)))
+    if shuffle:
+        ds = ds.shuffle(len(samples), seed=seed, reshuffle_each_iteration=True)
+    if augment:
+        rand = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+        ds = tf.data.Dataset.zip((ds, rand)).map(
+            lambda pair, r: augment_pair(pair[0], pair[1], r),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
+    ds = ds.batch(batch_size)
+    if repeat:
+        ds = ds.repeat()
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def dem_statistics(samples: Sequence[Sample]) -> tuple[float, float]:
+    """Mean and standard deviation of the raw DEM values over all pixels of ``samples``.
+
+    Use the training split only; pass the result as ``dem_stats`` with ``dem_norm="dataset"``.
+    """
+    total = total_sq = count = 0.0
+    for sample in samples:
+        if sample.dem is None:
+            continue
+        dem = read_dem(sample.dem).astype(np.float64)
+        dem = dem[np.isfinite(dem)]
+        total += float(dem.sum())
+        total_sq += float(np.square(dem).sum())
+        count += dem.size
+    if count == 0:
+        raise ValueError("dem_statistics needs samples with a DEM")
+    mean = total / count
+    std = float(np.sqrt(max(total_sq / count - mean**2, 0.0)))
+    return float(mean), std
+
+
+def landslide_fraction(samples_or_dataset: Sequence[Sample] | tf.data.Dataset) -> float:
+    """Share of landslide pixels, e.g. for weighted cross-entropy class weights.
+
+    For samples it is counted on the original masks (negatives count their image's pixels as
+    background); for a dataset of ``(x, y)`` batches it is the mean of ``y``.
+    """
+    positive = total = 0.0
+    if isinstance(samples_or_dataset, tf.data.Dataset):
+        for batch in samples_or_dataset:
+            y = batch[1] if isinstance(batch, (tuple, list)) else batch
+            positive += float(tf.reduce_sum(y))
+            total += float(tf.size(y))
+    else:
+        for sample in samples_or_dataset:
+            if sample.mask is not None:
+                mask = read_mask(sample.mask)
+                positive += float(mask.sum())
+                total += mask.size
+            else:
+                modalities = "rgb" if sample.image is not None and sample.image.exists() else "dem"
+                rgb, dem, _, _ = read_sample_arrays(sample, modalities)
+                ref = rgb if rgb is not None else dem
+                total += ref.shape[0] * ref.shape[1]
+    if total == 0:
+        raise ValueError("landslide_fraction got no pixels")
+    return positive / total

@@ -1,0 +1,135 @@
+"""The deterministic, stratified train/val/test split, stored as files of stems.
+
+The paper splits 80 % train (of which 20 % validation) and 20 % test: 64/16/20. The split is
+seeded and stratified by the landslide flag, and written as ``train.txt``, ``val.txt`` and
+``test.txt`` (one stem per line). When those files exist they are reused, so every model of a
+study sees the identical split.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from landslide_tf.data.bijie import Sample
+from landslide_tf.errors import DataError
+
+logger = logging.getLogger(__name__)
+
+SPLITS = ("train", "val", "test")
+
+
+def _allocate(count: int, fractions: Sequence[float]) -> list[int]:
+    """Split ``count`` items by ``fractions`` with largest remainders (sums to ``count``)."""
+    raw = [count * f for f in fractions]
+    sizes = [int(np.floor(r)) for r in raw]
+    order = sorted(range(len(raw)), key=lambda i: (sizes[i] - raw[i], i))
+    for i in order[: count - sum(sizes)]:
+        sizes[i] += 1
+    return sizes
+
+
+def read_split(out_dir: str | Path, samples: Sequence[Sample]) -> dict[str, list[Sample]]:
+    """Read ``out_dir/{train,val,test}.txt`` and map their stems onto ``samples``.
+
+    Raises:
+        DataError: a file names a stem that is not in ``samples``, or a stem is in two splits.
+    """
+    out_dir = Path(out_dir)
+    by_stem: dict[str, list[Sample]] = {}
+    for sample in samples:
+        by_stem.setdefault(sample.stem, []).append(sample)
+    split: dict[str, list[Sample]] = {}
+    seen: dict[str, str] = {}
+    for name in SPLITS:
+        path = out_dir / f"{name}.txt"
+        stems = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+        unknown = [s for s in stems if s not in by_stem]
+        if unknown:
+            shown = ", ".join(unknown[:5]) + (", ..." if len(unknown) > 5 else "")
+            raise DataError(
+                f"{path}: {len(unknown)} stem(s) not in the dataset ({shown}); expected the "
+                "split files of this dataset (delete them to make a new split)"
+            )
+        for stem in stems:
+            if stem in seen:
+                raise DataError(f"{path}: stem {stem} is also in {seen[stem]}.txt")
+            seen[stem] = name
+        split[name] = [s for stem in stems for s in by_stem[stem]]
+    left = len(by_stem) - len(seen)
+    if left:
+        logger.warning(
+            "%s: %d tile(s) of the dataset are in none of the split files (negatives option "
+            "changed?); they are not used",
+            out_dir,
+            left,
+        )
+    return split
+
+
+def write_split(out_dir: str | Path, split: dict[str, list[Sample]]) -> None:
+    """Write ``out_dir/{train,val,test}.txt``, one stem per line (duplicates collapsed)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in SPLITS:
+        stems = list(dict.fromkeys(s.stem for s in split[name]))
+        (out_dir / f"{name}.txt").write_text("".join(f"{stem}\n" for stem in stems))
+
+
+def make_split(
+    samples: Sequence[Sample],
+    seed: int = 42,
+    out_dir: str | Path | None = None,
+    fractions: Sequence[float] = (0.64, 0.16, 0.20),
+) -> dict[str, list[Sample]]:
+    """Split samples into train/val/test, stratified by the landslide flag.
+
+    Args:
+        samples: all tiles (from ``find_samples``).
+        seed: the split depends only on this seed and the set of stems.
+        out_dir: where ``train.txt``/``val.txt``/``test.txt`` are reused from or written to.
+        fractions: train, val, test shares; must sum to 1.
+
+    Returns:
+        ``{"train": [...], "val": [...], "test": [...]}``, each sorted by stem.
+
+    Raises:
+        DataError: existing split files that name stems not in ``samples``.
+    """
+    if len(fractions) != 3 or any(f < 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-6:
+        raise DataError(f"split fractions {tuple(fractions)}; expected three shares summing to 1")
+    if out_dir is not None and all((Path(out_dir) / f"{n}.txt").is_file() for n in SPLITS):
+        split = read_split(out_dir, samples)
+        logger.info(
+            "reusing the split in %s: %s",
+            out_dir,
+            ", ".join(f"{k} {len(v)}" for k, v in split.items()),
+        )
+        return split
+    # Group by stem so a stem present as landslide and negative never straddles two splits.
+    groups: dict[str, list[Sample]] = {}
+    for sample in samples:
+        groups.setdefault(sample.stem, []).append(sample)
+    stems_by_flag: dict[bool, list[str]] = {True: [], False: []}
+    for stem in sorted(groups):
+        stems_by_flag[any(s.landslide for s in groups[stem])].append(stem)
+    rng = np.random.default_rng(seed)
+    assigned: dict[str, list[str]] = {name: [] for name in SPLITS}
+    for flag in (True, False):
+        stems = stems_by_flag[flag]
+        order = [stems[i] for i in rng.permutation(len(stems))]
+        start = 0
+        for name, size in zip(SPLITS, _allocate(len(stems), fractions), strict=True):
+            assigned[name] += order[start : start + size]
+            start += size
+    split = {
+        name: [s for stem in sorted(stems) for s in groups[stem]]
+        for name, stems in assigned.items()
+    }
+    if out_dir is not None:
+        write_split(out_dir, split)
+        logger.info("wrote the split to %s", out_dir)
+    return split
