@@ -1,0 +1,106 @@
+"""Peer networks from keras-unet-collection at the same widths as landslide_tf's models.
+
+Benchmarks import it with::
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/
+    from _peers import PEERS, build_peer
+
+``build_peer(model_name, input_shape, base_filters, depth)`` returns the keras-unet-collection
+network that corresponds to one of our registry names, with the same filters per level
+(``base_filters * 2**i`` for ``i = 0..depth``, the last being the bottleneck), batch norm on,
+learned (transposed-convolution) up-sampling, max-pool down-sampling, and a 1-channel sigmoid
+output:
+
+=====================  ==========================================================
+ours                   keras-unet-collection peer
+=====================  ==========================================================
+unet                   ``unet_2d``
+resunet                ``r2_unet_2d`` with ``recur_num=0``: each block is a 1x1-conv
+                       shortcut added to two conv-BN-ReLU layers, i.e. a residual
+                       U-Net (``resunet_a_2d`` fails on Keras 3: its ASPP calls
+                       ``KerasTensor.get_shape``; and it adds ASPP and dilations)
+unetpp                 ``unet_plus_2d``
+unetpp_spatial/_ctx/   ``unet_plus_2d`` too: the package has no CBAM/spatial
+unetpp_spatial_ctx     attention U-Net++, so the ratio is our attention variant vs
+                       the plain peer U-Net++ (it includes the attention cost)
+=====================  ==========================================================
+
+The package is optional (``pip install keras-unet-collection``, or the ``bench`` extra);
+``build_peer`` raises ``PeerUnavailable`` with that instruction when it is missing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+
+#: our registry name -> (keras-unet-collection function, extra keyword arguments, label)
+PEERS: dict[str, tuple[str, dict, str]] = {
+    "unet": ("unet_2d", {}, "kuc.unet_2d"),
+    "resunet": ("r2_unet_2d", {"recur_num": 0}, "kuc.r2_unet_2d(recur=0)"),
+    "unetpp": ("unet_plus_2d", {"deep_supervision": False}, "kuc.unet_plus_2d"),
+    "unetpp_spatial": ("unet_plus_2d", {"deep_supervision": False}, "kuc.unet_plus_2d"),
+    "unetpp_ctx": ("unet_plus_2d", {"deep_supervision": False}, "kuc.unet_plus_2d"),
+    "unetpp_spatial_ctx": ("unet_plus_2d", {"deep_supervision": False}, "kuc.unet_plus_2d"),
+}
+
+INSTALL_HINT = "pip install keras-unet-collection  (or: pip install -e '.[bench]')"
+
+
+class PeerUnavailable(RuntimeError):
+    """keras-unet-collection is not installed or cannot build the peer network."""
+
+
+def peer_label(model_name: str) -> str:
+    """Short label of the peer network for ``model_name`` (for tables)."""
+    return PEERS[model_name][2] if model_name in PEERS else "-"
+
+
+def build_peer(
+    model_name: str,
+    input_shape: Sequence[int] = (128, 128, 4),
+    base_filters: int = 32,
+    depth: int = 4,
+) -> keras.Model:
+    """Build the keras-unet-collection network that matches one of our models.
+
+    Args:
+        model_name: one of our registry names (keys of ``PEERS``).
+        input_shape: ``(height, width, channels)``.
+        base_filters: filters of the first level; level ``i`` has ``base_filters * 2**i``.
+        depth: number of 2x down-samplings (``depth + 1`` levels).
+
+    Returns:
+        An uncompiled ``keras.Model`` mapping ``(N, H, W, C)`` to ``(N, H, W, 1)`` sigmoid.
+
+    Raises:
+        KeyError: ``model_name`` has no peer (message lists those that do).
+        PeerUnavailable: keras-unet-collection is missing or fails to build the network.
+    """
+    if model_name not in PEERS:
+        raise KeyError(f"no peer for {model_name!r}; peers exist for {', '.join(PEERS)}")
+    try:
+        from keras_unet_collection import models as kuc
+    except ImportError as exc:
+        raise PeerUnavailable(
+            f"keras-unet-collection is not installed ({exc}); {INSTALL_HINT}"
+        ) from None
+    func_name, extra, _ = PEERS[model_name]
+    filters = [int(base_filters) * 2**i for i in range(int(depth) + 1)]
+    try:
+        return getattr(kuc, func_name)(
+            tuple(input_shape),
+            filters,
+            n_labels=1,
+            batch_norm=True,
+            pool=True,
+            unpool=False,
+            output_activation="Sigmoid",
+            name=f"peer_{model_name}",
+            **extra,
+        )
+    except Exception as exc:  # noqa: BLE001 - any failure inside the third-party builder
+        raise PeerUnavailable(
+            f"keras-unet-collection could not build {func_name}: {type(exc).__name__}: {exc}"
+        ) from exc
