@@ -75,7 +75,7 @@ class ContextualAttention(keras.layers.Layer):
     """Contextual attention: channel attention, then spatial attention (CBAM-like).
 
     Channel branch: ``m = sigmoid(mlp(gap(x)) + mlp(gmp(x)))`` with a shared two-layer MLP
-    ``c -> max(1, c // reduction) -> c`` (ReLU in between), ``x' = x * m``. Spatial branch:
+    ``c -> max(c // reduction, min(c, 4)) -> c`` (ReLU in between), ``x' = x * m``. Spatial branch:
     ``SpatialAttention(kernel_size)`` applied to ``x'``.
 
     Example:
@@ -103,7 +103,7 @@ class ContextualAttention(keras.layers.Layer):
         channels = input_shape[-1]
         if channels is None:
             raise ValueError("ContextualAttention needs a known channel count")
-        hidden = max(1, int(channels) // self.reduction)
+        hidden = self.hidden_units(int(channels))
         self.mlp_hidden = keras.layers.Dense(
             hidden, activation="relu", dtype=self.dtype_policy, name="mlp_hidden"
         )
@@ -111,6 +111,15 @@ class ContextualAttention(keras.layers.Layer):
         self.mlp_hidden.build((None, int(channels)))
         self.mlp_out.build((None, hidden))
         self.spatial.build(input_shape)
+
+    def hidden_units(self, channels: int) -> int:
+        """Width of the MLP's hidden layer: ``channels // reduction``, at least ``min(channels, 4)``.
+
+        The floor only matters for narrow layers (fewer than ``4 * reduction`` channels, e.g.
+        test-size models): a single ReLU unit that is negative for every tile would cut the
+        whole channel branch off from training.
+        """
+        return max(channels // self.reduction, min(channels, 4))
 
     def channel_map(self, x: Any) -> Any:
         """The per-channel attention weights in (0, 1), ``(batch, 1, 1, c)``."""

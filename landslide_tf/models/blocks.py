@@ -87,7 +87,7 @@ def _attention(kind: str, name: str, attention_kwargs: dict[str, Any]) -> keras.
     raise ValueError(f"unknown attention {kind!r}; valid: {', '.join(ATTENTION_KINDS)}")
 
 
-def _post_conv(
+def _attention_relu(
     x: Any,
     prefix: str,
     j: int,
@@ -96,19 +96,21 @@ def _post_conv(
     out_name: str | None,
     attention_kwargs: dict[str, Any],
 ) -> Any:
-    """ReLU (optional) then the attention layers, naming the very last one ``out_name``."""
-    names: list[str] = []
-    if activation:
-        names.append(f"{prefix}_relu{j}")
-    names.extend(f"{prefix}_{kind}{j}" for kind in attention)
-    if out_name and names:
-        names[-1] = out_name
-    k = 0
-    if activation:
-        x = keras.layers.Activation("relu", name=names[0])(x)
-        k = 1
-    for kind, name in zip(attention, names[k:], strict=True):
+    """The attention layers (on the batch-norm output), then the ReLU (optional).
+
+    Attention sees the signed, batch-normalised conv output, as the paper places it "after
+    each convolution + batch norm"; since the attention weights are positive,
+    ``relu(x * a) == relu(x) * a`` for the spatial gate. Placing it after the ReLU instead
+    would feed the contextual MLP only non-negative pooled values, which leaves about half of
+    its ReLU hidden units dead from the start (the training-step test caught this).
+    """
+    for k, kind in enumerate(attention):
+        name = f"{prefix}_{kind}{j}"
+        if out_name and not activation and k == len(attention) - 1:
+            name = out_name
         x = _attention(kind, name, attention_kwargs)(x)
+    if activation:
+        x = keras.layers.Activation("relu", name=out_name or f"{prefix}_relu{j}")(x)
     return x
 
 
@@ -133,16 +135,16 @@ def conv_block(
     out_name: str | None = None,
     **attention_kwargs: Any,
 ) -> Any:
-    """Two ``3x3 conv -> batch norm -> ReLU [-> attention...]`` stages.
+    """Two ``3x3 conv -> batch norm [-> attention...] -> ReLU`` stages.
 
     Args:
         x: Input feature map ``(batch, h, w, c_in)``.
         filters: Output channels.
         prefix: Layer-name prefix (``enc2``, ``dec1``, ``x_1_2``).
-        attention: Attention after each conv + BN + ReLU, in order: any of ``"spatial"``,
-            ``"ctx"``.
-        out_name: Name of the block's last layer (default: ``{prefix}_relu2`` or the last
-            attention layer).
+        attention: Attention after each conv + BN (before its ReLU), in order: any of
+            ``"spatial"``, ``"ctx"``.
+        out_name: Name of the block's last layer, the second ReLU (default
+            ``{prefix}_relu2``).
         **attention_kwargs: ``attention_kernel_size`` (7), ``attention_reduction`` (8).
 
     Returns:
@@ -150,7 +152,7 @@ def conv_block(
     """
     for j in (1, 2):
         x = _conv_bn(x, filters, prefix, j)
-        x = _post_conv(
+        x = _attention_relu(
             x, prefix, j, attention, True, out_name if j == 2 else None, attention_kwargs
         )
     return x
@@ -169,8 +171,8 @@ def residual_block(
 
     Layers: ``{prefix}_conv1, _bn1, _relu1 [, attention1], _conv2, _bn2 [, attention2],
     _shortcut (1x1 conv) + _shortcut_bn`` (only when the channel count changes), ``_add``,
-    ``_relu2`` (or ``out_name``). Attention sits after conv1 + BN + ReLU and after
-    conv2 + BN (before the addition, where the block has no activation yet).
+    ``_relu2`` (or ``out_name``). Attention sits after conv1 + BN (before ``_relu1``) and
+    after conv2 + BN (before the addition).
 
     Args:
         x: Input feature map ``(batch, h, w, c_in)``.
@@ -194,9 +196,9 @@ def residual_block(
         )(x)
         shortcut = keras.layers.BatchNormalization(name=f"{prefix}_shortcut_bn")(shortcut)
     y = _conv_bn(x, filters, prefix, 1)
-    y = _post_conv(y, prefix, 1, attention, True, None, attention_kwargs)
+    y = _attention_relu(y, prefix, 1, attention, True, None, attention_kwargs)
     y = _conv_bn(y, filters, prefix, 2)
-    y = _post_conv(y, prefix, 2, attention, False, None, attention_kwargs)
+    y = _attention_relu(y, prefix, 2, attention, False, None, attention_kwargs)
     y = keras.layers.Add(name=f"{prefix}_add")([y, shortcut])
     return keras.layers.Activation("relu", name=out_name or f"{prefix}_relu2")(y)
 

@@ -46,7 +46,7 @@ def build_unetpp(
         base_filters: Filters of level 0; level ``i`` has ``base_filters * 2**i``.
         depth: Number of down-samplings.
         dropout: Bottleneck dropout rate.
-        attention: Attention after each conv + BN + ReLU of the encoder blocks, any of
+        attention: Attention after each conv + BN (before its ReLU) of the encoder blocks, any of
             ``"spatial"``, ``"ctx"`` in order (the paper's variants 4-6).
         deep_supervision: Put a 1x1 head ``logits_{j}`` on every ``x_0_{j}``; ``logits`` is
             their mean, so the model keeps one ``probability`` output.
