@@ -1,0 +1,204 @@
+"""Evaluate a trained run on a whole split: mIoU, per-class IoU, AUC, precision, recall, F1.
+
+Metrics are accumulated over every pixel of the split with
+``landslide_tf.metrics.SegmentationMetrics`` (not averaged per batch). mIoU is the mean of the
+background IoU and the landslide IoU; precision, recall and F1 are for the landslide class.
+
+Command line::
+
+    python -m landslide_tf.evaluate runs/unetpp_spatial_ctx-dice-s42
+    python -m landslide_tf.evaluate RUN_DIR --split val --threshold 0.4
+    python -m landslide_tf.evaluate RUN_DIR --tune-threshold
+
+Results go to ``RUN_DIR/metrics.json`` for the test split at the run's own threshold, and to
+``RUN_DIR/metrics_<split>.json`` when another split is asked for or the threshold is
+overridden (``--threshold`` or ``--tune-threshold``), so the training result is never
+overwritten silently.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from landslide_tf.errors import UserError
+from landslide_tf.metrics import format_metrics
+from landslide_tf.runs import SPLITS, dataset_options, load_model_file, read_run_config, run_splits
+
+logger = logging.getLogger(__name__)
+
+#: Keys of a metrics file, in print order.
+METRIC_KEYS = (
+    "miou",
+    "iou_background",
+    "iou_landslide",
+    "auc",
+    "precision",
+    "recall",
+    "f1",
+    "accuracy",
+    "threshold",
+    "n_tiles",
+)
+
+
+def accumulate(model: keras.Model, samples: list, batch_size: int = 8, **data_options: Any):
+    """Run ``model`` over ``samples`` and accumulate whole-split pixel statistics.
+
+    Args:
+        model: maps ``(N, H, W, C)`` to ``(N, H, W, 1)`` probabilities.
+        samples: ``landslide_tf.data.Sample`` list.
+        batch_size: tiles per forward pass.
+        **data_options: preprocessing options for ``make_dataset`` (see ``dataset_options``).
+
+    Returns:
+        A ``landslide_tf.metrics.SegmentationMetrics`` holding every pixel of ``samples``.
+    """
+    from landslide_tf.data import make_dataset
+    from landslide_tf.metrics import SegmentationMetrics
+
+    if not samples:
+        raise UserError("the split is empty: nothing to evaluate")
+    dataset = make_dataset(
+        samples, batch_size=batch_size, shuffle=False, augment=False, cache=False, **data_options
+    )
+    metrics = SegmentationMetrics()
+    for x, y in dataset:  # x (B, H, W, C), y (B, H, W, 1)
+        prob = model.predict_on_batch(x)  # (B, H, W, 1)
+        metrics.update(np.asarray(y), np.asarray(prob, dtype=np.float32))
+    return metrics
+
+
+def metrics_filename(split: str, threshold_overridden: bool) -> str:
+    """``metrics.json`` for the test split at the run's threshold, else ``metrics_<split>.json``."""
+    return (
+        "metrics.json" if split == "test" and not threshold_overridden else f"metrics_{split}.json"
+    )
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    data: str | Path | None = None,
+    split: str = "test",
+    threshold: float | None = None,
+    tune_threshold: bool = False,
+) -> dict[str, Any]:
+    """Evaluate ``best.keras`` of a run on one split and write the metrics file.
+
+    Args:
+        run_dir: a directory written by ``landslide_tf.train``.
+        data: dataset folder or zip, overriding the one in ``config.json``.
+        split: ``"test"``, ``"val"`` or ``"train"`` (from the run's split files).
+        threshold: probability threshold for the landslide class; default the run's
+            ``config.threshold`` (0.5 unless trained with ``--threshold``).
+        tune_threshold: choose the threshold that maximizes mIoU on the validation split
+            (``SegmentationMetrics.best_threshold``), then evaluate ``split`` with it.
+
+    Returns:
+        Metrics dict with the keys of ``METRIC_KEYS`` plus ``n_pixels``, ``split`` and
+        ``file`` (the name of the JSON file written inside ``run_dir``).
+    """
+    if split not in SPLITS:
+        raise UserError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
+    if threshold is not None and tune_threshold:
+        raise UserError("give either --threshold or --tune-threshold, not both")
+    if threshold is not None and not 0.0 <= threshold <= 1.0:
+        raise UserError(f"threshold must be in [0, 1], got {threshold}")
+    run_dir = Path(run_dir)
+    config, raw = read_run_config(run_dir)
+    model = load_model_file(run_dir / "best.keras")
+    splits = run_splits(config, run_dir, data)
+    options = dataset_options(config, raw)
+    batch = max(1, min(8, config.batch_size * 4))
+
+    overridden = threshold is not None or tune_threshold
+    if tune_threshold:
+        val = accumulate(model, splits["val"], batch_size=batch, **options)
+        threshold = float(val.best_threshold(metric="miou"))
+        logger.info("threshold tuned on the validation split (best mIoU): %.4f", threshold)
+        tuned = val if split == "val" else None
+    else:
+        tuned = None
+    if threshold is None:
+        threshold = float(config.threshold)
+    stats = tuned or accumulate(model, splits[split], batch_size=batch, **options)
+    result = {k: _plain(v) for k, v in stats.result(threshold=threshold).items()}
+    result["split"] = split
+    if tune_threshold:
+        result["threshold_tuned_on"] = "val"
+    name = metrics_filename(split, overridden)
+    (run_dir / name).write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+    logger.info("wrote %s", run_dir / name)
+    return {**result, "file": name}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating, float)):
+        return float(value)
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2
+        self.exit(2, f"error: {message} (see --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``python -m landslide_tf.evaluate`` argument parser."""
+    parser = _Parser(
+        prog="python -m landslide_tf.evaluate",
+        description="Evaluate best.keras of a training run on a whole split.",
+    )
+    parser.add_argument("run_dir", help="run directory written by landslide_tf.train")
+    parser.add_argument("--data", help="dataset folder or zip (default: the run's config.json)")
+    parser.add_argument("--split", default="test", choices=SPLITS, help="default: test")
+    parser.add_argument("--threshold", type=float, help="landslide probability threshold")
+    parser.add_argument(
+        "--tune-threshold",
+        action="store_true",
+        help="pick the threshold maximizing mIoU on the validation split, then evaluate",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point; prints the metrics and where they were written."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    try:
+        result = evaluate_run(
+            args.run_dir,
+            data=args.data,
+            split=args.split,
+            threshold=args.threshold,
+            tune_threshold=args.tune_threshold,
+        )
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    shown = {k: result[k] for k in METRIC_KEYS if k in result}
+    print(json.dumps(shown, indent=2))
+    print(format_metrics(result))
+    if "split" in result:
+        print(
+            f"split      {result['split']} ({result['n_tiles']} tiles, threshold {result['threshold']:.3f})"
+        )
+    path = Path(args.run_dir) / result["file"]
+    note = (
+        "" if result["file"] == "metrics.json" else " (not metrics.json: other split or threshold)"
+    )
+    print(f"wrote {path}{note}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
