@@ -1,0 +1,265 @@
+"""Validate a Bijie-layout dataset and report every problem found, one line each.
+
+``check_dataset`` reads every file the chosen modalities need and never stops at the first
+problem. *Problems* make the dataset unusable as it is (``find_samples`` or ``load_sample``
+would refuse it): a missing folder, a tile without its DEM or mask, an empty, corrupt,
+grayscale or non-PNG file, no usable tile. *Warnings* are fixed on the fly by the loader:
+RGBA images, mask values other than 0/255, a DEM or mask of another size than its image,
+files without an image, masks without any landslide pixel.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from landslide_tf.data.bijie import (
+    IGNORED_FILES,
+    LANDSLIDE,
+    MODALITIES,
+    NON_LANDSLIDE,
+    _read_dem,
+    _read_mask,
+    _read_rgb,
+    expected_layout,
+    open_dataset,
+)
+from landslide_tf.errors import DataError
+
+logger = logging.getLogger(__name__)
+
+#: Warnings shown by ``CheckReport.format`` before "... and N more".
+MAX_WARNINGS_SHOWN = 20
+
+
+@dataclasses.dataclass
+class CheckReport:
+    """What ``check_dataset`` found.
+
+    Attributes:
+        root: the dataset folder (after zip extraction).
+        modalities: the modalities checked.
+        counts: PNG files per folder, e.g. ``{"landslide/image": 770, ...}``.
+        usable: usable tiles per group, ``{"landslide": n, "non-landslide": m}``.
+        size_min: smallest tile ``(height, width)`` or None.
+        size_max: largest tile ``(height, width)`` or None.
+        landslide_share: landslide pixels / all pixels of the usable landslide tiles.
+        share_range: smallest and largest per-tile landslide share.
+        problems: one line per problem (dataset unusable while any remain).
+        warnings: one line per oddity the loader fixes on the fly.
+        notes: informational lines.
+    """
+
+    root: str
+    modalities: str
+    counts: dict[str, int] = dataclasses.field(default_factory=dict)
+    usable: dict[str, int] = dataclasses.field(default_factory=dict)
+    size_min: tuple[int, int] | None = None
+    size_max: tuple[int, int] | None = None
+    landslide_share: float | None = None
+    share_range: tuple[float, float] | None = None
+    problems: list[str] = dataclasses.field(default_factory=list)
+    warnings: list[str] = dataclasses.field(default_factory=list)
+    notes: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when there is no problem and at least one usable landslide tile."""
+        return not self.problems and self.usable.get(LANDSLIDE, 0) > 0
+
+    def format(self) -> str:
+        """Human-readable multi-line report."""
+        lines = [f"dataset: {self.root} (modalities {self.modalities})"]
+        if self.counts:
+            lines.append(
+                "files: " + ", ".join(f"{name} {count}" for name, count in self.counts.items())
+            )
+        lines.append(
+            f"usable tiles: {self.usable.get(LANDSLIDE, 0)} landslide, "
+            f"{self.usable.get(NON_LANDSLIDE, 0)} non-landslide"
+        )
+        if self.size_min and self.size_max:
+            lines.append(
+                f"tile size: {min(self.size_min)}..{max(self.size_max)} px a side "
+                f"(height {self.size_min[0]}..{self.size_max[0]}, "
+                f"width {self.size_min[1]}..{self.size_max[1]})"
+            )
+        if self.landslide_share is not None and self.share_range is not None:
+            lo, hi = self.share_range
+            lines.append(
+                f"landslide pixel share: {100 * self.landslide_share:.1f} % of the landslide "
+                f"tiles' pixels (per tile {100 * lo:.1f}..{100 * hi:.1f} %)"
+            )
+        lines += [f"note: {note}" for note in self.notes]
+        if self.warnings:
+            lines.append(f"warnings ({len(self.warnings)}, fixed when loading):")
+            lines += [f"  - {w}" for w in self.warnings[:MAX_WARNINGS_SHOWN]]
+            if len(self.warnings) > MAX_WARNINGS_SHOWN:
+                lines.append(f"  ... and {len(self.warnings) - MAX_WARNINGS_SHOWN} more")
+        if self.problems:
+            lines.append(f"problems ({len(self.problems)}):")
+            lines += [f"  - {p}" for p in self.problems]
+        if self.ok:
+            lines.append("result: OK, the dataset is usable")
+        else:
+            lines.append(f"result: NOT USABLE ({len(self.problems) or 'no usable tile'} problems)")
+        return "\n".join(lines)
+
+
+def _list_pngs(folder: Path, report: CheckReport) -> dict[str, Path]:
+    files: dict[str, Path] = {}
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith(".") or path.name.lower() in IGNORED_FILES or path.is_dir():
+            continue
+        if path.suffix.lower() != ".png":
+            report.problems.append(f"{path}: not a .png file; expected only PNG tiles here")
+            continue
+        files[path.stem] = path
+    return files
+
+
+def _read(reader, path: Path, report: CheckReport) -> np.ndarray | None:
+    """Run a reader, turning errors into problems and notes into warnings."""
+    try:
+        array, notes = reader(path)
+    except DataError as exc:
+        report.problems.append(str(exc))
+        return None
+    except Exception as exc:  # noqa: BLE001 - a check must report, never crash
+        report.problems.append(f"{path}: unreadable ({type(exc).__name__}: {exc})")
+        return None
+    report.warnings.extend(notes)
+    return array
+
+
+def _check_group(root: Path, group: str, modalities: str, report: CheckReport, stats: dict) -> None:
+    base = root / group
+    is_landslide = group == LANDSLIDE
+    need_image = modalities in ("rgb+dem", "rgb")
+    need_dem = modalities in ("rgb+dem", "dem")
+    if not base.is_dir():
+        if is_landslide:
+            report.problems.append(f"{base}: folder not found; {expected_layout(root)}")
+        else:
+            report.notes.append(
+                f"{base} not found: no negatives (fine: negatives are off by default)"
+            )
+        return
+    wanted = (["image"] if need_image else []) + (["dem"] if need_dem else [])
+    wanted += ["mask"] if is_landslide else []
+    files: dict[str, dict[str, Path]] = {}
+    for sub in wanted:
+        folder = base / sub
+        if not folder.is_dir():
+            line = f"{folder}: folder not found; {expected_layout(root)}"
+            (report.problems if is_landslide else report.warnings).append(
+                line if is_landslide else f"{folder}: folder not found; negatives cannot be used"
+            )
+            continue
+        files[sub] = _list_pngs(folder, report)
+        report.counts[f"{group}/{sub}"] = len(files[sub])
+    primary = "image" if need_image else "dem"
+    if primary not in files or (is_landslide and "mask" not in files):
+        return
+    if need_dem and "dem" not in files:
+        return
+    for found in files.values():
+        orphans = sorted(set(found) - set(files[primary]))
+        for stem in orphans:
+            report.warnings.append(f"{found[stem]}: no {primary} {stem}.png; file ignored")
+    usable = 0
+    for stem, path in files[primary].items():
+        ok = True
+        arrays: dict[str, np.ndarray] = {}
+        for sub, reader in (("image", _read_rgb), ("dem", _read_dem), ("mask", _read_mask)):
+            if sub not in files:
+                continue
+            other = files[sub].get(stem)
+            if other is None:
+                kind = {"image": "image", "dem": "DEM", "mask": "mask"}[sub]
+                report.problems.append(
+                    f"{path}: no {kind} for {stem}; expected {base / sub / (stem + '.png')}"
+                )
+                ok = False
+                continue
+            array = _read(reader, other, report)
+            if array is None:
+                ok = False
+            else:
+                arrays[sub] = array
+        if not ok:
+            continue
+        usable += 1
+        ref = arrays[primary]
+        shape = ref.shape[:2]
+        stats["shapes"].append(shape)
+        for sub in ("dem", "mask"):
+            if sub in arrays and sub != primary and arrays[sub].shape[:2] != shape:
+                got = arrays[sub].shape
+                report.warnings.append(
+                    f"{files[sub][stem]}: {got[1]}x{got[0]} px but the {primary} is "
+                    f"{shape[1]}x{shape[0]} px; resampled onto the {primary} grid"
+                )
+        if "dem" in arrays:
+            stats["dem_16bit"].append(bool(arrays["dem"].max() > 255))
+        if "mask" in arrays:
+            mask = arrays["mask"]
+            positive = int(mask.sum())
+            stats["positive"] += positive
+            stats["pixels"] += mask.size
+            stats["shares"].append(positive / mask.size)
+            if positive == 0:
+                report.warnings.append(f"{files['mask'][stem]}: mask has no landslide pixel")
+    report.usable[group] = usable
+
+
+def check_dataset(root: str | Path, modalities: str = "rgb+dem") -> CheckReport:
+    """Validate a dataset folder or zip and collect every problem (never raises).
+
+    Args:
+        root: dataset folder or ``.zip``.
+        modalities: ``"rgb+dem"``, ``"rgb"`` or ``"dem"``: decides which files are required.
+
+    Returns:
+        A ``CheckReport``; ``report.ok`` tells whether the dataset is usable.
+    """
+    report = CheckReport(root=str(root), modalities=modalities)
+    if modalities not in MODALITIES:
+        report.problems.append(
+            f"unknown modalities {modalities!r}; expected one of {', '.join(MODALITIES)}"
+        )
+        return report
+    try:
+        folder = open_dataset(root)
+    except DataError as exc:
+        report.problems.append(str(exc))
+        return report
+    report.root = str(folder)
+    start = time.monotonic()
+    stats: dict = {"shapes": [], "dem_16bit": [], "positive": 0, "pixels": 0, "shares": []}
+    _check_group(folder, LANDSLIDE, modalities, report, stats)
+    if stats["pixels"]:  # masks exist only in landslide/
+        report.landslide_share = stats["positive"] / stats["pixels"]
+        report.share_range = (min(stats["shares"]), max(stats["shares"]))
+    _check_group(folder, NON_LANDSLIDE, modalities, report, stats)
+    if stats["shapes"]:
+        heights = [s[0] for s in stats["shapes"]]
+        widths = [s[1] for s in stats["shapes"]]
+        report.size_min = (min(heights), min(widths))
+        report.size_max = (max(heights), max(widths))
+    depths = set(stats["dem_16bit"])
+    if len(depths) == 2:
+        report.warnings.append(
+            "DEMs mix 8-bit and 16-bit PNGs: fine with per-tile minmax normalization, but "
+            "dem_norm='dataset' statistics would mix two scales"
+        )
+    elif depths == {True}:
+        report.notes.append("16-bit DEMs: read as float elevation values")
+    if (folder / LANDSLIDE).is_dir() and report.usable.get(LANDSLIDE, 0) == 0:
+        report.problems.append(f"{folder}: no usable landslide tile; {expected_layout(folder)}")
+    logger.info("checked %s in %.1f s", folder, time.monotonic() - start)
+    return report
