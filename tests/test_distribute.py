@@ -243,3 +243,23 @@ def test_apply_mixed_precision_uses_float16_on_gpu(monkeypatch):
     monkeypatch.setattr(distribute, "_has_gpu", lambda: True)
     assert distribute.apply_mixed_precision(True) == "mixed_float16"
     assert keras.mixed_precision.global_policy().name == "mixed_float16"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("flag", ["--mixed-precision", "--jit"])
+def test_train_cli_with_mixed_precision_or_jit_finishes_on_cpu(synth_dir, tmp_path, flag):
+    run_dir = tmp_path / "run"
+    cmd = [
+        sys.executable, "-m", "landslide_tf.train", "--model", "unet", "--loss", "bce",
+        "--epochs", "1", "--base-filters", "4", "--depth", "2", "--image-size", "32",
+        "--data", str(synth_dir), "--run-dir", str(run_dir), "--verbose", "0", flag,
+    ]  # fmt: skip
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES="")
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    config = json.loads((run_dir / "config.json").read_text())
+    key = "mixed_precision" if flag == "--mixed-precision" else "jit"
+    assert config[key] is True
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert 0.0 <= metrics["miou"] <= 1.0
+    assert (run_dir / "best.keras").is_file()
