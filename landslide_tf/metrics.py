@@ -37,12 +37,10 @@ TUNABLE_METRICS = ("miou", "iou_landslide", "iou_background", "f1", "accuracy")
 
 
 def _to_numpy(x: Any) -> np.ndarray:
-    if isinstance(x, np.ndarray):
-        return x
-    try:
-        return np.asarray(keras.ops.convert_to_numpy(x))
-    except Exception:  # noqa: BLE001 - lists, scalars, other array types
+    """numpy view of an array, list or backend tensor (tf, jax, torch)."""
+    if isinstance(x, np.ndarray | list | tuple | int | float | np.generic):
         return np.asarray(x)
+    return np.asarray(keras.ops.convert_to_numpy(x))
 
 
 def _safe_div(num: np.ndarray | float, den: np.ndarray | float) -> np.ndarray:
