@@ -328,3 +328,10 @@ def test_fit_step_under_mixed_precision():
         keras.config.set_dtype_policy(policy)
     assert np.isfinite(history.history["loss"][0])
     assert model.get_layer("logits").compute_dtype == "float16"
+
+
+def test_docstring_examples():
+    import doctest
+
+    result = doctest.testmod(L, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 5 and result.failed == 0

@@ -314,3 +314,12 @@ def test_format_metrics_says_what_miou_is():
     assert "mIoU = mean of background and landslide IoU" in text
     assert "AUC        n/a" in text  # one class only
     assert "threshold 0.5, 1 tiles, 16 pixels" in text
+
+
+def test_docstring_examples():
+    import doctest
+
+    from landslide_tf import metrics
+
+    result = doctest.testmod(metrics)
+    assert result.attempted >= 4 and result.failed == 0
