@@ -349,3 +349,14 @@ def test_zip_without_layout(tmp_path):
 def test_open_dataset_missing_path(tmp_path):
     with pytest.raises(DataError, match="no such file or folder"):
         open_dataset(tmp_path / "absent")
+
+
+def test_bit_flip_is_a_checksum_error(tmp_path):
+    good = tmp_path / "good.png"
+    cv2.imwrite(str(good), np.full((16, 16, 3), 90, np.uint8))
+    data = bytearray(good.read_bytes())
+    data[-20] ^= 0xFF  # inside the image data
+    bad = tmp_path / "flip.png"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(DataError, match=r"flip.png: corrupt PNG \(checksum error in chunk"):
+        read_rgb(bad)

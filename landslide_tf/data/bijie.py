@@ -21,6 +21,7 @@ import os
 import shutil
 import stat
 import zipfile
+import zlib
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 
@@ -189,6 +190,32 @@ def open_dataset(path: str | Path) -> Path:
 # PNG readers
 
 
+def _png_structure_problem(data: bytes) -> str | None:
+    """Walk the PNG chunks (length, type, CRC); say what is broken, or None.
+
+    Catches truncated and bit-flipped files before libpng sees them (libpng would print its
+    own messages to stderr).
+    """
+    pos, seen_header, seen_data = len(PNG_SIGNATURE), False, False
+    while pos + 12 <= len(data):
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        kind = data[pos + 4 : pos + 8]
+        end = pos + 12 + length
+        name = kind.decode("latin-1", "replace")
+        if end > len(data):
+            return f"truncated inside chunk {name}"
+        if zlib.crc32(data[pos + 4 : end - 4]) != int.from_bytes(data[end - 4 : end], "big"):
+            return f"checksum error in chunk {name}"
+        if not seen_header and kind != b"IHDR":
+            return "first chunk is not IHDR"
+        seen_header = True
+        seen_data |= kind == b"IDAT"
+        if kind == b"IEND":
+            return None if seen_data else "no image data"
+        pos = end
+    return "truncated, no IEND chunk"
+
+
 def _decode_png(path: Path) -> np.ndarray:
     """Read any PNG unchanged (bit depth and channels kept), or raise ``DataError``."""
     if not path.is_file():
@@ -202,6 +229,9 @@ def _decode_png(path: Path) -> np.ndarray:
         if head[:4] in (b"II*\x00", b"MM\x00*"):
             kind = "a TIFF"
         raise DataError(f"{path}: {kind} file; expected a PNG image")
+    problem = _png_structure_problem(data.tobytes())
+    if problem:
+        raise DataError(f"{path}: corrupt PNG ({problem}); expected a valid PNG image")
     image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if image is None or image.size == 0:
         raise DataError(f"{path}: corrupt PNG (cannot be decoded); expected a valid PNG image")

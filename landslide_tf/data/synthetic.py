@@ -164,9 +164,9 @@ def _render(rng: np.random.Generator, bare_parts: list[np.ndarray], h: int, w: i
     fine = cv2.GaussianBlur(rng.normal(0, 10, (h, w)).astype(np.float32), (0, 0), 1.0)
     image = green[None, None, :] + (shade + clumps + fine)[..., None]  # (h, w, 3)
     # One bare-soil colour per tile, shared by scars and look-alikes (small jitter per part).
-    soil_tile = np.array(
-        [rng.uniform(140, 195), rng.uniform(115, 155), rng.uniform(85, 120)], np.float32
-    )
+    red = rng.uniform(140, 200)
+    soil_green = red * rng.uniform(0.72, 0.88)
+    soil_tile = np.array([red, soil_green, soil_green * rng.uniform(0.7, 0.85)], np.float32)
     for part in bare_parts:
         if not part.any():
             continue

@@ -1,0 +1,53 @@
+"""Tests for ``python -m landslide_tf.data synth|check``."""
+
+import subprocess
+import sys
+
+from landslide_tf.data.__main__ import main
+
+
+def test_synth_then_check(tmp_path, capsys):
+    out = tmp_path / "syn"
+    assert main(["synth", "--out", str(out), "--n", "3", "--seed", "1", "--max-size", "100"]) == 0
+    assert "wrote 3 landslide and 0 non-landslide tiles" in capsys.readouterr().out
+    assert main(["check", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "usable tiles: 3 landslide" in printed and "result: OK" in printed
+
+
+def test_check_real_sample_rgb(bijie_sample, capsys):
+    assert main(["check", str(bijie_sample), "--modalities", "rgb"]) == 0
+    assert "usable tiles: 20 landslide, 0 non-landslide" in capsys.readouterr().out
+
+
+def test_synth_bad_arguments(tmp_path, capsys):
+    assert main(["synth", "--out", str(tmp_path), "--n", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+
+
+def test_check_corrupt_png_subprocess(synth_dir, tmp_path):
+    import shutil
+
+    root = tmp_path / "ds"
+    shutil.copytree(synth_dir, root)
+    (root / "landslide/image/syn0005.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
+    result = subprocess.run(
+        [sys.executable, "-m", "landslide_tf.data", "check", str(root)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stdout + result.stderr
+    assert result.stderr == ""
+    problems = [line for line in result.stdout.splitlines() if line.startswith("  - ")]
+    assert problems == [
+        f"  - {root}/landslide/image/syn0005.png: corrupt PNG (truncated, no IEND chunk); expected a valid PNG image"
+    ]
+    assert "result: NOT USABLE" in result.stdout
+
+
+def test_check_missing_dir(tmp_path, capsys):
+    assert main(["check", str(tmp_path / "nothing")]) == 1
+    assert "no such file or folder" in capsys.readouterr().out
