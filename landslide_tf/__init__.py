@@ -5,3 +5,8 @@ attention mechanisms in landslide semantic segmentation using U-Net" (Sci. Rep. 
 """
 
 __version__ = "0.1.0"
+
+# Register the custom layers and losses with Keras on import, so that
+# ``keras.saving.load_model("best.keras")`` works after a plain ``import landslide_tf``.
+from landslide_tf import layers as _layers  # noqa: E402, F401
+from landslide_tf import losses as _losses  # noqa: E402, F401
