@@ -224,16 +224,13 @@ def input_signature(settings: InferenceSettings) -> list[tf.TensorSpec]:
 
 
 def load_keras_model(path: str | Path) -> Any:
-    """Load a ``.keras`` file with the package's custom objects registered."""
-    import keras
+    """Load a ``.keras`` file of this package (safe mode, uncompiled) as a ``UserError``."""
+    from landslide_tf.runs import load_model_file
 
-    for module in ("landslide_tf.layers", "landslide_tf.models", "landslide_tf.losses"):
-        try:
-            __import__(module)
-        except ImportError:  # pragma: no cover - while a sibling module is missing
-            logger.debug("could not import %s for custom objects", module)
     try:
-        return keras.saving.load_model(str(path), compile=False)
+        return load_model_file(path)
+    except UserError:
+        raise
     except Exception as exc:  # keras raises many types for unreadable files
         raise UserError(f"cannot load Keras model {path}: {exc}") from exc
 
@@ -436,24 +433,17 @@ def check_extents(image_hw: Sequence[int], dem_hw: Sequence[int], tolerance: flo
 
 
 def _load_run(run_dir: Path) -> tuple[dict[str, Any], Any]:
-    """``(config dict, model)`` of a run dir via ``landslide_tf.train.load_run``."""
+    """``(config.json dict, model)`` of a run dir via ``load_run``."""
+    from landslide_tf.runs import load_run
+
     config = json.loads((run_dir / "config.json").read_text())
     try:
-        from landslide_tf.train import load_run
-    except ImportError:  # train not importable: a run dir is best.keras + config.json
-        load_run = None
-    if load_run is not None:
-        try:
-            _, model = load_run(run_dir)
-            return config, model
-        except UserError:
-            raise
-        except Exception as exc:
-            raise UserError(f"cannot load run {run_dir}: {exc}") from exc
-    best = run_dir / "best.keras"
-    if not best.is_file():
-        raise UserError(f"run {run_dir} has no best.keras")
-    return config, load_keras_model(best)
+        _, model = load_run(run_dir)
+    except UserError:
+        raise
+    except Exception as exc:  # keras raises many types for unreadable files
+        raise UserError(f"cannot load run {run_dir}: {exc}") from exc
+    return config, model
 
 
 # ----------------------------------------------------------------------------- images
