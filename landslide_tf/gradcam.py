@@ -294,6 +294,19 @@ def _check_input(model: keras.Model, x: np.ndarray) -> np.ndarray:
     return x
 
 
+def predict_probs(model: keras.Model, x: np.ndarray, batch_size: int = 8) -> np.ndarray:
+    """Probabilities ``(N, H, W, 1)`` of ``x (N, H, W, C)``, in eager batches.
+
+    Plain calls (not ``predict``) so that different tile counts do not retrace a tf.function.
+    """
+    batch_size = max(1, int(batch_size))
+    parts = [
+        keras.ops.convert_to_numpy(model(x[start : start + batch_size], training=False))
+        for start in range(0, len(x), batch_size)
+    ]
+    return np.concatenate(parts, axis=0).astype(np.float32)
+
+
 def compute_cam(
     model: keras.Model,
     x: np.ndarray,
@@ -337,7 +350,7 @@ def compute_cam(
     layer = resolve_layer(model, layer)
     batch_size = max(1, int(batch_size))
     if probs is None:
-        probs = model.predict(x, batch_size=batch_size, verbose=0)  # (N, H, W, 1)
+        probs = predict_probs(model, x, batch_size)  # (N, H, W, 1)
     regions = target_regions(probs, target, mask, threshold)
     logger.info(
         "%s on layer %s of %s: %d tile(s), target %s", method, layer, model.name, len(x), target
@@ -637,32 +650,18 @@ def save_grid(
 
 
 def _pick_samples(run_dir: Path, data: str | Path | None, config: Any, split: str, n: int):
-    from landslide_tf import data as lsdata
+    """The first ``n`` tiles of a run's split (as in its split files), landslide tiles first."""
+    from landslide_tf.runs import run_splits
 
-    root = data if data is not None else config.data
-    if root is None:
-        raise UserError(f"no dataset: pass --data (the run config in {run_dir} names none)")
-    root = lsdata.open_dataset(Path(root))
-    samples = lsdata.find_samples(root, modalities=config.modalities, negatives=config.negatives)
-    split_dir = Path(config.split_dir) if config.split_dir else run_dir
-    if (split_dir / f"{split}.txt").is_file():
-        splits = lsdata.make_split(samples, seed=config.seed, out_dir=split_dir)
-    else:
-        logger.warning(
-            "no %s.txt in %s: recomputing the split with seed %d", split, split_dir, config.seed
-        )
-        splits = lsdata.make_split(samples, seed=config.seed)
+    splits = run_splits(config, run_dir, data)
     if split not in splits:
         raise UserError(f"unknown split {split!r}; expected one of {', '.join(splits)}")
     chosen = [s for s in splits[split] if s.landslide] + [
         s for s in splits[split] if not s.landslide
     ]
     if not chosen:
-        raise UserError(f"the {split} split of {root} is empty")
-    dem_stats = None
-    if config.dem_norm == "dataset":
-        dem_stats = lsdata.dem_statistics(splits["train"])
-    return chosen[: max(1, int(n))], dem_stats
+        raise UserError(f"the {split} split of run {run_dir} is empty")
+    return chosen[: max(1, int(n))]
 
 
 def explain_run(
@@ -701,31 +700,26 @@ def explain_run(
         with landslide pixels), ``tiles`` (per-tile rows) and ``files``.
     """
     from landslide_tf import data as lsdata
-    from landslide_tf.train import load_run
+    from landslide_tf.runs import dataset_options, load_run, read_run_config
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise UserError(f"run directory not found: {run_dir}")
-    config, model = load_run(run_dir)
+    config, raw = read_run_config(run_dir)
+    _, model = load_run(run_dir)
     threshold = config.threshold if threshold is None else float(threshold)
     layer = resolve_layer(model, layer)
-    samples, dem_stats = _pick_samples(run_dir, data, config, split, n)
+    samples = _pick_samples(run_dir, data, config, split, n)
+    options = dataset_options(config, raw)  # image_size, modalities, dem_norm, dem_stats, derived
 
     xs, ys = [], []
     for sample in samples:
-        x, y = lsdata.load_sample(
-            sample,
-            image_size=config.image_size,
-            modalities=config.modalities,
-            dem_norm=config.dem_norm,
-            dem_stats=dem_stats,
-            derived=tuple(config.derived),
-        )
+        x, y = lsdata.load_sample(sample, **options)
         xs.append(x)
         ys.append(y)
     x = np.stack(xs).astype(np.float32)  # (N, H, W, C)
     masks = np.stack(ys)[..., 0]  # (N, H, W)
-    probs = model.predict(x, batch_size=batch_size, verbose=0)  # (N, H, W, 1)
+    probs = predict_probs(model, x, batch_size)  # (N, H, W, 1)
     cams = compute_cam(
         model,
         x,
