@@ -1,0 +1,334 @@
+"""Running the study's trainings: resume/skip logic, error capture, parallel processes.
+
+Each run lives in ``OUT/runs/<model>-<loss>-s<seed>/`` (the ``train`` run dir) plus our
+``experiment.json`` (status, wall time, the config we asked for) and, for a failed run,
+``error.txt`` (the traceback). On a rerun:
+
+- ``metrics.json`` present and ``config.json`` equal to the requested config: skipped
+  (status ``cached``);
+- a different config in the folder: the folder is moved aside to ``<name>.stale-<k>`` and
+  the run starts afresh;
+- no ``metrics.json`` (interrupted or failed before): trained again; ``train`` resumes from
+  its own ``last.keras`` / ``state.json`` where an interrupted run left them.
+
+With ``jobs > 1`` every run is a fresh ``spawn`` process; where GPUs are visible each process
+sees one (``CUDA_VISIBLE_DEVICES``, round robin), otherwise each gets
+``cores // jobs`` intra-op threads (``landslide_tf.distribute.configure_threads``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import shutil
+import subprocess
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from landslide_tf.config import TrainConfig
+from landslide_tf.experiments.runs import (
+    ERROR_FILE,
+    RECORD_FILE,
+    RunResult,
+    RunSpec,
+    read_test_metrics,
+    read_val_miou,
+)
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[str], None]
+
+#: Fields that may differ without making a run another run: ``train`` resumes across them
+#: (mirrors ``landslide_tf.train.RESUME_FREE_FIELDS``; a larger ``epochs`` continues training).
+RESUME_FREE_FIELDS = ("run_dir", "epochs", "strategy", "jit")
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _comparable(values: dict[str, Any]) -> dict[str, Any]:
+    out = TrainConfig.from_dict(values).resolved().to_dict()
+    auto = set(values.get("auto_loss_kwargs") or ())
+    out["loss_kwargs"] = {k: v for k, v in (out["loss_kwargs"] or {}).items() if k not in auto}
+    for key in RESUME_FREE_FIELDS:
+        out.pop(key, None)
+    return out
+
+
+def config_matches(requested: dict[str, Any], saved: dict[str, Any]) -> bool:
+    """Whether a run dir's ``config.json`` holds the same run as the requested config.
+
+    Both sides are normalized through ``TrainConfig`` (unknown keys dropped, ``loss``
+    resolved); loss arguments ``train`` filled in itself (``auto_loss_kwargs``, e.g. the WCE
+    class weights) and the fields in ``RESUME_FREE_FIELDS`` are not compared.
+    """
+    want, have = _comparable(requested), _comparable(saved)
+    diff = [k for k in want if want[k] != have.get(k)]
+    if diff:
+        logger.info("config differs on %s", ", ".join(f"{k}: {have.get(k)!r} -> {want[k]!r}"
+                                                   for k in diff))  # fmt: skip
+    return not diff
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _move_aside(run_dir: Path) -> Path:
+    k = 1
+    while (target := run_dir.with_name(f"{run_dir.name}.stale-{k}")).exists():
+        k += 1
+    run_dir.rename(target)
+    return target
+
+
+def prepare_run(spec: RunSpec) -> RunResult | None:
+    """Return the cached result when the run already finished with this config.
+
+    Otherwise clear what would get in the way and return ``None`` (the run is to be trained):
+    a folder holding another config (or more epochs than asked for) is moved aside to
+    ``<name>.stale-<k>``; the ``error.txt`` of an earlier failure is removed. An interrupted
+    run's checkpoints stay, so ``train`` resumes it.
+    """
+    run_dir = spec.run_dir
+    saved = _read_json(run_dir / "config.json")
+    if saved is None:
+        (run_dir / ERROR_FILE).unlink(missing_ok=True)
+        return None
+    state = _read_json(run_dir / "state.json") or {}
+    epochs_done = int(state.get("epochs_done", 0))
+    epochs = int(spec.config["epochs"])
+    if not config_matches(spec.config, saved) or epochs_done > epochs:
+        moved = _move_aside(run_dir)
+        logger.warning("%s: the folder holds another config; moved to %s", spec.name, moved)
+        return None
+    if epochs_done == epochs and (run_dir / "metrics.json").is_file():
+        record = _read_json(run_dir / RECORD_FILE) or {}
+        return RunResult.from_spec(
+            spec,
+            "cached",
+            metrics=read_test_metrics(run_dir),
+            val_miou=read_val_miou(run_dir),
+            wall_s=record.get("wall_s"),
+        )
+    (run_dir / ERROR_FILE).unlink(missing_ok=True)
+    return None
+
+
+def _write_record(spec: RunSpec, status: str, wall_s: float, **extra: Any) -> None:
+    spec.run_dir.mkdir(parents=True, exist_ok=True)
+    record = {
+        "status": status,
+        "wall_s": round(wall_s, 3),
+        "finished": _now(),
+        "pid": os.getpid(),
+        "config": spec.config,
+        **extra,
+    }
+    (spec.run_dir / RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n")
+
+
+def _failed(spec: RunSpec, wall_s: float, error: str, details: str) -> RunResult:
+    spec.run_dir.mkdir(parents=True, exist_ok=True)
+    (spec.run_dir / ERROR_FILE).write_text(details)
+    _write_record(spec, "failed", wall_s, error=error)
+    return RunResult.from_spec(spec, "failed", wall_s=wall_s, error=error)
+
+
+def execute_run(spec: RunSpec, verbose: int = 0) -> RunResult:
+    """Train one run in this process; record its wall time, or its error (never raises).
+
+    Args:
+        spec: the run.
+        verbose: Keras ``fit`` verbosity (0 silent, 2 one line per epoch).
+
+    ``KeyboardInterrupt`` is not caught: interrupting stops the study, and the run resumes
+    on the next invocation.
+    """
+    import keras
+
+    from landslide_tf.train import train
+
+    start = time.perf_counter()
+    try:
+        train(TrainConfig.from_dict(spec.config), verbose=verbose)
+        metrics = read_test_metrics(spec.run_dir)
+    except Exception as exc:  # noqa: BLE001 - one failing run must not stop the study
+        wall = time.perf_counter() - start
+        first = (str(exc).strip().splitlines() or [""])[0]
+        return _failed(spec, wall, f"{type(exc).__name__}: {first}", traceback.format_exc())
+    finally:
+        keras.backend.clear_session()
+    wall = time.perf_counter() - start
+    _write_record(spec, "trained", wall)
+    return RunResult.from_spec(
+        spec, "trained", metrics=metrics, val_miou=read_val_miou(spec.run_dir), wall_s=wall
+    )
+
+
+def visible_gpus() -> list[str]:
+    """GPU ids visible to child processes, found without importing TensorFlow.
+
+    ``CUDA_VISIBLE_DEVICES`` when set, else the GPUs ``nvidia-smi -L`` lists, else none.
+    """
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if env is not None:
+        return [g.strip() for g in env.split(",") if g.strip() and g.strip() != "-1"]
+    if shutil.which("nvidia-smi") is None:
+        return []
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [str(i) for i, line in enumerate(out.stdout.splitlines()) if line.startswith("GPU")]
+
+
+def _worker(spec: RunSpec, gpu: str | None, jobs: int, log_level: int, verbose: int) -> None:
+    """Body of one spawned training process."""
+    if gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpu
+    logging.basicConfig(level=log_level, format=f"[{spec.name}] %(levelname)s %(message)s")
+    if gpu is None:
+        from landslide_tf.distribute import configure_threads
+
+        configure_threads(jobs)
+    execute_run(spec, verbose)
+
+
+def _result_from_record(spec: RunSpec, exitcode: int | None, wall: float) -> RunResult:
+    record = _read_json(spec.run_dir / RECORD_FILE) or {}
+    if (
+        record.get("status") == "trained"
+        and record.get("pid") is not None
+        and (spec.run_dir / "metrics.json").is_file()
+    ):
+        return RunResult.from_spec(
+            spec,
+            "trained",
+            metrics=read_test_metrics(spec.run_dir),
+            val_miou=read_val_miou(spec.run_dir),
+            wall_s=record.get("wall_s", wall),
+        )
+    if record.get("status") == "failed":
+        return RunResult.from_spec(
+            spec, "failed", wall_s=record.get("wall_s", wall), error=record.get("error")
+        )
+    error = f"training process exited with code {exitcode} (killed or crashed)"
+    return _failed(spec, wall, error, error + "\n")
+
+
+def run_all(
+    specs: Sequence[RunSpec],
+    *,
+    jobs: int = 1,
+    progress: Progress = logger.info,
+    counter: tuple[int, int] = (0, 0),
+    stage: str = "",
+    verbose: int = 0,
+) -> list[RunResult]:
+    """Run (or skip) every spec; return one result per spec, in order.
+
+    Args:
+        specs: the runs.
+        jobs: runs at once; ``1`` trains in this process, more spawn one process per run.
+        progress: called with one line per run (``[k/total] name: ...``).
+        counter: ``(runs already reported, total runs of the study)`` for the progress lines.
+        stage: label put in the progress lines.
+        verbose: Keras ``fit`` verbosity of each run.
+
+    Returns:
+        The results, in the order of ``specs``.
+    """
+    done, total = counter
+    total = total or len(specs)
+    results: dict[str, RunResult] = {}
+    todo: list[RunSpec] = []
+    for spec in specs:
+        cached = prepare_run(spec)
+        if cached is None:
+            todo.append(spec)
+        else:
+            done += 1
+            results[spec.name] = cached
+            progress(f"[{done}/{total}] {stage}{spec.name}: {_describe(cached)}")
+
+    def report(result: RunResult) -> None:
+        nonlocal done
+        done += 1
+        results[result.name] = result
+        progress(f"[{done}/{total}] {stage}{result.name}: {_describe(result)}")
+
+    if jobs <= 1:
+        for spec in todo:
+            progress(
+                f"      {stage}{spec.name}: training ({spec.model}, {spec.loss}, seed {spec.seed})"
+            )
+            report(execute_run(spec, verbose))
+    else:
+        _run_parallel(todo, jobs, report, progress, stage, verbose)
+    return [results[s.name] for s in specs]
+
+
+def _run_parallel(
+    todo: Sequence[RunSpec],
+    jobs: int,
+    report: Callable[[RunResult], None],
+    progress: Progress,
+    stage: str,
+    verbose: int,
+) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    gpus = visible_gpus()
+    if gpus and jobs > len(gpus):
+        logger.warning("%d jobs on %d GPU(s): some GPUs run several trainings", jobs, len(gpus))
+    pending = list(todo)
+    active: dict[Any, tuple[RunSpec, int, float]] = {}  # sentinel -> (spec, slot, start)
+    level = logging.getLogger().getEffectiveLevel()
+    try:
+        while pending or active:
+            free = [s for s in range(jobs) if s not in {v[1] for v in active.values()}]
+            while pending and free:
+                spec, slot = pending.pop(0), free.pop(0)
+                gpu = gpus[slot % len(gpus)] if gpus else None
+                proc = ctx.Process(
+                    target=_worker, args=(spec, gpu, jobs, level, verbose), name=spec.name
+                )
+                proc.start()
+                where = f"GPU {gpu}" if gpu is not None else f"slot {slot}"
+                progress(f"      {stage}{spec.name}: training in process {proc.pid} ({where})")
+                active[proc] = (spec, slot, time.perf_counter())
+            sentinels = {p.sentinel: p for p in active}
+            for sentinel in multiprocessing.connection.wait(list(sentinels)):
+                proc = sentinels[sentinel]
+                proc.join()
+                spec, _, start = active.pop(proc)
+                report(_result_from_record(spec, proc.exitcode, time.perf_counter() - start))
+    finally:
+        for proc in active:  # interrupted: stop the children we started
+            proc.terminate()
+            proc.join()
+
+
+def _describe(result: RunResult) -> str:
+    if result.status == "failed":
+        return f"FAILED after {result.wall_s or 0:.1f} s: {result.error}"
+    miou = result.metrics.get("miou")
+    text = "done earlier (same config), " if result.status == "cached" else ""
+    if result.wall_s is not None:
+        text += f"{result.wall_s:.1f} s, "
+    text += f"test mIoU {miou:.3f}" if miou is not None else "no test mIoU"
+    if result.val_miou is not None:
+        text += f", val mIoU {result.val_miou:.3f}"
+    return text

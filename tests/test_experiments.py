@@ -1,0 +1,351 @@
+"""Tests for landslide_tf.experiments: study files, selection, tables, resume, failures."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from landslide_tf.errors import UserError
+from landslide_tf.experiments import cli, runner, tables
+from landslide_tf.experiments.reference import PAPER_TABLE1, PAPER_TABLE3
+from landslide_tf.experiments.runs import RunResult, RunSpec, run_name
+from landslide_tf.experiments.study import (
+    EMBEDDED_STUDIES,
+    REPO_STUDY_DIR,
+    available_studies,
+    load_study,
+)
+
+BASES = ["unet", "resunet", "unetpp"]
+LOSSES = ["bce", "focal", "dice", "wce"]
+ATTENTION = ["unetpp_spatial", "unetpp_ctx", "unetpp_spatial_ctx"]
+TINY = ["--epochs", "1", "--base-filters", "4", "--image-size", "32", "--set", "depth=2"]
+
+
+def fake(model, loss, seed=42, miou=0.5, val=None, status="trained", stage=1, **metrics):
+    """A RunResult as a finished (or failed) run would give."""
+    values = {"miou": miou, "auc": 0.8, "precision": 0.7, "recall": 0.6, "f1": 0.65,
+              "accuracy": 0.9, "iou_background": 0.9, "iou_landslide": miou, **metrics}  # fmt: skip
+    if status == "failed":
+        return RunResult(run_name(model, loss, seed), model, loss, seed, stage, "failed",
+                         error="ValueError: boom")  # fmt: skip
+    return RunResult(run_name(model, loss, seed), model, loss, seed, stage, status,
+                     metrics=values, val_miou=val, wall_s=1.0)  # fmt: skip
+
+
+# ---------------------------------------------------------------- study files
+
+
+@pytest.mark.parametrize("name", ["paper", "quick"])
+def test_study_json_matches_embedded_copy(name):
+    raw = json.loads((REPO_STUDY_DIR / f"{name}.json").read_text())
+    assert raw == EMBEDDED_STUDIES[name]
+
+
+def test_paper_study_is_the_paper_protocol():
+    study = load_study("paper")
+    assert study.bases == BASES and study.losses == LOSSES
+    assert study.attention_base == "unetpp" and study.attention_models == ATTENTION
+    assert study.select_on == "test"
+    train = study.train
+    assert (train["lr"], train["batch_size"], train["epochs"], train["image_size"]) == (
+        1e-5, 2, 50, 128)  # fmt: skip
+    assert train["dropout"] == 0.5 and train["modalities"] == "rgb+dem"
+    assert study.split_fractions == (0.64, 0.16, 0.2)
+
+
+def test_quick_extends_paper_with_small_sizes():
+    quick, paper = load_study("quick"), load_study("paper")
+    assert quick.bases == paper.bases and quick.attention_models == paper.attention_models
+    assert quick.train["image_size"] < paper.train["image_size"]
+    assert quick.train["epochs"] < paper.train["epochs"]
+    assert quick.train["batch_size"] == paper.train["batch_size"]
+
+
+def test_embedded_fallback_when_no_json_found(monkeypatch, tmp_path):
+    import landslide_tf.experiments.study as study_mod
+
+    monkeypatch.setattr(study_mod, "REPO_STUDY_DIR", tmp_path / "none")
+    monkeypatch.chdir(tmp_path)
+    study = load_study("quick")
+    assert study.source == "embedded" and study.train["image_size"] == 64
+
+
+def test_study_from_path_and_overrides(tmp_path):
+    path = tmp_path / "mine.json"
+    path.write_text(json.dumps({"stage1": {"bases": ["unet"], "losses": ["dice"]},
+                                "train": {"epochs": 3}}))  # fmt: skip
+    study = load_study(str(path)).with_overrides(train={"epochs": 1, "lr": None}, seeds=3,
+                                                 select_on="val")  # fmt: skip
+    assert study.name == "mine" and study.train == {"epochs": 1}
+    assert study.seed_list == [42, 43, 44] and study.select_on == "val"
+    assert study.attention_models == []
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [({"train": {"epochs": 1, "nonsense": 2}}, "unknown train settings"),
+     ({"select_on": "train"}, "select_on"),
+     ({"seeds": 0}, "seeds")],
+)  # fmt: skip
+def test_bad_overrides_are_user_errors(kwargs, match):
+    with pytest.raises(UserError, match=match):
+        load_study("paper").with_overrides(**kwargs)
+
+
+def test_unknown_study_lists_the_known_ones():
+    with pytest.raises(UserError, match="paper"):
+        load_study("no-such-study")
+    assert {"paper", "quick"} <= set(available_studies())
+
+
+def test_cli_user_errors_exit_2(capsys, tmp_path):
+    assert cli.main(["no-such-study", "--data", str(tmp_path), "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: unknown study") and "Traceback" not in err
+    assert cli.main(["paper", "--data", str(tmp_path / "missing"), "--out",
+                     str(tmp_path / "o")]) == 2  # fmt: skip
+    assert "does not exist" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- selection and tables
+
+
+def _table_rows(markdown: str) -> list[str]:
+    """Body rows of the markdown table (header and separator dropped)."""
+    lines = [line for line in markdown.splitlines() if line.startswith("| ")]
+    return lines[2:]
+
+
+def test_format_mean_std():
+    assert tables.format_mean_std([0.5]) == "0.500"
+    assert tables.format_mean_std([0.5, 0.7]) == "0.600 ± 0.141"
+    assert tables.format_mean_std([0.5, 0.7], expected=3) == "0.600 ± 0.141 (n=2)"
+    assert tables.format_mean_std([]) == "failed"
+    mean, std, n = tables.mean_std([0.1, 0.2, 0.3, float("nan"), None])
+    assert (round(mean, 6), round(std, 6), n) == (0.2, 0.1, 3)
+
+
+def test_selection_is_argmax_of_mean_over_seeds():
+    results = [
+        fake("unet", "bce", 42, 0.60), fake("unet", "bce", 43, 0.40),  # mean 0.50
+        fake("unet", "dice", 42, 0.55), fake("unet", "dice", 43, 0.53),  # mean 0.54
+        fake("unet", "wce", 42, status="failed"),
+        fake("resunet", "focal", 42, 0.7), fake("resunet", "wce", 42, 0.71),
+        fake("unetpp", "bce", 42, status="failed"),
+    ]  # fmt: skip
+    chosen = tables.select_best_losses(results, BASES, LOSSES, "test")
+    assert chosen == {"unet": "dice", "resunet": "wce", "unetpp": None}
+
+
+def test_selection_on_val_uses_validation_scores():
+    results = [fake("unet", "bce", miou=0.9, val=0.1), fake("unet", "focal", miou=0.2, val=0.3)]
+    assert tables.select_best_losses(results, ["unet"], LOSSES, "test") == {"unet": "bce"}
+    assert tables.select_best_losses(results, ["unet"], LOSSES, "val") == {"unet": "focal"}
+
+
+def test_selection_tie_goes_to_the_earlier_loss():
+    results = [fake("unet", loss, miou=0.5) for loss in reversed(LOSSES)]
+    assert tables.select_best_losses(results, ["unet"], LOSSES) == {"unet": "bce"}
+
+
+def test_table1_has_paper_values_differences_and_selection():
+    results = [fake(b, loss, seed, 0.5 + 0.01 * i + 0.002 * seed)
+               for i, (b, loss) in enumerate((b, l) for b in BASES for l in LOSSES)  # noqa: E741
+               for seed in (0, 1)]  # fmt: skip
+    results[0] = fake("unet", "bce", 0, status="failed")
+    selected = tables.select_best_losses(results, BASES, LOSSES)
+    md, rows = tables.table1(results, BASES, LOSSES, selected, "test", seeds=2)
+    assert len(rows) == 12 and "selection on the **test** split" in md
+    unet_bce = next(r for r in rows if r["model"] == "unet" and r["loss"] == "bce")
+    assert unet_bce["n"] == 1 and unet_bce["n_failed"] == 1
+    assert unet_bce["paper_miou"] == PAPER_TABLE1["unet"]["bce"]
+    assert math.isclose(unet_bce["diff"], unet_bce["miou_mean"] - 0.575)
+    assert "(n=1)" in md and "±" in md
+    line = next(line for line in md.splitlines() if line.startswith("| U-Net++ |"))
+    assert "**" in line and line.rstrip(" |").endswith("WCE")
+    assert sum(r["selected"] for r in rows) == 3
+
+
+def test_table3_has_six_rows_with_all_metrics_and_paper_values():
+    results = [fake(b, "dice", miou=0.6) for b in BASES]
+    results += [fake(m, "dice", miou=0.7, stage=3) for m in ATTENTION]
+    results.append(fake("unetpp_ctx", "dice", seed=43, status="failed", stage=3))
+    models = [(b, "dice") for b in BASES] + [(m, "dice") for m in ATTENTION]
+    md, rows = tables.table3(results, models, seeds=1)
+    body = _table_rows(md)
+    assert len(body) == 6 and len(rows) == 6
+    for metric in ("miou", "auc", "precision", "recall", "f1", "accuracy"):
+        assert f"{metric}_mean" in rows[0] and f"paper_{metric}" in rows[0]
+    assert rows[0]["paper_precision"] == PAPER_TABLE3["unet"]["precision"]
+    assert math.isclose(rows[3]["diff_miou"], 0.7 - 0.72)
+    assert "Dice (paper: BCE)" in body[0] and rows[4]["n_failed"] == 1
+
+
+def test_write_table_csv(tmp_path):
+    md, rows = tables.table3([fake("unet", "bce")], [("unet", "bce"), ("resunet", None)], 1)
+    tables.write_table(tmp_path, "t", md, rows)
+    lines = (tmp_path / "t.csv").read_text().splitlines()
+    assert len(lines) == 3 and lines[0].startswith("model,loss,paper_loss,n")
+    assert "not run" in (tmp_path / "t.md").read_text()
+
+
+# ---------------------------------------------------------------- resume logic and failures
+
+
+def _spec(tmp_path, model="unet", loss="bce", seed=42, **extra):
+    config = {"model": model, "loss": loss, "seed": seed, "epochs": 2,
+              "run_dir": str(tmp_path / "runs" / run_name(model, loss, seed)), **extra}  # fmt: skip
+    from landslide_tf.config import TrainConfig
+
+    return RunSpec(model, loss, seed, 1, TrainConfig.from_dict(config).to_dict())
+
+
+def _finish(spec, miou=0.5, epochs=None, **config_changes):
+    """Write what a finished ``train`` leaves in a run dir."""
+    run_dir = spec.run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config = {**spec.config, **config_changes}
+    if config["loss"] == "wce":
+        config["loss_kwargs"] = {"class_weights": [0.6, 2.0]}
+        config["auto_loss_kwargs"] = ["class_weights"]
+    (run_dir / "config.json").write_text(json.dumps(config))
+    done = epochs or config["epochs"]
+    (run_dir / "state.json").write_text(json.dumps({"epochs_done": done, "monitor": "val_miou",
+                                                    "best_value": miou - 0.1}))  # fmt: skip
+    (run_dir / "metrics.json").write_text(json.dumps({"miou": miou, "f1": 0.4, "threshold": 0.5}))
+
+
+def test_prepare_run_skips_finished_runs_with_the_same_config(tmp_path):
+    spec = _spec(tmp_path, loss="wce")
+    assert runner.prepare_run(spec) is None
+    _finish(spec, miou=0.61)
+    cached = runner.prepare_run(spec)
+    assert cached.status == "cached" and cached.metrics["miou"] == 0.61
+    assert math.isclose(cached.val_miou, 0.51)
+
+
+def test_prepare_run_moves_a_different_config_aside(tmp_path):
+    spec = _spec(tmp_path)
+    _finish(spec, lr=0.1)
+    assert runner.prepare_run(spec) is None
+    assert not spec.run_dir.exists()
+    assert (spec.run_dir.parent / f"{spec.name}.stale-1" / "metrics.json").is_file()
+
+
+def test_prepare_run_resumes_unfinished_and_retries_failed(tmp_path):
+    spec = _spec(tmp_path)
+    _finish(spec, epochs=1)  # one of two epochs: interrupted
+    (spec.run_dir / "error.txt").write_text("old failure")
+    assert runner.prepare_run(spec) is None
+    assert (spec.run_dir / "state.json").is_file()  # kept: train resumes from it
+    assert not (spec.run_dir / "error.txt").exists()
+    more = _spec(tmp_path, epochs=5)  # more epochs than done: resumable, not cached
+    assert runner.prepare_run(more) is None and more.run_dir.exists()
+
+
+def test_run_all_records_failures_and_goes_on(tmp_path, monkeypatch):
+    import landslide_tf.train as train_mod
+
+    trained = []
+
+    def fake_train(config, verbose=0):
+        trained.append(config.model + "-" + config.loss)
+        if config.loss == "nope":
+            raise ValueError("unknown loss 'nope'\nsecond line")
+        spec = _spec(tmp_path, config.model, config.loss, config.seed)
+        _finish(spec, miou=0.4)
+        return {"miou": 0.4}
+
+    monkeypatch.setattr(train_mod, "train", fake_train)
+    specs = [_spec(tmp_path, "unet", "nope"), _spec(tmp_path, "unet", "bce"),
+             _spec(tmp_path, "resunet", "bce")]  # fmt: skip
+    _finish(specs[2], miou=0.7)  # finished before
+    lines = []
+    results = runner.run_all(specs, progress=lines.append)
+    assert [r.status for r in results] == ["failed", "trained", "cached"]
+    assert trained == ["unet-nope", "unet-bce"]
+    assert results[0].error == "ValueError: unknown loss 'nope'"
+    assert "Traceback" in (specs[0].run_dir / "error.txt").read_text()
+    assert json.loads((specs[1].run_dir / "experiment.json").read_text())["status"] == "trained"
+    done = [line for line in lines if line.startswith("[")]
+    assert done[0].startswith("[1/3] resunet-bce-s42: done earlier") and "0.700" in done[0]
+    assert "FAILED" in done[1] and done[2].startswith("[3/3] unet-bce-s42: ")
+
+
+def test_visible_gpus_from_environment(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,2")
+    assert runner.visible_gpus() == ["0", "2"]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert runner.visible_gpus() == []
+
+
+# ---------------------------------------------------------------- the real study, tiny
+
+
+@pytest.fixture(scope="module")
+def synth30(tmp_path_factory) -> Path:
+    from landslide_tf.data import synthesize
+
+    out = tmp_path_factory.mktemp("synth30") / "bijie"
+    synthesize(out, n=30, seed=0)
+    return out
+
+
+def _log_statuses(out: Path) -> list[tuple[str, str]]:
+    lines = (out / "runs.log.jsonl").read_text().splitlines()
+    return [(e["run"], e["status"]) for e in map(json.loads, lines)]
+
+
+@pytest.mark.slow
+def test_paper_study_tiny_end_to_end_and_resume(synth30, tmp_path, capsys):
+    out = tmp_path / "study"
+    args = ["paper", "--data", str(synth30), "--out", str(out), *TINY]
+    assert cli.main(args) == 0
+    for name in ("table1.md", "table1.csv", "table2.md", "table3.md", "table3.csv",
+                 "fig4_loss_curves.png", "fig5_predictions.png", "fig6_gradcam.png",
+                 "README.md", "runs.csv"):  # fmt: skip
+        assert (out / name).is_file(), name
+    rows = _table_rows((out / "table3.md").read_text())
+    assert len(rows) == 6 and rows[1].startswith("| ResUNet |")
+    readme = (out / "README.md").read_text()
+    assert "TensorFlow" in readme and "train 19, val 5, test 6" in readme
+    assert "**test** split" in readme and "fig6_gradcam.png`: ok" in readme
+    first = _log_statuses(out)
+    assert len(first) == 15 and {s for _, s in first} == {"trained"}
+    assert sorted((out / "split").glob("*.txt")) and len(list((out / "runs").iterdir())) == 15
+
+    # "interrupt": two runs lose their results, one of them all its files
+    stamps = {p.parent.name: p.stat().st_mtime_ns for p in (out / "runs").glob("*/metrics.json")}
+    (out / "runs" / "unet-focal-s42" / "metrics.json").unlink()
+    import shutil
+
+    shutil.rmtree(out / "runs" / "resunet-dice-s42")
+    assert cli.main(args) == 0
+    second = _log_statuses(out)[15:]
+    retrained = sorted(r for r, s in second if s == "trained")
+    assert retrained == ["resunet-dice-s42", "unet-focal-s42"]
+    assert sum(s == "cached" for _, s in second) == 13
+    for run, stamp in stamps.items():
+        if run not in retrained:
+            assert (out / "runs" / run / "metrics.json").stat().st_mtime_ns == stamp
+
+
+@pytest.mark.slow
+def test_failing_run_is_recorded_and_others_finish(synth30, tmp_path, capsys):
+    study = tmp_path / "broken.json"
+    study.write_text(json.dumps({"name": "broken", "train": {"batch_size": 2},
+                                 "stage1": {"bases": ["unet"], "losses": ["bce", "nope"]},
+                                 "stage3": {"base": "unet", "models": []}}))  # fmt: skip
+    out = tmp_path / "o"
+    code = cli.main([str(study), "--data", str(synth30), "--out", str(out), *TINY])
+    assert code == 1
+    assert "unet-nope-s42" in capsys.readouterr().err
+    assert (out / "runs" / "unet-nope-s42" / "error.txt").is_file()
+    assert (out / "runs" / "unet-bce-s42" / "metrics.json").is_file()
+    table1 = (out / "table1.csv").read_text()
+    assert "unet,nope,0,1" in table1
+    assert "failed" in (out / "table1.md").read_text()
