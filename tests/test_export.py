@@ -1,0 +1,186 @@
+"""Tests for landslide_tf.export: a SavedModel served by plain TensorFlow in another process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from test_predict import make_run, raw_inputs
+
+from landslide_tf.errors import UserError
+from landslide_tf.export import export_run, main
+from landslide_tf.predict import Predictor
+
+NODATA = -9999.0
+
+# Runs in a fresh interpreter that never imports landslide_tf: plain TensorFlow only.
+PLAIN_TF_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np
+    import tensorflow as tf
+
+    saved_model, inputs, outputs = sys.argv[1:4]
+    data = np.load(inputs)
+    loaded = tf.saved_model.load(saved_model)
+    serve = loaded.signatures["serving_default"]
+    normalized = loaded.signatures["normalized"]
+    result = {
+        "serving_inputs": sorted(serve.structured_input_signature[1]),
+        "normalized_inputs": sorted(normalized.structured_input_signature[1]),
+        "card": json.load(open(f"{saved_model}/assets/model_card.json"))["model"]["name"],
+    }
+    arrays = {
+        "prob": serve(image=tf.constant(data["image"]), dem=tf.constant(data["dem"]))[
+            "probability"
+        ].numpy(),
+        "prob_coarse_dem": serve(
+            image=tf.constant(data["image"]), dem=tf.constant(data["dem"][:, ::2, ::2])
+        )["probability"].numpy(),
+        "prob_nodata": serve(image=tf.constant(data["image"]), dem=tf.constant(data["holed"]))[
+            "probability"
+        ].numpy(),
+        "prob_nan": serve(image=tf.constant(data["image"]), dem=tf.constant(data["nan"]))[
+            "probability"
+        ].numpy(),
+        "normalized": normalized(inputs=tf.constant(data["x"]))["probability"].numpy(),
+    }
+    errors = {}
+    bad_calls = {
+        "channels": lambda: serve(
+            image=tf.constant(np.concatenate([data["image"], data["image"][..., :1]], -1)),
+            dem=tf.constant(data["dem"]),
+        ),
+        "dtype": lambda: serve(
+            image=tf.constant(data["image"].astype(np.float32)), dem=tf.constant(data["dem"])
+        ),
+        "batch": lambda: serve(image=tf.constant(data["image"]), dem=tf.constant(data["dem"][:1])),
+    }
+    for name, call in bad_calls.items():
+        try:
+            call()
+            errors[name] = None
+        except Exception as exc:
+            errors[name] = f"{type(exc).__name__}: {exc}"
+    result["errors"] = errors
+    result["landslide_tf_imported"] = any(m.startswith("landslide_tf") for m in sys.modules)
+    np.savez(outputs, **arrays)
+    print(json.dumps(result))
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("export")
+    run = make_run(root / "run", threshold=0.4)
+    return run, export_run(run, root / "saved", dem_nodata=NODATA)
+
+
+def test_plain_tensorflow_process_matches_in_package(exported, tmp_path):
+    run, saved = exported
+    image, dem = raw_inputs(97, 113, seed=3)
+    image2, dem2 = raw_inputs(97, 113, seed=4)
+    images, dems = np.stack([image, image2]), np.stack([dem, dem2])
+    holed, nan = dems.copy(), dems.copy()
+    holed[:, 10:30, 20:40] = NODATA
+    nan[:, 10:30, 20:40] = np.nan
+    x = np.random.default_rng(0).random((2, 32, 32, 4)).astype(np.float32)
+    np.savez(tmp_path / "in.npz", image=images, dem=dems, holed=holed, nan=nan, x=x)
+    script = tmp_path / "plain.py"
+    script.write_text(PLAIN_TF_SCRIPT)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": ""}
+    proc = subprocess.run(
+        [sys.executable, str(script), str(saved), str(tmp_path / "in.npz"), str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,  # not the repository: landslide_tf is not importable by accident
+        env=env,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["landslide_tf_imported"] is False
+    assert result["serving_inputs"] == ["dem", "image"]
+    assert result["normalized_inputs"] == ["inputs"]
+    assert result["card"] == "unet"
+    out = np.load(tmp_path / "o.npz")
+
+    predictor = Predictor.load(run, nodata=NODATA)
+    expected = predictor.predict_batch(images, dems)
+    assert out["prob"].shape == (2, 97, 113) and out["prob"].dtype == np.float32
+    assert expected.std() > 1e-3
+    np.testing.assert_allclose(out["prob"], expected, atol=1e-5)
+    coarse = predictor.predict_batch(images, dems[:, ::2, ::2])
+    np.testing.assert_allclose(out["prob_coarse_dem"], coarse, atol=1e-5)
+    # nodata: the baked-in value and NaN both mean "missing"
+    np.testing.assert_allclose(out["prob_nodata"], out["prob_nan"], atol=1e-6)
+    np.testing.assert_allclose(out["prob_nan"], predictor.predict_batch(images, nan), atol=1e-5)
+    # second signature: already normalized inputs at the training size
+    np.testing.assert_allclose(
+        out["normalized"], np.asarray(predictor.model(x, training=False))[..., 0], atol=1e-5
+    )
+    errors = result["errors"]
+    assert "image must have 3 channels" in errors["channels"]
+    assert "uint8" in errors["dtype"]
+    assert "batch sizes differ" in errors["batch"]
+
+
+def test_model_card_in_assets(exported):
+    run, saved = exported
+    card = json.loads((saved / "assets" / "model_card.json").read_text())
+    assert card["model"]["name"] == "unet" and card["model"]["parameters"] > 0
+    assert card["loss"]["name"] == "bce"
+    assert card["channels"] == ["red", "green", "blue", "dem"]
+    assert card["normalization"]["image_size"] == 32
+    assert card["normalization"]["dem_norm"] == "minmax"
+    assert card["normalization"]["dem_nodata"] == NODATA
+    assert card["threshold"] == 0.4
+    assert card["training_data"]["split_sizes"] == {"train": 5, "val": 2, "test": 3}
+    assert card["test_metrics"] == json.loads((run / "metrics.json").read_text())
+    markdown = (saved / "assets" / "MODEL_CARD.md").read_text()
+    assert "# Model card: unet" in markdown and "miou: 0.6100" in markdown
+
+
+def test_saved_model_predictor_matches_run(exported):
+    run, saved = exported
+    from_saved = Predictor.load(saved)
+    assert from_saved.threshold == 0.4
+    image, dem = raw_inputs(50, 41, seed=5)
+    np.testing.assert_allclose(
+        from_saved.predict(image, dem), Predictor.load(run).predict(image, dem), atol=1e-5
+    )
+
+
+@pytest.mark.slow
+def test_rgb_only_export_takes_no_dem(tmp_path):
+    run = make_run(tmp_path / "rgb", modalities="rgb")
+    saved = export_run(run, tmp_path / "saved")
+    serve = tf.saved_model.load(str(saved)).signatures["serving_default"]
+    assert sorted(serve.structured_input_signature[1]) == ["image"]
+    image, _ = raw_inputs(37, 29)
+    prob = serve(image=tf.constant(image[np.newaxis]))["probability"].numpy()
+    assert prob.shape == (1, 37, 29)
+    np.testing.assert_allclose(prob[0], Predictor.load(run).predict(image), atol=1e-5)
+
+
+def test_existing_output_is_not_overwritten(exported, tmp_path):
+    run, _ = exported
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "keep.txt").write_text("x")
+    with pytest.raises(UserError, match="--overwrite"):
+        export_run(run, tmp_path / "out")
+    assert (tmp_path / "out" / "keep.txt").is_file()
+
+
+def test_cli_error_on_non_run_dir(tmp_path, capsys):
+    assert main([str(tmp_path), "--out", str(tmp_path / "saved")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "config.json" in err
