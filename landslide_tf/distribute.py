@@ -97,7 +97,13 @@ def _multiworker_strategy() -> tf.distribute.Strategy:
         cfg["task"]["type"],
         cfg["task"]["index"],
     )
-    return tf.distribute.MultiWorkerMirroredStrategy()
+    try:
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    except RuntimeError as exc:  # "Collective ops must be configured at program startup"
+        raise UserError(
+            f"--strategy multiworker: {exc}; create the strategy before any TensorFlow op runs "
+            "(first thing in the process)"
+        ) from None
 
 
 def _tpu_strategy() -> tf.distribute.Strategy:

@@ -213,6 +213,17 @@ def test_multiworker_invalid_tf_config(monkeypatch, value, message):
     assert "\n" not in str(info.value)
 
 
+def test_multiworker_after_tensorflow_started_is_one_line_error(monkeypatch):
+    import tensorflow as tf
+
+    tf.constant(1.0).numpy()  # pytest's process has long initialised TensorFlow
+    tf_config = {"cluster": {"worker": ["localhost:23456"]}, "task": {"type": "worker", "index": 0}}
+    monkeypatch.setenv("TF_CONFIG", json.dumps(tf_config))
+    with pytest.raises(UserError, match="before any TensorFlow op runs") as info:
+        distribute.get_strategy("multiworker")
+    assert "\n" not in str(info.value)
+
+
 def test_tpu_without_tpu_is_one_line_error(monkeypatch):
     monkeypatch.delenv("TPU_NAME", raising=False)
     with pytest.raises(UserError, match="--strategy tpu: no TPU found") as info:
