@@ -71,7 +71,7 @@ def accumulate(model: keras.Model, samples: list, batch_size: int = 8, **data_op
     )
     metrics = SegmentationMetrics()
     for x, y in dataset:  # x (B, H, W, C), y (B, H, W, 1)
-        prob = model.predict_on_batch(x)  # (B, H, W, 1)
+        prob = model(x, training=False)  # (B, H, W, 1); eager: no tracing for a few batches
         metrics.update(np.asarray(y), np.asarray(prob, dtype=np.float32))
     return metrics
 

@@ -243,7 +243,6 @@ def train(config: TrainConfig, *, force: bool = False, verbose: int | str = "aut
         metrics = json.loads((run_dir / "metrics.json").read_text())
         return {**metrics, "run_dir": str(run_dir), "epochs_trained": 0, "resumed_from": done}
 
-    from landslide_tf import data as ldata
     from landslide_tf import distribute
 
     keras.utils.set_random_seed(config.seed)
@@ -252,23 +251,14 @@ def train(config: TrainConfig, *, force: bool = False, verbose: int | str = "aut
 
         tf.config.experimental.enable_op_determinism()
 
+    created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
-    samples = ldata.find_samples(
-        data_root, modalities=config.modalities, negatives=config.negatives
-    )
-    splits = ldata.make_split(samples, seed=config.seed, out_dir=config.split_dir or run_dir)
-    for split in SPLITS:
-        if not splits[split]:
-            raise UserError(
-                f"the {split} split is empty ({len(samples)} tiles in {data_root}): use more tiles"
-            )
-    strategy = distribute.get_strategy(config.strategy)
-    global_batch = distribute.global_batch_size(config.batch_size, strategy)
-    if global_batch > len(splits["train"]):
-        raise UserError(
-            f"batch size {global_batch} is larger than the training split "
-            f"({len(splits['train'])} tiles of {len(samples)})"
-        )
+    try:
+        splits, strategy, global_batch = _prepare_splits(config, data_root, run_dir)
+    except UserError:
+        if created:  # do not leave a half-made run directory behind a bad argument
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
 
     if stored is not None:
         raw = stored
@@ -313,6 +303,30 @@ def train(config: TrainConfig, *, force: bool = False, verbose: int | str = "aut
         "epochs_trained": epochs_trained,
         "resumed_from": done,
     }
+
+
+def _prepare_splits(config: TrainConfig, data_root: Path, run_dir: Path) -> tuple:
+    """Samples, split (reused or written), strategy and global batch; checks sizes."""
+    from landslide_tf import data as ldata
+    from landslide_tf import distribute
+
+    samples = ldata.find_samples(
+        data_root, modalities=config.modalities, negatives=config.negatives
+    )
+    splits = ldata.make_split(samples, seed=config.seed, out_dir=config.split_dir or run_dir)
+    for split in SPLITS:
+        if not splits[split]:
+            raise UserError(
+                f"the {split} split is empty ({len(samples)} tiles in {data_root}): use more tiles"
+            )
+    strategy = distribute.get_strategy(config.strategy)
+    global_batch = distribute.global_batch_size(config.batch_size, strategy)
+    if global_batch > len(splits["train"]):
+        raise UserError(
+            f"batch size {global_batch} is larger than the training split "
+            f"({len(splits['train'])} tiles of {len(samples)})"
+        )
+    return splits, strategy, global_batch
 
 
 def _derived_entries(config: TrainConfig, train_samples: list) -> dict[str, Any]:
@@ -428,7 +442,7 @@ def _plot_test_predictions(
     model = load_model_file(run_dir / cb.BEST_MODEL)
     x, y = next(iter(make_dataset(tiles, batch_size=len(tiles), cache=False, **options)))
     x = np.asarray(x)  # (n, H, W, C)
-    prob = np.asarray(model.predict_on_batch(x), dtype=np.float32)
+    prob = np.asarray(model(x, training=False), dtype=np.float32)  # (n, H, W, 1)
     images = x[..., :3] if config.modalities != "dem" else None
     dem_channel = {"rgb+dem": 3, "dem": 0}.get(config.modalities)
     dems = x[..., dem_channel] if dem_channel is not None else None

@@ -1,0 +1,133 @@
+"""Tests for landslide_tf.evaluate and landslide_tf.runs on a hand-made run directory.
+
+The run holds a constant model (a 1x1 conv with zero kernel and a fixed bias), so every
+metric is known from the masks alone: predicting background everywhere gives accuracy =
+background share, landslide IoU = recall = F1 = 0, mIoU = background IoU / 2.
+"""
+
+import json
+import math
+
+import keras
+import numpy as np
+import pytest
+
+from landslide_tf.config import TrainConfig
+from landslide_tf.errors import UserError
+from landslide_tf.evaluate import METRIC_KEYS, evaluate_run, main
+from landslide_tf.runs import load_run
+
+SIZE = 32
+
+
+def constant_model(bias: float) -> keras.Model:
+    inputs = keras.Input((SIZE, SIZE, 4), name="image")
+    logits = keras.layers.Conv2D(
+        1, 1, kernel_initializer="zeros", bias_initializer=keras.initializers.Constant(bias),
+        name="logits",
+    )(inputs)  # fmt: skip
+    prob = keras.layers.Activation("sigmoid", dtype="float32", name="probability")(logits)
+    return keras.Model(inputs, prob)
+
+
+@pytest.fixture
+def fake_run(synth_dir, tmp_path):
+    """A run dir as train writes it, whose best.keras predicts background everywhere."""
+    from landslide_tf.data import find_samples, make_split
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    config = TrainConfig(model="unet", data=str(synth_dir), run_dir=str(run_dir), image_size=SIZE)
+    config.resolved().save(run_dir / "config.json")
+    splits = make_split(find_samples(synth_dir), seed=config.seed, out_dir=run_dir)
+    constant_model(-20.0).save(run_dir / "best.keras")
+    return run_dir, splits
+
+
+def landslide_share(samples) -> float:
+    from landslide_tf.data import make_dataset
+
+    ys = [np.asarray(y) for _, y in make_dataset(samples, image_size=SIZE, batch_size=8)]
+    return float(np.concatenate(ys).mean())
+
+
+def test_all_background_model_scores_as_expected(fake_run):
+    run_dir, splits = fake_run
+    result = evaluate_run(run_dir)
+    share = landslide_share(splits["test"])
+    assert 0 < share < 1
+    assert result["accuracy"] == pytest.approx(1 - share, abs=1e-6)
+    assert result["iou_background"] == pytest.approx(1 - share, abs=1e-6)
+    assert result["iou_landslide"] == 0 and result["recall"] == 0 and result["f1"] == 0
+    assert result["miou"] == pytest.approx((1 - share) / 2, abs=1e-6)
+    assert result["n_tiles"] == len(splits["test"]) and result["threshold"] == 0.5
+    saved = json.loads((run_dir / "metrics.json").read_text())
+    assert set(METRIC_KEYS) <= set(saved) and result["file"] == "metrics.json"
+    assert saved["miou"] == pytest.approx(result["miou"])
+
+
+def test_other_split_and_threshold_do_not_overwrite_metrics_json(fake_run):
+    run_dir, splits = fake_run
+    evaluate_run(run_dir)
+    original = (run_dir / "metrics.json").read_text()
+    val = evaluate_run(run_dir, split="val")
+    assert val["file"] == "metrics_val.json" and val["n_tiles"] == len(splits["val"])
+    everything = evaluate_run(run_dir, threshold=0.0)  # every pixel called landslide
+    assert everything["file"] == "metrics_test.json"
+    assert everything["recall"] == 1.0
+    assert everything["precision"] == pytest.approx(landslide_share(splits["test"]), abs=1e-6)
+    assert (run_dir / "metrics.json").read_text() == original
+    assert json.loads((run_dir / "metrics_test.json").read_text())["threshold"] == 0.0
+
+
+def test_tune_threshold_uses_the_validation_split(fake_run):
+    run_dir, _ = fake_run
+    result = evaluate_run(run_dir, tune_threshold=True)
+    assert result["threshold_tuned_on"] == "val" and 0.0 <= result["threshold"] <= 1.0
+    assert result["file"] == "metrics_test.json"
+    # A constant model: predicting nothing (threshold above its probability) is best for mIoU.
+    assert result["threshold"] > 0 and result["recall"] == 0
+
+
+def test_load_run_gives_config_and_model(fake_run):
+    run_dir, _ = fake_run
+    config, model = load_run(run_dir)
+    assert config.model == "unet" and config.loss == "bce"
+    assert tuple(model.output_shape) == (None, SIZE, SIZE, 1)
+    with pytest.raises(UserError, match="last.keras not found"):
+        load_run(run_dir, which="last")
+
+
+def test_cli_prints_and_writes_metrics(fake_run, capsys):
+    run_dir, _ = fake_run
+    assert main([str(run_dir), "--split", "val"]) == 0
+    out = capsys.readouterr().out
+    assert "mean of background and landslide IoU" in out
+    assert "metrics_val.json" in out and "not metrics.json" in out
+    shown = json.loads(out[: out.index("}") + 1])
+    assert set(shown) == set(METRIC_KEYS) and not math.isnan(shown["miou"])
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["{missing}"], "does not exist"),
+        (["{empty}"], "is not a training run"),
+        (["{run}", "--split", "nope"], "invalid choice: 'nope'"),
+        (["{run}", "--threshold", "0.3", "--tune-threshold"], "not both"),
+        (["{run}", "--threshold", "2"], "threshold must be in [0, 1]"),
+        (["{run}", "--data", "{missing}"], "does not exist"),
+    ],
+)
+def test_cli_errors_are_one_line_exit_2(argv, message, fake_run, tmp_path, capsys):
+    run_dir, _ = fake_run
+    (tmp_path / "empty").mkdir()
+    paths = {"missing": tmp_path / "absent", "empty": tmp_path / "empty", "run": run_dir}
+    argv = [a.format(**paths) for a in argv]
+    try:
+        rc = main(argv)
+    except SystemExit as exc:
+        rc = exc.code
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and err.startswith("error: ")
+    assert message in err, err

@@ -1,0 +1,329 @@
+"""Tests for landslide_tf.train and landslide_tf.callbacks: run dir, resume, NaN, bad arguments."""
+
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from landslide_tf import callbacks as cb
+from landslide_tf.config import TrainConfig
+from landslide_tf.errors import UserError
+from landslide_tf.train import (
+    PRESETS,
+    TrainingDiverged,
+    build_parser,
+    config_from_args,
+    main,
+    train,
+)
+
+METRIC_KEYS = ("miou", "iou_background", "iou_landslide", "auc", "precision", "recall", "f1",
+               "accuracy")  # fmt: skip
+PAPER_MODELS = ("unet", "resunet", "unetpp", "unetpp_spatial", "unetpp_ctx", "unetpp_spatial_ctx")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tiny(synth_dir: Path, run_dir: Path, **overrides) -> TrainConfig:
+    """A run small enough for the default suite: 32x32, 4 base filters, depth 2."""
+    values = dict(
+        model="unet",
+        data=str(synth_dir),
+        run_dir=str(run_dir),
+        epochs=1,
+        image_size=32,
+        base_filters=4,
+        depth=2,
+        batch_size=4,
+        lr=1e-3,
+    )
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def tiny_argv(synth_dir: Path, run_dir: Path, **flags: str) -> list[str]:
+    """Command-line flags of a tiny run; ``flags`` (``{"--lr": "1"}``) override them."""
+    options = {
+        "--data": str(synth_dir), "--run-dir": str(run_dir), "--image-size": "32",
+        "--base-filters": "4", "--depth": "2", "--batch-size": "4", "--lr": "1e-3",
+        "--verbose": "0",
+    }  # fmt: skip
+    options.update(flags)
+    return [token for item in options.items() for token in item]
+
+
+def run_main(argv: list[str]) -> int:
+    """``main(argv)``, turning argparse's SystemExit into its exit code."""
+    try:
+        return main(argv)
+    except SystemExit as exc:
+        return int(exc.code)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(synth_dir, tmp_path_factory):
+    """One trained 1-epoch U-Net run shared by the tests of this module."""
+    keras.utils.set_random_seed(0)
+    run_dir = tmp_path_factory.mktemp("runs") / "unet"
+    config = tiny(synth_dir, run_dir)
+    result = train(config, verbose=0)
+    return config, run_dir, result
+
+
+def assert_metrics_in_unit_interval(metrics: dict) -> None:
+    for key in METRIC_KEYS:
+        assert 0.0 <= metrics[key] <= 1.0, (key, metrics[key])
+    assert math.isclose(
+        metrics["miou"], (metrics["iou_background"] + metrics["iou_landslide"]) / 2, rel_tol=1e-6
+    )
+
+
+# --- the run directory -------------------------------------------------------------------
+
+
+def test_train_writes_the_run_directory(tiny_run):
+    _, run_dir, result = tiny_run
+    for name in ("config.json", "train.txt", "val.txt", "test.txt", "best.keras", "last.keras",
+                 "state.json", "history.csv", "loss_curve.png", "predictions.png",
+                 "metrics.json"):  # fmt: skip
+        assert (run_dir / name).is_file(), name
+    assert list((run_dir / "logs" / "train").iterdir()), "no TensorBoard events"
+    assert [row["epoch"] for row in cb.read_history(run_dir / "history.csv")] == [1]
+    assert cb.read_state(run_dir)["epochs_done"] == 1
+    saved = json.loads((run_dir / "metrics.json").read_text())
+    assert_metrics_in_unit_interval(saved)
+    assert saved["n_tiles"] == len((run_dir / "test.txt").read_text().split())
+    assert result["miou"] == pytest.approx(saved["miou"])
+    assert result["epochs_trained"] == 1 and result["resumed_from"] == 0
+
+
+def test_config_json_is_resolved(tiny_run):
+    _, run_dir, _ = tiny_run
+    raw = json.loads((run_dir / "config.json").read_text())
+    assert raw["loss"] == "bce"  # the paper's best loss for U-Net, filled in
+    assert raw["run_dir"] == str(run_dir.resolve())
+    assert len(raw["dem_stats"]) == 2 and raw["dem_stats"][1] > 0
+    assert 0 < raw["landslide_fraction"] < 1
+    assert TrainConfig.load(run_dir / "config.json").model == "unet"
+
+
+def test_finished_run_is_not_retrained(tiny_run, synth_dir):
+    config, run_dir, first = tiny_run
+    mtime = (run_dir / "best.keras").stat().st_mtime_ns
+    again = train(config, verbose=0)
+    assert again["epochs_trained"] == 0 and again["resumed_from"] == 1
+    assert again["miou"] == pytest.approx(first["miou"])
+    assert (run_dir / "best.keras").stat().st_mtime_ns == mtime
+
+
+def test_different_config_in_existing_run_dir_is_an_error(tiny_run, synth_dir):
+    _, run_dir, _ = tiny_run
+    with pytest.raises(UserError, match=r"different config \(lr: 0.001 -> 0.01\)"):
+        train(tiny(synth_dir, run_dir, lr=1e-2), verbose=0)
+
+
+def test_resume_continues_and_keeps_each_epoch_once(tiny_run, synth_dir, tmp_path):
+    # Simulate a kill after history.csv got epoch 2 but before state.json committed it.
+    _, src, _ = tiny_run
+    run_dir = tmp_path / "copy"
+    shutil.copytree(src, run_dir)
+    rows = cb.read_history(run_dir / "history.csv")
+    cb.write_history(run_dir / "history.csv", [*rows, {**rows[0], "epoch": 2, "loss": 99.0}])
+    result = train(tiny(synth_dir, run_dir, epochs=3), verbose=0)
+    assert result["resumed_from"] == 1 and result["epochs_trained"] == 2
+    history = cb.read_history(run_dir / "history.csv")
+    assert [row["epoch"] for row in history] == [1, 2, 3]
+    assert history[0] == pytest.approx(rows[0])  # epoch 1 was not retrained
+    assert history[1]["loss"] != 99.0
+    assert cb.read_state(run_dir)["epochs_done"] == 3
+
+
+@pytest.mark.slow
+def test_force_retrains_from_scratch(tiny_run, synth_dir, tmp_path):
+    _, src, _ = tiny_run
+    run_dir = tmp_path / "forced"
+    shutil.copytree(src, run_dir)
+    result = train(tiny(synth_dir, run_dir, lr=2e-3), force=True, verbose=0)
+    assert result["epochs_trained"] == 1 and result["resumed_from"] == 0
+    assert json.loads((run_dir / "config.json").read_text())["lr"] == 2e-3
+
+
+# --- options --------------------------------------------------------------------------
+
+
+def test_paper_defaults_and_quick_preset():
+    paper = config_from_args(build_parser().parse_args(["--model", "resunet"])).resolved()
+    assert (paper.lr, paper.batch_size, paper.epochs, paper.image_size, paper.dropout) == (
+        1e-5, 2, 50, 128, 0.5,
+    )  # fmt: skip
+    assert paper.loss == "wce" and paper.modalities == "rgb+dem"
+    for model, loss in (("unet", "bce"), ("unetpp", "dice"), ("unetpp_spatial_ctx", "dice")):
+        assert TrainConfig(model=model).resolved().loss == loss
+    quick = config_from_args(build_parser().parse_args(["--preset", "quick", "--epochs", "3"]))
+    assert quick.epochs == 3  # an explicit flag beats the preset
+    assert quick.image_size == PRESETS["quick"]["image_size"] and quick.lr == 1e-3
+
+
+def test_loss_kwargs_as_key_values_or_json():
+    parse = build_parser().parse_args
+    a = config_from_args(parse(["--loss", "focal", "--loss-kwargs", "alpha=0.25", "gamma=2"]))
+    assert a.loss_kwargs == {"alpha": 0.25, "gamma": 2}
+    b = config_from_args(parse(["--loss", "wce", "--loss-kwargs", '{"class_weights": [1, 9]}']))
+    assert b.loss_kwargs == {"class_weights": [1, 9]}
+    c = config_from_args(parse(["--loss", "wce", "--loss-kwargs", "class_weights=[1,9]"]))
+    assert c.loss_kwargs == {"class_weights": [1, 9]}
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        ({"--model": "nope"}, "unknown model 'nope'; expected one of unet"),
+        ({"--loss": "nope"}, "unknown loss 'nope'"),
+        ({"--batch-size": "100"}, "batch size 100 is larger than the training split (15 tiles"),
+        ({"--epochs": "many"}, "invalid int value: 'many'"),
+        ({"--image-size": "30"}, "image size 30 is not divisible by 4"),
+        ({"--loss": "focal", "--loss-kwargs": "beta=1"}, "unexpected argument(s) beta"),
+    ],
+)
+def test_bad_arguments_exit_2_with_one_line(flags, message, synth_dir, tmp_path, capsys):
+    run_dir = tmp_path / "bad"
+    rc = run_main(["--model", "unet", *tiny_argv(synth_dir, run_dir, **flags)])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2
+    assert len(err.splitlines()) == 1 and err.startswith("error: ") and message in err, err
+    if "--loss-kwargs" not in flags:
+        assert not run_dir.exists()  # no half-made run dir left behind
+
+
+def test_missing_data_dir_exits_2(tmp_path, capsys):
+    rc = main(["--model", "unet", "--data", str(tmp_path / "absent"), "--run-dir", str(tmp_path)])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and err.startswith("error: dataset") and len(err.splitlines()) == 1
+
+
+# --- NaN --------------------------------------------------------------------------------
+
+
+def test_nan_loss_stops_with_a_clear_message(synth_dir, tmp_path, monkeypatch, capsys):
+    from landslide_tf import data as ldata
+
+    real = ldata.make_dataset
+
+    def poisoned(samples, **kwargs):
+        ds = real(samples, **kwargs)
+        if kwargs.get("shuffle"):  # the training set only
+            return ds.map(lambda x, y: (x * float("nan"), y))
+        return ds
+
+    monkeypatch.setattr(ldata, "make_dataset", poisoned)
+    run_dir = tmp_path / "nan"
+    rc = run_main(["--model", "unet", *tiny_argv(synth_dir, run_dir)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2
+    assert err[-1].startswith("error: the training loss became NaN at epoch 1, batch 1"), err
+    assert "lower --lr" in err[-1]
+    assert not (run_dir / "last.keras").exists() and not (run_dir / "state.json").exists()
+    assert issubclass(TrainingDiverged, UserError)
+
+
+def test_nan_guard_and_checkpoint_callbacks(tmp_path):
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(
+        keras.optimizers.Adam(1e-3), "mse", metrics=[keras.metrics.MeanSquaredError("miou")]
+    )
+    x = np.ones((8, 2), np.float32)
+    guard = cb.NaNGuard()
+    ckpt = cb.ResumeCheckpoint(tmp_path, nan_guard=guard)
+    model.fit(x, x[:, :1], validation_data=(x, x[:, :1]), epochs=2, verbose=0,
+              callbacks=[guard, ckpt])  # fmt: skip
+    assert guard.nan_at is None and cb.read_state(tmp_path)["epochs_done"] == 2
+    bad = x.copy()
+    bad[0, 0] = np.nan
+    model.fit(bad, x[:, :1], validation_data=(x, x[:, :1]), epochs=4, initial_epoch=2,
+              verbose=0, callbacks=[guard, ckpt])  # fmt: skip
+    assert guard.nan_at == (3, 1)
+    assert cb.read_state(tmp_path)["epochs_done"] == 2  # the NaN epoch was not committed
+    assert [r["epoch"] for r in cb.read_history(tmp_path / "history.csv")] == [1, 2]
+
+
+# --- slow: every paper model, learning, kill -9 -------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", PAPER_MODELS)
+def test_each_paper_model_trains_one_epoch_and_evaluates(model, synth_dir, tmp_path, capsys):
+    from landslide_tf.evaluate import main as evaluate_main
+    from landslide_tf.losses import wce_weights
+
+    run_dir = tmp_path / model
+    argv = ["--model", model, "--epochs", "1", "--base-filters", "8", "--data", str(synth_dir),
+            "--image-size", "64", "--depth", "3", "--batch-size", "4", "--lr", "1e-3",
+            "--run-dir", str(run_dir), "--verbose", "0"]  # fmt: skip
+    assert main(argv) == 0
+    assert "mean of background and landslide IoU" in capsys.readouterr().out
+    assert evaluate_main([str(run_dir)]) == 0
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert_metrics_in_unit_interval(metrics)
+    raw = json.loads((run_dir / "config.json").read_text())
+    if model == "resunet":  # WCE weights derived from the training split
+        assert raw["loss"] == "wce"
+        expected = wce_weights(raw["landslide_fraction"])
+        assert raw["loss_kwargs"]["class_weights"] == pytest.approx(list(expected))
+
+
+@pytest.mark.slow
+def test_a_few_epochs_beat_the_all_background_prediction(synth_dir, tmp_path):
+    result = train(
+        TrainConfig(model="unet", data=str(synth_dir), run_dir=str(tmp_path / "learn"),
+                    epochs=10, image_size=64, base_filters=8, depth=3, batch_size=4, lr=1e-3),
+        verbose=0,
+    )  # fmt: skip
+    # Predicting background everywhere gives landslide F1 = 0 and IoU = 0.
+    assert result["f1"] > 0.3, result
+    assert result["iou_landslide"] > 0.15, result
+
+
+def _env() -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    return env
+
+
+@pytest.mark.slow
+def test_kill_9_then_rerun_resumes_without_gaps_or_duplicates(synth_dir, tmp_path):
+    run_dir = tmp_path / "killed"
+    epochs, kill_after = 6, 2
+    cmd = [sys.executable, "-m", "landslide_tf.train", "--model", "unet", "--epochs",
+           str(epochs), *tiny_argv(synth_dir, run_dir)]  # fmt: skip
+    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if len(cb.read_history(run_dir / "history.csv")) >= kill_after:
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, "training ended before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    done_at_kill = cb.read_state(run_dir)["epochs_done"]
+    assert kill_after <= done_at_kill < epochs
+    before = cb.read_history(run_dir / "history.csv")[:done_at_kill]
+
+    rerun = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert f"resuming {run_dir.resolve()} after epoch {done_at_kill}" in rerun.stderr
+    history = cb.read_history(run_dir / "history.csv")
+    assert [row["epoch"] for row in history] == list(range(1, epochs + 1))
+    assert history[:done_at_kill] == pytest.approx(before)  # completed epochs kept as they were
+    assert_metrics_in_unit_interval(json.loads((run_dir / "metrics.json").read_text()))
