@@ -1,0 +1,242 @@
+"""Tests for landslide_tf.scene: windows, blending, GeoTIFF I/O, polygons, nodata."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_predict import make_run, raw_inputs, write_png
+
+from landslide_tf import scene
+from landslide_tf.errors import DataError, UserError
+from landslide_tf.predict import Predictor, main
+
+CRS = "EPSG:32648"
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    return make_run(tmp_path_factory.mktemp("scene") / "run")
+
+
+@pytest.fixture(scope="module")
+def predictor(run_dir) -> Predictor:
+    return Predictor.load(run_dir)
+
+
+def write_tif(path: Path, array: np.ndarray, transform, crs=CRS, nodata=None) -> Path:
+    rasterio = pytest.importorskip("rasterio")
+    bands = np.moveaxis(array, -1, 0) if array.ndim == 3 else array[np.newaxis]
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        height=bands.shape[1],
+        width=bands.shape[2],
+        count=bands.shape[0],
+        dtype=bands.dtype,
+        crs=crs,
+        transform=transform,
+        nodata=nodata,
+    ) as ds:
+        ds.write(bands)
+    return path
+
+
+def geo_pair(tmp_path: Path, height: int = 90, width: int = 110, seed: int = 0):
+    """An RGB GeoTIFF at 2 m and a DEM GeoTIFF of the same extent at 4 m."""
+    from rasterio.transform import from_origin
+
+    image, dem = raw_inputs(height, width, seed=seed)
+    transform = from_origin(500000.0, 3000000.0, 2.0, 2.0)
+    img = write_tif(tmp_path / "img.tif", image, transform)
+    coarse = from_origin(500000.0, 3000000.0, 4.0, 4.0)
+    dem_tif = write_tif(tmp_path / "dem.tif", dem[::2, ::2].copy(), coarse)
+    return img, dem_tif, transform, image, dem
+
+
+def test_window_starts_cover_and_end_flush():
+    assert scene.window_starts(600, 256, 0.25) == [0, 192, 344]
+    assert scene.window_starts(256, 256, 0.25) == [0]
+    assert scene.window_starts(50, 256, 0.25) == [0]
+    starts = scene.window_starts(1000, 128, 0.5)
+    assert starts[0] == 0 and starts[-1] == 1000 - 128
+    assert max(np.diff(starts)) <= 64
+
+
+def test_blend_weights_ramp_inside_flat_on_border():
+    w = scene.blend_weights(8, 8, 4, top=True, bottom=False, left=False, right=True)
+    assert w.min() > 0 and w.max() == 1
+    np.testing.assert_allclose(w[0, -1], 1.0)  # scene corner: full weight
+    assert w[-1, 0] < w[3, 3]  # ramps towards neighbours
+    # two overlapping ramps: weights never vanish in the overlap
+    left = scene.ramp_weights(8, 4, first=True, last=False)
+    right = scene.ramp_weights(8, 4, first=False, last=True)
+    assert (left[4:] + right[:4] > 0.9).all()
+
+
+def test_single_window_scene_equals_tile_prediction(predictor, tmp_path):
+    image, dem = raw_inputs(64, 64, seed=1)
+    write_png(tmp_path / "s.png", image)
+    dem_png = write_png(tmp_path / "d.png", np.clip(dem, 0, 255).astype(np.uint8))
+    from landslide_tf.data import read_dem
+
+    result = scene.predict_scene(
+        predictor, tmp_path / "s.png", tmp_path / "p.npy", dem=dem_png, window=64
+    )
+    assert result.windows == 1
+    expected = predictor.predict(image, read_dem(dem_png))
+    np.testing.assert_allclose(np.load(tmp_path / "p.npy"), expected, atol=1e-6)
+
+
+def test_windowed_scene_equals_tiles_away_from_seams(predictor, tmp_path):
+    image, dem = raw_inputs(100, 100, seed=2)
+    dem = np.clip(dem, 0, 255).round().astype(np.uint8)
+    write_png(tmp_path / "s.png", image)
+    write_png(tmp_path / "d.png", dem)
+    dem = dem.astype(np.float32)
+    result = scene.predict_scene(
+        predictor, tmp_path / "s.png", tmp_path / "p.npy", dem=tmp_path / "d.png", window=64
+    )
+    prob = np.load(tmp_path / "p.npy")
+    assert result.windows == 4 and prob.shape == (100, 100)  # starts [0, 36] on each axis
+    tiles = {
+        (r, c): predictor.predict(image[r : r + 64, c : c + 64], dem[r : r + 64, c : c + 64])
+        for r in (0, 36)
+        for c in (0, 36)
+    }
+    # seen by one window only: exactly that window's tile prediction
+    np.testing.assert_allclose(prob[:36, :36], tiles[0, 0][:36, :36], atol=1e-6)
+    np.testing.assert_allclose(prob[64:, 64:], tiles[36, 36][28:, 28:], atol=1e-6)
+    np.testing.assert_allclose(prob[:36, 64:], tiles[0, 36][:36, 28:], atol=1e-6)
+    # on a seam seen by two windows: a blend between them, no foreign values
+    a, b = tiles[0, 0][:36, 36:64], tiles[0, 36][:36, :28]
+    seam = prob[:36, 36:64]
+    assert (seam >= np.minimum(a, b) - 1e-6).all() and (seam <= np.maximum(a, b) + 1e-6).all()
+
+
+def test_geotiff_keeps_crs_transform_and_writes_polygons(predictor, tmp_path):
+    rasterio = pytest.importorskip("rasterio")
+    img, dem_tif, transform, _, _ = geo_pair(tmp_path)
+    probe = scene.predict_scene(predictor, img, tmp_path / "probe.tif", dem=dem_tif, window=48)
+    with rasterio.open(probe.out) as ds:
+        threshold = float(np.quantile(ds.read(1), 0.8))  # ~20 % landslide: polygons exist
+    result = scene.predict_scene(
+        predictor,
+        img,
+        tmp_path / "out" / "prob.tif",
+        dem=dem_tif,
+        polygons=tmp_path / "out" / "poly.geojson",
+        window=48,
+        overlap=0.5,
+        batch=3,
+        threshold=threshold,
+    )
+    with rasterio.open(result.out) as ds:
+        assert ds.crs.to_string() == CRS
+        assert ds.transform == transform
+        assert (ds.height, ds.width, ds.dtypes[0]) == (90, 110, "float32")
+        prob = ds.read(1)
+    assert np.isfinite(prob).all() and 0 <= prob.min() and prob.max() <= 1
+    collection = json.loads((tmp_path / "out" / "poly.geojson").read_text())
+    features = collection["features"]
+    assert len(features) == result.n_polygons > 0
+    assert collection["crs"]["properties"]["name"] == CRS
+    assert collection["area_units"] == "metre^2"
+    areas_px = [f["properties"]["area_px"] for f in features]
+    for f in features:
+        assert f["properties"]["area"] == pytest.approx(4.0 * f["properties"]["area_px"])
+    assert sum(areas_px) == result.landslide_pixels == int((prob >= threshold).sum())
+    x0, y0 = features[0]["geometry"]["coordinates"][0][0]
+    assert 500000 <= x0 <= 500000 + 2 * 110 and 3000000 - 2 * 90 <= y0 <= 3000000
+    assert not list((tmp_path / "out").glob(".mask-*"))  # temporary mask removed
+
+
+def test_dem_nodata_in_geotiff_is_missing_not_elevation(predictor, tmp_path):
+    from rasterio.transform import from_origin
+
+    image, dem = raw_inputs(64, 80, seed=4)
+    transform = from_origin(0.0, 640.0, 10.0, 10.0)
+    img = write_tif(tmp_path / "i.tif", image, transform)
+    holed, nan = dem.copy(), dem.copy()
+    holed[:20, :20] = -9999.0
+    nan[:20, :20] = np.nan
+    write_tif(tmp_path / "holed.tif", holed, transform, nodata=-9999.0)
+    write_tif(tmp_path / "nan.tif", nan, transform)
+    write_tif(tmp_path / "raw.tif", holed, transform)  # nodata not declared in the file
+
+    def run(dem_name: str, **kwargs) -> np.ndarray:
+        out = tmp_path / f"p_{dem_name}.npy"
+        scene.predict_scene(predictor, img, out, dem=tmp_path / dem_name, window=40, **kwargs)
+        return np.load(out)
+
+    from_nan = run("nan.tif")
+    assert np.isfinite(from_nan).all()
+    np.testing.assert_allclose(run("holed.tif"), from_nan, atol=1e-5)
+    np.testing.assert_allclose(run("raw.tif", dem_nodata=-9999.0), from_nan, atol=1e-5)
+
+
+def test_dem_extent_mismatch_is_reported(predictor, tmp_path, caplog):
+    from rasterio.transform import from_origin
+
+    image, dem = raw_inputs(40, 40)
+    img = write_tif(tmp_path / "i.tif", image, from_origin(0.0, 400.0, 10.0, 10.0))
+    far = write_tif(tmp_path / "far.tif", dem, from_origin(90000.0, 400.0, 10.0, 10.0))
+    with pytest.raises(DataError, match="does not overlap"):
+        scene.predict_scene(predictor, img, tmp_path / "p.tif", dem=far)
+    half = write_tif(tmp_path / "half.tif", dem, from_origin(200.0, 400.0, 10.0, 10.0))
+    with caplog.at_level(logging.WARNING, logger="landslide_tf.scene"):
+        scene.predict_scene(predictor, img, tmp_path / "p.tif", dem=half)
+    assert "covers 50.0 %" in caplog.text
+    write_png(tmp_path / "i.png", image)
+    write_png(tmp_path / "narrow.png", np.zeros((40, 10), np.uint8))
+    with pytest.raises(DataError, match="aspect ratio"):
+        scene.predict_scene(
+            predictor, tmp_path / "i.png", tmp_path / "p.npy", dem=tmp_path / "narrow.png"
+        )
+
+
+def test_reads_are_window_sized(predictor, tmp_path, monkeypatch):
+    img, dem_tif, *_ = geo_pair(tmp_path, 120, 150)
+    sizes = []
+    original = scene._RasterImage.read
+
+    def spy(self, row, col, height, width):
+        sizes.append((height, width))
+        return original(self, row, col, height, width)
+
+    monkeypatch.setattr(scene._RasterImage, "read", spy)
+    result = scene.predict_scene(predictor, img, tmp_path / "p.tif", dem=dem_tif, window=48)
+    assert len(sizes) == result.windows > 1
+    assert set(sizes) == {(48, 48)}
+
+
+def test_without_rasterio_geotiff_is_a_clear_error_png_works(predictor, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "rasterio", None)  # import rasterio -> ImportError
+    with pytest.raises(UserError, match=r"pip install 'landslide_tf\[geo\]'"):
+        scene.predict_scene(predictor, tmp_path / "x.tif", tmp_path / "p.tif", dem="d.tif")
+    image, dem = raw_inputs(50, 70)
+    write_png(tmp_path / "s.png", image)
+    write_png(tmp_path / "d.png", np.clip(dem, 0, 255).astype(np.uint8))
+    result = scene.predict_scene(
+        predictor, tmp_path / "s.png", tmp_path / "p.png", dem=tmp_path / "d.png", window=32
+    )
+    assert result.windows == 6 and not result.georeferenced
+    assert (tmp_path / "p.png").is_file()
+
+
+def test_scene_cli(tmp_path, capsys, run_dir):
+    img, dem_tif, *_ = geo_pair(tmp_path)
+    run = run_dir
+    out = tmp_path / "prob.tif"
+    argv = [str(run), "--scene", str(img), "--dem", str(dem_tif), "--out", str(out)]
+    code = main([*argv, "--polygons", str(tmp_path / "p.geojson"), "--window", "64", "--quiet"])
+    assert code == 0 and out.is_file()
+    printed = capsys.readouterr().out
+    assert "windows of 64x64 px" in printed and "polygons" in printed
+    assert main([*argv, "--overlap", "0.95"]) == 2
+    assert "overlap" in capsys.readouterr().err
