@@ -130,6 +130,7 @@ def test_different_config_in_existing_run_dir_is_an_error(tiny_run, synth_dir):
         train(tiny(synth_dir, run_dir, lr=1e-2), verbose=0)
 
 
+@pytest.mark.slow
 def test_resume_continues_and_keeps_each_epoch_once(tiny_run, synth_dir, tmp_path):
     # Simulate a kill after history.csv got epoch 2 but before state.json committed it.
     _, src, _ = tiny_run
@@ -212,6 +213,7 @@ def test_missing_data_dir_exits_2(tmp_path, capsys):
 # --- NaN --------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_with_a_clear_message(synth_dir, tmp_path, monkeypatch, capsys):
     from landslide_tf import data as ldata
 
