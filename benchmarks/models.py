@@ -1,0 +1,178 @@
+"""Size, FLOPs and CPU throughput of the six paper models, next to keras-unet-collection.
+
+For each model at the given width (default: base_filters 32, depth 4, 128x128x4 tiles) it
+prints the parameter count, the FLOPs of one forward pass on one tile, and train and inference
+throughput in tiles/s; and, in the same run, the same figures for keras-unet-collection's
+``unet_2d`` / ``r2_unet_2d`` / ``unet_plus_2d`` at equal widths (see ``_peers.py``), with
+``ours / peer`` ratios (> 1: ours is faster; FLOPs and params: ours relative to the peer).
+
+FLOPs are counted on the graph: the model's forward pass is traced for a batch of one tile,
+frozen, and ``tf.compat.v1.profiler`` sums the registered ``float_operation`` statistics
+(a multiply-add = 2 FLOPs; convolutions, transposed convolutions, matmuls and element-wise
+ops). Training: median seconds of ``train_on_batch`` (Adam, binary cross-entropy) on one random
+batch after warm-up; inference: median of ``predict_on_batch``.
+
+Usage::
+
+    python benchmarks/models.py                   # six paper models + peers
+    python benchmarks/models.py --quick           # 2 timed steps, batch 2
+    python benchmarks/models.py --models unet unetpp --no-peers --json out.json
+
+Figures depend on the machine: the header line names it; quote it with any number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+PAPER_MODELS = ("unet", "resunet", "unetpp", "unetpp_spatial", "unetpp_ctx", "unetpp_spatial_ctx")
+
+
+def count_flops(model: Any) -> int:
+    """FLOPs of one forward pass on one tile, from the frozen TF graph (profiler count)."""
+    import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2,
+    )
+
+    spec = tf.TensorSpec((1, *model.input_shape[1:]), tf.float32)
+    concrete = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)
+    frozen = convert_variables_to_constants_v2(concrete)
+    opts = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+    opts["output"] = "none"
+    info = tf.compat.v1.profiler.profile(graph=frozen.graph, run_meta=None, cmd="op", options=opts)
+    return int(info.total_float_ops)
+
+
+def time_model(model: Any, batch: int, steps: int, warmup: int) -> tuple[float, float]:
+    """Median training and inference tiles/s on one random batch."""
+    import keras
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    x = rng.random((batch, *model.input_shape[1:]), dtype=np.float32)
+    y = (rng.random((batch, *model.input_shape[1:3], 1)) > 0.8).astype("float32")
+    model.compile(optimizer=keras.optimizers.Adam(1e-5), loss="binary_crossentropy")
+
+    def median_rate(step) -> float:
+        for _ in range(warmup):
+            step()
+        times = []
+        for _ in range(steps):
+            start = time.perf_counter()
+            step()  # both return numpy: the step has finished
+            times.append(time.perf_counter() - start)
+        return batch / statistics.median(times)
+
+    infer = median_rate(lambda: model.predict_on_batch(x))
+    train = median_rate(lambda: model.train_on_batch(x, y))
+    return train, infer
+
+
+def measure(model: Any, batch: int, steps: int, warmup: int) -> dict[str, float]:
+    train, infer = time_model(model, batch, steps, warmup)
+    return {
+        "params": model.count_params(),
+        "gflops": count_flops(model) / 1e9,
+        "train_tiles_s": train,
+        "infer_tiles_s": infer,
+    }
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--models", nargs="+", default=list(PAPER_MODELS))
+    p.add_argument("--batch", type=int, help="tiles per step (default 4; --quick 2)")
+    p.add_argument("--steps", type=int, help="timed steps (default 5; --quick 2)")
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--image-size", type=int, default=128)
+    p.add_argument("--channels", type=int, default=4)
+    p.add_argument("--base-filters", type=int, default=32)
+    p.add_argument("--depth", type=int, default=4)
+    p.add_argument("--no-peers", action="store_true", help="skip keras-unet-collection")
+    p.add_argument("--quick", action="store_true", help="2 timed steps at batch 2")
+    p.add_argument("--json", type=Path, help="also write the results here")
+    args = p.parse_args(argv)
+    args.batch = args.batch or (2 if args.quick else 4)
+    args.steps = args.steps or (2 if args.quick else 5)
+    return args
+
+
+def _fmt(row: dict[str, float], peer: dict[str, float] | None) -> str:
+    ours = (
+        f"{row['params']:,} | {row['gflops']:.2f} | {row['train_tiles_s']:.2f} | "
+        f"{row['infer_tiles_s']:.2f}"
+    )
+    if peer is None:
+        return f"{ours} | - | - | - | - | -"
+    return (
+        f"{ours} | {peer['label']} | {row['params'] / peer['params']:.3f} | "
+        f"{row['gflops'] / peer['gflops']:.3f} | "
+        f"{row['train_tiles_s'] / peer['train_tiles_s']:.2f} | "
+        f"{row['infer_tiles_s'] / peer['infer_tiles_s']:.2f}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    import keras
+    from _peers import PeerUnavailable, build_peer, machine_description, peer_label
+
+    from landslide_tf.models import MODELS, build_model
+
+    unknown = [m for m in args.models if m not in MODELS]
+    if unknown:
+        print(f"error: unknown model(s) {', '.join(unknown)}; valid: {', '.join(MODELS)}")
+        return 2
+    shape = (args.image_size, args.image_size, args.channels)
+    width = {"base_filters": args.base_filters, "depth": args.depth}
+    print(f"# machine: {machine_description()}")
+    print(f"# command: python benchmarks/models.py {' '.join(argv or sys.argv[1:])}")
+    print(
+        f"# input {shape}, {width}, batch {args.batch}, median of {args.steps} timed steps "
+        f"after {args.warmup} warm-up; GFLOPs per tile (forward, profiler count)"
+    )
+    print(
+        "| model | params | GFLOPs/tile | train tiles/s | infer tiles/s | peer | "
+        "params ratio | FLOPs ratio | train ratio | infer ratio |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    results: dict[str, Any] = {}
+    peers: dict[str, dict[str, Any]] = {}
+    peer_error = None
+    for name in args.models:
+        keras.utils.clear_session(free_memory=True)
+        row = measure(build_model(name, input_shape=shape, **width), *_run(args))
+        label = peer_label(name)
+        if not args.no_peers and peer_error is None and label not in peers and label != "-":
+            keras.utils.clear_session(free_memory=True)
+            try:
+                peer_model = build_peer(name, shape, args.base_filters, args.depth)
+            except PeerUnavailable as exc:
+                peer_error = str(exc)
+                print(f"# peers skipped: {peer_error}")
+            else:
+                peers[label] = {"label": label, **measure(peer_model, *_run(args))}
+        peer = peers.get(label)
+        print(f"| {name} | {_fmt(row, peer)} |", flush=True)
+        results[name] = {**row, "peer": peer}
+    if args.json:
+        payload = {"machine": machine_description(), "args": vars(args), "results": results}
+        args.json.write_text(json.dumps(payload, indent=2, default=str))
+    return 0
+
+
+def _run(args: argparse.Namespace) -> tuple[int, int, int]:
+    return args.batch, args.steps, args.warmup
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
