@@ -349,3 +349,19 @@ def test_failing_run_is_recorded_and_others_finish(synth30, tmp_path, capsys):
     table1 = (out / "table1.csv").read_text()
     assert "unet,nope,0,1" in table1
     assert "failed" in (out / "table1.md").read_text()
+
+
+@pytest.mark.slow
+def test_jobs_train_in_separate_processes(synth30, tmp_path):
+    import os
+
+    study = tmp_path / "two.json"
+    study.write_text(json.dumps({"name": "two", "stage1": {"bases": ["unet"],
+                                                           "losses": ["bce", "dice"]}}))  # fmt: skip
+    out = tmp_path / "o"
+    assert cli.main([str(study), "--data", str(synth30), "--out", str(out), "--jobs", "2",
+                     *TINY]) == 0  # fmt: skip
+    pids = {json.loads((out / "runs" / f"unet-{loss}-s42" / "experiment.json").read_text())["pid"]
+            for loss in ("bce", "dice")}  # fmt: skip
+    assert len(pids) == 2 and os.getpid() not in pids
+    assert len(_table_rows((out / "table3.md").read_text())) == 1

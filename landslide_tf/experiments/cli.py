@@ -69,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")  # fmt: skip
+    if not args.verbose:  # tf.function retracing warnings: one per model, expected here
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)
     if args.list:
         for name in available_studies():
             print(name)

@@ -171,7 +171,9 @@ def run_study(
                  f"(best mean mIoU on the {study.select_on} split)")  # fmt: skip
     attention_loss = selected.get(study.attention_base)
     note = f"selected for {model_label(study.attention_base)} in stage 2"
-    if attention_loss is None:
+    if not study.attention_models:
+        attention_loss, note = None, "this study has no stage 3"
+    elif attention_loss is None:
         attention_loss = PAPER_BEST_LOSS.get(study.attention_base, "dice")
         note = (f"every {study.attention_base} run failed in stage 1: the paper's "
                 f"{loss_label(attention_loss)} is used instead")  # fmt: skip
@@ -355,8 +357,13 @@ def write_readme(outcome: StudyOutcome, root: Path, command: str | None, started
             else " (the paper selected on the test split)."
         ),
         "- Stage 3: "
-        + ", ".join(model_label(m) for m in study.attention_models)
-        + f" with {loss_label(outcome.attention_loss or '')} ({outcome.attention_loss_note}).",
+        + (
+            ", ".join(model_label(m) for m in study.attention_models)
+            + f" with {loss_label(outcome.attention_loss or '')} "
+            if study.attention_models
+            else "none "
+        )
+        + f"({outcome.attention_loss_note}).",
         f"- Seeds: {', '.join(str(s) for s in study.seed_list)} (every run repeated "
         f"{study.seeds}x; tables show mean ± sample std where n > 1).",
         "- Training settings shared by every run: "
