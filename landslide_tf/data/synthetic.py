@@ -76,15 +76,23 @@ def _blob(
     roughness: float = 0.25,
 ) -> np.ndarray:
     """Irregular elongated blob (bool ``(h, w)``) along ``angle`` (radians, image axes)."""
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    half_l = max(length / 2, 1.0)
+    reach = half_l * 1.6 + 2  # bounding box: only this window is evaluated
+    y0, y1 = max(int(center[0] - reach), 0), min(int(center[0] + reach) + 1, h)
+    x0, x1 = max(int(center[1] - reach), 0), min(int(center[1] + reach) + 1, w)
+    out = np.zeros((h, w), bool)
+    if y1 - y0 < 2 or x1 - x0 < 2:
+        return out
+    yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
     dy, dx = yy - center[0], xx - center[1]
     u = dx * math.cos(angle) + dy * math.sin(angle)  # along the long axis
     v = -dx * math.sin(angle) + dy * math.cos(angle)
-    half_l = max(length / 2, 1.0)
     half_w = np.maximum(max(width / 2, 1.0) * (1.0 - taper * np.clip(u / half_l, -1, 1)), 0.5)
     dist = (u / half_l) ** 2 + (v / half_w) ** 2
-    wobble = roughness * (_smooth_noise(rng, h, w, max(h, w) / max(width, 4.0)) - 0.5) * 2
-    return dist + wobble < 1.0
+    bh, bw = y1 - y0, x1 - x0
+    wobble = roughness * (_smooth_noise(rng, bh, bw, max(bh, bw) / max(width, 4.0)) - 0.5) * 2
+    out[y0:y1, x0:x1] = dist + wobble < 1.0
+    return out
 
 
 def _scars(
@@ -121,7 +129,11 @@ def _scars(
 
 
 def _lookalikes(rng: np.random.Generator, steepness: np.ndarray, count: int) -> np.ndarray:
-    """Fields, roads and quarries (bare soil) on flat ground only."""
+    """Bare-soil look-alikes on flat ground only: quarries, fields and roads.
+
+    Quarries are drawn with the very shape generator of the scars (elongated, tapered,
+    irregular), so only the terrain tells them apart; fields and roads add variety.
+    """
     h, w = steepness.shape
     flat = steepness < FLAT
     flat_idx = np.argwhere(flat)
@@ -130,10 +142,10 @@ def _lookalikes(rng: np.random.Generator, steepness: np.ndarray, count: int) -> 
         if len(flat_idx) == 0:
             break
         cy, cx = (float(v) for v in flat_idx[rng.integers(len(flat_idx))])
-        kind = rng.choice(["field", "road", "quarry", "quarry"])
+        kind = rng.choice(["field", "road", "quarry"], p=[0.2, 0.15, 0.65])
         side = math.sqrt(h * w)
         if kind == "field":
-            fw, fh = rng.uniform(0.12, 0.3) * side, rng.uniform(0.08, 0.2) * side
+            fw, fh = rng.uniform(0.15, 0.35) * side, rng.uniform(0.1, 0.25) * side
             box = cv2.boxPoints(((cx, cy), (fw, fh), rng.uniform(0, 180)))
             cv2.fillPoly(mask, [np.round(box).astype(np.int32)], 1)
         elif kind == "road":
@@ -148,10 +160,19 @@ def _lookalikes(rng: np.random.Generator, steepness: np.ndarray, count: int) -> 
             line = np.round(np.array(pts)).astype(np.int32)
             cv2.polylines(mask, [line], False, 1, thickness=int(rng.integers(3, 7)))
         else:
-            area = rng.uniform(0.02, 0.08) * h * w
-            elong = rng.uniform(1.3, 2.5)
-            width = math.sqrt(4 * area / (math.pi * elong))
-            blob = _blob(rng, h, w, (cy, cx), width * elong, width, rng.uniform(0, math.pi))
+            area = float(np.clip(rng.lognormal(math.log(0.06), 0.5), 0.015, 0.2)) * h * w
+            elong = rng.uniform(1.8, 3.2)
+            width = math.sqrt(4 * area / (math.pi * elong)) * 1.15
+            blob = _blob(
+                rng,
+                h,
+                w,
+                (cy, cx),
+                width * elong,
+                width,
+                rng.uniform(0, math.pi),
+                taper=rng.uniform(0.1, 0.5),
+            )
             mask |= blob.astype(np.uint8)
     return (mask > 0) & flat
 
@@ -161,22 +182,22 @@ def _render(rng: np.random.Generator, bare_parts: list[np.ndarray], h: int, w: i
     green = np.array([rng.uniform(45, 80), rng.uniform(75, 115), rng.uniform(40, 65)], np.float32)
     shade = (_smooth_noise(rng, h, w, rng.uniform(2, 5)) - 0.5) * 40  # (h, w)
     clumps = (_smooth_noise(rng, h, w, max(h, w) / 12) > 0.6) * -18.0  # tree clumps
-    fine = cv2.GaussianBlur(rng.normal(0, 10, (h, w)).astype(np.float32), (0, 0), 1.0)
+    fine = cv2.GaussianBlur(rng.standard_normal((h, w), np.float32) * 10, (0, 0), 1.0)
     image = green[None, None, :] + (shade + clumps + fine)[..., None]  # (h, w, 3)
     # One bare-soil colour per tile, shared by scars and look-alikes (small jitter per part).
     red = rng.uniform(140, 200)
     soil_green = red * rng.uniform(0.72, 0.88)
     soil_tile = np.array([red, soil_green, soil_green * rng.uniform(0.7, 0.85)], np.float32)
+    grain = cv2.GaussianBlur(rng.standard_normal((h, w), np.float32) * 14, (0, 0), 0.8)
+    texture = (grain + 0.3 * shade)[..., None]  # (h, w, 1)
     for part in bare_parts:
         if not part.any():
             continue
         soil = soil_tile + rng.normal(0, 6, 3).astype(np.float32)
-        grain = cv2.GaussianBlur(rng.normal(0, 14, (h, w)).astype(np.float32), (0, 0), 0.8)
-        patch = soil[None, None, :] + grain[..., None] + 0.3 * shade[..., None]
-        alpha = cv2.GaussianBlur(part.astype(np.float32), (0, 0), 0.8)[..., None]
-        alpha = np.maximum(alpha, part[..., None].astype(np.float32) * 0.85)
-        image = image * (1 - alpha) + patch * alpha
-    image += rng.normal(0, 3, image.shape)
+        alpha = cv2.GaussianBlur(part.astype(np.float32), (0, 0), 0.8)
+        alpha = np.maximum(alpha, part * np.float32(0.85))[..., None]  # (h, w, 1)
+        image += alpha * (soil + texture - image)
+    image += rng.standard_normal(image.shape, np.float32) * 3
     return np.clip(np.round(image), 0, 255).astype(np.uint8)
 
 
@@ -207,7 +228,7 @@ def make_tile(
         scar = _scars(rng, z, steepness, share)
         fakes = _lookalikes(rng, steepness, int(rng.integers(1, 4)))
     else:
-        fakes = _lookalikes(rng, steepness, int(rng.integers(1, 4)))
+        fakes = _lookalikes(rng, steepness, int(rng.integers(2, 5)))
     fakes &= ~scar
     rgb = _render(rng, [scar, fakes], h, w)
     return rgb, _dem_png(rng, z), scar.astype(np.uint8) * 255
