@@ -33,10 +33,12 @@ georeferencing, no polygons).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import math
+import os
 import tempfile
 import time
 from collections.abc import Iterator
@@ -54,6 +56,9 @@ DEFAULT_WINDOW = 256
 DEFAULT_OVERLAP = 0.25
 #: Scene files read with rasterio; anything else (PNG, JPEG) is read whole with OpenCV.
 RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".img", ".jp2")
+#: GDAL block cache (MiB) while predicting a scene, unless $GDAL_CACHEMAX is set: GDAL's own
+#: default (5 % of RAM) would let the cache, and so the memory, grow with the scene.
+GDAL_CACHE_MB = 64
 #: A non-georeferenced DEM of a different size than the image is resampled whole: cap it.
 MAX_WHOLE_DEM_PIXELS = 4096 * 4096
 
@@ -586,6 +591,40 @@ def predict_scene(
         require_rasterio()
     threshold = settings.threshold if threshold is None else float(threshold)
     out = Path(out)
+    with contextlib.ExitStack() as stack:
+        if any(p is not None and _is_raster(p) for p in (image, dem, out)):
+            rasterio = require_rasterio()
+            cache = {} if "GDAL_CACHEMAX" in os.environ else {"GDAL_CACHEMAX": GDAL_CACHE_MB}
+            stack.enter_context(rasterio.Env(**cache))
+        return _predict_scene(
+            predictor,
+            image,
+            out,
+            dem,
+            polygons,
+            window,
+            overlap,
+            batch,
+            threshold,
+            dem_nodata,
+            progress,
+        )
+
+
+def _predict_scene(
+    predictor: Predictor,
+    image: str | Path | None,
+    out: Path,
+    dem: str | Path | None,
+    polygons: str | Path | None,
+    window: int,
+    overlap: float,
+    batch: int,
+    threshold: float,
+    dem_nodata: float | None,
+    progress: bool,
+) -> SceneResult:
+    settings = predictor.settings
     start = time.perf_counter()
     scene = open_scene(
         image if settings.uses_image else None,
