@@ -43,6 +43,7 @@ import csv
 import json
 import logging
 import math
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -88,8 +89,9 @@ def valid_layers(model: keras.Model) -> list[str]:
         model: a functional Keras model.
 
     Returns:
-        ``head_features``, ``bottleneck``, U-Net++ nodes ``x_{i}_{j}``, encoder convolutions
-        ``enc{i}_conv{j}``, then every other layer with a 4-D output, in model order.
+        ``head_features``, ``bottleneck``, U-Net++ nodes ``x_{i}_{j}``, decoder block outputs
+        ``dec{i}_relu2``, encoder convolutions ``enc{i}_conv{j}``, then every other layer with
+        a 4-D output, each group in model order.
     """
     names = _spatial_layers(model)
 
@@ -98,11 +100,13 @@ def valid_layers(model: keras.Model) -> list[str]:
             return 0
         if name == "bottleneck":
             return 1
-        if name.startswith("x_"):
+        if re.fullmatch(r"x_\d+_\d+", name):  # U-Net++ nodes
             return 2
-        if name.startswith("enc") and "_conv" in name:
+        if re.fullmatch(r"dec\d+_relu2", name):  # U-Net / ResUNet decoder block outputs
             return 3
-        return 4
+        if re.fullmatch(r"enc\d+_conv\d+", name):
+            return 4
+        return 5
 
     return sorted(names, key=rank)  # stable: model order inside each group
 
@@ -525,13 +529,11 @@ def _tile_panels(
         panels.append(("DEM", dem if dem is not None else np.zeros(x.shape[:2])))
     truth = np.zeros(x.shape[:2]) if mask is None else np.asarray(mask).reshape(x.shape[:2])
     panels.append(("truth", truth))
-    panels.append((f"prediction (p >= {threshold:g})", np.asarray(prob).reshape(x.shape[:2])))
+    predicted = (np.asarray(prob).reshape(x.shape[:2]) >= threshold).astype(np.float32)
+    panels.append((f"prediction (p >= {threshold:g})", predicted))
     for ax, (title, image) in zip(axes, panels, strict=False):
         if image.ndim == 3:
             ax.imshow(image)
-        elif title.startswith("prediction"):
-            ax.imshow(image, cmap="magma", vmin=0.0, vmax=1.0)
-            ax.contour(image >= threshold, levels=[0.5], colors="cyan", linewidths=0.8)
         else:
             ax.imshow(image, cmap="gray", vmin=0.0, vmax=1.0)
         if titles:
@@ -628,7 +630,7 @@ def save_grid(
     _, dem = display_channels(x[0], modalities)
     with_dem = dem is not None and x.shape[-1] > 1
     columns = 5 if with_dem else 4
-    fig, axes = plt.subplots(n, columns, figsize=(1.8 * columns, 1.8 * n + 0.5), squeeze=False)
+    fig, axes = plt.subplots(n, columns, figsize=(1.6 * columns, 1.6 * n + 0.5), squeeze=False)
     for i in range(n):
         mask = None if masks is None else masks[i]
         _tile_panels(
@@ -640,7 +642,7 @@ def save_grid(
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     path = Path(path)
-    fig.savefig(path, dpi=80)
+    fig.savefig(path, dpi=72)
     plt.close(fig)
     return path
 
@@ -696,8 +698,9 @@ def explain_run(
 
     Returns:
         The summary also written to ``OUT/energy.json``: ``model``, ``method``, ``layer``,
-        ``target``, ``n_tiles``, ``mean_energy_inside`` and ``mean_area_share`` (over tiles
-        with landslide pixels), ``tiles`` (per-tile rows) and ``files``.
+        ``target``, ``n_tiles``, ``mean_energy_inside`` and ``mean_area_share`` (over the
+        ``n_tiles_scored`` tiles with landslide pixels and a non-zero map), ``n_zero_maps``,
+        ``tiles`` (per-tile rows) and ``files``.
     """
     from landslide_tf import data as lsdata
     from landslide_tf.runs import dataset_options, load_run, read_run_config
@@ -754,6 +757,7 @@ def explain_run(
                 "area_share": area,
                 "energy_inside": None if math.isnan(energy) else energy,
                 "predicted_share": float((probs[i] >= threshold).mean()),
+                "cam_zero": bool(cams[i].max() <= 0.0),
                 "png": png.name,
             }
         )
@@ -782,7 +786,9 @@ def explain_run(
         "threshold": threshold,
         "split": split,
         "n_tiles": len(rows),
-        "n_tiles_with_landslide": len(scored),
+        "n_tiles_with_landslide": sum(r["landslide"] for r in rows),
+        "n_tiles_scored": len(scored),
+        "n_zero_maps": sum(r["cam_zero"] for r in rows),
         "mean_energy_inside": mean_energy,
         "mean_area_share": mean_area,
         "tiles": rows,
@@ -855,11 +861,17 @@ def main(argv: list[str] | None = None) -> int:
     if energy is not None:
         print(
             f"CAM energy inside the true landslide: {energy:.3f} (mask area share {area:.3f}, "
-            f"lift {energy / max(area, EPSILON):.2f}x) over {summary['n_tiles_with_landslide']} "
-            "tile(s)"
+            f"lift {energy / max(area, EPSILON):.2f}x) over {summary['n_tiles_scored']} tile(s)"
         )
-    else:
+    elif summary["n_tiles_with_landslide"] == 0:
         print("no tile with a landslide: no energy share")
+    else:
+        print("no energy share: every map of a landslide tile is zero")
+    if summary["n_zero_maps"]:
+        print(
+            f"{summary['n_zero_maps']} all-zero map(s): no positive evidence at layer "
+            f"{summary['layer']} (try another --layer or --method)"
+        )
     print(f"wrote {summary['out']}/grid.png, energy.json, energy.csv and one PNG per tile")
     return 0
 
