@@ -78,7 +78,9 @@ def time_model(model: Any, batch: int, steps: int, warmup: int) -> tuple[float, 
 
 
 def measure(model: Any, batch: int, steps: int, warmup: int) -> dict[str, float]:
-    train, infer = time_model(model, batch, steps, warmup)
+    """Params, GFLOPs per tile and (unless ``steps == 0``) train/inference tiles/s."""
+    nan = float("nan")
+    train, infer = time_model(model, batch, steps, warmup) if steps > 0 else (nan, nan)
     return {
         "params": model.count_params(),
         "gflops": count_flops(model) / 1e9,
@@ -91,7 +93,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--models", nargs="+", default=list(PAPER_MODELS))
     p.add_argument("--batch", type=int, help="tiles per step (default 4; --quick 2)")
-    p.add_argument("--steps", type=int, help="timed steps (default 5; --quick 2)")
+    p.add_argument("--steps", type=int, help="timed steps (default 5; --quick 2; 0: size only)")
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--image-size", type=int, default=128)
     p.add_argument("--channels", type=int, default=4)
@@ -102,7 +104,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--json", type=Path, help="also write the results here")
     args = p.parse_args(argv)
     args.batch = args.batch or (2 if args.quick else 4)
-    args.steps = args.steps or (2 if args.quick else 5)
+    if args.steps is None:
+        args.steps = 2 if args.quick else 5
     return args
 
 
