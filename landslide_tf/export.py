@@ -223,7 +223,10 @@ def model_card_markdown(card: dict[str, Any]) -> str:
     if norm["image"]:
         lines.append(f"- image: {norm['image']}")
     if norm["dem"]:
-        lines.append(f"- DEM: {norm['dem']}; NaN cells (and {norm['dem_nodata']}) are nodata")
+        extra = (
+            f" and cells equal to {norm['dem_nodata']}" if norm["dem_nodata"] is not None else ""
+        )
+        lines.append(f"- DEM: {norm['dem']}; NaN cells{extra} are nodata (filled with the mean)")
         if norm["dem_stats"]:
             lines.append(f"- DEM statistics (mean, std): {norm['dem_stats']}")
     if norm["derived"]:
