@@ -37,7 +37,13 @@ import numpy as np
 from landslide_tf import callbacks as cb
 from landslide_tf.config import DEM_NORMS, DERIVED_CHANNELS, MODALITIES, TrainConfig
 from landslide_tf.errors import UserError
-from landslide_tf.runs import CONFIG_FILE, SPLITS, dataset_options, read_run_config
+from landslide_tf.runs import (  # noqa: F401  (load_run re-exported: the documented name)
+    CONFIG_FILE,
+    SPLITS,
+    dataset_options,
+    load_run,
+    read_run_config,
+)
 
 logger = logging.getLogger(__name__)
 
