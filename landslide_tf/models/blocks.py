@@ -1,4 +1,7 @@
-"""Building blocks shared by the U-Net family: conv blocks, residual blocks, heads, checks.
+"""Building blocks shared by the U-Net family: conv and residual blocks, heads, checks.
+
+Also the ``image`` input + encoder every model starts with (:func:`image_encoder`) and the
+U-shaped network of U-Net and ResUNet (:func:`encoder_decoder`).
 
 Every block names its layers from a prefix so that models have deterministic layer names:
 ``{prefix}_conv{j}``, ``{prefix}_bn{j}``, ``{prefix}_relu{j}`` and, where attention is on,
@@ -8,7 +11,7 @@ last layer (U-Net++ nodes ``x_{i}_{j}``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import keras
@@ -20,7 +23,9 @@ __all__ = [
     "check_input_shape",
     "conv_block",
     "encoder",
+    "encoder_decoder",
     "encoder_filters",
+    "image_encoder",
     "residual_block",
     "segmentation_head",
     "up_conv",
@@ -285,3 +290,91 @@ def segmentation_head(features: Any, deep_features: Sequence[Any] = ()) -> Any:
     else:
         logits = keras.layers.Conv2D(1, 1, name="logits")(features)
     return keras.layers.Activation("sigmoid", dtype="float32", name="probability")(logits)
+
+
+def image_encoder(
+    input_shape: Sequence[int | None],
+    base_filters: int,
+    depth: int,
+    dropout: float,
+    block: Callable[..., Any],
+    *,
+    attention: Sequence[str] = (),
+    out_names: Sequence[str | None] | None = None,
+    **attention_kwargs: Any,
+) -> tuple[Any, list[int], list[Any]]:
+    """Validate the arguments, then the ``image`` input and the :func:`encoder` over it.
+
+    Args:
+        input_shape: ``(height, width, channels)``, sides divisible by ``2**depth``.
+        base_filters: Filters of level 0; level ``i`` has ``base_filters * 2**i``.
+        depth: Number of down-samplings.
+        dropout: Rate of the ``bottleneck`` dropout.
+        block: :func:`conv_block` or :func:`residual_block`.
+        attention: Attention after each conv of the encoder blocks.
+        out_names: Optional names of each level's block output.
+        **attention_kwargs: ``attention_kernel_size``, ``attention_reduction``.
+
+    Returns:
+        ``(inputs, filters, features)``: the ``image`` input ``(batch, h, w, c)``, the filters
+        per level ``0..depth`` and the encoder feature map of every level.
+
+    Raises:
+        ValueError: As :func:`check_input_shape`.
+    """
+    shape = check_input_shape(input_shape, depth, base_filters, dropout)
+    filters = encoder_filters(base_filters, depth)
+    inputs = keras.Input(shape=shape, name="image")
+    features = encoder(
+        inputs,
+        filters,
+        block,
+        attention=attention,
+        dropout=dropout,
+        out_names=out_names,
+        **attention_kwargs,
+    )
+    return inputs, filters, features
+
+
+def encoder_decoder(
+    input_shape: Sequence[int | None] = (128, 128, 4),
+    base_filters: int = 32,
+    depth: int = 4,
+    dropout: float = 0.5,
+    *,
+    block: Callable[..., Any] = conv_block,
+    attention: Sequence[str] = (),
+    name: str = "unet",
+    **attention_kwargs: Any,
+) -> keras.Model:
+    """A U-shaped network built from ``block``: U-Net and ResUNet.
+
+    The encoder, then for ``i = depth - 1 .. 0``: ``dec{i}_up`` -> ``dec{i}_concat`` with the
+    encoder map of level ``i`` -> ``block`` ``dec{i}``; then the head. U-Net uses
+    :func:`conv_block`, ResUNet :func:`residual_block`.
+
+    Args:
+        input_shape: ``(height, width, channels)``, sides divisible by ``2**depth``.
+        base_filters: Filters of level 0; level ``i`` has ``base_filters * 2**i``.
+        depth: Number of down-samplings (``depth + 1`` encoder levels).
+        dropout: Rate of the ``bottleneck`` dropout.
+        block: Block builder (:func:`conv_block` or :func:`residual_block`).
+        attention: Attention after each conv of the encoder blocks, any of ``"spatial"``,
+            ``"ctx"`` in order (the decoder has none).
+        name: Model name.
+        **attention_kwargs: ``attention_kernel_size`` (7), ``attention_reduction`` (8).
+
+    Returns:
+        A model ``(batch, h, w, c) -> (batch, h, w, 1)`` float32 probabilities.
+    """
+    inputs, filters, features = image_encoder(
+        input_shape, base_filters, depth, dropout, block, attention=attention, **attention_kwargs
+    )
+    x = features[-1]
+    for i in reversed(range(depth)):
+        up = up_conv(x, filters[i], name=f"dec{i}_up")  # (batch, h_i, w_i, f_i)
+        x = keras.layers.Concatenate(name=f"dec{i}_concat")([features[i], up])
+        x = block(x, filters[i], f"dec{i}")
+    outputs = segmentation_head(x)
+    return keras.Model(inputs, outputs, name=name)

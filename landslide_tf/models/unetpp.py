@@ -16,14 +16,7 @@ from typing import Any
 
 import keras
 
-from landslide_tf.models.blocks import (
-    check_input_shape,
-    conv_block,
-    encoder,
-    encoder_filters,
-    segmentation_head,
-    up_conv,
-)
+from landslide_tf.models.blocks import conv_block, image_encoder, segmentation_head, up_conv
 
 __all__ = ["build_unetpp"]
 
@@ -56,15 +49,13 @@ def build_unetpp(
     Returns:
         A model ``(batch, h, w, c) -> (batch, h, w, 1)`` float32 probabilities.
     """
-    shape = check_input_shape(input_shape, depth, base_filters, dropout)
-    filters = encoder_filters(base_filters, depth)
-    inputs = keras.Input(shape=shape, name="image")
-    column0 = encoder(
-        inputs,
-        filters,
+    inputs, filters, column0 = image_encoder(
+        input_shape,
+        base_filters,
+        depth,
+        dropout,
         conv_block,
         attention=attention,
-        dropout=dropout,
         out_names=[f"x_{i}_0" for i in range(depth + 1)],
         **attention_kwargs,
     )
