@@ -104,31 +104,3 @@ def build_peer(
         raise PeerUnavailable(
             f"keras-unet-collection could not build {func_name}: {type(exc).__name__}: {exc}"
         ) from exc
-
-
-def machine_description() -> str:
-    """One line naming the machine a figure comes from: CPU model and cores, GPUs, TF."""
-    import os
-    import platform
-
-    import tensorflow as tf
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    gpus = tf.config.list_physical_devices("GPU")
-    gpu_names = []
-    for gpu in gpus:
-        details = tf.config.experimental.get_device_details(gpu)
-        gpu_names.append(details.get("device_name", gpu.name))
-    accel = ", ".join(gpu_names) if gpu_names else "no GPU"
-    return (
-        f"{cpu}, {os.cpu_count()} CPU cores, {accel}; TensorFlow {tf.__version__}, "
-        f"Keras {keras.__version__}"
-    )

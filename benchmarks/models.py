@@ -24,16 +24,23 @@ Figures depend on the machine: the header line names it; quote it with any numbe
 from __future__ import annotations
 
 import argparse
-import json
-import statistics
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-PAPER_MODELS = ("unet", "resunet", "unetpp", "unetpp_spatial", "unetpp_ctx", "unetpp_spatial_ctx")
+from _common import (  # noqa: E402 - after the sys.path line
+    PAPER_MODELS,
+    add_model_args,
+    compile_for_training,
+    median_seconds,
+    ours_and_peers,
+    print_header,
+    random_batch,
+    unknown_models,
+    write_json,
+)
 
 
 def count_flops(model: Any) -> int:
@@ -54,27 +61,13 @@ def count_flops(model: Any) -> int:
 
 def time_model(model: Any, batch: int, steps: int, warmup: int) -> tuple[float, float]:
     """Median training and inference tiles/s on one random batch."""
-    import keras
-    import numpy as np
-
-    rng = np.random.default_rng(0)
-    x = rng.random((batch, *model.input_shape[1:]), dtype=np.float32)
-    y = (rng.random((batch, *model.input_shape[1:3], 1)) > 0.8).astype("float32")
-    model.compile(optimizer=keras.optimizers.Adam(1e-5), loss="binary_crossentropy")
-
-    def median_rate(step) -> float:
-        for _ in range(warmup):
-            step()
-        times = []
-        for _ in range(steps):
-            start = time.perf_counter()
-            step()  # both return numpy: the step has finished
-            times.append(time.perf_counter() - start)
-        return batch / statistics.median(times)
-
-    infer = median_rate(lambda: model.predict_on_batch(x))
-    train = median_rate(lambda: model.train_on_batch(x, y))
-    return train, infer
+    x, y = random_batch(batch, model.input_shape[1:])
+    # jit "auto": Keras' default here (XLA on a GPU, not on a CPU-only machine)
+    compile_for_training(model, jit="auto")
+    # both return numpy: the step has finished
+    infer = median_seconds(lambda: model.predict_on_batch(x), steps, warmup)[0]
+    train = median_seconds(lambda: model.train_on_batch(x, y), steps, warmup)[0]
+    return batch / train, batch / infer
 
 
 def measure(model: Any, batch: int, steps: int, warmup: int) -> dict[str, float]:
@@ -91,18 +84,13 @@ def measure(model: Any, batch: int, steps: int, warmup: int) -> dict[str, float]
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--models", nargs="+", default=list(PAPER_MODELS))
+    add_model_args(p, precision=False)
     p.add_argument("--batch", type=int, help="tiles per step (default 4; --quick 2)")
     p.add_argument("--steps", type=int, help="timed steps (default 5; --quick 2; 0: size only)")
     p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("--image-size", type=int, default=128)
-    p.add_argument("--channels", type=int, default=4)
-    p.add_argument("--base-filters", type=int, default=32)
-    p.add_argument("--depth", type=int, default=4)
-    p.add_argument("--no-peers", action="store_true", help="skip keras-unet-collection")
     p.add_argument("--quick", action="store_true", help="2 timed steps at batch 2")
-    p.add_argument("--json", type=Path, help="also write the results here")
     args = p.parse_args(argv)
+    args.models = args.models or list(PAPER_MODELS)
     args.batch = args.batch or (2 if args.quick else 4)
     if args.steps is None:
         args.steps = 2 if args.quick else 5
@@ -126,55 +114,40 @@ def _fmt(row: dict[str, float], peer: dict[str, float] | None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    import keras
-    from _peers import PeerUnavailable, build_peer, machine_description, peer_label
-
-    from landslide_tf.models import MODELS, build_model
-
-    unknown = [m for m in args.models if m not in MODELS]
-    if unknown:
-        print(f"error: unknown model(s) {', '.join(unknown)}; valid: {', '.join(MODELS)}")
+    error = unknown_models(args.models)
+    if error:
+        print(error)
         return 2
     shape = (args.image_size, args.image_size, args.channels)
     width = {"base_filters": args.base_filters, "depth": args.depth}
-    print(f"# machine: {machine_description()}")
-    print(f"# command: python benchmarks/models.py {' '.join(argv or sys.argv[1:])}")
-    print(
-        f"# input {shape}, {width}, batch {args.batch}, median of {args.steps} timed steps "
-        f"after {args.warmup} warm-up; GFLOPs per tile (forward, profiler count)"
+    print_header(
+        "models.py",
+        argv,
+        f"input {shape}, {width}, batch {args.batch}, median of {args.steps} timed steps "
+        f"after {args.warmup} warm-up; GFLOPs per tile (forward, profiler count)",
+        [
+            "model",
+            "params",
+            "GFLOPs/tile",
+            "train tiles/s",
+            "infer tiles/s",
+            "peer",
+            "params ratio",
+            "FLOPs ratio",
+            "train ratio",
+            "infer ratio",
+        ],
     )
-    print(
-        "| model | params | GFLOPs/tile | train tiles/s | infer tiles/s | peer | "
-        "params ratio | FLOPs ratio | train ratio | infer ratio |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|---|")
     results: dict[str, Any] = {}
-    peers: dict[str, dict[str, Any]] = {}
-    peer_error = None
-    for name in args.models:
-        keras.utils.clear_session(free_memory=True)
-        row = measure(build_model(name, input_shape=shape, **width), *_run(args))
-        label = peer_label(name)
-        if not args.no_peers and peer_error is None and label not in peers and label != "-":
-            keras.utils.clear_session(free_memory=True)
-            try:
-                peer_model = build_peer(name, shape, args.base_filters, args.depth)
-            except PeerUnavailable as exc:
-                peer_error = str(exc)
-                print(f"# peers skipped: {peer_error}")
-            else:
-                peers[label] = {"label": label, **measure(peer_model, *_run(args))}
-        peer = peers.get(label)
+    rows = ours_and_peers(
+        args, [args.batch], lambda model, batch: measure(model, batch, args.steps, args.warmup)
+    )
+    for name, _, row, label, peer in rows:
+        peer = {"label": label, **peer} if peer else None
         print(f"| {name} | {_fmt(row, peer)} |", flush=True)
         results[name] = {**row, "peer": peer}
-    if args.json:
-        payload = {"machine": machine_description(), "args": vars(args), "results": results}
-        args.json.write_text(json.dumps(payload, indent=2, default=str))
+    write_json(args.json, args, results=results)
     return 0
-
-
-def _run(args: argparse.Namespace) -> tuple[int, int, int]:
-    return args.batch, args.steps, args.warmup
 
 
 if __name__ == "__main__":
