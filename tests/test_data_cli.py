@@ -4,8 +4,6 @@ import shutil
 import subprocess
 import sys
 
-import pytest
-
 from landslide_tf.data.__main__ import main
 
 
@@ -39,7 +37,6 @@ def test_check_corrupt_png_in_process(synth_dir, tmp_path, capsys):
     assert "usable tiles: 24 landslide, 5 non-landslide" in out
 
 
-@pytest.mark.slow  # a fresh interpreter imports TensorFlow (landslide_tf/__init__)
 def test_check_corrupt_png_subprocess(synth_dir, tmp_path):
     root = tmp_path / "ds"
     shutil.copytree(synth_dir, root)

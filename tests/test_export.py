@@ -159,7 +159,6 @@ def test_saved_model_predictor_matches_run(exported):
     )
 
 
-@pytest.mark.slow
 def test_rgb_only_export_takes_no_dem(tmp_path):
     run = make_run(tmp_path / "rgb", modalities="rgb")
     saved = export_run(run, tmp_path / "saved")

@@ -213,7 +213,6 @@ def test_quickstart_runs(kernel_env, tiny_data, tmp_path):
     assert count_images(nb) >= 4  # tiles, loss curve, predictions, raw-tile prediction
 
 
-@pytest.mark.slow  # trains 3 tiny models (~1-2 min of CPU)
 def test_paper_study_runs(kernel_env, tiny_data, tmp_path):
     nb = execute("02_paper_study", tmp_path, tiny_data)
     out = tmp_path / "out"
@@ -225,7 +224,6 @@ def test_paper_study_runs(kernel_env, tiny_data, tmp_path):
     assert count_images(nb) >= 3
 
 
-@pytest.mark.slow  # trains 2 tiny models
 def test_gradcam_runs(kernel_env, tiny_data, tmp_path):
     nb = execute("03_gradcam", tmp_path, tiny_data)
     for model in TINY_EXTRA["03_gradcam"]["MODELS"]:

@@ -130,7 +130,6 @@ def test_different_config_in_existing_run_dir_is_an_error(tiny_run, synth_dir):
         train(tiny(synth_dir, run_dir, lr=1e-2), verbose=0)
 
 
-@pytest.mark.slow
 def test_resume_continues_and_keeps_each_epoch_once(tiny_run, synth_dir, tmp_path):
     # Simulate a kill after history.csv got epoch 2 but before state.json committed it.
     _, src, _ = tiny_run
@@ -213,7 +212,6 @@ def test_missing_data_dir_exits_2(tmp_path, capsys):
 # --- NaN --------------------------------------------------------------------------------
 
 
-@pytest.mark.slow
 def test_nan_loss_stops_with_a_clear_message(synth_dir, tmp_path, monkeypatch, capsys):
     from landslide_tf import data as ldata
 
@@ -281,7 +279,6 @@ def test_each_paper_model_trains_one_epoch_and_evaluates(model, synth_dir, tmp_p
         assert raw["loss_kwargs"]["class_weights"] == pytest.approx(list(expected))
 
 
-@pytest.mark.slow
 def test_a_few_epochs_beat_the_all_background_prediction(synth_dir, tmp_path):
     result = train(
         TrainConfig(model="unet", data=str(synth_dir), run_dir=str(tmp_path / "learn"),
@@ -300,7 +297,6 @@ def _env() -> dict:
     return env
 
 
-@pytest.mark.slow
 def test_kill_9_then_rerun_resumes_without_gaps_or_duplicates(synth_dir, tmp_path):
     run_dir = tmp_path / "killed"
     epochs, kill_after = 6, 2
