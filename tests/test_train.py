@@ -326,3 +326,16 @@ def test_kill_9_then_rerun_resumes_without_gaps_or_duplicates(synth_dir, tmp_pat
     for kept, old in zip(history[:done_at_kill], before, strict=True):
         assert kept == pytest.approx(old)  # completed epochs kept as they were
     assert_metrics_in_unit_interval(json.loads((run_dir / "metrics.json").read_text()))
+
+
+def test_trains_and_evaluates_on_the_real_bijie_sample_rgb_only(bijie_sample, tmp_path):
+    """The 20 real tiles (RGB + mask, no DEM): RGB-only training end to end, real sizes."""
+    metrics = train(tiny(bijie_sample, tmp_path / "real", modalities="rgb", batch_size=2, epochs=2))
+    assert_metrics_in_unit_interval(metrics)
+    config = json.loads((tmp_path / "real" / "config.json").read_text())
+    assert config["modalities"] == "rgb" and config["channels"] == 3
+    splits = {
+        s: (tmp_path / "real" / f"{s}.txt").read_text().split() for s in ("train", "val", "test")
+    }
+    assert sorted(sum(splits.values(), [])) == [f"df{i:03d}" for i in range(2, 22)]
+    assert metrics["n_tiles"] == len(splits["test"])
