@@ -56,9 +56,11 @@ def machine_description() -> str:
     )
 
 
-def add_model_args(parser: argparse.ArgumentParser, *, precision: bool = True) -> None:
-    """Add ``--models``, the width and input options, ``--no-peers``, ``--json`` (and, with
-    ``precision``, ``--jit`` and ``--mixed-precision``)."""
+def add_model_args(
+    parser: argparse.ArgumentParser, *, precision: bool = True, peers: bool = True
+) -> None:
+    """Add ``--models``, the width and input options, ``--json`` (and, with ``precision``,
+    ``--jit`` and ``--mixed-precision``; with ``peers``, ``--no-peers``)."""
     parser.add_argument("--models", nargs="+", help=f"default: {' '.join(PAPER_MODELS)}")
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--base-filters", type=int, default=32)
@@ -67,7 +69,8 @@ def add_model_args(parser: argparse.ArgumentParser, *, precision: bool = True) -
     if precision:
         parser.add_argument("--jit", action="store_true", help="XLA (jit_compile=True)")
         parser.add_argument("--mixed-precision", action="store_true")
-    parser.add_argument("--no-peers", action="store_true", help="time our models only")
+    if peers:
+        parser.add_argument("--no-peers", action="store_true", help="time our models only")
     parser.add_argument("--json", type=Path, help="also write the results here")
 
 

@@ -19,11 +19,21 @@ resunet                ``r2_unet_2d`` with ``recur_num=0``: each block is a 1x1-
                        shortcut added to two conv-BN-ReLU layers, i.e. a residual
                        U-Net (``resunet_a_2d`` fails on Keras 3: its ASPP calls
                        ``KerasTensor.get_shape``; and it adds ASPP and dilations)
-unetpp                 ``unet_plus_2d``
+unetpp                 ``unet_plus_2d`` (but see below: not a U-Net++ in 0.1.13)
 unetpp_spatial/_ctx/   ``unet_plus_2d`` too: the package has no CBAM/spatial
 unetpp_spatial_ctx     attention U-Net++, so the ratio is our attention variant vs
                        the plain peer U-Net++ (it includes the attention cost)
 =====================  ==========================================================
+
+``unet_plus_2d`` (keras-unet-collection 0.1.13) builds its nested nodes with
+``UNET_right(..., concat=False)``, so the skip tensors it collects are never concatenated:
+the model it returns has no ``Concatenate`` layer, and its output is the bottleneck through
+four plain decoder blocks (3x3 transposed conv + BN + ReLU, then three conv-BN-ReLU), with
+no skip connection and no nested node. It costs 6.4 GFLOPs per 128x128x4 tile at
+base_filters 32 / depth 4 against 14.9 for our U-Net++ (node ``x_{i}_{j}`` = conv block
+over ``[x_{i}_0..x_{i}_{j-1}, up(x_{i+1}_{j-1})]`` with level-``i`` filters, as in
+Zhou et al. 2018); the nested nodes are 12.1 of those 14.9 GFLOPs. Read the U-Net++
+FLOPs and speed ratios with that in mind (docs/readme_models.md).
 
 The package is optional (``pip install keras-unet-collection``, or the ``bench`` extra);
 ``build_peer`` raises ``PeerUnavailable`` with that instruction when it is missing.
