@@ -13,6 +13,7 @@ Usage::
 
     python benchmarks/interleaved.py                          # unet, resunet, unetpp; batch 2
     python benchmarks/interleaved.py --models unetpp_ctx --batch 8 --rounds 10
+    python benchmarks/interleaved.py --models unetpp_spatial --against unetpp   # attention cost
 
 Figures depend on the machine: the header line names it; quote it with any number.
 """
@@ -91,9 +92,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=2, help="tiles per call (default 2)")
     p.add_argument("--rounds", type=int, default=5, help="timed calls of each (default 5)")
     p.add_argument("--warmup", type=int, default=1, help="untimed calls of each first")
+    p.add_argument(
+        "--against",
+        help="compare with this model of ours instead of the keras-unet-collection peer",
+    )
     args = p.parse_args(argv)
     args.models = args.models or list(QUICK_MODELS)
-    error = unknown_models(args.models)
+    error = unknown_models([*args.models, *([args.against] if args.against else [])])
     if error:
         print(error)
         return 2
@@ -103,10 +108,11 @@ def main(argv: list[str] | None = None) -> int:
     from landslide_tf.models import build_model
 
     shape = (args.image_size, args.image_size, args.channels)
+    width = {"base_filters": args.base_filters, "depth": args.depth}
     print_header(
         "interleaved.py",
         argv,
-        f"ours and peer called in turns, input {shape}, base_filters {args.base_filters}, "
+        f"ours and {args.against or 'peer'} called in turns, input {shape}, base_filters {args.base_filters}, "
         f"depth {args.depth}, batch {args.batch}, {args.rounds} rounds after {args.warmup} "
         "warm-up; medians",
         [
@@ -126,20 +132,25 @@ def main(argv: list[str] | None = None) -> int:
         ours = build_model(
             name, input_shape=shape, base_filters=args.base_filters, depth=args.depth
         )
+        label = args.against or peer_label(name)
         try:
-            peer = build_peer(name, shape, args.base_filters, args.depth)
+            peer = (
+                build_model(args.against, input_shape=shape, **width)
+                if args.against
+                else build_peer(name, shape, args.base_filters, args.depth)
+            )
         except (KeyError, PeerUnavailable) as exc:
             print(f"error: {exc}")
             return 2
         row = compare(ours, peer, args.batch, args.rounds, args.warmup)
         print(
-            f"| {name} | {peer_label(name)} | {row['ours_ms_per_tile']:.1f} | "
+            f"| {name} | {label} | {row['ours_ms_per_tile']:.1f} | "
             f"{row['peer_ms_per_tile']:.1f} | {row['infer_ratio']:.2f} | "
             f"{row['ours_train_tiles_per_s']:.2f} | {row['peer_train_tiles_per_s']:.2f} | "
             f"{row['train_ratio']:.2f} |",
             flush=True,
         )
-        results[name] = {"peer": peer_label(name), **row}
+        results[name] = {"peer": label, **row}
     write_json(args.json, args, results=results)
     return 0
 
