@@ -29,24 +29,13 @@ import keras
 import numpy as np
 
 from landslide_tf.errors import UserError
-from landslide_tf.metrics import format_metrics
+from landslide_tf.metrics import SCORE_KEYS, format_metrics
 from landslide_tf.runs import SPLITS, dataset_options, load_model_file, read_run_config, run_splits
 
 logger = logging.getLogger(__name__)
 
 #: Keys of a metrics file, in print order.
-METRIC_KEYS = (
-    "miou",
-    "iou_background",
-    "iou_landslide",
-    "auc",
-    "precision",
-    "recall",
-    "f1",
-    "accuracy",
-    "threshold",
-    "n_tiles",
-)
+METRIC_KEYS = (*SCORE_KEYS, "threshold", "n_tiles")
 
 
 def accumulate(model: keras.Model, samples: list, batch_size: int = 8, **data_options: Any):

@@ -35,6 +35,18 @@ logger = logging.getLogger(__name__)
 #: Metrics ``best_threshold`` can maximize.
 TUNABLE_METRICS = ("miou", "iou_landslide", "iou_background", "f1", "accuracy")
 
+#: The scores of ``SegmentationMetrics.result``, in the order they are reported.
+SCORE_KEYS = (
+    "miou",
+    "iou_background",
+    "iou_landslide",
+    "auc",
+    "precision",
+    "recall",
+    "f1",
+    "accuracy",
+)
+
 
 def _to_numpy(x: Any) -> np.ndarray:
     """numpy view of an array, list or backend tensor (tf, jax, torch)."""
@@ -234,19 +246,7 @@ class SegmentationMetrics:
             c = self.confusion(float(self.edges[k]))
             out = {name: float(v) for name, v in self._scores(**c).items()}
             out["auc"] = self.auc()
-        ordered = {
-            name: out[name]
-            for name in (
-                "miou",
-                "iou_background",
-                "iou_landslide",
-                "auc",
-                "precision",
-                "recall",
-                "f1",
-                "accuracy",
-            )
-        }
+        ordered = {name: out[name] for name in SCORE_KEYS}
         ordered.update(
             {"threshold": float(self.edges[k]), "n_tiles": self.n_tiles, "n_pixels": self.n_pixels}
         )
