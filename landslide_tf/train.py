@@ -17,6 +17,9 @@ split files, ``best.keras`` (highest validation mIoU), ``last.keras`` + ``state.
 (resume), ``history.csv``, TensorBoard ``logs/``, ``loss_curve.png``, ``predictions.png`` and
 ``metrics.json`` (test split, ``best.keras``). Rerunning the same command resumes after the
 last completed epoch; a finished run is not retrained (``--force`` starts over).
+
+This module holds the CLI and the ``train`` orchestration; checking the config and the run
+directory is ``landslide_tf.rundir``'s, fitting the model ``landslide_tf.fitting``'s.
 """
 
 from __future__ import annotations
@@ -25,18 +28,35 @@ import argparse
 import dataclasses
 import json
 import logging
-import math
 import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
 import keras
-import numpy as np
 
 from landslide_tf import callbacks as cb
 from landslide_tf.config import DEM_NORMS, DERIVED_CHANNELS, MODALITIES, TrainConfig
 from landslide_tf.errors import UserError
+
+# Re-exported: these names were defined here before the split and are imported from here.
+from landslide_tf.fitting import (  # noqa: F401
+    TrainingDiverged,
+    _derived_entries,
+    _fit,
+    _plot_test_predictions,
+    _prepare_splits,
+)
+from landslide_tf.rundir import (  # noqa: F401
+    RESUME_FREE_FIELDS,
+    RUN_ARTIFACTS,
+    _check_same_config,
+    _clear_run,
+    _comparable,
+    _resolve_data,
+    default_run_dir,
+    validate_config,
+)
 from landslide_tf.runs import (  # noqa: F401  (load_run re-exported: the documented name)
     CONFIG_FILE,
     SPLITS,
@@ -59,124 +79,6 @@ PRESETS: dict[str, dict[str, Any]] = {
         "epochs": 8,
     },
 }
-
-#: Config fields that may differ when resuming (they do not change what is learned).
-RESUME_FREE_FIELDS = ("run_dir", "epochs", "strategy", "jit")
-
-#: Files and folders of a run directory removed by ``--force``.
-RUN_ARTIFACTS = (
-    CONFIG_FILE,
-    cb.STATE_FILE,
-    cb.LAST_MODEL,
-    cb.BEST_MODEL,
-    cb.HISTORY_FILE,
-    "loss_curve.png",
-    "predictions.png",
-    "logs",
-)
-
-
-class TrainingDiverged(UserError):
-    """The training loss became NaN or infinite."""
-
-
-def default_run_dir(config: TrainConfig) -> Path:
-    """``runs/<model>-<loss>-s<seed>`` (relative to the working directory)."""
-    config = config.resolved()
-    return Path("runs") / f"{config.model}-{config.loss}-s{config.seed}"
-
-
-def validate_config(config: TrainConfig) -> None:
-    """Check names and ranges, raising a one-line ``UserError`` on the first problem."""
-    from landslide_tf.losses import LOSSES
-    from landslide_tf.models import MODELS
-
-    if config.model not in MODELS:
-        raise UserError(f"unknown model {config.model!r}; expected one of {', '.join(MODELS)}")
-    if config.loss not in LOSSES:
-        raise UserError(f"unknown loss {config.loss!r}; expected one of {', '.join(LOSSES)}")
-    if config.modalities not in MODALITIES:
-        raise UserError(
-            f"unknown modalities {config.modalities!r}; expected one of {', '.join(MODALITIES)}"
-        )
-    if config.dem_norm not in DEM_NORMS:
-        raise UserError(f"unknown --dem-norm {config.dem_norm!r}; expected {DEM_NORMS}")
-    for name in config.derived:
-        if name not in DERIVED_CHANNELS:
-            raise UserError(f"unknown derived channel {name!r}; expected {DERIVED_CHANNELS}")
-    try:
-        config.channels  # noqa: B018  (validates modalities + derived)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
-    for field, value, low in (
-        ("epochs", config.epochs, 1),
-        ("batch size", config.batch_size, 1),
-        ("base filters", config.base_filters, 1),
-        ("depth", config.depth, 1),
-        ("image size", config.image_size, 8),
-    ):
-        if value < low:
-            raise UserError(f"{field} must be at least {low}, got {value}")
-    if config.image_size % (2**config.depth):
-        raise UserError(
-            f"image size {config.image_size} is not divisible by {2**config.depth} "
-            f"(depth {config.depth})"
-        )
-    if not (config.lr > 0 and math.isfinite(config.lr)):
-        raise UserError(f"learning rate must be a positive number, got {config.lr}")
-    if not 0.0 <= config.dropout < 1.0:
-        raise UserError(f"dropout must be in [0, 1), got {config.dropout}")
-    if not 0.0 <= config.threshold <= 1.0:
-        raise UserError(f"threshold must be in [0, 1], got {config.threshold}")
-
-
-def _resolve_data(data: str | None) -> Path:
-    from landslide_tf import data as ldata
-
-    if data is None:
-        root = ldata.ensure_default_dataset()
-        logger.info("using the synthetic dataset %s", root)
-        return Path(root).resolve()
-    path = Path(data).expanduser()
-    if not path.exists():
-        raise UserError(f"dataset {data} does not exist (give --data a Bijie folder or zip)")
-    return Path(ldata.open_dataset(path)).resolve()
-
-
-def _comparable(values: dict[str, Any]) -> dict[str, Any]:
-    names = {f.name for f in dataclasses.fields(TrainConfig)}
-    out = {k: v for k, v in values.items() if k in names and k not in RESUME_FREE_FIELDS}
-    auto = set(values.get("auto_loss_kwargs", ()))
-    out["loss_kwargs"] = {k: v for k, v in (out.get("loss_kwargs") or {}).items() if k not in auto}
-    out["derived"] = list(out.get("derived") or [])
-    return out
-
-
-def _check_same_config(run_dir: Path, new: dict[str, Any]) -> dict[str, Any]:
-    _, stored = read_run_config(run_dir)
-    old_c, new_c = _comparable(stored), _comparable(new)
-    diff = [k for k in sorted(set(old_c) | set(new_c)) if old_c.get(k) != new_c.get(k)]
-    if diff:
-        details = ", ".join(f"{k}: {old_c.get(k)!r} -> {new_c.get(k)!r}" for k in diff)
-        raise UserError(
-            f"{run_dir} holds a run with a different config ({details}); use another "
-            "--run-dir, the same options, or --force to overwrite it"
-        )
-    return stored
-
-
-def _clear_run(run_dir: Path, split_dir: str | None) -> None:
-    for name in RUN_ARTIFACTS:
-        path = run_dir / name
-        if path.is_dir():
-            shutil.rmtree(path)
-        elif path.exists():
-            path.unlink()
-    for path in run_dir.glob("metrics*.json"):
-        path.unlink()
-    if split_dir is None:
-        for split in SPLITS:
-            (run_dir / f"{split}.txt").unlink(missing_ok=True)
 
 
 def _parse_loss_kwargs(items: list[str] | None) -> dict[str, Any]:
@@ -309,157 +211,6 @@ def train(config: TrainConfig, *, force: bool = False, verbose: int | str = "aut
         "epochs_trained": epochs_trained,
         "resumed_from": done,
     }
-
-
-def _prepare_splits(config: TrainConfig, data_root: Path, run_dir: Path) -> tuple:
-    """Samples, split (reused or written), strategy and global batch; checks sizes."""
-    from landslide_tf import data as ldata
-    from landslide_tf import distribute
-
-    samples = ldata.find_samples(
-        data_root, modalities=config.modalities, negatives=config.negatives
-    )
-    splits = ldata.make_split(samples, seed=config.seed, out_dir=config.split_dir or run_dir)
-    for split in SPLITS:
-        if not splits[split]:
-            raise UserError(
-                f"the {split} split is empty ({len(samples)} tiles in {data_root}): use more tiles"
-            )
-    strategy = distribute.get_strategy(config.strategy)
-    global_batch = distribute.global_batch_size(config.batch_size, strategy)
-    if global_batch > len(splits["train"]):
-        raise UserError(
-            f"batch size {global_batch} is larger than the training split "
-            f"({len(splits['train'])} tiles of {len(samples)})"
-        )
-    return splits, strategy, global_batch
-
-
-def _derived_entries(config: TrainConfig, train_samples: list) -> dict[str, Any]:
-    from landslide_tf import data as ldata
-
-    stats = None
-    if config.modalities != "rgb":
-        stats = [float(v) for v in ldata.dem_statistics(train_samples)]
-    return {
-        "dem_stats": stats,
-        "landslide_fraction": float(ldata.landslide_fraction(train_samples)),
-        "auto_loss_kwargs": [],
-        "channels": config.channels,
-    }
-
-
-def _fit(
-    config: TrainConfig,
-    run_dir: Path,
-    splits: dict[str, list],
-    options: dict[str, Any],
-    loss_kwargs: dict[str, Any],
-    strategy: Any,
-    global_batch: int,
-    state: dict[str, Any] | None,
-    verbose: int | str,
-) -> int:
-    """Build, compile, restore (when resuming) and fit; returns the number of epochs run."""
-    from landslide_tf import data as ldata
-    from landslide_tf.losses import get_loss
-    from landslide_tf.metrics import keras_metrics
-    from landslide_tf.models import build_model
-
-    done = int(state["epochs_done"]) if state else 0
-    with strategy.scope():
-        model = build_model(
-            config.model,
-            input_shape=(config.image_size, config.image_size, config.channels),
-            base_filters=config.base_filters,
-            depth=config.depth,
-            dropout=config.dropout,
-        )
-        try:
-            loss = get_loss(config.loss, **loss_kwargs)
-        except (TypeError, ValueError) as exc:
-            raise UserError(f"bad --loss-kwargs for {config.loss}: {exc}") from None
-        model.compile(
-            optimizer=keras.optimizers.Adam(learning_rate=config.lr),
-            loss=loss,
-            metrics=keras_metrics(threshold=config.threshold),
-            jit_compile=config.jit,
-        )
-        if done:
-            # Build the optimizer's slots first so load_weights restores them (Adam moments,
-            # iteration count) along with the model weights.
-            model.optimizer.build(model.trainable_variables)
-            model.load_weights(run_dir / cb.LAST_MODEL)
-            logger.info("resuming %s after epoch %d of %d", run_dir, done, config.epochs)
-
-    train_ds = ldata.make_dataset(
-        splits["train"],
-        batch_size=global_batch,
-        shuffle=True,
-        augment=config.augment,
-        seed=config.seed,
-        cache=True,
-        **options,
-    )
-    val_ds = ldata.make_dataset(
-        splits["val"], batch_size=global_batch, shuffle=False, cache=True, **options
-    )
-    history = cb.read_history(run_dir / cb.HISTORY_FILE)
-    history = [row for row in history if row["epoch"] <= done]
-    guard = cb.NaNGuard()
-    checkpoint = cb.ResumeCheckpoint(
-        run_dir,
-        monitor="val_miou",
-        history=history,
-        best_value=float(state["best_value"]) if state else -math.inf,
-        best_epoch=int(state["best_epoch"]) if state else 0,
-        nan_guard=guard,
-        extra_state={"epochs": config.epochs},
-    )
-    tensorboard = cb.EpochScalars(run_dir / "logs")
-    if done < config.epochs:
-        model.fit(
-            train_ds,
-            validation_data=val_ds,
-            epochs=config.epochs,
-            initial_epoch=done,
-            callbacks=[guard, checkpoint, tensorboard],
-            shuffle=False,  # the dataset reshuffles itself, seeded
-            verbose=verbose,
-        )
-    if guard.nan_at is not None:
-        epoch, batch = guard.nan_at
-        raise TrainingDiverged(
-            f"the training loss became NaN at epoch {epoch}, batch {batch} "
-            f"(lr {config.lr:g}, loss {config.loss}): lower --lr or check the input data; "
-            f"epochs 1..{epoch - 1} are kept in {run_dir}"
-        )
-    return config.epochs - done
-
-
-def _plot_test_predictions(
-    config: TrainConfig, run_dir: Path, test: list, options: dict[str, Any], n: int = 4
-) -> None:
-    from landslide_tf.data import make_dataset
-    from landslide_tf.plots import plot_predictions
-    from landslide_tf.runs import load_model_file
-
-    tiles = test[:n]
-    model = load_model_file(run_dir / cb.BEST_MODEL)
-    x, y = next(iter(make_dataset(tiles, batch_size=len(tiles), cache=False, **options)))
-    x = np.asarray(x)  # (n, H, W, C)
-    prob = np.asarray(model(x, training=False), dtype=np.float32)  # (n, H, W, 1)
-    images = x[..., :3] if config.modalities != "dem" else None
-    dem_channel = {"rgb+dem": 3, "dem": 0}.get(config.modalities)
-    dems = x[..., dem_channel] if dem_channel is not None else None
-    plot_predictions(
-        images,
-        dems,
-        np.asarray(y),
-        {f"{config.model} ({config.loss})": prob},
-        run_dir / "predictions.png",
-        names=[s.stem for s in tiles],
-    )
 
 
 class _Parser(argparse.ArgumentParser):

@@ -47,7 +47,7 @@ logger = logging.getLogger(__name__)
 Progress = Callable[[str], None]
 
 #: Fields that may differ without making a run another run: ``train`` resumes across them
-#: (mirrors ``landslide_tf.train.RESUME_FREE_FIELDS``; a larger ``epochs`` continues training).
+#: (mirrors ``landslide_tf.rundir.RESUME_FREE_FIELDS``; a larger ``epochs`` continues training).
 RESUME_FREE_FIELDS = ("run_dir", "epochs", "strategy", "jit")
 
 
