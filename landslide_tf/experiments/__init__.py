@@ -15,7 +15,8 @@ Rerunning with the same ``--out`` skips finished runs and resumes interrupted on
 
 Modules: ``study`` (study JSON loader), ``runs`` (run records), ``runner`` (training,
 resume, parallel processes), ``tables`` (selection and tables), ``figures``, ``core``
-(``run_study``), ``cli`` (``main``), ``reference`` (the paper's numbers).
+(``run_study``), ``report`` (``StudyOutcome`` and the writers of its tables, figures and
+README), ``cli`` (``main``), ``reference`` (the paper's numbers).
 
 No TensorFlow is imported until a run or figure needs it.
 """
