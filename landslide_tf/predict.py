@@ -38,6 +38,7 @@ from landslide_tf.inference import (
     raw_probability,
 )
 from landslide_tf.predictor import Predictor, load_keras_model
+from landslide_tf.scene import predict_scene
 
 __all__ = [
     "MODEL_CARD_JSON",
@@ -224,10 +225,8 @@ def main(argv: list[str] | None = None) -> int:
                 raise UserError("give --image (a tile), --scene (a whole scene) or --dem")
         predictor = Predictor.load(args.model, nodata=args.dem_nodata)
         if args.scene is not None:
-            from landslide_tf import scene
-
             kwargs = {k: v for k, v in (("window", args.window), ("overlap", args.overlap))}
-            result = scene.predict_scene(
+            result = predict_scene(
                 predictor,
                 args.scene,
                 args.out,
