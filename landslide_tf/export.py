@@ -5,7 +5,7 @@ The SavedModel needs neither landslide_tf nor Keras to load (``tf.saved_model.lo
 - ``serving_default``: raw inputs ``image`` (uint8 ``[N, H, W, 3]``) and ``dem`` (float32
   ``[N, H', W']``, any grid: it is resampled) of any size -> ``probability`` (float32
   ``[N, H, W]``) at the image size. The training preprocessing runs inside the graph: the
-  traced ``landslide_tf.predict.raw_probability`` (resize to the training size, normalize,
+  traced ``landslide_tf.inference.raw_probability`` (resize to the training size, normalize,
   stack, network, bilinear resize back). RGB-only models take no ``dem``, DEM-only models no
   ``image`` (then the output is on the DEM grid).
 - ``normalized``: ``inputs`` (float32 ``[N, S, S, C]``, already preprocessed at the training
@@ -41,7 +41,7 @@ import tensorflow as tf
 
 from landslide_tf import __version__
 from landslide_tf.errors import UserError
-from landslide_tf.predict import (
+from landslide_tf.inference import (
     MODEL_CARD_JSON,
     MODEL_CARD_MD,
     InferenceSettings,
@@ -329,7 +329,7 @@ def export_run(
     Returns:
         The output directory.
     """
-    from landslide_tf.predict import Predictor
+    from landslide_tf.predictor import Predictor
 
     run_dir = Path(run_dir)
     if not (run_dir / "config.json").is_file():
