@@ -29,12 +29,25 @@ from __future__ import annotations
 
 import inspect
 import logging
-import numbers
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import keras
 from keras import ops
+
+# The pure functions live in loss_functions; re-exported here, the documented import path.
+from landslide_tf.loss_functions import (  # noqa: F401  (re-exported)
+    DEFAULT_SMOOTH,
+    _check_class_weights,
+    _check_nonneg,
+    _check_unit,
+    binary_crossentropy,
+    dice_loss,
+    focal_tversky_loss,
+    tversky_index,
+    tversky_loss,
+    weighted_crossentropy,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -42,189 +55,15 @@ logger = logging.getLogger(__name__)
 #: resizing the masks to 128x128 (13.2 %); the WCE default when no fraction is given.
 DEFAULT_LANDSLIDE_FRACTION = 0.13
 
-#: Default smoothing ``s`` of the Dice and Tversky losses (in pixels).
-DEFAULT_SMOOTH = 1.0
-
-
-def _prepare(y_true: Any, y_pred: Any) -> tuple[Any, Any]:
-    """Cast both inputs to float32 (mixed-precision safe) and flatten nothing."""
-    y_pred = ops.cast(ops.convert_to_tensor(y_pred), "float32")
-    y_true = ops.cast(ops.convert_to_tensor(y_true), "float32")
-    return y_true, y_pred
-
-
-def _clip(y_pred: Any) -> Any:
-    eps = keras.config.epsilon()
-    return ops.clip(y_pred, eps, 1.0 - eps)
-
-
-# --------------------------------------------------------------------------- validation
-def _check_unit(name: str, value: float, *, loss: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"loss {loss!r}: {name} must be a number, got {value!r}")
-    if not 0.0 <= float(value) <= 1.0:
-        raise ValueError(f"loss {loss!r}: {name} must be in [0, 1], got {value}")
-    return float(value)
-
-
-def _check_nonneg(name: str, value: float, *, loss: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"loss {loss!r}: {name} must be a number, got {value!r}")
-    if float(value) < 0.0:
-        raise ValueError(f"loss {loss!r}: {name} must be >= 0, got {value}")
-    return float(value)
-
-
-def _check_class_weights(value: Sequence[float], *, loss: str) -> tuple[float, float]:
-    try:
-        w0, w1 = (float(v) for v in value)
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"loss {loss!r}: class_weights must be two numbers (w_background, w_landslide), "
-            f"got {value!r}"
-        ) from None
-    if not (w0 >= 0.0 and w1 >= 0.0) or w0 + w1 == 0.0:
-        raise ValueError(
-            f"loss {loss!r}: class_weights must be >= 0 and not both 0, got ({w0}, {w1})"
-        )
-    return w0, w1
-
-
-# --------------------------------------------------------------------------- pure functions
-def binary_crossentropy(y_true: Any, y_pred: Any) -> Any:
-    """Per-pixel binary cross-entropy ``-(y log v + (1 - y) log(1 - v))``.
-
-    Args:
-        y_true: ``(N, H, W, 1)`` in {0, 1}.
-        y_pred: ``(N, H, W, 1)`` probabilities.
-
-    Returns:
-        ``(N, H, W, 1)`` float32 losses (average them for the paper's BCE).
-
-    Example:
-        >>> float(ops.mean(binary_crossentropy([[1.0], [0.0]], [[0.8], [0.4]])))  # doctest: +ELLIPSIS
-        0.366...
-    """
-    y_true, y_pred = _prepare(y_true, y_pred)
-    y_pred = _clip(y_pred)
-    return -(y_true * ops.log(y_pred) + (1.0 - y_true) * ops.log(1.0 - y_pred))
-
-
-def weighted_crossentropy(
-    y_true: Any, y_pred: Any, class_weights: tuple[float, float] = (1.0, 1.0)
-) -> Any:
-    """Per-pixel two-class weighted cross-entropy from a single sigmoid output.
-
-    ``-sum_c w_c y_ic log v_ic`` with ``y_i1 = y_i``, ``y_i0 = 1 - y_i``, ``v_i1 = v_i``,
-    ``v_i0 = 1 - v_i``; the paper's WCE is the mean over pixels.
-
-    Args:
-        y_true: ``(N, H, W, 1)`` in {0, 1}.
-        y_pred: ``(N, H, W, 1)`` probabilities.
-        class_weights: ``(w_background, w_landslide)``.
-
-    Returns:
-        ``(N, H, W, 1)`` float32 losses.
-
-    Example:
-        With weights (0.5, 2.0), a landslide pixel predicted at 0.5 costs ``-2 log 0.5``:
-
-        >>> float(weighted_crossentropy([[1.0]], [[0.5]], (0.5, 2.0))[0, 0])  # doctest: +ELLIPSIS
-        1.386...
-    """
-    y_true, y_pred = _prepare(y_true, y_pred)
-    y_pred = _clip(y_pred)
-    w0, w1 = (float(w) for w in class_weights)
-    return -(w1 * y_true * ops.log(y_pred) + w0 * (1.0 - y_true) * ops.log(1.0 - y_pred))
-
-
-def _soft_counts(y_true: Any, y_pred: Any) -> tuple[Any, Any, Any]:
-    """Soft TP, FP, FN summed over the whole batch (scalars)."""
-    y_true, y_pred = _prepare(y_true, y_pred)
-    tp = ops.sum(y_true * y_pred)
-    fp = ops.sum((1.0 - y_true) * y_pred)
-    fn = ops.sum(y_true * (1.0 - y_pred))
-    return tp, fp, fn
-
-
-def dice_loss(y_true: Any, y_pred: Any, smooth: float = DEFAULT_SMOOTH) -> Any:
-    """Soft Dice loss over the whole batch, ``1 - (2 sum(y v) + s) / (sum y + sum v + s)``.
-
-    One Dice coefficient is computed from all pixels of all tiles of the batch (not one per
-    tile), as in the paper's ``1 - 2 sum(y v) / (sum y + sum v)``. The smoothing ``s`` keeps
-    the loss defined and its gradient non-zero on a batch without landslide pixels (there a
-    perfect all-background prediction scores 0 instead of 1).
-
-    Args:
-        y_true: ``(N, H, W, 1)`` in {0, 1}.
-        y_pred: ``(N, H, W, 1)`` probabilities.
-        smooth: ``s`` >= 0, added to numerator and denominator.
-
-    Returns:
-        A float32 scalar.
-
-    Example:
-        Truth ``[1, 1, 0, 0]``, prediction ``[1, 0, 1, 0]``: ``2*1 / (2 + 2) = 0.5``:
-
-        >>> float(dice_loss([1.0, 1.0, 0.0, 0.0], [1.0, 0.0, 1.0, 0.0], smooth=0.0))
-        0.5
-    """
-    y_true, y_pred = _prepare(y_true, y_pred)
-    intersection = ops.sum(y_true * y_pred)
-    total = ops.sum(y_true) + ops.sum(y_pred)
-    return 1.0 - (2.0 * intersection + smooth) / ops.maximum(total + smooth, keras.config.epsilon())
-
-
-def tversky_index(
-    y_true: Any, y_pred: Any, alpha: float = 0.3, beta: float = 0.7, smooth: float = DEFAULT_SMOOTH
-) -> Any:
-    """Soft Tversky index ``(TP + s) / (TP + alpha FP + beta FN + s)`` over the whole batch.
-
-    ``alpha`` weighs false positives, ``beta`` false negatives; ``alpha = beta = 0.5`` is
-    the Dice coefficient (for ``s = 0``).
-    """
-    tp, fp, fn = _soft_counts(y_true, y_pred)
-    return (tp + smooth) / ops.maximum(tp + alpha * fp + beta * fn + smooth, keras.config.epsilon())
-
-
-def tversky_loss(
-    y_true: Any, y_pred: Any, alpha: float = 0.3, beta: float = 0.7, smooth: float = DEFAULT_SMOOTH
-) -> Any:
-    """Tversky loss ``1 - TI`` (Salehi et al. 2017), a scalar over the whole batch.
-
-    Example:
-        Truth ``[1, 1, 0, 0]``, prediction ``[1, 0, 1, 0]``: TP = FP = FN = 1, so
-        ``1 - 1 / (1 + 0.3 + 0.7) = 0.5``:
-
-        >>> round(float(tversky_loss([1.0, 1.0, 0.0, 0.0], [1.0, 0.0, 1.0, 0.0], smooth=0.0)), 6)
-        0.5
-    """
-    return 1.0 - tversky_index(y_true, y_pred, alpha, beta, smooth)
-
-
-def focal_tversky_loss(
-    y_true: Any,
-    y_pred: Any,
-    alpha: float = 0.3,
-    beta: float = 0.7,
-    gamma: float = 0.75,
-    smooth: float = DEFAULT_SMOOTH,
-) -> Any:
-    """Focal Tversky loss ``(1 - TI)^gamma`` (Abraham and Khan 2019), a scalar.
-
-    ``gamma`` is the exponent itself: the paper's ``gamma = 4/3`` in ``(1 - TI)^(1/gamma)``
-    is ``gamma=0.75`` here. ``1 - TI`` is floored at ``epsilon`` so that the gradient stays
-    finite for ``gamma < 1`` at a perfect prediction.
-
-    Example:
-        ``1 - TI = 0.5`` (see ``tversky_loss``) and ``gamma = 2`` give ``0.25``:
-
-        >>> round(float(focal_tversky_loss([1.0, 1.0, 0.0, 0.0], [1.0, 0.0, 1.0, 0.0],
-        ...                                gamma=2.0, smooth=0.0)), 6)
-        0.25
-    """
-    one_minus = 1.0 - tversky_index(y_true, y_pred, alpha, beta, smooth)
-    return ops.power(ops.maximum(one_minus, keras.config.epsilon()), gamma)
+#: The re-exported functions' docstring examples, run by ``doctest.testmod(losses)`` too.
+_EXAMPLES = (
+    binary_crossentropy,
+    weighted_crossentropy,
+    dice_loss,
+    tversky_loss,
+    focal_tversky_loss,
+)
+__test__ = {f.__name__: f for f in _EXAMPLES}
 
 
 # --------------------------------------------------------------------------- Loss classes

@@ -1,4 +1,4 @@
-"""Reading the Bijie landslide dataset layout: folders, zip files, validated PNG readers.
+"""Reading the Bijie landslide dataset layout: finding the tiles and loading one of them.
 
 The official layout (Ji et al. 2020), matched by file stem::
 
@@ -8,51 +8,54 @@ The official layout (Ji et al. 2020), matched by file stem::
     <root>/non-landslide/image/*.png   negatives, no mask (= all background)
     <root>/non-landslide/dem/*.png
 
-Every reader validates its file and raises ``DataError`` with one line naming the file and
-what was expected. Recoverable oddities (RGBA image, mask values other than 0/255, a DEM or
-mask of another size than the image) are fixed and logged as warnings.
+``find_samples`` lists the tiles as ``Sample`` records, ``load_sample`` turns one into
+network input. Zip files are opened by ``data/archive.py`` (``open_dataset``, ``safe_extract``)
+and PNG files read by ``data/readers.py`` (``read_rgb``, ``read_dem``, ``read_mask``); both are
+re-exported here and by ``landslide_tf.data``. Every reader validates its file and raises
+``DataError`` with one line naming the file and what was expected. Recoverable oddities (RGBA
+image, mask values other than 0/255, a DEM or mask of another size than the image) are fixed
+and logged as warnings.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import os
-import shutil
-import stat
-import zipfile
-import zlib
 from collections.abc import Sequence
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
-import cv2
 import numpy as np
 
+# Zip handling and the PNG readers live in archive.py and readers.py; re-exported here.
+from landslide_tf.data.archive import (  # noqa: F401  (re-exported)
+    EXTRACTED_MARKER,
+    LANDSLIDE,
+    _find_layout_root,
+    _zip_member_problem,
+    expected_layout,
+    open_dataset,
+    safe_extract,
+)
+from landslide_tf.data.readers import (  # noqa: F401  (re-exported)
+    PNG_SIGNATURE,
+    _decode_png,
+    _png_structure_problem,
+    _read_dem,
+    _read_mask,
+    _read_rgb,
+    _warn,
+    read_dem,
+    read_mask,
+    read_rgb,
+)
 from landslide_tf.errors import DataError
 
 logger = logging.getLogger(__name__)
 
-try:  # libpng/OpenCV would print their own messages for corrupt files; we raise DataError.
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
-except AttributeError:  # pragma: no cover - very old OpenCV
-    pass
-
-LANDSLIDE = "landslide"
 NON_LANDSLIDE = "non-landslide"
 MODALITIES = ("rgb+dem", "rgb", "dem")
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 #: Files that operating systems drop into folders; never reported as stray files.
 IGNORED_FILES = {"thumbs.db", "desktop.ini"}
-#: Marker written after a zip file was fully extracted.
-EXTRACTED_MARKER = ".landslide_tf_extracted"
-
-
-def expected_layout(root: str | Path) -> str:
-    """One-line description of the expected folder layout under ``root``."""
-    return (
-        f"expected {root}/landslide/{{image,dem,mask}}/*.png and optionally "
-        f"{root}/non-landslide/{{image,dem}}/*.png (files matched by stem)"
-    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,272 +75,6 @@ class Sample:
     dem: Path | None
     mask: Path | None
     landslide: bool
-
-
-# --------------------------------------------------------------------------------------------
-# zip files and folders
-
-
-def _zip_member_problem(info: zipfile.ZipInfo, target: Path) -> str | None:
-    """Why a zip entry must not be extracted into ``target`` (None when it is safe)."""
-    name = info.filename
-    pure = PurePosixPath(name.replace("\\", "/"))
-    if pure.is_absolute() or (len(name) > 1 and name[1] == ":"):
-        return "absolute path"
-    if ".." in pure.parts:
-        return "'..' path component"
-    mode = (info.external_attr >> 16) & 0o170000
-    if mode and stat.S_ISLNK(mode):
-        return "symbolic link"
-    dest = (target / pure).resolve()
-    base = target.resolve()
-    if dest != base and base not in dest.parents:
-        return "lands outside the target folder"
-    return None
-
-
-def safe_extract(zip_path: str | Path, target: str | Path) -> Path:
-    """Extract a zip file into ``target``, refusing any entry that would land outside it.
-
-    Every entry is checked before anything is written, so a refused archive leaves no files.
-
-    Args:
-        zip_path: the archive.
-        target: destination folder (created).
-
-    Returns:
-        ``target`` as a Path.
-
-    Raises:
-        DataError: bad zip file, or an entry with an absolute path, ``..``, or a symlink.
-    """
-    zip_path, target = Path(zip_path), Path(target)
-    try:
-        archive = zipfile.ZipFile(zip_path)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise DataError(f"{zip_path}: not a readable zip file ({exc})") from None
-    with archive:
-        for info in archive.infolist():
-            problem = _zip_member_problem(info, target)
-            if problem:
-                raise DataError(
-                    f"{zip_path}: refused to extract entry {info.filename!r} ({problem}); "
-                    f"expected entries inside {target}"
-                )
-        target.mkdir(parents=True, exist_ok=True)
-        try:
-            archive.extractall(target)
-        except (zipfile.BadZipFile, OSError, EOFError) as exc:
-            raise DataError(f"{zip_path}: extraction into {target} failed ({exc})") from None
-    return target
-
-
-def _find_layout_root(folder: Path, max_depth: int = 2) -> Path | None:
-    """The folder (``folder`` itself or below) that holds ``landslide/``."""
-    if (folder / LANDSLIDE).is_dir():
-        return folder
-    if max_depth == 0:
-        return None
-    children = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-    for child in children:
-        found = _find_layout_root(child, max_depth - 1)
-        if found is not None:
-            return found
-    return None
-
-
-def open_dataset(path: str | Path) -> Path:
-    """Return the dataset folder for a folder or a downloaded ``.zip``.
-
-    A folder is returned as is. A ``.zip`` is extracted safely once, next to it into
-    ``<zip stem>/``, and the folder holding ``landslide/`` inside it is returned.
-
-    Raises:
-        DataError: the path does not exist, the zip is unreadable or unsafe, or the zip does
-            not contain the layout.
-    """
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise DataError(f"{path}: no such file or folder; {expected_layout(path)}")
-    if path.is_dir():
-        return path
-    if path.suffix.lower() != ".zip":
-        raise DataError(f"{path}: expected a dataset folder or a .zip file")
-    target = path.with_suffix("")
-    if not (target / EXTRACTED_MARKER).is_file():
-        logger.info("extracting %s into %s", path, target)
-        tmp = target.with_name(f".{target.name}.extracting-{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        try:
-            safe_extract(path, tmp)
-            (tmp / EXTRACTED_MARKER).write_text(f"{path.name}\n")
-            if target.exists():
-                shutil.rmtree(target)
-            tmp.rename(target)
-        except OSError as exc:
-            raise DataError(
-                f"{path}: cannot extract next to the zip into {target} ({exc})"
-            ) from None
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    root = _find_layout_root(target)
-    if root is None:
-        raise DataError(f"{path}: the zip holds no landslide/ folder; {expected_layout('<zip>')}")
-    return root
-
-
-# --------------------------------------------------------------------------------------------
-# PNG readers
-
-
-def _png_structure_problem(data: bytes) -> str | None:
-    """Walk the PNG chunks (length, type, CRC); say what is broken, or None.
-
-    Catches truncated and bit-flipped files before libpng sees them (libpng would print its
-    own messages to stderr).
-    """
-    pos, seen_header, seen_data = len(PNG_SIGNATURE), False, False
-    while pos + 12 <= len(data):
-        length = int.from_bytes(data[pos : pos + 4], "big")
-        kind = data[pos + 4 : pos + 8]
-        end = pos + 12 + length
-        name = kind.decode("latin-1", "replace")
-        if end > len(data):
-            return f"truncated inside chunk {name}"
-        if zlib.crc32(data[pos + 4 : end - 4]) != int.from_bytes(data[end - 4 : end], "big"):
-            return f"checksum error in chunk {name}"
-        if not seen_header and kind != b"IHDR":
-            return "first chunk is not IHDR"
-        seen_header = True
-        seen_data |= kind == b"IDAT"
-        if kind == b"IEND":
-            return None if seen_data else "no image data"
-        pos = end
-    return "truncated, no IEND chunk"
-
-
-def _decode_png(path: Path) -> np.ndarray:
-    """Read any PNG unchanged (bit depth and channels kept), or raise ``DataError``."""
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
-    data = np.fromfile(path, dtype=np.uint8)
-    if data.size == 0:
-        raise DataError(f"{path}: empty file; expected a PNG image")
-    head = data[:8].tobytes()
-    if head != PNG_SIGNATURE:
-        kind = "a JPEG" if head[:3] == b"\xff\xd8\xff" else "not a PNG"
-        if head[:4] in (b"II*\x00", b"MM\x00*"):
-            kind = "a TIFF"
-        raise DataError(f"{path}: {kind} file; expected a PNG image")
-    problem = _png_structure_problem(data.tobytes())
-    if problem:
-        raise DataError(f"{path}: corrupt PNG ({problem}); expected a valid PNG image")
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
-    if image is None or image.size == 0:
-        raise DataError(f"{path}: corrupt PNG (cannot be decoded); expected a valid PNG image")
-    return image
-
-
-def _read_rgb(path: Path) -> tuple[np.ndarray, list[str]]:
-    image = _decode_png(path)
-    notes: list[str] = []
-    channels = 1 if image.ndim == 2 else image.shape[2]
-    if channels in (1, 2):
-        raise DataError(
-            f"{path}: grayscale image ({channels} channel{'s' if channels > 1 else ''}); "
-            "expected an RGB PNG with 3 channels (a DEM in the image folder?)"
-        )
-    if channels == 4:
-        notes.append(f"{path}: RGBA image, alpha channel dropped")
-        image = image[..., :3]
-    elif channels != 3:
-        raise DataError(f"{path}: {channels} channels; expected an RGB PNG with 3 channels")
-    if image.dtype == np.uint16:
-        notes.append(f"{path}: 16-bit RGB image, scaled to 8 bits")
-        image = (image >> 8).astype(np.uint8)
-    rgb = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_BGR2RGB)  # (H, W, 3)
-    return rgb, notes
-
-
-def _read_dem(path: Path) -> tuple[np.ndarray, list[str]]:
-    dem = _decode_png(path)
-    notes: list[str] = []
-    if dem.ndim == 3:
-        if dem.shape[2] in (2, 4):
-            dem = dem[..., : dem.shape[2] - 1]
-        if dem.shape[2] == 1 or all(
-            np.array_equal(dem[..., 0], dem[..., c]) for c in range(1, dem.shape[2])
-        ):
-            dem = dem[..., 0]
-        else:
-            notes.append(f"{path}: colour DEM, converted to grayscale; expected a grayscale PNG")
-            dem = cv2.cvtColor(np.ascontiguousarray(dem), cv2.COLOR_BGR2GRAY)
-    return dem.astype(np.float32), notes
-
-
-def _read_mask(path: Path) -> tuple[np.ndarray, list[str]]:
-    mask = _decode_png(path)
-    notes: list[str] = []
-    if mask.ndim == 3:
-        mask = mask[..., : 3 if mask.shape[2] >= 3 else 1].max(axis=-1)
-    values = np.unique(mask)
-    unexpected = values[(values != 0) & (values != 255)]
-    if unexpected.size:
-        shown = ", ".join(str(v) for v in values[:6]) + (", ..." if values.size > 6 else "")
-        notes.append(
-            f"{path}: mask values {{{shown}}} other than 0/255, binarized at > 0 (> 0 = landslide)"
-        )
-    return (mask > 0).astype(np.uint8), notes
-
-
-def _warn(notes: Sequence[str]) -> None:
-    for note in notes:
-        logger.warning("%s", note)
-
-
-def read_rgb(path: str | Path) -> np.ndarray:
-    """Read an RGB tile.
-
-    RGBA drops the alpha channel (warning); a grayscale PNG is refused, since a one-channel
-    file in ``image/`` is far more likely a misplaced DEM than a real image.
-
-    Returns:
-        ``(H, W, 3)`` uint8 RGB.
-
-    Raises:
-        DataError: missing, empty, non-PNG, corrupt or grayscale file.
-    """
-    rgb, notes = _read_rgb(Path(path))
-    _warn(notes)
-    return rgb
-
-
-def read_dem(path: str | Path) -> np.ndarray:
-    """Read a DEM PNG (8- or 16-bit grayscale; dark = low) as float elevation values.
-
-    Returns:
-        ``(H, W)`` float32 with the raw PNG values (0..255 or 0..65535).
-
-    Raises:
-        DataError: missing, empty, non-PNG or corrupt file.
-    """
-    dem, notes = _read_dem(Path(path))
-    _warn(notes)
-    return dem
-
-
-def read_mask(path: str | Path) -> np.ndarray:
-    """Read a ground-truth mask; any value > 0 is landslide (values other than 0/255 warn).
-
-    Returns:
-        ``(H, W)`` uint8 in {0, 1}.
-
-    Raises:
-        DataError: missing, empty, non-PNG or corrupt file.
-    """
-    mask, notes = _read_mask(Path(path))
-    _warn(notes)
-    return mask
 
 
 # --------------------------------------------------------------------------------------------
