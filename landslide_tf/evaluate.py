@@ -21,13 +21,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
 
+from landslide_tf.cli import run_cli
 from landslide_tf.errors import UserError
 from landslide_tf.metrics import SCORE_KEYS, format_metrics
 from landslide_tf.runs import SPLITS, dataset_options, load_model_file, read_run_config, run_splits
@@ -163,17 +163,17 @@ def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; prints the metrics and where they were written."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    try:
-        result = evaluate_run(
-            args.run_dir,
-            data=args.data,
-            split=args.split,
-            threshold=args.threshold,
-            tune_threshold=args.tune_threshold,
-        )
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return run_cli(lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
+    result = evaluate_run(
+        args.run_dir,
+        data=args.data,
+        split=args.split,
+        threshold=args.threshold,
+        tune_threshold=args.tune_threshold,
+    )
     shown = {k: result[k] for k in METRIC_KEYS if k in result}
     print(json.dumps(shown, indent=2))
     print(format_metrics(result))

@@ -32,7 +32,6 @@ import datetime
 import json
 import logging
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -40,6 +39,7 @@ from typing import Any
 import tensorflow as tf
 
 from landslide_tf import __version__
+from landslide_tf.cli import run_cli
 from landslide_tf.errors import UserError
 from landslide_tf.inference import (
     MODEL_CARD_JSON,
@@ -381,16 +381,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
+
+    def body() -> int:
         out = export_run(
             args.run_dir, args.out, dem_nodata=args.dem_nodata, overwrite=args.overwrite
         )
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"wrote {out}")
-    print(describe(out))
-    return 0
+        print(f"wrote {out}")
+        print(describe(out))
+        return 0
+
+    return run_cli(body)
 
 
 if __name__ == "__main__":

@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from landslide_tf.cli import run_cli
 from landslide_tf.errors import UserError
 from landslide_tf.inference import (
     MODEL_CARD_JSON,
@@ -219,42 +219,42 @@ def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        if args.image is None and args.scene is None:
-            if args.dem is None:
-                raise UserError("give --image (a tile), --scene (a whole scene) or --dem")
-        predictor = Predictor.load(args.model, nodata=args.dem_nodata)
-        if args.scene is not None:
-            kwargs = {k: v for k, v in (("window", args.window), ("overlap", args.overlap))}
-            result = predict_scene(
-                predictor,
-                args.scene,
-                args.out,
-                dem=args.dem,
-                polygons=args.polygons,
-                batch=args.batch,
-                threshold=args.threshold,
-                dem_nodata=args.dem_nodata,
-                progress=not args.quiet,
-                **{k: v for k, v in kwargs.items() if v is not None},
-            )
-            print(result.format())
-            return 0
-        for option in ("polygons", "window", "overlap"):
-            if getattr(args, option) is not None:
-                raise UserError(f"--{option} applies to --scene only")
-        result = predict_image(
+    return run_cli(lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.image is None and args.scene is None:
+        if args.dem is None:
+            raise UserError("give --image (a tile), --scene (a whole scene) or --dem")
+    predictor = Predictor.load(args.model, nodata=args.dem_nodata)
+    if args.scene is not None:
+        kwargs = {k: v for k, v in (("window", args.window), ("overlap", args.overlap))}
+        result = predict_scene(
             predictor,
-            args.image,
-            args.dem,
+            args.scene,
             args.out,
-            overlay=args.overlay,
+            dem=args.dem,
+            polygons=args.polygons,
+            batch=args.batch,
             threshold=args.threshold,
-            probability=args.probability,
+            dem_nodata=args.dem_nodata,
+            progress=not args.quiet,
+            **{k: v for k, v in kwargs.items() if v is not None},
         )
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        print(result.format())
+        return 0
+    for option in ("polygons", "window", "overlap"):
+        if getattr(args, option) is not None:
+            raise UserError(f"--{option} applies to --scene only")
+    result = predict_image(
+        predictor,
+        args.image,
+        args.dem,
+        args.out,
+        overlay=args.overlay,
+        threshold=args.threshold,
+        probability=args.probability,
+    )
     print(
         f"wrote {result['out']} ({result['shape'][0]}x{result['shape'][1]} px, "
         f"{result['landslide_pixels']} landslide px = {100 * result['landslide_fraction']:.1f} %, "

@@ -29,13 +29,13 @@ import dataclasses
 import json
 import logging
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
 import keras
 
 from landslide_tf import callbacks as cb
+from landslide_tf.cli import run_cli
 from landslide_tf.config import DEM_NORMS, DERIVED_CHANNELS, MODALITIES, TrainConfig
 from landslide_tf.errors import UserError
 
@@ -322,18 +322,15 @@ def main(argv: list[str] | None = None) -> int:
     """Command-line entry point: train, then print the test metrics."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        config = config_from_args(args)
-        result = train(config, force=args.force, verbose=args.verbose)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(
-            "interrupted: rerun the same command to resume after the last completed epoch",
-            file=sys.stderr,
-        )
-        return 130
+    return run_cli(
+        lambda: _run(args),
+        interrupted="interrupted: rerun the same command to resume after the last completed epoch",
+    )
+
+
+def _run(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    result = train(config, force=args.force, verbose=args.verbose)
     from landslide_tf.metrics import format_metrics
 
     run_dir = result["run_dir"]

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 import time
 
+from landslide_tf.cli import run_cli
 from landslide_tf.errors import UserError
 
 
@@ -43,40 +43,34 @@ def main(argv: list[str] | None = None) -> int:
     """Run the ``synth`` or ``check`` command; return the exit status."""
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
-    try:
-        if args.command == "synth":
-            from landslide_tf.data.synthetic import synthesize
+    return run_cli(lambda: _run(args))
 
-            if args.n < 1 or (args.negatives is not None and args.negatives < 0):
-                raise UserError(
-                    f"--n {args.n} --negatives {args.negatives}; expected n >= 1, negatives >= 0"
-                )
-            if not 16 <= args.min_size <= args.max_size:
-                raise UserError(
-                    f"--min-size {args.min_size} --max-size {args.max_size}; "
-                    "expected 16 <= min <= max"
-                )
-            start = time.monotonic()
-            out = synthesize(
-                args.out, args.n, args.seed, args.negatives, args.min_size, args.max_size
-            )
-            negatives = args.n // 4 if args.negatives is None else args.negatives
-            print(
-                f"wrote {args.n} landslide and {negatives} non-landslide tiles to {out} "
-                f"in {time.monotonic() - start:.1f} s"
-            )
-            return 0
-        from landslide_tf.data.check import check_dataset
 
-        report = check_dataset(args.root, args.modalities)
-        print(report.format())
-        return 0 if report.ok else 1
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "synth":
+        from landslide_tf.data.synthetic import synthesize
+
+        if args.n < 1 or (args.negatives is not None and args.negatives < 0):
+            raise UserError(
+                f"--n {args.n} --negatives {args.negatives}; expected n >= 1, negatives >= 0"
+            )
+        if not 16 <= args.min_size <= args.max_size:
+            raise UserError(
+                f"--min-size {args.min_size} --max-size {args.max_size}; expected 16 <= min <= max"
+            )
+        start = time.monotonic()
+        out = synthesize(args.out, args.n, args.seed, args.negatives, args.min_size, args.max_size)
+        negatives = args.n // 4 if args.negatives is None else args.negatives
+        print(
+            f"wrote {args.n} landslide and {negatives} non-landslide tiles to {out} "
+            f"in {time.monotonic() - start:.1f} s"
+        )
+        return 0
+    from landslide_tf.data.check import check_dataset
+
+    report = check_dataset(args.root, args.modalities)
+    print(report.format())
+    return 0 if report.ok else 1
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import logging
 import shlex
 import sys
 
+from landslide_tf.cli import run_cli
 from landslide_tf.errors import UserError
 from landslide_tf.experiments.study import SELECT_SPLITS, available_studies, load_study
 
@@ -71,35 +72,34 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")  # fmt: skip
     if not args.verbose:  # tf.function retracing warnings: one per model, expected here
         logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    return run_cli(
+        lambda: _run(args, argv), interrupted="interrupted: rerun the same command to resume"
+    )
+
+
+def _run(args: argparse.Namespace, argv: list[str] | None) -> int:
     if args.list:
         for name in available_studies():
             print(name)
         return 0
-    try:
-        if not args.study or not args.data or not args.out:
-            raise UserError("usage: python -m landslide_tf.experiments STUDY --data DIR --out OUT")
-        if args.jobs < 1:
-            raise UserError(f"--jobs must be at least 1, got {args.jobs}")
-        overrides = _parse_sets(args.set)
-        overrides.update(epochs=args.epochs, base_filters=args.base_filters,
-                         batch_size=args.batch_size, image_size=args.image_size, lr=args.lr,
-                         strategy=args.strategy)  # fmt: skip
-        study = load_study(args.study).with_overrides(
-            train=overrides, seeds=args.seeds, select_on=args.select_on
-        )
-        from landslide_tf.experiments.core import run_study
+    if not args.study or not args.data or not args.out:
+        raise UserError("usage: python -m landslide_tf.experiments STUDY --data DIR --out OUT")
+    if args.jobs < 1:
+        raise UserError(f"--jobs must be at least 1, got {args.jobs}")
+    overrides = _parse_sets(args.set)
+    overrides.update(epochs=args.epochs, base_filters=args.base_filters,
+                     batch_size=args.batch_size, image_size=args.image_size, lr=args.lr,
+                     strategy=args.strategy)  # fmt: skip
+    study = load_study(args.study).with_overrides(
+        train=overrides, seeds=args.seeds, select_on=args.select_on
+    )
+    from landslide_tf.experiments.core import run_study
 
-        raw = sys.argv[1:] if argv is None else argv
-        command = "python -m landslide_tf.experiments " + " ".join(shlex.quote(a) for a in raw)
-        outcome = run_study(study, args.data, args.out, jobs=args.jobs,
-                            progress=lambda line: print(line, flush=True),
-                            command=command, figures_n=args.figure_tiles, verbose=2 if args.verbose else 0)  # fmt: skip
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted: rerun the same command to resume", file=sys.stderr)
-        return 130
+    raw = sys.argv[1:] if argv is None else argv
+    command = "python -m landslide_tf.experiments " + " ".join(shlex.quote(a) for a in raw)
+    outcome = run_study(study, args.data, args.out, jobs=args.jobs,
+                        progress=lambda line: print(line, flush=True),
+                        command=command, figures_n=args.figure_tiles, verbose=2 if args.verbose else 0)  # fmt: skip
     for name in ("table1.md", "table3.md"):
         print(f"\n{(outcome.out / name).read_text()}")
     if outcome.failed:

@@ -11,12 +11,12 @@ import csv
 import json
 import logging
 import math
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from landslide_tf.cli import run_cli
 from landslide_tf.errors import UserError
 from landslide_tf.gradcam.cam import compute_cam, predict_probs
 from landslide_tf.gradcam.figures import save_grid, save_overlay
@@ -218,26 +218,25 @@ def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; see the ``landslide_tf.gradcam`` docstring."""
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    return run_cli(lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.n < 1:
-        print("error: --n must be at least 1", file=sys.stderr)
-        return 2
-    try:
-        summary = explain_run(
-            args.run_dir,
-            data=args.data,
-            out=args.out,
-            layer=args.layer,
-            method=args.method,
-            target=args.target,
-            n=args.n,
-            split=args.split,
-            threshold=args.threshold,
-            batch_size=args.batch_size,
-            linear=args.linear,
-        )
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        raise UserError("--n must be at least 1")
+    summary = explain_run(
+        args.run_dir,
+        data=args.data,
+        out=args.out,
+        layer=args.layer,
+        method=args.method,
+        target=args.target,
+        n=args.n,
+        split=args.split,
+        threshold=args.threshold,
+        batch_size=args.batch_size,
+        linear=args.linear,
+    )
     energy, area = summary["mean_energy_inside"], summary["mean_area_share"]
     print(
         f"{summary['model']}: {summary['method']} @ {summary['layer']}, target "

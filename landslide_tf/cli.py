@@ -1,0 +1,70 @@
+"""The one place where command-line entry points turn failures into one line and an exit code.
+
+Every ``main(argv)`` of the package runs its body through ``run_cli``:
+
+- ``UserError`` (and ``DataError``): ``error: <message>`` on stderr, exit 2;
+- ``OSError`` (unwritable folder, path under a regular file, disk full, ...): ``error:`` with
+  the path it concerns and what went wrong, exit 2;
+- ``KeyboardInterrupt``: the command's own ``interrupted: ...`` hint, exit 130.
+
+Library code raises; it never prints. Damaged files (a truncated ``config.json``, a corrupt
+``.keras`` or zip) are turned into ``UserError`` where they are read, naming the file.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sys
+from collections.abc import Callable
+
+from landslide_tf.errors import UserError
+
+#: Exit status for bad input, bad options and I/O problems.
+EXIT_USAGE = 2
+#: Exit status after Ctrl-C (128 + SIGINT).
+EXIT_INTERRUPTED = 130
+
+
+def describe_os_error(exc: OSError) -> str:
+    """One line for an ``OSError``: the path(s) it concerns, the reason and a hint."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    paths = [p for p in (exc.filename, getattr(exc, "filename2", None)) if p is not None]
+    where = " -> ".join(os.fsdecode(p) for p in paths)
+    hint = {
+        errno.EACCES: "check its permissions or choose another location",
+        errno.EPERM: "check its permissions or choose another location",
+        errno.EROFS: "the file system is read-only: choose another location",
+        errno.ENOSPC: "free some disk space",
+        errno.ENOTDIR: "a part of the path is a file, not a folder",
+        errno.EISDIR: "expected a file, got a folder",
+        errno.ENOENT: "check the path",
+        errno.EEXIST: "remove it or choose another name",
+    }.get(exc.errno or -1)
+    line = f"{where}: {reason}" if where else reason
+    return f"{line} ({hint})" if hint else line
+
+
+def run_cli(
+    body: Callable[[], int],
+    *,
+    interrupted: str = "interrupted",
+) -> int:
+    """Run a CLI body; return its exit status, or 2 / 130 after printing one line.
+
+    Args:
+        body: the command's work, returning its exit status (0 on success).
+        interrupted: the message printed after Ctrl-C.
+    """
+    try:
+        return body()
+    except UserError as exc:
+        message = " ".join(str(exc).split("\n"))
+        print(f"error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        print(f"error: {describe_os_error(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(interrupted, file=sys.stderr)
+        return EXIT_INTERRUPTED
