@@ -2,7 +2,9 @@
 
 ``open_dataset(path)`` returns the folder holding ``landslide/``; a zip is extracted once,
 next to it into ``<zip stem>/``, by ``safe_extract``, which checks every entry before writing
-anything. Import these names from ``landslide_tf.data`` (or ``landslide_tf.data.bijie``).
+anything. Extraction never deletes or overwrites what it did not create: ``<zip stem>/`` must
+be new (or carry our marker from an earlier extraction), otherwise it is refused. The
+uncompressed size is bounded (``unzip_budget``) before and while inflating. Import these names from ``landslide_tf.data`` (or ``landslide_tf.data.bijie``).
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ import logging
 import os
 import shutil
 import stat
+import tempfile
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 
 from landslide_tf.errors import DataError
@@ -49,27 +53,65 @@ def _zip_member_problem(info: zipfile.ZipInfo, target: Path) -> str | None:
     return None
 
 
-def safe_extract(zip_path: str | Path, target: str | Path) -> Path:
-    """Extract a zip file into ``target``, refusing any entry that would land outside it.
+#: Environment variable raising (or lowering) the uncompressed-size budget, in bytes.
+MAX_UNZIP_ENV = "LANDSLIDE_TF_MAX_UNZIP_BYTES"
+#: The budget is at least this many bytes ...
+MIN_UNZIP_BUDGET = 1 << 30  # 1 GiB
+#: ... or this many times the zip's own size, whichever is larger.
+UNZIP_RATIO_BUDGET = 100
+_CHUNK = 1 << 20  # bytes read and written at a time: memory stays bounded
 
-    Every entry is checked before anything is written, so a refused archive leaves no files.
+
+def unzip_budget(zip_path: str | Path) -> int:
+    """Most bytes a zip may inflate to: ``$LANDSLIDE_TF_MAX_UNZIP_BYTES`` if set, else
+    ``max(1 GiB, 100 x the zip's size)`` (PNG tiles hardly compress; bombs do)."""
+    raw = os.environ.get(MAX_UNZIP_ENV)
+    if raw:
+        try:
+            value = int(float(raw))
+        except ValueError:
+            raise DataError(f"{MAX_UNZIP_ENV}={raw!r}: expected a number of bytes") from None
+        if value < 1:
+            raise DataError(f"{MAX_UNZIP_ENV}={raw!r}: expected a positive number of bytes")
+        return value
+    return max(MIN_UNZIP_BUDGET, UNZIP_RATIO_BUDGET * Path(zip_path).stat().st_size)
+
+
+def _too_big(zip_path: Path, size: int, budget: int) -> DataError:
+    return DataError(
+        f"{zip_path}: inflates to more than {budget:,} bytes ({size:,} and counting); "
+        f"refused as a possible zip bomb (raise the limit with {MAX_UNZIP_ENV}=BYTES)"
+    )
+
+
+def safe_extract(zip_path: str | Path, target: str | Path, max_bytes: int | None = None) -> Path:
+    """Extract a zip file into ``target``, refusing unsafe entries and zip bombs.
+
+    Every entry is checked before anything is written (paths, symlinks, the declared sizes
+    against ``max_bytes``); while inflating, each entry is streamed in 1 MiB pieces and
+    stopped as soon as it outgrows its declared size or the budget. On any failure, the files
+    written so far are removed (``target`` too, when this call created it).
 
     Args:
         zip_path: the archive.
         target: destination folder (created).
+        max_bytes: uncompressed-size budget; default ``unzip_budget(zip_path)``.
 
     Returns:
         ``target`` as a Path.
 
     Raises:
-        DataError: bad zip file, or an entry with an absolute path, ``..``, or a symlink.
+        DataError: bad zip file, an entry with an absolute path, ``..`` or a symlink, or more
+            uncompressed bytes than the budget.
     """
     zip_path, target = Path(zip_path), Path(target)
     try:
         archive = zipfile.ZipFile(zip_path)
     except (zipfile.BadZipFile, OSError) as exc:
-        raise DataError(f"{zip_path}: not a readable zip file ({exc})") from None
+        raise DataError(f"{zip_path}: not a readable zip file ({exc}); download it again") from None
+    budget = unzip_budget(zip_path) if max_bytes is None else max_bytes
     with archive:
+        declared = 0
         for info in archive.infolist():
             problem = _zip_member_problem(info, target)
             if problem:
@@ -77,12 +119,65 @@ def safe_extract(zip_path: str | Path, target: str | Path) -> Path:
                     f"{zip_path}: refused to extract entry {info.filename!r} ({problem}); "
                     f"expected entries inside {target}"
                 )
-        target.mkdir(parents=True, exist_ok=True)
+            declared += info.file_size
+            if declared > budget:
+                raise _too_big(zip_path, declared, budget)
+        created = not target.exists()
+        written: list[Path] = []
         try:
-            archive.extractall(target)
-        except (zipfile.BadZipFile, OSError, EOFError) as exc:
-            raise DataError(f"{zip_path}: extraction into {target} failed ({exc})") from None
+            target.mkdir(parents=True, exist_ok=True)
+            _inflate(archive, zip_path, target, budget, written)
+        except BaseException as exc:
+            for path in reversed(written):  # only what this call wrote
+                if path.is_dir():
+                    _rmdir_quiet(path)
+                else:
+                    path.unlink(missing_ok=True)
+            if created:
+                _rmdir_quiet(target)
+            if isinstance(exc, (zipfile.BadZipFile, EOFError, zlib.error)):
+                raise DataError(f"{zip_path}: damaged archive ({exc}); download it again") from None
+            raise
     return target
+
+
+def _rmdir_quiet(path: Path) -> None:
+    try:
+        path.rmdir()
+    except OSError:
+        pass
+
+
+def _inflate(
+    archive: zipfile.ZipFile, zip_path: Path, target: Path, budget: int, written: list[Path]
+) -> None:
+    """Stream every entry into ``target``, recording each path created in ``written``."""
+    total = 0
+    for info in archive.infolist():
+        dest = target / PurePosixPath(info.filename.replace("\\", "/"))
+        missing = [p for p in [dest, *dest.parents] if p != target and target in p.parents]
+        for folder in reversed(missing if info.is_dir() else missing[1:]):
+            if not folder.exists():
+                folder.mkdir()
+                written.append(folder)
+        if info.is_dir():
+            continue
+        if dest.exists():
+            raise DataError(f"{zip_path}: entry {info.filename!r} appears twice; refused")
+        written.append(dest)
+        size = 0
+        with archive.open(info) as src, open(dest, "xb") as out:
+            while chunk := src.read(_CHUNK):
+                size += len(chunk)
+                total += len(chunk)
+                if size > info.file_size:
+                    raise DataError(
+                        f"{zip_path}: entry {info.filename!r} inflates beyond its declared "
+                        f"{info.file_size:,} bytes; refused as damaged or malicious"
+                    )
+                if total > budget:
+                    raise _too_big(zip_path, total, budget)
+                out.write(chunk)
 
 
 def _find_layout_root(folder: Path, max_depth: int = 2) -> Path | None:
@@ -118,21 +213,31 @@ def open_dataset(path: str | Path) -> Path:
         raise DataError(f"{path}: expected a dataset folder or a .zip file")
     target = path.with_suffix("")
     if not (target / EXTRACTED_MARKER).is_file():
+        if target.exists() or target.is_symlink():
+            raise DataError(
+                f"{path}: cannot extract into {target}: it exists and was not extracted by "
+                f"landslide_tf (no {EXTRACTED_MARKER}); move it away, or pass the folder itself"
+            )
         logger.info("extracting %s into %s", path, target)
-        tmp = target.with_name(f".{target.name}.extracting-{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.extracting-", dir=target.parent))
+        except OSError as exc:
+            raise DataError(
+                f"{path}: cannot extract next to the zip into {target} ({exc.strerror})"
+            ) from None
         try:
             safe_extract(path, tmp)
             (tmp / EXTRACTED_MARKER).write_text(f"{path.name}\n")
-            if target.exists():
-                shutil.rmtree(target)
+            if target.exists() or target.is_symlink():  # appeared meanwhile: never replace it
+                raise DataError(f"{path}: {target} appeared while extracting; rerun")
             tmp.rename(target)
         except OSError as exc:
             raise DataError(
                 f"{path}: cannot extract next to the zip into {target} ({exc})"
             ) from None
         finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+            if tmp.exists():  # created by mkdtemp above: ours to remove
+                shutil.rmtree(tmp, ignore_errors=True)
     root = _find_layout_root(target)
     if root is None:
         raise DataError(f"{path}: the zip holds no landslide/ folder; {expected_layout('<zip>')}")

@@ -1,0 +1,131 @@
+"""Issue 15: bad input and faults end as one line + exit 2, or are repaired; nothing is lost.
+
+Zip extraction, checkpoint atomicity (kill inside the save), flat and nodata DEMs, damaged
+run directories, I/O errors at the CLI edge, validation before writing.
+"""
+
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from landslide_tf.data import archive
+from landslide_tf.errors import DataError
+
+
+def call(main, argv: list[str]) -> int:
+    """``main(argv)``, turning argparse's SystemExit into its exit code."""
+    try:
+        return main(argv)
+    except SystemExit as exc:
+        return int(exc.code)
+
+
+def one_error_line(capsys) -> str:
+    """The single ``error: ...`` line a CLI printed on stderr."""
+    err = capsys.readouterr().err.strip().splitlines()
+    errors = [line for line in err if line.startswith("error: ")]
+    assert len(errors) == 1, err
+    assert "Traceback" not in "\n".join(err)
+    return errors[0]
+
+
+def zip_folder(folder: Path, zip_path: Path) -> Path:
+    with zipfile.ZipFile(zip_path, "w") as out:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                out.write(path, path.relative_to(folder).as_posix())
+    return zip_path
+
+
+# --- item 1: extraction never deletes or overwrites what it did not create ----------------
+
+
+@pytest.fixture
+def user_folder_beside_zip(synth_dir, tmp_path):
+    zip_path = zip_folder(synth_dir, tmp_path / "X.zip")
+    user = tmp_path / "X"
+    user.mkdir()
+    (user / "notes.txt").write_text("my corrected masks are here\n")
+    return zip_path, user
+
+
+def test_data_check_zip_leaves_a_user_folder_beside_it_untouched(user_folder_beside_zip, capsys):
+    from landslide_tf.data.__main__ import main
+
+    zip_path, user = user_folder_beside_zip
+    assert call(main, ["check", str(zip_path)]) == 1  # reported as the dataset's problem
+    out = capsys.readouterr().out
+    assert f"cannot extract into {user}: it exists and was not extracted by landslide_tf" in out
+    assert sorted(p.name for p in user.iterdir()) == ["notes.txt"]
+    assert (user / "notes.txt").read_text() == "my corrected masks are here\n"
+    assert [p.name for p in zip_path.parent.iterdir() if p.name.startswith(".")] == []
+
+
+def test_train_zip_leaves_a_user_folder_beside_it_untouched(user_folder_beside_zip, capsys):
+    from landslide_tf.train import main
+
+    zip_path, user = user_folder_beside_zip
+    run_dir = zip_path.parent / "run"
+    argv = ["--data", str(zip_path), "--run-dir", str(run_dir), "--epochs", "1"]
+    assert call(main, argv) == 2
+    assert "not extracted by landslide_tf" in one_error_line(capsys)
+    assert sorted(p.name for p in user.iterdir()) == ["notes.txt"]
+    assert not run_dir.exists()
+
+
+def test_zip_extracts_into_a_new_folder_and_reuses_its_own(synth_dir, tmp_path):
+    zip_path = zip_folder(synth_dir, tmp_path / "Y.zip")
+    root = archive.open_dataset(zip_path)
+    assert root == tmp_path / "Y" and (root / archive.EXTRACTED_MARKER).is_file()
+    (root / "mine.txt").write_text("kept")
+    assert archive.open_dataset(zip_path) == root  # marked as ours: reused, not re-extracted
+    assert (root / "mine.txt").read_text() == "kept"
+
+
+# --- item 10: zip bombs -------------------------------------------------------------------
+
+
+def _bomb(tmp_path: Path, size: int = 4 << 20) -> Path:
+    path = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as out:
+        out.writestr("landslide/image/a.png", b"\0" * size)
+    return path
+
+
+def test_zip_over_the_declared_budget_is_refused_before_inflating(tmp_path, monkeypatch):
+    path = _bomb(tmp_path)
+    monkeypatch.setenv(archive.MAX_UNZIP_ENV, str(1 << 20))
+    with pytest.raises(DataError, match="zip bomb.*LANDSLIDE_TF_MAX_UNZIP_BYTES"):
+        archive.open_dataset(path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bomb.zip"]  # nothing left
+
+
+def test_zip_lying_about_its_sizes_is_stopped_while_inflating(tmp_path):
+    path = _bomb(tmp_path)
+    data = bytearray(path.read_bytes())
+    real = (4 << 20).to_bytes(4, "little")
+    fake = (1000).to_bytes(4, "little")
+    assert data.count(real) == 2  # local header + central directory
+    path.write_bytes(bytes(data).replace(real, fake))
+    out = tmp_path / "out"
+    with pytest.raises(DataError, match="inflates beyond its declared 1,000 bytes|damaged"):
+        archive.safe_extract(path, out, max_bytes=1 << 30)
+    assert not out.exists()  # what it wrote was removed
+
+
+def test_zip_stream_budget_counts_inflated_bytes(tmp_path):
+    path = _bomb(tmp_path, size=3 << 20)
+    out = tmp_path / "out"
+    with pytest.raises(DataError, match="zip bomb"):
+        archive.safe_extract(path, out, max_bytes=(3 << 20) - 1)
+    assert not out.exists()
+
+
+def test_default_budget_is_generous_but_bounded(tmp_path, monkeypatch):
+    monkeypatch.delenv(archive.MAX_UNZIP_ENV, raising=False)
+    small = _bomb(tmp_path, size=1000)
+    assert archive.unzip_budget(small) == archive.MIN_UNZIP_BUDGET
+    monkeypatch.setenv(archive.MAX_UNZIP_ENV, "lots")
+    with pytest.raises(DataError, match="expected a number of bytes"):
+        archive.unzip_budget(small)
