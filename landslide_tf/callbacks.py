@@ -3,15 +3,23 @@
 A run directory is written so that killing the process at any moment (Ctrl-C, ``kill -9``)
 loses at most the epoch in progress:
 
-- ``last.keras``: weights **and** optimizer state after the last completed epoch;
-- ``best.keras``: the model with the highest validation mIoU so far;
+- ``epoch-NNNN.keras``: weights **and** optimizer state after epoch NNNN, a new file per
+  epoch, written first;
+- ``.best-NNNN.keras``: the new best model, when epoch NNNN improved, written next;
 - ``history.csv``: one row per completed epoch;
-- ``state.json``: ``{"epochs_done", "best_epoch", "best_value", "monitor", ...}``, written
-  last. It is the commit point: on resume, rows of ``history.csv`` beyond
-  ``state["epochs_done"]`` are dropped, so every epoch appears exactly once.
+- ``state.json``: ``{"epochs_done", "checkpoint", "best_pending", "best_epoch", ...}``,
+  written last, atomically. It is the commit point: resume loads exactly the checkpoint it
+  names, and rows of ``history.csv`` beyond ``state["epochs_done"]`` are dropped, so every
+  epoch is trained and recorded exactly once, wherever a ``kill -9`` lands;
+- after the commit (and again on resume, ``roll_forward``): the pending best is moved onto
+  ``best.keras``, ``last.keras`` becomes a link to (or copy of) the committed checkpoint,
+  and checkpoints older than the previous one are removed. The previous one is kept as a
+  fallback for a checkpoint damaged later (``resume_checkpoint``).
 
 Every file is written to a temporary name and moved into place with ``os.replace``
-(atomic on POSIX), so a reader never sees a half-written file.
+(atomic on POSIX), so a reader never sees a half-written file. ``LANDSLIDE_TF_FAULT``
+(``after-checkpoint:N``, ``after-best:N``, ``after-state:N``) makes the process kill itself
+with SIGKILL at that point of epoch N's save: the tests' fault-injection point.
 """
 
 from __future__ import annotations
@@ -22,6 +30,9 @@ import json
 import logging
 import math
 import os
+import re
+import shutil
+import signal
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -35,6 +46,34 @@ STATE_FILE = "state.json"
 HISTORY_FILE = "history.csv"
 LAST_MODEL = "last.keras"
 BEST_MODEL = "best.keras"
+#: Environment variable naming a fault-injection point, e.g. ``after-checkpoint:2``.
+FAULT_ENV = "LANDSLIDE_TF_FAULT"
+_CHECKPOINT = re.compile(r"^epoch-(\d{4,})\.keras$")
+_PENDING_BEST = re.compile(r"^\.best-(\d{4,})\.keras$")
+
+
+def checkpoint_name(epoch: int) -> str:
+    """File name of the checkpoint after ``epoch`` (1-based)."""
+    return f"epoch-{epoch:04d}.keras"
+
+
+def checkpoint_files(run_dir: str | Path) -> list[Path]:
+    """Per-epoch checkpoints and pending best models of a run directory, oldest first."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        return []
+    found = [
+        p for p in run_dir.iterdir() if _CHECKPOINT.match(p.name) or _PENDING_BEST.match(p.name)
+    ]
+    return sorted(found, key=lambda p: p.name.lstrip("."))
+
+
+def fault_point(name: str, epoch: int) -> None:
+    """Kill this process (SIGKILL, like ``kill -9``) when ``$LANDSLIDE_TF_FAULT`` names this
+    point of this epoch; a no-op otherwise."""
+    if os.environ.get(FAULT_ENV) == f"{name}:{epoch}":
+        logger.warning("%s=%s: killing the process", FAULT_ENV, os.environ[FAULT_ENV])
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -56,17 +95,89 @@ def atomic_write_json(path: str | Path, values: Mapping[str, Any]) -> None:
 def atomic_save_model(model: keras.Model, path: str | Path) -> None:
     """``model.save`` to a temporary ``.keras`` file, then move it onto ``path``."""
     path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp.keras")
+    tmp = path.with_name(f".{path.stem.lstrip('.')}.tmp.keras")
     model.save(tmp)
     os.replace(tmp, path)
 
 
 def read_state(run_dir: str | Path) -> dict[str, Any] | None:
-    """The committed training state of a run directory, or ``None`` before epoch 1 ends."""
+    """The committed training state of a run directory, or ``None`` before epoch 1 ends.
+
+    Raises:
+        UserError: ``state.json`` is damaged (not JSON, or without a valid ``epochs_done``).
+    """
+    from landslide_tf.errors import UserError
+
     path = Path(run_dir) / STATE_FILE
     if not path.is_file():
         return None
-    return json.loads(path.read_text())
+    hint = "rerun with --force to start this run over"
+    try:
+        state = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path} is damaged ({exc}); {hint}") from None
+    if not isinstance(state, dict):
+        raise UserError(f"{path} is damaged (not a JSON object); {hint}")
+    for key in ("epochs_done", "best_epoch"):
+        value = state.get(key, 0)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise UserError(f"{path} is damaged ({key}={value!r}); {hint}")
+    for key in ("checkpoint", "best_pending"):
+        name = state.get(key)
+        if name is not None and (not isinstance(name, str) or Path(name).name != name):
+            raise UserError(f"{path} is damaged ({key}={name!r}); {hint}")
+    return state
+
+
+def _link_or_copy(source: Path, dest: Path) -> None:
+    if dest.exists() and os.path.samefile(source, dest):
+        return  # already linked (rename between two links of one file would do nothing)
+    tmp = dest.with_name(f".{dest.stem}.tmp.keras")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(source, tmp)
+    except OSError:
+        shutil.copyfile(source, tmp)
+    os.replace(tmp, dest)
+
+
+def roll_forward(run_dir: str | Path, state: Mapping[str, Any]) -> None:
+    """Finish a committed save: promote the pending best, point ``last.keras`` at the
+    checkpoint, remove checkpoints older than the previous one. Idempotent."""
+    run_dir = Path(run_dir)
+    pending = state.get("best_pending")
+    if pending and (run_dir / pending).is_file():
+        os.replace(run_dir / pending, run_dir / BEST_MODEL)
+    name = state.get("checkpoint")
+    if not name or not (run_dir / name).is_file():
+        return
+    _link_or_copy(run_dir / name, run_dir / LAST_MODEL)
+    checkpoints = [p for p in checkpoint_files(run_dir) if _CHECKPOINT.match(p.name)]
+    keep = {name}
+    older = [p for p in checkpoints if p.name < name]
+    if older:
+        keep.add(older[-1].name)  # the previous good one: a fallback
+    for path in checkpoint_files(run_dir):
+        if path.name not in keep and path.name != pending:
+            path.unlink(missing_ok=True)
+
+
+def resume_checkpoint(run_dir: str | Path, state: Mapping[str, Any]) -> list[tuple[int, Path]]:
+    """Checkpoints to try on resume, best first: ``(epochs_done, path)``.
+
+    The one ``state.json`` names (or ``last.keras`` for runs written before per-epoch
+    checkpoints), then the previous epoch's, if kept.
+    """
+    run_dir = Path(run_dir)
+    done = int(state["epochs_done"])
+    name = state.get("checkpoint")
+    if not name:
+        return [(done, run_dir / LAST_MODEL)]
+    options = [(done, run_dir / name)]
+    older = [p for p in checkpoint_files(run_dir) if _CHECKPOINT.match(p.name) and p.name < name]
+    if older:
+        options.append((int(_CHECKPOINT.match(older[-1].name).group(1)), older[-1]))
+    return options
 
 
 def read_history(path: str | Path) -> list[dict[str, float]]:
@@ -192,20 +303,33 @@ class ResumeCheckpoint(keras.callbacks.Callback):
                 f"monitored value {self.monitor!r} missing from the epoch logs {sorted(logs)}"
             )
         improved = float(value) > self.best_value
-        # Order matters: models first, history next, state.json (the commit point) last.
-        atomic_save_model(self.model, self.run_dir / LAST_MODEL)
+        # Two-phase commit: new files first, state.json (the commit point) next, then
+        # roll_forward moves them into their public names; see the module docstring.
+        checkpoint = checkpoint_name(number)
+        atomic_save_model(self.model, self.run_dir / checkpoint)
+        fault_point("after-checkpoint", number)
+        pending = None
         if improved:
             self.best_value, self.best_epoch = float(value), number
-            atomic_save_model(self.model, self.run_dir / BEST_MODEL)
+            pending = f".best-{number:04d}.keras"
+            atomic_save_model(self.model, self.run_dir / pending)
+            fault_point("after-best", number)
         write_history(self.run_dir / HISTORY_FILE, self.history)
         state = {
             **self.extra_state,
             "epochs_done": number,
+            "checkpoint": checkpoint,
+            "best_pending": pending,
             "best_epoch": self.best_epoch,
             "best_value": self.best_value,
             "monitor": self.monitor,
+            "optimizer_iterations": int(
+                keras.ops.convert_to_numpy(self.model.optimizer.iterations)
+            ),
         }
         atomic_write_json(self.run_dir / STATE_FILE, state)
+        fault_point("after-state", number)
+        roll_forward(self.run_dir, state)
         if improved:
             logger.info(
                 "epoch %d: %s improved to %.4f, saved best.keras", number, self.monitor, value

@@ -104,7 +104,7 @@ def _fit(
             # Build the optimizer's slots first so load_weights restores them (Adam moments,
             # iteration count) along with the model weights.
             model.optimizer.build(model.trainable_variables)
-            model.load_weights(run_dir / cb.LAST_MODEL)
+            done = _restore(model, run_dir, state)
             logger.info("resuming %s after epoch %d of %d", run_dir, done, config.epochs)
 
     train_ds = ldata.make_dataset(
@@ -150,6 +150,32 @@ def _fit(
             f"epochs 1..{epoch - 1} are kept in {run_dir}"
         )
     return config.epochs - done
+
+
+def _restore(model: keras.Model, run_dir: Path, state: dict[str, Any]) -> int:
+    """Load the checkpoint ``state.json`` commits (else the previous one); its epoch.
+
+    Raises:
+        UserError: no loadable checkpoint; names the file and suggests ``--force``.
+    """
+    problems = []
+    for epoch, path in cb.resume_checkpoint(run_dir, state):
+        if not path.is_file():
+            problems.append(f"{path.name} is missing")
+            continue
+        try:
+            model.load_weights(path)
+        except Exception as exc:  # noqa: BLE001  (keras raises many types for damaged files)
+            problems.append(f"{path.name} is damaged ({type(exc).__name__})")
+            logger.warning("%s: cannot load (%s); trying the previous checkpoint", path, exc)
+            continue
+        if problems:
+            logger.warning("resuming from %s instead: %s", path.name, "; ".join(problems))
+        return epoch
+    raise UserError(
+        f"{run_dir}: cannot resume ({'; '.join(problems)}) and no earlier checkpoint is "
+        "left; rerun with --force to start this run over (nothing was deleted)"
+    )
 
 
 def _plot_test_predictions(

@@ -128,7 +128,7 @@ def _clear_run(run_dir: Path, split_dir: str | None) -> None:
             shutil.rmtree(path)
         elif path.exists():
             path.unlink()
-    for path in run_dir.glob("metrics*.json"):
+    for path in [*run_dir.glob("metrics*.json"), *cb.checkpoint_files(run_dir)]:
         path.unlink()
     if split_dir is None:
         for split in SPLITS:

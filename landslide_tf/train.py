@@ -140,6 +140,8 @@ def train(config: TrainConfig, *, force: bool = False, verbose: int | str = "aut
     if (run_dir / CONFIG_FILE).is_file():
         stored = _check_same_config(run_dir, config.to_dict())
     state = cb.read_state(run_dir) if stored is not None else None
+    if state is not None:
+        cb.roll_forward(run_dir, state)  # finish a save interrupted after its commit
     done = int(state["epochs_done"]) if state else 0
     if done > config.epochs:
         raise UserError(

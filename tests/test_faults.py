@@ -4,6 +4,11 @@ Zip extraction, checkpoint atomicity (kill inside the save), flat and nodata DEM
 run directories, I/O errors at the CLI edge, validation before writing.
 """
 
+import math
+import os
+import signal
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -129,3 +134,82 @@ def test_default_budget_is_generous_but_bounded(tmp_path, monkeypatch):
     monkeypatch.setenv(archive.MAX_UNZIP_ENV, "lots")
     with pytest.raises(DataError, match="expected a number of bytes"):
         archive.unzip_budget(small)
+
+
+# --- item 3: a kill inside the checkpoint save resumes exactly the committed epoch --------
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tiny_flags(data: Path, run_dir: Path, epochs: int) -> list[str]:
+    return ["--model", "unet", "--data", str(data), "--run-dir", str(run_dir),
+            "--epochs", str(epochs), "--image-size", "32", "--base-filters", "4",
+            "--depth", "2", "--batch-size", "4", "--lr", "1e-3", "--verbose", "0"]  # fmt: skip
+
+
+def steps_per_epoch(run_dir: Path, batch: int = 4) -> int:
+    n = len((run_dir / "train.txt").read_text().split())
+    return math.ceil(n / batch)
+
+
+@pytest.mark.parametrize("point", ["after-checkpoint", "after-best", "after-state"])
+def test_kill_inside_the_checkpoint_save_resumes_exactly_the_committed_epoch(
+    point, synth_dir, tmp_path, monkeypatch
+):
+    from landslide_tf import callbacks as cb
+    from landslide_tf.train import main
+
+    run_dir, epochs = tmp_path / "run", 3
+    env = {**os.environ, cb.FAULT_ENV: f"{point}:2", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    cmd = [sys.executable, "-m", "landslide_tf.train", *tiny_flags(synth_dir, run_dir, epochs)]
+    killed = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    committed = 2 if point == "after-state" else 1
+    assert cb.read_state(run_dir)["epochs_done"] == committed
+
+    monkeypatch.delenv(cb.FAULT_ENV, raising=False)
+    assert call(main, tiny_flags(synth_dir, run_dir, epochs)) == 0
+    state = cb.read_state(run_dir)
+    assert state["epochs_done"] == epochs
+    assert state["optimizer_iterations"] == epochs * steps_per_epoch(run_dir)
+    assert [row["epoch"] for row in cb.read_history(run_dir / "history.csv")] == [1, 2, 3]
+    names = sorted(p.name for p in run_dir.glob("*.keras")) + [
+        p.name for p in run_dir.glob(".*.keras")
+    ]
+    assert names == ["best.keras", "epoch-0002.keras", "epoch-0003.keras", "last.keras"]
+
+
+@pytest.fixture
+def two_epoch_run(synth_dir, tmp_path):
+    from landslide_tf.train import main
+
+    run_dir = tmp_path / "run"
+    assert call(main, tiny_flags(synth_dir, run_dir, 2)) == 0
+    return run_dir
+
+
+def test_damaged_checkpoint_falls_back_to_the_previous_one(two_epoch_run, synth_dir, caplog):
+    from landslide_tf import callbacks as cb
+    from landslide_tf.train import main
+
+    run_dir = two_epoch_run
+    (run_dir / "epoch-0002.keras").write_bytes(b"PK\x03\x04 truncated")
+    assert call(main, tiny_flags(synth_dir, run_dir, 3)) == 0
+    assert "resuming from epoch-0001.keras instead" in caplog.text
+    state = cb.read_state(run_dir)
+    assert state["optimizer_iterations"] == 3 * steps_per_epoch(run_dir)
+    assert [row["epoch"] for row in cb.read_history(run_dir / "history.csv")] == [1, 2, 3]
+
+
+def test_no_loadable_checkpoint_says_force_and_deletes_nothing(two_epoch_run, synth_dir, capsys):
+    from landslide_tf.train import main
+
+    run_dir = two_epoch_run
+    for name in ("epoch-0001.keras", "epoch-0002.keras"):
+        (run_dir / name).write_bytes(b"garbage")
+    before = sorted(p.name for p in run_dir.iterdir())
+    assert call(main, tiny_flags(synth_dir, run_dir, 3)) == 2
+    line = one_error_line(capsys)
+    assert "epoch-0002.keras is damaged" in line and "--force" in line
+    assert sorted(p.name for p in run_dir.iterdir()) == before
