@@ -11,7 +11,8 @@ Conventions (documented in the README):
 - image: uint8 RGB -> float32 in [0, 1], then bilinear resize (antialiased when shrinking);
 - DEM: nodata and non-finite cells are filled with the mean of the valid cells, the DEM is
   resampled bilinearly onto the image grid, then normalized: ``"minmax"`` (default) maps each
-  tile's own min..max to 0..1 (a flat tile gives 0); ``"dataset"`` standardizes with the
+  tile's own min..max to 0..1 (a flat tile gives 0: a range below ``FLAT_RTOL`` of the
+  tile's magnitude, e.g. resampling noise on a constant, counts as flat); ``"dataset"`` standardizes with the
   training split's mean and standard deviation, ``(dem - mean) / std``;
 - derived DEM channels (optional, beyond the paper) are computed from the resampled, raw DEM;
 - mask: > 0 is landslide; resized bilinearly and thresholded at 0.5, values in {0, 1}.
@@ -25,6 +26,9 @@ from collections.abc import Sequence
 import tensorflow as tf
 
 EPSILON = 1e-6
+#: A DEM tile whose range is below this fraction of its magnitude is flat (normalises to 0):
+#: resampling a constant in float32 leaves rounding noise of a few 1e-7 of the value.
+FLAT_RTOL = 1e-5
 
 
 def _size2(size: int | Sequence[int]) -> tuple[int, int]:
@@ -68,7 +72,8 @@ def normalize_dem(
 
     Args:
         dem: elevation (any units; Bijie ships 8-bit grayscale PNGs, dark = low).
-        method: ``"minmax"`` (per tile to [0, 1]) or ``"dataset"`` (``(dem - mean) / std``).
+        method: ``"minmax"`` (per tile to [0, 1]; flat tiles, range <= ``FLAT_RTOL`` x
+            magnitude, give 0) or ``"dataset"`` (``(dem - mean) / std``).
         stats: ``(mean, std)`` of the training split, required for ``"dataset"``.
 
     Returns:
@@ -78,7 +83,10 @@ def normalize_dem(
     if method == "minmax":
         lo = tf.reduce_min(dem, axis=[-2, -1], keepdims=True)
         hi = tf.reduce_max(dem, axis=[-2, -1], keepdims=True)
-        return tf.math.divide_no_nan(dem - lo, hi - lo)
+        scale = tf.maximum(tf.abs(lo), tf.abs(hi))
+        flat = (hi - lo) <= FLAT_RTOL * scale  # also true when hi == lo
+        stretched = tf.math.divide_no_nan(dem - lo, hi - lo)
+        return tf.where(flat, tf.zeros_like(dem), stretched)
     if method == "dataset":
         if stats is None:
             raise ValueError("dem_norm='dataset' needs stats=(mean, std) of the training split")

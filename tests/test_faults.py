@@ -12,6 +12,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from landslide_tf.data import archive
@@ -213,3 +214,25 @@ def test_no_loadable_checkpoint_says_force_and_deletes_nothing(two_epoch_run, sy
     line = one_error_line(capsys)
     assert "epoch-0002.keras is damaged" in line and "--force" in line
     assert sorted(p.name for p in run_dir.iterdir()) == before
+
+
+# --- item 2: a flat DEM stays flat through resize and min-max ---------------------------
+
+
+@pytest.mark.parametrize("value", [100.0, 65535.0, -37.5, 0.0, 8848.0])
+@pytest.mark.parametrize("shape, size", [((100, 90), 64), ((64, 64), 128), ((37, 53), (48, 80))])
+def test_flat_dem_normalises_to_zero_at_any_size(value, shape, size):
+    from landslide_tf.preprocessing import preprocess_inputs
+
+    image = np.full((*shape, 3), 120, np.uint8)
+    dem = np.full(shape, value, np.float32)
+    x = preprocess_inputs(image, dem, size=size, modalities="rgb+dem").numpy()
+    assert np.all(x[..., 3] == 0.0), (x[..., 3].min(), x[..., 3].max())
+
+
+def test_a_real_relief_is_still_stretched_to_0_1():
+    from landslide_tf.preprocessing import normalize_dem, resize
+
+    dem = 1000.0 + np.linspace(0, 0.5, 64 * 64, dtype=np.float32).reshape(64, 64)  # 50 cm
+    out = normalize_dem(resize(dem[..., None], 32)[..., 0]).numpy()
+    assert out.min() == pytest.approx(0.0) and out.max() == pytest.approx(1.0)
