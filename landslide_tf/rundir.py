@@ -84,6 +84,21 @@ def validate_config(config: TrainConfig) -> None:
         raise UserError(f"dropout must be in [0, 1), got {config.dropout}")
     if not 0.0 <= config.threshold <= 1.0:
         raise UserError(f"threshold must be in [0, 1], got {config.threshold}")
+    if isinstance(config.seed, bool) or not isinstance(config.seed, int):
+        raise UserError(f"seed must be an integer, got {config.seed!r}")
+    if not 0 <= config.seed < 2**32:
+        raise UserError(f"seed must be in [0, 2**32 - 1], got {config.seed}")
+    check_loss(config.loss, config.loss_kwargs)
+
+
+def check_loss(name: str, kwargs: dict[str, Any]) -> None:
+    """Build the loss once, so bad ``--loss-kwargs`` fail before anything is written."""
+    from landslide_tf.losses import get_loss
+
+    try:
+        get_loss(name, **kwargs)
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"bad --loss-kwargs for {name}: {exc}") from None
 
 
 def _resolve_data(data: str | None) -> Path:

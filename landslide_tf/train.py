@@ -54,6 +54,7 @@ from landslide_tf.rundir import (  # noqa: F401
     _clear_run,
     _comparable,
     _resolve_data,
+    check_loss,
     default_run_dir,
     validate_config,
 )
@@ -163,26 +164,14 @@ def train(config: TrainConfig, *, force: bool = False, verbose: int | str = "aut
 
     created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
-    try:
+    try:  # everything checked before config.json is written
         splits, strategy, global_batch = _prepare_splits(config, data_root, run_dir)
+        raw, loss_kwargs = _run_entries(config, stored, splits["train"])
     except UserError:
         if created:  # do not leave a half-made run directory behind a bad argument
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
 
-    if stored is not None:
-        raw = stored
-        loss_kwargs = dict(stored.get("loss_kwargs") or {})
-    else:
-        raw = _derived_entries(config, splits["train"])
-        loss_kwargs = dict(config.loss_kwargs)
-        if config.loss == "wce" and "class_weights" not in loss_kwargs:
-            from landslide_tf.losses import wce_weights
-
-            loss_kwargs["class_weights"] = [
-                float(w) for w in wce_weights(raw["landslide_fraction"])
-            ]
-            raw["auto_loss_kwargs"] = ["class_weights"]
     raw.update({**config.to_dict(), "loss_kwargs": loss_kwargs})
     cb.atomic_write_json(run_dir / CONFIG_FILE, raw)
     options = dataset_options(config, raw)
@@ -213,6 +202,31 @@ def train(config: TrainConfig, *, force: bool = False, verbose: int | str = "aut
         "epochs_trained": epochs_trained,
         "resumed_from": done,
     }
+
+
+def _run_entries(
+    config: TrainConfig, stored: dict[str, Any] | None, train_samples: list
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The derived ``config.json`` entries and the loss arguments, checked."""
+    if stored is not None:
+        return stored, dict(stored.get("loss_kwargs") or {})
+    raw = _derived_entries(config, train_samples)
+    loss_kwargs = dict(config.loss_kwargs)
+    if config.loss == "wce" and "class_weights" not in loss_kwargs:
+        from landslide_tf.losses import wce_weights
+
+        fraction = raw["landslide_fraction"]
+        try:
+            loss_kwargs["class_weights"] = [float(w) for w in wce_weights(fraction)]
+        except ValueError:
+            raise UserError(
+                f"--loss wce: the training split has {100 * fraction:g} % landslide pixels, "
+                "so class weights cannot be derived; give --loss-kwargs "
+                "class_weights=[W0,W1] or use another --loss"
+            ) from None
+        raw["auto_loss_kwargs"] = ["class_weights"]
+    check_loss(config.loss, loss_kwargs)
+    return raw, loss_kwargs
 
 
 class _Parser(argparse.ArgumentParser):

@@ -236,3 +236,80 @@ def test_a_real_relief_is_still_stretched_to_0_1():
     dem = 1000.0 + np.linspace(0, 0.5, 64 * 64, dtype=np.float32).reshape(64, 64)  # 50 cm
     out = normalize_dem(resize(dem[..., None], 32)[..., 0]).numpy()
     assert out.min() == pytest.approx(0.0) and out.max() == pytest.approx(1.0)
+
+
+# --- items 9, 11: everything validated before anything is written -----------------------
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--loss", "focal", "--loss-kwargs", "gamma=-3"], "bad --loss-kwargs for focal"),
+        (["--loss", "focal", "--loss-kwargs", "beta=2"], "bad --loss-kwargs for focal"),
+        (["--seed", "-1"], "seed must be in [0, 2**32 - 1], got -1"),
+        (["--seed", str(2**40)], f"got {2**40}"),
+    ],
+)
+def test_rejected_options_leave_no_run_directory(flags, message, synth_dir, tmp_path, capsys):
+    from landslide_tf.train import main
+
+    run_dir = tmp_path / "run"
+    assert call(main, tiny_flags(synth_dir, run_dir, 1) + flags) == 2
+    assert message in one_error_line(capsys)
+    assert not run_dir.exists()  # so the corrected command is not blocked by a config.json
+
+
+def test_wce_on_all_background_masks_is_one_line(synth_dir, tmp_path, capsys):
+    import shutil
+
+    import cv2
+
+    from landslide_tf.train import main
+
+    data = tmp_path / "empty"
+    shutil.copytree(synth_dir / "landslide", data / "landslide")
+    for mask in (data / "landslide" / "mask").glob("*.png"):
+        cv2.imwrite(str(mask), np.zeros_like(cv2.imread(str(mask), cv2.IMREAD_GRAYSCALE)))
+    run_dir = tmp_path / "run"
+    assert call(main, tiny_flags(data, run_dir, 1) + ["--loss", "wce"]) == 2
+    line = one_error_line(capsys)
+    assert "--loss wce: the training split has 0 % landslide pixels" in line
+    assert not run_dir.exists()
+
+
+# --- item 8: I/O problems are reported with their path ----------------------------------
+
+
+def test_run_dir_under_a_regular_file_names_the_path(synth_dir, tmp_path, capsys):
+    from landslide_tf.train import main
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    assert call(main, tiny_flags(synth_dir, blocker / "run", 1)) == 2
+    line = one_error_line(capsys)
+    assert str(blocker) in line and "Not a directory" in line
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores permissions")
+def test_run_dir_in_a_read_only_folder_names_the_path(synth_dir, tmp_path, capsys):
+    from landslide_tf.train import main
+
+    parent = tmp_path / "ro"
+    parent.mkdir(mode=0o555)
+    try:
+        assert call(main, tiny_flags(synth_dir, parent / "run", 1)) == 2
+        line = one_error_line(capsys)
+        assert str(parent / "run") in line and "Permission denied" in line
+    finally:
+        parent.chmod(0o755)
+
+
+def test_run_cli_turns_os_errors_into_one_line_with_the_path(capsys):
+    from landslide_tf.cli import run_cli
+
+    def body() -> int:
+        raise PermissionError(13, "Permission denied", "/some/where/metrics.json")
+
+    assert run_cli(body) == 2
+    line = one_error_line(capsys)
+    assert line.startswith("error: /some/where/metrics.json: Permission denied")
