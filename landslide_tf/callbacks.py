@@ -185,15 +185,25 @@ def read_history(path: str | Path) -> list[dict[str, float]]:
     path = Path(path)
     if not path.is_file():
         return []
+    from landslide_tf.errors import UserError
+
     rows = []
     with open(path, newline="") as f:
-        for row in csv.DictReader(f):
-            parsed: dict[str, float] = {}
-            for key, value in row.items():
-                if value in (None, ""):
-                    continue
-                parsed[key] = int(value) if key == "epoch" else float(value)
-            rows.append(parsed)
+        try:
+            for row in csv.DictReader(f):
+                parsed: dict[str, float] = {}
+                for key, value in row.items():
+                    if value in (None, "") or key is None:
+                        continue
+                    parsed[key] = int(value) if key == "epoch" else float(value)
+                if "epoch" not in parsed:
+                    raise ValueError(f"a row without an epoch: {row}")
+                rows.append(parsed)
+        except (ValueError, TypeError, UnicodeDecodeError, csv.Error) as exc:
+            reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+            raise UserError(
+                f"{path} is damaged ({reason}); restore it, or retrain the run with --force"
+            ) from None
     return rows
 
 

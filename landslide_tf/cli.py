@@ -13,36 +13,15 @@ Library code raises; it never prints. Damaged files (a truncated ``config.json``
 
 from __future__ import annotations
 
-import errno
-import os
 import sys
 from collections.abc import Callable
 
-from landslide_tf.errors import UserError
+from landslide_tf.errors import UserError, describe_os_error
 
 #: Exit status for bad input, bad options and I/O problems.
 EXIT_USAGE = 2
 #: Exit status after Ctrl-C (128 + SIGINT).
 EXIT_INTERRUPTED = 130
-
-
-def describe_os_error(exc: OSError) -> str:
-    """One line for an ``OSError``: the path(s) it concerns, the reason and a hint."""
-    reason = exc.strerror or str(exc) or type(exc).__name__
-    paths = [p for p in (exc.filename, getattr(exc, "filename2", None)) if p is not None]
-    where = " -> ".join(os.fsdecode(p) for p in paths)
-    hint = {
-        errno.EACCES: "check its permissions or choose another location",
-        errno.EPERM: "check its permissions or choose another location",
-        errno.EROFS: "the file system is read-only: choose another location",
-        errno.ENOSPC: "free some disk space",
-        errno.ENOTDIR: "a part of the path is a file, not a folder",
-        errno.EISDIR: "expected a file, got a folder",
-        errno.ENOENT: "check the path",
-        errno.EEXIST: "remove it or choose another name",
-    }.get(exc.errno or -1)
-    line = f"{where}: {reason}" if where else reason
-    return f"{line} ({hint})" if hint else line
 
 
 def run_cli(

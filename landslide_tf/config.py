@@ -109,3 +109,41 @@ class TrainConfig:
     def load(cls, path: str | Path) -> TrainConfig:
         """Read a config written by ``save``."""
         return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+# issue 15: damaged config.json files are refused with the field and its value
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "int": (int,),
+    "float": (int, float),
+    "str": (str,),
+    "bool": (bool,),
+    "None": (type(None),),
+    "dict[str, Any]": (dict,),
+    "list[str]": (list,),
+}
+
+
+def config_type_problem(values: Any) -> str | None:
+    """Why a ``config.json`` dict cannot be a ``TrainConfig`` (None when it can).
+
+    Checks that it is an object and that every known field holds a value of its annotated
+    type (``int`` fields refuse ``true`` and ``"8"``; unknown keys are ignored).
+    """
+    if not isinstance(values, dict):
+        return f"expected a JSON object, got {type(values).__name__}"
+    for field in dataclasses.fields(TrainConfig):
+        if field.name not in values:
+            continue
+        allowed: tuple[type, ...] = ()
+        for part in str(field.type).split(" | "):
+            if part.strip() not in _JSON_TYPES:
+                allowed = ()
+                break
+            allowed += _JSON_TYPES[part.strip()]
+        value = values[field.name]
+        if not allowed:
+            continue
+        wrong_bool = isinstance(value, bool) and bool not in allowed
+        if wrong_bool or not isinstance(value, allowed):
+            return f"{field.name} is {value!r}, expected {field.type}"
+    return None

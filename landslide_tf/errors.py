@@ -3,6 +3,11 @@
 Command-line entry points catch ``UserError``, print ``error: <message>`` and exit 2.
 """
 
+from __future__ import annotations
+
+import errno
+import os
+
 
 class UserError(Exception):
     """A problem with the user's input or arguments, reported as one line."""
@@ -10,3 +15,22 @@ class UserError(Exception):
 
 class DataError(UserError, ValueError):
     """A dataset that cannot be read as the Bijie layout, with the file and the expectation."""
+
+
+def describe_os_error(exc: OSError) -> str:
+    """One line for an ``OSError``: the path(s) it concerns, the reason and a hint."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    paths = [p for p in (exc.filename, getattr(exc, "filename2", None)) if p is not None]
+    where = " -> ".join(os.fsdecode(p) for p in paths)
+    hint = {
+        errno.EACCES: "check its permissions or choose another location",
+        errno.EPERM: "check its permissions or choose another location",
+        errno.EROFS: "the file system is read-only: choose another location",
+        errno.ENOSPC: "free some disk space",
+        errno.ENOTDIR: "a part of the path is a file, not a folder",
+        errno.EISDIR: "expected a file, got a folder",
+        errno.ENOENT: "check the path",
+        errno.EEXIST: "remove it or choose another name",
+    }.get(exc.errno or -1)
+    line = f"{where}: {reason}" if where else reason
+    return f"{line} ({hint})" if hint else line

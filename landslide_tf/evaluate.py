@@ -21,14 +21,16 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
 
+from landslide_tf.callbacks import atomic_write_json
 from landslide_tf.cli import run_cli
-from landslide_tf.errors import UserError
+from landslide_tf.errors import UserError, describe_os_error
 from landslide_tf.metrics import SCORE_KEYS, format_metrics
 from landslide_tf.runs import SPLITS, dataset_options, load_model_file, read_run_config, run_splits
 
@@ -122,8 +124,20 @@ def evaluate_run(
     result["split"] = split
     if tune_threshold:
         result["threshold_tuned_on"] = "val"
+    for key, value in list(result.items()):
+        if isinstance(value, float) and not math.isfinite(value):
+            result[key] = None  # JSON has no NaN: null, with the reason beside it
+            result[f"{key}_note"] = (
+                f"undefined: the {split} split has no landslide pixels or no background pixels"
+                if key == "auc"
+                else "undefined on this split"
+            )
     name = metrics_filename(split, overridden)
-    (run_dir / name).write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+    try:
+        atomic_write_json(run_dir / name, result)
+    except OSError as exc:  # a read-only run dir: the metrics are still returned
+        logger.warning("could not save %s: %s", run_dir / name, exc)
+        return {**result, "file": None, "write_error": describe_os_error(exc)}
     logger.info("wrote %s", run_dir / name)
     return {**result, "file": name}
 
@@ -181,6 +195,8 @@ def _run(args: argparse.Namespace) -> int:
         print(
             f"split      {result['split']} ({result['n_tiles']} tiles, threshold {result['threshold']:.3f})"
         )
+    if result["file"] is None:
+        raise UserError(f"the metrics above could not be saved: {result['write_error']}")
     path = Path(args.run_dir) / result["file"]
     note = (
         "" if result["file"] == "metrics.json" else " (not metrics.json: other split or threshold)"

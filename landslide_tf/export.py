@@ -338,7 +338,9 @@ def export_run(
     settings = predictor.settings
     if dem_nodata is not None:
         settings = dataclasses.replace(settings, nodata=float(dem_nodata))
-    config = json.loads((run_dir / "config.json").read_text())
+    from landslide_tf.runs import read_config_json
+
+    config = read_config_json(run_dir / "config.json")
     metrics = _read_json(run_dir / "metrics.json")
     model = predictor.model
     card = model_card(

@@ -152,7 +152,9 @@ class Predictor:
             model = load_keras_model(path)
             beside = path.parent / "config.json"
             if beside.is_file():
-                settings = InferenceSettings.from_dict(json.loads(beside.read_text()), path.parent)
+                from landslide_tf.runs import read_config_json
+
+                settings = InferenceSettings.from_dict(read_config_json(beside), path.parent)
             else:
                 settings = InferenceSettings()
                 logger.warning(
@@ -226,9 +228,9 @@ class Predictor:
 
 def _load_run(run_dir: Path) -> tuple[dict[str, Any], Any]:
     """``(config.json dict, model)`` of a run dir via ``load_run``."""
-    from landslide_tf.runs import load_run
+    from landslide_tf.runs import load_run, read_config_json
 
-    config = json.loads((run_dir / "config.json").read_text())
+    config = read_config_json(run_dir / "config.json")
     try:
         _, model = load_run(run_dir)
     except UserError:

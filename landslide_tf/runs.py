@@ -16,6 +16,7 @@ from the training split) plus a few derived entries that are not config fields:
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -46,11 +47,29 @@ def read_run_config(run_dir: str | Path) -> tuple[TrainConfig, dict[str, Any]]:
         raise UserError(f"run directory {run_dir} does not exist")
     if not path.is_file():
         raise UserError(f"{run_dir} is not a training run: no {CONFIG_FILE} in it")
+    raw = read_config_json(path)
+    return TrainConfig.from_dict(raw), raw
+
+
+def read_config_json(path: str | Path) -> dict[str, Any]:
+    """A run's ``config.json`` as a dict whose known fields have the right types.
+
+    Raises:
+        UserError: empty, truncated or not JSON, or a field of the wrong type; names the file.
+    """
+    from landslide_tf.config import config_type_problem
+
+    path = Path(path)
+    hint = "restore it, or retrain the run with --force"
     try:
         raw = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{path} is not valid JSON ({exc.msg}, line {exc.lineno})") from None
-    return TrainConfig.from_dict(raw), raw
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        where = f"{exc.msg}, line {exc.lineno}" if isinstance(exc, json.JSONDecodeError) else exc
+        raise UserError(f"{path} is damaged: not valid JSON ({where}); {hint}") from None
+    problem = config_type_problem(raw)
+    if problem:
+        raise UserError(f"{path} is damaged: {problem}; {hint}")
+    return raw
 
 
 def load_model_file(path: str | Path) -> keras.Model:
@@ -64,7 +83,17 @@ def load_model_file(path: str | Path) -> keras.Model:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"model file {path} not found (training did not complete an epoch?)")
-    return keras.models.load_model(path, compile=False, safe_mode=True)
+    try:
+        return keras.models.load_model(path, compile=False, safe_mode=True)
+    except Exception as exc:  # noqa: BLE001  (keras raises many types for damaged files)
+        if not zipfile.is_zipfile(path):  # keras says "File not found" for these
+            reason = "empty, truncated or not a zip archive"
+        else:
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        raise UserError(
+            f"{path} is damaged or not a landslide_tf Keras model ({reason}); "
+            "restore it, or retrain the run with --force"
+        ) from None
 
 
 def load_run(run_dir: str | Path, which: str = "best") -> tuple[TrainConfig, keras.Model]:

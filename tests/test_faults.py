@@ -4,6 +4,7 @@ Zip extraction, checkpoint atomicity (kill inside the save), flat and nodata DEM
 run directories, I/O errors at the CLI edge, validation before writing.
 """
 
+import json
 import math
 import os
 import signal
@@ -313,3 +314,129 @@ def test_run_cli_turns_os_errors_into_one_line_with_the_path(capsys):
     assert run_cli(body) == 2
     line = one_error_line(capsys)
     assert line.startswith("error: /some/where/metrics.json: Permission denied")
+
+
+# --- item 7: damaged run directories -----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def trained_run(synth_dir, tmp_path_factory):
+    """One 1-epoch tiny run; tests damage copies of it."""
+    from landslide_tf.train import main
+
+    run_dir = tmp_path_factory.mktemp("faults") / "run"
+    assert call(main, tiny_flags(synth_dir, run_dir, 1)) == 0
+    return run_dir
+
+
+@pytest.fixture
+def run_copy(trained_run, tmp_path):
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(trained_run, copy)
+    return copy
+
+
+def _tool_argv(tool: str, run_dir: Path, synth_dir: Path, tmp_path: Path) -> list[str]:
+    tile = sorted((synth_dir / "landslide" / "image").glob("*.png"))[0]
+    dem = synth_dir / "landslide" / "dem" / tile.name
+    return {
+        "evaluate": [str(run_dir)],
+        "predict": [str(run_dir), "--image", str(tile), "--dem", str(dem),
+                    "--out", str(tmp_path / "mask.png")],
+        "export": [str(run_dir), "--out", str(tmp_path / "saved")],
+    }[tool]  # fmt: skip
+
+
+def _tool_main(tool: str):
+    import importlib
+
+    return importlib.import_module(f"landslide_tf.{tool}").main
+
+
+@pytest.mark.parametrize("tool", ["evaluate", "predict", "export"])
+@pytest.mark.parametrize(
+    "damage, expected",
+    [
+        ("", "config.json is damaged: not valid JSON"),
+        ('{"model": "unet", "image_si', "config.json is damaged: not valid JSON"),
+        ("wrong-type", "config.json is damaged: image_size is 'big', expected int"),
+    ],
+)
+def test_damaged_config_json_is_one_line(
+    tool, damage, expected, run_copy, synth_dir, tmp_path, capsys
+):
+    path = run_copy / "config.json"
+    if damage == "wrong-type":
+        values = json.loads(path.read_text())
+        path.write_text(json.dumps({**values, "image_size": "big"}))
+    else:
+        path.write_text(damage)
+    assert call(_tool_main(tool), _tool_argv(tool, run_copy, synth_dir, tmp_path)) == 2
+    line = one_error_line(capsys)
+    assert str(path) in line and expected in line and "--force" in line
+
+
+@pytest.mark.parametrize("tool", ["evaluate", "predict", "export"])
+@pytest.mark.parametrize("cut", [0, 100, 0.5])
+def test_damaged_best_keras_is_one_line(tool, cut, run_copy, synth_dir, tmp_path, capsys):
+    path = run_copy / "best.keras"
+    data = path.read_bytes()
+    path.write_bytes(data[: int(cut * len(data)) if isinstance(cut, float) else cut])
+    assert call(_tool_main(tool), _tool_argv(tool, run_copy, synth_dir, tmp_path)) == 2
+    line = one_error_line(capsys)
+    assert f"{path} is damaged" in line and "not found" not in line
+
+
+@pytest.mark.parametrize(
+    "name, content, expected",
+    [
+        ("state.json", '{"epochs_done": 1, "chec', "state.json is damaged"),
+        ("state.json", '{"epochs_done": "one"}', "state.json is damaged (epochs_done='one')"),
+        ("history.csv", "epoch,loss\n1,0.5\nfoo,bar\n", "history.csv is damaged"),
+    ],
+)
+def test_damaged_resume_files_are_one_line(name, content, expected, run_copy, synth_dir, capsys):
+    from landslide_tf.train import main
+
+    (run_copy / name).write_text(content)
+    assert call(main, tiny_flags(synth_dir, run_copy, 2)) == 2
+    line = one_error_line(capsys)
+    assert expected in line and "--force" in line
+
+
+def test_evaluate_in_a_read_only_run_dir_prints_the_metrics(run_copy, monkeypatch, capsys):
+    from landslide_tf import evaluate
+
+    def refuse(path, values):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(evaluate, "atomic_write_json", refuse)
+    before = (run_copy / "metrics.json").read_text()
+    assert call(evaluate.main, [str(run_copy)]) == 2
+    captured = capsys.readouterr()
+    assert "mIoU" in captured.out  # the metrics are shown
+    line = [x for x in captured.err.splitlines() if x.startswith("error: ")]
+    assert line == [
+        f"error: the metrics above could not be saved: {run_copy / 'metrics.json'}: "
+        "Permission denied (check its permissions or choose another location)"
+    ]
+    assert (run_copy / "metrics.json").read_text() == before
+
+
+def test_undefined_auc_is_written_as_null_with_a_reason(run_copy, monkeypatch):
+    from landslide_tf import evaluate
+    from landslide_tf.metrics import SegmentationMetrics
+
+    def all_background(model, samples, batch_size, **options):
+        stats = SegmentationMetrics()
+        stats.update(np.zeros((1, 8, 8, 1)), np.full((1, 8, 8, 1), 0.2, np.float32))
+        return stats
+
+    monkeypatch.setattr(evaluate, "accumulate", all_background)
+    result = evaluate.evaluate_run(run_copy)
+    written = json.loads((run_copy / "metrics.json").read_text())
+    assert written["auc"] is None and result["auc"] is None
+    assert "no landslide pixels" in written["auc_note"]
+    assert "NaN" not in (run_copy / "metrics.json").read_text()
