@@ -81,6 +81,8 @@ class TrainConfig:
     strategy: str = "default"
     mixed_precision: bool = False
     jit: bool = False
+    # issue 15: DEM nodata value (NaN always is nodata), applied wherever preprocessing runs
+    dem_nodata: float | None = None
 
     def resolved(self) -> TrainConfig:
         """Return a copy with ``loss`` filled in from the paper's per-family best."""

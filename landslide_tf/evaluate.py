@@ -19,6 +19,7 @@ overwritten silently.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import math
@@ -80,6 +81,7 @@ def evaluate_run(
     split: str = "test",
     threshold: float | None = None,
     tune_threshold: bool = False,
+    dem_nodata: float | None = None,
 ) -> dict[str, Any]:
     """Evaluate ``best.keras`` of a run on one split and write the metrics file.
 
@@ -91,6 +93,7 @@ def evaluate_run(
             ``config.threshold`` (0.5 unless trained with ``--threshold``).
         tune_threshold: choose the threshold that maximizes mIoU on the validation split
             (``SegmentationMetrics.best_threshold``), then evaluate ``split`` with it.
+        dem_nodata: DEM nodata value overriding the run's ``dem_nodata``.
 
     Returns:
         Metrics dict with the keys of ``METRIC_KEYS`` plus ``n_pixels``, ``split`` and
@@ -104,6 +107,10 @@ def evaluate_run(
         raise UserError(f"threshold must be in [0, 1], got {threshold}")
     run_dir = Path(run_dir)
     config, raw = read_run_config(run_dir)
+    if dem_nodata is not None:
+        if not math.isfinite(dem_nodata):
+            raise UserError(f"--dem-nodata must be a finite number, got {dem_nodata}")
+        config = dataclasses.replace(config, dem_nodata=float(dem_nodata))
     model = load_model_file(run_dir / "best.keras")
     splits = run_splits(config, run_dir, data)
     options = dataset_options(config, raw)
@@ -170,6 +177,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="pick the threshold maximizing mIoU on the validation split, then evaluate",
     )
+    parser.add_argument(
+        "--dem-nodata",
+        type=float,
+        help="DEM nodata value (default: the run's config.json; NaN always is)",
+    )
     return parser
 
 
@@ -187,6 +199,7 @@ def _run(args: argparse.Namespace) -> int:
         split=args.split,
         threshold=args.threshold,
         tune_threshold=args.tune_threshold,
+        dem_nodata=args.dem_nodata,
     )
     shown = {k: result[k] for k in METRIC_KEYS if k in result}
     print(json.dumps(shown, indent=2))

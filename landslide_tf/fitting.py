@@ -55,7 +55,7 @@ def _derived_entries(config: TrainConfig, train_samples: list) -> dict[str, Any]
 
     stats = None
     if config.modalities != "rgb":
-        stats = [float(v) for v in ldata.dem_statistics(train_samples)]
+        stats = [float(v) for v in ldata.dem_statistics(train_samples, config.dem_nodata)]
     return {
         "dem_stats": stats,
         "landslide_fraction": float(ldata.landslide_fraction(train_samples)),

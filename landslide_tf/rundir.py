@@ -88,6 +88,8 @@ def validate_config(config: TrainConfig) -> None:
         raise UserError(f"seed must be an integer, got {config.seed!r}")
     if not 0 <= config.seed < 2**32:
         raise UserError(f"seed must be in [0, 2**32 - 1], got {config.seed}")
+    if config.dem_nodata is not None and not math.isfinite(config.dem_nodata):
+        raise UserError(f"--dem-nodata must be a finite number, got {config.dem_nodata}")
     check_loss(config.loss, config.loss_kwargs)
 
 

@@ -127,6 +127,7 @@ def dataset_options(config: TrainConfig, raw: dict[str, Any] | None = None) -> d
         "dem_norm": config.dem_norm,
         "dem_stats": tuple(stats) if stats is not None else None,
         "derived": tuple(config.derived),
+        "nodata": config.dem_nodata,
     }
 
 

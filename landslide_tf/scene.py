@@ -342,10 +342,11 @@ def _run_windows(
     wsum = np.zeros((win_h, width), np.float32)
     top = 0
     done = 0
+    no_dem = 0
     for i, row in enumerate(rows):
         if row > top:  # rows above `row` get no more windows: final
             shift = row - top
-            writer.write(top, acc[:shift] / wsum[:shift])
+            writer.write(top, _blend(acc[:shift], wsum[:shift]))
             acc = np.concatenate([acc[shift:], np.zeros((shift, width), np.float32)])
             wsum = np.concatenate([wsum[shift:], np.zeros((shift, width), np.float32)])
             top = row
@@ -358,6 +359,9 @@ def _run_windows(
                 dems = np.stack([scene.dem.read(row, c, win_h, win_w) for c in chunk])
             probs = predictor.predict_batch(images, dems)  # (b, win_h, win_w)
             for j, (col, prob) in enumerate(zip(chunk, probs, strict=True)):
+                if dems is not None and not np.isfinite(dems[j]).any():
+                    no_dem += 1  # nothing to predict from: left as nodata (weight 0)
+                    continue
                 weight = blend_weights(
                     win_h,
                     win_w,
@@ -372,5 +376,19 @@ def _run_windows(
             done += len(chunk)
             if bar is not None:
                 bar.update(done)
-    writer.write(top, acc[: height - top] / wsum[: height - top])
+    writer.write(top, _blend(acc[: height - top], wsum[: height - top]))
+    if no_dem:
+        logger.warning(
+            "%d of %d windows have no valid DEM cell (all nodata): written as nodata (NaN in "
+            ".tif/.npy, 0 in .png) where no other window covers them",
+            no_dem,
+            total,
+        )
     return total, (win_h, win_w)
+
+
+def _blend(acc: np.ndarray, wsum: np.ndarray) -> np.ndarray:
+    """Weighted mean probability; NaN (nodata) where no window contributed."""
+    out = np.full(acc.shape, np.nan, np.float32)
+    np.divide(acc, wsum, out=out, where=wsum > 0)
+    return out

@@ -303,7 +303,7 @@ class _Writer:
                 "compress": "deflate",
                 "BIGTIFF": "IF_SAFER",
             }
-            self.prob_ds = rasterio.open(out, "w", dtype="float32", **profile)
+            self.prob_ds = rasterio.open(out, "w", dtype="float32", nodata=np.nan, **profile)
             self.mask_ds = None
             if polygons:
                 self._tmp = tempfile.TemporaryDirectory(dir=out.parent, prefix=".mask-")
@@ -343,7 +343,8 @@ class _Writer:
         else:
             import cv2
 
-            if not cv2.imwrite(str(self.out), np.round(self.prob_array * 255).astype(np.uint8)):
+            prob = np.nan_to_num(self.prob_array, nan=0.0)  # PNG has no nodata
+            if not cv2.imwrite(str(self.out), np.round(prob * 255).astype(np.uint8)):
                 raise UserError(f"cannot write {self.out}")
 
     def cleanup(self) -> None:

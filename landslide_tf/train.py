@@ -317,6 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         help="Keras progress: 1 = a bar per epoch (default), 2 = a line per epoch",
     )
+    _add_faults_args(p)
     return p
 
 
@@ -358,6 +359,16 @@ def _run(args: argparse.Namespace) -> int:
     print(f"test metrics of {run_dir}/best.keras (metrics.json):")
     print(format_metrics(result))
     return 0
+
+
+def _add_faults_args(p: argparse.ArgumentParser) -> None:
+    """Issue 15: input-repair options (stored in config.json, applied by every tool)."""
+    p.add_argument(
+        "--dem-nodata",
+        type=float,
+        help="DEM value marking missing cells, e.g. 65535 or -9999 (NaN always is); filled "
+        "with the tile's valid mean before resampling and left out of the DEM statistics",
+    )
 
 
 if __name__ == "__main__":

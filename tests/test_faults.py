@@ -440,3 +440,102 @@ def test_undefined_auc_is_written_as_null_with_a_reason(run_copy, monkeypatch):
     assert written["auc"] is None and result["auc"] is None
     assert "no landslide pixels" in written["auc_note"]
     assert "NaN" not in (run_copy / "metrics.json").read_text()
+
+
+# --- items 4, 5, 9: datasets: name clashes, nodata spikes, tiny tiles -------------------
+
+
+@pytest.fixture
+def small_copy(synth_dir, tmp_path):
+    """Three landslide tiles of the synthetic set, copied so tests can damage them."""
+    import shutil
+
+    out = tmp_path / "small"
+    stems = sorted(p.stem for p in (synth_dir / "landslide" / "image").glob("*.png"))[:3]
+    for sub in ("image", "dem", "mask"):
+        (out / "landslide" / sub).mkdir(parents=True)
+        for stem in stems:
+            shutil.copy(synth_dir / "landslide" / sub / f"{stem}.png", out / "landslide" / sub)
+    return out, stems
+
+
+def test_names_differing_only_in_extension_case_are_a_problem(small_copy):
+    import shutil
+
+    from landslide_tf.data import find_samples
+    from landslide_tf.data.check import check_dataset
+
+    root, stems = small_copy
+    image = root / "landslide" / "image" / f"{stems[0]}.png"
+    shutil.copy(image, image.with_suffix(".PNG"))
+    report = check_dataset(root)
+    assert not report.ok
+    assert any("extension differs only in case" in p for p in report.problems)
+    with pytest.raises(DataError, match="extension differs only in case"):
+        find_samples(root)
+
+
+def test_check_warns_on_a_nodata_spike_at_the_16_bit_extreme(small_copy):
+    import cv2
+
+    from landslide_tf.data.check import check_dataset
+
+    root, stems = small_copy
+    dem = np.linspace(1200, 1800, 64 * 64).reshape(64, 64).astype(np.uint16)
+    dem[:16, :16] = 65535  # a nodata block
+    cv2.imwrite(str(root / "landslide" / "dem" / f"{stems[0]}.png"), dem)
+    report = check_dataset(root)
+    spikes = [w for w in report.warnings if "likely nodata" in w]
+    assert len(spikes) == 1 and "--dem-nodata 65535" in spikes[0] and stems[0] in spikes[0]
+
+
+def test_check_does_not_flag_an_ordinary_8_bit_dem(synth_dir):
+    from landslide_tf.data.check import check_dataset
+
+    assert not [w for w in check_dataset(synth_dir).warnings if "likely nodata" in w]
+
+
+def test_dem_nodata_fills_like_nan_through_the_loader():
+    from landslide_tf.preprocessing import preprocess_inputs
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)
+    dem = rng.uniform(1200, 1800, (40, 40)).astype(np.float32)
+    holed, nan = dem.copy(), dem.copy()
+    holed[:10, :10], nan[:10, :10] = 65535, np.nan
+    with_nodata = preprocess_inputs(image, holed, 32, nodata=65535.0).numpy()
+    np.testing.assert_allclose(with_nodata, preprocess_inputs(image, nan, 32).numpy())
+    squashed = preprocess_inputs(image, holed, 32).numpy()[..., 3]
+    assert squashed[16:, 16:].max() < 0.05  # what happens without the option
+
+
+def test_train_stores_dem_nodata_and_evaluate_accepts_it(trained_run, synth_dir, tmp_path):
+    from landslide_tf.evaluate import evaluate_run
+    from landslide_tf.inference import InferenceSettings
+    from landslide_tf.train import build_parser, config_from_args
+
+    args = build_parser().parse_args(["--dem-nodata", "65535"])
+    assert config_from_args(args).dem_nodata == 65535.0
+    config = json.loads((trained_run / "config.json").read_text())
+    assert config["dem_nodata"] is None  # stored (default: none)
+    assert InferenceSettings.from_dict({**config, "dem_nodata": 7.0}).nodata == 7.0
+    result = evaluate_run(trained_run, split="val", dem_nodata=255.0)
+    assert 0.0 <= result["miou"] <= 1.0
+
+
+def test_tiles_below_the_minimum_size_are_refused_by_check_and_loader(small_copy):
+    import cv2
+
+    from landslide_tf.data import find_samples, load_sample
+    from landslide_tf.data.check import check_dataset
+
+    root, stems = small_copy
+    for sub in ("image", "dem", "mask"):
+        path = root / "landslide" / sub / f"{stems[0]}.png"
+        tile = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        cv2.imwrite(str(path), tile[:, :1])
+    report = check_dataset(root)
+    assert any("tiles must be at least 3 px a side" in p for p in report.problems)
+    sample = next(s for s in find_samples(root) if s.stem == stems[0])
+    with pytest.raises(DataError, match="tiles must be at least 3 px a side"):
+        load_sample(sample, image_size=32)

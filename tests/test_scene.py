@@ -180,6 +180,28 @@ def test_dem_nodata_in_geotiff_is_missing_not_elevation(predictor, tmp_path):
     np.testing.assert_allclose(run("raw.tif", dem_nodata=-9999.0), from_nan, atol=1e-5)
 
 
+def test_windows_without_any_dem_cell_are_nodata_with_a_warning(predictor, tmp_path, caplog):
+    """Issue 15 item 5: an all-NaN DEM window is not predicted (was 97.6 % landslide)."""
+    from rasterio.transform import from_origin
+
+    image, dem = raw_inputs(64, 120, seed=5)
+    transform = from_origin(0.0, 640.0, 10.0, 10.0)
+    img = write_tif(tmp_path / "i.tif", image, transform)
+    dem[:, :60] = np.nan  # the first window (cols 0..39) and most of the second: no DEM
+    write_tif(tmp_path / "d.tif", dem, transform)
+    out = tmp_path / "p.tif"
+    with caplog.at_level(logging.WARNING, logger="landslide_tf.scene"):
+        scene.predict_scene(predictor, img, out, dem=tmp_path / "d.tif", window=40, overlap=0.0)
+    import rasterio
+
+    with rasterio.open(out) as ds:
+        prob = ds.read(1)
+        assert np.isnan(ds.nodata)
+    assert np.isnan(prob[:, :40]).all()  # only no-DEM windows cover these columns
+    assert np.isfinite(prob[:, 80:]).all()
+    assert "windows have no valid DEM cell" in caplog.text
+
+
 def test_dem_extent_mismatch_is_reported(predictor, tmp_path, caplog):
     from rasterio.transform import from_origin
 

@@ -96,8 +96,18 @@ def _png_files(folder: Path) -> dict[str, Path]:
             continue
         if path.suffix.lower() != ".png":
             raise DataError(f"{path}: not a .png file; expected only PNG tiles in {folder}")
+        if path.stem in files:
+            raise DataError(stem_clash(files[path.stem], path))
         files[path.stem] = path
     return files
+
+
+def stem_clash(first: Path, second: Path) -> str:
+    """One line for two tiles whose names differ only in the extension's case."""
+    return (
+        f"{second}: same tile name as {first.name} (the extension differs only in case); "
+        "remove or rename one of them"
+    )
 
 
 def parse_negatives(negatives: str | float | bool | None) -> float | None:
@@ -259,6 +269,7 @@ def load_sample(
     dem_norm: str = "minmax",
     dem_stats: Sequence[float] | None = None,
     derived: Sequence[str] = (),
+    nodata: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Read and preprocess one tile with ``landslide_tf.preprocessing``.
 
@@ -269,6 +280,7 @@ def load_sample(
         dem_norm: ``"minmax"`` (per tile, default) or ``"dataset"`` (needs ``dem_stats``).
         dem_stats: ``(mean, std)`` of the raw training DEM values (see ``dem_statistics``).
         derived: extra DEM channels: ``slope``, ``aspect``, ``hillshade``.
+        nodata: DEM value marking missing cells (NaN always does).
 
     Returns:
         ``x (image_size, image_size, C)`` float32 and ``y (image_size, image_size, 1)``
@@ -285,7 +297,7 @@ def load_sample(
         raise DataError("dem_norm='dataset' needs dem_stats=(mean, std) of the training split")
     try:
         x = preprocess_inputs(
-            rgb, dem, image_size, modalities, dem_norm, dem_stats, tuple(derived)
+            rgb, dem, image_size, modalities, dem_norm, dem_stats, tuple(derived), nodata
         ).numpy()
     except ValueError as exc:
         raise DataError(f"{sample.stem}: {exc}") from None

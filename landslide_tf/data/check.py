@@ -27,6 +27,7 @@ from landslide_tf.data.bijie import (
     _read_rgb,
     expected_layout,
     open_dataset,
+    stem_clash,
 )
 from landslide_tf.errors import DataError
 
@@ -118,6 +119,9 @@ def _list_pngs(folder: Path, report: CheckReport) -> dict[str, Path]:
         if path.suffix.lower() != ".png":
             report.problems.append(f"{path}: not a .png file; expected only PNG tiles here")
             continue
+        if path.stem in files:
+            report.problems.append(stem_clash(files[path.stem], path))
+            continue
         files[path.stem] = path
     return files
 
@@ -206,6 +210,9 @@ def _check_group(root: Path, group: str, modalities: str, report: CheckReport, s
                 )
         if "dem" in arrays:
             stats["dem_16bit"].append(bool(arrays["dem"].max() > 255))
+            spike = nodata_spike(arrays["dem"])
+            if spike:
+                report.warnings.append(f"{files['dem'][stem]}: {spike}")
         if "mask" in arrays:
             mask = arrays["mask"]
             positive = int(mask.sum())
@@ -215,6 +222,39 @@ def _check_group(root: Path, group: str, modalities: str, report: CheckReport, s
             if positive == 0:
                 report.warnings.append(f"{files['mask'][stem]}: mask has no landslide pixel")
     report.usable[group] = usable
+
+
+#: A value at the type's extreme held by at least this share of a DEM's cells ...
+SPIKE_MIN_SHARE = 0.005
+#: ... and this far (share of the type's range) from every other value looks like nodata.
+SPIKE_MIN_GAP = 0.1
+
+
+def nodata_spike(dem: np.ndarray) -> str | None:
+    """Why a DEM looks like it holds a nodata block at its type's extreme value (or None).
+
+    The PNG type is 16-bit when any value exceeds 255. A spike is the minimum or maximum of
+    that type (0, 255 or 65535) on at least ``SPIKE_MIN_SHARE`` of the cells, separated from
+    every other value by at least ``SPIKE_MIN_GAP`` of the type's range.
+    """
+    top = 65535.0 if float(np.nanmax(dem)) > 255 else 255.0
+    values, counts = np.unique(dem[np.isfinite(dem)], return_counts=True)
+    if values.size < 2:
+        return None
+    for extreme, index, neighbour in ((0.0, 0, 1), (top, -1, -2)):
+        if values[index] != extreme:
+            continue
+        share = counts[index] / counts.sum()
+        gap = abs(float(values[neighbour]) - extreme)
+        if share >= SPIKE_MIN_SHARE and gap >= SPIKE_MIN_GAP * top:
+            rest = values[1:] if index == 0 else values[:-1]
+            return (
+                f"{100 * share:.1f} % of the DEM cells are {extreme:g}, the "
+                f"{'16' if top > 255 else '8'}-bit extreme, far from the other values "
+                f"({rest.min():g}..{rest.max():g}): likely nodata; train with --dem-nodata "
+                f"{extreme:g}"
+            )
+    return None
 
 
 def check_dataset(root: str | Path, modalities: str = "rgb+dem") -> CheckReport:

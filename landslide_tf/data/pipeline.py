@@ -30,8 +30,9 @@ def load_arrays(
     dem_norm: str = "minmax",
     dem_stats: Sequence[float] | None = None,
     derived: Sequence[str] = (),
+    nodata: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Load all tiles into memory.
+    """Load all tiles into memory (``nodata``: DEM value marking missing cells).
 
     Returns:
         ``x (N, H, W, C)`` float32 and ``y (N, H, W, 1)`` float32.
@@ -39,7 +40,7 @@ def load_arrays(
     xs, ys = [], []
     start = last = time.monotonic()
     for i, sample in enumerate(samples):
-        x, y = load_sample(sample, image_size, modalities, dem_norm, dem_stats, derived)
+        x, y = load_sample(sample, image_size, modalities, dem_norm, dem_stats, derived, nodata)
         xs.append(x)
         ys.append(y)
         now = time.monotonic()
@@ -82,6 +83,7 @@ def make_dataset(
     seed: int = 42,
     cache: bool = True,
     repeat: bool = False,
+    nodata: float | None = None,
 ) -> tf.data.Dataset:
     """Build the input pipeline for a list of tiles.
 
@@ -98,6 +100,7 @@ def make_dataset(
         seed: seed for shuffling and augmentation.
         cache: decode every tile once into memory (default); False decodes on every pass.
         repeat: repeat forever.
+        nodata: DEM value marking missing cells (NaN always does); filled like NaN.
 
     Returns:
         A dataset of ``(x (B, H, W, C), y (B, H, W, 1))`` float32 batches.
@@ -105,7 +108,7 @@ def make_dataset(
     samples = list(samples)
     if not samples:
         raise ValueError("make_dataset needs at least one sample")
-    args = (image_size, modalities, dem_norm, dem_stats, tuple(derived))
+    args = (image_size, modalities, dem_norm, dem_stats, tuple(derived), nodata)
     if cache:
         x, y = load_arrays(samples, *args)
         ds = tf.data.Dataset.from_tensor_slices((x, y))
@@ -139,8 +142,9 @@ def make_dataset(
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def dem_statistics(samples: Sequence[Sample]) -> tuple[float, float]:
-    """Mean and standard deviation of the raw DEM values over all pixels of ``samples``.
+def dem_statistics(samples: Sequence[Sample], nodata: float | None = None) -> tuple[float, float]:
+    """Mean and standard deviation of the raw DEM values over all valid pixels of ``samples``
+    (non-finite cells and ``nodata`` cells excluded).
 
     Use the training split only; pass the result as ``dem_stats`` with ``dem_norm="dataset"``.
     """
@@ -149,7 +153,8 @@ def dem_statistics(samples: Sequence[Sample]) -> tuple[float, float]:
         if sample.dem is None:
             continue
         dem = read_dem(sample.dem).astype(np.float64)
-        dem = dem[np.isfinite(dem)]
+        valid = np.isfinite(dem) if nodata is None else np.isfinite(dem) & (dem != nodata)
+        dem = dem[valid]
         total += float(dem.sum())
         total_sq += float(np.square(dem).sum())
         count += dem.size

@@ -54,6 +54,10 @@ def _png_structure_problem(data: bytes) -> str | None:
     return "truncated, no IEND chunk"
 
 
+#: Smallest tile side (px) the readers accept; ``data check`` and the loader share it.
+MIN_TILE_SIDE = 3
+
+
 def _decode_png(path: Path) -> np.ndarray:
     """Read any PNG unchanged (bit depth and channels kept), or raise ``DataError``."""
     if not path.is_file():
@@ -73,6 +77,11 @@ def _decode_png(path: Path) -> np.ndarray:
     image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if image is None or image.size == 0:
         raise DataError(f"{path}: corrupt PNG (cannot be decoded); expected a valid PNG image")
+    height, width = image.shape[:2]
+    if min(height, width) < MIN_TILE_SIDE:
+        raise DataError(
+            f"{path}: {width}x{height} px; tiles must be at least {MIN_TILE_SIDE} px a side"
+        )
     return image
 
 
