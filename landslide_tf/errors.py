@@ -32,5 +32,7 @@ def describe_os_error(exc: OSError) -> str:
         errno.ENOENT: "check the path",
         errno.EEXIST: "remove it or choose another name",
     }.get(exc.errno or -1)
+    if exc.errno == errno.EEXIST and paths and os.path.isfile(paths[0]):
+        hint = "a file is in the way where a folder is needed: move it or choose another path"
     line = f"{where}: {reason}" if where else reason
     return f"{line} ({hint})" if hint else line

@@ -31,6 +31,7 @@ import dataclasses
 import datetime
 import json
 import logging
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -279,10 +280,7 @@ def export_model(
         The output directory.
     """
     out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise UserError(f"{out} exists and is not empty (use --overwrite)")
-        shutil.rmtree(out)
+    replace = _check_out(out, overwrite)
     got = model.input_shape[-1]
     if got is not None and got != settings.channels:
         raise UserError(
@@ -292,6 +290,40 @@ def export_model(
     if card is None:
         card = model_card({}, settings, parameters=int(model.count_params()))
     module = ServingModule(model, settings)
+    out.parent.mkdir(parents=True, exist_ok=True)  # OSError: reported with its path
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.export-", dir=out.parent))
+    try:
+        _save(module, card, staging)
+        if replace:  # an existing SavedModel (checked above), replaced on --overwrite
+            shutil.rmtree(out)
+        elif out.is_dir():
+            out.rmdir()  # empty
+        os.replace(staging, out)
+    finally:
+        if staging.exists():  # ours (mkdtemp above); only left by a failure
+            shutil.rmtree(staging, ignore_errors=True)
+    logger.info("wrote SavedModel %s", out)
+    return out
+
+
+def _check_out(out: Path, overwrite: bool) -> bool:
+    """Refuse an ``--out`` that is a file, or a non-empty folder that --overwrite may not
+    replace; True when an existing SavedModel is to be replaced."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is an existing file; give a new or empty folder")
+    if not out.is_dir() or not any(out.iterdir()):
+        return False
+    if not overwrite:
+        raise UserError(f"{out} exists and is not empty (use --overwrite)")
+    if not (out / "saved_model.pb").is_file():
+        raise UserError(
+            f"{out} is not empty and not a SavedModel; --overwrite replaces only a "
+            "SavedModel: choose another --out"
+        )
+    return True
+
+
+def _save(module: Any, card: dict[str, Any], out: Path) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         card_json = Path(tmp) / MODEL_CARD_JSON
         card_md = Path(tmp) / MODEL_CARD_MD
@@ -307,8 +339,6 @@ def export_model(
                 "normalized": module.normalized.get_concrete_function(),
             },
         )
-    logger.info("wrote SavedModel %s", out)
-    return out
 
 
 def export_run(

@@ -173,6 +173,23 @@ def raw_probability(
                 tf.shape(image)[0], tf.shape(dem)[0], message="image and dem batch sizes differ"
             )
         )
+        # check_extents in-graph: the DEM's aspect ratio must match the image's
+        ih, iw = (tf.cast(tf.shape(image)[i], tf.float32) for i in (1, 2))
+        dh, dw = (tf.cast(tf.shape(dem)[i], tf.float32) for i in (1, 2))
+        checks.append(
+            tf.debugging.assert_less_equal(
+                tf.abs(dw - dh * iw / ih),
+                tf.maximum(1.0, EXTENT_TOLERANCE * dw),
+                message="image and dem have different aspect ratios: they cannot cover the "
+                "same extent",
+            )
+        )
+    primary = image if settings.uses_image else dem
+    checks.append(
+        tf.debugging.assert_positive(
+            tf.shape(primary)[0], message="empty batch: give at least one image or dem"
+        )
+    )
     with tf.control_dependencies(checks):
         x = preprocessing.preprocess_inputs(
             image if settings.uses_image else None,
@@ -201,7 +218,13 @@ def input_signature(settings: InferenceSettings) -> list[tf.TensorSpec]:
     return specs
 
 
-def check_extents(image_hw: Sequence[int], dem_hw: Sequence[int], tolerance: float = 0.05) -> None:
+#: Relative tolerance of the image/DEM aspect-ratio check (at least one DEM pixel).
+EXTENT_TOLERANCE = 0.05
+
+
+def check_extents(
+    image_hw: Sequence[int], dem_hw: Sequence[int], tolerance: float = EXTENT_TOLERANCE
+) -> None:
     """Reject an image and a DEM whose grids cannot cover the same extent.
 
     Without georeferencing the DEM is assumed to span the image; it may be coarser or finer,

@@ -63,6 +63,8 @@ logger = logging.getLogger(__name__)
 
 #: Overlay colour (RGB) for landslide pixels.
 OVERLAY_COLOR = (255, 0, 0)
+#: File types ``--scene`` can write.
+SCENE_OUTPUTS = (".tif", ".tiff", ".png", ".npy")
 
 
 # ----------------------------------------------------------------------------- images
@@ -112,6 +114,23 @@ def _write_png(path: Path, array: np.ndarray) -> None:
         raise UserError(f"cannot write {path}")
 
 
+def check_out_path(path: str | Path, allowed: tuple[str, ...], flag: str = "--out") -> Path:
+    """Refuse an output path that is a folder or lacks one of the ``allowed`` extensions."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{flag} {path} is a folder; give a file name ending in {allowed[0]}")
+    if path.suffix.lower() not in allowed:
+        got = f"ends in {path.suffix!r}" if path.suffix else "has no extension"
+        raise UserError(f"{flag} {path} {got}; expected {' or '.join(allowed)}")
+    return path
+
+
+def check_threshold(threshold: float | None) -> None:
+    """A decision threshold must lie strictly between 0 and 1 (None: the model's)."""
+    if threshold is not None and not 0.0 < threshold < 1.0:
+        raise UserError(f"--threshold must be in (0, 1), got {threshold:g}")
+
+
 def overlay_path(out: str | Path) -> Path:
     """Where ``--overlay`` writes: ``mask.png`` -> ``mask_overlay.png``."""
     out = Path(out)
@@ -145,6 +164,10 @@ def predict_image(
     """
     from landslide_tf.data import read_dem, read_rgb
 
+    check_threshold(threshold)
+    check_out_path(out, (".png",))
+    if probability is not None:
+        check_out_path(probability, (".png",), "--probability")
     settings = predictor.settings
     rgb = read_rgb(image) if settings.uses_image and image is not None else None
     elevation = read_dem(dem) if settings.uses_dem and dem is not None else None
@@ -226,6 +249,13 @@ def _run(args: argparse.Namespace) -> int:
     if args.image is None and args.scene is None:
         if args.dem is None:
             raise UserError("give --image (a tile), --scene (a whole scene) or --dem")
+    check_threshold(args.threshold)  # everything checked before the model is loaded
+    if args.scene is not None:
+        check_out_path(args.out, SCENE_OUTPUTS)
+    else:
+        check_out_path(args.out, (".png",))
+        if args.probability is not None:
+            check_out_path(args.probability, (".png",), "--probability")
     predictor = Predictor.load(args.model, nodata=args.dem_nodata)
     if args.scene is not None:
         kwargs = {k: v for k, v in (("window", args.window), ("overlap", args.overlap))}

@@ -209,6 +209,9 @@ class Predictor:
         """Validate presence, dtype and channels before calling the graph."""
         s = self.settings
         rank = 4 if batched else 3
+        primary = image if s.uses_image else dem
+        if batched and primary is not None and len(primary) == 0:
+            raise DataError("empty batch: give at least one image or DEM")
         if s.uses_image:
             if image is None:
                 raise UserError(f"this model ({s.modalities}) needs an RGB image")

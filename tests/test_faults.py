@@ -535,7 +535,103 @@ def test_tiles_below_the_minimum_size_are_refused_by_check_and_loader(small_copy
         tile = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
         cv2.imwrite(str(path), tile[:, :1])
     report = check_dataset(root)
-    assert any("tiles must be at least 3 px a side" in p for p in report.problems)
+    assert any("tiles must be at least 2 px a side" in p for p in report.problems)
     sample = next(s for s in find_samples(root) if s.stem == stems[0])
-    with pytest.raises(DataError, match="tiles must be at least 3 px a side"):
+    with pytest.raises(DataError, match="tiles must be at least 2 px a side"):
         load_sample(sample, image_size=32)
+
+
+# --- items 6, 8, 9: predict and export outputs, thresholds, the SavedModel's own checks --
+
+
+def _tile_argv(run_dir: Path, synth_dir: Path, out: str, *extra: str) -> list[str]:
+    tile = sorted((synth_dir / "landslide" / "image").glob("*.png"))[0]
+    dem = synth_dir / "landslide" / "dem" / tile.name
+    return [str(run_dir), "--image", str(tile), "--dem", str(dem), "--out", out, *extra]
+
+
+@pytest.mark.parametrize(
+    "out, extra, expected",
+    [
+        ("mask", (), "has no extension; expected .png"),
+        ("mask.jpeg", (), "ends in '.jpeg'; expected .png"),
+        ("FOLDER", (), "is a folder"),
+        ("mask.png", ("--threshold", "5"), "--threshold must be in (0, 1), got 5"),
+        ("mask.png", ("--threshold", "0"), "--threshold must be in (0, 1), got 0"),
+        ("mask.png", ("--probability", "p.txt"), "--probability"),
+    ],
+)
+def test_predict_bad_outputs_and_thresholds_are_one_line(
+    out, extra, expected, trained_run, synth_dir, tmp_path, capsys
+):
+    from landslide_tf.predict import main
+
+    target = tmp_path if out == "FOLDER" else tmp_path / out
+    argv = _tile_argv(trained_run, synth_dir, str(target), *extra)
+    assert call(main, argv) == 2
+    assert expected in one_error_line(capsys)
+
+
+def test_export_out_that_is_a_file_or_a_user_folder_is_refused(trained_run, tmp_path, capsys):
+    from landslide_tf.export import main
+
+    existing = tmp_path / "model"
+    existing.write_text("mine")
+    assert call(main, [str(trained_run), "--out", str(existing)]) == 2
+    assert "is an existing file" in one_error_line(capsys)
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "keep.txt").write_text("mine")
+    argv = [str(trained_run), "--out", str(folder), "--overwrite"]
+    assert call(main, argv) == 2
+    assert "not a SavedModel" in one_error_line(capsys)
+    assert (folder / "keep.txt").read_text() == "mine" and existing.read_text() == "mine"
+
+
+def test_export_out_under_a_file_names_the_path(trained_run, tmp_path, capsys):
+    from landslide_tf.export import main
+
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert call(main, [str(trained_run), "--out", str(blocker / "saved")]) == 2
+    line = one_error_line(capsys)
+    assert f"{blocker}: File exists (a file is in the way where a folder is needed" in line
+
+
+@pytest.fixture(scope="module")
+def saved_model(trained_run, tmp_path_factory):
+    import tensorflow as tf
+
+    from landslide_tf.export import export_run
+
+    out = export_run(trained_run, tmp_path_factory.mktemp("export") / "saved")
+    return tf.saved_model.load(str(out)).signatures["serving_default"]
+
+
+def test_saved_model_flat_dems_at_any_level_give_the_same_probabilities(saved_model):
+    image = np.random.default_rng(0).integers(0, 255, (1, 100, 90, 3), dtype=np.uint8)
+    probs = [
+        saved_model(image=image, dem=np.full((1, 100, 90), v, np.float32))["probability"]
+        for v in (100.0, 2500.0, 65535.0)
+    ]
+    for prob in probs[1:]:
+        np.testing.assert_allclose(prob.numpy(), probs[0].numpy(), atol=1e-6)
+
+
+def test_saved_model_checks_aspect_ratio_and_empty_batches_in_graph(saved_model):
+    import tensorflow as tf
+
+    image = np.zeros((1, 100, 90, 3), np.uint8)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="different aspect ratios"):
+        saved_model(image=image, dem=np.zeros((1, 10, 900), np.float32))
+    saved_model(image=image, dem=np.zeros((1, 50, 45), np.float32))  # coarser, same extent
+    with pytest.raises(tf.errors.InvalidArgumentError, match="empty batch"):
+        saved_model(image=image[:0], dem=np.zeros((0, 100, 90), np.float32))
+
+
+def test_predictor_refuses_an_empty_batch(trained_run):
+    from landslide_tf.predictor import Predictor
+
+    predictor = Predictor.load(trained_run)
+    with pytest.raises(DataError, match="empty batch"):
+        predictor.predict_batch(np.zeros((0, 32, 32, 3), np.uint8), np.zeros((0, 32, 32)))

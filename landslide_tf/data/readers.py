@@ -55,7 +55,7 @@ def _png_structure_problem(data: bytes) -> str | None:
 
 
 #: Smallest tile side (px) the readers accept; ``data check`` and the loader share it.
-MIN_TILE_SIDE = 3
+MIN_TILE_SIDE = 2
 
 
 def _decode_png(path: Path) -> np.ndarray:
