@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -140,7 +141,7 @@ def _fit(
             initial_epoch=done,
             callbacks=[guard, checkpoint, tensorboard],
             shuffle=False,  # the dataset reshuffles itself, seeded
-            verbose=verbose,
+            verbose=progress_verbosity(verbose),
         )
     if guard.nan_at is not None:
         epoch, batch = guard.nan_at
@@ -175,3 +176,14 @@ def _plot_test_predictions(
         run_dir / "predictions.png",
         names=[s.stem for s in tiles],
     )
+
+
+def progress_verbosity(verbose: int | str) -> int | str:
+    """Keras ``fit`` verbosity: ``"auto"`` is a progress bar on a terminal, else one line per
+    epoch (no ANSI escape codes in redirected output and log files)."""
+    if verbose != "auto":
+        return verbose
+    try:
+        return 1 if sys.stdout.isatty() else 2
+    except (AttributeError, ValueError):
+        return 2

@@ -114,7 +114,8 @@ def train(config: TrainConfig, *, force: bool = False, verbose: int | str = "aut
             ``data=None`` the synthetic dataset (generated on first use), ``run_dir=None``
             ``runs/<model>-<loss>-s<seed>``.
         force: delete an existing run in ``run_dir`` and train from scratch.
-        verbose: Keras ``fit`` verbosity (1 = a progress bar per epoch).
+        verbose: Keras ``fit`` verbosity (1 = a progress bar per epoch, 2 = a line per epoch,
+            ``"auto"`` = 1 when stdout is a terminal, else 2).
 
     Returns:
         Test metrics of ``best.keras`` (also in ``run_dir/metrics.json``): ``miou`` (mean of
@@ -298,8 +299,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--verbose",
         type=int,
         choices=(0, 1, 2),
-        default=1,
-        help="Keras progress: 1 = a bar per epoch (default), 2 = a line per epoch",
+        default=None,
+        help="Keras progress: 1 = a bar per epoch (default on a terminal), 2 = a line per epoch "
+        "(default otherwise) and every file behind a summarised data note",
     )
     return p
 
@@ -322,9 +324,13 @@ def main(argv: list[str] | None = None) -> int:
     """Command-line entry point: train, then print the test metrics."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.verbose == 2:
+        logging.getLogger("landslide_tf").setLevel(logging.DEBUG)
     try:
         config = config_from_args(args)
-        result = train(config, force=args.force, verbose=args.verbose)
+        result = train(
+            config, force=args.force, verbose="auto" if args.verbose is None else args.verbose
+        )
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
