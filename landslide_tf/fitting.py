@@ -174,7 +174,12 @@ def _plot_test_predictions(
         np.asarray(y),
         {f"{config.model} ({config.loss})": prob},
         run_dir / "predictions.png",
-        names=[s.stem for s in tiles],
+        names=[f"test: {s.stem}" for s in tiles],
+        title=(
+            f"{config.model} ({config.loss}), {config.modalities}, "
+            f"{config.image_size}x{config.image_size} px, {config.epochs} epochs: "
+            f"best.keras on {len(tiles)} test tiles"
+        ),
     )
 
 
