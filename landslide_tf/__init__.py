@@ -2,11 +2,17 @@
 
 Reference implementation of Hegde et al., "A comparative study of loss functions and
 attention mechanisms in landslide semantic segmentation using U-Net" (Sci. Rep. 16:2102).
+
+Importing the package does not import TensorFlow (``python -m landslide_tf.data check`` and
+every ``--help`` start without it). The custom layers and losses register with Keras when
+``landslide_tf.models`` (or ``landslide_tf.layers`` / ``landslide_tf.losses``) is imported;
+every loader of this package imports them, and
+``import landslide_tf.models; keras.saving.load_model("best.keras")`` works.
 """
 
 __version__ = "0.1.0"
 
-# Register the custom layers and losses with Keras on import, so that
-# ``keras.saving.load_model("best.keras")`` works after a plain ``import landslide_tf``.
-from landslide_tf import layers as _layers  # noqa: E402, F401
-from landslide_tf import losses as _losses  # noqa: E402, F401
+from landslide_tf import _quiet  # noqa: E402
+
+if _quiet.wanted():  # a ``python -m landslide_tf.X`` command: keep TensorFlow's noise out
+    _quiet.install()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -140,7 +141,7 @@ def _fit(
             initial_epoch=done,
             callbacks=[guard, checkpoint, tensorboard],
             shuffle=False,  # the dataset reshuffles itself, seeded
-            verbose=verbose,
+            verbose=progress_verbosity(verbose),
         )
     if guard.nan_at is not None:
         epoch, batch = guard.nan_at
@@ -199,5 +200,21 @@ def _plot_test_predictions(
         np.asarray(y),
         {f"{config.model} ({config.loss})": prob},
         run_dir / "predictions.png",
-        names=[s.stem for s in tiles],
+        names=[f"test: {s.stem}" for s in tiles],
+        title=(
+            f"{config.model} ({config.loss}), {config.modalities}, "
+            f"{config.image_size}x{config.image_size} px, {config.epochs} epochs: "
+            f"best.keras on {len(tiles)} test tiles"
+        ),
     )
+
+
+def progress_verbosity(verbose: int | str) -> int | str:
+    """Keras ``fit`` verbosity: ``"auto"`` is a progress bar on a terminal, else one line per
+    epoch (no ANSI escape codes in redirected output and log files)."""
+    if verbose != "auto":
+        return verbose
+    try:
+        return 1 if sys.stdout.isatty() else 2
+    except (AttributeError, ValueError):
+        return 2

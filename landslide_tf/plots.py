@@ -135,7 +135,8 @@ def plot_predictions(
         preds: ``{column title: probabilities (N, H, W[, 1])}``, e.g. one entry per model.
         path: output PNG.
         threshold: when given, predictions are shown binarized at this probability;
-            otherwise as probability maps on a 0..1 colour scale.
+            otherwise as probability maps on a 0..1 colour scale. Every prediction column
+            has a colour bar saying which.
         names: per-row labels (tile stems).
         title: figure title.
 
@@ -145,6 +146,7 @@ def plot_predictions(
     truths = _squeeze_channels(truths)
     n = truths.shape[0]
     columns: list[tuple[str, np.ndarray, dict[str, Any]]] = []
+    colorbars: dict[int, str] = {}  # column -> colour bar label
     if images is not None:
         rgb = np.asarray(images)
         rgb = rgb.astype(np.float32) / 255.0 if rgb.dtype == np.uint8 else rgb
@@ -158,6 +160,11 @@ def plot_predictions(
             raise ValueError(f"prediction {label!r} has {prob.shape[0]} tiles, truths have {n}")
         if threshold is not None:
             prob = (prob >= threshold).astype(np.float32)
+        colorbars[len(columns)] = (
+            f"landslide (probability >= {threshold:g})"
+            if threshold is not None
+            else "landslide probability"
+        )
         columns.append((label, prob, {"cmap": "magma", "vmin": 0, "vmax": 1}))
 
     ncols = len(columns)
@@ -167,7 +174,11 @@ def plot_predictions(
     for row in range(n):
         for col, (label, data, kwargs) in enumerate(columns):
             ax = axes[row, col]
-            ax.imshow(data[row], interpolation="nearest", **kwargs)
+            shown = ax.imshow(data[row], interpolation="nearest", **kwargs)
+            if row == n - 1 and col in colorbars:  # one bar under each probability column
+                bar = fig.colorbar(shown, ax=axes[:, col], location="bottom", shrink=0.9)
+                bar.set_label(colorbars[col], fontsize="small")
+                bar.ax.tick_params(labelsize="small")
             ax.set_xticks([])
             ax.set_yticks([])
             if row == 0:

@@ -38,6 +38,7 @@ from landslide_tf.inference import (
     raw_probability,
 )
 from landslide_tf.predictor import Predictor, load_keras_model
+from landslide_tf.preview import dem_preview
 from landslide_tf.scene import predict_scene
 
 __all__ = [
@@ -93,15 +94,6 @@ def make_overlay(image: np.ndarray, mask: np.ndarray, alpha: float = 0.45) -> np
     contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
     cv2.drawContours(out, contours, -1, OVERLAY_COLOR, 1)
     return out
-
-
-def dem_preview(dem: np.ndarray) -> np.ndarray:
-    """A gray uint8 RGB rendering of a DEM (min..max), for overlays of DEM-only models."""
-    dem = np.asarray(dem, np.float32)
-    finite = np.isfinite(dem)
-    lo, hi = (dem[finite].min(), dem[finite].max()) if finite.any() else (0.0, 1.0)
-    gray = np.where(finite, (dem - lo) / max(hi - lo, 1e-6), 0.0)
-    return np.repeat((gray * 255).round().astype(np.uint8)[..., np.newaxis], 3, axis=-1)
 
 
 def _write_png(path: Path, array: np.ndarray) -> None:
@@ -231,6 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--probability", help="--image: also write probabilities as 8-bit PNG")
     parser.add_argument("--dem-nodata", type=float, help="DEM nodata value (NaN always is)")
     parser.add_argument("--polygons", help="--scene: write landslide polygons (GeoJSON)")
+    parser.add_argument(
+        "--preview", help="--scene: also write a downsampled RGB PNG with landslide outlines"
+    )
     parser.add_argument("--window", type=int, default=None, help="--scene: window px (256)")
     parser.add_argument("--overlap", type=float, default=None, help="--scene: overlap (0.25)")
     parser.add_argument("--batch", type=int, default=4, help="--scene: windows per batch")
@@ -265,6 +260,7 @@ def _run(args: argparse.Namespace) -> int:
             args.out,
             dem=args.dem,
             polygons=args.polygons,
+            preview=args.preview,
             batch=args.batch,
             threshold=args.threshold,
             dem_nodata=args.dem_nodata,
@@ -273,7 +269,7 @@ def _run(args: argparse.Namespace) -> int:
         )
         print(result.format())
         return 0
-    for option in ("polygons", "window", "overlap"):
+    for option in ("polygons", "window", "overlap", "preview"):
         if getattr(args, option) is not None:
             raise UserError(f"--{option} applies to --scene only")
     result = predict_image(

@@ -78,6 +78,7 @@ def load_model_file(path: str | Path) -> keras.Model:
     Raises:
         UserError: the file is missing.
     """
+    import landslide_tf.losses  # noqa: F401  (registers the custom losses)
     import landslide_tf.models  # noqa: F401  (registers the custom layers)
 
     path = Path(path)

@@ -50,6 +50,7 @@ from landslide_tf.errors import UserError
 from landslide_tf.inference import check_extents
 from landslide_tf.polygons import polygon_area, write_polygons
 from landslide_tf.predictor import Predictor
+from landslide_tf.preview import ScenePreview
 from landslide_tf.scene_io import (
     MAX_WHOLE_DEM_PIXELS,
     RASTER_SUFFIXES,
@@ -164,6 +165,7 @@ class SceneResult:
     landslide_pixels: int
     n_polygons: int | None
     georeferenced: bool
+    preview: Path | None = None  # issue 16: downsampled RGB with outlines
 
     def format(self) -> str:
         """A short human-readable summary."""
@@ -176,6 +178,8 @@ class SceneResult:
         ]
         if self.polygons is not None:
             lines.append(f"wrote {self.polygons} ({self.n_polygons} polygons)")
+        if self.preview is not None:
+            lines.append(f"wrote {self.preview} (downsampled RGB, landslide outlines)")
         return "\n".join(lines)
 
 
@@ -192,6 +196,7 @@ def predict_scene(
     threshold: float | None = None,
     dem_nodata: float | None = None,
     progress: bool = False,
+    preview: str | Path | None = None,
 ) -> SceneResult:
     """Predict a whole scene with overlapping, blended windows.
 
@@ -208,6 +213,8 @@ def predict_scene(
         threshold: decision threshold for the mask and polygons (default: the model's).
         dem_nodata: DEM nodata value (default: the GeoTIFF's own; NaN always is).
         progress: show a progress bar (``keras.utils.Progbar``).
+        preview: also write this PNG: the scene downsampled to at most 1024 px a side with
+            the outlines of the landslide mask (``landslide_tf.preview``).
 
     Returns:
         A ``SceneResult``.
@@ -225,6 +232,8 @@ def predict_scene(
         raise UserError(f"this model ({settings.modalities}) needs --dem")
     if polygons is not None:
         require_rasterio()
+    if preview is not None and Path(preview).suffix.lower() != ".png":
+        raise UserError(f"--preview {preview}: expected a .png file")
     threshold = settings.threshold if threshold is None else float(threshold)
     out = Path(out)
     with contextlib.ExitStack() as stack:
@@ -244,6 +253,7 @@ def predict_scene(
             threshold,
             dem_nodata,
             progress,
+            preview,
         )
 
 
@@ -259,6 +269,7 @@ def _predict_scene(
     threshold: float,
     dem_nodata: float | None,
     progress: bool,
+    preview: str | Path | None = None,
 ) -> SceneResult:
     settings = predictor.settings
     start = time.perf_counter()
@@ -270,8 +281,12 @@ def _predict_scene(
     writer: _Writer | None = None
     try:
         writer = _Writer(out, scene, threshold, polygons is not None)
-        windows, win = _run_windows(predictor, scene, writer, window, overlap, batch, progress)
+        picture = ScenePreview(scene.height, scene.width, threshold) if preview else None
+        sink = picture.tap(writer) if picture is not None else writer
+        windows, win = _run_windows(predictor, scene, sink, window, overlap, batch, progress)
         writer.close()
+        if picture is not None:
+            picture.save(preview, picture.background(scene, settings.uses_image))
         n_polygons = None
         if polygons is not None:
             n_polygons = _polygons(writer, scene, Path(polygons), out)
@@ -291,6 +306,7 @@ def _predict_scene(
         landslide_pixels=writer.landslide_pixels,
         n_polygons=n_polygons,
         georeferenced=scene.crs is not None,
+        preview=Path(preview) if preview else None,
     )
 
 

@@ -115,7 +115,8 @@ def train(config: TrainConfig, *, force: bool = False, verbose: int | str = "aut
             ``data=None`` the synthetic dataset (generated on first use), ``run_dir=None``
             ``runs/<model>-<loss>-s<seed>``.
         force: delete an existing run in ``run_dir`` and train from scratch.
-        verbose: Keras ``fit`` verbosity (1 = a progress bar per epoch).
+        verbose: Keras ``fit`` verbosity (1 = a progress bar per epoch, 2 = a line per epoch,
+            ``"auto"`` = 1 when stdout is a terminal, else 2).
 
     Returns:
         Test metrics of ``best.keras`` (also in ``run_dir/metrics.json``): ``miou`` (mean of
@@ -314,8 +315,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--verbose",
         type=int,
         choices=(0, 1, 2),
-        default=1,
-        help="Keras progress: 1 = a bar per epoch (default), 2 = a line per epoch",
+        default=None,
+        help="Keras progress: 1 = a bar per epoch (default on a terminal), 2 = a line per epoch "
+        "(default otherwise) and every file behind a summarised data note",
     )
     _add_faults_args(p)
     return p
@@ -346,8 +348,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.verbose == 2:
+        logging.getLogger("landslide_tf").setLevel(logging.DEBUG)
     config = config_from_args(args)
-    result = train(config, force=args.force, verbose=args.verbose)
+    result = train(
+        config, force=args.force, verbose="auto" if args.verbose is None else args.verbose
+    )
     from landslide_tf.metrics import format_metrics
 
     run_dir = result["run_dir"]

@@ -365,3 +365,32 @@ def test_jobs_train_in_separate_processes(synth30, tmp_path):
             for loss in ("bce", "dice")}  # fmt: skip
     assert len(pids) == 2 and os.getpid() not in pids
     assert len(_table_rows((out / "table3.md").read_text())) == 1
+
+
+def test_no_data_uses_the_synthetic_default_and_says_so(synth30, tmp_path, monkeypatch, capsys):
+    import landslide_tf.train as train_mod
+    from landslide_tf.experiments import report
+
+    monkeypatch.setenv("LANDSLIDE_TF_DATA", str(synth30))
+    used = []
+
+    def fake_train(config, verbose=0):
+        used.append(config.data)
+        spec = RunSpec(config.model, config.loss, config.seed, 1, config.to_dict())
+        _finish(spec, miou=0.4)
+        return {"miou": 0.4}
+
+    monkeypatch.setattr(train_mod, "train", fake_train)
+    monkeypatch.setattr(report, "write_figures", lambda outcome, n=4: None)
+    study = tmp_path / "one.json"
+    study.write_text(json.dumps({"name": "one", "train": {"batch_size": 2},
+                                 "stage1": {"bases": ["unet"], "losses": ["bce"]},
+                                 "stage3": {"base": "unet", "models": []}}))  # fmt: skip
+    out = tmp_path / "o"
+    assert cli.main([str(study), "--out", str(out)]) == 0
+    assert used == [str(synth30.resolve())]
+    assert f"no --data: using the synthetic dataset {synth30}" in capsys.readouterr().out
+    for name in ("table1.md", "table3.md", "README.md"):
+        text = (out / name).read_text()
+        assert report.SYNTHETIC_NOTE in text, name
+        assert text.index(report.SYNTHETIC_NOTE) < text.index("paper"), name

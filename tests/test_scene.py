@@ -256,9 +256,48 @@ def test_scene_cli(tmp_path, capsys, run_dir):
     run = run_dir
     out = tmp_path / "prob.tif"
     argv = [str(run), "--scene", str(img), "--dem", str(dem_tif), "--out", str(out)]
-    code = main([*argv, "--polygons", str(tmp_path / "p.geojson"), "--window", "64", "--quiet"])
-    assert code == 0 and out.is_file()
+    code = main([*argv, "--polygons", str(tmp_path / "p.geojson"), "--window", "64", "--quiet",
+                 "--preview", str(tmp_path / "view.png")])  # fmt: skip
+    assert code == 0 and out.is_file() and (tmp_path / "view.png").is_file()
     printed = capsys.readouterr().out
     assert "windows of 64x64 px" in printed and "polygons" in printed
     assert main([*argv, "--overlap", "0.95"]) == 2
     assert "overlap" in capsys.readouterr().err
+
+
+def test_preview_rows_are_the_subsampled_probability_map():
+    from landslide_tf.preview import ScenePreview
+
+    prob = np.random.default_rng(0).random((95, 70)).astype(np.float32)
+    picture = ScenePreview(95, 70, 0.5, max_side=20)  # factor 5 -> 19 x 14
+    assert picture.factor == 5 and picture.shape == (19, 14)
+    for start, stop in ((0, 13), (13, 14), (14, 61), (61, 95)):  # strips as the writer gives
+        picture.add_rows(start, prob[start:stop])
+    np.testing.assert_array_equal(picture.prob, prob[::5, ::5])
+
+
+def test_scene_preview_outlines_the_mask(predictor, tmp_path):
+    import cv2
+
+    from landslide_tf.preview import OUTLINE_RGB
+
+    image, dem = raw_inputs(100, 100, seed=2)
+    write_png(tmp_path / "s.png", image)
+    write_png(tmp_path / "d.png", np.clip(dem, 0, 255).astype(np.uint8))
+    probe = scene.predict_scene(
+        predictor, tmp_path / "s.png", tmp_path / "p.npy", dem=tmp_path / "d.png", window=64
+    )
+    threshold = float(np.quantile(np.load(probe.out), 0.7))  # ~30 % landslide: outlines exist
+    result = scene.predict_scene(predictor, tmp_path / "s.png", tmp_path / "p.npy",
+                                 dem=tmp_path / "d.png", window=64, threshold=threshold,
+                                 preview=tmp_path / "view.png")  # fmt: skip
+    assert result.preview == tmp_path / "view.png" and "view.png" in result.format()
+    view = cv2.cvtColor(cv2.imread(str(result.preview)), cv2.COLOR_BGR2RGB)
+    assert view.shape == (100, 100, 3)
+    outline = (view == OUTLINE_RGB).all(axis=-1)
+    assert outline.any() and not outline.all()
+    np.testing.assert_array_equal(view[~outline], image[~outline])  # the scene elsewhere
+    with pytest.raises(UserError, match="preview"):
+        scene.predict_scene(predictor, tmp_path / "s.png", tmp_path / "q.npy",
+                            dem=tmp_path / "d.png", preview=tmp_path / "view.jpg")  # fmt: skip
+    assert not (tmp_path / "q.npy").exists()

@@ -215,10 +215,13 @@ def find_samples(
         raise DataError(f"{root}: no usable tile (no PNG in landslide/); {expected_layout(root)}")
     samples.sort(key=lambda s: (s.stem, not s.landslide))
     logger.info(
-        "%s: %d landslide and %d non-landslide tiles",
+        "%s: %d landslide and %d non-landslide tiles%s",
         root,
         sum(s.landslide for s in samples),
         sum(not s.landslide for s in samples),
+        " (negatives are off by default, as in the paper; --negatives on uses them)"
+        if ratio is None
+        else "",
     )
     return samples
 

@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from landslide_tf.data.bijie import Sample, load_sample, read_dem, read_mask, read_sample_arrays
+from landslide_tf.data.readers import summarized_notes
 
 logger = logging.getLogger(__name__)
 
@@ -39,14 +40,15 @@ def load_arrays(
     """
     xs, ys = [], []
     start = last = time.monotonic()
-    for i, sample in enumerate(samples):
-        x, y = load_sample(sample, image_size, modalities, dem_norm, dem_stats, derived, nodata)
-        xs.append(x)
-        ys.append(y)
-        now = time.monotonic()
-        if now - last > PROGRESS_EVERY_S:
-            logger.info("loaded %d/%d tiles (%.0f s)", i + 1, len(samples), now - start)
-            last = now
+    with summarized_notes():  # one line per kind of note, not one per file
+        for i, sample in enumerate(samples):
+            x, y = load_sample(sample, image_size, modalities, dem_norm, dem_stats, derived, nodata)
+            xs.append(x)
+            ys.append(y)
+            now = time.monotonic()
+            if now - last > PROGRESS_EVERY_S:
+                logger.info("loaded %d/%d tiles (%.0f s)", i + 1, len(samples), now - start)
+                last = now
     if not xs:
         raise ValueError("no samples to load")
     logger.info("loaded %d tiles in %.1f s", len(xs), time.monotonic() - start)

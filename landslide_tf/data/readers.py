@@ -3,14 +3,18 @@
 Every reader validates its file (signature, chunk lengths and CRCs, decodability, channels)
 and raises ``DataError`` with one line naming the file and what was expected. Recoverable
 oddities (RGBA image, 16-bit RGB, colour DEM, mask values other than 0/255) are fixed and
-logged as warnings. Import these names from ``landslide_tf.data``.
+logged as warnings; inside ``summarized_notes()`` (loading a whole split) each kind of note is
+logged once with its count ("1,781 files: RGBA image, alpha channel dropped"), and every file
+at DEBUG level. Import these names from ``landslide_tf.data``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import re
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import cv2
@@ -137,9 +141,41 @@ def _read_mask(path: Path) -> tuple[np.ndarray, list[str]]:
     return (mask > 0).astype(np.uint8), notes
 
 
+_tally: dict[str, list[str]] | None = None  # kind of note -> files, inside summarized_notes()
+
+
 def _warn(notes: Sequence[str]) -> None:
     for note in notes:
-        logger.warning("%s", note)
+        if _tally is None:
+            logger.warning("%s", note)
+            continue
+        path, _, kind = note.partition(": ")
+        _tally.setdefault(re.sub(r"\{[^}]*\}", "{...}", kind), []).append(path)
+        logger.debug("%s", note)
+
+
+@contextlib.contextmanager
+def summarized_notes() -> Iterator[None]:
+    """Count the readers' notes inside the block; log one line per kind of note at the end."""
+    global _tally
+    if _tally is not None:  # nested: the outer block reports
+        yield
+        return
+    _tally = {}
+    try:
+        yield
+    finally:
+        tally, _tally = _tally, None
+        for kind, paths in tally.items():
+            if len(paths) == 1:
+                logger.warning("%s: %s", paths[0], kind)
+            else:
+                logger.warning(
+                    "%s files: %s (e.g. %s; --verbose 2 lists every file)",
+                    f"{len(paths):,}",
+                    kind,
+                    paths[0],
+                )
 
 
 def read_rgb(path: str | Path) -> np.ndarray:

@@ -1,4 +1,7 @@
-"""Command line: ``python -m landslide_tf.experiments STUDY --data DIR --out OUT [...]``."""
+"""Command line: ``python -m landslide_tf.experiments STUDY --out OUT [--data DIR] [...]``.
+
+Without ``--data`` the study runs on the synthetic default dataset (as ``train`` does).
+"""
 
 from __future__ import annotations
 
@@ -28,7 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("study", nargs="?", help=f"study name ({', '.join(available_studies())}) "
                    "or path to a study .json")  # fmt: skip
-    p.add_argument("--data", help="dataset folder or .zip (Bijie layout)")
+    p.add_argument(
+        "--data", help="dataset folder or .zip (Bijie layout; default: the synthetic dataset)"
+    )
     p.add_argument("--out", help="output folder (rerun with the same folder to resume)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--base-filters", type=int)
@@ -82,8 +87,8 @@ def _run(args: argparse.Namespace, argv: list[str] | None) -> int:
         for name in available_studies():
             print(name)
         return 0
-    if not args.study or not args.data or not args.out:
-        raise UserError("usage: python -m landslide_tf.experiments STUDY --data DIR --out OUT")
+    if not args.study or not args.out:
+        raise UserError("usage: python -m landslide_tf.experiments STUDY --out OUT [--data DIR]")
     if args.jobs < 1:
         raise UserError(f"--jobs must be at least 1, got {args.jobs}")
     overrides = _parse_sets(args.set)

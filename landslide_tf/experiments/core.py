@@ -79,7 +79,7 @@ def prepare_split(study: Study, data: str | Path, out: Path) -> tuple[Path, dict
 
 def run_study(
     study: Study,
-    data: str | Path,
+    data: str | Path | None,
     out: str | Path,
     *,
     jobs: int = 1,
@@ -96,7 +96,8 @@ def run_study(
 
     Args:
         study: the study (see ``load_study``).
-        data: dataset folder or zip (Bijie layout).
+        data: dataset folder or zip (Bijie layout); ``None`` = the synthetic default dataset
+            (generated on first use, like ``train``'s).
         out: output folder.
         jobs: runs trained at once (separate processes when more than one).
         progress: called with one line per run.
@@ -112,6 +113,11 @@ def run_study(
     out = Path(out).resolve()
     (out / "runs").mkdir(parents=True, exist_ok=True)
     (out / "study.json").write_text(json.dumps(study.to_dict(), indent=2) + "\n")
+    if data is None:
+        from landslide_tf.data import ensure_default_dataset
+
+        data = ensure_default_dataset()
+        progress(f"no --data: using the synthetic dataset {data}")
     root, sizes = prepare_split(study, data, out)
     progress(f"split: train {sizes['train']}, val {sizes['val']}, test {sizes['test']} tiles "
              f"({out / 'split'})")  # fmt: skip
@@ -159,6 +165,7 @@ def run_study(
         study=study, out=out, results=results, selected=selected,
         attention_loss=attention_loss, attention_loss_note=note, split_sizes=sizes,
         figures={}, gradcam_energy={}, wall_s=0.0,
+        synthetic=(root / "synthetic.json").is_file(),
     )  # fmt: skip
     write_tables(outcome)
     write_runs_csv(outcome)

@@ -42,6 +42,7 @@ class StudyOutcome:
         figures: ``{file name: "ok" or the error}``.
         gradcam_energy: mean inside-mask CAM energy share per model label.
         wall_s: wall time of this invocation.
+        synthetic: the dataset is the synthetic one (tables and README say so).
     """
 
     study: Study
@@ -54,6 +55,7 @@ class StudyOutcome:
     figures: dict[str, str]
     gradcam_energy: dict[str, float]
     wall_s: float
+    synthetic: bool = False  # issue 16: synthetic-data note
 
     @property
     def failed(self) -> list[RunResult]:
@@ -66,18 +68,26 @@ class StudyOutcome:
         return rows
 
 
+SYNTHETIC_NOTE = (
+    "> **Synthetic data.** These runs used the synthetic Bijie-like dataset (the default when "
+    "no `--data` is given), which exists to make the pipeline runnable anywhere: the paper's "
+    "figures and the differences beside ours say nothing about real Bijie imagery."
+)
+
+
 def write_tables(outcome: StudyOutcome) -> None:
     """Write ``table1``, ``table2`` and ``table3`` (``.md`` and ``.csv``) into ``out``."""
     study, results = outcome.study, outcome.results
+    note = SYNTHETIC_NOTE + "\n\n" if outcome.synthetic else ""
     md, rows = tables.table1(results, study.bases, study.losses, outcome.selected,
                              study.select_on, study.seeds)  # fmt: skip
-    tables.write_table(outcome.out, "table1", md, rows)
+    tables.write_table(outcome.out, "table1", note + md, rows)
     bases = [(b, outcome.selected.get(b)) for b in study.bases]
     md, rows = tables.table3(results, bases, study.seeds,
                              title="Table 2: the base models with their selected loss")  # fmt: skip
-    tables.write_table(outcome.out, "table2", md, rows)
+    tables.write_table(outcome.out, "table2", note + md, rows)
     md, rows = tables.table3(results, outcome.final_models(), study.seeds)
-    tables.write_table(outcome.out, "table3", md, rows)
+    tables.write_table(outcome.out, "table3", note + md, rows)
 
 
 def write_runs_csv(outcome: StudyOutcome) -> None:
@@ -183,6 +193,7 @@ def write_readme(outcome: StudyOutcome, root: Path, command: str | None, started
         "",
         study.description,
         "",
+        *([SYNTHETIC_NOTE, ""] if outcome.synthetic else []),
         f"- Command: `{cmd}`",
         f"- Study definition: {study.source} (as run, overrides applied: `study.json`)",
         f"- Started {started.isoformat(timespec='seconds')}; this invocation took "

@@ -1,0 +1,93 @@
+"""A look-at-it picture of a predicted scene: downsampled RGB with the landslide outlines.
+
+``predict --scene ... --preview out.png`` writes it. Memory is bounded like the scene itself:
+the preview keeps only its own canvas (at most ``max_side`` pixels a side), filled from the
+probability rows as the scene predictor finalises them (every ``factor``-th row and column),
+and reads the image back one scene row per preview row.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from landslide_tf.errors import UserError
+
+DEFAULT_MAX_SIDE = 1024
+OUTLINE_RGB = (255, 230, 0)  # yellow: visible on vegetation, soil and rock
+
+
+class ScenePreview:
+    """Collects a subsampled probability map while a scene is predicted, then draws.
+
+    Args:
+        height, width: scene size in pixels.
+        threshold: probability at and above which a pixel is landslide.
+        max_side: longest side of the preview in pixels.
+    """
+
+    def __init__(
+        self, height: int, width: int, threshold: float, max_side: int = DEFAULT_MAX_SIDE
+    ) -> None:
+        self.height, self.width, self.threshold = height, width, threshold
+        self.factor = max(1, math.ceil(max(height, width) / max_side))
+        self.shape = (math.ceil(height / self.factor), math.ceil(width / self.factor))
+        self.prob = np.zeros(self.shape, np.float32)
+
+    def add_rows(self, row: int, prob: np.ndarray) -> None:
+        """Take the preview's rows out of final probability rows ``(rows, width)`` at ``row``."""
+        f = self.factor
+        first = -(-row // f) * f  # first scene row >= row that lands on the preview grid
+        picked = prob[first - row :: f, ::f]
+        self.prob[first // f : first // f + picked.shape[0]] = picked
+
+    def tap(self, writer: Any) -> _Tap:
+        """A sink with ``writer``'s ``write(row, prob)`` that also feeds this preview."""
+        return _Tap(self, writer)
+
+    def background(self, scene: Any, uses_image: bool) -> np.ndarray:
+        """The preview's RGB ``(h, w, 3)`` uint8: the scene image, else the DEM in gray."""
+        f = self.factor
+        rows = range(0, self.height, f)
+        if uses_image and scene.image is not None:
+            return np.stack([scene.image.read(r, 0, 1, self.width)[0, ::f] for r in rows])
+        dem = np.stack([scene.dem.read(r, 0, 1, self.width)[0, ::f] for r in rows])
+        return dem_preview(dem)
+
+    def save(self, path: str | Path, background: np.ndarray) -> Path:
+        """Draw the outlines of ``prob >= threshold`` on ``background`` and write a PNG."""
+        import cv2
+
+        path = Path(path)
+        if path.suffix.lower() != ".png":
+            raise UserError(f"--preview {path}: expected a .png file")
+        mask = (self.prob >= self.threshold).astype(np.uint8)
+        contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        canvas = np.ascontiguousarray(background[..., :3], dtype=np.uint8)
+        thickness = max(1, round(max(self.shape) / 400))
+        cv2.drawContours(canvas, contours, -1, OUTLINE_RGB, thickness)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not cv2.imwrite(str(path), cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR)):
+            raise UserError(f"cannot write {path}")
+        return path
+
+
+class _Tap:
+    def __init__(self, preview: ScenePreview, writer: Any) -> None:
+        self.preview, self.writer = preview, writer
+
+    def write(self, row: int, prob: np.ndarray) -> None:
+        self.preview.add_rows(row, prob)
+        self.writer.write(row, prob)
+
+
+def dem_preview(dem: np.ndarray) -> np.ndarray:
+    """A gray uint8 RGB rendering of a DEM (min..max), for overlays of DEM-only models."""
+    dem = np.asarray(dem, np.float32)
+    finite = np.isfinite(dem)
+    lo, hi = (dem[finite].min(), dem[finite].max()) if finite.any() else (0.0, 1.0)
+    gray = np.where(finite, (dem - lo) / max(hi - lo, 1e-6), 0.0)
+    return np.repeat((gray * 255).round().astype(np.uint8)[..., np.newaxis], 3, axis=-1)
