@@ -81,6 +81,10 @@ class TrainConfig:
     strategy: str = "default"
     mixed_precision: bool = False
     jit: bool = False
+    # issue 12: pretrained encoders (landslide_tf.models.encoders)
+    encoder: str | None = None
+    encoder_weights: str | None = None
+    freeze_encoder_epochs: int = 0
 
     def resolved(self) -> TrainConfig:
         """Return a copy with ``loss`` filled in from the paper's per-family best."""
