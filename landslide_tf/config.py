@@ -83,6 +83,10 @@ class TrainConfig:
     jit: bool = False
     # issue 15: DEM nodata value (NaN always is nodata), applied wherever preprocessing runs
     dem_nodata: float | None = None
+    # issue 12: pretrained encoders (landslide_tf.models.encoders)
+    encoder: str | None = None
+    encoder_weights: str | None = None
+    freeze_encoder_epochs: int = 0
 
     def resolved(self) -> TrainConfig:
         """Return a copy with ``loss`` filled in from the paper's per-family best."""

@@ -78,11 +78,25 @@ def _fit(
 ) -> int:
     """Build, compile, restore (when resuming) and fit; returns the number of epochs run."""
     from landslide_tf import data as ldata
+    from landslide_tf import encoder_training as et
     from landslide_tf.losses import get_loss
     from landslide_tf.metrics import keras_metrics
     from landslide_tf.models import build_model
 
     done = int(state["epochs_done"]) if state else 0
+    try:
+        loss = get_loss(config.loss, **loss_kwargs)
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"bad --loss-kwargs for {config.loss}: {exc}") from None
+
+    def compile_model(model: keras.Model) -> None:
+        model.compile(
+            optimizer=keras.optimizers.Adam(learning_rate=config.lr),
+            loss=loss,
+            metrics=keras_metrics(threshold=config.threshold),
+            jit_compile=config.jit,
+        )
+
     with strategy.scope():
         model = build_model(
             config.model,
@@ -90,17 +104,10 @@ def _fit(
             base_filters=config.base_filters,
             depth=config.depth,
             dropout=config.dropout,
+            **et.build_kwargs(config, resuming=bool(done)),
         )
-        try:
-            loss = get_loss(config.loss, **loss_kwargs)
-        except (TypeError, ValueError) as exc:
-            raise UserError(f"bad --loss-kwargs for {config.loss}: {exc}") from None
-        model.compile(
-            optimizer=keras.optimizers.Adam(learning_rate=config.lr),
-            loss=loss,
-            metrics=keras_metrics(threshold=config.threshold),
-            jit_compile=config.jit,
-        )
+        et.set_encoder_frozen(model, et.frozen_at_checkpoint(config, done))
+        compile_model(model)
         if done:
             # Build the optimizer's slots first so load_weights restores them (Adam moments,
             # iteration count) along with the model weights.
@@ -133,16 +140,22 @@ def _fit(
         extra_state={"epochs": config.epochs},
     )
     tensorboard = cb.EpochScalars(run_dir / "logs")
-    if done < config.epochs:
+    for start, stop, frozen in et.phases(config, done):
+        if not frozen and et.set_encoder_frozen(model, False):
+            with strategy.scope():
+                compile_model(model)  # trainable weights changed: a fresh optimizer
+            logger.info("epoch %d: encoder unfrozen", start + 1)
         model.fit(
             train_ds,
             validation_data=val_ds,
-            epochs=config.epochs,
-            initial_epoch=done,
+            epochs=stop,
+            initial_epoch=start,
             callbacks=[guard, checkpoint, tensorboard],
             shuffle=False,  # the dataset reshuffles itself, seeded
             verbose=progress_verbosity(verbose),
         )
+        if guard.nan_at is not None:
+            break
     if guard.nan_at is not None:
         epoch, batch = guard.nan_at
         raise TrainingDiverged(

@@ -12,7 +12,7 @@ from typing import Any
 import keras
 from keras import ops
 
-__all__ = ["ContextualAttention", "SpatialAttention"]
+__all__ = ["ContextualAttention", "LeadingChannelStandardization", "SpatialAttention"]
 
 
 @keras.saving.register_keras_serializable(package="landslide_tf")
@@ -137,4 +137,50 @@ class ContextualAttention(keras.layers.Layer):
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update({"reduction": self.reduction, "kernel_size": self.kernel_size})
+        return config
+
+
+@keras.saving.register_keras_serializable(package="landslide_tf")
+class LeadingChannelStandardization(keras.layers.Layer):
+    """``(x - mean) / std`` on the first ``len(mean)`` channels; the others pass unchanged.
+
+    Pretrained encoders expect their own input scaling on the RGB channels (ImageNet mean and
+    standard deviation of ``[0, 1]`` images); DEM and other extra channels keep the package's
+    own normalisation. Doing it inside the model keeps export and predict unchanged.
+
+    Example:
+        >>> layer = LeadingChannelStandardization(mean=(0.5,), std=(0.25,))
+        >>> keras.ops.convert_to_numpy(layer(keras.ops.ones((1, 1, 1, 2))))[0, 0, 0].tolist()
+        [2.0, 1.0]
+
+    Args:
+        mean: Per-channel means of the leading channels (empty: identity).
+        std: Per-channel standard deviations, same length, all > 0.
+        **kwargs: Standard layer arguments.
+    """
+
+    def __init__(
+        self, mean: tuple[float, ...] = (), std: tuple[float, ...] = (), **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        if len(mean) != len(std) or any(float(s) <= 0 for s in std):
+            raise ValueError(f"mean {mean} and std {std} need equal lengths and std > 0")
+        self.mean = tuple(float(m) for m in mean)
+        self.std = tuple(float(s) for s in std)
+
+    def call(self, inputs: Any) -> Any:
+        n = len(self.mean)
+        if n == 0:
+            return inputs
+        mean = ops.cast(ops.convert_to_tensor(self.mean), inputs.dtype)
+        std = ops.cast(ops.convert_to_tensor(self.std), inputs.dtype)
+        head = (inputs[..., :n] - mean) / std  # (batch, h, w, n)
+        return ops.concatenate([head, inputs[..., n:]], axis=-1)
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return tuple(input_shape)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update({"mean": list(self.mean), "std": list(self.std)})
         return config

@@ -6,7 +6,6 @@ finished run directory back is ``landslide_tf.runs``'s job. Nothing here builds 
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import shutil
@@ -39,7 +38,8 @@ RUN_ARTIFACTS = (
 def default_run_dir(config: TrainConfig) -> Path:
     """``runs/<model>-<loss>-s<seed>`` (relative to the working directory)."""
     config = config.resolved()
-    return Path("runs") / f"{config.model}-{config.loss}-s{config.seed}"
+    model = f"{config.model}_{config.encoder}" if config.encoder else config.model
+    return Path("runs") / f"{model}-{config.loss}-s{config.seed}"
 
 
 def validate_config(config: TrainConfig) -> None:
@@ -91,6 +91,9 @@ def validate_config(config: TrainConfig) -> None:
     if config.dem_nodata is not None and not math.isfinite(config.dem_nodata):
         raise UserError(f"--dem-nodata must be a finite number, got {config.dem_nodata}")
     check_loss(config.loss, config.loss_kwargs)
+    from landslide_tf.encoder_training import validate_encoder_config
+
+    validate_encoder_config(config)
 
 
 def check_loss(name: str, kwargs: dict[str, Any]) -> None:
@@ -117,8 +120,10 @@ def _resolve_data(data: str | None) -> Path:
 
 
 def _comparable(values: dict[str, Any]) -> dict[str, Any]:
-    names = {f.name for f in dataclasses.fields(TrainConfig)}
-    out = {k: v for k, v in values.items() if k in names and k not in RESUME_FREE_FIELDS}
+    defaults = TrainConfig().to_dict()  # fields newer than a stored config read as defaults
+    out = {
+        k: values.get(k, default) for k, default in defaults.items() if k not in RESUME_FREE_FIELDS
+    }
     auto = set(values.get("auto_loss_kwargs", ()))
     out["loss_kwargs"] = {k: v for k, v in (out.get("loss_kwargs") or {}).items() if k not in auto}
     out["derived"] = list(out.get("derived") or [])

@@ -37,6 +37,8 @@ import keras
 from landslide_tf import callbacks as cb
 from landslide_tf.cli import run_cli
 from landslide_tf.config import DEM_NORMS, DERIVED_CHANNELS, MODALITIES, TrainConfig
+from landslide_tf.encoder_training import add_encoder_args as _add_encoder_args
+from landslide_tf.encoder_training import apply_encoder_defaults
 from landslide_tf.errors import UserError
 
 # Re-exported: these names were defined here before the split and are imported from here.
@@ -308,6 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="XLA: compile(jit_compile=True)",
     )
+    _add_encoder_args(p)
     p.add_argument(
         "--force", action="store_true", help="retrain from scratch in an existing run dir"
     )
@@ -334,6 +337,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         if given is not None:
             values[field.name] = list(given) if field.name == "derived" else given
     values["loss_kwargs"] = _parse_loss_kwargs(args.loss_kwargs)
+    apply_encoder_defaults(values, args)
     return TrainConfig.from_dict(values)
 
 

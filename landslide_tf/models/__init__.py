@@ -18,11 +18,13 @@ from typing import Any
 
 import keras
 
+from landslide_tf.models.encoders import ENCODERS, get_encoder
 from landslide_tf.models.resunet import build_resunet
 from landslide_tf.models.unet import build_unet
 from landslide_tf.models.unetpp import build_unetpp
 
 __all__ = [
+    "ENCODERS",
     "MODELS",
     "PAPER_MODELS",
     "build_model",
@@ -63,6 +65,9 @@ def build_model(
     depth: int = 4,
     dropout: float = 0.5,
     deep_supervision: bool = False,
+    encoder: str | None = None,
+    encoder_weights: str = "imagenet",
+    rgb_channels: int | None = None,
     **kwargs: Any,
 ) -> keras.Model:
     """Build a registered network.
@@ -81,6 +86,13 @@ def build_model(
         depth: Number of 2x down-samplings (4: 128 -> 8 at the bottleneck).
         dropout: Dropout rate after the deepest encoder block (layer ``bottleneck``).
         deep_supervision: U-Net++ only: average the 1x1 heads of ``x_0_1..x_0_depth``.
+        encoder: A key of ``ENCODERS`` (U-Net and U-Net++ families): a keras-hub backbone
+            gives the skip features at strides ``2..2**depth`` (``depth <= 5``); the model is
+            named ``{name}_{encoder}``. ``None`` (default): the model's own encoder.
+        encoder_weights: ``"imagenet"`` (fetched once, cached), ``"none"``, a local keras-hub
+            preset folder or a ``.weights.h5`` file; see :mod:`landslide_tf.models.encoders`.
+        rgb_channels: Leading channels that are RGB (the encoder's input scaling applies to
+            them); default 3 when there are at least 3 channels.
         **kwargs: ``attention_kernel_size`` (7) and ``attention_reduction`` (8).
 
     Returns:
@@ -102,6 +114,18 @@ def build_model(
         if not name.startswith("unetpp"):
             raise ValueError(f"deep_supervision needs a U-Net++ model (unetpp*), not {name!r}")
         kwargs["deep_supervision"] = True
+    if encoder is not None:
+        if name.startswith("resunet"):
+            raise ValueError(
+                f"--encoder needs a U-Net or U-Net++ model (unet*, unetpp*), not {name!r}"
+            )
+        get_encoder(encoder)  # unknown names fail with the valid ones
+        kwargs.update(
+            backbone=encoder,
+            backbone_weights=encoder_weights,
+            rgb_channels=rgb_channels,
+            name=f"{name}_{encoder}",
+        )
     return MODELS[name](
         input_shape=tuple(input_shape),
         base_filters=base_filters,

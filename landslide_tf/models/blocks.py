@@ -301,9 +301,16 @@ def image_encoder(
     *,
     attention: Sequence[str] = (),
     out_names: Sequence[str | None] | None = None,
+    backbone: str | None = None,
+    backbone_weights: str = "imagenet",
+    rgb_channels: int | None = None,
     **attention_kwargs: Any,
 ) -> tuple[Any, list[int], list[Any]]:
     """Validate the arguments, then the ``image`` input and the :func:`encoder` over it.
+
+    With ``backbone`` (a key of ``landslide_tf.models.encoders.ENCODERS``) the levels
+    ``1..depth`` come from that pretrained backbone instead
+    (:func:`landslide_tf.models.encoders.encoder_features`).
 
     Args:
         input_shape: ``(height, width, channels)``, sides divisible by ``2**depth``.
@@ -313,6 +320,9 @@ def image_encoder(
         block: :func:`conv_block` or :func:`residual_block`.
         attention: Attention after each conv of the encoder blocks.
         out_names: Optional names of each level's block output.
+        backbone: Optional pretrained encoder name (see above; ``build_model``'s ``encoder``).
+        backbone_weights: ``"imagenet"``, ``"none"``, a preset folder or a ``.weights.h5``.
+        rgb_channels: Leading RGB channels that get the encoder's input scaling.
         **attention_kwargs: ``attention_kernel_size``, ``attention_reduction``.
 
     Returns:
@@ -322,6 +332,14 @@ def image_encoder(
     Raises:
         ValueError: As :func:`check_input_shape`.
     """
+    if backbone is not None:
+        from landslide_tf.models.encoders import encoder_features  # it imports this module
+
+        return encoder_features(
+            input_shape, base_filters, depth, dropout, block, encoder=backbone,
+            encoder_weights=backbone_weights, rgb_channels=rgb_channels, attention=attention,
+            out_names=out_names, **attention_kwargs,
+        )  # fmt: skip
     shape = check_input_shape(input_shape, depth, base_filters, dropout)
     filters = encoder_filters(base_filters, depth)
     inputs = keras.Input(shape=shape, name="image")

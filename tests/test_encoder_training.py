@@ -1,0 +1,126 @@
+"""Tests for landslide_tf.encoder_training: --encoder flags, frozen phase, resume, downstream use."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+keras_hub = pytest.importorskip("keras_hub")
+
+from test_encoders import TINY_RESNET, tiny_backbone  # noqa: E402
+from test_predict import raw_inputs  # noqa: E402
+
+from landslide_tf.config import TrainConfig  # noqa: E402
+from landslide_tf.encoder_training import phases  # noqa: E402
+from landslide_tf.models import ENCODERS  # noqa: E402
+from landslide_tf.models.encoders import EncoderSpec  # noqa: E402
+from landslide_tf.rundir import default_run_dir  # noqa: E402
+from landslide_tf.train import build_parser, config_from_args, main  # noqa: E402
+
+
+def parse(*argv: str) -> TrainConfig:
+    return config_from_args(build_parser().parse_args(list(argv)))
+
+
+def test_phases_split_frozen_and_unfrozen_epochs():
+    config = TrainConfig(encoder="resnet18", freeze_encoder_epochs=2, epochs=5)
+    assert phases(config, 0) == [(0, 2, True), (2, 5, False)]
+    assert phases(config, 1) == [(1, 2, True), (2, 5, False)]
+    assert phases(config, 2) == [(2, 5, False)]
+    assert phases(TrainConfig(encoder="resnet18", freeze_encoder_epochs=9, epochs=3), 0) == [
+        (0, 3, True)
+    ]
+    assert phases(TrainConfig(epochs=3), 1) == [(1, 3, False)]
+
+
+def test_flags_are_recorded_with_encoder_defaults(tmp_path):
+    config = parse("--model", "unetpp", "--encoder", "resnet18")
+    assert (config.encoder, config.encoder_weights, config.depth) == ("resnet18", "imagenet", 5)
+    assert config.freeze_encoder_epochs == 0
+    assert parse("--encoder", "resnet50", "--depth", "4").depth == 4
+    weights = tmp_path / "w.weights.h5"
+    config = parse("--encoder", "resnet18", "--encoder-weights", str(weights))
+    assert config.encoder_weights == str(weights.resolve())
+    assert parse("--model", "unet").encoder is None and parse().depth == 4
+    named = TrainConfig(model="unet", encoder="resnet18", seed=1)
+    assert default_run_dir(named) == Path("runs") / "unet_resnet18-bce-s1"
+    old = TrainConfig.from_dict({"model": "unet"})  # a config.json from before issue 12
+    assert old.encoder is None and old.freeze_encoder_epochs == 0
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--freeze-encoder-epochs", "2"], "--freeze-encoder-epochs needs --encoder"),
+        (["--encoder", "vgg"], "unknown encoder 'vgg'"),
+        (["--model", "resunet", "--encoder", "resnet18"], "unet* or unetpp*"),
+        (["--encoder", "resnet18", "--encoder-weights", "/no/such/w.h5"], "does not exist"),
+    ],
+)
+def test_bad_encoder_flags_exit_2_with_one_line(flags, message, synth_dir, tmp_path, capsys):
+    code = main(["--data", str(synth_dir), "--run-dir", str(tmp_path / "r"), *flags])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and err.count("\n") == 1
+
+
+def test_offline_imagenet_cli_is_one_line(synth_dir, tmp_path, monkeypatch, capsys):
+    import kagglehub
+
+    def offline(*args, **kwargs):
+        raise OSError("[Errno 101] Network is unreachable")
+
+    monkeypatch.setenv("KAGGLEHUB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(kagglehub, "model_download", offline)
+    code = main(["--data", str(synth_dir), "--run-dir", str(tmp_path / "r"),
+                 "--image-size", "32", "--base-filters", "4", "--batch-size", "4", "--epochs", "1",
+                 "--model", "unet", "--encoder", "resnet18", "--encoder-weights", "imagenet",
+                 "--verbose", "0"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert "resnet_18_imagenet" in err and "Network is unreachable" in err
+
+
+def stem_of(path: Path) -> np.ndarray:
+    from landslide_tf.runs import load_model_file
+
+    model = load_model_file(path)
+    return model.get_layer("encoder").get_layer("conv1_conv").kernel.numpy()
+
+
+@pytest.mark.slow
+def test_freeze_then_unfreeze_resumes_and_serves(synth_dir, tmp_path, monkeypatch):
+    from landslide_tf.export import export_run
+    from landslide_tf.gradcam import explain_run
+    from landslide_tf.predict import Predictor
+
+    monkeypatch.setitem(ENCODERS, "tiny_resnet", EncoderSpec("resnet", "none", TINY_RESNET))
+    backbone = tiny_backbone()
+    weights = tmp_path / "tiny.weights.h5"
+    backbone.save_weights(str(weights))
+    kernel = backbone.get_layer("conv1_conv").kernel.numpy()
+    run_dir = tmp_path / "run"
+    argv = ["--data", str(synth_dir), "--run-dir", str(run_dir), "--image-size", "32",
+            "--base-filters", "4", "--batch-size", "4", "--lr", "1e-2", "--model", "unet",
+            "--encoder", "tiny_resnet", "--encoder-weights", str(weights),
+            "--freeze-encoder-epochs", "1", "--verbose", "0"]  # fmt: skip
+
+    assert main([*argv, "--epochs", "1"]) == 0  # the frozen phase only
+    expected = kernel[:, :, [0, 1, 2, 0], :] * 3 / 4  # rgb+dem: 4 channels
+    np.testing.assert_allclose(stem_of(run_dir / "last.keras"), expected, rtol=1e-6)
+    raw = json.loads((run_dir / "config.json").read_text())
+    assert raw["encoder"] == "tiny_resnet" and raw["freeze_encoder_epochs"] == 1
+    assert raw["encoder_weights"] == str(weights.resolve()) and raw["depth"] == 5
+
+    assert main([*argv, "--epochs", "2"]) == 0  # resumes at the phase boundary, unfrozen
+    assert json.loads((run_dir / "state.json").read_text())["epochs_done"] == 2
+    assert not np.allclose(stem_of(run_dir / "last.keras"), expected)
+
+    image, dem = raw_inputs(32, 32)
+    from_run = Predictor.load(run_dir).predict(image, dem)
+    saved = export_run(run_dir, tmp_path / "saved")
+    np.testing.assert_allclose(Predictor.load(saved).predict(image, dem), from_run, atol=1e-4)
+    result = explain_run(run_dir, out=tmp_path / "cam", n=2)
+    assert result  # GradCAM runs on the head_features of the encoder model
