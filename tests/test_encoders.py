@@ -215,3 +215,12 @@ def test_efficientnet_b0_builds_at_four_channels():
     )  # fmt: skip
     assert model.get_layer("encoder").get_layer("stem_conv").kernel.shape[2] == 4
     assert model.output_shape == (None, SIZE, SIZE, 1)
+
+
+def test_missing_keras_hub_is_a_one_line_install_hint(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "keras_hub", None)  # import keras_hub -> ImportError
+    with pytest.raises(UserError, match=r"^encoder models need keras-hub: pip install "
+                       r"landslide_tf\[encoders\]$"):  # fmt: skip
+        build_model("unet", (SIZE, SIZE, 3), depth=5, encoder="resnet18", encoder_weights="none")
