@@ -17,6 +17,10 @@ Usage::
     python benchmarks/models.py                   # six paper models + peers
     python benchmarks/models.py --quick           # 2 timed steps, batch 2
     python benchmarks/models.py --models unet unetpp --no-peers --json out.json
+    python benchmarks/models.py --models unet unetpp --encoders resnet18 --steps 0
+
+``--encoders`` measures each model with each keras-hub encoder (random weights, no download;
+depth 5 unless ``--depth`` is given) instead of the peers.
 
 Figures depend on the machine: the header line names it; quote it with any number.
 """
@@ -89,7 +93,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, help="timed steps (default 5; --quick 2; 0: size only)")
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--quick", action="store_true", help="2 timed steps at batch 2")
+    p.add_argument("--encoders", nargs="+", help="also/only: models with these encoders")
     args = p.parse_args(argv)
+    if args.encoders and "--depth" not in (argv if argv is not None else sys.argv):
+        args.depth = 5  # every backbone stage (strides 2..32)
     args.models = args.models or list(PAPER_MODELS)
     args.batch = args.batch or (2 if args.quick else 4)
     if args.steps is None:
@@ -110,6 +117,23 @@ def _fmt(row: dict[str, float], peer: dict[str, float] | None) -> str:
         f"{row['train_tiles_s'] / peer['train_tiles_s']:.2f} | "
         f"{row['infer_tiles_s'] / peer['infer_tiles_s']:.2f}"
     )
+
+
+def _encoder_rows(args: Any, shape: tuple, width: dict, results: dict[str, Any]) -> None:
+    """One row per model x encoder (random-initialised backbone, nothing downloaded)."""
+    import keras
+
+    from landslide_tf.models import build_model
+
+    for name in args.models:
+        for encoder in args.encoders:
+            keras.utils.clear_session(free_memory=True)
+            model = build_model(
+                name, input_shape=shape, encoder=encoder, encoder_weights="none", **width
+            )
+            row = measure(model, args.batch, args.steps, args.warmup)
+            print(f"| {name} + {encoder} | {_fmt(row, None)} |", flush=True)
+            results[f"{name}+{encoder}"] = {**row, "peer": None}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -139,6 +163,10 @@ def main(argv: list[str] | None = None) -> int:
         ],
     )
     results: dict[str, Any] = {}
+    if args.encoders:
+        _encoder_rows(args, shape, width, results)
+        write_json(args.json, args, results=results)
+        return 0
     rows = ours_and_peers(
         args, [args.batch], lambda model, batch: measure(model, batch, args.steps, args.warmup)
     )

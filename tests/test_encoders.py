@@ -183,7 +183,9 @@ def test_offline_imagenet_is_a_one_line_error(monkeypatch, tmp_path):
     assert "--fetch resnet18 DIR" in message and "--encoder-weights DIR" in message
 
 
-def test_keras_round_trip_in_safe_mode(tiny_preset, tmp_path):
+def test_keras_round_trip_in_safe_mode(tiny_preset, tmp_path, monkeypatch):
+    import sys
+
     from landslide_tf.runs import load_model_file
 
     folder, _ = tiny_preset
@@ -193,6 +195,7 @@ def test_keras_round_trip_in_safe_mode(tiny_preset, tmp_path):
     )  # fmt: skip
     x = np.random.default_rng(2).random((2, SIZE, SIZE, 4)).astype("float32")
     model.save(tmp_path / "m.keras")
+    monkeypatch.setitem(sys.modules, "keras_hub", None)  # loading needs no keras-hub
     again = load_model_file(tmp_path / "m.keras")
     np.testing.assert_allclose(again(x), model(x), atol=1e-5)
     assert isinstance(again.get_layer("encoder_scaling"), LeadingChannelStandardization)
@@ -215,3 +218,63 @@ def test_efficientnet_b0_builds_at_four_channels():
     )  # fmt: skip
     assert model.get_layer("encoder").get_layer("stem_conv").kernel.shape[2] == 4
     assert model.output_shape == (None, SIZE, SIZE, 1)
+
+
+def test_missing_keras_hub_is_a_one_line_install_hint(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "keras_hub", None)  # import keras_hub -> ImportError
+    with pytest.raises(UserError, match=r"^encoder models need keras-hub: pip install "
+                       r"landslide_tf\[encoders\]$"):  # fmt: skip
+        build_model("unet", (SIZE, SIZE, 3), depth=5, encoder="resnet18", encoder_weights="none")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "modalities, derived", [("rgb", []), ("rgb+dem", []), ("rgb+dem", ["slope", "hillshade"])]
+)
+def test_saved_model_export_round_trip(tiny_preset, tmp_path, modalities, derived):
+    from test_predict import make_run, raw_inputs
+
+    from landslide_tf.export import export_run
+    from landslide_tf.predict import Predictor
+
+    folder, kernel = tiny_preset
+    run = make_run(tmp_path / "run", modalities=modalities)
+    raw = json.loads((run / "config.json").read_text())
+    raw.update(derived=derived, encoder="resnet18", encoder_weights=str(folder), depth=5)
+    (run / "config.json").write_text(json.dumps(raw))
+    channels = {"rgb": 3, "rgb+dem": 4}[modalities] + len(derived)  # 3, 4, 6
+    model = build_model(
+        "unet", (None, None, channels), base_filters=4, depth=5,
+        encoder="resnet18", encoder_weights=str(folder),
+    )  # fmt: skip
+    np.testing.assert_allclose(stem(model), expected_stem(kernel, channels), rtol=1e-6)
+    model.save(run / "best.keras")
+    image, dem = raw_inputs(64, 64, seed=5)
+    dem = None if modalities == "rgb" else dem
+    from_run = Predictor.load(run).predict(image, dem)
+    saved = export_run(run, tmp_path / "saved")
+    np.testing.assert_allclose(Predictor.load(saved).predict(image, dem), from_run, atol=1e-4)
+
+
+def test_fetch_cli_lists_and_fails_offline_in_one_line(monkeypatch, tmp_path, capsys):
+    import kagglehub
+
+    from landslide_tf.models.encoder_weights import main
+
+    assert main([]) == 0
+    assert (
+        "resnet18: keras-hub resnet, ImageNet preset resnet_18_imagenet" in capsys.readouterr().out
+    )
+
+    def offline(*args, **kwargs):
+        raise OSError("Network is unreachable")
+
+    monkeypatch.setattr(kagglehub, "model_download", offline)
+    assert main(["--fetch", "resnet50", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "resnet_50_imagenet" in err
+    assert main(["--fetch", "vgg", str(tmp_path / "out")]) == 2
+    assert "unknown encoder 'vgg'" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

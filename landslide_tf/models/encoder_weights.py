@@ -16,12 +16,18 @@ Any channel count (:func:`adapt_stem_kernel`, the rule of segmentation_models.py
 ``W.sum(axis=2)``). So the RGB channels keep the pretrained kernels, the extra ones (DEM,
 slope, more bands) cycle through them, and all are rescaled so the response to inputs of
 similar statistics keeps its magnitude; at ``C = 3`` the kernel is unchanged.
+
+Command line (list the encoders, or save an ImageNet preset for an offline machine)::
+
+    python -m landslide_tf.models.encoder_weights [--fetch NAME DIR]
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -94,7 +100,7 @@ def _fetch_message(name: str, spec: Any, reason: str) -> str:
     return (
         f"cannot fetch the ImageNet weights of encoder {name} (keras-hub preset {spec.preset}, "
         f"cached in {kaggle_cache_dir()}): {reason}; with internet run "
-        f"`python -m landslide_tf.models.encoders --fetch {name} DIR` and pass "
+        f"`python -m landslide_tf.models.encoder_weights --fetch {name} DIR` and pass "
         "--encoder-weights DIR (or --encoder-weights none)"
     )
 
@@ -175,3 +181,32 @@ def build_backbone(name: str, spec: Any, channels: int, weights: str) -> Any:
         dst.assign(value)
     logger.info("encoder %s: weights from %s adapted to %d channels", name, weights, channels)
     return target
+
+
+def main(argv: list[str] | None = None) -> int:
+    """List the encoders, or ``--fetch NAME DIR``: save NAME's ImageNet preset into DIR."""
+    from landslide_tf.models.encoders import ENCODERS
+
+    p = argparse.ArgumentParser(prog="python -m landslide_tf.models.encoder_weights")
+    p.add_argument("--fetch", nargs=2, metavar=("NAME", "DIR"), help="save a preset to DIR")
+    args = p.parse_args(argv)
+    if not args.fetch:
+        for name, spec in ENCODERS.items():
+            print(f"{name}: keras-hub {spec.family}, ImageNet preset {spec.preset}")
+        return 0
+    name, out_dir = args.fetch
+    try:
+        if name not in ENCODERS:
+            raise UserError(f"unknown encoder {name!r}; valid: {', '.join(ENCODERS)}")
+        if Path(out_dir).exists() and any(Path(out_dir).iterdir()):
+            raise UserError(f"{out_dir} exists and is not empty: give a new folder")
+        load_pretrained(name, ENCODERS[name], "imagenet").save_to_preset(out_dir)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"saved {name} ImageNet weights to {out_dir}: pass --encoder-weights {out_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

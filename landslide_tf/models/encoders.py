@@ -21,20 +21,18 @@ functional model: the backbone's layers, outputs at strides 2..2**depth) and ``e
 (level 0); attention variants put ``enc{i}_spatial`` / ``enc{i}_ctx`` on every backbone skip;
 U-Net++ names the skips ``x_{i}_0``; the deepest is followed by ``bottleneck`` (dropout).
 
-Fetch a preset for offline use: ``python -m landslide_tf.models.encoders --fetch resnet18 DIR``.
+Fetch a preset for offline use: ``python -m landslide_tf.models.encoder_weights --fetch resnet18
+DIR`` (see :mod:`landslide_tf.models.encoder_weights`).
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import keras
 
-from landslide_tf.errors import UserError
 from landslide_tf.layers import LeadingChannelStandardization
 from landslide_tf.models.blocks import _attention, check_input_shape, encoder_filters
 
@@ -213,34 +211,3 @@ def encoder_features(
         features.append(skip)
     features[-1] = keras.layers.Dropout(dropout, name="bottleneck")(features[-1])
     return inputs, filters, features
-
-
-def _fetch(name: str, out_dir: str) -> int:
-    from landslide_tf.models.encoder_weights import load_pretrained
-
-    backbone = load_pretrained(name, get_encoder(name), "imagenet")
-    backbone.save_to_preset(out_dir)
-    print(f"saved {name} ImageNet weights to {out_dir}: pass --encoder-weights {out_dir}")
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m landslide_tf.models.encoders [--fetch NAME DIR]``: list or fetch encoders."""
-    p = argparse.ArgumentParser(prog="python -m landslide_tf.models.encoders")
-    p.add_argument("--fetch", nargs=2, metavar=("NAME", "DIR"), help="save a preset to DIR")
-    args = p.parse_args(argv)
-    try:
-        if args.fetch:
-            if args.fetch[0] not in ENCODERS:
-                raise UserError(f"unknown encoder {args.fetch[0]!r}; valid: {', '.join(ENCODERS)}")
-            return _fetch(*args.fetch)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    for name, spec in ENCODERS.items():
-        print(f"{name}: keras-hub {spec.family}, ImageNet preset {spec.preset}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
