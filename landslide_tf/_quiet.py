@@ -112,3 +112,12 @@ def wanted() -> bool:
     """True while ``python -m landslide_tf...`` starts (``sys.argv[0]`` is ``-m``) or in a
     worker process of such a command (it inherits ``LANDSLIDE_TF_QUIET=1``)."""
     return os.environ.get(_MARK) == "1" or (bool(sys.argv) and sys.argv[0] == "-m")
+
+
+def interactive_stdout() -> bool:
+    """True when stdout is a terminal or a notebook: progress bars (escape codes) belong there,
+    not in redirected output and log files."""
+    try:
+        return sys.stdout.isatty() or "ipykernel" in sys.modules
+    except (AttributeError, ValueError):
+        return False

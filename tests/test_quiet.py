@@ -87,3 +87,15 @@ def test_single_note_outside_a_summary_is_logged_per_file(tmp_path, caplog):
     assert [r.getMessage() for r in caplog.records] == [
         f"{path}: RGBA image, alpha channel dropped"
     ]
+
+
+def test_progress_is_one_line_per_epoch_when_not_a_terminal(monkeypatch):
+    import io
+
+    from landslide_tf._quiet import interactive_stdout
+    from landslide_tf.fitting import progress_verbosity
+
+    monkeypatch.setattr(sys, "stdout", io.StringIO())
+    if "ipykernel" not in sys.modules:
+        assert not interactive_stdout() and progress_verbosity("auto") == 2
+    assert progress_verbosity(0) == 0 and progress_verbosity(1) == 1
