@@ -11,8 +11,9 @@ changed: the user's level wins):
 
 - sets ``TF_CPP_MIN_LOG_LEVEL=2`` (C++ errors still print) before TensorFlow loads;
 - hooks the import of ``tensorflow`` (wherever it happens, usually via Keras) so that file
-  descriptor 2 points at ``/dev/null`` only while ``import tensorflow`` and the first
-  ``tf.config.list_physical_devices()`` run, then restores it;
+  descriptor 2 points at a temporary file only while ``import tensorflow`` and the first
+  ``tf.config.list_physical_devices()`` run, then restores it (what was held back is
+  dropped, or replayed when the import raised);
 - lowers TensorFlow's Python logger (absl) to errors, which silences ``export``'s INFO lines.
 
 Nothing here imports TensorFlow: commands that do not need it never load it. A failing import
@@ -26,6 +27,7 @@ import importlib.util
 import logging
 import os
 import sys
+import tempfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -36,25 +38,33 @@ _installed = False
 
 @contextlib.contextmanager
 def silenced_fd2() -> Iterator[None]:
-    """Point file descriptor 2 at ``/dev/null`` inside the block (C-level writes included)."""
+    """Hold back what is written to file descriptor 2 inside the block (C-level writes too).
+
+    It goes to a temporary file that is dropped when the block succeeds and replayed on the
+    real stderr when the block raises, so a failing import still shows what it printed.
+    """
     try:
         sys.stderr.flush()
         saved = os.dup(2)
     except (OSError, ValueError, AttributeError):  # no usable fd 2: nothing to silence
         yield
         return
+    held = tempfile.TemporaryFile()
+    failed = True
     try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        try:
-            os.dup2(devnull, 2)
-        finally:
-            os.close(devnull)
+        os.dup2(held.fileno(), 2)
         yield
+        failed = False
     finally:
         with contextlib.suppress(ValueError, AttributeError, OSError):
             sys.stderr.flush()
         os.dup2(saved, 2)
         os.close(saved)
+        if failed:
+            with contextlib.suppress(OSError):
+                held.seek(0)
+                os.write(2, held.read())
+        held.close()
 
 
 def _quiet_python_logging(tf: Any) -> None:
@@ -112,3 +122,12 @@ def wanted() -> bool:
     """True while ``python -m landslide_tf...`` starts (``sys.argv[0]`` is ``-m``) or in a
     worker process of such a command (it inherits ``LANDSLIDE_TF_QUIET=1``)."""
     return os.environ.get(_MARK) == "1" or (bool(sys.argv) and sys.argv[0] == "-m")
+
+
+def interactive_stdout() -> bool:
+    """True when stdout is a terminal or a notebook: progress bars (escape codes) belong there,
+    not in redirected output and log files."""
+    try:
+        return sys.stdout.isatty() or "ipykernel" in sys.modules
+    except (AttributeError, ValueError):
+        return False

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import math
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -227,7 +226,6 @@ def progress_verbosity(verbose: int | str) -> int | str:
     epoch (no ANSI escape codes in redirected output and log files)."""
     if verbose != "auto":
         return verbose
-    try:
-        return 1 if sys.stdout.isatty() else 2
-    except (AttributeError, ValueError):
-        return 2
+    from landslide_tf._quiet import interactive_stdout
+
+    return 1 if interactive_stdout() else 2

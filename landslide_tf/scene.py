@@ -46,6 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
+from landslide_tf._quiet import interactive_stdout
 from landslide_tf.errors import UserError
 from landslide_tf.inference import check_extents
 from landslide_tf.polygons import polygon_area, write_polygons
@@ -212,7 +213,7 @@ def predict_scene(
         batch: windows per network call.
         threshold: decision threshold for the mask and polygons (default: the model's).
         dem_nodata: DEM nodata value (default: the GeoTIFF's own; NaN always is).
-        progress: show a progress bar (``keras.utils.Progbar``).
+        progress: show a progress bar (``keras.utils.Progbar``) on a terminal or notebook.
         preview: also write this PNG: the scene downsampled to at most 1024 px a side with
             the outlines of the landslide mask (``landslide_tf.preview``).
 
@@ -339,7 +340,7 @@ def _run_windows(
     ramp = window - max(1, int(round(window * (1 - overlap))))
     total = len(rows) * len(cols)
     bar = None
-    if progress:
+    if progress and interactive_stdout():  # no escape codes in redirected output and log files
         import keras
 
         bar = keras.utils.Progbar(total, unit_name="window")

@@ -80,6 +80,11 @@ PRESETS: dict[str, dict[str, Any]] = {
         "batch_size": 8,
         "lr": 1e-3,
         "epochs": 8,
+        # A slope channel and light dropout let 8 small epochs tell landslide scars (steep)
+        # from the bare-soil look-alikes on flat ground: test precision 0.68 -> 0.82 on the
+        # synthetic set at the same CPU time (docs/readme_training.md).
+        "derived": ["slope"],
+        "dropout": 0.1,
     },
 }
 

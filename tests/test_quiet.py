@@ -87,3 +87,30 @@ def test_single_note_outside_a_summary_is_logged_per_file(tmp_path, caplog):
     assert [r.getMessage() for r in caplog.records] == [
         f"{path}: RGBA image, alpha channel dropped"
     ]
+
+
+def test_progress_is_one_line_per_epoch_when_not_a_terminal(monkeypatch):
+    import io
+
+    from landslide_tf._quiet import interactive_stdout
+    from landslide_tf.fitting import progress_verbosity
+
+    monkeypatch.setattr(sys, "stdout", io.StringIO())
+    if "ipykernel" not in sys.modules:
+        assert not interactive_stdout() and progress_verbosity("auto") == 2
+    assert progress_verbosity(0) == 0 and progress_verbosity(1) == 1
+
+
+def test_silenced_fd2_replays_what_a_failing_block_printed():
+    result = _python(
+        "import os\n"
+        "from landslide_tf._quiet import silenced_fd2\n"
+        "try:\n"
+        "    with silenced_fd2():\n"
+        "        os.write(2, b'why it failed\\n')\n"
+        "        raise ImportError('boom')\n"
+        "except ImportError:\n"
+        "    os.write(2, b'after\\n')\n"
+    )
+    assert result.returncode == 0
+    assert result.stderr == "why it failed\nafter\n"

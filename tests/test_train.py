@@ -170,6 +170,9 @@ def test_paper_defaults_and_quick_preset():
     quick = config_from_args(build_parser().parse_args(["--preset", "quick", "--epochs", "3"]))
     assert quick.epochs == 3  # an explicit flag beats the preset
     assert quick.image_size == PRESETS["quick"]["image_size"] and quick.lr == 1e-3
+    assert quick.derived == ["slope"] and quick.dropout == 0.1  # look-alikes lie on flat ground
+    plain = config_from_args(build_parser().parse_args(["--preset", "quick", "--derived"]))
+    assert plain.derived == [] and plain.channels == 4
 
 
 def test_loss_kwargs_as_key_values_or_json():
