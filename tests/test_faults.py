@@ -535,9 +535,9 @@ def test_tiles_below_the_minimum_size_are_refused_by_check_and_loader(small_copy
         tile = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
         cv2.imwrite(str(path), tile[:, :1])
     report = check_dataset(root)
-    assert any("tiles must be at least 2 px a side" in p for p in report.problems)
+    assert any("tiles must be at least 8 px a side" in p for p in report.problems)
     sample = next(s for s in find_samples(root) if s.stem == stems[0])
-    with pytest.raises(DataError, match="tiles must be at least 2 px a side"):
+    with pytest.raises(DataError, match="tiles must be at least 8 px a side"):
         load_sample(sample, image_size=32)
 
 
