@@ -305,6 +305,22 @@ def test_run_dir_in_a_read_only_folder_names_the_path(synth_dir, tmp_path, capsy
         parent.chmod(0o755)
 
 
+def test_run_cli_turns_a_missed_damaged_file_and_ctrl_c_into_one_line(capsys):
+    from landslide_tf.cli import run_cli
+
+    def damaged() -> int:
+        return json.loads("{")
+
+    assert run_cli(damaged) == 2
+    assert "a damaged file (JSONDecodeError" in one_error_line(capsys)
+
+    def interrupted() -> int:
+        raise KeyboardInterrupt
+
+    assert run_cli(interrupted, interrupted="interrupted: rerun") == 130
+    assert capsys.readouterr().err == "interrupted: rerun\n"
+
+
 def test_run_cli_turns_os_errors_into_one_line_with_the_path(capsys):
     from landslide_tf.cli import run_cli
 
