@@ -5,7 +5,8 @@ Every ``main(argv)`` of the package runs its body through ``run_cli``:
 - ``UserError`` (and ``DataError``): ``error: <message>`` on stderr, exit 2;
 - ``OSError`` (unwritable folder, path under a regular file, disk full, ...): ``error:`` with
   the path it concerns and what went wrong, exit 2;
-- ``KeyboardInterrupt``: the command's own ``interrupted: ...`` hint, exit 130.
+- ``KeyboardInterrupt``: the command's own ``interrupted: ...`` hint, exit 130;
+- a damaged JSON or zip file that no reader turned into a ``UserError``: one line, exit 2.
 
 Library code raises; it never prints. Damaged files (a truncated ``config.json``, a corrupt
 ``.keras`` or zip) are turned into ``UserError`` where they are read, naming the file.
@@ -13,7 +14,9 @@ Library code raises; it never prints. Damaged files (a truncated ``config.json``
 
 from __future__ import annotations
 
+import json
 import sys
+import zipfile
 from collections.abc import Callable
 
 from landslide_tf.errors import UserError, describe_os_error
@@ -43,6 +46,16 @@ def run_cli(
         return EXIT_USAGE
     except OSError as exc:
         print(f"error: {describe_os_error(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    except (json.JSONDecodeError, zipfile.BadZipFile, UnicodeDecodeError) as exc:
+        # a safety net: readers turn these into UserError naming the file; one missed
+        # here still ends in one line rather than a traceback
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(
+            f"error: a damaged file ({type(exc).__name__}: {reason}); restore it or "
+            "regenerate it (--force for a run directory)",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(interrupted, file=sys.stderr)

@@ -154,21 +154,27 @@ def steps_per_epoch(run_dir: Path, batch: int = 4) -> int:
     return math.ceil(n / batch)
 
 
-@pytest.mark.parametrize("point", ["after-checkpoint", "after-best", "after-state"])
+@pytest.mark.parametrize(
+    "point, committed",
+    [
+        ("after-checkpoint:2", 1),  # the sweep's case: the new checkpoint, no commit yet
+        pytest.param("after-best:1", 0, marks=pytest.mark.slow),  # epoch 1 always improves
+        pytest.param("after-state:2", 2, marks=pytest.mark.slow),  # committed, not rolled
+    ],
+)
 def test_kill_inside_the_checkpoint_save_resumes_exactly_the_committed_epoch(
-    point, synth_dir, tmp_path, monkeypatch
+    point, committed, synth_dir, tmp_path, monkeypatch
 ):
     from landslide_tf import callbacks as cb
     from landslide_tf.train import main
 
     run_dir, epochs = tmp_path / "run", 3
-    env = {**os.environ, cb.FAULT_ENV: f"{point}:2", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = {**os.environ, cb.FAULT_ENV: point, "TF_CPP_MIN_LOG_LEVEL": "2"}
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     cmd = [sys.executable, "-m", "landslide_tf.train", *tiny_flags(synth_dir, run_dir, epochs)]
     killed = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
-    committed = 2 if point == "after-state" else 1
-    assert cb.read_state(run_dir)["epochs_done"] == committed
+    assert (cb.read_state(run_dir) or {"epochs_done": 0})["epochs_done"] == committed
 
     monkeypatch.delenv(cb.FAULT_ENV, raising=False)
     assert call(main, tiny_flags(synth_dir, run_dir, epochs)) == 0
@@ -182,12 +188,22 @@ def test_kill_inside_the_checkpoint_save_resumes_exactly_the_committed_epoch(
     assert names == ["best.keras", "epoch-0002.keras", "epoch-0003.keras", "last.keras"]
 
 
-@pytest.fixture
-def two_epoch_run(synth_dir, tmp_path):
+@pytest.fixture(scope="module")
+def _two_epoch_master(synth_dir, tmp_path_factory):
     from landslide_tf.train import main
 
-    run_dir = tmp_path / "run"
+    run_dir = tmp_path_factory.mktemp("two") / "run"
     assert call(main, tiny_flags(synth_dir, run_dir, 2)) == 0
+    return run_dir
+
+
+@pytest.fixture
+def two_epoch_run(_two_epoch_master, tmp_path):
+    """A copy of a finished 2-epoch run (the tests damage it), links kept as links."""
+    import shutil
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(_two_epoch_master, run_dir)
     return run_dir
 
 
@@ -303,6 +319,22 @@ def test_run_dir_in_a_read_only_folder_names_the_path(synth_dir, tmp_path, capsy
         assert str(parent / "run") in line and "Permission denied" in line
     finally:
         parent.chmod(0o755)
+
+
+def test_run_cli_turns_a_missed_damaged_file_and_ctrl_c_into_one_line(capsys):
+    from landslide_tf.cli import run_cli
+
+    def damaged() -> int:
+        return json.loads("{")
+
+    assert run_cli(damaged) == 2
+    assert "a damaged file (JSONDecodeError" in one_error_line(capsys)
+
+    def interrupted() -> int:
+        raise KeyboardInterrupt
+
+    assert run_cli(interrupted, interrupted="interrupted: rerun") == 130
+    assert capsys.readouterr().err == "interrupted: rerun\n"
 
 
 def test_run_cli_turns_os_errors_into_one_line_with_the_path(capsys):
@@ -535,9 +567,9 @@ def test_tiles_below_the_minimum_size_are_refused_by_check_and_loader(small_copy
         tile = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
         cv2.imwrite(str(path), tile[:, :1])
     report = check_dataset(root)
-    assert any("tiles must be at least 2 px a side" in p for p in report.problems)
+    assert any("tiles must be at least 8 px a side" in p for p in report.problems)
     sample = next(s for s in find_samples(root) if s.stem == stems[0])
-    with pytest.raises(DataError, match="tiles must be at least 2 px a side"):
+    with pytest.raises(DataError, match="tiles must be at least 8 px a side"):
         load_sample(sample, image_size=32)
 
 

@@ -300,11 +300,6 @@ def _env() -> dict:
     return env
 
 
-def _epochs_committed(run_dir) -> int:
-    state = cb.read_state(run_dir)  # replaced atomically: never read half-written
-    return int(state["epochs_done"]) if state else 0
-
-
 def test_kill_9_then_rerun_resumes_without_gaps_or_duplicates(synth_dir, tmp_path):
     run_dir = tmp_path / "killed"
     epochs, kill_after = 6, 2
@@ -314,8 +309,8 @@ def test_kill_9_then_rerun_resumes_without_gaps_or_duplicates(synth_dir, tmp_pat
     deadline = time.monotonic() + 300
     try:
         while time.monotonic() < deadline and proc.poll() is None:
-            # state.json is the commit point (history.csv may run one epoch ahead of it)
-            if _epochs_committed(run_dir) >= kill_after:
+            state = cb.read_state(run_dir) or {}  # the commit point, not history.csv
+            if state.get("epochs_done", 0) >= kill_after:
                 break
             time.sleep(0.05)
         assert proc.poll() is None, "training ended before it could be killed"

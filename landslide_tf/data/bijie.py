@@ -47,6 +47,7 @@ from landslide_tf.data.readers import (  # noqa: F401  (re-exported)
     read_dem,
     read_mask,
     read_rgb,
+    tile_size_problem,
 )
 from landslide_tf.errors import DataError
 
@@ -254,6 +255,10 @@ def read_sample_arrays(
     if sample.mask is not None:
         mask, more = _read_mask(Path(sample.mask))
         notes += more
+    for path, array in ((sample.image, rgb), (sample.dem, dem), (sample.mask, mask)):
+        problem = None if array is None else tile_size_problem(path, array)
+        if problem:
+            raise DataError(problem)
     ref_name, ref = ("image", rgb) if rgb is not None else ("DEM", dem)
     ref_shape = ref.shape[:2]
     for name, path, array in (("DEM", sample.dem, dem), ("mask", sample.mask, mask)):

@@ -29,6 +29,7 @@ from landslide_tf.data.bijie import (
     open_dataset,
     stem_clash,
 )
+from landslide_tf.data.readers import tile_size_problem
 from landslide_tf.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -195,6 +196,11 @@ def _check_group(root: Path, group: str, modalities: str, report: CheckReport, s
                 ok = False
             else:
                 arrays[sub] = array
+        for sub, array in arrays.items():
+            problem = tile_size_problem(files[sub][stem], array)
+            if problem:
+                report.problems.append(problem)
+                ok = False
         if not ok:
             continue
         usable += 1

@@ -58,8 +58,8 @@ def _png_structure_problem(data: bytes) -> str | None:
     return "truncated, no IEND chunk"
 
 
-#: Smallest tile side (px) the readers accept; ``data check`` and the loader share it.
-MIN_TILE_SIDE = 2
+#: Smallest tile side (px) of an image, DEM or mask; ``data check`` and the loader share it.
+MIN_TILE_SIDE = 8
 
 
 def _decode_png(path: Path) -> np.ndarray:
@@ -81,12 +81,15 @@ def _decode_png(path: Path) -> np.ndarray:
     image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if image is None or image.size == 0:
         raise DataError(f"{path}: corrupt PNG (cannot be decoded); expected a valid PNG image")
-    height, width = image.shape[:2]
-    if min(height, width) < MIN_TILE_SIDE:
-        raise DataError(
-            f"{path}: {width}x{height} px; tiles must be at least {MIN_TILE_SIDE} px a side"
-        )
     return image
+
+
+def tile_size_problem(path: str | Path, array: np.ndarray) -> str | None:
+    """Why a tile's image, DEM or mask is too small to train on (None when it is not)."""
+    height, width = array.shape[:2]
+    if min(height, width) < MIN_TILE_SIDE:
+        return f"{path}: {width}x{height} px; tiles must be at least {MIN_TILE_SIDE} px a side"
+    return None
 
 
 def _read_rgb(path: Path) -> tuple[np.ndarray, list[str]]:
