@@ -28,9 +28,19 @@ from typing import Any
 import keras
 import numpy as np
 
+from landslide_tf.callbacks import atomic_write_json
 from landslide_tf.errors import UserError
 from landslide_tf.metrics import SCORE_KEYS, format_metrics
-from landslide_tf.runs import SPLITS, dataset_options, load_model_file, read_run_config, run_splits
+from landslide_tf.runs import (
+    SPLITS,
+    THRESHOLD_FILE,
+    dataset_options,
+    load_model_file,
+    read_run_config,
+    run_splits,
+    run_threshold,
+)
+from landslide_tf.tta import add_tta_arg, apply_model
 
 logger = logging.getLogger(__name__)
 
@@ -38,13 +48,16 @@ logger = logging.getLogger(__name__)
 METRIC_KEYS = (*SCORE_KEYS, "threshold", "n_tiles")
 
 
-def accumulate(model: keras.Model, samples: list, batch_size: int = 8, **data_options: Any):
+def accumulate(
+    model: keras.Model, samples: list, batch_size: int = 8, tta: bool = False, **data_options: Any
+):
     """Run ``model`` over ``samples`` and accumulate whole-split pixel statistics.
 
     Args:
         model: maps ``(N, H, W, C)`` to ``(N, H, W, 1)`` probabilities.
         samples: ``landslide_tf.data.Sample`` list.
         batch_size: tiles per forward pass.
+        tta: average over the four flips of each tile (``landslide_tf.tta``).
         **data_options: preprocessing options for ``make_dataset`` (see ``dataset_options``).
 
     Returns:
@@ -60,7 +73,8 @@ def accumulate(model: keras.Model, samples: list, batch_size: int = 8, **data_op
     )
     metrics = SegmentationMetrics()
     for x, y in dataset:  # x (B, H, W, C), y (B, H, W, 1)
-        prob = model(x, training=False)  # (B, H, W, 1); eager: no tracing for a few batches
+        # (B, H, W, 1); eager: no tracing for a few batches
+        prob = apply_model(lambda t: model(t, training=False), x, tta)
         metrics.update(np.asarray(y), np.asarray(prob, dtype=np.float32))
     return metrics
 
@@ -78,6 +92,7 @@ def evaluate_run(
     split: str = "test",
     threshold: float | None = None,
     tune_threshold: bool = False,
+    tta: bool | None = None,
 ) -> dict[str, Any]:
     """Evaluate ``best.keras`` of a run on one split and write the metrics file.
 
@@ -85,10 +100,13 @@ def evaluate_run(
         run_dir: a directory written by ``landslide_tf.train``.
         data: dataset folder or zip, overriding the one in ``config.json``.
         split: ``"test"``, ``"val"`` or ``"train"`` (from the run's split files).
-        threshold: probability threshold for the landslide class; default the run's
-            ``config.threshold`` (0.5 unless trained with ``--threshold``).
+        threshold: probability threshold for the landslide class; default the run's: the
+            tuned one in ``threshold.json`` if any, else ``config.threshold`` (0.5 unless
+            trained with ``--threshold``).
         tune_threshold: choose the threshold that maximizes mIoU on the validation split
-            (``SegmentationMetrics.best_threshold``), then evaluate ``split`` with it.
+            (``SegmentationMetrics.best_threshold``), store it in ``run_dir/threshold.json``
+            (the run's threshold from then on), then evaluate ``split`` with it.
+        tta: flip averaging (``landslide_tf.tta``); default the run's ``tta``.
 
     Returns:
         Metrics dict with the keys of ``METRIC_KEYS`` plus ``n_pixels``, ``split`` and
@@ -106,20 +124,31 @@ def evaluate_run(
     splits = run_splits(config, run_dir, data)
     options = dataset_options(config, raw)
     batch = max(1, min(8, config.batch_size * 4))
+    tta = bool(config.tta if tta is None else tta)
+    if not splits[split]:
+        raise UserError(
+            f"the run has no {split} split (its split lists in "
+            f"{config.split_dir or run_dir} have none): evaluate --split val"
+        )
 
     overridden = threshold is not None or tune_threshold
     if tune_threshold:
-        val = accumulate(model, splits["val"], batch_size=batch, **options)
+        val = accumulate(model, splits["val"], batch_size=batch, tta=tta, **options)
         threshold = float(val.best_threshold(metric="miou"))
         logger.info("threshold tuned on the validation split (best mIoU): %.4f", threshold)
+        atomic_write_json(
+            run_dir / THRESHOLD_FILE,
+            {"threshold": threshold, "metric": "miou", "split": "val", "tta": tta},
+        )
         tuned = val if split == "val" else None
     else:
         tuned = None
     if threshold is None:
-        threshold = float(config.threshold)
-    stats = tuned or accumulate(model, splits[split], batch_size=batch, **options)
+        threshold = run_threshold(run_dir, config)
+    stats = tuned or accumulate(model, splits[split], batch_size=batch, tta=tta, **options)
     result = {k: _plain(v) for k, v in stats.result(threshold=threshold).items()}
     result["split"] = split
+    result["tta"] = tta
     if tune_threshold:
         result["threshold_tuned_on"] = "val"
     name = metrics_filename(split, overridden)
@@ -154,8 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--tune-threshold",
         action="store_true",
-        help="pick the threshold maximizing mIoU on the validation split, then evaluate",
+        help="pick the threshold maximizing mIoU on val, store it in the run, then evaluate",
     )
+    add_tta_arg(parser)
     return parser
 
 
@@ -170,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
             split=args.split,
             threshold=args.threshold,
             tune_threshold=args.tune_threshold,
+            tta=args.tta,
         )
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -48,6 +48,7 @@ from landslide_tf.inference import (
     input_signature,
     raw_probability,
 )
+from landslide_tf.tta import add_tta_arg
 
 logger = logging.getLogger(__name__)
 
@@ -274,6 +275,7 @@ def export_model(
         out: output directory.
         card: model card dict (default: a minimal one from ``settings``).
         overwrite: replace an existing non-empty ``out``.
+        tta: bake flip averaging into ``serving_default`` (default: the run's ``tta``).
 
     Returns:
         The output directory.
@@ -317,6 +319,7 @@ def export_run(
     *,
     dem_nodata: float | None = None,
     overwrite: bool = False,
+    tta: bool | None = None,
 ) -> Path:
     """Export a training run's best model as a SavedModel with a model card.
 
@@ -325,6 +328,7 @@ def export_run(
         out: output directory for the SavedModel.
         dem_nodata: a DEM value to treat as missing, baked into the graph.
         overwrite: replace an existing non-empty ``out``.
+        tta: bake flip averaging into ``serving_default`` (default: the run's ``tta``).
 
     Returns:
         The output directory.
@@ -334,7 +338,7 @@ def export_run(
     run_dir = Path(run_dir)
     if not (run_dir / "config.json").is_file():
         raise UserError(f"{run_dir} is not a run directory (no config.json)")
-    predictor = Predictor.load(run_dir, nodata=dem_nodata)
+    predictor = Predictor.load(run_dir, nodata=dem_nodata, tta=tta)
     settings = predictor.settings
     if dem_nodata is not None:
         settings = dataclasses.replace(settings, nodata=float(dem_nodata))
@@ -379,11 +383,16 @@ def main(argv: list[str] | None = None) -> int:
         "--dem-nodata", type=float, default=None, help="DEM nodata value (NaN always is)"
     )
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
+    add_tta_arg(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         out = export_run(
-            args.run_dir, args.out, dem_nodata=args.dem_nodata, overwrite=args.overwrite
+            args.run_dir,
+            args.out,
+            dem_nodata=args.dem_nodata,
+            overwrite=args.overwrite,
+            tta=args.tta,
         )
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
