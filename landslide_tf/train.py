@@ -47,6 +47,13 @@ from landslide_tf.fitting import (  # noqa: F401
     _plot_test_predictions,
     _prepare_splits,
 )
+from landslide_tf.recipe import (
+    STRONG,
+    add_recipe_args,
+    finish_run,
+    record_split_lists,
+    validate_recipe,
+)
 from landslide_tf.rundir import (  # noqa: F401
     RESUME_FREE_FIELDS,
     RUN_ARTIFACTS,
@@ -78,6 +85,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "lr": 1e-3,
         "epochs": 8,
     },
+    "strong": STRONG,
 }
 
 
@@ -128,6 +136,7 @@ def train(config: TrainConfig, *, force: bool = False, verbose: int | str = "aut
     """
     config = config.resolved()
     validate_config(config)
+    validate_recipe(config)
     run_dir = Path(config.run_dir) if config.run_dir else default_run_dir(config)
     run_dir = run_dir.expanduser().resolve()
     data_root = _resolve_data(config.data)
@@ -182,6 +191,7 @@ def train(config: TrainConfig, *, force: bool = False, verbose: int | str = "aut
             ]
             raw["auto_loss_kwargs"] = ["class_weights"]
     raw.update({**config.to_dict(), "loss_kwargs": loss_kwargs})
+    raw.update(record_split_lists(config, run_dir))
     cb.atomic_write_json(run_dir / CONFIG_FILE, raw)
     options = dataset_options(config, raw)
 
@@ -194,7 +204,6 @@ def train(config: TrainConfig, *, force: bool = False, verbose: int | str = "aut
         if policy is not None:
             distribute.apply_mixed_precision(False)
 
-    from landslide_tf.evaluate import evaluate_run
     from landslide_tf.plots import plot_loss_curves
 
     plot_loss_curves(
@@ -202,9 +211,8 @@ def train(config: TrainConfig, *, force: bool = False, verbose: int | str = "aut
         run_dir / "loss_curve.png",
         title=f"{config.model} ({config.loss})",
     )
-    metrics = evaluate_run(run_dir, split="test")
-    metrics.pop("file", None)
-    _plot_test_predictions(config, run_dir, splits["test"], options)
+    metrics = finish_run(config, run_dir, splits)
+    _plot_test_predictions(config, run_dir, splits["test"] or splits["val"], options)
     return {
         **metrics,
         "run_dir": str(run_dir),
@@ -239,7 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--preset",
         choices=sorted(PRESETS),
         default="paper",
-        help="paper (default) or quick (a couple of CPU minutes); flags override it",
+        help="paper (default), quick (a couple of CPU minutes) or strong (real imagery: "
+        "augmentation, AdamW + cosine, TTA, tuned threshold); flags override it",
     )
     p.add_argument("--epochs", type=int, help=f"default {d.epochs}")
     p.add_argument("--batch-size", type=int, help=f"per replica, default {d.batch_size}")
@@ -301,6 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         help="Keras progress: 1 = a bar per epoch (default), 2 = a line per epoch",
     )
+    add_recipe_args(p)
     return p
 
 
@@ -342,8 +352,12 @@ def main(argv: list[str] | None = None) -> int:
             f"{run_dir} was already trained ({result['resumed_from']} epochs); "
             "reporting its metrics (--force retrains)"
         )
-    print(f"test metrics of {run_dir}/best.keras (metrics.json):")
-    print(format_metrics(result))
+    if "note" in result:
+        print(result["note"])
+    if "split" in result:
+        name = "metrics.json" if result["split"] == "test" else f"metrics_{result['split']}.json"
+        print(f"{result['split']} metrics of {run_dir}/best.keras ({name}):")
+        print(format_metrics(result))
     return 0
 
 
