@@ -87,6 +87,15 @@ class TrainConfig:
     encoder: str | None = None
     encoder_weights: str | None = None
     freeze_encoder_epochs: int = 0
+    # issue 12: recipe (given splits, augmentation, optimizer schedule, TTA, tuned threshold)
+    test_split: str = "test"
+    augment_policy: str = "dihedral"
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    lr_schedule: str = "constant"
+    warmup_epochs: float = 0.0
+    tta: bool = False
+    tune_threshold: bool = False
 
     def resolved(self) -> TrainConfig:
         """Return a copy with ``loss`` filled in from the paper's per-family best."""

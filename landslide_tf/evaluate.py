@@ -33,7 +33,16 @@ from landslide_tf.callbacks import atomic_write_json
 from landslide_tf.cli import run_cli
 from landslide_tf.errors import UserError, describe_os_error
 from landslide_tf.metrics import SCORE_KEYS, format_metrics
-from landslide_tf.runs import SPLITS, dataset_options, load_model_file, read_run_config, run_splits
+from landslide_tf.runs import (
+    SPLITS,
+    THRESHOLD_FILE,
+    dataset_options,
+    load_model_file,
+    read_run_config,
+    run_splits,
+    run_threshold,
+)
+from landslide_tf.tta import add_tta_arg, apply_model
 
 logger = logging.getLogger(__name__)
 
@@ -41,13 +50,16 @@ logger = logging.getLogger(__name__)
 METRIC_KEYS = (*SCORE_KEYS, "threshold", "n_tiles")
 
 
-def accumulate(model: keras.Model, samples: list, batch_size: int = 8, **data_options: Any):
+def accumulate(
+    model: keras.Model, samples: list, batch_size: int = 8, tta: bool = False, **data_options: Any
+):
     """Run ``model`` over ``samples`` and accumulate whole-split pixel statistics.
 
     Args:
         model: maps ``(N, H, W, C)`` to ``(N, H, W, 1)`` probabilities.
         samples: ``landslide_tf.data.Sample`` list.
         batch_size: tiles per forward pass.
+        tta: average over the four flips of each tile (``landslide_tf.tta``).
         **data_options: preprocessing options for ``make_dataset`` (see ``dataset_options``).
 
     Returns:
@@ -63,7 +75,8 @@ def accumulate(model: keras.Model, samples: list, batch_size: int = 8, **data_op
     )
     metrics = SegmentationMetrics()
     for x, y in dataset:  # x (B, H, W, C), y (B, H, W, 1)
-        prob = model(x, training=False)  # (B, H, W, 1); eager: no tracing for a few batches
+        # (B, H, W, 1); eager: no tracing for a few batches
+        prob = apply_model(lambda t: model(t, training=False), x, tta)
         metrics.update(np.asarray(y), np.asarray(prob, dtype=np.float32))
     return metrics
 
@@ -82,6 +95,7 @@ def evaluate_run(
     threshold: float | None = None,
     tune_threshold: bool = False,
     dem_nodata: float | None = None,
+    tta: bool | None = None,
 ) -> dict[str, Any]:
     """Evaluate ``best.keras`` of a run on one split and write the metrics file.
 
@@ -89,11 +103,14 @@ def evaluate_run(
         run_dir: a directory written by ``landslide_tf.train``.
         data: dataset folder or zip, overriding the one in ``config.json``.
         split: ``"test"``, ``"val"`` or ``"train"`` (from the run's split files).
-        threshold: probability threshold for the landslide class; default the run's
-            ``config.threshold`` (0.5 unless trained with ``--threshold``).
+        threshold: probability threshold for the landslide class; default the run's: the
+            tuned one in ``threshold.json`` if any, else ``config.threshold`` (0.5 unless
+            trained with ``--threshold``).
         tune_threshold: choose the threshold that maximizes mIoU on the validation split
-            (``SegmentationMetrics.best_threshold``), then evaluate ``split`` with it.
+            (``SegmentationMetrics.best_threshold``), store it in ``run_dir/threshold.json``
+            (the run's threshold from then on), then evaluate ``split`` with it.
         dem_nodata: DEM nodata value overriding the run's ``dem_nodata``.
+        tta: flip averaging (``landslide_tf.tta``); default the run's ``tta``.
 
     Returns:
         Metrics dict with the keys of ``METRIC_KEYS`` plus ``n_pixels``, ``split`` and
@@ -115,20 +132,31 @@ def evaluate_run(
     splits = run_splits(config, run_dir, data)
     options = dataset_options(config, raw)
     batch = max(1, min(8, config.batch_size * 4))
+    tta = bool(config.tta if tta is None else tta)
+    if not splits[split]:
+        raise UserError(
+            f"the run has no {split} split (its split lists in "
+            f"{config.split_dir or run_dir} have none): evaluate --split val"
+        )
 
     overridden = threshold is not None or tune_threshold
     if tune_threshold:
-        val = accumulate(model, splits["val"], batch_size=batch, **options)
+        val = accumulate(model, splits["val"], batch_size=batch, tta=tta, **options)
         threshold = float(val.best_threshold(metric="miou"))
         logger.info("threshold tuned on the validation split (best mIoU): %.4f", threshold)
+        atomic_write_json(
+            run_dir / THRESHOLD_FILE,
+            {"threshold": threshold, "metric": "miou", "split": "val", "tta": tta},
+        )
         tuned = val if split == "val" else None
     else:
         tuned = None
     if threshold is None:
-        threshold = float(config.threshold)
-    stats = tuned or accumulate(model, splits[split], batch_size=batch, **options)
+        threshold = run_threshold(run_dir, config)
+    stats = tuned or accumulate(model, splits[split], batch_size=batch, tta=tta, **options)
     result = {k: _plain(v) for k, v in stats.result(threshold=threshold).items()}
     result["split"] = split
+    result["tta"] = tta
     if tune_threshold:
         result["threshold_tuned_on"] = "val"
     for key, value in list(result.items()):
@@ -175,13 +203,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--tune-threshold",
         action="store_true",
-        help="pick the threshold maximizing mIoU on the validation split, then evaluate",
+        help="pick the threshold maximizing mIoU on val, store it in the run, then evaluate",
     )
     parser.add_argument(
         "--dem-nodata",
         type=float,
         help="DEM nodata value (default: the run's config.json; NaN always is)",
     )
+    add_tta_arg(parser)
     return parser
 
 
@@ -200,6 +229,7 @@ def _run(args: argparse.Namespace) -> int:
         threshold=args.threshold,
         tune_threshold=args.tune_threshold,
         dem_nodata=args.dem_nodata,
+        tta=args.tta,
     )
     shown = {k: result[k] for k in METRIC_KEYS if k in result}
     print(json.dumps(shown, indent=2))

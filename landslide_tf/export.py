@@ -53,6 +53,7 @@ from landslide_tf.model_card import (  # noqa: F401  (re-exported: defined here 
     model_card_markdown,
     signature_summary,
 )
+from landslide_tf.tta import add_tta_arg
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +111,7 @@ def export_model(
         out: output directory.
         card: model card dict (default: a minimal one from ``settings``).
         overwrite: replace an existing non-empty ``out``.
+        tta: bake flip averaging into ``serving_default`` (default: the run's ``tta``).
 
     Returns:
         The output directory.
@@ -182,6 +184,7 @@ def export_run(
     *,
     dem_nodata: float | None = None,
     overwrite: bool = False,
+    tta: bool | None = None,
 ) -> Path:
     """Export a training run's best model as a SavedModel with a model card.
 
@@ -190,6 +193,7 @@ def export_run(
         out: output directory for the SavedModel.
         dem_nodata: a DEM value to treat as missing, baked into the graph.
         overwrite: replace an existing non-empty ``out``.
+        tta: bake flip averaging into ``serving_default`` (default: the run's ``tta``).
 
     Returns:
         The output directory.
@@ -199,7 +203,7 @@ def export_run(
     run_dir = Path(run_dir)
     if not (run_dir / "config.json").is_file():
         raise UserError(f"{run_dir} is not a run directory (no config.json)")
-    predictor = Predictor.load(run_dir, nodata=dem_nodata)
+    predictor = Predictor.load(run_dir, nodata=dem_nodata, tta=tta)
     settings = predictor.settings
     if dem_nodata is not None:
         settings = dataclasses.replace(settings, nodata=float(dem_nodata))
@@ -246,12 +250,17 @@ def main(argv: list[str] | None = None) -> int:
         "--dem-nodata", type=float, default=None, help="DEM nodata value (NaN always is)"
     )
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
+    add_tta_arg(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
     def body() -> int:
         out = export_run(
-            args.run_dir, args.out, dem_nodata=args.dem_nodata, overwrite=args.overwrite
+            args.run_dir,
+            args.out,
+            dem_nodata=args.dem_nodata,
+            overwrite=args.overwrite,
+            tta=args.tta,
         )
         print(f"wrote {out}")
         print(describe(out))

@@ -35,8 +35,11 @@ def _prepare_splits(config: TrainConfig, data_root: Path, run_dir: Path) -> tupl
         data_root, modalities=config.modalities, negatives=config.negatives
     )
     splits = ldata.make_split(samples, seed=config.seed, out_dir=config.split_dir or run_dir)
+    from landslide_tf.recipe import given_test_missing
+
+    no_test_list = given_test_missing(config)
     for split in SPLITS:
-        if not splits[split]:
+        if not splits[split] and not (split == "test" and no_test_list):
             raise UserError(
                 f"the {split} split is empty ({len(samples)} tiles in {data_root}): use more tiles"
             )
@@ -81,6 +84,7 @@ def _fit(
     from landslide_tf.losses import get_loss
     from landslide_tf.metrics import keras_metrics
     from landslide_tf.models import build_model
+    from landslide_tf.optim import build_optimizer
 
     done = int(state["epochs_done"]) if state else 0
     try:
@@ -90,7 +94,7 @@ def _fit(
 
     def compile_model(model: keras.Model) -> None:
         model.compile(
-            optimizer=keras.optimizers.Adam(learning_rate=config.lr),
+            optimizer=build_optimizer(config, math.ceil(len(splits["train"]) / global_batch)),
             loss=loss,
             metrics=keras_metrics(threshold=config.threshold),
             jit_compile=config.jit,
@@ -119,6 +123,7 @@ def _fit(
         batch_size=global_batch,
         shuffle=True,
         augment=config.augment,
+        augment_policy=config.augment_policy,
         seed=config.seed,
         cache=True,
         **options,

@@ -23,6 +23,10 @@ import tensorflow as tf
 from landslide_tf import preprocessing
 from landslide_tf.config import MODALITIES, num_channels
 from landslide_tf.errors import DataError, UserError
+from landslide_tf.tta import apply_model
+
+#: The run's tuned threshold file (``landslide_tf.runs.THRESHOLD_FILE``; no keras import here).
+THRESHOLD_FILE = "threshold.json"
 
 #: Name of the model card inside a SavedModel's ``assets/`` folder.
 MODEL_CARD_JSON = "model_card.json"
@@ -41,6 +45,8 @@ class InferenceSettings:
         derived: extra DEM channels (slope, aspect, hillshade) after the DEM.
         threshold: probability at or above which a pixel is a landslide.
         nodata: DEM value treated as missing (NaN always is).
+        tta: average the probabilities over the four flips of each input
+            (``landslide_tf.tta``; four forward passes).
     """
 
     image_size: int = 128
@@ -50,6 +56,7 @@ class InferenceSettings:
     derived: tuple[str, ...] = ()
     threshold: float = 0.5
     nodata: float | None = None
+    tta: bool = False
 
     def __post_init__(self) -> None:
         if self.modalities not in MODALITIES:
@@ -108,9 +115,20 @@ class InferenceSettings:
             dem_norm=str(values.get("dem_norm", "minmax")),
             dem_stats=stats,
             derived=tuple(values.get("derived") or ()),
-            threshold=float(values.get("threshold", 0.5)),
+            threshold=_tuned_or(values, run_dir),
             nodata=None if nodata is None else float(nodata),
+            tta=bool(values.get("tta", False)),
         )
+
+
+def _tuned_or(values: dict[str, Any], run_dir: str | Path | None) -> float:
+    """The run's validation-tuned threshold (``threshold.json``) if any, else ``threshold``."""
+    path = Path(run_dir) / THRESHOLD_FILE if run_dir is not None else None
+    if path is not None and path.is_file():
+        from landslide_tf.runs import tuned_threshold
+
+        return float(tuned_threshold(run_dir))
+    return float(values.get("threshold", 0.5))
 
 
 def _find_dem_stats(
@@ -201,7 +219,7 @@ def raw_probability(
             derived=settings.derived,
             nodata=settings.nodata,
         )  # (N, S, S, C)
-    prob = tf.cast(model_fn(x), tf.float32)  # (N, S, S, 1)
+    prob = apply_model(model_fn, x, settings.tta)  # (N, S, S, 1) float32
     grid = tf.shape(image)[1:3] if settings.uses_image else tf.shape(dem)[1:3]
     # preprocessing.resize wants a static size; same op (bilinear, antialiased) on a tensor.
     back = tf.image.resize(prob, grid, method="bilinear", antialias=True)

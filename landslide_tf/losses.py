@@ -20,6 +20,7 @@ Names (``LOSSES`` / ``get_loss``):
 ``bce_dice``    ``bce_weight * BCE + dice_weight * Dice``
 ``tversky``     ``1 - (TP + s) / (TP + alpha FP + beta FN + s)``, soft counts over the batch
 ``focal_tversky`` ``(1 - TI)^gamma`` with TI the Tversky index above
+``lovasz_hinge``  per-image Lovasz hinge, a convex IoU surrogate (``landslide_tf.lovasz``)
 ==============  ==========================================================================
 
 ``X`` is the number of pixels in the batch and ``s`` a smoothing constant (default 1.0).
@@ -48,6 +49,7 @@ from landslide_tf.loss_functions import (  # noqa: F401  (re-exported)
     tversky_loss,
     weighted_crossentropy,
 )
+from landslide_tf.lovasz import LovaszHingeLoss, lovasz_hinge  # noqa: F401  (registered below)
 
 logger = logging.getLogger(__name__)
 
@@ -352,6 +354,7 @@ LOSSES: dict[str, Callable[..., keras.losses.Loss]] = {
     "bce_dice": BCEDiceLoss,
     "tversky": TverskyLoss,
     "focal_tversky": FocalTverskyLoss,
+    "lovasz_hinge": LovaszHingeLoss,
 }
 
 _RESERVED = {"name", "reduction", "dtype", "self"}

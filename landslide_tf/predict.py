@@ -40,6 +40,7 @@ from landslide_tf.inference import (
 from landslide_tf.predictor import Predictor, load_keras_model
 from landslide_tf.preview import dem_preview
 from landslide_tf.scene import predict_scene
+from landslide_tf.tta import add_tta_arg
 
 __all__ = [
     "MODEL_CARD_JSON",
@@ -230,6 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--overlap", type=float, default=None, help="--scene: overlap (0.25)")
     parser.add_argument("--batch", type=int, default=4, help="--scene: windows per batch")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_tta_arg(parser)
     return parser
 
 
@@ -251,7 +253,7 @@ def _run(args: argparse.Namespace) -> int:
         check_out_path(args.out, (".png",))
         if args.probability is not None:
             check_out_path(args.probability, (".png",), "--probability")
-    predictor = Predictor.load(args.model, nodata=args.dem_nodata)
+    predictor = Predictor.load(args.model, nodata=args.dem_nodata, tta=args.tta)
     if args.scene is not None:
         kwargs = {k: v for k, v in (("window", args.window), ("overlap", args.overlap))}
         result = predict_scene(

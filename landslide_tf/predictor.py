@@ -127,18 +127,28 @@ class Predictor:
         return predictor
 
     @classmethod
-    def load(cls, path: str | Path, nodata: float | None = None) -> Predictor:
+    def load(
+        cls, path: str | Path, nodata: float | None = None, tta: bool | None = None
+    ) -> Predictor:
         """Load a run dir, a ``.keras`` file or a SavedModel directory.
 
         Args:
             path: the model location.
             nodata: DEM nodata value (overrides any stored one; NaN is always nodata).
+            tta: flip averaging on or off (default: the run's ``tta``); a SavedModel keeps
+                what it was exported with.
         """
         path = Path(path)
         if not path.exists():
             raise UserError(f"model not found: {path}")
         if path.is_dir() and (path / "saved_model.pb").is_file():
-            return cls.from_saved_model(path, nodata=nodata)
+            predictor = cls.from_saved_model(path, nodata=nodata)
+            if tta is not None and bool(tta) != predictor.settings.tta:
+                raise UserError(
+                    f"{path} was exported with flip averaging {'on' if not tta else 'off'}: "
+                    f"export the run again with {'--tta' if tta else '--no-tta'}"
+                )
+            return predictor
         if path.is_dir():
             if not (path / "config.json").is_file():
                 raise UserError(
@@ -169,6 +179,8 @@ class Predictor:
             raise UserError(f"{path}: expected a run directory, a .keras file or a SavedModel")
         if nodata is not None:
             settings = dataclasses.replace(settings, nodata=float(nodata))
+        if tta is not None:
+            settings = dataclasses.replace(settings, tta=bool(tta))
         expected = settings.channels
         got = model.input_shape[-1]
         if got is not None and got != expected:

@@ -20,7 +20,7 @@ from landslide_tf.runs import CONFIG_FILE, SPLITS, read_run_config
 logger = logging.getLogger(__name__)
 
 #: Config fields that may differ when resuming (they do not change what is learned).
-RESUME_FREE_FIELDS = ("run_dir", "epochs", "strategy", "jit")
+RESUME_FREE_FIELDS = ("run_dir", "epochs", "strategy", "jit", "test_split", "tta", "tune_threshold")
 
 #: Files and folders of a run directory removed by ``--force``.
 RUN_ARTIFACTS = (
@@ -32,6 +32,8 @@ RUN_ARTIFACTS = (
     "loss_curve.png",
     "predictions.png",
     "logs",
+    "threshold.json",  # issue 12: the tuned threshold
+    "split_lists",  # issue 12: copies of given split lists
 )
 
 

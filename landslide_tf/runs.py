@@ -27,6 +27,34 @@ from landslide_tf.errors import UserError
 
 CONFIG_FILE = "config.json"
 SPLITS = ("train", "val", "test")
+#: The validation-tuned decision threshold of a run (``evaluate --tune-threshold`` writes it).
+THRESHOLD_FILE = "threshold.json"
+
+
+def tuned_threshold(run_dir: str | Path) -> float | None:
+    """The threshold stored in ``run_dir/threshold.json``, or None when none was tuned.
+
+    Raises:
+        UserError: the file is damaged.
+    """
+    path = Path(run_dir) / THRESHOLD_FILE
+    if not path.is_file():
+        return None
+    try:
+        value = float(json.loads(path.read_text())["threshold"])
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+        raise UserError(
+            f"{path} is damaged: run evaluate --tune-threshold again or delete it"
+        ) from None
+    if not 0.0 <= value <= 1.0:
+        raise UserError(f"{path}: threshold {value} is not in [0, 1]; delete it or tune again")
+    return value
+
+
+def run_threshold(run_dir: str | Path, config: TrainConfig) -> float:
+    """The decision threshold of a run: the tuned one if stored, else ``config.threshold``."""
+    tuned = tuned_threshold(run_dir)
+    return float(config.threshold) if tuned is None else tuned
 
 
 def read_run_config(run_dir: str | Path) -> tuple[TrainConfig, dict[str, Any]]:

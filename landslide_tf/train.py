@@ -49,6 +49,13 @@ from landslide_tf.fitting import (  # noqa: F401
     _plot_test_predictions,
     _prepare_splits,
 )
+from landslide_tf.recipe import (
+    STRONG,
+    add_recipe_args,
+    finish_run,
+    record_split_lists,
+    validate_recipe,
+)
 from landslide_tf.rundir import (  # noqa: F401
     RESUME_FREE_FIELDS,
     RUN_ARTIFACTS,
@@ -86,6 +93,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "derived": ["slope"],
         "dropout": 0.1,
     },
+    "strong": STRONG,
 }
 
 
@@ -137,6 +145,7 @@ def train(config: TrainConfig, *, force: bool = False, verbose: int | str = "aut
     """
     config = config.resolved()
     validate_config(config)
+    validate_recipe(config)
     run_dir = Path(config.run_dir) if config.run_dir else default_run_dir(config)
     run_dir = run_dir.expanduser().resolve()
     data_root = _resolve_data(config.data)
@@ -181,6 +190,7 @@ def train(config: TrainConfig, *, force: bool = False, verbose: int | str = "aut
         raise
 
     raw.update({**config.to_dict(), "loss_kwargs": loss_kwargs})
+    raw.update(record_split_lists(config, run_dir))
     cb.atomic_write_json(run_dir / CONFIG_FILE, raw)
     options = dataset_options(config, raw)
 
@@ -193,7 +203,6 @@ def train(config: TrainConfig, *, force: bool = False, verbose: int | str = "aut
         if policy is not None:
             distribute.apply_mixed_precision(False)
 
-    from landslide_tf.evaluate import evaluate_run
     from landslide_tf.plots import plot_loss_curves
 
     plot_loss_curves(
@@ -201,9 +210,8 @@ def train(config: TrainConfig, *, force: bool = False, verbose: int | str = "aut
         run_dir / "loss_curve.png",
         title=f"{config.model} ({config.loss})",
     )
-    metrics = evaluate_run(run_dir, split="test")
-    metrics.pop("file", None)
-    _plot_test_predictions(config, run_dir, splits["test"], options)
+    metrics = finish_run(config, run_dir, splits)
+    _plot_test_predictions(config, run_dir, splits["test"] or splits["val"], options)
     return {
         **metrics,
         "run_dir": str(run_dir),
@@ -263,7 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--preset",
         choices=sorted(PRESETS),
         default="paper",
-        help="paper (default) or quick (a couple of CPU minutes); flags override it",
+        help="paper (default), quick (a couple of CPU minutes) or strong (real imagery: "
+        "augmentation, AdamW + cosine, TTA, tuned threshold); flags override it",
     )
     p.add_argument("--epochs", type=int, help=f"default {d.epochs}")
     p.add_argument("--batch-size", type=int, help=f"per replica, default {d.batch_size}")
@@ -328,6 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(default otherwise) and every file behind a summarised data note",
     )
     _add_faults_args(p)
+    add_recipe_args(p)
     return p
 
 
@@ -371,8 +381,12 @@ def _run(args: argparse.Namespace) -> int:
             f"{run_dir} was already trained ({result['resumed_from']} epochs); "
             "reporting its metrics (--force retrains)"
         )
-    print(f"test metrics of {run_dir}/best.keras (metrics.json):")
-    print(format_metrics(result))
+    if "note" in result:
+        print(result["note"])
+    if "split" in result:
+        name = "metrics.json" if result["split"] == "test" else f"metrics_{result['split']}.json"
+        print(f"{result['split']} metrics of {run_dir}/best.keras ({name}):")
+        print(format_metrics(result))
     return 0
 
 

@@ -99,3 +99,33 @@ def test_split_of_real_dataset_files(synth_dir, tmp_path):
     split = make_split(samples, seed=42, out_dir=tmp_path)
     assert {k: len(v) for k, v in split.items()} == {"train": 19, "val": 5, "test": 6}
     assert make_split(find_samples(synth_dir, negatives="on"), out_dir=tmp_path) == split
+
+
+# --------------------------------------------------------------------- issue 12: given lists
+def _snapshot(folder: Path) -> dict[str, tuple[int, bytes]]:
+    return {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in sorted(folder.iterdir())}
+
+
+def test_given_train_and_val_lists_without_test_are_read_not_written(tmp_path):
+    samples = _samples(20, 0)
+    given = tmp_path / "given"
+    given.mkdir()
+    (given / "train.txt").write_text("".join(f"ls{i:03d}\n" for i in range(12)))
+    (given / "val.txt").write_text("".join(f"ls{i:03d}\n" for i in range(12, 16)))
+    before = _snapshot(given)
+    given.chmod(0o555)  # read-only like shared data (root ignores it: the snapshot decides)
+    try:
+        split = make_split(samples, seed=1, out_dir=given)
+    finally:
+        given.chmod(0o755)
+    assert [s.stem for s in split["train"]] == [f"ls{i:03d}" for i in range(12)]
+    assert [s.stem for s in split["val"]] == [f"ls{i:03d}" for i in range(12, 16)]
+    assert split["test"] == []
+    assert _snapshot(given) == before
+
+
+def test_only_one_given_list_is_an_error(tmp_path):
+    (tmp_path / "train.txt").write_text("ls000\n")
+    with pytest.raises(DataError, match="has train.txt but no val.txt"):
+        make_split(_samples(5, 0), out_dir=tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["train.txt"]

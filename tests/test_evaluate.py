@@ -131,3 +131,34 @@ def test_cli_errors_are_one_line_exit_2(argv, message, fake_run, tmp_path, capsy
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1 and err.startswith("error: ")
     assert message in err, err
+
+
+# ------------------------------------------------- issue 12: the tuned threshold and TTA
+def test_tune_threshold_is_stored_in_the_run_and_used_afterwards(fake_run):
+    from landslide_tf.inference import InferenceSettings
+    from landslide_tf.runs import THRESHOLD_FILE, read_run_config
+
+    run_dir, _ = fake_run
+    tuned = evaluate_run(run_dir, tune_threshold=True)
+    stored = json.loads((run_dir / THRESHOLD_FILE).read_text())
+    assert stored["threshold"] == tuned["threshold"] and stored["split"] == "val"
+    (run_dir / THRESHOLD_FILE).write_text(json.dumps({**stored, "threshold": 0.0}))
+    again = evaluate_run(run_dir)  # no --threshold: the run's tuned one
+    assert again["threshold"] == 0.0 and again["recall"] == 1.0
+    assert evaluate_run(run_dir, threshold=0.5)["threshold"] == 0.5  # --threshold overrides
+    _, raw = read_run_config(run_dir)
+    assert InferenceSettings.from_dict(raw, run_dir=run_dir).threshold == 0.0
+    assert InferenceSettings.from_dict(raw).threshold == 0.5
+
+
+def test_damaged_threshold_file_is_a_one_line_error(fake_run):
+    run_dir, _ = fake_run
+    (run_dir / "threshold.json").write_text("{not json")
+    with pytest.raises(UserError, match="threshold.json is damaged"):
+        evaluate_run(run_dir)
+
+
+def test_tta_flag_is_recorded(fake_run):
+    run_dir, _ = fake_run
+    assert evaluate_run(run_dir, tta=True)["tta"] is True
+    assert evaluate_run(run_dir)["tta"] is False  # the run's own setting

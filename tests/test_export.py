@@ -183,3 +183,23 @@ def test_cli_error_on_non_run_dir(tmp_path, capsys):
     assert main([str(tmp_path), "--out", str(tmp_path / "saved")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error:") and "config.json" in err
+
+
+@pytest.mark.slow
+def test_tta_and_tuned_threshold_travel_into_the_saved_model(tmp_path):
+    run = make_run(tmp_path / "rgb", modalities="rgb")
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, "tta": True}))
+    (run / "threshold.json").write_text(json.dumps({"threshold": 0.3, "split": "val"}))
+    saved = export_run(run, tmp_path / "saved")
+    card = json.loads((saved / "assets" / "model_card.json").read_text())
+    assert card["threshold"] == 0.3 and card["settings"]["tta"] is True
+    image, _ = raw_inputs(37, 29)
+    with_tta = Predictor.load(run).predict(image)
+    without = Predictor.load(run, tta=False).predict(image)
+    assert np.abs(with_tta - without).max() > 1e-6  # the flips change the result
+    from_saved = Predictor.load(saved)
+    assert from_saved.threshold == 0.3
+    np.testing.assert_allclose(from_saved.predict(image), with_tta, atol=1e-5)
+    with pytest.raises(UserError, match="export the run again with --no-tta"):
+        Predictor.load(saved, tta=False)

@@ -187,3 +187,16 @@ def test_cli_errors_are_one_line(run_dir, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: unknown layer 'nope'") and "\n" not in err
     assert gradcam.main([str(tmp_path / "missing"), "--out", str(tmp_path)]) == 2
+
+
+def test_predicted_target_uses_the_runs_tuned_threshold(run_dir, tmp_path):
+    import shutil
+
+    tuned = tmp_path / "tuned"
+    shutil.copytree(run_dir, tuned)
+    (tuned / "threshold.json").write_text(json.dumps({"threshold": 0.125, "split": "val"}))
+    assert gradcam.main([str(tuned), "--out", str(tmp_path / "a"), "--n", "1"]) == 0
+    assert json.loads((tmp_path / "a" / "energy.json").read_text())["threshold"] == 0.125
+    argv = [str(tuned), "--out", str(tmp_path / "b"), "--n", "1", "--threshold", "0.75"]
+    assert gradcam.main(argv) == 0
+    assert json.loads((tmp_path / "b" / "energy.json").read_text())["threshold"] == 0.75

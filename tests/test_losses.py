@@ -35,7 +35,9 @@ def value(loss, y_true, y_pred) -> float:
 
 
 def test_registry_names():
-    assert list(LOSSES) == ["bce", "focal", "dice", "wce", "bce_dice", "tversky", "focal_tversky"]
+    assert list(LOSSES) == [
+        "bce", "focal", "dice", "wce", "bce_dice", "tversky", "focal_tversky", "lovasz_hinge",
+    ]  # fmt: skip
     for name in LOSSES:
         loss = get_loss(name)
         assert isinstance(loss, keras.losses.Loss)

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import tensorflow as tf
 
+from landslide_tf.data.augment import augment_pair, make_augmenter  # noqa: F401  (re-export)
 from landslide_tf.data.bijie import Sample, load_sample, read_dem, read_mask, read_sample_arrays
 from landslide_tf.data.readers import summarized_notes
 
@@ -55,22 +56,6 @@ def load_arrays(
     return np.stack(xs), np.stack(ys)
 
 
-def augment_pair(x: tf.Tensor, y: tf.Tensor, rand: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """Apply the same random flip and 90-degree rotation to a tile and its mask.
-
-    Args:
-        x: ``(H, W, C)`` input (square).
-        y: ``(H, W, 1)`` mask.
-        rand: int64 scalar that picks one of the 8 dihedral transforms.
-    """
-    channels = tf.shape(x)[-1]
-    both = tf.concat([x, y], axis=-1)  # (H, W, C + 1)
-    rand = tf.math.floormod(rand, 8)
-    both = tf.image.rot90(both, k=tf.cast(rand % 4, tf.int32))
-    both = tf.cond(rand >= 4, lambda: tf.image.flip_left_right(both), lambda: both)
-    return both[..., :channels], both[..., channels:]
-
-
 def make_dataset(
     samples: Sequence[Sample],
     *,
@@ -82,6 +67,7 @@ def make_dataset(
     batch_size: int = 2,
     shuffle: bool = False,
     augment: bool = False,
+    augment_policy: str = "dihedral",
     seed: int = 42,
     cache: bool = True,
     repeat: bool = False,
@@ -99,6 +85,8 @@ def make_dataset(
         batch_size: tiles per batch (the last batch may be smaller).
         shuffle: reshuffle every epoch, seeded.
         augment: random flips and 90-degree rotations, identical for input and mask.
+        augment_policy: ``"dihedral"`` (the above) or ``"strong"`` (see
+            ``landslide_tf.data.augment``).
         seed: seed for shuffling and augmentation.
         cache: decode every tile once into memory (default); False decodes on every pass.
         repeat: repeat forever.
@@ -132,9 +120,10 @@ def make_dataset(
     if shuffle:
         ds = ds.shuffle(len(samples), seed=seed, reshuffle_each_iteration=True)
     if augment:
+        pair_fn = make_augmenter(augment_policy, modalities)
         rand = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
         ds = tf.data.Dataset.zip((ds, rand)).map(
-            lambda pair, r: augment_pair(pair[0], pair[1], r),
+            lambda pair, r: pair_fn(pair[0], pair[1], r),
             num_parallel_calls=tf.data.AUTOTUNE,
             deterministic=True,
         )

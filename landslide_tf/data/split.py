@@ -32,8 +32,33 @@ def _allocate(count: int, fractions: Sequence[float]) -> list[int]:
     return sizes
 
 
+def given_split_files(out_dir: str | Path) -> dict[str, Path | None] | None:
+    """The split lists a folder ships: ``{"train": path, "val": path, "test": path or None}``.
+
+    A dataset may ship only ``train.txt`` and ``val.txt`` (no test list); such a folder is
+    read, never written. Returns None when the folder has no ``train.txt`` and no ``val.txt``.
+
+    Raises:
+        DataError: only one of ``train.txt`` and ``val.txt`` exists.
+    """
+    out_dir = Path(out_dir)
+    found = {name: out_dir / f"{name}.txt" for name in SPLITS}
+    have = {name: path if path.is_file() else None for name, path in found.items()}
+    if have["train"] is None and have["val"] is None:
+        return None
+    for name, other in (("train", "val"), ("val", "train")):
+        if have[name] is None:
+            raise DataError(
+                f"{out_dir} has {other}.txt but no {name}.txt: give both lists (or neither, "
+                "to make a new split)"
+            )
+    return have
+
+
 def read_split(out_dir: str | Path, samples: Sequence[Sample]) -> dict[str, list[Sample]]:
     """Read ``out_dir/{train,val,test}.txt`` and map their stems onto ``samples``.
+
+    A missing ``test.txt`` gives an empty test split (datasets that keep their test list aside).
 
     Raises:
         DataError: a file names a stem that is not in ``samples``, or a stem is in two splits.
@@ -46,6 +71,9 @@ def read_split(out_dir: str | Path, samples: Sequence[Sample]) -> dict[str, list
     seen: dict[str, str] = {}
     for name in SPLITS:
         path = out_dir / f"{name}.txt"
+        if name == "test" and not path.is_file():
+            split[name] = []
+            continue
         stems = [line.strip() for line in path.read_text().splitlines() if line.strip()]
         unknown = [s for s in stems if s not in by_stem]
         if unknown:
@@ -90,7 +118,9 @@ def make_split(
     Args:
         samples: all tiles (from ``find_samples``).
         seed: the split depends only on this seed and the set of stems.
-        out_dir: where ``train.txt``/``val.txt``/``test.txt`` are reused from or written to.
+        out_dir: where ``train.txt``/``val.txt``/``test.txt`` are reused from or written to;
+            a folder with ``train.txt`` and ``val.txt`` but no ``test.txt`` is only read
+            (the test split is then empty).
         fractions: train, val, test shares; must sum to 1.
 
     Returns:
@@ -101,12 +131,13 @@ def make_split(
     """
     if len(fractions) != 3 or any(f < 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-6:
         raise DataError(f"split fractions {tuple(fractions)}; expected three shares summing to 1")
-    if out_dir is not None and all((Path(out_dir) / f"{n}.txt").is_file() for n in SPLITS):
+    if out_dir is not None and given_split_files(out_dir) is not None:
         split = read_split(out_dir, samples)
         logger.info(
-            "reusing the split in %s: %s",
+            "reusing the split in %s: %s%s",
             out_dir,
             ", ".join(f"{k} {len(v)}" for k, v in split.items()),
+            "" if (Path(out_dir) / "test.txt").is_file() else " (no test.txt: no test split)",
         )
         return split
     # Group by stem so a stem present as landslide and negative never straddles two splits.

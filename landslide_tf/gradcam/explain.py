@@ -77,7 +77,7 @@ def explain_run(
         target: see ``compute_cam``.
         n: number of tiles.
         split: ``"test"`` (default), ``"val"`` or ``"train"``.
-        threshold: probability threshold; ``None`` = the run config's.
+        threshold: probability threshold; ``None`` = the run's (tuned ``threshold.json`` if any).
         batch_size: tiles per CAM batch.
         linear: see ``compute_cam``.
 
@@ -88,14 +88,14 @@ def explain_run(
         ``tiles`` (per-tile rows) and ``files``.
     """
     from landslide_tf import data as lsdata
-    from landslide_tf.runs import dataset_options, load_run, read_run_config
+    from landslide_tf.runs import dataset_options, load_run, read_run_config, run_threshold
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise UserError(f"run directory not found: {run_dir}")
     config, raw = read_run_config(run_dir)
     _, model = load_run(run_dir)
-    threshold = config.threshold if threshold is None else float(threshold)
+    threshold = run_threshold(run_dir, config) if threshold is None else float(threshold)
     layer = resolve_layer(model, layer)
     samples = _pick_samples(run_dir, data, config, split, n)
     options = dataset_options(config, raw)  # image_size, modalities, dem_norm, dem_stats, derived
