@@ -81,6 +81,10 @@ class TrainConfig:
     strategy: str = "default"
     mixed_precision: bool = False
     jit: bool = False
+    # issue 13: data formats and bands
+    data_format: str | None = None
+    bands: list[str] | None = None
+    band_norm: str = "standard"
 
     def resolved(self) -> TrainConfig:
         """Return a copy with ``loss`` filled in from the paper's per-family best."""
@@ -89,7 +93,9 @@ class TrainConfig:
 
     @property
     def channels(self) -> int:
-        """Input channel count implied by ``modalities`` and ``derived``."""
+        """Input channel count implied by ``modalities`` and ``derived`` (or ``bands``)."""
+        if self.data_format in ("l4s", "folder") and self.bands:
+            return len(self.bands)
         return num_channels(self.modalities, self.derived)
 
     def to_dict(self) -> dict[str, Any]:
