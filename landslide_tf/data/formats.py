@@ -225,12 +225,13 @@ def band_run_entries(config: Any, root: str | Path, train: list[BandSample]) -> 
 
     names = available_bands(config.data_format, root)
     indices = band_indices(config.bands, names)
-    positive, total = 0.0, 0.0
+    positive, total, sides = 0.0, 0.0, []
 
     def arrays():
         nonlocal positive, total
         for sample in train:
             image, mask = load_band_sample(sample, config.data_format, indices)
+            sides.append(max(image.shape[:2]))
             if mask is not None:
                 positive += float(mask.sum())
             total += image.shape[0] * image.shape[1]
@@ -245,6 +246,7 @@ def band_run_entries(config: Any, root: str | Path, train: list[BandSample]) -> 
         "dem_stats": None,
         "auto_loss_kwargs": [],
         "channels": len(config.bands),
+        "native_size": int(np.median(sides)),
     }
 
 
