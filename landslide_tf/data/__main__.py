@@ -36,7 +36,32 @@ def _parser() -> argparse.ArgumentParser:
         choices=("rgb+dem", "rgb", "dem"),
         help="which files are required (default rgb+dem)",
     )
+    check.add_argument(
+        "--data-format",
+        choices=("bijie", "l4s", "folder"),
+        help="dataset format (default: detected from the layout)",
+    )
     return parser
+
+
+def _check_format(args: argparse.Namespace):
+    """The multi-band check report, or None for a Bijie dataset (checked as before)."""
+    from pathlib import Path
+
+    from landslide_tf.data.formats import FORMATS, detect_format
+
+    root = Path(args.root)
+    if root.suffix.lower() == ".zip" or not root.is_dir():
+        return None
+    try:
+        name = args.data_format or detect_format(root)
+    except UserError:  # no known layout: the Bijie check lists what is missing
+        return None
+    if not FORMATS[name].multiband:
+        return None
+    from landslide_tf.data.band_check import check_band_dataset
+
+    return check_band_dataset(root, name)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,7 +93,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         from landslide_tf.data.check import check_dataset
 
-        report = check_dataset(args.root, args.modalities)
+        report = _check_format(args)  # issue 13: l4s and folder datasets
+        if report is None:
+            report = check_dataset(args.root, args.modalities)
         print(report.format())
         return 0 if report.ok else 1
     except UserError as exc:

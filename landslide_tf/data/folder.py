@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from landslide_tf.data.bands import BandSample
-from landslide_tf.errors import DataError
+from landslide_tf.errors import DataError, UserError
 
 logger = logging.getLogger(__name__)
 
@@ -64,9 +64,19 @@ def _is_geo(path: Path) -> bool:
     return path.suffix.lower() in GEO_SUFFIXES
 
 
-def _open(path: Path) -> Any:
-    from landslide_tf.scene_io import require_rasterio
+def require_rasterio() -> Any:
+    """Import rasterio or raise a one-line ``UserError`` telling how to install it."""
+    try:
+        import rasterio
+    except ImportError as exc:
+        raise UserError(
+            "GeoTIFF folders need rasterio, an optional extra: "
+            "pip install 'landslide_tf[geo]' (or pip install rasterio)"
+        ) from exc
+    return rasterio
 
+
+def _open(path: Path) -> Any:
     rasterio = require_rasterio()
     try:
         return rasterio.open(path)
