@@ -2,8 +2,9 @@
 
 ``python -m landslide_tf.data synth --out DIR --n N --seed S`` writes the synthetic
 Bijie-like dataset; ``python -m landslide_tf.data check DIR [--modalities rgb]`` validates a
-dataset folder or zip and lists every problem (exit 0 when usable, 1 otherwise, 2 on usage
-errors).
+dataset folder or zip (any format: bijie, l4s, folder) and lists every problem (exit 0 when
+usable, 1 otherwise, 2 on usage errors); ``python -m landslide_tf.data chip ...`` cuts a
+labelled scene into a ``folder``-format training set (see ``landslide_tf.data.chip``).
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ def _parser() -> argparse.ArgumentParser:
         choices=("bijie", "l4s", "folder"),
         help="dataset format (default: detected from the layout)",
     )
+    from landslide_tf.data.chip import add_chip_parser
+
+    add_chip_parser(sub)  # issue 13
     return parser
 
 
@@ -69,6 +73,10 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     try:
+        if args.command == "chip":
+            from landslide_tf.data.chip import run_chip
+
+            return run_chip(args)
         if args.command == "synth":
             from landslide_tf.data.synthetic import synthesize
 
