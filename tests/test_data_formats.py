@@ -99,7 +99,7 @@ def test_resolve_data_config(l4s_dir, synth_dir):
     assert config.data_format == "l4s" and config.bands == ["B4", "B3", "B2", "dem"]
     assert config.channels == 4
     bijie = formats.resolve_data_config(TrainConfig(bands=["rgb"]), synth_dir)
-    assert bijie.data_format == "bijie" and bijie.modalities == "rgb" and bijie.bands is None
+    assert bijie.data_format is None and bijie.modalities == "rgb" and bijie.bands is None
     with pytest.raises(UserError, match="bijie data has the band sets"):
         formats.resolve_data_config(TrainConfig(bands=["B2"]), synth_dir)
     with pytest.raises(UserError, match="does not have the folder layout"):

@@ -139,7 +139,8 @@ def load_band_sample(
 def resolve_data_config(config: Any, root: str | Path) -> Any:
     """Fill in ``data_format`` (detected when None) and the resolved ``bands`` of a config.
 
-    Bijie keeps its modalities: ``--bands rgb``/``rgb+dem``/``dem`` set ``modalities``.
+    Bijie keeps its modalities: ``--bands rgb``/``rgb+dem``/``dem`` set ``modalities``; its
+    ``data_format`` stays None (= bijie), as in the configs of runs made before the formats.
 
     Raises:
         UserError: unknown format, a layout that is not there, an unknown band.
@@ -166,7 +167,8 @@ def resolve_data_config(config: Any, root: str | Path) -> Any:
                     "and dem (use --modalities / --derived for more)"
                 )
             modalities = spec
-        return dataclasses.replace(config, data_format=name, bands=None, modalities=modalities)
+        # Bijie is stored as data_format None: runs made before the formats existed resume.
+        return dataclasses.replace(config, data_format=None, bands=None, modalities=modalities)
     names = resolve_bands(config.bands, available_bands(name, root), name)
     return dataclasses.replace(config, data_format=name, bands=names)
 

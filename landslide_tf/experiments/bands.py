@@ -66,7 +66,7 @@ def resolve_study_data(study: Any, root: Path) -> Any:
 
     config = resolve_data_config(TrainConfig.from_dict(dict(study.train)), root)
     values = {"data_format": config.data_format, "bands": config.bands}
-    if config.data_format == "bijie":
+    if config.data_format is None:  # bijie
         values["modalities"] = config.modalities
     return dataclasses.replace(study, train={**study.train, **values})
 
@@ -155,7 +155,7 @@ def run_bands_study(
     specs: list[BandRunSpec] = []
     for label, settings in sets:
         for seed in study.seed_list:
-            values = {**study.train, **settings, "data_format": fmt}
+            values = {**study.train, **settings, "data_format": None if fmt == "bijie" else fmt}
             values.update(
                 model=model, loss=loss, seed=seed, data=str(root),
                 split_dir=str(out / "split"),
