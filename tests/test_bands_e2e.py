@@ -137,5 +137,7 @@ def test_geotiff_folder_with_dem_train_and_predict_scene(tmp_path):
     out = tmp_path / "p.tif"
     args = [str(run), "--scene", str(scene), "--out", str(out), "--quiet"]
     assert predict(args) == 2  # the DEM band comes from --dem
-    assert predict([*args, "--dem", str(dem)]) == 0
+    polygons = tmp_path / "slides.geojson"
+    assert predict([*args, "--dem", str(dem), "--polygons", str(polygons)]) == 0
     assert out.is_file()
+    assert json.loads(polygons.read_text())["type"] == "FeatureCollection"

@@ -208,3 +208,27 @@ def test_data_check_lists_the_format(l4s_dir, capsys):
     assert main(["check", str(l4s_dir)]) == 0
     out = capsys.readouterr().out
     assert "format l4s" in out and "bands (14)" in out and "train 4, val 2, test 2" in out
+
+
+def test_train_cli_unknown_band_exit_2_and_writes_nothing(l4s_dir, tmp_path, capsys):
+    from landslide_tf.train import main
+
+    run = tmp_path / "run"
+    assert main(["--data", str(l4s_dir), "--bands", "B2,NIR", "--run-dir", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --bands 'NIR'") and "valid names: B1, B2" in err
+    assert len(err.strip().splitlines()) == 1
+    assert not run.exists()
+
+
+@pytest.mark.parametrize("r", range(8))
+def test_band_augmentation_moves_image_and_mask_together(r):
+    import tensorflow as tf
+
+    from landslide_tf.data.bandpipe import _dihedral
+
+    x = np.arange(32, dtype=np.float32).reshape(4, 4, 2)
+    y = (x[..., :1] > 10).astype(np.float32)
+    a, b = _dihedral(tf.constant(x), tf.constant(y), tf.constant(r, tf.int64))
+    np.testing.assert_array_equal(a.numpy()[..., :1] > 10, b.numpy() > 0.5)
+    assert sorted(a.numpy().ravel()) == sorted(x.ravel())

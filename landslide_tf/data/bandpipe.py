@@ -40,6 +40,19 @@ def load_band_tile(
     return x.astype(np.float32), y.astype(np.float32)
 
 
+def _dihedral(x: tf.Tensor, y: tf.Tensor, rand: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """The same one of the 8 flips/90-degree rotations for ``x (H, W, C)`` and ``y (H, W, 1)``.
+
+    Kept here (not imported from ``pipeline``) so the Bijie pipeline can change freely.
+    """
+    channels = tf.shape(x)[-1]
+    both = tf.concat([x, y], axis=-1)  # (H, W, C + 1)
+    rand = tf.math.floormod(rand, 8)
+    both = tf.image.rot90(both, k=tf.cast(rand % 4, tf.int32))
+    both = tf.cond(rand >= 4, lambda: tf.image.flip_left_right(both), lambda: both)
+    return both[..., :channels], both[..., channels:]
+
+
 def make_band_dataset(
     samples: Sequence[BandSample],
     *,
@@ -55,8 +68,6 @@ def make_band_dataset(
     repeat: bool = False,
 ) -> tf.data.Dataset:
     """``(x (B, S, S, C), y (B, S, S, 1))`` float32 batches of multi-band tiles."""
-    from landslide_tf.data.pipeline import augment_pair
-
     samples = list(samples)
     if not samples:
         raise ValueError("make_dataset needs at least one sample")
@@ -93,7 +104,7 @@ def make_band_dataset(
     if augment:
         rand = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
         ds = tf.data.Dataset.zip((ds, rand)).map(
-            lambda pair, r: augment_pair(pair[0], pair[1], r),
+            lambda pair, r: _dihedral(pair[0], pair[1], r),
             num_parallel_calls=tf.data.AUTOTUNE,
             deterministic=True,
         )
