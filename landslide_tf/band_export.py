@@ -23,17 +23,20 @@ from typing import Any
 
 import tensorflow as tf
 
-from landslide_tf.band_inference import (
+from landslide_tf.band_inference import (  # is_band_model: used by export.export_run
     BandPredictor,
     BandSettings,
     band_probability,
     band_signature,
+    is_band_model,
 )
 from landslide_tf.errors import UserError
 from landslide_tf.export import _read_json, model_card, model_card_markdown
 from landslide_tf.inference import MODEL_CARD_JSON, MODEL_CARD_MD
 
 logger = logging.getLogger(__name__)
+
+__all__ = ["BandServingModule", "band_model_card", "export_band_run", "is_band_model"]
 
 _NORMALIZATION = {
     "standard": "(x - mean) / std per band, training-split statistics",

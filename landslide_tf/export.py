@@ -334,12 +334,10 @@ def export_run(
     run_dir = Path(run_dir)
     if not (run_dir / "config.json").is_file():
         raise UserError(f"{run_dir} is not a run directory (no config.json)")
-    from landslide_tf.band_inference import is_band_model
+    from landslide_tf import band_export  # issue 13: multi-band runs take float32 bands
 
-    if is_band_model(run_dir):  # issue 13: image [N, H, W, bands] float32 in user units
-        from landslide_tf.band_export import export_band_run
-
-        return export_band_run(run_dir, out, overwrite=overwrite)
+    if band_export.is_band_model(run_dir):
+        return band_export.export_band_run(run_dir, out, overwrite=overwrite)
     predictor = Predictor.load(run_dir, nodata=dem_nodata)
     settings = predictor.settings
     if dem_nodata is not None:

@@ -32,10 +32,11 @@ def _prepare_splits(config: TrainConfig, data_root: Path, run_dir: Path) -> tupl
     from landslide_tf import distribute
 
     if config.data_format in ("l4s", "folder"):  # issue 13: multi-band formats
-        from landslide_tf.data.formats import find_band_samples, run_band_splits
+        from landslide_tf.data.formats import band_splits, find_band_samples
 
         samples = find_band_samples(config.data_format, data_root)[0]
-        splits = run_band_splits(config, data_root, config.split_dir or run_dir)
+        out_dir = config.split_dir or run_dir
+        splits = band_splits(config.data_format, samples, config.seed, out_dir)
     else:
         samples = ldata.find_samples(
             data_root, modalities=config.modalities, negatives=config.negatives
