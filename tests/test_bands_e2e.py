@@ -111,7 +111,11 @@ def test_l4s_five_bands_train_and_predict_scene(five_band_run, tmp_path):
 
 @pytest.mark.slow
 def test_l4s_five_bands_evaluate_export_reload(five_band_run, tmp_path):
+    from landslide_tf.gradcam import main as gradcam
+
     card = _chain(five_band_run[0], tmp_path, [1, 2, 3, 12, 13])
+    assert gradcam([str(five_band_run[0]), "--out", str(tmp_path / "cam"), "--n", "2"]) == 0
+    assert (tmp_path / "cam" / "grid.png").is_file()
     assert "float32 [N, H, W, 5]" in card["signatures"]["serving_default"]["inputs"]["image"]
 
 

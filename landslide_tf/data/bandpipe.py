@@ -126,3 +126,21 @@ def make_dataset(samples: Sequence[Any], **options: Any) -> tf.data.Dataset:
     from landslide_tf.data import pipeline
 
     return pipeline.make_dataset(samples, **options)
+
+
+def load_tile(sample: Any, **options: Any) -> tuple[np.ndarray, np.ndarray]:
+    """One tile as network input and mask, for Bijie and multi-band samples alike."""
+    if isinstance(sample, BandSample):
+        return load_band_tile(sample, **options)
+    from landslide_tf.data.bijie import load_sample
+
+    return load_sample(sample, **options)
+
+
+def display_input(x: np.ndarray, config: Any) -> tuple[np.ndarray, str]:
+    """``(what to show, its modalities)``: multi-band inputs become a stretched RGB."""
+    if config.data_format in ("l4s", "folder"):
+        from landslide_tf.data.bands import display_rgb
+
+        return display_rgb(x, config.bands), "rgb"
+    return x, config.modalities
