@@ -94,3 +94,4 @@ def test_paper_protocol_on_l4s(tmp_path):
     config = json.loads(next((out / "runs").glob("*/config.json")).read_text())
     assert config["data_format"] == "l4s" and config["bands"] == ["B2", "B3", "B4", "slope", "dem"]
     assert (out / "split" / "test.txt").read_text().split() == ["test_7", "test_8"]
+    assert (out / "fig5_predictions.png").is_file()  # figures read l4s tiles too
