@@ -101,6 +101,8 @@ def _resolve_data(data: str | None) -> Path:
 
 def _comparable(values: dict[str, Any]) -> dict[str, Any]:
     names = {f.name for f in dataclasses.fields(TrainConfig)}
+    # A field missing from an older config.json has its default (e.g. issue 13's band fields).
+    values = {**TrainConfig().to_dict(), **values}
     out = {k: v for k, v in values.items() if k in names and k not in RESUME_FREE_FIELDS}
     auto = set(values.get("auto_loss_kwargs", ()))
     out["loss_kwargs"] = {k: v for k, v in (out.get("loss_kwargs") or {}).items() if k not in auto}

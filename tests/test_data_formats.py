@@ -232,3 +232,21 @@ def test_band_augmentation_moves_image_and_mask_together(r):
     a, b = _dihedral(tf.constant(x), tf.constant(y), tf.constant(r, tf.int64))
     np.testing.assert_array_equal(a.numpy()[..., :1] > 10, b.numpy() > 0.5)
     assert sorted(a.numpy().ravel()) == sorted(x.ravel())
+
+
+def test_runs_from_before_the_formats_still_resume(tmp_path):
+    """A config.json without data_format/bands/band_norm is the same Bijie run."""
+    import dataclasses
+    import json
+
+    from landslide_tf.rundir import _check_same_config
+
+    config = TrainConfig(data="/data/bijie").resolved()
+    old = {
+        k: v for k, v in config.to_dict().items() if k not in ("data_format", "bands", "band_norm")
+    }
+    (tmp_path / "config.json").write_text(json.dumps(old))
+    assert _check_same_config(tmp_path, config.to_dict())["model"] == config.model
+    changed = dataclasses.replace(config, band_norm="percentile").to_dict()
+    with pytest.raises(UserError, match="band_norm"):
+        _check_same_config(tmp_path, changed)
