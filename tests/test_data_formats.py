@@ -250,3 +250,20 @@ def test_runs_from_before_the_formats_still_resume(tmp_path):
     changed = dataclasses.replace(config, band_norm="percentile").to_dict()
     with pytest.raises(UserError, match="band_norm"):
         _check_same_config(tmp_path, changed)
+
+
+def test_png_folder_reads_rgb_in_order(tmp_path):
+    import cv2
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    rgb = np.zeros((6, 6, 3), np.uint8)
+    rgb[..., 0] = 200  # red
+    cv2.imwrite(str(tmp_path / "images" / "a.png"), rgb[..., ::-1])  # OpenCV writes BGR
+    mask = np.zeros((6, 6), np.uint8)
+    mask[2:4, 2:4] = 255
+    cv2.imwrite(str(tmp_path / "masks" / "a.png"), mask)
+    samples, names = formats.find_band_samples("folder", tmp_path)
+    assert names == ["1", "2", "3"]
+    image, got = formats.load_band_sample(samples[0], "folder", [0, 1, 2])
+    assert image[0, 0].tolist() == [200.0, 0.0, 0.0] and got.sum() == 4
