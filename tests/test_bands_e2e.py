@@ -128,7 +128,6 @@ def test_l4s_all_fourteen_bands_percentile(tmp_path):
     _chain(run, tmp_path, list(range(14)))
 
 
-@pytest.mark.slow
 def test_geotiff_folder_with_dem_train_and_predict_scene(tmp_path):
     from landslide_tf.predict import main as predict
 
