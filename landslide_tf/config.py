@@ -96,6 +96,10 @@ class TrainConfig:
     warmup_epochs: float = 0.0
     tta: bool = False
     tune_threshold: bool = False
+    # issue 13: data formats and bands
+    data_format: str | None = None
+    bands: list[str] | None = None
+    band_norm: str = "standard"
 
     def resolved(self) -> TrainConfig:
         """Return a copy with ``loss`` filled in from the paper's per-family best."""
@@ -104,7 +108,9 @@ class TrainConfig:
 
     @property
     def channels(self) -> int:
-        """Input channel count implied by ``modalities`` and ``derived``."""
+        """Input channel count implied by ``modalities`` and ``derived`` (or ``bands``)."""
+        if self.data_format in ("l4s", "folder") and self.bands:
+            return len(self.bands)
         return num_channels(self.modalities, self.derived)
 
     def to_dict(self) -> dict[str, Any]:

@@ -203,6 +203,10 @@ def export_run(
     run_dir = Path(run_dir)
     if not (run_dir / "config.json").is_file():
         raise UserError(f"{run_dir} is not a run directory (no config.json)")
+    from landslide_tf import band_export  # issue 13: multi-band runs take float32 bands
+
+    if band_export.is_band_model(run_dir):
+        return band_export.export_band_run(run_dir, out, overwrite=overwrite)
     predictor = Predictor.load(run_dir, nodata=dem_nodata, tta=tta)
     settings = predictor.settings
     if dem_nodata is not None:

@@ -31,10 +31,17 @@ def _prepare_splits(config: TrainConfig, data_root: Path, run_dir: Path) -> tupl
     from landslide_tf import data as ldata
     from landslide_tf import distribute
 
-    samples = ldata.find_samples(
-        data_root, modalities=config.modalities, negatives=config.negatives
-    )
-    splits = ldata.make_split(samples, seed=config.seed, out_dir=config.split_dir or run_dir)
+    if config.data_format in ("l4s", "folder"):  # issue 13: multi-band formats
+        from landslide_tf.data.formats import band_splits, find_band_samples
+
+        samples = find_band_samples(config.data_format, data_root)[0]
+        out_dir = config.split_dir or run_dir
+        splits = band_splits(config.data_format, samples, config.seed, out_dir)
+    else:
+        samples = ldata.find_samples(
+            data_root, modalities=config.modalities, negatives=config.negatives
+        )
+        splits = ldata.make_split(samples, seed=config.seed, out_dir=config.split_dir or run_dir)
     from landslide_tf.recipe import given_test_missing
 
     no_test_list = given_test_missing(config)
@@ -56,6 +63,10 @@ def _prepare_splits(config: TrainConfig, data_root: Path, run_dir: Path) -> tupl
 def _derived_entries(config: TrainConfig, train_samples: list) -> dict[str, Any]:
     from landslide_tf import data as ldata
 
+    if config.data_format in ("l4s", "folder"):  # issue 13: per-band training statistics
+        from landslide_tf.data.formats import band_run_entries
+
+        return band_run_entries(config, config.data, train_samples)
     stats = None
     if config.modalities != "rgb":
         stats = [float(v) for v in ldata.dem_statistics(train_samples, config.dem_nodata)]
@@ -210,6 +221,10 @@ def _plot_test_predictions(
     prob = np.asarray(model(x, training=False), dtype=np.float32)  # (n, H, W, 1)
     images = x[..., :3] if config.modalities != "dem" else None
     dem_channel = {"rgb+dem": 3, "dem": 0}.get(config.modalities)
+    if config.data_format in ("l4s", "folder"):  # issue 13: show the first bands, stretched
+        from landslide_tf.data.bands import display_rgb
+
+        images, dem_channel = display_rgb(x, config.bands), None
     dems = x[..., dem_channel] if dem_channel is not None else None
     plot_predictions(
         images,

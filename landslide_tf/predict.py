@@ -207,6 +207,27 @@ def predict_image(
 # ----------------------------------------------------------------------------- CLI
 
 
+def _band_scene(predictor: Any, args: argparse.Namespace) -> Any:
+    """``--scene`` (or ``--image``) for a multi-band model: ``band_scene.predict_band_scene``."""
+    from landslide_tf.band_scene import predict_band_scene
+
+    scene = args.scene or args.image
+    if scene is None:
+        raise UserError("a multi-band model reads its bands from a GeoTIFF: give --scene FILE")
+    return predict_band_scene(
+        predictor,
+        scene,
+        args.out,
+        dem=args.dem,
+        polygons=args.polygons,
+        window=args.window,
+        overlap=0.25 if args.overlap is None else args.overlap,
+        batch=args.batch,
+        threshold=args.threshold,
+        progress=not args.quiet,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``python -m landslide_tf.predict`` argument parser."""
     parser = argparse.ArgumentParser(
@@ -254,6 +275,10 @@ def _run(args: argparse.Namespace) -> int:
         if args.probability is not None:
             check_out_path(args.probability, (".png",), "--probability")
     predictor = Predictor.load(args.model, nodata=args.dem_nodata, tta=args.tta)
+    if getattr(predictor, "multiband", False):  # issue 13: bands from a GeoTIFF
+        result = _band_scene(predictor, args)
+        print(result.format())
+        return 0
     if args.scene is not None:
         kwargs = {k: v for k, v in (("window", args.window), ("overlap", args.overlap))}
         result = predict_scene(

@@ -141,6 +141,10 @@ class Predictor:
         path = Path(path)
         if not path.exists():
             raise UserError(f"model not found: {path}")
+        from landslide_tf.band_inference import BandPredictor, is_band_model
+
+        if is_band_model(path):  # issue 13: multi-band models take float bands, no DEM
+            return BandPredictor.load(path)
         if path.is_dir() and (path / "saved_model.pb").is_file():
             predictor = cls.from_saved_model(path, nodata=nodata)
             if tta is not None and bool(tta) != predictor.settings.tta:

@@ -149,6 +149,14 @@ def dataset_options(config: TrainConfig, raw: dict[str, Any] | None = None) -> d
         config: the run config.
         raw: the full ``config.json`` dict (for ``dem_stats``), if available.
     """
+    if config.data_format in ("l4s", "folder"):  # issue 13: multi-band runs
+        raw = raw or {}
+        return {
+            "image_size": config.image_size,
+            "data_format": config.data_format,
+            "band_indices": list(raw.get("band_indices") or []),
+            "band_norm": raw.get("band_stats"),
+        }
     stats = (raw or {}).get("dem_stats")
     return {
         "image_size": config.image_size,
@@ -181,6 +189,10 @@ def run_splits(
     if not Path(root).exists():
         raise UserError(f"dataset {root} does not exist")
     root = ldata.open_dataset(root)
+    if config.data_format in ("l4s", "folder"):  # issue 13: multi-band runs
+        from landslide_tf.data.formats import run_band_splits
+
+        return run_band_splits(config, root, config.split_dir or run_dir)
     samples = ldata.find_samples(root, modalities=config.modalities, negatives=config.negatives)
     out_dir = config.split_dir or run_dir
     return ldata.make_split(samples, seed=config.seed, out_dir=out_dir)

@@ -37,6 +37,7 @@ import keras
 from landslide_tf import callbacks as cb
 from landslide_tf.cli import run_cli
 from landslide_tf.config import DEM_NORMS, DERIVED_CHANNELS, MODALITIES, TrainConfig
+from landslide_tf.data.formats import add_data_format_args, resolve_data_config
 from landslide_tf.encoder_training import add_encoder_args as _add_encoder_args
 from landslide_tf.encoder_training import apply_encoder_defaults
 from landslide_tf.errors import UserError
@@ -150,6 +151,7 @@ def train(config: TrainConfig, *, force: bool = False, verbose: int | str = "aut
     run_dir = run_dir.expanduser().resolve()
     data_root = _resolve_data(config.data)
     config = dataclasses.replace(config, data=str(data_root), run_dir=str(run_dir))
+    config = resolve_data_config(config, data_root)  # issue 13: format + bands
 
     if force and run_dir.exists():
         logger.info("--force: clearing %s", run_dir)
@@ -338,6 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_faults_args(p)
     add_recipe_args(p)
+    add_data_format_args(p)  # issue 13
     return p
 
 

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from landslide_tf.data.pipeline import dem_statistics, landslide_fraction, make_dataset
 
 _LAZY = {
-    "make_dataset": "landslide_tf.data.pipeline",
+    "make_dataset": "landslide_tf.data.bandpipe",  # dispatches Bijie vs multi-band samples
     "dem_statistics": "landslide_tf.data.pipeline",
     "landslide_fraction": "landslide_tf.data.pipeline",
     "load_arrays": "landslide_tf.data.pipeline",

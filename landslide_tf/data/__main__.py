@@ -2,8 +2,9 @@
 
 ``python -m landslide_tf.data synth --out DIR --n N --seed S`` writes the synthetic
 Bijie-like dataset; ``python -m landslide_tf.data check DIR [--modalities rgb]`` validates a
-dataset folder or zip and lists every problem (exit 0 when usable, 1 otherwise, 2 on usage
-errors).
+dataset folder or zip (any format: bijie, l4s, folder) and lists every problem (exit 0 when
+usable, 1 otherwise, 2 on usage errors); ``python -m landslide_tf.data chip ...`` cuts a
+labelled scene into a ``folder``-format training set (see ``landslide_tf.data.chip``).
 """
 
 from __future__ import annotations
@@ -36,7 +37,35 @@ def _parser() -> argparse.ArgumentParser:
         choices=("rgb+dem", "rgb", "dem"),
         help="which files are required (default rgb+dem)",
     )
+    check.add_argument(
+        "--data-format",
+        choices=("bijie", "l4s", "folder"),
+        help="dataset format (default: detected from the layout)",
+    )
+    from landslide_tf.data.chip import add_chip_parser
+
+    add_chip_parser(sub)  # issue 13
     return parser
+
+
+def _check_format(args: argparse.Namespace):
+    """The multi-band check report, or None for a Bijie dataset (checked as before)."""
+    from pathlib import Path
+
+    from landslide_tf.data.formats import FORMATS, detect_format
+
+    root = Path(args.root)
+    if root.suffix.lower() == ".zip" or not root.is_dir():
+        return None
+    try:
+        name = args.data_format or detect_format(root)
+    except UserError:  # no known layout: the Bijie check lists what is missing
+        return None
+    if not FORMATS[name].multiband:
+        return None
+    from landslide_tf.data.band_check import check_band_dataset
+
+    return check_band_dataset(root, name)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,6 +76,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.command == "chip":
+        from landslide_tf.data.chip import run_chip
+
+        return run_chip(args)
     if args.command == "synth":
         from landslide_tf.data.synthetic import synthesize
 
@@ -68,7 +101,9 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     from landslide_tf.data.check import check_dataset
 
-    report = check_dataset(args.root, args.modalities)
+    report = _check_format(args)  # issue 13: l4s and folder datasets
+    if report is None:
+        report = check_dataset(args.root, args.modalities)
     print(report.format())
     return 0 if report.ok else 1
 

@@ -29,8 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run a study (the paper's protocol) and write tables, figures and a "
         "README side by side with the paper's numbers.",
     )
-    p.add_argument("study", nargs="?", help=f"study name ({', '.join(available_studies())}) "
-                   "or path to a study .json")  # fmt: skip
+    p.add_argument("study", nargs="?", help=f"study name ({', '.join(available_studies())}, "
+                   "bands) or path to a study .json")  # fmt: skip
     p.add_argument(
         "--data", help="dataset folder or .zip (Bijie layout; default: the synthetic dataset)"
     )
@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "-v", "--verbose", action="store_true", help="debug logging and one line per epoch"
     )
+    from landslide_tf.experiments.bands import add_format_args
+
+    add_format_args(p)  # issue 13: --data-format, --bands, --band-norm
     return p
 
 
@@ -95,6 +98,11 @@ def _run(args: argparse.Namespace, argv: list[str] | None) -> int:
     overrides.update(epochs=args.epochs, base_filters=args.base_filters,
                      batch_size=args.batch_size, image_size=args.image_size, lr=args.lr,
                      strategy=args.strategy)  # fmt: skip
+    from landslide_tf.experiments.bands import bands_main, format_overrides
+
+    overrides.update(format_overrides(args))
+    if args.study == "bands":  # issue 13: the band-set ablation
+        return bands_main(args, overrides, lambda line: print(line, flush=True))
     study = load_study(args.study).with_overrides(
         train=overrides, seeds=args.seeds, select_on=args.select_on
     )

@@ -63,14 +63,18 @@ def prepare_split(study: Study, data: str | Path, out: Path) -> tuple[Path, dict
     if not Path(data).exists():
         raise UserError(f"dataset {data} does not exist")
     root = ldata.open_dataset(data).resolve()
-    samples = ldata.find_samples(
-        root,
-        modalities=study.train.get("modalities", "rgb+dem"),
-        negatives=study.train.get("negatives", "off"),
-    )
-    split = ldata.make_split(
-        samples, seed=study.split_seed, out_dir=out / "split", fractions=study.split_fractions
-    )
+    from landslide_tf.experiments.bands import multiband_split
+
+    split = multiband_split(study, root, out)  # issue 13: l4s / folder datasets
+    if split is None:
+        samples = ldata.find_samples(
+            root,
+            modalities=study.train.get("modalities", "rgb+dem"),
+            negatives=study.train.get("negatives", "off"),
+        )
+        split = ldata.make_split(
+            samples, seed=study.split_seed, out_dir=out / "split", fractions=study.split_fractions
+        )
     sizes = {k: len(v) for k, v in split.items()}
     if min(sizes.values()) == 0:
         raise UserError(f"the split of {root} has an empty part {sizes}: need more tiles")
@@ -119,6 +123,9 @@ def run_study(
         data = ensure_default_dataset()
         progress(f"no --data: using the synthetic dataset {data}")
     root, sizes = prepare_split(study, data, out)
+    from landslide_tf.experiments.bands import resolve_study_data
+
+    study = resolve_study_data(study, root)  # issue 13: format + bands in every run's config
     progress(f"split: train {sizes['train']}, val {sizes['val']}, test {sizes['test']} tiles "
              f"({out / 'split'})")  # fmt: skip
 

@@ -67,7 +67,7 @@ def load_test_tiles(run: RunResult, n: int = 4) -> tuple[np.ndarray, np.ndarray,
     Returns:
         ``(x (N, H, W, C), y (N, H, W, 1), stems, modalities)``.
     """
-    from landslide_tf.data import load_sample
+    from landslide_tf.data.bandpipe import load_tile as load_sample  # issue 13: any format
     from landslide_tf.runs import dataset_options, read_run_config, run_splits
 
     config, raw = read_run_config(run.run_dir)

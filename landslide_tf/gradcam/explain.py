@@ -87,7 +87,7 @@ def explain_run(
         ``n_tiles_scored`` tiles with landslide pixels and a non-zero map), ``n_zero_maps``,
         ``tiles`` (per-tile rows) and ``files``.
     """
-    from landslide_tf import data as lsdata
+    from landslide_tf.data.bandpipe import display_input, load_tile
     from landslide_tf.runs import dataset_options, load_run, read_run_config, run_threshold
 
     run_dir = Path(run_dir)
@@ -102,7 +102,7 @@ def explain_run(
 
     xs, ys = [], []
     for sample in samples:
-        x, y = lsdata.load_sample(sample, **options)
+        x, y = load_tile(sample, **options)
         xs.append(x)
         ys.append(y)
     x = np.stack(xs).astype(np.float32)  # (N, H, W, C)
@@ -121,6 +121,7 @@ def explain_run(
         probs=probs,
     )
 
+    shown, shown_as = display_input(x, config)  # issue 13: multi-band tiles shown as RGB
     out = Path(out) if out is not None else run_dir / f"gradcam_{method.replace('+', 'p')}"
     out.mkdir(parents=True, exist_ok=True)
     rows, labels = [], []
@@ -134,7 +135,7 @@ def explain_run(
             if has_landslide
             else f"{sample.stem}  {method} @ {layer}  (no landslide)"
         )
-        save_overlay(png, x[i], masks[i], probs[i], cams[i], title, config.modalities, threshold)
+        save_overlay(png, shown[i], masks[i], probs[i], cams[i], title, shown_as, threshold)
         rows.append(
             {
                 "stem": sample.stem,
@@ -153,13 +154,13 @@ def explain_run(
     mean_area = float(np.mean([r["area_share"] for r in scored])) if scored else None
     grid = save_grid(
         out / "grid.png",
-        x,
+        shown,
         masks,
         probs,
         cams,
         labels,
         f"{config.model}: {method} @ {layer}, target {target} (row: energy inside / area)",
-        config.modalities,
+        shown_as,
         threshold,
     )
     summary: dict[str, Any] = {

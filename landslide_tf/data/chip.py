@@ -1,0 +1,342 @@
+"""Cut a labelled scene into a training folder (``folder`` format) of georeferenced chips.
+
+::
+
+    python -m landslide_tf.data chip --image scene.tif --mask labels.tif [--dem dem.tif] \\
+        --out DIR --size 256 --stride 128 [--min-landslide 0.01] [--negatives 0.2]
+
+The labels are a mask raster (> 0 = landslide; warped onto the image grid with nearest
+neighbour when its grid differs) or ``--labels`` polygons (GeoJSON, or a shapefile when
+fiona is installed) rasterised onto the image grid. Windows of ``size`` px every ``stride``
+px (the last row and column flush with the scene) become chips when at most
+``max_nodata`` of their pixels are nodata; chips with a landslide share of at least
+``min_landslide`` (and above 0) are kept, chips without landslide pixels are kept as
+negatives (``negatives`` per landslide chip, a seeded choice), the rest are skipped.
+Every chip keeps the scene's CRS, dtype, nodata and band descriptions, with the window's
+transform, so it lies exactly on the scene. The folder is written into a temporary folder
+and renamed into place: ``DIR`` must not exist or be empty.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from landslide_tf.data.folder import require_rasterio
+from landslide_tf.errors import DataError, UserError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class ChipResult:
+    """What ``chip_scene`` wrote."""
+
+    out: Path
+    landslide: int
+    negatives: int
+    skipped_nodata: int
+    skipped_small: int
+
+    def format(self) -> str:
+        return (
+            f"wrote {self.landslide} landslide and {self.negatives} negative chips to {self.out} "
+            f"(skipped {self.skipped_nodata} mostly-nodata and {self.skipped_small} chips "
+            "below --min-landslide)"
+        )
+
+
+def starts(length: int, size: int, stride: int) -> list[int]:
+    """Window offsets: every ``stride`` px, the last flush with the end.
+
+    >>> starts(10, 4, 3)
+    [0, 3, 6]
+    """
+    if length <= size:
+        return [0]
+    out = list(range(0, length - size + 1, stride))
+    return out if out[-1] == length - size else [*out, length - size]
+
+
+def _overlaps(a: Any, b: tuple[float, float, float, float]) -> bool:
+    return min(a.right, b[2]) > max(a.left, b[0]) and min(a.top, b[3]) > max(a.bottom, b[1])
+
+
+def _label_raster(ds: Any, mask: Path | None, labels: Path | None) -> np.ndarray:
+    """The labels on the image grid as ``(H, W)`` uint8 in {0, 1}."""
+    rasterio = require_rasterio()
+    from rasterio.warp import transform_bounds
+
+    if labels is not None:
+        return _rasterise(ds, labels)
+    with rasterio.open(mask) as mds:
+        same = (mds.height, mds.width) == (ds.height, ds.width) and (
+            mds.transform.almost_equals(ds.transform) or mds.crs is None
+        )
+        if same:
+            array = mds.read(1)
+            nodata = mds.nodata
+        else:
+            if mds.crs is None or ds.crs is None:
+                raise DataError(
+                    f"{mask}: {mds.height}x{mds.width} px without georeferencing does not match "
+                    f"the image grid {ds.height}x{ds.width}"
+                )
+            bounds = transform_bounds(mds.crs, ds.crs, *mds.bounds)
+            if not _overlaps(ds.bounds, bounds):
+                raise DataError(
+                    f"{mask}: the mask (bounds {tuple(round(v, 2) for v in bounds)} in the image "
+                    f"CRS) does not overlap the image {ds.name} (bounds "
+                    f"{tuple(round(v, 2) for v in ds.bounds)})"
+                )
+            from rasterio.enums import Resampling
+            from rasterio.vrt import WarpedVRT
+
+            with WarpedVRT(
+                mds,
+                crs=ds.crs,
+                transform=ds.transform,
+                width=ds.width,
+                height=ds.height,
+                resampling=Resampling.nearest,
+            ) as vrt:
+                array = vrt.read(1)
+            nodata = mds.nodata
+    if nodata is not None:
+        array = np.where(array == nodata, 0, array)
+    return (array > 0).astype(np.uint8)
+
+
+def _rasterise(ds: Any, labels: Path) -> np.ndarray:
+    from rasterio.features import rasterize
+
+    if labels.suffix.lower() in (".geojson", ".json"):
+        try:
+            data = json.loads(labels.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise DataError(f"{labels}: not valid GeoJSON ({exc})") from None
+        features = data.get("features", [data]) if isinstance(data, dict) else []
+        shapes = [f.get("geometry", f) for f in features if f]
+    else:
+        try:
+            import fiona
+        except ImportError:
+            raise UserError(
+                f"{labels}: shapefiles need fiona (pip install fiona); or convert the labels to "
+                "GeoJSON in the image CRS"
+            ) from None
+        with fiona.open(labels) as src:
+            shapes = [dict(f["geometry"]) for f in src]
+    shapes = [s for s in shapes if s and s.get("type")]
+    if not shapes:
+        raise DataError(f"{labels}: no polygon in the label file")
+    from rasterio.features import bounds as shape_bounds
+
+    boxes = [shape_bounds(s) for s in shapes]
+    if not any(_overlaps(ds.bounds, b) for b in boxes):
+        raise DataError(
+            f"{labels}: no label polygon overlaps the image {ds.name} (labels must be in the "
+            f"image CRS {ds.crs})"
+        )
+    return rasterize(
+        [(s, 1) for s in shapes],
+        out_shape=(ds.height, ds.width),
+        transform=ds.transform,
+        fill=0,
+        dtype="uint8",
+    )
+
+
+def chip_scene(
+    image: str | Path,
+    out: str | Path,
+    *,
+    mask: str | Path | None = None,
+    labels: str | Path | None = None,
+    dem: str | Path | None = None,
+    size: int = 256,
+    stride: int = 128,
+    min_landslide: float = 0.0,
+    negatives: float = 0.2,
+    max_nodata: float = 0.5,
+    seed: int = 0,
+) -> ChipResult:
+    """Cut ``image`` + labels into ``out/images``, ``out/masks`` (+ ``out/dem``).
+
+    Raises:
+        UserError: bad options, a non-empty ``out``.
+        DataError: unreadable rasters, labels that do not overlap the image.
+    """
+    rasterio = require_rasterio()
+    from rasterio.windows import Window
+    from rasterio.windows import transform as window_transform
+
+    image, out = Path(image), Path(out)
+    if (mask is None) == (labels is None):
+        raise UserError("give the labels as --mask RASTER or --labels POLYGONS (one of them)")
+    if size < 8 or stride < 1:
+        raise UserError(f"--size {size} --stride {stride}; expected size >= 8, stride >= 1")
+    if not 0 <= min_landslide <= 1 or negatives < 0 or not 0 <= max_nodata <= 1:
+        raise UserError("--min-landslide and --max-nodata must be in [0, 1], --negatives >= 0")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UserError(f"{out} exists and is not empty: give a new --out folder")
+    for path in (image, mask, labels, dem):
+        if path is not None and not Path(path).is_file():
+            raise UserError(f"{path}: no such file")
+    with rasterio.open(image) as ds:
+        truth = _label_raster(ds, Path(mask) if mask else None, Path(labels) if labels else None)
+        valid = ds.dataset_mask() > 0  # (H, W): False where every band is nodata
+        plan = _plan(truth, valid, size, stride, min_landslide, negatives, max_nodata, seed)
+        dem_ds = rasterio.open(dem) if dem is not None else None
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent.resolve()))
+        try:
+            for sub in ("images", "masks", *(("dem",) if dem_ds else ())):
+                (tmp / sub).mkdir()
+            profile = ds.profile | {"driver": "GTiff", "compress": "deflate"}
+            for row, col in plan["chips"]:
+                win = Window(col, row, min(size, ds.width), min(size, ds.height))
+                stem = f"{image.stem}_r{row:05d}_c{col:05d}"
+                meta = profile | {
+                    "height": win.height,
+                    "width": win.width,
+                    "transform": window_transform(win, ds.transform),
+                }
+                for key in ("blockxsize", "blockysize", "tiled"):
+                    meta.pop(key, None)
+                with rasterio.open(tmp / "images" / f"{stem}.tif", "w", **meta) as dst:
+                    dst.write(ds.read(window=win))
+                    for i, text in enumerate(ds.descriptions):
+                        if text:
+                            dst.set_band_description(i + 1, text)
+                chip_mask = truth[row : row + win.height, col : col + win.width]
+                mask_meta = meta | {"count": 1, "dtype": "uint8", "nodata": None}
+                with rasterio.open(tmp / "masks" / f"{stem}.tif", "w", **mask_meta) as dst:
+                    dst.write(chip_mask[np.newaxis])
+                if dem_ds is not None:
+                    _write_dem(dem_ds, ds, meta, tmp / "dem" / f"{stem}.tif")
+            if out.exists():  # an empty folder the user made
+                _move_into(tmp, out)
+            else:
+                tmp.rename(out)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        finally:
+            if dem_ds is not None:
+                dem_ds.close()
+    return ChipResult(out, plan["landslide"], plan["negatives"], plan["nodata"], plan["small"])
+
+
+def _move_into(tmp: Path, out: Path) -> None:
+    for child in tmp.iterdir():
+        child.rename(out / child.name)
+    tmp.rmdir()
+
+
+def _plan(
+    truth: np.ndarray,
+    valid: np.ndarray,
+    size: int,
+    stride: int,
+    min_landslide: float,
+    negatives: float,
+    max_nodata: float,
+    seed: int,
+) -> dict[str, Any]:
+    """Which windows become chips, and the counts of the rest."""
+    height, width = truth.shape
+    positive, negative = [], []
+    skipped_nodata = skipped_small = 0
+    for row in starts(height, size, stride):
+        for col in starts(width, size, stride):
+            window = (slice(row, row + size), slice(col, col + size))
+            if 1.0 - valid[window].mean() > max_nodata:
+                skipped_nodata += 1
+                continue
+            share = float(truth[window].mean())
+            if share > 0 and share >= min_landslide:
+                positive.append((row, col))
+            elif share == 0:
+                negative.append((row, col))
+            else:
+                skipped_small += 1
+    keep = min(len(negative), int(round(negatives * len(positive))))
+    order = np.random.default_rng(seed).permutation(len(negative))[:keep]
+    chosen = [negative[i] for i in sorted(order)]
+    if not positive:
+        raise DataError(
+            "no chip holds landslide pixels (check that the labels cover the image, or lower "
+            "--min-landslide)"
+        )
+    return {
+        "chips": positive + chosen,
+        "landslide": len(positive),
+        "negatives": len(chosen),
+        "nodata": skipped_nodata,
+        "small": skipped_small,
+    }
+
+
+def _write_dem(dem_ds: Any, ds: Any, meta: dict[str, Any], path: Path) -> None:
+    """The DEM warped (bilinear) onto the chip's grid, float32, nodata NaN."""
+    import rasterio
+    from rasterio.enums import Resampling
+    from rasterio.vrt import WarpedVRT
+
+    with WarpedVRT(
+        dem_ds,
+        crs=ds.crs,
+        transform=meta["transform"],
+        width=meta["width"],
+        height=meta["height"],
+        resampling=Resampling.bilinear,
+        nodata=np.nan,
+        dtype="float32",
+    ) as vrt:
+        array = vrt.read(1)
+    dem_meta = meta | {"count": 1, "dtype": "float32", "nodata": np.nan}
+    with rasterio.open(path, "w", **dem_meta) as dst:
+        dst.write(array[np.newaxis])
+
+
+def add_chip_parser(sub: Any) -> None:
+    """The ``chip`` subcommand of ``python -m landslide_tf.data``."""
+    p = sub.add_parser("chip", help="cut a labelled scene into a folder-format training set")
+    p.add_argument("--image", required=True, help="scene GeoTIFF (any band count)")
+    p.add_argument("--mask", help="label raster (> 0 = landslide)")
+    p.add_argument("--labels", help="label polygons (GeoJSON; shapefile with fiona)")
+    p.add_argument("--dem", help="elevation GeoTIFF, warped onto every chip")
+    p.add_argument("--out", required=True, help="new folder (images/, masks/, dem/)")
+    p.add_argument("--size", type=int, default=256, help="chip side in px (default 256)")
+    p.add_argument("--stride", type=int, default=128, help="step between chips (default 128)")
+    p.add_argument("--min-landslide", type=float, default=0.0, help="least landslide share")
+    p.add_argument("--negatives", type=float, default=0.2, help="negatives per landslide chip")
+    p.add_argument("--max-nodata", type=float, default=0.5, help="most nodata share (0.5)")
+    p.add_argument("--seed", type=int, default=0, help="seed for the negatives (default 0)")
+
+
+def run_chip(args: argparse.Namespace) -> int:
+    """Run ``chip`` from parsed arguments; print the summary."""
+    result = chip_scene(
+        args.image,
+        args.out,
+        mask=args.mask,
+        labels=args.labels,
+        dem=args.dem,
+        size=args.size,
+        stride=args.stride,
+        min_landslide=args.min_landslide,
+        negatives=args.negatives,
+        max_nodata=args.max_nodata,
+        seed=args.seed,
+    )
+    print(result.format())
+    return 0

@@ -1,0 +1,230 @@
+"""Reading a folder of labelled rasters: ``images/`` + ``masks/`` (+ optional ``dem/``).
+
+::
+
+    <root>/images/<stem>.tif|.tiff|.png   any band count (the same in every image)
+    <root>/masks/<stem>.tif|.png          one band, > 0 = landslide
+    <root>/dem/<stem>.tif|.png            optional elevation, appended as the band "dem"
+
+Images, masks and DEMs are paired by file stem. GeoTIFFs are read with rasterio (the
+``geo`` extra): each raster's nodata value becomes NaN (ignored by the statistics, 0 after
+normalisation; in a mask it is background); every image must have the same band count and
+CRS, and a mask must share its image's grid (size and transform). Band names are the
+GeoTIFF band descriptions when every band has a distinct one, else ``1``..``N``.
+``python -m landslide_tf.data chip`` writes this layout from a labelled scene.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from landslide_tf.data.bands import BandSample
+from landslide_tf.errors import DataError, UserError
+
+logger = logging.getLogger(__name__)
+
+IMAGES, MASKS, DEM = "images", "masks", "dem"
+SUFFIXES = (".tif", ".tiff", ".png")
+GEO_SUFFIXES = (".tif", ".tiff")
+
+
+def expected_layout(root: str | Path) -> str:
+    """One line describing the layout (for error messages)."""
+    return (
+        f"expected {root}/images/<stem>.tif (or .png) and {root}/masks/<stem>.tif with the "
+        "same stems (optional dem/<stem>.tif)"
+    )
+
+
+def detect(root: Path) -> bool:
+    """Whether ``root`` looks like an ``images/`` + ``masks/`` folder."""
+    return (root / IMAGES).is_dir() and (root / MASKS).is_dir()
+
+
+def _files(folder: Path) -> dict[str, Path]:
+    files: dict[str, Path] = {}
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith(".") or path.is_dir():
+            continue
+        if path.suffix.lower() not in SUFFIXES:
+            if path.suffix.lower() in (".xml", ".aux", ".ovr"):  # GDAL side-car files
+                continue
+            raise DataError(f"{path}: not a GeoTIFF or PNG; {expected_layout(folder.parent)}")
+        if path.stem in files:
+            raise DataError(f"{path}: two files with the stem {path.stem} in {folder}")
+        files[path.stem] = path
+    return files
+
+
+def _is_geo(path: Path) -> bool:
+    return path.suffix.lower() in GEO_SUFFIXES
+
+
+def require_rasterio() -> Any:
+    """Import rasterio or raise a one-line ``UserError`` telling how to install it."""
+    try:
+        import rasterio
+    except ImportError as exc:
+        raise UserError(
+            "GeoTIFF folders need rasterio, an optional extra: "
+            "pip install 'landslide_tf[geo]' (or pip install rasterio)"
+        ) from exc
+    return rasterio
+
+
+def _open(path: Path) -> Any:
+    rasterio = require_rasterio()
+    try:
+        return rasterio.open(path)
+    except rasterio.errors.RasterioIOError as exc:
+        raise DataError(f"{path}: not a readable raster ({exc})") from None
+
+
+def _header(path: Path) -> dict[str, Any]:
+    """Band count, size, CRS, transform and descriptions of a raster (pixels not read)."""
+    if _is_geo(path):
+        with _open(path) as ds:
+            return {
+                "count": ds.count,
+                "shape": (ds.height, ds.width),
+                "crs": ds.crs.to_string() if ds.crs else None,
+                "transform": tuple(ds.transform)[:6]
+                if ds.crs or not ds.transform.is_identity
+                else None,
+                "descriptions": list(ds.descriptions),
+            }
+    array = _read_png(path)
+    return {
+        "count": 1 if array.ndim == 2 else array.shape[-1],
+        "shape": array.shape[:2],
+        "crs": None,
+        "transform": None,
+        "descriptions": [],
+    }
+
+
+def _read_png(path: Path) -> np.ndarray:
+    import cv2
+
+    array = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if array is None:
+        raise DataError(f"{path}: not a readable PNG")
+    if array.ndim == 3 and array.shape[-1] in (3, 4):  # OpenCV reads BGR(A)
+        array = array[..., [2, 1, 0, *range(3, array.shape[-1])]]
+    return array
+
+
+def find_folder_samples(root: str | Path) -> tuple[list[BandSample], list[str]]:
+    """List the tiles of an ``images/`` + ``masks/`` folder and name its bands.
+
+    Returns:
+        ``(samples sorted by stem, band names)``; the names end with ``dem`` when ``dem/``
+        exists.
+
+    Raises:
+        DataError: missing layout, an image without its mask (or DEM), images that disagree in
+            band count or CRS, a mask on another grid than its image.
+    """
+    root = Path(root)
+    if not detect(root):
+        raise DataError(f"{root}: not an images/ + masks/ folder; {expected_layout(root)}")
+    images, masks = _files(root / IMAGES), _files(root / MASKS)
+    dems = _files(root / DEM) if (root / DEM).is_dir() else None
+    if not images:
+        raise DataError(f"{root / IMAGES}: no image; {expected_layout(root)}")
+    samples = []
+    first: dict[str, Any] | None = None
+    first_path: Path | None = None
+    for stem, image in images.items():
+        mask = masks.get(stem)
+        if mask is None:
+            raise DataError(f"{image}: no mask for {stem}; expected {root / MASKS}/{stem}.tif")
+        dem = None
+        if dems is not None:
+            dem = dems.get(stem)
+            if dem is None:
+                raise DataError(f"{image}: no DEM for {stem}; expected {root / DEM}/{stem}.tif")
+        head = _header(image)
+        if first is None:
+            first, first_path = head, image
+        elif head["count"] != first["count"]:
+            raise DataError(
+                f"{image}: {head['count']} band(s) but {first_path.name} has {first['count']}; "
+                "every image of the folder needs the same bands"
+            )
+        elif head["crs"] != first["crs"]:
+            raise DataError(
+                f"{image}: CRS {head['crs']} but {first_path.name} has {first['crs']}; "
+                "reproject the images to one CRS"
+            )
+        mhead = _header(mask)
+        if mhead["shape"] != head["shape"] or (
+            mhead["transform"] is not None
+            and head["transform"] is not None
+            and not np.allclose(mhead["transform"], head["transform"], rtol=0, atol=1e-9)
+        ):
+            raise DataError(
+                f"{mask}: mask grid ({mhead['shape'][0]}x{mhead['shape'][1]} px, transform "
+                f"{mhead['transform']}) differs from its image {image.name} "
+                f"({head['shape'][0]}x{head['shape'][1]} px, transform {head['transform']}); "
+                "rasterise the labels onto the image grid"
+            )
+        samples.append(BandSample(stem, image, mask, dem))
+    names = band_names(first)
+    if dems is not None:
+        names.append("dem")
+    return samples, names
+
+
+def band_names(header: dict[str, Any]) -> list[str]:
+    """Descriptions when every band has a distinct one (not ``dem``), else ``1``..``N``."""
+    desc = [d for d in header["descriptions"] if d]
+    if len(desc) == header["count"] and len(set(desc)) == len(desc) and "dem" not in desc:
+        return list(desc)
+    return [str(i + 1) for i in range(header["count"])]
+
+
+def _read_raster(path: Path) -> np.ndarray:
+    """``(H, W, C)`` float32, nodata -> NaN."""
+    if _is_geo(path):
+        with _open(path) as ds:
+            array = ds.read().astype(np.float32)  # (C, H, W)
+            nodata = ds.nodata
+        if nodata is not None and not np.isnan(nodata):
+            array[array == np.float32(nodata)] = np.nan
+        return np.moveaxis(array, 0, -1)
+    array = _read_png(path).astype(np.float32)
+    return array[..., np.newaxis] if array.ndim == 2 else array
+
+
+def read_folder_image(sample: BandSample, bands: int | None = None) -> np.ndarray:
+    """Image bands (+ the DEM as the last band) ``(H, W, C)`` float32 in the file's units.
+
+    Args:
+        sample: the tile.
+        bands: the image band count the dataset has (checked for PNG images).
+    """
+    image = _read_raster(Path(sample.image))
+    if bands is not None and image.shape[-1] != bands:
+        raise DataError(
+            f"{sample.image}: {image.shape[-1]} band(s) but the folder's images have {bands}"
+        )
+    if sample.dem is None:
+        return image
+    dem = _read_raster(Path(sample.dem))[..., :1]
+    if dem.shape[:2] != image.shape[:2]:
+        import cv2
+
+        dem = cv2.resize(dem[..., 0], image.shape[1::-1], interpolation=cv2.INTER_LINEAR)
+        dem = dem[..., np.newaxis]
+    return np.concatenate([image, dem], axis=-1)
+
+
+def read_folder_mask(path: str | Path) -> np.ndarray:
+    """A mask raster as ``(H, W)`` uint8 in {0, 1}: > 0 is landslide, nodata is background."""
+    mask = _read_raster(Path(path))[..., 0]
+    return (np.nan_to_num(mask, nan=0.0) > 0).astype(np.uint8)

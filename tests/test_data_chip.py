@@ -1,0 +1,118 @@
+"""``python -m landslide_tf.data chip``: georeferenced chips that lie exactly on the scene."""
+
+import json
+
+import numpy as np
+import pytest
+from band_data import blob_mask, write_tif
+
+from landslide_tf.data.chip import chip_scene, starts
+from landslide_tf.errors import DataError, UserError
+
+rasterio = pytest.importorskip("rasterio")
+from rasterio.transform import from_origin  # noqa: E402
+
+SCENE_TRANSFORM = from_origin(400000.0, 3100000.0, 5.0, 5.0)
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory):
+    """A synthetic labelled 1500x1500 3-band scene, nodata 0 in its top-left corner."""
+    root = tmp_path_factory.mktemp("scene")
+    rng = np.random.default_rng(0)
+    truth = np.zeros((1500, 1500), np.uint8)
+    for cy, cx in ((300, 900), (800, 300), (1200, 1200)):
+        truth[cy - 100 : cy + 100, cx - 100 : cx + 100] |= blob_mask(rng, 200)
+    image = rng.integers(1, 255, (1500, 1500, 3)).astype(np.uint8)
+    image[:400, :400] = 0
+    write_tif(root / "scene.tif", image, transform=SCENE_TRANSFORM, nodata=0)
+    write_tif(root / "labels.tif", truth, transform=SCENE_TRANSFORM)
+    return root, image, truth
+
+
+def test_starts_end_flush():
+    assert starts(1500, 256, 128)[-1] == 1500 - 256
+    assert starts(100, 256, 128) == [0]
+
+
+def test_chips_lie_exactly_on_the_scene(scene, tmp_path):
+    root, image, truth = scene
+    out = tmp_path / "chips"
+    result = chip_scene(
+        root / "scene.tif", out, mask=root / "labels.tif", size=256, stride=128, negatives=0.5
+    )
+    chips = sorted((out / "images").glob("*.tif"))
+    assert len(chips) == result.landslide + result.negatives and result.landslide > 0
+    assert result.negatives == round(0.5 * result.landslide)
+    assert result.skipped_nodata > 0  # the nodata corner
+    for path in chips:
+        with rasterio.open(path) as chip, rasterio.open(out / "masks" / path.name) as m:
+            col, row = ~SCENE_TRANSFORM * (chip.transform.c, chip.transform.f)
+            row, col = int(round(row)), int(round(col))
+            assert chip.transform.almost_equals(
+                SCENE_TRANSFORM * rasterio.Affine.translation(col, row)
+            )
+            assert chip.crs == "EPSG:32645" and chip.nodata == 0 and chip.shape == (256, 256)
+            window = (slice(row, row + 256), slice(col, col + 256))
+            np.testing.assert_array_equal(np.moveaxis(chip.read(), 0, -1), image[window])
+            np.testing.assert_array_equal(m.read(1), truth[window])
+            assert m.transform == chip.transform
+
+
+def test_polygon_labels_are_rasterised_onto_the_grid(scene, tmp_path):
+    root, _, _ = scene
+    x0, y0 = SCENE_TRANSFORM * (1050, 1050)  # pixel (col 1050, row 1050): one chip
+    x1, y1 = SCENE_TRANSFORM * (1150, 1130)
+    polygon = {
+        "type": "Polygon",
+        "coordinates": [[[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]],
+    }
+    labels = tmp_path / "labels.geojson"
+    labels.write_text(
+        json.dumps(
+            {
+                "type": "FeatureCollection",
+                "features": [{"type": "Feature", "geometry": polygon, "properties": {}}],
+            }
+        )
+    )
+    out = tmp_path / "chips"
+    result = chip_scene(root / "scene.tif", out, labels=labels, size=256, stride=256, negatives=0)
+    assert result.landslide == 1 and result.negatives == 0
+    with rasterio.open(next((out / "masks").glob("*.tif"))) as m:
+        assert m.read(1).sum() == 100 * 80
+
+
+def test_mask_that_does_not_overlap_the_image(scene, tmp_path):
+    root, _, truth = scene
+    far = from_origin(900000.0, 3100000.0, 5.0, 5.0)
+    write_tif(tmp_path / "far.tif", truth, transform=far)
+    with pytest.raises(DataError, match=r"far\.tif: the mask .* does not overlap the image"):
+        chip_scene(root / "scene.tif", tmp_path / "chips", mask=tmp_path / "far.tif")
+    assert not (tmp_path / "chips").exists()
+
+
+def test_chip_refuses_a_non_empty_out(scene, tmp_path):
+    root, _, _ = scene
+    (tmp_path / "chips").mkdir()
+    (tmp_path / "chips" / "mine.txt").write_text("keep")
+    with pytest.raises(UserError, match="not empty"):
+        chip_scene(root / "scene.tif", tmp_path / "chips", mask=root / "labels.tif")
+    assert (tmp_path / "chips" / "mine.txt").read_text() == "keep"
+
+
+@pytest.mark.slow
+def test_train_on_chips(scene, tmp_path):
+    from landslide_tf.data.__main__ import main as data_main
+    from landslide_tf.train import main as train_main
+
+    root, _, _ = scene
+    chips = tmp_path / "chips"
+    args = ["chip", "--image", str(root / "scene.tif"), "--mask", str(root / "labels.tif")]
+    assert data_main([*args, "--out", str(chips), "--size", "256", "--stride", "256"]) == 0
+    run = tmp_path / "run"
+    argv = ["--data", str(chips), "--run-dir", str(run), "--epochs", "1", "--image-size", "32"]
+    argv += ["--base-filters", "4", "--depth", "2", "--model", "unet", "--batch-size", "2"]
+    assert train_main([*argv, "--verbose", "0"]) == 0
+    config = json.loads((run / "config.json").read_text())
+    assert config["data_format"] == "folder" and config["bands"] == ["1", "2", "3"]

@@ -1,0 +1,288 @@
+"""Dataset formats: detection, the l4s and folder readers, --bands, statistics, bad input."""
+
+import sys
+
+import numpy as np
+import pytest
+from band_data import make_geotiff_folder, make_l4s, write_tif
+
+from landslide_tf.config import TrainConfig
+from landslide_tf.data import bands as lbands
+from landslide_tf.data import formats
+from landslide_tf.data.l4s import find_l4s_samples, read_l4s_image, read_l4s_mask
+from landslide_tf.errors import DataError, UserError
+
+pytest.importorskip("h5py")
+pytest.importorskip("rasterio")
+
+
+@pytest.fixture(scope="module")
+def l4s_dir(tmp_path_factory):
+    return make_l4s(tmp_path_factory.mktemp("l4s") / "L4S", size=128)
+
+
+@pytest.fixture(scope="module")
+def tif_dir(tmp_path_factory):
+    return make_geotiff_folder(tmp_path_factory.mktemp("tif") / "tiles", n=6, size=32)
+
+
+def test_detect_format(l4s_dir, tif_dir, synth_dir, tmp_path):
+    assert formats.detect_format(l4s_dir) == "l4s"
+    assert formats.detect_format(tif_dir) == "folder"
+    assert formats.detect_format(synth_dir) == "bijie"
+    with pytest.raises(DataError, match="no known dataset layout.*l4s: TrainData"):
+        formats.detect_format(tmp_path)
+
+
+def test_l4s_reader_uses_the_given_splits(l4s_dir):
+    samples = find_l4s_samples(l4s_dir)
+    assert [s.split for s in samples].count("train") == 4
+    assert {s.split for s in samples} == {"train", "val", "test"}
+    image = read_l4s_image(samples[0].image)
+    mask = read_l4s_mask(samples[0].mask)
+    assert image.shape == (128, 128, 14) and image.dtype == np.float32
+    assert mask.shape == (128, 128) and set(np.unique(mask)) <= {0, 1}
+    split = formats.band_splits("l4s", samples, seed=0, out_dir=l4s_dir.parent / "split")
+    assert {k: len(v) for k, v in split.items()} == {"train": 4, "val": 2, "test": 2}
+    assert all(s.split == "val" for s in split["val"])
+
+
+def test_l4s_without_test_labels_tests_on_validdata(tmp_path):
+    root = make_l4s(tmp_path / "L4S", counts=(("TrainData", 10), ("ValidData", 3)), size=16)
+    split = formats.band_splits("l4s", find_l4s_samples(root), seed=0, out_dir=tmp_path / "s")
+    assert [s.split for s in split["test"]] == ["val"] * 3
+    assert len(split["train"]) == 8 and len(split["val"]) == 2
+    assert all(s.split == "train" for s in split["val"])
+
+
+def test_folder_reader_honours_nodata_and_appends_dem(tif_dir):
+    samples, names = formats.find_band_samples("folder", tif_dir)
+    assert names == ["1", "2", "3", "4", "dem"] and len(samples) == 6
+    image, mask = formats.load_band_sample(samples[0], "folder", [0, 4])
+    assert image.shape == (32, 32, 2) and mask.shape == (32, 32)
+    assert np.isnan(image[0, 0, 0]) and not np.isnan(image[0, 0, 1])  # nodata 0 -> NaN
+
+
+def test_folder_band_descriptions_are_names(tmp_path):
+    arr = np.ones((8, 8, 3), np.float32)
+    write_tif(tmp_path / "images" / "a.tif", arr, descriptions=["red", "green", "nir"])
+    write_tif(tmp_path / "masks" / "a.tif", np.zeros((8, 8), np.uint8))
+    _, names = formats.find_band_samples("folder", tmp_path)
+    assert names == ["red", "green", "nir"]
+    assert lbands.resolve_bands(["nir", "1"], names, "folder") == ["nir", "red"]
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        (None, list(lbands.L4S_BANDS)),
+        (["B2", "B3", "B4", "slope", "dem"], ["B2", "B3", "B4", "slope", "dem"]),
+        (["rgb"], ["B4", "B3", "B2"]),
+        (["rgb+dem"], ["B4", "B3", "B2", "dem"]),
+        (["14", "1"], ["dem", "B1"]),
+        (["b8"], ["B8"]),
+    ],
+)
+def test_resolve_l4s_bands(spec, expected):
+    assert lbands.resolve_bands(spec, lbands.L4S_BANDS, "l4s") == expected
+
+
+def test_unknown_band_lists_the_valid_names():
+    with pytest.raises(UserError, match=r"'B13'.*valid names: B1, B2, .*slope, dem"):
+        lbands.resolve_bands(["B2", "B13"], lbands.L4S_BANDS, "l4s")
+    with pytest.raises(UserError, match="twice"):
+        lbands.resolve_bands(["B2", "2"], lbands.L4S_BANDS, "l4s")
+
+
+def test_resolve_data_config(l4s_dir, synth_dir):
+    config = formats.resolve_data_config(TrainConfig(bands=["rgb", "dem"]), l4s_dir)
+    assert config.data_format == "l4s" and config.bands == ["B4", "B3", "B2", "dem"]
+    assert config.channels == 4
+    bijie = formats.resolve_data_config(TrainConfig(bands=["rgb"]), synth_dir)
+    assert bijie.data_format is None and bijie.modalities == "rgb" and bijie.bands is None
+    with pytest.raises(UserError, match="bijie data has the band sets"):
+        formats.resolve_data_config(TrainConfig(bands=["B2"]), synth_dir)
+    with pytest.raises(UserError, match="does not have the folder layout"):
+        formats.resolve_data_config(TrainConfig(data_format="folder"), l4s_dir)
+
+
+def test_band_statistics_standard_and_percentile():
+    rng = np.random.default_rng(0)
+    arrays = [rng.normal([10, 100], [2, 20], (16, 16, 2)) for _ in range(4)]
+    arrays[0][0, 0, 0] = np.nan
+    std = lbands.band_statistics(arrays, "standard")
+    stacked = np.concatenate([a.reshape(-1, 2) for a in arrays])
+    assert np.allclose(std["params"][0], [np.nanmean(stacked[:, 0]), np.nanstd(stacked[:, 0])])
+    pct = lbands.band_statistics(arrays, "percentile")
+    lo, hi = pct["params"][1]
+    assert lo < 100 < hi and pct["method"] == "percentile"
+
+
+def test_band_preprocessing_matches_numpy():
+    from landslide_tf.band_preprocessing import normalize_bands
+
+    x = np.array([[[1.0, np.nan], [3.0, 50.0]]], np.float32)  # (1, 2, 2)
+    for norm in (
+        {"method": "standard", "params": [[2.0, 2.0], [10.0, 5.0]]},
+        {"method": "percentile", "params": [[0.0, 2.0], [0.0, 10.0]]},
+    ):
+        got = normalize_bands(x, norm).numpy()
+        assert np.allclose(got, lbands.normalize_numpy(x, norm))
+        assert np.isfinite(got).all()
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+def _h5(path, **datasets):
+    import h5py
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(path, "w") as f:
+        for key, value in datasets.items():
+            f.create_dataset(key, data=value)
+
+
+def test_h5_without_the_img_key_names_file_keys_and_count(tmp_path):
+    _h5(tmp_path / "TrainData" / "img" / "image_1.h5", data=np.zeros((8, 8, 14)))
+    _h5(tmp_path / "TrainData" / "mask" / "mask_1.h5", mask=np.zeros((8, 8)))
+    with pytest.raises(DataError, match=r"image_1\.h5: no dataset 'img' \(keys found: data\).*14"):
+        find_l4s_samples(tmp_path)
+
+
+def test_h5_with_the_wrong_band_count(tmp_path):
+    _h5(tmp_path / "TrainData" / "img" / "image_1.h5", img=np.zeros((8, 8, 12)))
+    _h5(tmp_path / "TrainData" / "mask" / "mask_1.h5", mask=np.zeros((8, 8)))
+    with pytest.raises(
+        DataError, match=r"image_1\.h5: .*shape \(8, 8, 12\).*keys found: img.*14 bands"
+    ):
+        find_l4s_samples(tmp_path)
+
+
+def test_mask_h5_of_another_size(tmp_path):
+    _h5(tmp_path / "TrainData" / "img" / "image_1.h5", img=np.zeros((8, 8, 14)))
+    _h5(tmp_path / "TrainData" / "mask" / "mask_1.h5", mask=np.zeros((16, 16)))
+    with pytest.raises(DataError, match=r"mask_1\.h5: mask shape \(16, 16\) does not match"):
+        find_l4s_samples(tmp_path)
+
+
+def test_folder_images_that_disagree_in_band_count(tmp_path):
+    write_tif(tmp_path / "images" / "a.tif", np.ones((8, 8, 4), np.uint16))
+    write_tif(tmp_path / "images" / "b.tif", np.ones((8, 8, 3), np.uint16))
+    for stem in "ab":
+        write_tif(tmp_path / "masks" / f"{stem}.tif", np.zeros((8, 8), np.uint8))
+    with pytest.raises(DataError, match=r"b\.tif: 3 band\(s\) but a\.tif has 4"):
+        formats.find_band_samples("folder", tmp_path)
+
+
+def test_folder_images_that_disagree_in_crs(tmp_path):
+    write_tif(tmp_path / "images" / "a.tif", np.ones((8, 8, 2), np.uint16))
+    write_tif(tmp_path / "images" / "b.tif", np.ones((8, 8, 2), np.uint16), crs="EPSG:4326")
+    for stem in "ab":
+        write_tif(tmp_path / "masks" / f"{stem}.tif", np.zeros((8, 8), np.uint8))
+    with pytest.raises(DataError, match=r"b\.tif: CRS EPSG:4326 but a\.tif has EPSG:32645"):
+        formats.find_band_samples("folder", tmp_path)
+
+
+def test_image_and_mask_with_different_transforms(tmp_path):
+    from rasterio.transform import from_origin
+
+    write_tif(tmp_path / "images" / "a.tif", np.ones((8, 8, 2), np.uint16))
+    shifted = from_origin(500100.0, 3000000.0, 10.0, 10.0)
+    write_tif(tmp_path / "masks" / "a.tif", np.zeros((8, 8), np.uint8), transform=shifted)
+    with pytest.raises(DataError, match=r"masks/a\.tif: mask grid .* differs from its image"):
+        formats.find_band_samples("folder", tmp_path)
+
+
+def test_missing_h5py_says_what_to_install(tmp_path, monkeypatch):
+    from landslide_tf.data import l4s
+
+    monkeypatch.setitem(sys.modules, "h5py", None)
+    with pytest.raises(UserError, match=r"pip install 'landslide_tf\[l4s\]'"):
+        l4s.require_h5py()
+
+
+def test_data_check_lists_the_format(l4s_dir, capsys):
+    from landslide_tf.data.__main__ import main
+
+    assert main(["check", str(l4s_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "format l4s" in out and "bands (14)" in out and "train 4, val 2, test 2" in out
+
+
+def test_train_cli_unknown_band_exit_2_and_writes_nothing(l4s_dir, tmp_path, capsys):
+    from landslide_tf.train import main
+
+    run = tmp_path / "run"
+    assert main(["--data", str(l4s_dir), "--bands", "B2,NIR", "--run-dir", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --bands 'NIR'") and "valid names: B1, B2" in err
+    assert len(err.strip().splitlines()) == 1
+    assert not run.exists()
+
+
+@pytest.mark.parametrize("r", range(8))
+def test_band_augmentation_moves_image_and_mask_together(r):
+    import tensorflow as tf
+
+    from landslide_tf.data.bandpipe import _dihedral
+
+    x = np.arange(32, dtype=np.float32).reshape(4, 4, 2)
+    y = (x[..., :1] > 10).astype(np.float32)
+    a, b = _dihedral(tf.constant(x), tf.constant(y), tf.constant(r, tf.int64))
+    np.testing.assert_array_equal(a.numpy()[..., :1] > 10, b.numpy() > 0.5)
+    assert sorted(a.numpy().ravel()) == sorted(x.ravel())
+
+
+def test_runs_from_before_the_formats_still_resume(tmp_path):
+    """A config.json without data_format/bands/band_norm is the same Bijie run."""
+    import dataclasses
+    import json
+
+    from landslide_tf.rundir import _check_same_config
+
+    config = TrainConfig(data="/data/bijie").resolved()
+    old = {
+        k: v for k, v in config.to_dict().items() if k not in ("data_format", "bands", "band_norm")
+    }
+    (tmp_path / "config.json").write_text(json.dumps(old))
+    assert _check_same_config(tmp_path, config.to_dict())["model"] == config.model
+    changed = dataclasses.replace(config, band_norm="percentile").to_dict()
+    with pytest.raises(UserError, match="band_norm"):
+        _check_same_config(tmp_path, changed)
+
+
+def test_png_folder_reads_rgb_in_order(tmp_path):
+    import cv2
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    rgb = np.zeros((6, 6, 3), np.uint8)
+    rgb[..., 0] = 200  # red
+    cv2.imwrite(str(tmp_path / "images" / "a.png"), rgb[..., ::-1])  # OpenCV writes BGR
+    mask = np.zeros((6, 6), np.uint8)
+    mask[2:4, 2:4] = 255
+    cv2.imwrite(str(tmp_path / "masks" / "a.png"), mask)
+    samples, names = formats.find_band_samples("folder", tmp_path)
+    assert names == ["1", "2", "3"]
+    image, got = formats.load_band_sample(samples[0], "folder", [0, 1, 2])
+    assert image[0, 0].tolist() == [200.0, 0.0, 0.0] and got.sum() == 4
+
+
+def test_scene_band_plan_by_description_position_or_order():
+    from landslide_tf.band_inference import BandSettings
+    from landslide_tf.band_scene import band_plan
+
+    norm = {"method": "standard", "params": [[0.0, 1.0]] * 5}
+    l4s = BandSettings(
+        32, ("B2", "B3", "B4", "slope", "dem"), norm, available_bands=lbands.L4S_BANDS
+    )
+    assert band_plan(14, [None] * 14, l4s) == [2, 3, 4, 13, 14]  # position in the 14 bands
+    assert band_plan(5, [None] * 5, l4s) == [1, 2, 3, 4, 5]  # exactly the model's bands
+    described = ["dem", "x", "B4", "B3", "B2", "slope"]
+    assert band_plan(6, described, l4s) == [5, 4, 3, 6, 1]
+    with pytest.raises(DataError, match=r"the scene has 4 band\(s\) but the model needs B2, B3"):
+        band_plan(4, [None] * 4, l4s)
+    folder = BandSettings(32, ("1", "dem"), {"method": "standard", "params": [[0, 1]] * 2},
+                          data_format="folder", available_bands=("1", "2", "dem"))  # fmt: skip
+    assert band_plan(2, [None, None], folder) == [1, "dem"]  # the DEM comes from --dem

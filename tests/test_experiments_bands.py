@@ -1,0 +1,97 @@
+"""Studies on the l4s format, and the ``bands`` study (band-set ablation)."""
+
+import json
+
+import pytest
+from band_data import make_l4s
+
+from landslide_tf.data.bands import L4S_BANDS
+from landslide_tf.experiments.bands import (
+    BandRunSpec,
+    band_sets,
+    summarise,
+    write_bands_outputs,
+)
+from landslide_tf.experiments.runs import RunResult
+
+TINY = ["--epochs", "1", "--image-size", "32", "--base-filters", "4", "--set", "depth=2"]
+TINY += ["--batch-size", "2"]
+
+
+def test_band_sets_per_format():
+    l4s = band_sets("l4s", list(L4S_BANDS))
+    assert [label for label, _ in l4s] == [
+        "RGB",
+        "RGB + DEM",
+        "RGB + DEM + slope",
+        "all 14 bands",
+    ]
+    assert l4s[2][1]["bands"] == ["B4", "B3", "B2", "dem", "slope"]
+    folder = band_sets("folder", ["1", "2", "3", "4", "dem"])
+    assert [s["bands"] for _, s in folder] == [
+        ["1", "2", "3"],
+        ["1", "2", "3", "dem"],
+        ["1", "2", "3", "4", "dem"],
+    ]
+    bijie = band_sets("bijie", [])
+    assert bijie[2][1] == {"modalities": "rgb+dem", "derived": ["slope"], "bands": None}
+
+
+def test_summary_means_stds_and_deltas(tmp_path):
+    sets = band_sets("l4s", list(L4S_BANDS))[:2]
+    specs, results = [], []
+    for tag, mious in (("rgb", [0.5, 0.6]), ("rgb+dem", [0.7, 0.7])):
+        for seed, miou in enumerate(mious):
+            spec = BandRunSpec("unet", "dice", seed, 1, {"run_dir": str(tmp_path)}, tag=tag)
+            specs.append(spec)
+            metrics = {"miou": miou, "iou_landslide": miou / 2, "f1": miou}
+            results.append(RunResult.from_spec(spec, "trained", metrics=metrics))
+    rows = summarise(sets, specs, results)
+    assert rows[0]["miou_mean"] == pytest.approx(0.55) and rows[0]["miou_std"] == pytest.approx(
+        0.05
+    )
+    assert rows[1]["delta_prev"] == pytest.approx(0.15) and rows[1]["delta_rgb"] == pytest.approx(
+        0.15
+    )
+    write_bands_outputs(rows, tmp_path, "l4s")
+    table = (tmp_path / "bands.md").read_text()
+    assert "0.5500 ± 0.0500" in table and "+0.1500" in table
+    assert (tmp_path / "bands.png").stat().st_size > 0
+    assert specs[0].name == "rgb-unet-dice-s0"
+
+
+@pytest.mark.slow
+def test_bands_study_on_l4s(tmp_path):
+    pytest.importorskip("h5py")
+    from landslide_tf.experiments.cli import main
+
+    data = make_l4s(tmp_path / "L4S", size=32)
+    out = tmp_path / "out"
+    args = ["bands", "--data", str(data), "--out", str(out), "--seeds", "2", "--set", "model=unet"]
+    assert main([*args, *TINY]) == 0
+    rows = list((out / "bands.csv").read_text().splitlines())
+    assert len(rows) == 1 + 4  # header + RGB, +DEM, +slope, all 14
+    config = json.loads((out / "runs" / "all14bands-unet-dice-s43" / "config.json").read_text())
+    assert config["channels"] == 14 and config["split_dir"] == str(out / "split")
+    assert (out / "bands.png").is_file()
+
+
+@pytest.mark.slow
+def test_paper_protocol_on_l4s(tmp_path):
+    pytest.importorskip("h5py")
+    from landslide_tf.experiments.cli import main
+
+    study = tmp_path / "tiny.json"
+    study.write_text(json.dumps({
+        "name": "tiny", "extends": "quick",
+        "stage1": {"bases": ["unet"], "losses": ["bce"]},
+        "stage3": {"base": "unet", "models": []},
+    }))  # fmt: skip
+    data = make_l4s(tmp_path / "L4S", size=32)
+    out = tmp_path / "out"
+    argv = [str(study), "--data", str(data), "--out", str(out), "--data-format", "l4s"]
+    assert main([*argv, "--bands", "B2,B3,B4,slope,dem", *TINY]) == 0
+    config = json.loads(next((out / "runs").glob("*/config.json")).read_text())
+    assert config["data_format"] == "l4s" and config["bands"] == ["B2", "B3", "B4", "slope", "dem"]
+    assert (out / "split" / "test.txt").read_text().split() == ["test_7", "test_8"]
+    assert (out / "fig5_predictions.png").is_file()  # figures read l4s tiles too
