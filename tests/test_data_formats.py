@@ -225,11 +225,11 @@ def test_train_cli_unknown_band_exit_2_and_writes_nothing(l4s_dir, tmp_path, cap
 def test_band_augmentation_moves_image_and_mask_together(r):
     import tensorflow as tf
 
-    from landslide_tf.data.bandpipe import _dihedral
+    from landslide_tf.data.augment import augment_pair
 
     x = np.arange(32, dtype=np.float32).reshape(4, 4, 2)
     y = (x[..., :1] > 10).astype(np.float32)
-    a, b = _dihedral(tf.constant(x), tf.constant(y), tf.constant(r, tf.int64))
+    a, b = augment_pair(tf.constant(x), tf.constant(y), tf.constant(r, tf.int64))
     np.testing.assert_array_equal(a.numpy()[..., :1] > 10, b.numpy() > 0.5)
     assert sorted(a.numpy().ravel()) == sorted(x.ravel())
 

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from landslide_tf.data.augment import AUGMENTATIONS
 from landslide_tf.data.bands import BandSample
 
 
@@ -40,19 +41,6 @@ def load_band_tile(
     return x.astype(np.float32), y.astype(np.float32)
 
 
-def _dihedral(x: tf.Tensor, y: tf.Tensor, rand: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """The same one of the 8 flips/90-degree rotations for ``x (H, W, C)`` and ``y (H, W, 1)``.
-
-    Kept here (not imported from ``pipeline``) so the Bijie pipeline can change freely.
-    """
-    channels = tf.shape(x)[-1]
-    both = tf.concat([x, y], axis=-1)  # (H, W, C + 1)
-    rand = tf.math.floormod(rand, 8)
-    both = tf.image.rot90(both, k=tf.cast(rand % 4, tf.int32))
-    both = tf.cond(rand >= 4, lambda: tf.image.flip_left_right(both), lambda: both)
-    return both[..., :channels], both[..., channels:]
-
-
 def make_band_dataset(
     samples: Sequence[BandSample],
     *,
@@ -63,11 +51,16 @@ def make_band_dataset(
     batch_size: int = 2,
     shuffle: bool = False,
     augment: bool = False,
+    augment_policy: str = "dihedral",
     seed: int = 42,
     cache: bool = True,
     repeat: bool = False,
 ) -> tf.data.Dataset:
-    """``(x (B, S, S, C), y (B, S, S, 1))`` float32 batches of multi-band tiles."""
+    """``(x (B, S, S, C), y (B, S, S, 1))`` float32 batches of multi-band tiles.
+
+    ``augment_policy`` is a ``landslide_tf.data.augment.AUGMENTATIONS`` name; band inputs get
+    its geometric part only (no colour jitter: the bands are standardised reflectances).
+    """
     samples = list(samples)
     if not samples:
         raise ValueError("make_dataset needs at least one sample")
@@ -103,8 +96,9 @@ def make_band_dataset(
         ds = ds.shuffle(len(samples), seed=seed, reshuffle_each_iteration=True)
     if augment:
         rand = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+        pair_fn = AUGMENTATIONS[augment_policy](0)
         ds = tf.data.Dataset.zip((ds, rand)).map(
-            lambda pair, r: _dihedral(pair[0], pair[1], r),
+            lambda pair, r: pair_fn(pair[0], pair[1], r),
             num_parallel_calls=tf.data.AUTOTUNE,
             deterministic=True,
         )
