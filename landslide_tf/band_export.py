@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +31,7 @@ from landslide_tf.band_inference import (  # is_band_model: used by export.expor
 )
 from landslide_tf.errors import UserError
 from landslide_tf.export import _read_json, model_card, model_card_markdown
-from landslide_tf.inference import MODEL_CARD_JSON, MODEL_CARD_MD
+from landslide_tf.serving import save_module
 
 logger = logging.getLogger(__name__)
 
@@ -131,19 +130,6 @@ def export_band_run(run_dir: str | Path, out: str | Path, *, overwrite: bool = F
         parameters=int(model.count_params()),
     )
     module = BandServingModule(model, settings)
-    with tempfile.TemporaryDirectory() as tmp:
-        card_json, card_md = Path(tmp) / MODEL_CARD_JSON, Path(tmp) / MODEL_CARD_MD
-        card_json.write_text(json.dumps(card, indent=2, default=str) + "\n")
-        card_md.write_text(_markdown(card))
-        module.model_card_json = tf.saved_model.Asset(str(card_json))
-        module.model_card_md = tf.saved_model.Asset(str(card_md))
-        tf.saved_model.save(
-            module,
-            str(out),
-            signatures={
-                "serving_default": module.serving_default.get_concrete_function(),
-                "normalized": module.normalized.get_concrete_function(),
-            },
-        )
+    save_module(module, card, out, _markdown)
     logger.info("wrote SavedModel %s (%d bands)", out, settings.channels)
     return out

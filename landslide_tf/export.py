@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import logging
 import os
 import shutil
@@ -40,59 +39,17 @@ import tensorflow as tf
 
 from landslide_tf.cli import run_cli
 from landslide_tf.errors import UserError
-from landslide_tf.inference import (
-    MODEL_CARD_JSON,
-    MODEL_CARD_MD,
-    InferenceSettings,
-    input_signature,
-    raw_probability,
-)
+from landslide_tf.inference import InferenceSettings
 from landslide_tf.model_card import (  # noqa: F401  (re-exported: defined here before)
     _read_json,
     model_card,
     model_card_markdown,
     signature_summary,
 )
+from landslide_tf.serving import ServingModule, save_module  # ServingModule: re-exported
 from landslide_tf.tta import add_tta_arg
 
 logger = logging.getLogger(__name__)
-
-
-class ServingModule(tf.Module):
-    """A Keras model plus its preprocessing, with the two serving functions.
-
-    Attributes:
-        model: the Keras network (its variables are what the SavedModel stores).
-        serving_default: raw inputs -> ``{"probability": (N, H, W)}``.
-        normalized: ``inputs`` ``(N, S, S, C)`` -> ``{"probability": (N, S, S)}``.
-    """
-
-    def __init__(self, model: Any, settings: InferenceSettings) -> None:
-        super().__init__(name="landslide_tf_serving")
-        self.model = model
-        self._settings = settings
-
-        def serve(*args: tf.Tensor) -> dict[str, tf.Tensor]:
-            named = dict(zip([s.name for s in input_signature(settings)], args, strict=True))
-            prob = raw_probability(
-                lambda x: self.model(x, training=False),
-                named.get("image"),
-                named.get("dem"),
-                settings,
-            )
-            return {"probability": tf.identity(prob, name="probability")}
-
-        size, channels = settings.image_size, settings.channels
-
-        def normalized(inputs: tf.Tensor) -> dict[str, tf.Tensor]:
-            prob = tf.cast(self.model(inputs, training=False), tf.float32)[..., 0]
-            return {"probability": tf.identity(prob, name="probability")}
-
-        self.serving_default = tf.function(serve, input_signature=input_signature(settings))
-        self.normalized = tf.function(
-            normalized,
-            input_signature=[tf.TensorSpec([None, size, size, channels], tf.float32, "inputs")],
-        )
 
 
 def export_model(
@@ -130,7 +87,7 @@ def export_model(
     out.parent.mkdir(parents=True, exist_ok=True)  # OSError: reported with its path
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.export-", dir=out.parent))
     try:
-        _save(module, card, staging)
+        save_module(module, card, staging, model_card_markdown)
         if replace:  # an existing SavedModel (checked above), replaced on --overwrite
             shutil.rmtree(out)
         elif out.is_dir():
@@ -158,24 +115,6 @@ def _check_out(out: Path, overwrite: bool) -> bool:
             "SavedModel: choose another --out"
         )
     return True
-
-
-def _save(module: Any, card: dict[str, Any], out: Path) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        card_json = Path(tmp) / MODEL_CARD_JSON
-        card_md = Path(tmp) / MODEL_CARD_MD
-        card_json.write_text(json.dumps(card, indent=2, default=str) + "\n")
-        card_md.write_text(model_card_markdown(card))
-        module.model_card_json = tf.saved_model.Asset(str(card_json))
-        module.model_card_md = tf.saved_model.Asset(str(card_md))
-        tf.saved_model.save(
-            module,
-            str(out),
-            signatures={
-                "serving_default": module.serving_default.get_concrete_function(),
-                "normalized": module.normalized.get_concrete_function(),
-            },
-        )
 
 
 def export_run(
