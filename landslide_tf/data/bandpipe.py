@@ -9,6 +9,7 @@ batched the same way (cache, shuffle, dihedral augmentation, batch, prefetch).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -66,9 +67,19 @@ def make_band_dataset(
     seed: int = 42,
     cache: bool = True,
     repeat: bool = False,
+    augment_policy: str = "dihedral",
 ) -> tf.data.Dataset:
-    """``(x (B, S, S, C), y (B, S, S, 1))`` float32 batches of multi-band tiles."""
+    """``(x (B, S, S, C), y (B, S, S, 1))`` float32 batches of multi-band tiles.
+
+    ``augment_policy`` is taken for the same call as ``pipeline.make_dataset`` (fitting
+    passes it); multi-band tiles get the dihedral flips/rotations only (the ``strong``
+    colour jitter is defined on RGB channels), with a warning when ``strong`` was asked for.
+    """
     samples = list(samples)
+    if augment and augment_policy != "dihedral":
+        logging.getLogger(__name__).warning(
+            "multi-band tiles get dihedral augmentation only (not %r)", augment_policy
+        )
     if not samples:
         raise ValueError("make_dataset needs at least one sample")
     if band_norm is None:
