@@ -1,5 +1,9 @@
 """The TensorFlow side of an export: serving modules and writing them as a SavedModel.
 
+Every signature returns ``probability`` (float32) and ``mask`` (uint8, 1 where
+``probability >= threshold``, else 0), the threshold being the run's (the validation-tuned
+one from ``threshold.json`` when present) or the one given to ``export --threshold``.
+
 ``landslide_tf.export`` (RGB/DEM runs) and ``landslide_tf.band_export`` (multi-band runs)
 build their module here and save it with its model card through ``save_module``; export.py
 keeps the run-level logic (checks, model card, atomic replace, CLI).
@@ -23,13 +27,22 @@ from landslide_tf.inference import (
 )
 
 
+def serving_outputs(prob: tf.Tensor, threshold: float) -> dict[str, tf.Tensor]:
+    """``probability`` (float32) and ``mask`` (uint8 0/1 at ``threshold``) of a signature."""
+    threshold = tf.constant(float(threshold), tf.float32)
+    return {
+        "probability": tf.identity(prob, name="probability"),
+        "mask": tf.cast(prob >= threshold, tf.uint8, name="mask"),
+    }
+
+
 class ServingModule(tf.Module):
     """A Keras model plus its preprocessing, with the two serving functions.
 
     Attributes:
         model: the Keras network (its variables are what the SavedModel stores).
-        serving_default: raw inputs -> ``{"probability": (N, H, W)}``.
-        normalized: ``inputs`` ``(N, S, S, C)`` -> ``{"probability": (N, S, S)}``.
+        serving_default: raw inputs -> ``{"probability": (N, H, W), "mask": (N, H, W)}``.
+        normalized: ``inputs`` ``(N, S, S, C)`` -> the same at ``(N, S, S)``.
     """
 
     def __init__(self, model: Any, settings: InferenceSettings) -> None:
@@ -45,13 +58,13 @@ class ServingModule(tf.Module):
                 named.get("dem"),
                 settings,
             )
-            return {"probability": tf.identity(prob, name="probability")}
+            return serving_outputs(prob, settings.threshold)
 
         size, channels = settings.image_size, settings.channels
 
         def normalized(inputs: tf.Tensor) -> dict[str, tf.Tensor]:
             prob = tf.cast(self.model(inputs, training=False), tf.float32)[..., 0]
-            return {"probability": tf.identity(prob, name="probability")}
+            return serving_outputs(prob, settings.threshold)
 
         self.serving_default = tf.function(serve, input_signature=input_signature(settings))
         self.normalized = tf.function(
