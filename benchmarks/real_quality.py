@@ -65,6 +65,29 @@ RECIPES: dict[str, tuple[list[str], int, str]] = {
 METRICS = ("f1", "iou_landslide", "miou", "auc")
 
 
+def warmup_epochs(recipe: str) -> float:
+    """The recipe's linear warm-up in epochs (the strong preset's; 0 for the others)."""
+    flags = RECIPES[recipe][0]
+    if flags[flags.index("--preset") + 1] != "strong":
+        return 0.0
+    sys.path.insert(0, str(REPO))  # this checkout's landslide_tf (recipe imports no TF)
+    from landslide_tf.recipe import STRONG
+
+    return float(STRONG["warmup_epochs"])
+
+
+def capped_warmup(recipe: str, cap: int | None) -> float | None:
+    """A shorter warm-up for a capped run whose epochs would not exceed it, else None.
+
+    Training refuses a warm-up of ``epochs`` or more; a capped run warms up for a quarter
+    of its epochs at most (the row says so).
+    """
+    warmup = warmup_epochs(recipe)
+    if cap is None or warmup <= 0 or cap / 4 >= warmup:
+        return None
+    return cap / 4
+
+
 def machine() -> str:
     """CPU model and core count (no TensorFlow import)."""
     cpu = platform.processor() or platform.machine()
@@ -96,13 +119,16 @@ def run_name(recipe: str, epochs: int | None, limit: int | None) -> str:
 
 
 def train_command(recipe: str, data: Path, split_dir: Path, run_dir: Path, epochs: int | None):
-    """The ``python -m landslide_tf.train`` argv of one recipe."""
+    """The ``python -m landslide_tf.train`` argv of one recipe (``epochs``: a cap)."""
     flags, _, _ = RECIPES[recipe]
     cmd = [sys.executable, "-m", "landslide_tf.train", *flags, "--modalities", "rgb"]
     cmd += ["--data", str(data), "--split-dir", str(split_dir), "--test-split", "val"]
     cmd += ["--run-dir", str(run_dir), "--verbose", "2"]
     if epochs:
         cmd += ["--epochs", str(epochs)]
+        warmup = capped_warmup(recipe, epochs)
+        if warmup is not None:
+            cmd += ["--warmup-epochs", f"{warmup:g}"]
     return cmd
 
 
@@ -174,7 +200,7 @@ def bench_recipe(
         "command": shlex.join(shown),
         "epochs": cap or nominal,
         "capped": bool(cap or limit),
-        "cap": {"epochs": cap, "limit_tiles": limit},
+        "cap": {"epochs": cap, "limit_tiles": limit, "warmup_epochs": capped_warmup(recipe, cap)},
         "resumed_from_epoch": resumed,
         "run_dir": str(run_dir),
         **cost,
@@ -207,7 +233,9 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
         notes = []
         if r.get("capped"):
             cap = r.get("cap") or {}
-            parts = [f"{cap['epochs']} epochs" if cap.get("epochs") else None,
+            n = cap.get("epochs")
+            parts = [f"{n} epoch{'s' if n != 1 else ''}" if n else None,
+                     f"warm-up {cap['warmup_epochs']:g} epochs" if cap.get("warmup_epochs") else None,
                      f"{cap['limit_tiles']} tiles per list" if cap.get("limit_tiles") else None]  # fmt: skip
             notes.append("CAPPED: " + ", ".join(p for p in parts if p))
         if r.get("resumed_from_epoch"):

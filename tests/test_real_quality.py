@@ -87,3 +87,12 @@ def test_failed_row_says_why(rq):
         [{"recipe": "paper", "epochs": 50, "status": "failed", "error": "error: boom"}]
     )
     assert "FAILED: error: boom" in table.splitlines()[-1]
+
+
+def test_capped_strong_runs_get_a_warm_up_shorter_than_their_epochs(rq, tmp_path):
+    cmd = rq.train_command("strong", tmp_path, tmp_path, tmp_path / "r", 1)
+    assert cmd[cmd.index("--epochs") + 1] == "1"
+    assert cmd[cmd.index("--warmup-epochs") + 1] == "0.25"
+    assert "--warmup-epochs" not in rq.train_command("strong", tmp_path, tmp_path, tmp_path, 5)
+    assert "--warmup-epochs" not in rq.train_command("paper", tmp_path, tmp_path, tmp_path, 1)
+    assert "--epochs" not in rq.train_command("strong", tmp_path, tmp_path, tmp_path, None)
