@@ -3,10 +3,11 @@
 ``landslide_tf.export.export_run`` hands multi-band runs here. Signatures:
 
 - ``serving_default``: ``image`` float32 ``[N, H, W, bands]`` in the user's units (the run's
-  bands in its order; NaN = nodata) -> ``probability`` float32 ``[N, H, W]``. The per-band
+  bands in its order; NaN = nodata) -> ``probability`` float32 ``[N, H, W]`` and ``mask``
+  uint8 ``[N, H, W]`` (1 at or above the run's threshold). The per-band
   normalisation with the training statistics, the resize to the training size and back run
   inside the graph (the traced ``landslide_tf.band_inference.band_probability``).
-- ``normalized``: ``inputs`` float32 ``[N, S, S, bands]`` already normalised -> ``probability``.
+- ``normalized``: ``inputs`` float32 ``[N, S, S, bands]`` already normalised -> ``probability``, ``mask``.
 
 The model card (``assets/model_card.json``, ``assets/MODEL_CARD.md``) lists the bands and
 their normalisation parameters.
@@ -14,10 +15,10 @@ their normalisation parameters.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,8 @@ from landslide_tf.band_inference import (  # is_band_model: used by export.expor
 )
 from landslide_tf.errors import UserError
 from landslide_tf.export import _read_json, model_card, model_card_markdown
-from landslide_tf.inference import MODEL_CARD_JSON, MODEL_CARD_MD
+from landslide_tf.model_card import mask_summary
+from landslide_tf.serving import save_module, serving_outputs
 
 logger = logging.getLogger(__name__)
 
@@ -53,11 +55,11 @@ class BandServingModule(tf.Module):
 
         def serve(image: tf.Tensor) -> dict[str, tf.Tensor]:
             prob = band_probability(lambda x: self.model(x, training=False), image, settings)
-            return {"probability": tf.identity(prob, name="probability")}
+            return serving_outputs(prob, settings.threshold)
 
         def normalized(inputs: tf.Tensor) -> dict[str, tf.Tensor]:
             prob = tf.cast(self.model(inputs, training=False), tf.float32)[..., 0]
-            return {"probability": tf.identity(prob, name="probability")}
+            return serving_outputs(prob, settings.threshold)
 
         size, channels = settings.image_size, settings.channels
         self.serving_default = tf.function(serve, input_signature=band_signature(settings))
@@ -94,11 +96,14 @@ def band_model_card(
                 "image": f"float32 [N, H, W, {channels}] bands {', '.join(settings.bands)} "
                 "in the training data's units (NaN = nodata)"
             },
-            "outputs": {"probability": "float32 [N, H, W]"},
+            "outputs": {"probability": "float32 [N, H, W]", "mask": mask_summary(settings)},
         },
         "normalized": {
             "inputs": {"inputs": f"float32 [N, {size}, {size}, {channels}] normalized"},
-            "outputs": {"probability": f"float32 [N, {size}, {size}]"},
+            "outputs": {
+                "probability": f"float32 [N, {size}, {size}]",
+                "mask": mask_summary(settings, size),
+            },
         },
     }
     return card
@@ -113,11 +118,23 @@ def _markdown(card: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def export_band_run(run_dir: str | Path, out: str | Path, *, overwrite: bool = False) -> Path:
-    """Write a multi-band run's ``best.keras`` with its preprocessing as a SavedModel."""
+def export_band_run(
+    run_dir: str | Path,
+    out: str | Path,
+    *,
+    overwrite: bool = False,
+    threshold: float | None = None,
+) -> Path:
+    """Write a multi-band run's ``best.keras`` with its preprocessing as a SavedModel.
+
+    ``threshold`` (default: the run's, tuned if ``threshold.json`` exists) sets the ``mask``
+    output and the model card's threshold.
+    """
     run_dir, out = Path(run_dir), Path(out)
     predictor = BandPredictor.load(run_dir)  # validates the settings before writing
     settings, model = predictor.settings, predictor.model
+    if threshold is not None:
+        settings = dataclasses.replace(settings, threshold=float(threshold))
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         if not overwrite:
             raise UserError(f"{out} exists and is not empty (use --overwrite)")
@@ -131,19 +148,6 @@ def export_band_run(run_dir: str | Path, out: str | Path, *, overwrite: bool = F
         parameters=int(model.count_params()),
     )
     module = BandServingModule(model, settings)
-    with tempfile.TemporaryDirectory() as tmp:
-        card_json, card_md = Path(tmp) / MODEL_CARD_JSON, Path(tmp) / MODEL_CARD_MD
-        card_json.write_text(json.dumps(card, indent=2, default=str) + "\n")
-        card_md.write_text(_markdown(card))
-        module.model_card_json = tf.saved_model.Asset(str(card_json))
-        module.model_card_md = tf.saved_model.Asset(str(card_md))
-        tf.saved_model.save(
-            module,
-            str(out),
-            signatures={
-                "serving_default": module.serving_default.get_concrete_function(),
-                "normalized": module.normalized.get_concrete_function(),
-            },
-        )
+    save_module(module, card, out, _markdown)
     logger.info("wrote SavedModel %s (%d bands)", out, settings.channels)
     return out

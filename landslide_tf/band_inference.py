@@ -183,8 +183,13 @@ class BandPredictor:
         path = Path(path)
         if path.is_dir() and (path / "saved_model.pb").is_file():
             return cls.from_saved_model(path)
+        from landslide_tf.runs import tuned_threshold
+
         run_dir = path if path.is_dir() else path.parent
         settings = BandSettings.from_dict(json.loads((run_dir / "config.json").read_text()))
+        tuned = tuned_threshold(run_dir)  # the validation-tuned threshold travels too
+        if tuned is not None:
+            settings = dataclasses.replace(settings, threshold=tuned)
         model = load_keras_model(path / "best.keras" if path.is_dir() else path)
         return cls.from_keras(model, settings, f"run {run_dir}")
 

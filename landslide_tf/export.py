@@ -4,12 +4,14 @@ The SavedModel needs neither landslide_tf nor Keras to load (``tf.saved_model.lo
 
 - ``serving_default``: raw inputs ``image`` (uint8 ``[N, H, W, 3]``) and ``dem`` (float32
   ``[N, H', W']``, any grid: it is resampled) of any size -> ``probability`` (float32
-  ``[N, H, W]``) at the image size. The training preprocessing runs inside the graph: the
+  ``[N, H, W]``) at the image size and ``mask`` (uint8 ``[N, H, W]``, 1 where
+  ``probability >= threshold``: the run's tuned threshold if ``threshold.json`` exists,
+  else its ``config.json`` one, unless ``--threshold`` overrides). The training preprocessing runs inside the graph: the
   traced ``landslide_tf.inference.raw_probability`` (resize to the training size, normalize,
   stack, network, bilinear resize back). RGB-only models take no ``dem``, DEM-only models no
   ``image`` (then the output is on the DEM grid).
 - ``normalized``: ``inputs`` (float32 ``[N, S, S, C]``, already preprocessed at the training
-  size ``S``) -> ``probability`` (float32 ``[N, S, S]``).
+  size ``S``) -> ``probability`` (float32 ``[N, S, S]``) and ``mask`` (uint8 ``[N, S, S]``).
 
 Wrong dtypes are rejected by the signatures; wrong channel counts, ranks and mismatched
 batch sizes fail inside the graph with a message (``tf.debugging`` asserts). NaN DEM cells
@@ -21,14 +23,13 @@ loss, channels, normalization, threshold, training data and test metrics.
 
 Usage::
 
-    python -m landslide_tf.export RUN_DIR --out DIR [--dem-nodata V] [--overwrite]
+    python -m landslide_tf.export RUN_DIR --out DIR [--dem-nodata V] [--threshold T] [--overwrite]
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import logging
 import os
 import shutil
@@ -40,59 +41,17 @@ import tensorflow as tf
 
 from landslide_tf.cli import run_cli
 from landslide_tf.errors import UserError
-from landslide_tf.inference import (
-    MODEL_CARD_JSON,
-    MODEL_CARD_MD,
-    InferenceSettings,
-    input_signature,
-    raw_probability,
-)
+from landslide_tf.inference import InferenceSettings
 from landslide_tf.model_card import (  # noqa: F401  (re-exported: defined here before)
     _read_json,
     model_card,
     model_card_markdown,
     signature_summary,
 )
+from landslide_tf.serving import ServingModule, save_module  # ServingModule: re-exported
 from landslide_tf.tta import add_tta_arg
 
 logger = logging.getLogger(__name__)
-
-
-class ServingModule(tf.Module):
-    """A Keras model plus its preprocessing, with the two serving functions.
-
-    Attributes:
-        model: the Keras network (its variables are what the SavedModel stores).
-        serving_default: raw inputs -> ``{"probability": (N, H, W)}``.
-        normalized: ``inputs`` ``(N, S, S, C)`` -> ``{"probability": (N, S, S)}``.
-    """
-
-    def __init__(self, model: Any, settings: InferenceSettings) -> None:
-        super().__init__(name="landslide_tf_serving")
-        self.model = model
-        self._settings = settings
-
-        def serve(*args: tf.Tensor) -> dict[str, tf.Tensor]:
-            named = dict(zip([s.name for s in input_signature(settings)], args, strict=True))
-            prob = raw_probability(
-                lambda x: self.model(x, training=False),
-                named.get("image"),
-                named.get("dem"),
-                settings,
-            )
-            return {"probability": tf.identity(prob, name="probability")}
-
-        size, channels = settings.image_size, settings.channels
-
-        def normalized(inputs: tf.Tensor) -> dict[str, tf.Tensor]:
-            prob = tf.cast(self.model(inputs, training=False), tf.float32)[..., 0]
-            return {"probability": tf.identity(prob, name="probability")}
-
-        self.serving_default = tf.function(serve, input_signature=input_signature(settings))
-        self.normalized = tf.function(
-            normalized,
-            input_signature=[tf.TensorSpec([None, size, size, channels], tf.float32, "inputs")],
-        )
 
 
 def export_model(
@@ -130,7 +89,7 @@ def export_model(
     out.parent.mkdir(parents=True, exist_ok=True)  # OSError: reported with its path
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.export-", dir=out.parent))
     try:
-        _save(module, card, staging)
+        save_module(module, card, staging, model_card_markdown)
         if replace:  # an existing SavedModel (checked above), replaced on --overwrite
             shutil.rmtree(out)
         elif out.is_dir():
@@ -160,24 +119,6 @@ def _check_out(out: Path, overwrite: bool) -> bool:
     return True
 
 
-def _save(module: Any, card: dict[str, Any], out: Path) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        card_json = Path(tmp) / MODEL_CARD_JSON
-        card_md = Path(tmp) / MODEL_CARD_MD
-        card_json.write_text(json.dumps(card, indent=2, default=str) + "\n")
-        card_md.write_text(model_card_markdown(card))
-        module.model_card_json = tf.saved_model.Asset(str(card_json))
-        module.model_card_md = tf.saved_model.Asset(str(card_md))
-        tf.saved_model.save(
-            module,
-            str(out),
-            signatures={
-                "serving_default": module.serving_default.get_concrete_function(),
-                "normalized": module.normalized.get_concrete_function(),
-            },
-        )
-
-
 def export_run(
     run_dir: str | Path,
     out: str | Path,
@@ -185,6 +126,7 @@ def export_run(
     dem_nodata: float | None = None,
     overwrite: bool = False,
     tta: bool | None = None,
+    threshold: float | None = None,
 ) -> Path:
     """Export a training run's best model as a SavedModel with a model card.
 
@@ -194,11 +136,16 @@ def export_run(
         dem_nodata: a DEM value to treat as missing, baked into the graph.
         overwrite: replace an existing non-empty ``out``.
         tta: bake flip averaging into ``serving_default`` (default: the run's ``tta``).
+        threshold: the threshold of the ``mask`` output and the model card (default: the
+            run's, the tuned one when ``threshold.json`` exists).
 
     Returns:
         The output directory.
     """
     from landslide_tf.predictor import Predictor
+
+    if threshold is not None and not 0.0 <= threshold <= 1.0:
+        raise UserError(f"--threshold must be in [0, 1], got {threshold}")
 
     run_dir = Path(run_dir)
     if not (run_dir / "config.json").is_file():
@@ -206,11 +153,13 @@ def export_run(
     from landslide_tf import band_export  # issue 13: multi-band runs take float32 bands
 
     if band_export.is_band_model(run_dir):
-        return band_export.export_band_run(run_dir, out, overwrite=overwrite)
+        return band_export.export_band_run(run_dir, out, overwrite=overwrite, threshold=threshold)
     predictor = Predictor.load(run_dir, nodata=dem_nodata, tta=tta)
     settings = predictor.settings
     if dem_nodata is not None:
         settings = dataclasses.replace(settings, nodata=float(dem_nodata))
+    if threshold is not None:
+        settings = dataclasses.replace(settings, threshold=float(threshold))
     from landslide_tf.runs import read_config_json
 
     config = read_config_json(run_dir / "config.json")
@@ -254,6 +203,12 @@ def main(argv: list[str] | None = None) -> int:
         "--dem-nodata", type=float, default=None, help="DEM nodata value (NaN always is)"
     )
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="threshold of the 'mask' output (default: the run's, tuned if threshold.json)",
+    )
     add_tta_arg(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -265,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
             dem_nodata=args.dem_nodata,
             overwrite=args.overwrite,
             tta=args.tta,
+            threshold=args.threshold,
         )
         print(f"wrote {out}")
         print(describe(out))

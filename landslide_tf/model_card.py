@@ -115,6 +115,12 @@ def model_card(
     }
 
 
+def mask_summary(settings: Any, size: int | None = None) -> str:
+    """The ``mask`` output of a signature: shape, dtype and the threshold baked in."""
+    shape = "[N, H, W]" if size is None else f"[N, {size}, {size}]"
+    return f"uint8 {shape}: 1 where probability >= {settings.threshold:g}, else 0"
+
+
 def signature_summary(settings: InferenceSettings) -> dict[str, Any]:
     """Human-readable description of the two signatures."""
     inputs = {}
@@ -124,10 +130,16 @@ def signature_summary(settings: InferenceSettings) -> dict[str, Any]:
         inputs["dem"] = "float32 [N, H', W'] elevation on any grid (NaN = nodata)"
     size, channels = settings.image_size, settings.channels
     return {
-        "serving_default": {"inputs": inputs, "outputs": {"probability": "float32 [N, H, W]"}},
+        "serving_default": {
+            "inputs": inputs,
+            "outputs": {"probability": "float32 [N, H, W]", "mask": mask_summary(settings)},
+        },
         "normalized": {
             "inputs": {"inputs": f"float32 [N, {size}, {size}, {channels}] normalized"},
-            "outputs": {"probability": f"float32 [N, {size}, {size}]"},
+            "outputs": {
+                "probability": f"float32 [N, {size}, {size}]",
+                "mask": mask_summary(settings, size),
+            },
         },
     }
 
@@ -145,7 +157,8 @@ def model_card_markdown(card: dict[str, Any]) -> str:
         f"- architecture: `{m['name']}`, base filters {m['base_filters']}, depth {m['depth']}, "
         f"dropout {m['dropout']}, {m['parameters']} parameters",
         f"- loss: `{card['loss']['name']}` {card['loss']['kwargs'] or ''}".rstrip(),
-        f"- decision threshold: {card['threshold']}",
+        f"- decision threshold: {card['threshold']} (the SavedModel's `mask` output: 1 where "
+        "probability >= threshold)",
         "",
         "## Inputs and normalization",
         f"- channels: {', '.join(card['channels'])}",

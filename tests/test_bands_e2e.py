@@ -144,3 +144,29 @@ def test_geotiff_folder_with_dem_train_and_predict_scene(tmp_path):
     assert predict([*args, "--dem", str(dem), "--polygons", str(polygons)]) == 0
     assert out.is_file()
     assert json.loads(polygons.read_text())["type"] == "FeatureCollection"
+
+
+def test_band_export_mask_uses_the_runs_tuned_threshold(five_band_run, tmp_path):
+    """A multi-band run's threshold.json reaches BandPredictor and the SavedModel's mask."""
+    import shutil
+
+    import tensorflow as tf
+
+    from landslide_tf.export import export_run
+    from landslide_tf.predictor import Predictor
+
+    run = tmp_path / "run"
+    shutil.copytree(five_band_run[0], run)
+    x = np.random.default_rng(1).random((1, 24, 20, 5)).astype(np.float32) * 1000
+    prob = Predictor.load(run).predict_batch(x)
+    tuned = round(float(np.quantile(prob, 0.5)), 6)
+    (run / "threshold.json").write_text(json.dumps({"threshold": tuned, "split": "val"}))
+    assert Predictor.load(run).threshold == tuned
+    saved = export_run(run, tmp_path / "saved")
+    card = json.loads((saved / "assets" / "model_card.json").read_text())
+    assert card["threshold"] == tuned and "mask" in card["signatures"]["serving_default"]["outputs"]
+    out = tf.saved_model.load(str(saved)).signatures["serving_default"](image=tf.constant(x))
+    assert out["mask"].dtype == tf.uint8
+    np.testing.assert_array_equal(
+        out["mask"].numpy(), (out["probability"].numpy() >= tuned).astype(np.uint8)
+    )

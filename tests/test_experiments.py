@@ -247,6 +247,54 @@ def test_prepare_run_resumes_unfinished_and_retries_failed(tmp_path):
     assert runner.prepare_run(more) is None and more.run_dir.exists()
 
 
+def test_tables_say_which_threshold_each_row_used():
+    plain = fake("unet", "dice", miou=0.6, threshold=0.5)
+    tuned = [
+        fake("unetpp", "dice", seed=s, miou=0.7, threshold=t) for s, t in ((0, 0.41), (1, 0.47))
+    ]
+    for r in tuned:
+        r.threshold_source = "tuned"
+    results = [plain, *tuned]
+    md, rows = tables.table3(results, [("unet", "dice"), ("unetpp", "dice")], seeds=2)
+    assert "| Threshold |" in md
+    assert [r["threshold"] for r in rows] == ["0.50", "0.41–0.47 tuned on val"]
+    body = _table_rows(md)
+    assert body[0].rstrip(" |").endswith("0.50") and "tuned on val" in body[1]
+    selected = {"unet": "dice", "unetpp": "dice"}
+    md1, rows1 = tables.table1(results, ["unet", "unetpp"], ["dice"], selected, "test", 2)
+    assert "0.700 ± " in md1 and "† = scored at the run's validation-tuned threshold" in md1
+    line = next(line for line in md1.splitlines() if line.startswith("| U-Net++ |"))
+    assert "†" in line and "†" not in next(
+        line for line in md1.splitlines() if line.startswith("| U-Net |")
+    )
+    md0, _ = tables.table1([plain], ["unet"], ["dice"], {"unet": "dice"}, "test", 1)
+    assert "Every run scored at its configured threshold (0.50)." in md0
+
+
+def test_cached_run_is_rescored_at_its_tuned_threshold(tmp_path, monkeypatch):
+    """evaluate --tune-threshold after training: the study re-scores test at the tuned value."""
+    import landslide_tf.evaluate as evaluate
+
+    spec = _spec(tmp_path)
+    _finish(spec, miou=0.61)
+    assert runner.prepare_run(spec).threshold_source == "config"
+    (spec.run_dir / "threshold.json").write_text(json.dumps({"threshold": 0.3}))
+    calls = []
+
+    def fake_evaluate(run_dir, split="test", **kwargs):  # what evaluate_run writes
+        calls.append((Path(run_dir), split, kwargs))
+        (Path(run_dir) / "metrics.json").write_text(json.dumps({"miou": 0.66, "threshold": 0.3}))
+        return {}
+
+    monkeypatch.setattr(evaluate, "evaluate_run", fake_evaluate)
+    cached = runner.prepare_run(spec)
+    assert calls == [(spec.run_dir, "test", {})]
+    assert cached.metrics == {"miou": 0.66, "threshold": 0.3}
+    assert cached.threshold_source == "tuned"
+    assert "at the tuned threshold 0.300" in runner._describe(cached)
+    assert runner.prepare_run(spec).status == "cached" and len(calls) == 1  # not twice
+
+
 def test_run_all_records_failures_and_goes_on(tmp_path, monkeypatch):
     import landslide_tf.train as train_mod
 

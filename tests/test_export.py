@@ -51,6 +51,10 @@ PLAIN_TF_SCRIPT = textwrap.dedent(
             "probability"
         ].numpy(),
         "normalized": normalized(inputs=tf.constant(data["x"]))["probability"].numpy(),
+        "mask": serve(image=tf.constant(data["image"]), dem=tf.constant(data["dem"]))[
+            "mask"
+        ].numpy(),
+        "normalized_mask": normalized(inputs=tf.constant(data["x"]))["mask"].numpy(),
     }
     errors = {}
     bad_calls = {
@@ -118,6 +122,12 @@ def test_plain_tensorflow_process_matches_in_package(exported, tmp_path):
     assert out["prob"].shape == (2, 97, 113) and out["prob"].dtype == np.float32
     assert expected.std() > 1e-3
     np.testing.assert_allclose(out["prob"], expected, atol=1e-5)
+    # the mask output: uint8 0/1 at the run's threshold (0.4), beside the probabilities
+    assert out["mask"].dtype == np.uint8 and out["normalized_mask"].dtype == np.uint8
+    np.testing.assert_array_equal(out["mask"], (out["prob"] >= 0.4).astype(np.uint8))
+    np.testing.assert_array_equal(
+        out["normalized_mask"], (out["normalized"] >= 0.4).astype(np.uint8)
+    )
     coarse = predictor.predict_batch(images, dems[:, ::2, ::2])
     np.testing.assert_allclose(out["prob_coarse_dem"], coarse, atol=1e-5)
     # nodata: the baked-in value and NaN both mean "missing"
@@ -203,3 +213,33 @@ def test_tta_and_tuned_threshold_travel_into_the_saved_model(tmp_path):
     np.testing.assert_allclose(from_saved.predict(image), with_tta, atol=1e-5)
     with pytest.raises(UserError, match="export the run again with --no-tta"):
         Predictor.load(saved, tta=False)
+
+
+def test_mask_output_uses_the_tuned_threshold_unless_export_threshold_overrides(tmp_path):
+    run = make_run(tmp_path / "rgb", modalities="rgb", threshold=0.5)
+    image, _ = raw_inputs(41, 37, seed=5)
+    prob = Predictor.load(run).predict(image)
+    tuned, override = (round(float(q), 4) for q in np.quantile(prob, [0.4, 0.8]))
+    assert 0 < tuned < override < 1
+    (run / "threshold.json").write_text(json.dumps({"threshold": tuned, "split": "val"}))
+
+    for threshold, expected in ((None, tuned), (override, override)):
+        saved = export_run(run, tmp_path / f"saved-{threshold}", threshold=threshold)
+        card = json.loads((saved / "assets" / "model_card.json").read_text())
+        assert card["threshold"] == expected
+        assert f">= {expected:g}" in card["signatures"]["serving_default"]["outputs"]["mask"]
+        assert "`mask`" in (saved / "assets" / "MODEL_CARD.md").read_text()
+        out = tf.saved_model.load(str(saved)).signatures["serving_default"](
+            image=tf.constant(image[np.newaxis])
+        )
+        got_prob, mask = out["probability"].numpy()[0], out["mask"].numpy()[0]
+        assert mask.dtype == np.uint8 and 0 < mask.mean() < 1
+        np.testing.assert_array_equal(mask, (got_prob >= expected).astype(np.uint8))
+
+
+def test_export_cli_refuses_a_threshold_outside_0_1(tmp_path, capsys):
+    run = make_run(tmp_path / "rgb", modalities="rgb")
+    assert main([str(run), "--out", str(tmp_path / "saved"), "--threshold", "1.5"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "--threshold" in err
+    assert not (tmp_path / "saved").exists()

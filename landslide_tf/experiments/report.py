@@ -93,14 +93,16 @@ def write_tables(outcome: StudyOutcome) -> None:
 def write_runs_csv(outcome: StudyOutcome) -> None:
     """``runs.csv``: every run with its status, wall time, metrics or error."""
     fields = ["run", "model", "loss", "seed", "stage", "status", "wall_s", "miou", "val_miou",
-              "auc", "precision", "recall", "f1", "accuracy", "error", "run_dir"]  # fmt: skip
+              "auc", "precision", "recall", "f1", "accuracy", "threshold", "threshold_source",
+              "error", "run_dir"]  # fmt: skip
     with (outcome.out / "runs.csv").open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=fields)
         writer.writeheader()
         for r in outcome.results:
             row = {"run": r.name, "model": r.model, "loss": r.loss, "seed": r.seed,
                    "stage": r.stage, "status": r.status, "wall_s": r.wall_s,
-                   "val_miou": r.val_miou, "error": r.error, "run_dir": r.run_dir}  # fmt: skip
+                   "val_miou": r.val_miou, "error": r.error, "run_dir": r.run_dir,
+                   "threshold_source": r.threshold_source if r.ok else None}  # fmt: skip
             row.update({k: r.metrics.get(k) for k in fields if k in r.metrics})
             writer.writerow({k: "" if v is None else v for k, v in row.items()})
 

@@ -39,6 +39,7 @@ from landslide_tf.experiments.runs import (
     RunResult,
     RunSpec,
     read_test_metrics,
+    read_tuned_threshold,
     read_val_miou,
 )
 
@@ -115,6 +116,7 @@ def prepare_run(spec: RunSpec) -> RunResult | None:
         logger.warning("%s: the folder holds another config; moved to %s", spec.name, moved)
         return None
     if epochs_done == epochs and (run_dir / "metrics.json").is_file():
+        rescore_at_tuned_threshold(run_dir)
         record = _read_json(run_dir / RECORD_FILE) or {}
         return RunResult.from_spec(
             spec,
@@ -125,6 +127,31 @@ def prepare_run(spec: RunSpec) -> RunResult | None:
         )
     (run_dir / ERROR_FILE).unlink(missing_ok=True)
     return None
+
+
+def rescore_at_tuned_threshold(run_dir: Path) -> bool:
+    """Score the test split again when the run's tuned threshold is not the one its
+    ``metrics.json`` used (``evaluate --tune-threshold`` ran after training).
+
+    ``evaluate_run`` at the run's threshold (the tuned one) rewrites ``metrics.json``; a
+    failure is logged and the old metrics kept. Returns whether it re-scored.
+    """
+    tuned = read_tuned_threshold(run_dir)
+    if tuned is None:
+        return False
+    used = read_test_metrics(run_dir).get("threshold")
+    if used is not None and abs(used - tuned) < 1e-9:
+        return False
+    from landslide_tf.errors import UserError
+    from landslide_tf.evaluate import evaluate_run
+
+    try:
+        evaluate_run(run_dir, split="test")
+    except (UserError, OSError) as exc:
+        logger.warning("%s: kept the metrics at threshold %s: %s", run_dir.name, used, exc)
+        return False
+    logger.info("%s: test metrics re-scored at its tuned threshold %.4f", run_dir.name, tuned)
+    return True
 
 
 def _write_record(spec: RunSpec, status: str, wall_s: float, **extra: Any) -> None:
@@ -329,6 +356,8 @@ def _describe(result: RunResult) -> str:
     if result.wall_s is not None:
         text += f"{result.wall_s:.1f} s, "
     text += f"test mIoU {miou:.3f}" if miou is not None else "no test mIoU"
+    if result.threshold_source == "tuned":
+        text += f" at the tuned threshold {result.metrics.get('threshold', 0):.3f}"
     if result.val_miou is not None:
         text += f", val mIoU {result.val_miou:.3f}"
     return text

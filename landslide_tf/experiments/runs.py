@@ -14,6 +14,8 @@ from typing import Any
 #: File the study writes into each run dir: wall time, status and the requested config.
 RECORD_FILE = "experiment.json"
 ERROR_FILE = "error.txt"
+#: The run's validation-tuned threshold (``landslide_tf.runs.THRESHOLD_FILE``; no keras here).
+THRESHOLD_FILE = "threshold.json"
 
 
 def run_name(model: str, loss: str, seed: int) -> str:
@@ -63,6 +65,9 @@ class RunResult:
         wall_s: training wall time in seconds (of the invocation that trained it).
         error: one-line error for failed runs.
         run_dir: the run folder.
+        threshold_source: ``"tuned"`` when the test metrics are at the run's
+            validation-tuned threshold (``threshold.json``), else ``"config"``
+            (``config.threshold``, 0.5 unless set); the value is ``metrics["threshold"]``.
     """
 
     name: str
@@ -76,6 +81,7 @@ class RunResult:
     wall_s: float | None = None
     error: str | None = None
     run_dir: str = ""
+    threshold_source: str = "config"
 
     @property
     def ok(self) -> bool:
@@ -92,6 +98,8 @@ class RunResult:
 
     @classmethod
     def from_spec(cls, spec: RunSpec, status: str, **kwargs: Any) -> RunResult:
+        if "metrics" in kwargs and "threshold_source" not in kwargs:
+            kwargs["threshold_source"] = threshold_source(spec.run_dir, kwargs["metrics"])
         return cls(
             name=spec.name,
             model=spec.model,
@@ -134,3 +142,20 @@ def read_test_metrics(run_dir: Path) -> dict[str, float]:
     if isinstance(metrics.get("test"), dict):
         metrics = metrics["test"]
     return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
+
+
+def read_tuned_threshold(run_dir: Path) -> float | None:
+    """The threshold in ``run_dir/threshold.json`` (None when absent or unreadable)."""
+    try:
+        return float(json.loads((Path(run_dir) / THRESHOLD_FILE).read_text())["threshold"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def threshold_source(run_dir: Path, metrics: dict[str, Any]) -> str:
+    """``"tuned"`` when ``metrics`` were scored at the run's tuned threshold, else ``"config"``."""
+    tuned = read_tuned_threshold(run_dir)
+    value = metrics.get("threshold")
+    if tuned is not None and value is not None and abs(float(value) - tuned) < 1e-9:
+        return "tuned"
+    return "config"

@@ -66,6 +66,23 @@ def _fmt(value: float | None, digits: int = 3) -> str:
     return "" if value is None else f"{value:.{digits}f}"
 
 
+def threshold_text(runs: Iterable[RunResult]) -> str:
+    """The decision threshold(s) the finished runs' test metrics used, and whence.
+
+    ``0.50`` (one value), ``0.41–0.47`` (seeds differ), with ``tuned on val`` when the
+    runs used their validation-tuned ``threshold.json`` (``k of n`` when only some did).
+    """
+    ok = [r for r in runs if r.ok and r.metrics.get("threshold") is not None]
+    if not ok:
+        return ""
+    values = sorted({round(float(r.metrics["threshold"]), 3) for r in ok})
+    text = f"{values[0]:.2f}" if len(values) == 1 else f"{values[0]:.2f}–{values[-1]:.2f}"
+    tuned = sum(r.threshold_source == "tuned" for r in ok)
+    if tuned:
+        text += " tuned on val" + ("" if tuned == len(ok) else f" ({tuned} of {len(ok)})")
+    return text
+
+
 def group_results(results: Iterable[RunResult], model: str, loss: str) -> list[RunResult]:
     """All runs (every seed) of one model/loss pair."""
     return [r for r in results if r.model == model and r.loss == loss]
@@ -130,6 +147,8 @@ def table1(
             val_mean, _, _ = mean_std(r.val_miou for r in runs if r.ok)
             paper = PAPER_TABLE1.get(base, {}).get(loss)
             text = format_mean_std(values, expected=seeds)
+            if any(r.ok and r.threshold_source == "tuned" for r in runs):
+                text += " †"
             if selected.get(base) == loss:
                 text = f"**{text}**"
             cells += [text, _fmt(paper), _fmt_diff(mean, paper)]
@@ -146,6 +165,7 @@ def table1(
                     "diff": None if mean is None or paper is None else mean - paper,
                     "selected": selected.get(base) == loss,
                     "select_on": select_on,
+                    "threshold": threshold_text(runs),
                 }
             )
         cells.append(loss_label(selected[base]) if selected.get(base) else "none")
@@ -157,7 +177,9 @@ def table1(
         + _seed_note(seeds)
         + f"\nStage-2 selection on the **{select_on}** split"
         + (" (as in the paper)" if select_on == "test" else " (the paper selected on test)")
-        + "; the selected loss per base is in bold.\n\n"
+        + "; the selected loss per base is in bold. "
+        + _threshold_note(results)
+        + "\n\n"
     )
     return intro + "\n".join(lines) + "\n", rows
 
@@ -184,6 +206,7 @@ def table3(
     for m in METRICS:
         header += [METRIC_LABELS[m], "paper", "Δ"]
     header += [METRIC_LABELS[m] for m in EXTRA_METRICS]
+    header.append("Threshold")
     lines = [_md_row(header), _md_row(["---"] * len(header))]
     rows: list[dict[str, Any]] = []
     for model, loss in models:
@@ -214,15 +237,30 @@ def table3(
                 cells += [text, _fmt(ref, 2), _fmt_diff(mean, ref)]
             else:
                 cells.append(text)
+        row["threshold"] = threshold_text(ok)
+        cells.append(row["threshold"])
         rows.append(row)
         lines.append(_md_row(cells))
     intro = (
         f"# {title}\n\n"
         "Test split. Precision, recall and F1 are for the landslide class; mIoU is the mean "
         "of the background and landslide IoUs (both listed at the right). Paper values from "
-        "its Table 3; Δ = ours − paper. " + _seed_note(seeds) + "\n\n"
+        "its Table 3; Δ = ours − paper. " + _seed_note(seeds) + " Threshold: the decision "
+        "threshold each row's test metrics used (the run's validation-tuned one where it "
+        "has a threshold.json, else its configured one).\n\n"
     )
     return intro + "\n".join(lines) + "\n", rows
+
+
+def _threshold_note(results: Sequence[RunResult]) -> str:
+    tuned = [r for r in results if r.ok and r.threshold_source == "tuned"]
+    if not tuned:
+        shown = threshold_text(results)
+        return "Every run scored at its configured threshold" + (f" ({shown})." if shown else ".")
+    return (
+        "† = scored at the run's validation-tuned threshold (threshold.json); the others at "
+        "their configured threshold (runs.csv lists each run's)."
+    )
 
 
 def _seed_note(seeds: int) -> str:

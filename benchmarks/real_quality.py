@@ -1,0 +1,302 @@
+"""Quality of named training recipes on real imagery: train on l4s-rgb-dev train, score val.
+
+Each recipe is one ``python -m landslide_tf.train ...`` subprocess (``--modalities rgb``,
+``--split-dir`` on the data folder, ``--test-split val``) into ``OUT/runs/<recipe>``; its
+``metrics_val.json`` gives the landslide F1, landslide IoU, mIoU and AUC on val (at the
+run's threshold: tuned on val for the strong recipes, so optimistic there; 0.5 otherwise).
+The CPU seconds are user + sys of the training process (``RUSAGE_CHILDREN``), the wall
+seconds its lifetime, the load the mean 1-minute load average sampled while it ran.
+
+Resumable: a recipe whose run finished earlier (``OUT/runs/<recipe>/real_quality.json``) is
+reported, not retrained; an interrupted one resumes where ``train`` left it (its CPU seconds
+then cover the last invocation only, and the row says so). The data folder is only read:
+``--limit-tiles N`` writes shortened split lists into ``OUT/splits-lN``, never into it.
+
+Usage::
+
+    python benchmarks/real_quality.py                       # all recipes, full length
+    python benchmarks/real_quality.py --recipes paper strong --epochs 5   # a budget run
+    python benchmarks/real_quality.py --epochs 1 --limit-tiles 64         # a smoke run
+
+Where the data folder is absent it prints a message and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = REPO.parent / "shared" / "data" / "l4s-rgb-dev"
+RECORD = "real_quality.json"
+
+#: Recipe name -> (extra train flags, the epochs those flags train for, description).
+#: The epochs are the presets' (``landslide_tf.train.PRESETS``; a test keeps them equal).
+RECIPES: dict[str, tuple[list[str], int, str]] = {
+    "paper": (["--preset", "paper"], 50, "the paper: unetpp_spatial_ctx, Adam 1e-5, batch 2"),
+    "quick": (
+        ["--preset", "quick", "--derived"],
+        8,
+        "quick preset at 64 px (no slope channel: RGB has no DEM)",
+    ),
+    "strong": (["--preset", "strong"], 25, "strong preset: unetpp 16, AdamW + cosine, TTA"),
+    "strong-resnet18": (
+        ["--preset", "strong", "--encoder", "resnet18", "--encoder-weights", "none"],
+        25,
+        "strong + ResNet-18 encoder, random init",
+    ),
+    "strong-efficientnet_b0": (
+        ["--preset", "strong", "--encoder", "efficientnet_b0", "--encoder-weights", "none"],
+        25,
+        "strong + EfficientNet-B0 encoder, random init",
+    ),
+}
+
+METRICS = ("f1", "iou_landslide", "miou", "auc")
+
+
+def warmup_epochs(recipe: str) -> float:
+    """The recipe's linear warm-up in epochs (the strong preset's; 0 for the others)."""
+    flags = RECIPES[recipe][0]
+    if flags[flags.index("--preset") + 1] != "strong":
+        return 0.0
+    sys.path.insert(0, str(REPO))  # this checkout's landslide_tf (recipe imports no TF)
+    from landslide_tf.recipe import STRONG
+
+    return float(STRONG["warmup_epochs"])
+
+
+def capped_warmup(recipe: str, cap: int | None) -> float | None:
+    """A shorter warm-up for a capped run whose epochs would not exceed it, else None.
+
+    Training refuses a warm-up of ``epochs`` or more; a capped run warms up for a quarter
+    of its epochs at most (the row says so).
+    """
+    warmup = warmup_epochs(recipe)
+    if cap is None or warmup <= 0 or cap / 4 >= warmup:
+        return None
+    return cap / 4
+
+
+def machine() -> str:
+    """CPU model and core count (no TensorFlow import)."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} CPU cores, {platform.system()} {platform.release()}"
+
+
+def limited_splits(data: Path, out: Path, limit: int) -> Path:
+    """First ``limit`` stems of the data's train.txt and val.txt, written under ``out``."""
+    folder = out / f"splits-l{limit}"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("train", "val"):
+        stems = [s for s in (data / f"{name}.txt").read_text().split() if s][:limit]
+        with tempfile.NamedTemporaryFile("w", dir=folder, delete=False, suffix=".tmp") as fh:
+            fh.write("\n".join(stems) + "\n")
+        os.replace(fh.name, folder / f"{name}.txt")
+    return folder
+
+
+def run_name(recipe: str, epochs: int | None, limit: int | None) -> str:
+    """``strong``, ``strong-e5``, ``strong-e1-l64``: capped runs never share a full run's dir."""
+    return recipe + (f"-e{epochs}" if epochs else "") + (f"-l{limit}" if limit else "")
+
+
+def train_command(recipe: str, data: Path, split_dir: Path, run_dir: Path, epochs: int | None):
+    """The ``python -m landslide_tf.train`` argv of one recipe (``epochs``: a cap)."""
+    flags, _, _ = RECIPES[recipe]
+    cmd = [sys.executable, "-m", "landslide_tf.train", *flags, "--modalities", "rgb"]
+    cmd += ["--data", str(data), "--split-dir", str(split_dir), "--test-split", "val"]
+    cmd += ["--run-dir", str(run_dir), "--verbose", "2"]
+    if epochs:
+        cmd += ["--epochs", str(epochs)]
+        warmup = capped_warmup(recipe, epochs)
+        if warmup is not None:
+            cmd += ["--warmup-epochs", f"{warmup:g}"]
+    return cmd
+
+
+def run_recipe(cmd: list[str], log: Path) -> dict[str, Any]:
+    """Run one training subprocess; its exit code, CPU and wall seconds, load average."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)}  # fmt: skip
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    loads = [os.getloadavg()[0]]
+    start = time.perf_counter()
+    with log.open("w") as fh:
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=REPO, env=env)
+        try:
+            while True:
+                try:
+                    proc.wait(timeout=10)
+                    break
+                except subprocess.TimeoutExpired:
+                    loads.append(os.getloadavg()[0])
+        except BaseException:  # interrupted: stop the child we started, then re-raise
+            proc.terminate()
+            proc.wait()
+            raise
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {
+        "returncode": proc.returncode,
+        "cpu_s": round(cpu, 1),
+        "wall_s": round(wall, 1),
+        "load_mean": round(sum(loads) / len(loads), 2),
+        "load_max": round(max(loads), 2),
+    }
+
+
+def _last_line(log: Path) -> str:
+    lines = [ln for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.startswith("error:")]
+    return (errors or lines or ["(no output)"])[-1][:300]
+
+
+def bench_recipe(
+    recipe: str, data: Path, split_dir: Path, out: Path, epochs: int | None, limit: int | None
+) -> dict[str, Any]:
+    """Train (or report) one recipe; its row as a dict."""
+    flags, nominal, description = RECIPES[recipe]
+    cap = epochs if epochs and epochs < nominal else None
+    name = run_name(recipe, cap, limit)
+    run_dir = out / "runs" / name
+    record_path = run_dir / RECORD
+    if record_path.is_file():
+        row = json.loads(record_path.read_text())
+        print(f"{name}: finished earlier, reported from {record_path}", flush=True)
+        return {**row, "status": "reported"}
+    cmd = train_command(recipe, data, split_dir, run_dir, cap)
+    resumed = 0
+    state = run_dir / "state.json"
+    if state.is_file():
+        resumed = int(json.loads(state.read_text()).get("epochs_done", 0))
+    (out / "logs").mkdir(parents=True, exist_ok=True)
+    log = out / "logs" / f"{name}.log"
+    print(f"{name}: training ({description}), log {log}", flush=True)
+    cost = run_recipe(cmd, log)
+    shown = ["python", "-m", "landslide_tf.train", *cmd[3:]]
+    row: dict[str, Any] = {
+        "recipe": recipe,
+        "run": name,
+        "description": description,
+        "command": shlex.join(shown),
+        "epochs": cap or nominal,
+        "capped": bool(cap or limit),
+        "cap": {"epochs": cap, "limit_tiles": limit, "warmup_epochs": capped_warmup(recipe, cap)},
+        "resumed_from_epoch": resumed,
+        "run_dir": str(run_dir),
+        **cost,
+    }
+    metrics_path = run_dir / "metrics_val.json"
+    if cost["returncode"] != 0 or not metrics_path.is_file():
+        row.update(status="failed", error=_last_line(log))
+        print(f"{name}: FAILED ({row['error']})", flush=True)
+        return row
+    metrics = json.loads(metrics_path.read_text())
+    row["val"] = {k: metrics.get(k) for k in (*METRICS, "threshold", "tta", "n_tiles")}
+    row["threshold_tuned"] = (run_dir / "threshold.json").is_file()
+    row["status"] = "trained"
+    tmp = record_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(row, indent=2) + "\n")
+    os.replace(tmp, record_path)
+    return row
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    """The results as a markdown table (capped and failed rows say so)."""
+    head = ["recipe", "epochs", "val F1", "val IoU (landslide)", "val mIoU", "val AUC",
+            "threshold", "CPU s", "wall s", "load", "note"]  # fmt: skip
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        notes = []
+        if r.get("capped"):
+            cap = r.get("cap") or {}
+            n = cap.get("epochs")
+            parts = [f"{n} epoch{'s' if n != 1 else ''}" if n else None,
+                     f"warm-up {cap['warmup_epochs']:g} epochs" if cap.get("warmup_epochs") else None,
+                     f"{cap['limit_tiles']} tiles per list" if cap.get("limit_tiles") else None]  # fmt: skip
+            notes.append("CAPPED: " + ", ".join(p for p in parts if p))
+        if r.get("resumed_from_epoch"):
+            notes.append(f"resumed after epoch {r['resumed_from_epoch']}: CPU/wall of the last leg")
+        if r.get("status") == "failed":
+            notes.append(f"FAILED: {r.get('error', '')}")
+        val = r.get("val") or {}
+        threshold = _fmt(val.get("threshold"), 2)
+        if threshold and r.get("threshold_tuned"):
+            threshold += " (tuned on val)"
+        cells = [r["recipe"], str(r.get("epochs", "")), *(_fmt(val.get(k)) for k in METRICS),
+                 threshold, _fmt(r.get("cpu_s"), 0), _fmt(r.get("wall_s"), 0),
+                 _fmt(r.get("load_mean"), 1), "; ".join(notes)]  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point."""
+    parser = argparse.ArgumentParser(
+        description="Train named recipes on l4s-rgb-dev train, score val, print a table."
+    )
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="l4s-rgb-dev folder")
+    parser.add_argument("--out", type=Path, default=REPO / "results" / "real_quality")
+    parser.add_argument("--recipes", nargs="+", choices=sorted(RECIPES), default=list(RECIPES))
+    parser.add_argument("--epochs", type=int, help="cap every recipe at N epochs (marked)")
+    parser.add_argument(
+        "--limit-tiles", type=int, help="first N stems of train.txt and val.txt (marked)"
+    )
+    parser.add_argument("--json", type=Path, help="also write the rows here (default OUT/)")
+    args = parser.parse_args(argv)
+    data = args.data.expanduser().resolve()
+    if not (data / "train.txt").is_file() or not (data / "val.txt").is_file():
+        print(f"skipped: {data} with train.txt and val.txt not found (nothing to benchmark)")
+        return 0
+    for flag, value in (("--epochs", args.epochs), ("--limit-tiles", args.limit_tiles)):
+        if value is not None and value < 1:
+            print(f"error: {flag} must be at least 1, got {value}", file=sys.stderr)
+            return 2
+    out = args.out.expanduser().resolve()
+    if out == data or data in out.parents:
+        print(
+            f"error: --out {out} is inside the data folder {data}: choose another", file=sys.stderr
+        )
+        return 2
+    out.mkdir(parents=True, exist_ok=True)
+    split_dir = limited_splits(data, out, args.limit_tiles) if args.limit_tiles else data
+    rows = [
+        bench_recipe(r, data, split_dir, out, args.epochs, args.limit_tiles) for r in args.recipes
+    ]
+    table = markdown_table(rows)
+    where = machine()
+    print(f"\nval of {data.name} ({where}):\n")
+    print(table)
+    result = {"data": str(data), "machine": where, "rows": rows, "table": table}
+    path = args.json or out / "real_quality.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {path}")
+    return 1 if any(r.get("status") == "failed" for r in rows) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,98 @@
+"""benchmarks/real_quality.py without training: skip, recipes, split limits, resume, table."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "real_quality.py"
+
+
+@pytest.fixture(scope="module")
+def rq():
+    spec = importlib.util.spec_from_file_location("real_quality", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["real_quality"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _data(tmp_path: Path) -> Path:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "train.txt").write_text("".join(f"t{i}\n" for i in range(10)))
+    (data / "val.txt").write_text("".join(f"v{i}\n" for i in range(6)))
+    return data
+
+
+def test_skips_cleanly_without_the_data(rq, tmp_path, capsys):
+    assert rq.main(["--data", str(tmp_path / "absent"), "--out", str(tmp_path / "o")]) == 0
+    assert capsys.readouterr().out.startswith("skipped:")
+    assert not (tmp_path / "o").exists()
+
+
+def test_recipe_epochs_are_the_presets(rq):
+    from landslide_tf.config import TrainConfig
+    from landslide_tf.train import PRESETS
+
+    for name, (flags, epochs, _) in rq.RECIPES.items():
+        preset = flags[flags.index("--preset") + 1]
+        assert epochs == PRESETS[preset].get("epochs", TrainConfig().epochs), name
+
+
+def test_limited_splits_go_to_the_output_folder_only(rq, tmp_path):
+    data = _data(tmp_path)
+    before = {p.name: p.read_text() for p in data.iterdir()}
+    folder = rq.limited_splits(data, tmp_path / "out", 4)
+    assert folder.parent == tmp_path / "out"
+    assert (folder / "train.txt").read_text().split() == ["t0", "t1", "t2", "t3"]
+    assert (folder / "val.txt").read_text().split() == ["v0", "v1", "v2", "v3"]
+    assert {p.name: p.read_text() for p in data.iterdir()} == before
+
+
+def test_out_inside_the_data_folder_is_refused(rq, tmp_path, capsys):
+    data = _data(tmp_path)
+    assert rq.main(["--data", str(data), "--out", str(data / "o")]) == 2
+    assert capsys.readouterr().err.startswith("error: --out")
+    assert not (data / "o").exists()
+
+
+def test_finished_runs_are_reported_not_retrained_and_capped_rows_marked(rq, tmp_path, capsys):
+    data, out = _data(tmp_path), tmp_path / "out"
+    run = out / "runs" / rq.run_name("strong", 2, 4)
+    run.mkdir(parents=True)
+    row = {"recipe": "strong", "epochs": 2, "capped": True,
+           "cap": {"epochs": 2, "limit_tiles": 4}, "cpu_s": 12.0, "wall_s": 7.0,
+           "load_mean": 1.5, "threshold_tuned": True,
+           "val": {"f1": 0.5, "iou_landslide": 0.33, "miou": 0.6, "auc": 0.9,
+                   "threshold": 0.42}}  # fmt: skip
+    (run / rq.RECORD).write_text(json.dumps(row))
+    argv = ["--data", str(data), "--out", str(out), "--recipes", "strong", "--epochs", "2"]
+    assert rq.main([*argv, "--limit-tiles", "4"]) == 0  # would fail if it trained (no tiles)
+    printed = capsys.readouterr().out
+    assert "finished earlier" in printed
+    line = next(ln for ln in printed.splitlines() if ln.startswith("| strong |"))
+    assert "| 0.500 | 0.330 | 0.600 | 0.900 | 0.42 (tuned on val) | 12 | 7 | 1.5 |" in line
+    assert "CAPPED: 2 epochs, 4 tiles per list" in line
+    saved = json.loads((out / "real_quality.json").read_text())
+    assert saved["rows"][0]["status"] == "reported" and "CPU cores" in saved["machine"]
+
+
+def test_failed_row_says_why(rq):
+    table = rq.markdown_table(
+        [{"recipe": "paper", "epochs": 50, "status": "failed", "error": "error: boom"}]
+    )
+    assert "FAILED: error: boom" in table.splitlines()[-1]
+
+
+def test_capped_strong_runs_get_a_warm_up_shorter_than_their_epochs(rq, tmp_path):
+    cmd = rq.train_command("strong", tmp_path, tmp_path, tmp_path / "r", 1)
+    assert cmd[cmd.index("--epochs") + 1] == "1"
+    assert cmd[cmd.index("--warmup-epochs") + 1] == "0.25"
+    assert "--warmup-epochs" not in rq.train_command("strong", tmp_path, tmp_path, tmp_path, 5)
+    assert "--warmup-epochs" not in rq.train_command("paper", tmp_path, tmp_path, tmp_path, 1)
+    assert "--epochs" not in rq.train_command("strong", tmp_path, tmp_path, tmp_path, None)
