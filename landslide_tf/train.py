@@ -354,6 +354,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         given = getattr(args, field.name, None)
         if given is not None:
             values[field.name] = list(given) if field.name == "derived" else given
+    if values.get("modalities") == "rgb" and getattr(args, "derived", None) is None:
+        values["derived"] = []  # a preset's DEM-derived channels need a DEM; RGB runs drop them
     values["loss_kwargs"] = _parse_loss_kwargs(args.loss_kwargs)
     apply_encoder_defaults(values, args)
     return TrainConfig.from_dict(values)

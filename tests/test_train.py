@@ -343,3 +343,12 @@ def test_trains_and_evaluates_on_the_real_bijie_sample_rgb_only(bijie_sample, tm
     }
     assert sorted(sum(splits.values(), [])) == [f"df{i:03d}" for i in range(2, 22)]
     assert metrics["n_tiles"] == len(splits["test"])
+
+
+def test_quick_preset_drops_its_slope_channel_for_rgb_only_data():
+    from landslide_tf.train import build_parser, config_from_args
+
+    rgb = config_from_args(build_parser().parse_args(["--preset", "quick", "--modalities", "rgb"]))
+    assert rgb.derived == [] and rgb.channels == 3
+    dem = config_from_args(build_parser().parse_args(["--preset", "quick"]))
+    assert dem.derived == ["slope"] and dem.channels == 5
