@@ -81,6 +81,8 @@ class TrainConfig:
     strategy: str = "default"
     mixed_precision: bool = False
     jit: bool = False
+    # issue 14: precision (auto|float32|bfloat16|float16; "mixed" = legacy --mixed-precision)
+    precision: str = "auto"
 
     def resolved(self) -> TrainConfig:
         """Return a copy with ``loss`` filled in from the paper's per-family best."""
@@ -103,6 +105,9 @@ class TrainConfig:
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
         """Build from a dict, ignoring keys this version does not know."""
         names = {f.name for f in dataclasses.fields(cls)}
+        values = dict(values)
+        if "precision" not in values:  # config.json written before --precision existed
+            values["precision"] = "mixed" if values.get("mixed_precision") else "float32"
         return cls(**{k: v for k, v in values.items() if k in names})
 
     @classmethod

@@ -30,6 +30,7 @@ import numpy as np
 
 from landslide_tf.errors import UserError
 from landslide_tf.metrics import SCORE_KEYS, format_metrics
+from landslide_tf.precision import add_precision_args, precision_from_args
 from landslide_tf.runs import SPLITS, dataset_options, load_model_file, read_run_config, run_splits
 
 logger = logging.getLogger(__name__)
@@ -78,6 +79,7 @@ def evaluate_run(
     split: str = "test",
     threshold: float | None = None,
     tune_threshold: bool = False,
+    precision: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate ``best.keras`` of a run on one split and write the metrics file.
 
@@ -89,6 +91,8 @@ def evaluate_run(
             ``config.threshold`` (0.5 unless trained with ``--threshold``).
         tune_threshold: choose the threshold that maximizes mIoU on the validation split
             (``SegmentationMetrics.best_threshold``), then evaluate ``split`` with it.
+        precision: compute in this precision (``auto``, ``float32``, ``bfloat16``,
+            ``float16``); ``None`` = the precision the run trained in (``config.json``).
 
     Returns:
         Metrics dict with the keys of ``METRIC_KEYS`` plus ``n_pixels``, ``split`` and
@@ -103,6 +107,10 @@ def evaluate_run(
     run_dir = Path(run_dir)
     config, raw = read_run_config(run_dir)
     model = load_model_file(run_dir / "best.keras")
+    if precision is not None:  # issue 14; default: the policy saved with the model
+        from landslide_tf.precision import convert_model, resolve_precision
+
+        model = convert_model(model, resolve_precision(precision)[0])
     splits = run_splits(config, run_dir, data)
     options = dataset_options(config, raw)
     batch = max(1, min(8, config.batch_size * 4))
@@ -156,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="pick the threshold maximizing mIoU on the validation split, then evaluate",
     )
+    add_precision_args(parser, default=None, legacy=True)  # issue 14
     return parser
 
 
@@ -170,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
             split=args.split,
             threshold=args.threshold,
             tune_threshold=args.tune_threshold,
+            precision=precision_from_args(args),
         )
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -37,6 +37,7 @@ from landslide_tf.inference import (
     input_signature,
     raw_probability,
 )
+from landslide_tf.precision import add_precision_args
 from landslide_tf.predictor import Predictor, load_keras_model
 from landslide_tf.scene import predict_scene
 
@@ -212,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--overlap", type=float, default=None, help="--scene: overlap (0.25)")
     parser.add_argument("--batch", type=int, default=4, help="--scene: windows per batch")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_precision_args(parser, default=None, legacy=False)  # issue 14
     return parser
 
 
@@ -223,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.image is None and args.scene is None:
             if args.dem is None:
                 raise UserError("give --image (a tile), --scene (a whole scene) or --dem")
-        predictor = Predictor.load(args.model, nodata=args.dem_nodata)
+        predictor = Predictor.load(args.model, nodata=args.dem_nodata, precision=args.precision)
         if args.scene is not None:
             kwargs = {k: v for k, v in (("window", args.window), ("overlap", args.overlap))}
             result = predict_scene(

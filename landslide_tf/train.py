@@ -47,6 +47,12 @@ from landslide_tf.fitting import (  # noqa: F401
     _plot_test_predictions,
     _prepare_splits,
 )
+from landslide_tf.precision import (
+    add_precision_args,
+    apply_precision,
+    precision_from_args,
+    run_precision,
+)
 from landslide_tf.rundir import (  # noqa: F401
     RESUME_FREE_FIELDS,
     RUN_ARTIFACTS,
@@ -151,8 +157,6 @@ def train(config: TrainConfig, *, force: bool = False, verbose: int | str = "aut
         metrics = json.loads((run_dir / "metrics.json").read_text())
         return {**metrics, "run_dir": str(run_dir), "epochs_trained": 0, "resumed_from": done}
 
-    from landslide_tf import distribute
-
     keras.utils.set_random_seed(config.seed)
     if config.deterministic:
         import tensorflow as tf
@@ -182,17 +186,17 @@ def train(config: TrainConfig, *, force: bool = False, verbose: int | str = "aut
             ]
             raw["auto_loss_kwargs"] = ["class_weights"]
     raw.update({**config.to_dict(), "loss_kwargs": loss_kwargs})
+    raw.update(run_precision(config, stored))  # issue 14: precision_used + precision_reason
     cb.atomic_write_json(run_dir / CONFIG_FILE, raw)
     options = dataset_options(config, raw)
 
-    policy = distribute.apply_mixed_precision(config.mixed_precision)
+    apply_precision(raw["precision_used"])
     try:
         epochs_trained = _fit(
             config, run_dir, splits, options, loss_kwargs, strategy, global_batch, state, verbose
         )
     finally:
-        if policy is not None:
-            distribute.apply_mixed_precision(False)
+        apply_precision("float32")
 
     from landslide_tf.evaluate import evaluate_run
     from landslide_tf.plots import plot_loss_curves
@@ -279,12 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("default", "mirrored", "multiworker", "tpu"),
         help="tf.distribute strategy (default: default)",
     )
-    p.add_argument(
-        "--mixed-precision",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="mixed_float16 on GPU, mixed_bfloat16 elsewhere",
-    )
+    add_precision_args(p)  # issue 14: --precision auto|float32|bfloat16|float16
     p.add_argument(
         "--jit",
         action=argparse.BooleanOptionalAction,
@@ -315,6 +314,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         if given is not None:
             values[field.name] = list(given) if field.name == "derived" else given
     values["loss_kwargs"] = _parse_loss_kwargs(args.loss_kwargs)
+    values["precision"] = precision_from_args(args) or values["precision"]
     return TrainConfig.from_dict(values)
 
 

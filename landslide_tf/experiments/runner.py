@@ -48,7 +48,7 @@ Progress = Callable[[str], None]
 
 #: Fields that may differ without making a run another run: ``train`` resumes across them
 #: (mirrors ``landslide_tf.rundir.RESUME_FREE_FIELDS``; a larger ``epochs`` continues training).
-RESUME_FREE_FIELDS = ("run_dir", "epochs", "strategy", "jit")
+RESUME_FREE_FIELDS = ("run_dir", "epochs", "strategy", "jit", "precision", "mixed_precision")
 
 
 def _now() -> str:
