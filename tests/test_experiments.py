@@ -365,3 +365,30 @@ def test_jobs_train_in_separate_processes(synth30, tmp_path):
             for loss in ("bce", "dice")}  # fmt: skip
     assert len(pids) == 2 and os.getpid() not in pids
     assert len(_table_rows((out / "table3.md").read_text())) == 1
+
+
+# --- issue 14: --jobs placement on faked GPU lists
+
+
+def test_jobs_placement_one_per_gpu_shared_gpu_and_cpu():
+    from landslide_tf.experiments.placement import GROWTH_ENV, plan_slots
+
+    own = plan_slots(2, ["0", "1"])
+    assert [(s.gpu, s.shared) for s in own] == [("0", False), ("1", False)]
+    shared = plan_slots(3, ["0"])
+    assert [(s.gpu, s.shared) for s in shared] == [("0", True)] * 3
+    mixed = plan_slots(3, ["0", "1"])  # GPU 0 takes two runs, GPU 1 one
+    assert [(s.gpu, s.shared) for s in mixed] == [("0", True), ("1", False), ("0", True)]
+    cpu = plan_slots(2, [])
+    assert [(s.gpu, s.shared) for s in cpu] == [(None, False), (None, False)]
+
+    env: dict[str, str] = {}
+    shared[1].apply(env)
+    assert env == {"CUDA_VISIBLE_DEVICES": "0", GROWTH_ENV: "true"}
+    env = {}
+    own[1].apply(env)
+    assert env == {"CUDA_VISIBLE_DEVICES": "1"}
+    env = {}
+    cpu[0].apply(env)
+    assert env == {}
+    assert "memory growth" in shared[0].describe() and cpu[1].describe() == "slot 1"
