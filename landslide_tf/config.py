@@ -83,6 +83,7 @@ class TrainConfig:
     jit: bool = False
     # issue 14: precision (auto|float32|bfloat16|float16; "mixed" = legacy --mixed-precision)
     precision: str = "auto"
+    steps_per_execution: int = 0  # 0 = auto (acceleration.choose_steps_per_execution)
 
     def resolved(self) -> TrainConfig:
         """Return a copy with ``loss`` filled in from the paper's per-family best."""

@@ -99,6 +99,7 @@ def _fit(
             loss=loss,
             metrics=keras_metrics(threshold=config.threshold),
             jit_compile=config.jit,
+            steps_per_execution=max(1, config.steps_per_execution),  # issue 14: train decides
         )
         if done:
             # Build the optimizer's slots first so load_weights restores them (Adam moments,

@@ -36,6 +36,7 @@ from typing import Any
 import keras
 
 from landslide_tf import callbacks as cb
+from landslide_tf.acceleration import add_speed_args, run_steps_per_execution
 from landslide_tf.config import DEM_NORMS, DERIVED_CHANNELS, MODALITIES, TrainConfig
 from landslide_tf.errors import UserError
 
@@ -48,7 +49,6 @@ from landslide_tf.fitting import (  # noqa: F401
     _prepare_splits,
 )
 from landslide_tf.precision import (
-    add_precision_args,
     apply_precision,
     precision_from_args,
     run_precision,
@@ -187,6 +187,8 @@ def train(config: TrainConfig, *, force: bool = False, verbose: int | str = "aut
             raw["auto_loss_kwargs"] = ["class_weights"]
     raw.update({**config.to_dict(), "loss_kwargs": loss_kwargs})
     raw.update(run_precision(config, stored))  # issue 14: precision_used + precision_reason
+    raw.update(run_steps_per_execution(config, global_batch, len(splits["train"])))
+    config = dataclasses.replace(config, steps_per_execution=raw["steps_per_execution_used"])
     cb.atomic_write_json(run_dir / CONFIG_FILE, raw)
     options = dataset_options(config, raw)
 
@@ -283,7 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("default", "mirrored", "multiworker", "tpu"),
         help="tf.distribute strategy (default: default)",
     )
-    add_precision_args(p)  # issue 14: --precision auto|float32|bfloat16|float16
+    add_speed_args(p)  # issue 14: --precision, --mixed-precision, --steps-per-execution
     p.add_argument(
         "--jit",
         action=argparse.BooleanOptionalAction,

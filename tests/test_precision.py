@@ -142,6 +142,7 @@ def test_train_records_precision_in_config_json(synth_dir, tmp_path, monkeypatch
     assert stored["precision"] == "auto"
     assert stored["precision_used"] == "bfloat16"
     assert stored["precision_reason"] == "$LANDSLIDE_TF_PRECISION=bfloat16"
+    assert stored["steps_per_execution_used"] == 1  # CPU
     assert keras.mixed_precision.global_policy().name == "float32"  # reset after training
     from landslide_tf.runs import load_model_file
 

@@ -49,7 +49,15 @@ Progress = Callable[[str], None]
 
 #: Fields that may differ without making a run another run: ``train`` resumes across them
 #: (mirrors ``landslide_tf.rundir.RESUME_FREE_FIELDS``; a larger ``epochs`` continues training).
-RESUME_FREE_FIELDS = ("run_dir", "epochs", "strategy", "jit", "precision", "mixed_precision")
+RESUME_FREE_FIELDS = (
+    "run_dir",
+    "epochs",
+    "strategy",
+    "jit",
+    "precision",
+    "mixed_precision",
+    "steps_per_execution",
+)
 
 
 def _now() -> str:
