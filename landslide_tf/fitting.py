@@ -134,6 +134,9 @@ def _fit(
     )
     tensorboard = cb.EpochScalars(run_dir / "logs")
     if done < config.epochs:
+        from landslide_tf.distribute import prepare_multiworker_fit
+
+        prepare_multiworker_fit(model, strategy, train_ds)  # issue 14: Keras 3 workaround
         model.fit(
             train_ds,
             validation_data=val_ds,
