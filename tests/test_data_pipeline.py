@@ -209,3 +209,25 @@ def test_decode_error_in_a_worker_becomes_the_data_error(samples, monkeypatch):
     with pytest.raises(DataError, match="cannot be decoded") as info:
         make_dataset(samples, image_size=8)
     assert "\n" not in str(info.value)
+
+
+def test_cached_pipeline_decodes_each_tile_once(samples, monkeypatch):
+    from landslide_tf.data import parallel
+
+    calls = []
+    real = parallel.read_sample_arrays
+
+    def counting(sample, modalities):
+        calls.append(sample.stem)
+        return real(sample, modalities)
+
+    monkeypatch.setattr(parallel, "read_sample_arrays", counting)
+    ds = make_dataset(samples, image_size=8, batch_size=4, shuffle=True)
+    assert len(calls) == len(samples)  # decoded while building
+    for _ in range(2):
+        assert sum(int(x.shape[0]) for x, _ in ds) == len(samples)
+    assert len(calls) == len(samples)  # later epochs come from memory
+    lazy = make_dataset(samples, image_size=8, batch_size=4, cache=False)
+    for _ in range(2):
+        list(lazy)
+    assert len(calls) == 3 * len(samples)  # streaming decodes every pass

@@ -7,7 +7,7 @@ preprocessing of ``landslide_tf.preprocessing`` runs as a traced graph in the sa
 op by op in eager mode. The outputs are those of ``load_sample``, tile for tile.
 
 File errors stay one-line ``DataError``: the reader records the first ``DataError`` it raises,
-and ``materialize`` (the in-memory path) re-raises it instead of TensorFlow's error. The
+and ``fill_cache`` (the in-memory path) re-raises it instead of TensorFlow's error. The
 streaming path (datasets larger than the memory budget) checks every file up front
 (``validate_files``: existence, PNG signature, chunk checksums, no decoding).
 """
@@ -190,22 +190,25 @@ def tile_dataset(
     return ds, reader
 
 
-def materialize(ds: tf.data.Dataset, reader: TileReader, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Run ``ds`` once into ``(x (N, S, S, C), y (N, S, S, 1))`` arrays; file errors as DataError."""
+def fill_cache(ds: tf.data.Dataset, reader: TileReader, n: int) -> tf.data.Dataset:
+    """``ds.cache()`` filled now: one pass decodes every tile; file errors as ``DataError``.
+
+    Later passes (and every dataset built on the returned one) read the decoded tiles from
+    memory, without copying them into a NumPy array first.
+    """
     start = time.monotonic()
-    xs, ys = [], []
+    cached = ds.cache()
+    count = 0
     try:
-        for x, y in ds.batch(64).prefetch(2).as_numpy_iterator():
-            xs.append(x)
-            ys.append(y)
+        for x, _ in cached.batch(64):
+            count += int(x.shape[0])
     except tf.errors.OpError as exc:
         if reader.error is not None:
             raise reader.error from None
         first = str(exc.message).strip().splitlines()[0] if exc.message else type(exc).__name__
         raise DataError(f"reading the tiles failed: {first}") from None
-    x, y = np.concatenate(xs), np.concatenate(ys)
-    if len(x) != n:  # pragma: no cover - defensive
-        raise DataError(f"read {len(x)} tiles, expected {n}")
+    if count != n:  # pragma: no cover - defensive
+        raise DataError(f"read {count} tiles, expected {n}")
     took = time.monotonic() - start
     logger.info("decoded %d tiles in %.1f s (%.0f tiles/s)", n, took, n / max(took, 1e-9))
-    return x, y
+    return cached

@@ -26,7 +26,7 @@ from landslide_tf.data.bijie import Sample, load_sample, read_dem, read_mask, re
 from landslide_tf.data.parallel import (
     CACHE_MB_ENV,
     decoded_bytes,
-    materialize,
+    fill_cache,
     memory_budget_bytes,
     tile_dataset,
     validate_files,
@@ -150,8 +150,7 @@ def make_dataset(
             in_memory = False
     if in_memory:
         tiles, reader = tile_dataset(samples, **options)
-        x, y = materialize(tiles, reader, len(samples))
-        ds = tf.data.Dataset.from_tensor_slices((x, y))
+        ds = fill_cache(tiles, reader, len(samples))
         if shuffle:
             ds = ds.shuffle(len(samples), seed=seed, reshuffle_each_iteration=True)
     else:
