@@ -17,7 +17,8 @@ so a load change on a shared machine hits both alike):
 
 Every figure is a first, uncached epoch: the files are in the OS page cache after the first
 turn for both implementations alike, the decoded tiles are not. Prints the median tiles/s of
-each and the ratio new / old, with the load average.
+each, the CPU milliseconds per tile (all threads of the process: the figure a shared machine
+disturbs least) and the ratios new / old, with the load average.
 """
 
 from __future__ import annotations
@@ -56,20 +57,28 @@ def _new(samples, batch: int, options: dict, cache: bool = True) -> int:
     return _epoch(ds)
 
 
-def _time(fn, *args, **kwargs) -> float:
-    start = time.perf_counter()
+def _time(fn, *args, **kwargs) -> tuple[float, float]:
+    """(tiles/s wall, CPU ms per tile over all threads of this process)."""
+    start, cpu = time.perf_counter(), time.process_time()
     n = fn(*args, **kwargs)
-    return n / (time.perf_counter() - start)
+    return n / (time.perf_counter() - start), (time.process_time() - cpu) / n * 1e3
 
 
 def bench(name: str, samples, args, options: dict) -> None:
     rates: dict[str, list[float]] = {"old": [], "new": [], "stream": []}
+    cpus: dict[str, list[float]] = {"old": [], "new": [], "stream": []}
     _new(samples[: min(16, len(samples))], args.batch_size, options)  # trace once
     for _ in range(args.turns):
-        rates["old"].append(_time(_old, samples, args.batch_size, options))
-        rates["new"].append(_time(_new, samples, args.batch_size, options))
-        rates["stream"].append(_time(_new, samples, args.batch_size, options, cache=False))
+        for key, fn, extra in (
+            ("old", _old, {}),
+            ("new", _new, {}),
+            ("stream", _new, {"cache": False}),
+        ):
+            rate, cpu = _time(fn, samples, args.batch_size, options, **extra)
+            rates[key].append(rate)
+            cpus[key].append(cpu)
     med = {k: statistics.median(v) for k, v in rates.items()}
+    cpu_med = {k: statistics.median(v) for k, v in cpus.items()}
     print(f"{name}: {len(samples)} tiles, {options['modalities']}, {options['image_size']} px")
     for key, label in (
         ("old", "old (eager, tile by tile)"),
@@ -77,8 +86,14 @@ def bench(name: str, samples, args, options: dict) -> None:
         ("stream", "new, streaming (cache=False)"),
     ):
         turns = " ".join(f"{r:.0f}" for r in rates[key])
-        print(f"  {label:30s} {med[key]:8.1f} tiles/s  (turns: {turns})")
-    print(f"  ratio new / old: {med['new'] / med['old']:.1f}x first epoch")
+        print(
+            f"  {label:30s} {med[key]:8.1f} tiles/s, {cpu_med[key]:5.2f} CPU ms/tile "
+            f"(turns: {turns})"
+        )
+    print(
+        f"  ratio new / old: {med['new'] / med['old']:.1f}x first epoch tiles/s, "
+        f"{cpu_med['old'] / cpu_med['new']:.1f}x less CPU per tile"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
