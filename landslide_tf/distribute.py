@@ -257,7 +257,7 @@ def prepare_multiworker_fit(model: Any, strategy: tf.distribute.Strategy, datase
     ``fit`` builds the model symbolically from the first distributed batch by calling
     ``strategy.reduce("MEAN", (x, y))``; the collective strategy cannot reduce that tuple of
     per-replica values and ``fit`` fails (``Attempt to convert a value (PerReplica...)``,
-    seen with Keras 3.13 / TF 2.21). Building from one local batch instead gives the same
+    seen with Keras 3.15 / TF 2.21). Building from one local batch instead gives the same
     variables (shapes only) and leaves training untouched. No-op for other strategies.
     """
     if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):

@@ -28,7 +28,7 @@ def _free_ports(n: int) -> list[int]:
 @pytest.mark.slow
 @pytest.mark.xfail(
     strict=True,
-    reason="Keras 3.13/TF 2.21 multi-worker fit: the first-batch build is worked around "
+    reason="Keras 3.15/TF 2.21 multi-worker fit: the first-batch build is worked around "
     "(distribute.prepare_multiworker_fit), the per-step reduction of the scalar metrics "
     "still fails ('Invalid reduction dimension 0 for input with 0 dimensions')",
 )

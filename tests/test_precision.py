@@ -147,3 +147,40 @@ def test_train_records_precision_in_config_json(synth_dir, tmp_path, monkeypatch
     from landslide_tf.runs import load_model_file
 
     assert prec.model_precision(load_model_file(tmp_path / "run" / "best.keras")) == "bfloat16"
+
+
+@pytest.fixture
+def bf16_run(synth_dir, tmp_path):
+    """A run dir whose best.keras was built under mixed_bfloat16 (as auto trains on such CPUs)."""
+    from landslide_tf.data import find_samples, make_split
+    from landslide_tf.models import build_model
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    config = TrainConfig(model="unet", data=str(synth_dir), run_dir=str(run_dir), image_size=16)
+    raw = {**config.resolved().to_dict(), "precision_used": "bfloat16", "precision_reason": "x"}
+    (run_dir / "config.json").write_text(json.dumps(raw))
+    make_split(find_samples(synth_dir), seed=config.seed, out_dir=run_dir)
+    prec.apply_precision("bfloat16")
+    try:
+        model = build_model("unet", input_shape=(16, 16, 4), base_filters=4, depth=2)
+    finally:
+        prec.apply_precision("float32")
+    model.save(run_dir / "best.keras")
+    return run_dir
+
+
+@pytest.mark.usefixtures("_float32_after")
+def test_evaluate_predict_export_precision(bf16_run, tmp_path):
+    from landslide_tf.evaluate import evaluate_run
+    from landslide_tf.export import export_run
+    from landslide_tf.predictor import Predictor
+
+    assert prec.model_precision(Predictor.load(bf16_run).model) == "bfloat16"  # as trained
+    assert prec.model_precision(Predictor.load(bf16_run, precision="float32").model) == "float32"
+    as_trained = evaluate_run(bf16_run, split="val")
+    full = evaluate_run(bf16_run, split="val", precision="float32")
+    assert abs(as_trained["miou"] - full["miou"]) < 0.05
+    export_run(bf16_run, tmp_path / "saved")  # float32 by default
+    card = json.loads((tmp_path / "saved" / "assets" / "model_card.json").read_text())
+    assert json.dumps(card).count('"exported_precision": "float32"') == 1
