@@ -326,26 +326,24 @@ def export_run(
         out: output directory for the SavedModel.
         dem_nodata: a DEM value to treat as missing, baked into the graph.
         overwrite: replace an existing non-empty ``out``.
-        precision: what the SavedModel computes in: ``float32`` (default: it runs on other
-            teams' hardware), ``bfloat16``, ``float16`` or ``auto`` (this machine's choice).
+        precision: the SavedModel's arithmetic: ``float32`` (default: runs on any
+            hardware), ``bfloat16``, ``float16`` or ``auto`` (this machine's choice).
 
     Returns:
         The output directory.
     """
-    from landslide_tf.precision import resolve_precision
+    from landslide_tf.precision import model_precision
     from landslide_tf.predictor import Predictor
-
-    chosen, _ = resolve_precision(precision)
 
     run_dir = Path(run_dir)
     if not (run_dir / "config.json").is_file():
         raise UserError(f"{run_dir} is not a run directory (no config.json)")
-    predictor = Predictor.load(run_dir, nodata=dem_nodata, precision=chosen)
+    predictor = Predictor.load(run_dir, nodata=dem_nodata, precision=precision)
     settings = predictor.settings
     if dem_nodata is not None:
         settings = dataclasses.replace(settings, nodata=float(dem_nodata))
     config = json.loads((run_dir / "config.json").read_text())
-    config["exported_precision"] = chosen
+    config["exported_precision"] = model_precision(predictor.model)
     metrics = _read_json(run_dir / "metrics.json")
     model = predictor.model
     card = model_card(
@@ -386,22 +384,13 @@ def main(argv: list[str] | None = None) -> int:
         "--dem-nodata", type=float, default=None, help="DEM nodata value (NaN always is)"
     )
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
-    parser.add_argument(
-        "--precision",
-        choices=("float32", "bfloat16", "float16", "auto"),
-        default="float32",
-        help="what the SavedModel computes in (default float32: runs on any hardware)",
-    )
+    parser.add_argument("--precision", default="float32", choices=("float32", "bfloat16",
+                        "float16", "auto"), help="SavedModel arithmetic (default float32)")  # fmt: skip
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        out = export_run(
-            args.run_dir,
-            args.out,
-            dem_nodata=args.dem_nodata,
-            overwrite=args.overwrite,
-            precision=args.precision,
-        )
+        out = export_run(args.run_dir, args.out, dem_nodata=args.dem_nodata,
+                         overwrite=args.overwrite, precision=args.precision)  # fmt: skip
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
