@@ -107,8 +107,9 @@ class TrainConfig:
         """Build from a dict, ignoring keys this version does not know."""
         names = {f.name for f in dataclasses.fields(cls)}
         values = dict(values)
-        if "precision" not in values:  # config.json written before --precision existed
-            values["precision"] = "mixed" if values.get("mixed_precision") else "float32"
+        if "precision" not in values and "mixed_precision" in values:
+            # a config.json written before --precision existed (it has every older field)
+            values["precision"] = "mixed" if values["mixed_precision"] else "float32"
         return cls(**{k: v for k, v in values.items() if k in names})
 
     @classmethod

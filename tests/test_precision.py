@@ -71,6 +71,7 @@ def test_old_config_json_without_precision_loads():
     assert TrainConfig.from_dict(old).precision == "float32"
     assert TrainConfig.from_dict({**old, "mixed_precision": True}).precision == "mixed"
     assert TrainConfig().precision == "auto"
+    assert TrainConfig.from_dict({"model": "unet"}).precision == "auto"  # e.g. a study's dict
 
 
 def test_cli_flags_and_alias():
