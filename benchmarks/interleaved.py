@@ -14,6 +14,7 @@ Usage::
     python benchmarks/interleaved.py                          # unet, resunet, unetpp; batch 2
     python benchmarks/interleaved.py --models unetpp_ctx --batch 8 --rounds 10
     python benchmarks/interleaved.py --models unetpp_spatial --against unetpp   # attention cost
+    python benchmarks/interleaved.py --models unetpp --against reference-unetpp --batch 8
 
 Figures depend on the machine: the header line names it; quote it with any number.
 """
@@ -86,6 +87,10 @@ def compare(ours: Any, peer: Any, batch: int, rounds: int, warmup: int) -> dict[
     return row
 
 
+#: ``--against`` value for the plain-Keras nested U-Net++ of ``_unetpp_reference``.
+REFERENCE = "reference-unetpp"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_model_args(p, precision=False, peers=False)
@@ -94,16 +99,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=1, help="untimed calls of each first")
     p.add_argument(
         "--against",
-        help="compare with this model of ours instead of the keras-unet-collection peer",
+        help="compare with this model of ours instead of the keras-unet-collection peer, or "
+        f"with '{REFERENCE}' (a plain-Keras U-Net++ with the nested skips, _unetpp_reference)",
     )
     args = p.parse_args(argv)
     args.models = args.models or list(QUICK_MODELS)
-    error = unknown_models([*args.models, *([args.against] if args.against else [])])
+    reference = args.against == REFERENCE
+    against = [] if not args.against or reference else [args.against]
+    error = unknown_models([*args.models, *against])
     if error:
         print(error)
         return 2
     import keras
     from _peers import PeerUnavailable, build_peer, peer_label
+    from _unetpp_reference import build_reference_unetpp
 
     from landslide_tf.models import build_model
 
@@ -135,7 +144,9 @@ def main(argv: list[str] | None = None) -> int:
         label = args.against or peer_label(name)
         try:
             peer = (
-                build_model(args.against, input_shape=shape, **width)
+                build_reference_unetpp(shape, args.base_filters, args.depth)
+                if reference
+                else build_model(args.against, input_shape=shape, **width)
                 if args.against
                 else build_peer(name, shape, args.base_filters, args.depth)
             )

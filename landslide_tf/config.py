@@ -100,6 +100,9 @@ class TrainConfig:
     data_format: str | None = None
     bands: list[str] | None = None
     band_norm: str = "standard"
+    # issue 14: precision (auto|float32|bfloat16|float16; "mixed" = legacy --mixed-precision)
+    precision: str = "auto"
+    steps_per_execution: int = 0  # 0 = auto (acceleration.choose_steps_per_execution)
 
     def resolved(self) -> TrainConfig:
         """Return a copy with ``loss`` filled in from the paper's per-family best."""
@@ -124,6 +127,10 @@ class TrainConfig:
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
         """Build from a dict, ignoring keys this version does not know."""
         names = {f.name for f in dataclasses.fields(cls)}
+        values = dict(values)
+        if "precision" not in values and "mixed_precision" in values:
+            # a config.json written before --precision existed (it has every older field)
+            values["precision"] = "mixed" if values["mixed_precision"] else "float32"
         return cls(**{k: v for k, v in values.items() if k in names})
 
     @classmethod

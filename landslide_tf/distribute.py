@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from typing import Any
 
 import keras
 import tensorflow as tf
@@ -248,3 +249,25 @@ def split_logical_cpus(n: int = 2) -> list[str]:
         cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(n)]
     )
     return [d.name for d in tf.config.list_logical_devices("CPU")]
+
+
+def prepare_multiworker_fit(model: Any, strategy: tf.distribute.Strategy, dataset: Any) -> None:
+    """Work around Keras 3's first ``fit`` under ``MultiWorkerMirroredStrategy``.
+
+    ``fit`` builds the model symbolically from the first distributed batch by calling
+    ``strategy.reduce("MEAN", (x, y))``; the collective strategy cannot reduce that tuple of
+    per-replica values and ``fit`` fails (``Attempt to convert a value (PerReplica...)``,
+    seen with Keras 3.15 / TF 2.21). Building from one local batch instead gives the same
+    variables (shapes only) and leaves training untouched. No-op for other strategies.
+    """
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return
+    if not hasattr(model, "_maybe_symbolic_build"):  # pragma: no cover - other Keras
+        return
+    x, y = next(iter(dataset.take(1)))
+    build = type(model)._maybe_symbolic_build
+
+    def local_build(iterator: Any = None, data_batch: Any = None) -> None:
+        build(model, data_batch=(x, y))
+
+    model._maybe_symbolic_build = local_build

@@ -33,6 +33,7 @@ from landslide_tf.callbacks import atomic_write_json
 from landslide_tf.cli import run_cli
 from landslide_tf.errors import UserError, describe_os_error
 from landslide_tf.metrics import SCORE_KEYS, format_metrics
+from landslide_tf.precision import add_precision_args, precision_from_args
 from landslide_tf.runs import (
     SPLITS,
     THRESHOLD_FILE,
@@ -96,6 +97,7 @@ def evaluate_run(
     tune_threshold: bool = False,
     dem_nodata: float | None = None,
     tta: bool | None = None,
+    precision: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate ``best.keras`` of a run on one split and write the metrics file.
 
@@ -111,6 +113,8 @@ def evaluate_run(
             (the run's threshold from then on), then evaluate ``split`` with it.
         dem_nodata: DEM nodata value overriding the run's ``dem_nodata``.
         tta: flip averaging (``landslide_tf.tta``); default the run's ``tta``.
+        precision: compute in this precision (``auto``, ``float32``, ``bfloat16``,
+            ``float16``); ``None`` = the precision the run trained in (``config.json``).
 
     Returns:
         Metrics dict with the keys of ``METRIC_KEYS`` plus ``n_pixels``, ``split`` and
@@ -129,6 +133,10 @@ def evaluate_run(
             raise UserError(f"--dem-nodata must be a finite number, got {dem_nodata}")
         config = dataclasses.replace(config, dem_nodata=float(dem_nodata))
     model = load_model_file(run_dir / "best.keras")
+    if precision is not None:  # issue 14; default: the policy saved with the model
+        from landslide_tf.precision import convert_model, resolve_precision
+
+        model = convert_model(model, resolve_precision(precision)[0])
     splits = run_splits(config, run_dir, data)
     options = dataset_options(config, raw)
     batch = max(1, min(8, config.batch_size * 4))
@@ -211,6 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="DEM nodata value (default: the run's config.json; NaN always is)",
     )
     add_tta_arg(parser)
+    add_precision_args(parser, default=None, legacy=True)  # issue 14
     return parser
 
 
@@ -230,6 +239,7 @@ def _run(args: argparse.Namespace) -> int:
         tune_threshold=args.tune_threshold,
         dem_nodata=args.dem_nodata,
         tta=args.tta,
+        precision=precision_from_args(args),
     )
     shown = {k: result[k] for k in METRIC_KEYS if k in result}
     print(json.dumps(shown, indent=2))

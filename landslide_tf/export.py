@@ -127,6 +127,7 @@ def export_run(
     overwrite: bool = False,
     tta: bool | None = None,
     threshold: float | None = None,
+    precision: str = "float32",
 ) -> Path:
     """Export a training run's best model as a SavedModel with a model card.
 
@@ -138,10 +139,13 @@ def export_run(
         tta: bake flip averaging into ``serving_default`` (default: the run's ``tta``).
         threshold: the threshold of the ``mask`` output and the model card (default: the
             run's, the tuned one when ``threshold.json`` exists).
+        precision: the SavedModel's arithmetic: ``float32`` (default: runs on any
+            hardware), ``bfloat16``, ``float16`` or ``auto`` (this machine's choice).
 
     Returns:
         The output directory.
     """
+    from landslide_tf.precision import model_precision
     from landslide_tf.predictor import Predictor
 
     if threshold is not None and not 0.0 <= threshold <= 1.0:
@@ -154,7 +158,7 @@ def export_run(
 
     if band_export.is_band_model(run_dir):
         return band_export.export_band_run(run_dir, out, overwrite=overwrite, threshold=threshold)
-    predictor = Predictor.load(run_dir, nodata=dem_nodata, tta=tta)
+    predictor = Predictor.load(run_dir, nodata=dem_nodata, tta=tta, precision=precision)
     settings = predictor.settings
     if dem_nodata is not None:
         settings = dataclasses.replace(settings, nodata=float(dem_nodata))
@@ -163,6 +167,7 @@ def export_run(
     from landslide_tf.runs import read_config_json
 
     config = read_config_json(run_dir / "config.json")
+    config["exported_precision"] = model_precision(predictor.model)
     metrics = _read_json(run_dir / "metrics.json")
     model = predictor.model
     card = model_card(
@@ -210,6 +215,8 @@ def main(argv: list[str] | None = None) -> int:
         help="threshold of the 'mask' output (default: the run's, tuned if threshold.json)",
     )
     add_tta_arg(parser)
+    parser.add_argument("--precision", default="float32", choices=("float32", "bfloat16",
+                        "float16", "auto"), help="SavedModel arithmetic (default float32)")  # fmt: skip
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
@@ -221,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
             overwrite=args.overwrite,
             tta=args.tta,
             threshold=args.threshold,
+            precision=args.precision,
         )
         print(f"wrote {out}")
         print(describe(out))

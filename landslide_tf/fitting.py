@@ -109,6 +109,7 @@ def _fit(
             loss=loss,
             metrics=keras_metrics(threshold=config.threshold),
             jit_compile=config.jit,
+            steps_per_execution=max(1, config.steps_per_execution),  # issue 14: train decides
         )
 
     with strategy.scope():
@@ -155,11 +156,14 @@ def _fit(
         extra_state={"epochs": config.epochs},
     )
     tensorboard = cb.EpochScalars(run_dir / "logs")
+    from landslide_tf.distribute import prepare_multiworker_fit
+
     for start, stop, frozen in et.phases(config, done):
         if not frozen and et.set_encoder_frozen(model, False):
             with strategy.scope():
                 compile_model(model)  # trainable weights changed: a fresh optimizer
             logger.info("epoch %d: encoder unfrozen", start + 1)
+        prepare_multiworker_fit(model, strategy, train_ds)  # issue 14: Keras 3 workaround
         model.fit(
             train_ds,
             validation_data=val_ds,

@@ -37,6 +37,7 @@ from landslide_tf.inference import (
     input_signature,
     raw_probability,
 )
+from landslide_tf.precision import add_precision_args
 from landslide_tf.predictor import Predictor, load_keras_model
 from landslide_tf.preview import dem_preview
 from landslide_tf.scene import predict_scene
@@ -253,6 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch", type=int, default=4, help="--scene: windows per batch")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     add_tta_arg(parser)
+    add_precision_args(parser, default=None, legacy=False)  # issue 14
     return parser
 
 
@@ -274,7 +276,9 @@ def _run(args: argparse.Namespace) -> int:
         check_out_path(args.out, (".png",))
         if args.probability is not None:
             check_out_path(args.probability, (".png",), "--probability")
-    predictor = Predictor.load(args.model, nodata=args.dem_nodata, tta=args.tta)
+    predictor = Predictor.load(
+        args.model, nodata=args.dem_nodata, tta=args.tta, precision=args.precision
+    )
     if getattr(predictor, "multiband", False):  # issue 13: bands from a GeoTIFF
         result = _band_scene(predictor, args)
         print(result.format())

@@ -128,7 +128,11 @@ class Predictor:
 
     @classmethod
     def load(
-        cls, path: str | Path, nodata: float | None = None, tta: bool | None = None
+        cls,
+        path: str | Path,
+        nodata: float | None = None,
+        tta: bool | None = None,
+        precision: str | None = None,
     ) -> Predictor:
         """Load a run dir, a ``.keras`` file or a SavedModel directory.
 
@@ -137,6 +141,9 @@ class Predictor:
             nodata: DEM nodata value (overrides any stored one; NaN is always nodata).
             tta: flip averaging on or off (default: the run's ``tta``); a SavedModel keeps
                 what it was exported with.
+            precision: ``auto``/``float32``/``bfloat16``/``float16`` to compute a Keras model
+                in; ``None`` keeps the precision it was trained in (recorded in the file).
+                A SavedModel keeps the precision it was exported in.
         """
         path = Path(path)
         if not path.exists():
@@ -192,6 +199,10 @@ class Predictor:
                 f"{path}: the model takes {got} channels but the settings "
                 f"({settings.modalities}, derived={list(settings.derived)}) give {expected}"
             )
+        if precision is not None:  # issue 14
+            from landslide_tf.precision import convert_model, resolve_precision
+
+            model = convert_model(model, resolve_precision(precision)[0])
         return cls.from_keras(model, settings, source)
 
     @property

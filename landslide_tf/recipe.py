@@ -7,7 +7,8 @@ user, so the same command trains on RGB tiles and on RGB + DEM. It combines:
 - paired ``strong`` augmentation (``landslide_tf.data.augment``);
 - AdamW with a one-epoch linear warm-up and cosine decay (``landslide_tf.optim``);
 - BCE + Dice (compared with Lovasz hinge and focal Tversky: docs/readme_recipe.md);
-- full 128 px resolution (scars are a few pixels wide), bfloat16 mixed precision on CPU;
+- full 128 px resolution (scars are a few pixels wide) in the default ``--precision auto``
+  (bfloat16 on CPUs with AVX512_BF16/AMX);
 - test-time flip averaging (``landslide_tf.tta``) and the validation-tuned threshold, both
   stored in the run and used by evaluate, predict, scene and export.
 
@@ -47,7 +48,6 @@ STRONG: dict[str, Any] = {
     "weight_decay": 1e-4,
     "lr_schedule": "cosine",
     "warmup_epochs": 1.0,
-    "mixed_precision": True,
     "tta": True,
     "tune_threshold": True,
 }

@@ -20,7 +20,18 @@ from landslide_tf.runs import CONFIG_FILE, SPLITS, read_run_config
 logger = logging.getLogger(__name__)
 
 #: Config fields that may differ when resuming (they do not change what is learned).
-RESUME_FREE_FIELDS = ("run_dir", "epochs", "strategy", "jit", "test_split", "tta", "tune_threshold")
+RESUME_FREE_FIELDS = (
+    "run_dir",
+    "epochs",
+    "strategy",
+    "jit",
+    "test_split",
+    "tta",
+    "tune_threshold",
+    "precision",
+    "mixed_precision",
+    "steps_per_execution",
+)
 
 #: Files and folders of a run directory removed by ``--force``.
 RUN_ARTIFACTS = (

@@ -35,6 +35,7 @@ from typing import Any
 import keras
 
 from landslide_tf import callbacks as cb
+from landslide_tf.acceleration import add_speed_args, run_steps_per_execution
 from landslide_tf.cli import run_cli
 from landslide_tf.config import DEM_NORMS, DERIVED_CHANNELS, MODALITIES, TrainConfig
 from landslide_tf.data.formats import add_data_format_args, resolve_data_config
@@ -49,6 +50,11 @@ from landslide_tf.fitting import (  # noqa: F401
     _fit,
     _plot_test_predictions,
     _prepare_splits,
+)
+from landslide_tf.precision import (
+    apply_precision,
+    precision_from_args,
+    run_precision,
 )
 from landslide_tf.recipe import (
     STRONG,
@@ -173,8 +179,6 @@ def train(config: TrainConfig, *, force: bool = False, verbose: int | str = "aut
         metrics = json.loads((run_dir / "metrics.json").read_text())
         return {**metrics, "run_dir": str(run_dir), "epochs_trained": 0, "resumed_from": done}
 
-    from landslide_tf import distribute
-
     keras.utils.set_random_seed(config.seed)
     if config.deterministic:
         import tensorflow as tf
@@ -193,17 +197,19 @@ def train(config: TrainConfig, *, force: bool = False, verbose: int | str = "aut
 
     raw.update({**config.to_dict(), "loss_kwargs": loss_kwargs})
     raw.update(record_split_lists(config, run_dir))
+    raw.update(run_precision(config, stored))  # issue 14: precision_used + precision_reason
+    raw.update(run_steps_per_execution(config, global_batch, len(splits["train"])))
+    config = dataclasses.replace(config, steps_per_execution=raw["steps_per_execution_used"])
     cb.atomic_write_json(run_dir / CONFIG_FILE, raw)
     options = dataset_options(config, raw)
 
-    policy = distribute.apply_mixed_precision(config.mixed_precision)
+    apply_precision(raw["precision_used"])
     try:
         epochs_trained = _fit(
             config, run_dir, splits, options, loss_kwargs, strategy, global_batch, state, verbose
         )
     finally:
-        if policy is not None:
-            distribute.apply_mixed_precision(False)
+        apply_precision("float32")
 
     from landslide_tf.plots import plot_loss_curves
 
@@ -314,12 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("default", "mirrored", "multiworker", "tpu"),
         help="tf.distribute strategy (default: default)",
     )
-    p.add_argument(
-        "--mixed-precision",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="mixed_float16 on GPU, mixed_bfloat16 elsewhere",
-    )
+    add_speed_args(p)  # issue 14: --precision, --mixed-precision, --steps-per-execution
     p.add_argument(
         "--jit",
         action=argparse.BooleanOptionalAction,
@@ -358,6 +359,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         values["derived"] = []  # a preset's DEM-derived channels need a DEM; RGB runs drop them
     values["loss_kwargs"] = _parse_loss_kwargs(args.loss_kwargs)
     apply_encoder_defaults(values, args)
+    values["precision"] = precision_from_args(args) or values["precision"]
     return TrainConfig.from_dict(values)
 
 

@@ -125,3 +125,109 @@ def test_dataset_norm_and_derived_channels(samples):
 def test_empty_samples_rejected():
     with pytest.raises(ValueError, match="at least one"):
         make_dataset([])
+
+
+# --- issue 14: parallel decoding (data/parallel.py) against the former eager loader
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"modalities": "rgb+dem"},
+        {"modalities": "rgb"},
+        {"modalities": "dem", "derived": ("slope", "hillshade")},
+        {"modalities": "rgb+dem", "dem_norm": "dataset", "dem_stats": (120.0, 30.0)},
+    ],
+)
+def test_parallel_pipeline_equals_the_eager_loader(samples, options):
+    from landslide_tf.data.pipeline import load_arrays
+
+    old_x, old_y = load_arrays(samples, 24, **options)
+    for cache in (True, False):
+        batches = list(make_dataset(samples, image_size=24, batch_size=3, cache=cache, **options))
+        x = np.concatenate([b[0] for b in batches])
+        y = np.concatenate([b[1] for b in batches])
+        np.testing.assert_allclose(x, old_x, atol=1e-6)
+        np.testing.assert_array_equal(y, old_y)
+
+
+def test_parallel_pipeline_equals_the_eager_loader_on_real_tiles():
+    from pathlib import Path
+
+    from landslide_tf.data.pipeline import load_arrays
+
+    root = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "l4s-rgb-dev"
+    if not (root / "landslide" / "image").is_dir():
+        pytest.skip(f"l4s-rgb-dev not found at {root}")
+    tiles = find_samples(root, modalities="rgb")[:12]
+    old_x, old_y = load_arrays(tiles, 64, modalities="rgb")
+    x, y = next(iter(make_dataset(tiles, image_size=64, modalities="rgb", batch_size=12)))
+    np.testing.assert_allclose(x.numpy(), old_x, atol=1e-6)
+    np.testing.assert_array_equal(y.numpy(), old_y)
+
+
+def test_streaming_shuffles_the_same_tiles(samples, monkeypatch):
+    monkeypatch.setenv("LANDSLIDE_TF_CACHE_MB", "0")  # nothing fits: cache=True streams
+    ds = make_dataset(samples, image_size=8, batch_size=8, shuffle=True, seed=3)
+    first, second = next(iter(ds))[0].numpy(), next(iter(ds))[0].numpy()
+    plain = next(iter(make_dataset(samples, image_size=8, batch_size=8)))[0].numpy()
+    key = lambda a: sorted(float(v) for v in a.sum(axis=(1, 2, 3)))  # noqa: E731
+    np.testing.assert_allclose(key(first), key(plain), rtol=1e-5)
+    np.testing.assert_allclose(key(second), key(plain), rtol=1e-5)
+    assert not np.array_equal(first, second)  # reshuffled every pass
+
+
+@pytest.mark.parametrize("cache", [True, False])
+def test_corrupt_file_is_one_line_data_error(samples, tmp_path, cache):
+    import dataclasses
+    import shutil
+
+    from landslide_tf.errors import DataError
+
+    bad = tmp_path / "bad.png"
+    shutil.copy(samples[1].image, bad)
+    data = bytearray(bad.read_bytes())
+    data[60] ^= 0xFF  # breaks a chunk checksum
+    bad.write_bytes(bytes(data))
+    broken = [samples[0], dataclasses.replace(samples[1], image=bad)] + samples[2:]
+    with pytest.raises(DataError, match="bad.png: corrupt PNG") as info:
+        make_dataset(broken, image_size=8, cache=cache)
+    assert "\n" not in str(info.value)
+    missing = [dataclasses.replace(samples[0], mask=tmp_path / "gone.png")] + samples[1:]
+    with pytest.raises(DataError, match="gone.png: file not found"):
+        make_dataset(missing, image_size=8, cache=cache)
+
+
+def test_decode_error_in_a_worker_becomes_the_data_error(samples, monkeypatch):
+    from landslide_tf.data import parallel
+    from landslide_tf.errors import DataError
+
+    def broken(sample, modalities):
+        raise DataError(f"{sample.image}: cannot be decoded")
+
+    monkeypatch.setattr(parallel, "read_sample_arrays", broken)
+    with pytest.raises(DataError, match="cannot be decoded") as info:
+        make_dataset(samples, image_size=8)
+    assert "\n" not in str(info.value)
+
+
+def test_cached_pipeline_decodes_each_tile_once(samples, monkeypatch):
+    from landslide_tf.data import parallel
+
+    calls = []
+    real = parallel.read_sample_arrays
+
+    def counting(sample, modalities):
+        calls.append(sample.stem)
+        return real(sample, modalities)
+
+    monkeypatch.setattr(parallel, "read_sample_arrays", counting)
+    ds = make_dataset(samples, image_size=8, batch_size=4, shuffle=True)
+    assert len(calls) == len(samples)  # decoded while building
+    for _ in range(2):
+        assert sum(int(x.shape[0]) for x, _ in ds) == len(samples)
+    assert len(calls) == len(samples)  # later epochs come from memory
+    lazy = make_dataset(samples, image_size=8, batch_size=4, cache=False)
+    for _ in range(2):
+        list(lazy)
+    assert len(calls) == 3 * len(samples)  # streaming decodes every pass

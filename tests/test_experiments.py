@@ -442,3 +442,30 @@ def test_no_data_uses_the_synthetic_default_and_says_so(synth30, tmp_path, monke
         text = (out / name).read_text()
         assert report.SYNTHETIC_NOTE in text, name
         assert text.index(report.SYNTHETIC_NOTE) < text.index("paper"), name
+
+
+# --- issue 14: --jobs placement on faked GPU lists
+
+
+def test_jobs_placement_one_per_gpu_shared_gpu_and_cpu():
+    from landslide_tf.experiments.placement import GROWTH_ENV, plan_slots
+
+    own = plan_slots(2, ["0", "1"])
+    assert [(s.gpu, s.shared) for s in own] == [("0", False), ("1", False)]
+    shared = plan_slots(3, ["0"])
+    assert [(s.gpu, s.shared) for s in shared] == [("0", True)] * 3
+    mixed = plan_slots(3, ["0", "1"])  # GPU 0 takes two runs, GPU 1 one
+    assert [(s.gpu, s.shared) for s in mixed] == [("0", True), ("1", False), ("0", True)]
+    cpu = plan_slots(2, [])
+    assert [(s.gpu, s.shared) for s in cpu] == [(None, False), (None, False)]
+
+    env: dict[str, str] = {}
+    shared[1].apply(env)
+    assert env == {"CUDA_VISIBLE_DEVICES": "0", GROWTH_ENV: "true"}
+    env = {}
+    own[1].apply(env)
+    assert env == {"CUDA_VISIBLE_DEVICES": "1"}
+    env = {}
+    cpu[0].apply(env)
+    assert env == {}
+    assert "memory growth" in shared[0].describe() and cpu[1].describe() == "slot 1"

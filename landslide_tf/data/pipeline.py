@@ -1,23 +1,39 @@
 """The tf.data input pipeline: decode once, cache, shuffle, augment, batch, prefetch.
 
-With ``cache=True`` (default) every tile is read and preprocessed once with ``load_sample``
-into in-memory arrays before the dataset is built, so file errors surface as one-line
-``DataError`` at build time rather than as TensorFlow errors mid-epoch. ``cache=False``
-decodes lazily on every pass (for datasets that do not fit in memory).
+Tiles are decoded and preprocessed in parallel inside tf.data (``data/parallel.py``). With
+``cache=True`` (default) every tile is decoded once into in-memory arrays before the dataset
+is built, so file errors surface as one-line ``DataError`` at build time rather than as
+TensorFlow errors mid-epoch; when the decoded tiles would not fit in the memory budget
+(40 % of the available memory, or ``$LANDSLIDE_TF_CACHE_MB``) the pipeline streams from disk
+instead. ``cache=False`` always streams: files are checked up front (cheaply, without
+decoding), decoded on every pass, with bounded prefetching.
+
+``load_arrays`` is the former tile-by-tile eager loader, kept as the reference the parallel
+pipeline is tested against and benchmarked with (``benchmarks/data_pipeline.py``).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
 
+from landslide_tf.config import num_channels
 from landslide_tf.data.augment import augment_pair, make_augmenter  # noqa: F401  (re-export)
 from landslide_tf.data.bijie import Sample, load_sample, read_dem, read_mask, read_sample_arrays
+from landslide_tf.data.parallel import (
+    CACHE_MB_ENV,
+    decoded_bytes,
+    fill_cache,
+    memory_budget_bytes,
+    tile_dataset,
+    validate_files,
+)
 from landslide_tf.data.readers import summarized_notes
+from landslide_tf.errors import DataError
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +50,8 @@ def load_arrays(
     derived: Sequence[str] = (),
     nodata: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Load all tiles into memory (``nodata``: DEM value marking missing cells).
+    """Load all tiles into memory, one by one (the former loader; ``make_dataset`` decodes in
+    parallel and gives the same arrays). ``nodata``: DEM value marking missing cells.
 
     Returns:
         ``x (N, H, W, C)`` float32 and ``y (N, H, W, 1)`` float32.
@@ -88,7 +105,8 @@ def make_dataset(
         augment_policy: ``"dihedral"`` (the above) or ``"strong"`` (see
             ``landslide_tf.data.augment``).
         seed: seed for shuffling and augmentation.
-        cache: decode every tile once into memory (default); False decodes on every pass.
+        cache: decode every tile once into memory (default; streams when the decoded tiles
+            exceed the memory budget); False streams from disk, decoding on every pass.
         repeat: repeat forever.
         nodata: DEM value marking missing cells (NaN always does); filled like NaN.
 
@@ -98,27 +116,41 @@ def make_dataset(
     samples = list(samples)
     if not samples:
         raise ValueError("make_dataset needs at least one sample")
-    args = (image_size, modalities, dem_norm, dem_stats, tuple(derived), nodata)
+    options = dict(
+        image_size=image_size,
+        modalities=modalities,
+        dem_norm=dem_norm,
+        dem_stats=dem_stats,
+        derived=tuple(derived),
+        nodata=nodata,
+    )
+    in_memory = cache
     if cache:
-        x, y = load_arrays(samples, *args)
-        ds = tf.data.Dataset.from_tensor_slices((x, y))
+        try:
+            channels = num_channels(modalities, derived)
+        except ValueError as exc:
+            raise DataError(str(exc)) from None
+        need = decoded_bytes(len(samples), image_size, channels)
+        budget = memory_budget_bytes()
+        if need > budget:
+            logger.warning(
+                "%d decoded tiles need %.0f MiB, over the %.0f MiB memory budget: streaming "
+                "from disk every epoch (set $%s to change the budget)",
+                len(samples),
+                need / 2**20,
+                budget / 2**20,
+                CACHE_MB_ENV,
+            )
+            in_memory = False
+    if in_memory:
+        tiles, reader = tile_dataset(samples, **options)
+        with summarized_notes():  # one line per kind of reader note, not one per file
+            ds = fill_cache(tiles, reader, len(samples))
+        if shuffle:
+            ds = ds.shuffle(len(samples), seed=seed, reshuffle_each_iteration=True)
     else:
-        x0, y0 = load_sample(samples[0], *args)
-
-        def generate() -> Iterable[tuple[np.ndarray, np.ndarray]]:
-            for sample in samples:
-                yield load_sample(sample, *args)
-
-        ds = tf.data.Dataset.from_generator(
-            generate,
-            output_signature=(
-                tf.TensorSpec(x0.shape, tf.float32),
-                tf.TensorSpec(y0.shape, tf.float32),
-            ),
-        )
-        ds = ds.apply(tf.data.experimental.assert_cardinality(len(samples)))
-    if shuffle:
-        ds = ds.shuffle(len(samples), seed=seed, reshuffle_each_iteration=True)
+        validate_files(samples, modalities)
+        ds, _ = tile_dataset(samples, **options, shuffle_seed=seed if shuffle else None)
     if augment:
         pair_fn = make_augmenter(augment_policy, modalities)
         rand = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)

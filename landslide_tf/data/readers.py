@@ -133,7 +133,7 @@ def _read_mask(path: Path) -> tuple[np.ndarray, list[str]]:
     mask = _decode_png(path)
     notes: list[str] = []
     if mask.ndim == 3:
-        mask = mask[..., : 3 if mask.shape[2] >= 3 else 1].max(axis=-1)
+        mask = np.maximum.reduce([mask[..., c] for c in range(min(mask.shape[2], 3))])
     values = np.unique(mask)
     unexpected = values[(values != 0) & (values != 255)]
     if unexpected.size:

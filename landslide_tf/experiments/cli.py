@@ -14,6 +14,7 @@ import sys
 from landslide_tf.cli import run_cli
 from landslide_tf.errors import UserError
 from landslide_tf.experiments.study import SELECT_SPLITS, available_studies, load_study
+from landslide_tf.precision import add_precision_args, precision_from_args
 
 
 class _Parser(argparse.ArgumentParser):
@@ -49,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="split of the stage-2 loss selection (the paper: test)")  # fmt: skip
     p.add_argument("--jobs", type=int, default=1,
                    help="runs at once, each in its own process (one GPU each where several)")  # fmt: skip
+    add_precision_args(p)  # issue 14: --precision (default auto) and --mixed-precision
     p.add_argument("--figure-tiles", type=int, default=4, help="test tiles in figures 5 and 6")
     p.add_argument("--list", action="store_true", help="list the known studies and exit")
     p.add_argument(
@@ -97,7 +99,7 @@ def _run(args: argparse.Namespace, argv: list[str] | None) -> int:
     overrides = _parse_sets(args.set)
     overrides.update(epochs=args.epochs, base_filters=args.base_filters,
                      batch_size=args.batch_size, image_size=args.image_size, lr=args.lr,
-                     strategy=args.strategy)  # fmt: skip
+                     strategy=args.strategy, precision=precision_from_args(args))  # fmt: skip
     from landslide_tf.experiments.bands import bands_main, format_overrides
 
     overrides.update(format_overrides(args))

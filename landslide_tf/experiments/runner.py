@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from landslide_tf.config import TrainConfig
+from landslide_tf.experiments.placement import Slot, plan_slots
 from landslide_tf.experiments.runs import (
     ERROR_FILE,
     RECORD_FILE,
@@ -49,7 +50,15 @@ Progress = Callable[[str], None]
 
 #: Fields that may differ without making a run another run: ``train`` resumes across them
 #: (mirrors ``landslide_tf.rundir.RESUME_FREE_FIELDS``; a larger ``epochs`` continues training).
-RESUME_FREE_FIELDS = ("run_dir", "epochs", "strategy", "jit")
+RESUME_FREE_FIELDS = (
+    "run_dir",
+    "epochs",
+    "strategy",
+    "jit",
+    "precision",
+    "mixed_precision",
+    "steps_per_execution",
+)
 
 
 def _now() -> str:
@@ -222,10 +231,10 @@ def visible_gpus() -> list[str]:
     return [str(i) for i, line in enumerate(out.stdout.splitlines()) if line.startswith("GPU")]
 
 
-def _worker(spec: RunSpec, gpu: str | None, jobs: int, log_level: int, verbose: int) -> None:
+def _worker(spec: RunSpec, slot: Slot, jobs: int, log_level: int, verbose: int) -> None:
     """Body of one spawned training process."""
-    if gpu is not None:
-        os.environ["CUDA_VISIBLE_DEVICES"] = gpu
+    slot.apply()  # CUDA_VISIBLE_DEVICES (+ memory growth on a shared GPU), before TF loads
+    gpu = slot.gpu
     logging.basicConfig(level=log_level, format=f"[{spec.name}] %(levelname)s %(message)s")
     if gpu is None:
         from landslide_tf.distribute import configure_threads
@@ -318,8 +327,9 @@ def _run_parallel(
 ) -> None:
     ctx = multiprocessing.get_context("spawn")
     gpus = visible_gpus()
+    slots = plan_slots(jobs, gpus)
     if gpus and jobs > len(gpus):
-        logger.warning("%d jobs on %d GPU(s): some GPUs run several trainings", jobs, len(gpus))
+        logger.info("%d jobs on %d GPU(s): runs share GPUs, with memory growth on", jobs, len(gpus))
     pending = list(todo)
     active: dict[Any, tuple[RunSpec, int, float]] = {}  # sentinel -> (spec, slot, start)
     level = logging.getLogger().getEffectiveLevel()
@@ -328,12 +338,11 @@ def _run_parallel(
             free = [s for s in range(jobs) if s not in {v[1] for v in active.values()}]
             while pending and free:
                 spec, slot = pending.pop(0), free.pop(0)
-                gpu = gpus[slot % len(gpus)] if gpus else None
                 proc = ctx.Process(
-                    target=_worker, args=(spec, gpu, jobs, level, verbose), name=spec.name
+                    target=_worker, args=(spec, slots[slot], jobs, level, verbose), name=spec.name
                 )
                 proc.start()
-                where = f"GPU {gpu}" if gpu is not None else f"slot {slot}"
+                where = slots[slot].describe()
                 progress(f"      {stage}{spec.name}: training in process {proc.pid} ({where})")
                 active[proc] = (spec, slot, time.perf_counter())
             sentinels = {p.sentinel: p for p in active}

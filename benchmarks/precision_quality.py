@@ -1,0 +1,162 @@
+"""Quality is not traded for speed: the same recipe and seed in float32 and in auto precision.
+
+Usage (from the project root; a long run: two full trainings)::
+
+    python benchmarks/precision_quality.py                       # l4s-rgb-dev, defaults below
+    python benchmarks/precision_quality.py --epochs 1 --limit 64 # smoke run (minutes)
+
+Trains ``python -m landslide_tf.train`` twice on ``../shared/data/l4s-rgb-dev`` (RGB,
+the dataset's own train/val lists), once with ``--precision float32`` and once with no
+precision flag (``auto``: bfloat16 on CPUs with AVX512_BF16/AMX, on TPUs and on GPUs of
+compute capability >= 8; float16 on older tensor-core GPUs), same recipe, same seed. Then
+evaluates each run's ``best.keras`` in the precision it trained in on the **whole** given
+val list and prints, per precision: val landslide F1 (threshold 0.5), val mIoU, the CPU
+seconds of the training process (user + system, all threads) and its wall seconds, and the
+F1 difference (the issue asks for |auto - float32| <= 0.02).
+
+Split files: the run gets a temporary split folder holding the given ``train.txt``, the
+given ``val.txt`` minus its last ``--test-tiles`` stems, and those stems as ``test.txt``
+(``train`` wants a test list for its final report; those tiles are still part of the val
+figure printed here). ``--split-dir-direct`` passes the dataset folder itself instead (once
+``--split-dir`` accepts given train/val lists without a test list).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+REAL = ROOT.parent / "shared" / "data" / "l4s-rgb-dev"
+
+
+def _stems(path: Path) -> list[str]:
+    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+
+
+def _split_dir(data: Path, out: Path, limit: int, test_tiles: int) -> Path:
+    train, val = _stems(data / "train.txt"), _stems(data / "val.txt")
+    if limit:
+        train, val = train[:limit], val[: max(2 * test_tiles, limit // 4)]
+    out.mkdir(parents=True)
+    (out / "train.txt").write_text("".join(f"{s}\n" for s in train))
+    (out / "val.txt").write_text("".join(f"{s}\n" for s in val[:-test_tiles]))
+    (out / "test.txt").write_text("".join(f"{s}\n" for s in val[-test_tiles:]))
+    return out
+
+
+def _train(args, split_dir: Path, run_dir: Path, precision: str | None) -> dict:
+    cmd = [
+        sys.executable, "-m", "landslide_tf.train", "--data", str(args.data),
+        "--split-dir", str(split_dir), "--modalities", "rgb", "--run-dir", str(run_dir),
+        "--model", args.model, "--base-filters", str(args.base_filters),
+        "--batch-size", str(args.batch_size), "--epochs", str(args.epochs), "--lr", str(args.lr),
+        "--image-size", str(args.image_size), "--seed", str(args.seed), "--verbose", "2",
+        *(["--augment"] if args.augment else []), *(["--loss", args.loss] if args.loss else []),
+    ]  # fmt: skip
+    if precision:
+        cmd += ["--precision", precision]
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
+    env.pop("LANDSLIDE_TF_PRECISION", None)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        raise SystemExit(f"train failed ({precision or 'auto'}):\n{proc.stderr[-3000:]}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {"wall_s": wall, "cpu_s": cpu}
+
+
+def _val_scores(run_dir: Path, data: Path, splits: Path) -> dict:
+    sys.path.insert(0, str(ROOT))
+    from landslide_tf.data import find_samples
+    from landslide_tf.evaluate import accumulate
+    from landslide_tf.precision import model_precision
+    from landslide_tf.runs import dataset_options, load_model_file, read_run_config
+
+    config, raw = read_run_config(run_dir)
+    val = set(_stems(splits / "val.txt"))  # the given val list: val.txt + test.txt here
+    if (splits / "test.txt").is_file() and splits != data:
+        val |= set(_stems(splits / "test.txt"))
+    samples = [s for s in find_samples(data, modalities="rgb") if s.stem in val]
+    model = load_model_file(run_dir / "best.keras")
+    stats = accumulate(model, samples, batch_size=16, **dataset_options(config, raw))
+    result = stats.result(threshold=0.5)
+    return {
+        "f1": float(result["f1"]),
+        "miou": float(result["miou"]),
+        "n_tiles": len(samples),
+        "computed_in": model_precision(model),
+        "precision_used": raw.get("precision_used"),
+        "precision_reason": raw.get("precision_reason"),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=REAL)
+    parser.add_argument("--model", default="unetpp")
+    parser.add_argument("--base-filters", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--image-size", type=int, default=128)
+    parser.add_argument("--loss", default=None, help="default: the family's paper loss")
+    parser.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--limit", type=int, default=0, help="first N train stems (smoke run)")
+    parser.add_argument("--test-tiles", type=int, default=20)
+    parser.add_argument("--split-dir-direct", action="store_true")
+    parser.add_argument("--keep", type=Path, help="keep the runs in this folder")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args(argv)
+    if not (args.data / "train.txt").is_file():
+        print(f"skipped: {args.data} not found (the l4s-rgb-dev set with train.txt/val.txt)")
+        return 0
+
+    logging.disable(logging.WARNING)  # one "RGBA image" note per l4s tile otherwise
+    load = lambda: " ".join(f"{v:.2f}" for v in os.getloadavg())  # noqa: E731
+    print(f"{os.cpu_count()} CPUs, load average {load()}; data {args.data}")
+    with tempfile.TemporaryDirectory() as tmp:
+        base = args.keep or Path(tmp)
+        if args.split_dir_direct:
+            splits = args.data
+        else:
+            splits = _split_dir(args.data, base / "splits", args.limit, args.test_tiles)
+        results = {}
+        for key, precision in (("float32", "float32"), ("auto", None)):
+            run_dir = base / f"run-{key}"
+            timing = _train(args, splits, run_dir, precision)
+            scores = _val_scores(run_dir, args.data, splits)
+            results[key] = {**timing, **scores}
+            print(
+                f"{key:8s} ({scores['precision_used']}): val landslide F1 {scores['f1']:.4f}, "
+                f"mIoU {scores['miou']:.4f} on {scores['n_tiles']} tiles; "
+                f"train cpu {timing['cpu_s']:.0f} s, wall {timing['wall_s']:.0f} s; "
+                f"load {load()}",
+                flush=True,
+            )
+    diff = results["auto"]["f1"] - results["float32"]["f1"]
+    print(f"auto chose {results['auto']['precision_used']}: {results['auto']['precision_reason']}")
+    print(f"F1 auto - float32: {diff:+.4f} ({'within' if abs(diff) <= 0.02 else 'OUTSIDE'} 0.02)")
+    print(
+        f"speed: wall {results['float32']['wall_s'] / results['auto']['wall_s']:.2f}x, "
+        f"cpu {results['float32']['cpu_s'] / results['auto']['cpu_s']:.2f}x (float32 / auto)"
+    )
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,187 @@
+"""Tests for landslide_tf.precision: the auto rule on faked hardware, recording, conversion."""
+
+from __future__ import annotations
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from landslide_tf import precision as prec
+from landslide_tf.config import TrainConfig
+from landslide_tf.errors import UserError
+
+BF16_CPU = frozenset({"avx2", "avx512f", "avx512_bf16"})
+AMX_CPU = frozenset({"avx2", "amx_tile", "amx_bf16"})
+OLD_CPU = frozenset({"avx2", "fma"})
+
+
+@pytest.mark.parametrize(
+    "hw, expected",
+    [
+        (prec.Hardware(tpu=True, cpu_flags=OLD_CPU), "bfloat16"),
+        (prec.Hardware(gpus=((8, 0),)), "bfloat16"),  # A100
+        (prec.Hardware(gpus=((9, 0), (9, 0))), "bfloat16"),  # 2x H100
+        (prec.Hardware(gpus=((7, 5),), cpu_flags=BF16_CPU), "float16"),  # T4: the GPU decides
+        (prec.Hardware(gpus=((7, 0),)), "float16"),  # V100
+        (prec.Hardware(gpus=((8, 6), (7, 5))), "float16"),  # mixed cards: the slowest decides
+        (prec.Hardware(gpus=((6, 1),), cpu_flags=BF16_CPU), "float32"),  # P100/GTX 10xx
+        (prec.Hardware(cpu_flags=BF16_CPU), "bfloat16"),
+        (prec.Hardware(cpu_flags=AMX_CPU), "bfloat16"),
+        (prec.Hardware(cpu_flags=OLD_CPU), "float32"),
+        (prec.Hardware(), "float32"),
+    ],
+)
+def test_auto_rule_on_faked_hardware(hw, expected, monkeypatch):
+    monkeypatch.delenv(prec.ENV_VAR, raising=False)
+    chosen, reason = prec.choose_precision(hw)
+    assert chosen == expected
+    assert reason and "\n" not in reason
+    assert prec.resolve_precision("auto", hw) == (chosen, reason)
+
+
+def test_explicit_and_legacy_precisions(monkeypatch):
+    gpu, cpu = prec.Hardware(gpus=((8, 0),)), prec.Hardware(cpu_flags=OLD_CPU)
+    assert prec.resolve_precision("float16", cpu)[0] == "float16"
+    assert prec.resolve_precision("float32", gpu)[0] == "float32"
+    # --mixed-precision keeps its old meaning: float16 on any GPU, bfloat16 elsewhere
+    assert prec.resolve_precision("mixed", gpu)[0] == "float16"
+    assert prec.resolve_precision("mixed", cpu)[0] == "bfloat16"
+    monkeypatch.setenv(prec.ENV_VAR, "float32")
+    assert prec.resolve_precision("auto", gpu) == ("float32", "$LANDSLIDE_TF_PRECISION=float32")
+    with pytest.raises(UserError, match="unknown precision 'half'"):
+        prec.resolve_precision("half", cpu)
+
+
+def test_cpu_flags_from_a_cpuinfo_file(tmp_path):
+    info = tmp_path / "cpuinfo"
+    info.write_text(
+        "processor\t: 0\nmodel name\t: Fake EPYC\nflags\t\t: fpu avx2 AVX512_BF16\n\n"
+        "processor\t: 1\nmodel name\t: Fake EPYC\nflags\t\t: fpu avx2 avx512_bf16\n"
+    )
+    flags, name = prec.read_cpu_info(info)
+    assert "avx512_bf16" in flags and name == "Fake EPYC"
+    assert prec.read_cpu_info(tmp_path / "missing") == (frozenset(), "")
+
+
+def test_old_config_json_without_precision_loads():
+    old = TrainConfig().to_dict()
+    del old["precision"]
+    assert TrainConfig.from_dict(old).precision == "float32"
+    assert TrainConfig.from_dict({**old, "mixed_precision": True}).precision == "mixed"
+    assert TrainConfig().precision == "auto"
+    assert TrainConfig.from_dict({"model": "unet"}).precision == "auto"  # e.g. a study's dict
+
+
+def test_cli_flags_and_alias():
+    from landslide_tf.train import build_parser, config_from_args
+
+    def parse(*flags):
+        return config_from_args(build_parser().parse_args(list(flags))).precision
+
+    assert parse() == "auto"
+    assert parse("--precision", "float16") == "float16"
+    assert parse("--mixed-precision") == "mixed"
+    assert parse("--no-mixed-precision") == "float32"
+
+
+def test_run_precision_records_and_resume_keeps_it(monkeypatch, caplog):
+    monkeypatch.setattr(prec, "detect_hardware", lambda strategy="default": prec.Hardware())
+    monkeypatch.delenv(prec.ENV_VAR, raising=False)
+    new = prec.run_precision(TrainConfig(precision="auto"), None)
+    assert new["precision_used"] == "float32" and "no avx512_bf16" in new["precision_reason"]
+    stored = {"precision_used": "bfloat16", "precision_reason": "recorded"}
+    again = prec.run_precision(TrainConfig(precision="float16"), stored)
+    assert again == {"precision_used": "bfloat16", "precision_reason": "recorded"}
+    assert "resuming in bfloat16" in caplog.text
+    legacy = prec.run_precision(TrainConfig(), {"mixed_precision": False})
+    assert legacy["precision_used"] == "float32"
+
+
+@pytest.fixture
+def _float32_after():
+    yield
+    keras.mixed_precision.set_global_policy("float32")
+
+
+@pytest.mark.usefixtures("_float32_after")
+def test_convert_model_keeps_weights_and_float32_output():
+    from landslide_tf.models import build_model
+
+    prec.apply_precision("bfloat16")
+    model = build_model("unet", input_shape=(16, 16, 3), base_filters=4, depth=2)
+    prec.apply_precision("float32")
+    assert prec.model_precision(model) == "bfloat16"
+    full = prec.convert_model(model, "float32")
+    assert prec.model_precision(full) == "float32"
+    assert all(layer.compute_dtype == "float32" for layer in full.layers)
+    x = np.random.default_rng(0).random((2, 16, 16, 3), dtype=np.float32)
+    a, b = np.asarray(model(x)), np.asarray(full(x))
+    assert b.dtype == np.float32 and np.abs(a - b).max() < 0.05
+    assert prec.convert_model(full, "float32") is full
+
+
+@pytest.mark.usefixtures("_float32_after")
+def test_apply_precision_sets_the_global_policy():
+    assert prec.apply_precision("float16") == "mixed_float16"
+    assert keras.mixed_precision.global_policy().name == "mixed_float16"
+    with pytest.raises(UserError):
+        prec.apply_precision("auto")
+
+
+def test_train_records_precision_in_config_json(synth_dir, tmp_path, monkeypatch):
+    from landslide_tf.train import train
+
+    monkeypatch.setenv(prec.ENV_VAR, "bfloat16")
+    config = TrainConfig(
+        model="unet", loss="bce", epochs=1, base_filters=4, depth=2, image_size=32,
+        batch_size=8, data=str(synth_dir), run_dir=str(tmp_path / "run"),
+    )  # fmt: skip
+    train(config, verbose=0)
+    stored = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert stored["precision"] == "auto"
+    assert stored["precision_used"] == "bfloat16"
+    assert stored["precision_reason"] == "$LANDSLIDE_TF_PRECISION=bfloat16"
+    assert stored["steps_per_execution_used"] == 1  # CPU
+    assert keras.mixed_precision.global_policy().name == "float32"  # reset after training
+    from landslide_tf.runs import load_model_file
+
+    assert prec.model_precision(load_model_file(tmp_path / "run" / "best.keras")) == "bfloat16"
+
+
+@pytest.fixture
+def bf16_run(synth_dir, tmp_path):
+    """A run dir whose best.keras was built under mixed_bfloat16 (as auto trains on such CPUs)."""
+    from landslide_tf.data import find_samples, make_split
+    from landslide_tf.models import build_model
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    config = TrainConfig(model="unet", data=str(synth_dir), run_dir=str(run_dir), image_size=16)
+    raw = {**config.resolved().to_dict(), "precision_used": "bfloat16", "precision_reason": "x"}
+    (run_dir / "config.json").write_text(json.dumps(raw))
+    make_split(find_samples(synth_dir), seed=config.seed, out_dir=run_dir)
+    prec.apply_precision("bfloat16")
+    try:
+        model = build_model("unet", input_shape=(16, 16, 4), base_filters=4, depth=2)
+    finally:
+        prec.apply_precision("float32")
+    model.save(run_dir / "best.keras")
+    return run_dir
+
+
+@pytest.mark.usefixtures("_float32_after")
+def test_evaluate_predict_export_precision(bf16_run, tmp_path):
+    from landslide_tf.evaluate import evaluate_run
+    from landslide_tf.export import export_run
+    from landslide_tf.predictor import Predictor
+
+    assert prec.model_precision(Predictor.load(bf16_run).model) == "bfloat16"  # as trained
+    assert prec.model_precision(Predictor.load(bf16_run, precision="float32").model) == "float32"
+    as_trained = evaluate_run(bf16_run, split="val")
+    full = evaluate_run(bf16_run, split="val", precision="float32")
+    assert abs(as_trained["miou"] - full["miou"]) < 0.05
+    export_run(bf16_run, tmp_path / "saved")  # float32 by default
+    card = json.loads((tmp_path / "saved" / "assets" / "model_card.json").read_text())
+    assert json.dumps(card).count('"exported_precision": "float32"') == 1
