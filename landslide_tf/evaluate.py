@@ -24,12 +24,10 @@ import json
 import logging
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import keras
 import numpy as np
 
-from landslide_tf.callbacks import atomic_write_json
 from landslide_tf.cli import run_cli
 from landslide_tf.errors import UserError, describe_os_error
 from landslide_tf.metrics import SCORE_KEYS, format_metrics
@@ -43,7 +41,11 @@ from landslide_tf.runs import (
     run_splits,
     run_threshold,
 )
+from landslide_tf.runstate import atomic_write_json
 from landslide_tf.tta import add_tta_arg, apply_model
+
+if TYPE_CHECKING:
+    import keras
 
 logger = logging.getLogger(__name__)
 

@@ -37,8 +37,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import tensorflow as tf
-
 from landslide_tf.cli import run_cli
 from landslide_tf.errors import UserError
 from landslide_tf.inference import InferenceSettings
@@ -48,10 +46,19 @@ from landslide_tf.model_card import (  # noqa: F401  (re-exported: defined here 
     model_card_markdown,
     signature_summary,
 )
-from landslide_tf.serving import ServingModule, save_module  # ServingModule: re-exported
 from landslide_tf.tta import add_tta_arg
 
 logger = logging.getLogger(__name__)
+
+
+def __getattr__(name: str) -> Any:
+    """``ServingModule`` and ``save_module`` (re-exported from ``landslide_tf.serving``) load
+    TensorFlow, so they are imported on first use: ``--help`` starts without it."""
+    if name in ("ServingModule", "save_module"):
+        from landslide_tf import serving
+
+        return getattr(serving, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def export_model(
@@ -85,6 +92,8 @@ def export_model(
         )
     if card is None:
         card = model_card({}, settings, parameters=int(model.count_params()))
+    from landslide_tf.serving import ServingModule, save_module
+
     module = ServingModule(model, settings)
     out.parent.mkdir(parents=True, exist_ok=True)  # OSError: reported with its path
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.export-", dir=out.parent))
@@ -182,6 +191,8 @@ def export_run(
 
 def describe(saved_model: str | Path) -> str:
     """One line per signature of a SavedModel: inputs and outputs with dtypes and shapes."""
+    import tensorflow as tf
+
     loaded = tf.saved_model.load(str(saved_model))
     lines = []
     for name, fn in loaded.signatures.items():

@@ -9,15 +9,17 @@ from __future__ import annotations
 import logging
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import keras
 import numpy as np
 
-from landslide_tf import callbacks as cb
+from landslide_tf import runstate as cb
 from landslide_tf.config import TrainConfig
 from landslide_tf.errors import UserError
 from landslide_tf.runs import SPLITS
+
+if TYPE_CHECKING:
+    import keras
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +92,7 @@ def _fit(
     verbose: int | str,
 ) -> int:
     """Build, compile, restore (when resuming) and fit; returns the number of epochs run."""
+    from landslide_tf import callbacks as cb  # the Keras callbacks (+ runstate's names)
     from landslide_tf import data as ldata
     from landslide_tf import encoder_training as et
     from landslide_tf.losses import get_loss

@@ -16,14 +16,14 @@ import dataclasses
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import tensorflow as tf
-
-from landslide_tf import preprocessing
 from landslide_tf.config import MODALITIES, num_channels
 from landslide_tf.errors import DataError, UserError
 from landslide_tf.tta import apply_model
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 #: The run's tuned threshold file (``landslide_tf.runs.THRESHOLD_FILE``; no keras import here).
 THRESHOLD_FILE = "threshold.json"
@@ -167,6 +167,10 @@ def raw_probability(
         float32 probabilities ``(N, H, W)`` on the grid of ``image`` (of ``dem`` for DEM-only
         models).
     """
+    import tensorflow as tf
+
+    from landslide_tf import preprocessing
+
     checks = []
     if settings.uses_image:
         checks += [
@@ -228,6 +232,8 @@ def raw_probability(
 
 def input_signature(settings: InferenceSettings) -> list[tf.TensorSpec]:
     """The raw-input signature: ``image`` uint8 ``[N, H, W, 3]`` and/or ``dem`` float32."""
+    import tensorflow as tf
+
     specs = []
     if settings.uses_image:
         specs.append(tf.TensorSpec([None, None, None, 3], tf.uint8, name="image"))

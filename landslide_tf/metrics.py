@@ -25,10 +25,12 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import keras
 import numpy as np
+
+if TYPE_CHECKING:
+    import keras
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +54,8 @@ def _to_numpy(x: Any) -> np.ndarray:
     """numpy view of an array, list or backend tensor (tf, jax, torch)."""
     if isinstance(x, np.ndarray | list | tuple | int | float | np.generic):
         return np.asarray(x)
+    import keras
+
     return np.asarray(keras.ops.convert_to_numpy(x))
 
 
@@ -298,6 +302,8 @@ def keras_metrics(threshold: float = 0.5) -> list[keras.metrics.Metric]:
     Returns:
         ``[miou, precision, recall]`` metric objects (fresh ones on every call).
     """
+    import keras
+
     return [
         keras.metrics.BinaryIoU(target_class_ids=[0, 1], threshold=threshold, name="miou"),
         keras.metrics.Precision(thresholds=threshold, name="precision"),

@@ -12,8 +12,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import tensorflow as tf
-
 from landslide_tf import __version__
 from landslide_tf.inference import InferenceSettings
 
@@ -71,6 +69,8 @@ def model_card(
         from landslide_tf.config import default_loss_for
 
         loss = default_loss_for(str(config["model"]))
+    import tensorflow as tf
+
     return {
         "format": "landslide_tf model card 1",
         "landslide_tf_version": __version__,

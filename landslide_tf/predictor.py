@@ -15,10 +15,9 @@ import dataclasses
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import tensorflow as tf
 
 from landslide_tf.errors import DataError, UserError
 from landslide_tf.inference import (
@@ -28,6 +27,9 @@ from landslide_tf.inference import (
     input_signature,
     raw_probability,
 )
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 # The name Predictor logged under before the split (its messages, e.g. the missing
 # config.json warning, keep their logger name for users who filter on it).
@@ -70,6 +72,7 @@ class Predictor:
         cls, model: Any, settings: InferenceSettings, source: str = "keras"
     ) -> Predictor:
         """Predictor over an in-memory Keras model, tracing ``raw_probability``."""
+        import tensorflow as tf
 
         def call(*args: tf.Tensor) -> tf.Tensor:
             inputs = dict(zip([s.name for s in input_signature(settings)], args, strict=True))
@@ -95,6 +98,8 @@ class Predictor:
     @classmethod
     def from_saved_model(cls, path: str | Path, nodata: float | None = None) -> Predictor:
         """Predictor over a SavedModel written by ``landslide_tf.export``."""
+        import tensorflow as tf
+
         path = Path(path)
         card_path = path / "assets" / MODEL_CARD_JSON
         if not card_path.is_file():
@@ -220,6 +225,8 @@ class Predictor:
         Returns:
             float32 ``(N, H, W)``.
         """
+        import tensorflow as tf
+
         self._check(images, dems, batched=True)
         image = None if images is None else tf.convert_to_tensor(images, tf.uint8)
         dem = None if dems is None else tf.convert_to_tensor(dems, tf.float32)

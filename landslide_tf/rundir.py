@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from landslide_tf import callbacks as cb
+from landslide_tf import runstate as cb
 from landslide_tf.config import DEM_NORMS, DERIVED_CHANNELS, MODALITIES, TrainConfig
 from landslide_tf.errors import UserError
 from landslide_tf.runs import CONFIG_FILE, SPLITS, read_run_config

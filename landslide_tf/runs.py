@@ -18,12 +18,13 @@ from __future__ import annotations
 import json
 import zipfile
 from pathlib import Path
-from typing import Any
-
-import keras
+from typing import TYPE_CHECKING, Any
 
 from landslide_tf.config import TrainConfig
 from landslide_tf.errors import UserError
+
+if TYPE_CHECKING:
+    import keras
 
 CONFIG_FILE = "config.json"
 SPLITS = ("train", "val", "test")
@@ -106,6 +107,8 @@ def load_model_file(path: str | Path) -> keras.Model:
     Raises:
         UserError: the file is missing.
     """
+    import keras
+
     import landslide_tf.losses  # noqa: F401  (registers the custom losses)
     import landslide_tf.models  # noqa: F401  (registers the custom layers)
 

@@ -32,9 +32,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import keras
-
-from landslide_tf import callbacks as cb
+from landslide_tf import runstate as cb
 from landslide_tf.acceleration import add_speed_args, run_steps_per_execution
 from landslide_tf.cli import run_cli
 from landslide_tf.config import DEM_NORMS, DERIVED_CHANNELS, MODALITIES, TrainConfig
@@ -178,6 +176,8 @@ def train(config: TrainConfig, *, force: bool = False, verbose: int | str = "aut
         logger.info("%s is already trained (%d epochs): reporting its metrics", run_dir, done)
         metrics = json.loads((run_dir / "metrics.json").read_text())
         return {**metrics, "run_dir": str(run_dir), "epochs_trained": 0, "resumed_from": done}
+
+    import keras
 
     keras.utils.set_random_seed(config.seed)
     if config.deterministic:

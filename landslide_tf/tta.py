@@ -10,9 +10,10 @@ the exported SavedModel) and ``landslide_tf.evaluate`` use the same code when a 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import tensorflow as tf
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 #: The flips averaged: image axes reversed (1 = rows/up-down, 2 = columns/left-right).
 FLIP_AXES: tuple[tuple[int, ...], ...] = ((), (2,), (1,), (1, 2))
@@ -28,6 +29,8 @@ def flip_average(model_fn: Callable[[Any], Any], x: tf.Tensor) -> tf.Tensor:
     Returns:
         float32 ``(N, H, W, 1)`` probabilities.
     """
+    import tensorflow as tf
+
     total = None
     for axes in FLIP_AXES:
         flipped = tf.reverse(x, axis=list(axes)) if axes else x
@@ -39,6 +42,8 @@ def flip_average(model_fn: Callable[[Any], Any], x: tf.Tensor) -> tf.Tensor:
 
 def apply_model(model_fn: Callable[[Any], Any], x: Any, tta: bool) -> tf.Tensor:
     """``model_fn(x)`` as float32, flip-averaged when ``tta``."""
+    import tensorflow as tf
+
     if tta:
         return flip_average(model_fn, x)
     return tf.cast(model_fn(x), tf.float32)

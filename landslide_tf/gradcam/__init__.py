@@ -43,16 +43,8 @@ here; import from ``landslide_tf.gradcam``.
 
 from __future__ import annotations
 
-from landslide_tf.gradcam.cam import (  # noqa: F401  (private names kept importable)
-    RegionScoreHead,
-    _check_input,
-    _gradient_cam,
-    _gradient_visualizer,
-    _region_score,
-    _scorecam,
-    compute_cam,
-    predict_probs,
-)
+from typing import TYPE_CHECKING, Any
+
 from landslide_tf.gradcam.explain import _parser, _pick_samples, explain_run, main  # noqa: F401
 from landslide_tf.gradcam.figures import (  # noqa: F401
     _background,
@@ -74,6 +66,31 @@ from landslide_tf.gradcam.targets import (  # noqa: F401
     target_regions,
     valid_layers,
 )
+
+if TYPE_CHECKING:
+    from landslide_tf.gradcam.cam import RegionScoreHead, compute_cam, predict_probs
+
+#: Names re-exported from ``cam.py`` (Keras, TensorFlow, tf-keras-vis), imported on first use
+#: so ``python -m landslide_tf.gradcam --help`` starts without TensorFlow.
+_LAZY_CAM = (
+    "RegionScoreHead",
+    "_check_input",
+    "_gradient_cam",
+    "_gradient_visualizer",
+    "_region_score",
+    "_scorecam",
+    "compute_cam",
+    "predict_probs",
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY_CAM:
+        from landslide_tf.gradcam import cam
+
+        return getattr(cam, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "EPSILON",

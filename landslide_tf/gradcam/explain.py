@@ -18,7 +18,6 @@ import numpy as np
 
 from landslide_tf.cli import run_cli
 from landslide_tf.errors import UserError
-from landslide_tf.gradcam.cam import compute_cam, predict_probs
 from landslide_tf.gradcam.figures import save_grid, save_overlay
 from landslide_tf.gradcam.targets import (
     EPSILON,
@@ -88,6 +87,7 @@ def explain_run(
         ``tiles`` (per-tile rows) and ``files``.
     """
     from landslide_tf.data.bandpipe import display_input, load_tile
+    from landslide_tf.gradcam.cam import compute_cam, predict_probs
     from landslide_tf.runs import dataset_options, load_run, read_run_config, run_threshold
 
     run_dir = Path(run_dir)

@@ -10,11 +10,14 @@ import logging
 import math
 import re
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import keras
 import numpy as np
 
 from landslide_tf.errors import UserError
+
+if TYPE_CHECKING:
+    import keras
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +32,8 @@ EPSILON = 1e-6
 
 def _spatial_layers(model: keras.Model) -> list[str]:
     """Names of the layers whose output is ``(N, h, w, c)``, input and output excluded."""
+    import keras
+
     names = []
     output_layers = {t._keras_history.operation.name for t in model.outputs}
     for layer in model.layers:

@@ -1,0 +1,57 @@
+"""Every command's ``--help`` starts without TensorFlow or Keras (issue 16).
+
+Each CLI runs in a fresh interpreter through ``runpy`` exactly as ``python -m`` would (same
+``sys.argv[0]``), then the wrapper reports its exit status and whether ``tensorflow`` or
+``keras`` reached ``sys.modules``.
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+CLIS = ("train", "evaluate", "predict", "export", "gradcam", "experiments", "data")
+
+_RUN_HELP = """
+import runpy, sys
+module = sys.argv[1]
+sys.argv = ["-m", "--help"]
+code = "no exit"
+try:
+    runpy.run_module(module, run_name="__main__", alter_sys=True)
+except SystemExit as exc:
+    code = exc.code
+heavy = sorted(m for m in ("tensorflow", "keras") if m in sys.modules)
+print(f"exit={code} heavy={','.join(heavy) or 'none'}")
+"""
+
+
+@pytest.mark.parametrize("cli", CLIS)
+def test_help_exits_0_without_importing_tensorflow_or_keras(cli):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    result = subprocess.run(
+        [sys.executable, "-c", _RUN_HELP, f"landslide_tf.{cli}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"python -m landslide_tf.{cli}" in result.stdout  # the parser's own usage line
+    last = result.stdout.strip().splitlines()[-1]
+    assert last == "exit=0 heavy=none", last
+
+
+def test_train_parser_choices_match_the_registries():
+    """The parser's TF-free name lists equal the registries they stand for."""
+    from landslide_tf import distribute
+    from landslide_tf.train import build_parser
+
+    choices = {a.dest: a.choices for a in build_parser()._actions if a.choices}
+    assert tuple(choices["strategy"]) == distribute.STRATEGIES == tuple(distribute._BUILDERS)
