@@ -140,3 +140,17 @@ def make_augmenter(policy: str, modalities: str) -> PairFn:
             f"unknown augment policy {policy!r}; expected one of {list(AUGMENTATIONS)}"
         )
     return AUGMENTATIONS[policy](3 if modalities in ("rgb+dem", "rgb") else 0)
+
+
+def augment_dataset(ds: tf.data.Dataset, pair_fn: PairFn, seed: int) -> tf.data.Dataset:
+    """Map ``pair_fn`` over ``(x, y)`` elements with one seeded random draw per element and pass.
+
+    The draws come from ``tf.data.Dataset.random`` re-randomized every iteration, so each epoch
+    sees new transforms while a seed reproduces the run.
+    """
+    rand = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+    return tf.data.Dataset.zip((ds, rand)).map(
+        lambda pair, r: pair_fn(pair[0], pair[1], r),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from landslide_tf.data.augment import AUGMENTATIONS
+from landslide_tf.data.augment import AUGMENTATIONS, augment_dataset
 from landslide_tf.data.bands import BandSample
 
 
@@ -95,13 +95,7 @@ def make_band_dataset(
     if shuffle:
         ds = ds.shuffle(len(samples), seed=seed, reshuffle_each_iteration=True)
     if augment:
-        rand = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
-        pair_fn = AUGMENTATIONS[augment_policy](0)
-        ds = tf.data.Dataset.zip((ds, rand)).map(
-            lambda pair, r: pair_fn(pair[0], pair[1], r),
-            num_parallel_calls=tf.data.AUTOTUNE,
-            deterministic=True,
-        )
+        ds = augment_dataset(ds, AUGMENTATIONS[augment_policy](0), seed)
     ds = ds.batch(batch_size)
     if repeat:
         ds = ds.repeat()

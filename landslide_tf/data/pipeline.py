@@ -22,7 +22,11 @@ import numpy as np
 import tensorflow as tf
 
 from landslide_tf.config import num_channels
-from landslide_tf.data.augment import augment_pair, make_augmenter  # noqa: F401  (re-export)
+from landslide_tf.data.augment import (  # noqa: F401  (augment_pair re-exported)
+    augment_dataset,
+    augment_pair,
+    make_augmenter,
+)
 from landslide_tf.data.bijie import Sample, load_sample, read_dem, read_mask, read_sample_arrays
 from landslide_tf.data.parallel import (
     CACHE_MB_ENV,
@@ -152,13 +156,7 @@ def make_dataset(
         validate_files(samples, modalities)
         ds, _ = tile_dataset(samples, **options, shuffle_seed=seed if shuffle else None)
     if augment:
-        pair_fn = make_augmenter(augment_policy, modalities)
-        rand = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
-        ds = tf.data.Dataset.zip((ds, rand)).map(
-            lambda pair, r: pair_fn(pair[0], pair[1], r),
-            num_parallel_calls=tf.data.AUTOTUNE,
-            deterministic=True,
-        )
+        ds = augment_dataset(ds, make_augmenter(augment_policy, modalities), seed)
     ds = ds.batch(batch_size)
     if repeat:
         ds = ds.repeat()
