@@ -26,8 +26,9 @@ import numpy as np
 
 from landslide_tf.band_inference import BandPredictor, BandSettings
 from landslide_tf.errors import DataError, UserError
-from landslide_tf.scene import DEFAULT_OVERLAP, DEFAULT_WINDOW, SceneResult, _polygons, _run_windows
+from landslide_tf.scene import DEFAULT_OVERLAP, DEFAULT_WINDOW, _polygons, _run_windows
 from landslide_tf.scene_io import _open_dataset, _Scene, _warped_dem, _Writer, require_rasterio
+from landslide_tf.scene_result import SceneResult
 
 
 def band_plan(count: int, descriptions: list[str | None], settings: BandSettings) -> list[Any]:
@@ -127,16 +128,4 @@ def predict_band_scene(
         windows, win = _run_windows(predictor, scene, writer, window, overlap, batch, progress)
         writer.close()
         n_polygons = _polygons(writer, scene, Path(polygons), out) if polygons else None
-    return SceneResult(
-        out=out,
-        polygons=Path(polygons) if polygons is not None else None,
-        height=scene.height,
-        width=scene.width,
-        windows=windows,
-        window=win,
-        seconds=time.perf_counter() - start,
-        threshold=threshold,
-        landslide_pixels=writer.landslide_pixels,
-        n_polygons=n_polygons,
-        georeferenced=scene.crs is not None,
-    )
+    return SceneResult.of(out, scene, writer, windows, win, start, threshold, polygons, n_polygons)

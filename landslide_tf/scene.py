@@ -38,7 +38,6 @@ are re-exported here (``from landslide_tf.scene import write_polygons`` keeps wo
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import os
 import time
@@ -64,6 +63,7 @@ from landslide_tf.scene_io import (
     open_scene,
     require_rasterio,
 )
+from landslide_tf.scene_result import SceneResult  # noqa: F401  (re-exported: defined here before)
 
 __all__ = [
     "DEFAULT_OVERLAP",
@@ -149,39 +149,6 @@ def blend_weights(
 
 
 # ----------------------------------------------------------------------------- predict
-
-
-@dataclasses.dataclass
-class SceneResult:
-    """What ``predict_scene`` did."""
-
-    out: Path
-    polygons: Path | None
-    height: int
-    width: int
-    windows: int
-    window: tuple[int, int]
-    seconds: float
-    threshold: float
-    landslide_pixels: int
-    n_polygons: int | None
-    georeferenced: bool
-    preview: Path | None = None  # issue 16: downsampled RGB with outlines
-
-    def format(self) -> str:
-        """A short human-readable summary."""
-        share = 100 * self.landslide_pixels / max(1, self.height * self.width)
-        lines = [
-            f"wrote {self.out} ({self.height}x{self.width} px, {self.windows} windows of "
-            f"{self.window[0]}x{self.window[1]} px, {self.seconds:.1f} s; "
-            f"{self.landslide_pixels} landslide px = {share:.2f} % at threshold "
-            f"{self.threshold:.3f}{'' if self.georeferenced else '; not georeferenced'})"
-        ]
-        if self.polygons is not None:
-            lines.append(f"wrote {self.polygons} ({self.n_polygons} polygons)")
-        if self.preview is not None:
-            lines.append(f"wrote {self.preview} (downsampled RGB, landslide outlines)")
-        return "\n".join(lines)
 
 
 def predict_scene(
@@ -295,19 +262,8 @@ def _predict_scene(
         scene.close()
         if writer is not None:
             writer.cleanup()
-    return SceneResult(
-        out=out,
-        polygons=Path(polygons) if polygons is not None else None,
-        height=scene.height,
-        width=scene.width,
-        windows=windows,
-        window=win,
-        seconds=time.perf_counter() - start,
-        threshold=threshold,
-        landslide_pixels=writer.landslide_pixels,
-        n_polygons=n_polygons,
-        georeferenced=scene.crs is not None,
-        preview=Path(preview) if preview else None,
+    return SceneResult.of(
+        out, scene, writer, windows, win, start, threshold, polygons, n_polygons, preview
     )
 
 
