@@ -6,7 +6,9 @@ Command-line entry points catch ``UserError``, print ``error: <message>`` and ex
 from __future__ import annotations
 
 import errno
+import importlib
 import os
+from types import ModuleType
 
 
 class UserError(Exception):
@@ -36,3 +38,14 @@ def describe_os_error(exc: OSError) -> str:
         hint = "a file is in the way where a folder is needed: move it or choose another path"
     line = f"{where}: {reason}" if where else reason
     return f"{line} ({hint})" if hint else line
+
+
+def require_module(name: str, hint: str) -> ModuleType:
+    """Import an optional dependency, or raise a one-line ``UserError`` with ``hint``.
+
+    ``hint`` says what needs the module and how to install it (for example the extra).
+    """
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        raise UserError(hint) from None

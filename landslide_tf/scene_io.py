@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from landslide_tf.errors import DataError, UserError
+from landslide_tf.errors import DataError, UserError, require_module
 from landslide_tf.inference import check_extents
 
 # The name these messages (e.g. partial DEM coverage) logged under before the split.
@@ -39,11 +39,7 @@ _NO_RASTERIO = (
 
 def require_rasterio() -> Any:
     """Import rasterio or raise a one-line ``UserError`` telling how to install it."""
-    try:
-        import rasterio
-    except ImportError as exc:
-        raise UserError(_NO_RASTERIO) from exc
-    return rasterio
+    return require_module("rasterio", _NO_RASTERIO)
 
 
 def _is_raster(path: str | Path) -> bool:

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from landslide_tf.data.folder import require_rasterio
-from landslide_tf.errors import DataError, UserError
+from landslide_tf.errors import DataError, UserError, require_module
 
 logger = logging.getLogger(__name__)
 
@@ -126,13 +126,11 @@ def _rasterise(ds: Any, labels: Path) -> np.ndarray:
         features = data.get("features", [data]) if isinstance(data, dict) else []
         shapes = [f.get("geometry", f) for f in features if f]
     else:
-        try:
-            import fiona
-        except ImportError:
-            raise UserError(
-                f"{labels}: shapefiles need fiona (pip install fiona); or convert the labels to "
-                "GeoJSON in the image CRS"
-            ) from None
+        fiona = require_module(
+            "fiona",
+            f"{labels}: shapefiles need fiona (pip install fiona); or convert the labels to "
+            "GeoJSON in the image CRS",
+        )
         with fiona.open(labels) as src:
             shapes = [dict(f["geometry"]) for f in src]
     shapes = [s for s in shapes if s and s.get("type")]

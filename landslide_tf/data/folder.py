@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from landslide_tf.data.bands import BandSample
-from landslide_tf.errors import DataError, UserError
+from landslide_tf.errors import DataError, require_module
 
 logger = logging.getLogger(__name__)
 
@@ -66,14 +66,11 @@ def _is_geo(path: Path) -> bool:
 
 def require_rasterio() -> Any:
     """Import rasterio or raise a one-line ``UserError`` telling how to install it."""
-    try:
-        import rasterio
-    except ImportError as exc:
-        raise UserError(
-            "GeoTIFF folders need rasterio, an optional extra: "
-            "pip install 'landslide_tf[geo]' (or pip install rasterio)"
-        ) from exc
-    return rasterio
+    return require_module(
+        "rasterio",
+        "GeoTIFF folders need rasterio, an optional extra: "
+        "pip install 'landslide_tf[geo]' (or pip install rasterio)",
+    )
 
 
 def _open(path: Path) -> Any:

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from landslide_tf.data.bands import L4S_BANDS, BandSample
-from landslide_tf.errors import DataError, UserError
+from landslide_tf.errors import DataError, require_module
 
 logger = logging.getLogger(__name__)
 
@@ -47,11 +47,7 @@ _NO_H5PY = (
 
 def require_h5py() -> Any:
     """Import h5py or raise a one-line ``UserError`` telling how to install it."""
-    try:
-        import h5py
-    except ImportError as exc:
-        raise UserError(_NO_H5PY) from exc
-    return h5py
+    return require_module("h5py", _NO_H5PY)
 
 
 def expected_layout(root: str | Path) -> str:

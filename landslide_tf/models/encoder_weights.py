@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from landslide_tf.errors import UserError
+from landslide_tf.errors import UserError, require_module
 
 __all__ = ["adapt_stem_kernel", "build_backbone", "import_keras_hub", "kaggle_cache_dir"]
 
@@ -44,11 +44,7 @@ INSTALL_HINT = "encoder models need keras-hub: pip install landslide_tf[encoders
 
 def import_keras_hub() -> Any:
     """Import keras-hub or fail with the one-line install hint."""
-    try:
-        import keras_hub
-    except ImportError:
-        raise UserError(INSTALL_HINT) from None
-    return keras_hub
+    return require_module("keras_hub", INSTALL_HINT)
 
 
 def kaggle_cache_dir() -> Path:
