@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/data_pipeline.py [--n 120] [--image-size 128] [--batch-size 8] [--turns 3]
-        [--real ../shared/data/l4s-rgb-dev] [--limit 0]
+        [--real ../shared/data/l4s-rgb-dev] [--limit 0] [--baseline-src /tmp/before]
 
 Two datasets, same process, same machine: a synthetic set (``--n`` landslide tiles plus
 ``n // 4`` negatives, RGB + DEM, made in a temporary folder) and the real RGB set
@@ -19,21 +19,32 @@ Every figure is a first, uncached epoch: the files are in the OS page cache afte
 turn for both implementations alike, the decoded tiles are not. Prints the median tiles/s of
 each, the CPU milliseconds per tile (all threads of the process: the figure a shared machine
 disturbs least) and the ratios new / old, with the load average.
+
+``--baseline-src DIR`` (a checkout of the commit before the parallel pipeline, e.g.
+``git worktree add /tmp/before ab93c5b``) adds the comparison the issue asks for: the
+*released* former ``make_dataset`` against today's, each in a fresh process per turn
+(``benchmarks/_first_epoch.py``: nothing traced or decoded before the timed build + pass),
+in turns before / after. ``load_arrays`` above is today's tile-by-tile loader, which already
+shares the faster readers; the baseline is the code users ran.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "l4s-rgb-dev"
+ROOT = Path(__file__).resolve().parents[1]
+REAL = ROOT.parent / "shared" / "data" / "l4s-rgb-dev"
 
 
 def _epoch(ds) -> int:
@@ -96,6 +107,46 @@ def bench(name: str, samples, args, options: dict) -> None:
     )
 
 
+def _fresh(src: Path, data: Path, modalities: str, negatives: str, limit: int, args) -> dict:
+    cmd = [
+        sys.executable,
+        str(ROOT / "benchmarks" / "_first_epoch.py"),
+        f"--src={src}",
+        f"--data={data}",
+        f"--modalities={modalities}",
+        f"--negatives={negatives}",
+        f"--image-size={args.image_size}",
+        f"--batch-size={args.batch_size}",
+        f"--limit={limit}",
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-1:]
+        raise SystemExit(f"{src}: first-epoch run failed: {' '.join(tail)}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def bench_commits(name: str, data: Path, modalities: str, negatives: str, limit: int, args) -> None:
+    """The former release against today's code, fresh processes, in turns."""
+    runs: dict[str, list[dict]] = {"before": [], "after": []}
+    for _ in range(args.turns):
+        for key, src in (("before", Path(args.baseline_src)), ("after", ROOT)):
+            runs[key].append(_fresh(src, data, modalities, negatives, limit, args))
+    med = {k: statistics.median(r["tiles_per_s"] for r in v) for k, v in runs.items()}
+    cpu = {k: statistics.median(r["cpu_ms_per_tile"] for r in v) for k, v in runs.items()}
+    tiles = runs["after"][0]["tiles"]
+    print(f"{name}: {tiles} tiles, {modalities}, fresh process per turn")
+    for key, label in (("before", f"before ({args.baseline_src})"), ("after", "after (this tree)")):
+        turns = " ".join(f"{r['tiles_per_s']:.0f}" for r in runs[key])
+        print(
+            f"  {label:30s} {med[key]:8.1f} tiles/s, {cpu[key]:5.2f} CPU ms/tile (turns: {turns})"
+        )
+    print(
+        f"  ratio after / before: {med['after'] / med['before']:.1f}x first epoch tiles/s, "
+        f"{cpu['before'] / cpu['after']:.1f}x less CPU per tile"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=120, help="synthetic landslide tiles")
@@ -104,6 +155,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--turns", type=int, default=3, help="timed turns per implementation")
     parser.add_argument("--real", default=str(REAL), help="real RGB set (l4s-rgb-dev)")
     parser.add_argument("--limit", type=int, default=0, help="use only the first N real tiles")
+    parser.add_argument(
+        "--baseline-src",
+        help="checkout of the former release: compare its make_dataset with this tree's",
+    )
     args = parser.parse_args(argv)
     logging.disable(logging.WARNING)  # RGBA notes per tile would dominate the output
 
@@ -120,12 +175,16 @@ def main(argv: list[str] | None = None) -> int:
         samples = find_samples(root, negatives="on")
         options = dict(image_size=args.image_size, modalities="rgb+dem")
         bench("synthetic", samples, args, options)
+        if args.baseline_src:
+            bench_commits("synthetic", Path(root), "rgb+dem", "on", 0, args)
     real = Path(args.real)
     if (real / "landslide" / "image").is_dir():
         samples = find_samples(real, modalities="rgb")
         if args.limit:
             samples = samples[: args.limit]
         bench("l4s-rgb-dev", samples, args, dict(image_size=args.image_size, modalities="rgb"))
+        if args.baseline_src:
+            bench_commits("l4s-rgb-dev", real, "rgb", "off", args.limit, args)
     else:
         print(f"l4s-rgb-dev: skipped ({real} not found)")
     print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")

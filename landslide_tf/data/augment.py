@@ -149,8 +149,14 @@ def augment_dataset(ds: tf.data.Dataset, pair_fn: PairFn, seed: int) -> tf.data.
     sees new transforms while a seed reproduces the run.
     """
     rand = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+
+    # Plain graph code: skipping AutoGraph's source transformation saves its tracing time.
+    @tf.autograph.experimental.do_not_convert
+    def apply(pair, r):
+        return pair_fn(pair[0], pair[1], r)
+
     return tf.data.Dataset.zip((ds, rand)).map(
-        lambda pair, r: pair_fn(pair[0], pair[1], r),
+        apply,
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True,
     )
