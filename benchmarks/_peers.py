@@ -114,3 +114,50 @@ def build_peer(
         raise PeerUnavailable(
             f"keras-unet-collection could not build {func_name}: {type(exc).__name__}: {exc}"
         ) from exc
+
+
+#: our encoder name -> segmentation_models (qubvel) backbone name.
+SM_BACKBONES = {"resnet18": "resnet18", "resnet50": "resnet50", "efficientnet_b0": "efficientnetb0"}
+
+SM_INSTALL_HINT = (
+    "pip install --no-deps segmentation-models image-classifiers efficientnet "
+    "keras-applications scikit-image  (its pinned requirements predate Keras 3; with "
+    "SM_FRAMEWORK=tf.keras it builds on Keras 3)"
+)
+
+
+def build_sm_unet(encoder: str, input_shape: Sequence[int] = (128, 128, 3)) -> keras.Model:
+    """segmentation_models' (Keras) ``Unet`` with the backbone matching our ``encoder``.
+
+    Its decoder has 256, 128, 64, 32, 16 filters at strides 16..1, i.e. ours at
+    ``--depth 5 --base-filters 16``; random initialisation (``encoder_weights=None``).
+
+    Raises:
+        KeyError: no segmentation_models backbone for ``encoder``.
+        PeerUnavailable: segmentation_models is missing or fails to build the network.
+    """
+    import os
+
+    if encoder not in SM_BACKBONES:
+        raise KeyError(
+            f"no segmentation_models backbone for {encoder!r}; have {list(SM_BACKBONES)}"
+        )
+    os.environ.setdefault("SM_FRAMEWORK", "tf.keras")
+    try:
+        import segmentation_models as sm
+    except ImportError as exc:
+        raise PeerUnavailable(
+            f"segmentation_models is not usable ({exc}); {SM_INSTALL_HINT}"
+        ) from None
+    try:
+        return sm.Unet(
+            SM_BACKBONES[encoder],
+            input_shape=tuple(input_shape),
+            classes=1,
+            activation="sigmoid",
+            encoder_weights=None,
+        )
+    except Exception as exc:  # noqa: BLE001 - any failure inside the third-party builder
+        raise PeerUnavailable(
+            f"segmentation_models could not build Unet({encoder}): {type(exc).__name__}: {exc}"
+        ) from exc

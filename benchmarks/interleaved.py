@@ -15,6 +15,8 @@ Usage::
     python benchmarks/interleaved.py --models unetpp_ctx --batch 8 --rounds 10
     python benchmarks/interleaved.py --models unetpp_spatial --against unetpp   # attention cost
     python benchmarks/interleaved.py --models unetpp --against reference-unetpp --batch 8
+    python benchmarks/interleaved.py --models unet --encoder resnet18 --depth 5 \
+        --base-filters 16 --channels 3 --against sm-unet --batch 8   # segmentation_models
 
 Figures depend on the machine: the header line names it; quote it with any number.
 """
@@ -89,6 +91,8 @@ def compare(ours: Any, peer: Any, batch: int, rounds: int, warmup: int) -> dict[
 
 #: ``--against`` value for the plain-Keras nested U-Net++ of ``_unetpp_reference``.
 REFERENCE = "reference-unetpp"
+#: ``--against`` value for segmentation_models' Keras ``Unet`` with ``--encoder``'s backbone.
+SM_UNET = "sm-unet"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,24 +104,32 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--against",
         help="compare with this model of ours instead of the keras-unet-collection peer, or "
-        f"with '{REFERENCE}' (a plain-Keras U-Net++ with the nested skips, _unetpp_reference)",
+        f"with '{REFERENCE}' (a plain-Keras U-Net++ with the nested skips, _unetpp_reference)"
+        f" or '{SM_UNET}' (segmentation_models' Unet with --encoder's backbone)",
     )
+    p.add_argument("--encoder", help="our models with this encoder (random init)")
     args = p.parse_args(argv)
     args.models = args.models or list(QUICK_MODELS)
     reference = args.against == REFERENCE
-    against = [] if not args.against or reference else [args.against]
+    sm_unet = args.against == SM_UNET
+    if sm_unet and not args.encoder:
+        print(f"error: --against {SM_UNET} needs --encoder (resnet18, resnet50, efficientnet_b0)")
+        return 2
+    against = [] if not args.against or reference or sm_unet else [args.against]
     error = unknown_models([*args.models, *against])
     if error:
         print(error)
         return 2
     import keras
-    from _peers import PeerUnavailable, build_peer, peer_label
+    from _peers import PeerUnavailable, build_peer, build_sm_unet, peer_label
     from _unetpp_reference import build_reference_unetpp
 
     from landslide_tf.models import build_model
 
     shape = (args.image_size, args.image_size, args.channels)
     width = {"base_filters": args.base_filters, "depth": args.depth}
+    if args.encoder:
+        width.update(encoder=args.encoder, encoder_weights="none")
     print_header(
         "interleaved.py",
         argv,
@@ -138,14 +150,14 @@ def main(argv: list[str] | None = None) -> int:
     results = {}
     for name in args.models:
         keras.utils.clear_session(free_memory=True)
-        ours = build_model(
-            name, input_shape=shape, base_filters=args.base_filters, depth=args.depth
-        )
+        ours = build_model(name, input_shape=shape, **width)
         label = args.against or peer_label(name)
         try:
             peer = (
                 build_reference_unetpp(shape, args.base_filters, args.depth)
                 if reference
+                else build_sm_unet(args.encoder, shape)
+                if sm_unet
                 else build_model(args.against, input_shape=shape, **width)
                 if args.against
                 else build_peer(name, shape, args.base_filters, args.depth)
