@@ -106,9 +106,11 @@ def _fit(
     except (TypeError, ValueError) as exc:
         raise UserError(f"bad --loss-kwargs for {config.loss}: {exc}") from None
 
+    steps_per_epoch = math.ceil(len(splits["train"]) / global_batch)
+
     def compile_model(model: keras.Model) -> None:
         model.compile(
-            optimizer=build_optimizer(config, math.ceil(len(splits["train"]) / global_batch)),
+            optimizer=build_optimizer(config, steps_per_epoch),
             loss=loss,
             metrics=keras_metrics(threshold=config.threshold),
             jit_compile=config.jit,
@@ -164,7 +166,10 @@ def _fit(
     for start, stop, frozen in et.phases(config, done):
         if not frozen and et.set_encoder_frozen(model, False):
             with strategy.scope():
-                compile_model(model)  # trainable weights changed: a fresh optimizer
+                compile_model(model)  # trainable weights changed: a fresh optimizer...
+                # ...on the same schedule: its step count goes on from the frozen phase, so
+                # the warm-up is not repeated and the cosine still ends at the last epoch.
+                model.optimizer.iterations.assign(start * steps_per_epoch)
             logger.info("epoch %d: encoder unfrozen", start + 1)
         prepare_multiworker_fit(model, strategy, train_ds)  # issue 14: Keras 3 workaround
         model.fit(

@@ -124,3 +124,27 @@ def test_freeze_then_unfreeze_resumes_and_serves(synth_dir, tmp_path, monkeypatc
     np.testing.assert_allclose(Predictor.load(saved).predict(image, dem), from_run, atol=1e-4)
     result = explain_run(run_dir, out=tmp_path / "cam", n=2)
     assert result  # GradCAM runs on the head_features of the encoder model
+
+
+def test_unfreezing_keeps_the_learning_rate_schedule(synth_dir, tmp_path, monkeypatch):
+    """The fresh optimizer after the frozen phase goes on with the schedule's step count."""
+    import keras
+
+    from landslide_tf.optim import learning_rate
+
+    monkeypatch.setitem(ENCODERS, "tiny_resnet", EncoderSpec("resnet", "none", TINY_RESNET))
+    run_dir = tmp_path / "run"
+    argv = ["--data", str(synth_dir), "--run-dir", str(run_dir), "--image-size", "32",
+            "--base-filters", "4", "--batch-size", "4", "--model", "unet", "--epochs", "3",
+            "--encoder", "tiny_resnet", "--encoder-weights", "none", "--optimizer", "adamw",
+            "--lr-schedule", "cosine", "--warmup-epochs", "1",
+            "--freeze-encoder-epochs", "1", "--verbose", "0"]  # fmt: skip
+    assert main(argv) == 0
+    n_train = len((run_dir / "train.txt").read_text().split())
+    steps = -(-n_train // 4)
+    model = keras.saving.load_model(run_dir / "last.keras", compile=True, safe_mode=False)
+    assert int(model.optimizer.iterations.numpy()) == 3 * steps  # not 2 * steps: no restart
+    lr0 = json.loads((run_dir / "config.json").read_text())["lr"]
+    schedule = learning_rate(lr0, "cosine", epochs=3, steps_per_epoch=steps, warmup_epochs=1)
+    lr = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+    assert lr == pytest.approx(float(schedule(3 * steps)), rel=1e-5)
