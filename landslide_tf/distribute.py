@@ -259,11 +259,17 @@ def prepare_multiworker_fit(model: Any, strategy: tf.distribute.Strategy, datase
     per-replica values and ``fit`` fails (``Attempt to convert a value (PerReplica...)``,
     seen with Keras 3.15 / TF 2.21). Building from one local batch instead gives the same
     variables (shapes only) and leaves training untouched. No-op for other strategies.
+
+    Each step then reduces the scalar logs (loss, metrics) across workers with
+    ``strategy.reduce("MEAN", v, axis=0)``, which fails on 0-d tensors ("Invalid reduction
+    dimension 0 for input with 0 dimensions", tensorflow/tensorflow#72388);
+    ``_patch_scalar_reduction`` reduces those with ``axis=None``.
     """
     if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         return
     if not hasattr(model, "_maybe_symbolic_build"):  # pragma: no cover - other Keras
         return
+    _patch_scalar_reduction()
     x, y = next(iter(dataset.take(1)))
     build = type(model)._maybe_symbolic_build
 
@@ -271,3 +277,34 @@ def prepare_multiworker_fit(model: Any, strategy: tf.distribute.Strategy, datase
         build(model, data_batch=(x, y))
 
     model._maybe_symbolic_build = local_build
+
+
+def _patch_scalar_reduction() -> None:
+    """Make Keras' per-step ``reduce_per_replica`` handle 0-d values under multi-worker.
+
+    Only ``MultiWorkerMirroredStrategy`` with the ``auto``/``mean`` reduction is changed:
+    a 0-d value is averaged across workers with ``axis=None`` (what ``axis=0`` means for a
+    batch); everything else goes to Keras' own function. Idempotent.
+    """
+    try:
+        from keras.src.backend.tensorflow import trainer as keras_trainer
+    except ImportError:  # pragma: no cover - other Keras layouts
+        return
+    original = keras_trainer.reduce_per_replica
+    if getattr(original, "landslide_tf_patch", False):
+        return
+
+    def reduce_per_replica(values: Any, strategy: Any, reduction: str) -> Any:
+        if reduction not in ("auto", "mean") or not isinstance(
+            strategy, tf.distribute.MultiWorkerMirroredStrategy
+        ):
+            return original(values, strategy, reduction)
+
+        def reduce(value: Any) -> Any:
+            rank = getattr(getattr(value, "shape", None), "rank", None)
+            return strategy.reduce("MEAN", value, axis=None if rank == 0 else 0)
+
+        return tf.nest.map_structure(reduce, values)
+
+    reduce_per_replica.landslide_tf_patch = True
+    keras_trainer.reduce_per_replica = reduce_per_replica
