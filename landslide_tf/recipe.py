@@ -1,6 +1,6 @@
 """The strong recipe for real imagery, given split lists, and what a run does after fitting.
 
-``STRONG`` is ``--preset strong`` (see ``landslide_tf.train.PRESETS``): it picks the model
+``STRONG`` is ``--preset strong`` (see ``landslide_tf.train_args.PRESETS``): it picks the model
 and every training choice but leaves ``--modalities``, ``--data`` and ``--split-dir`` to the
 user, so the same command trains on RGB tiles and on RGB + DEM. It combines:
 

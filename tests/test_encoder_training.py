@@ -102,10 +102,12 @@ def test_freeze_then_unfreeze_resumes_and_serves(synth_dir, tmp_path, monkeypatc
     backbone.save_weights(str(weights))
     kernel = backbone.get_layer("conv1_conv").kernel.numpy()
     run_dir = tmp_path / "run"
+    # float32: the run's predictions are compared with the (float32) SavedModel's below.
     argv = ["--data", str(synth_dir), "--run-dir", str(run_dir), "--image-size", "32",
             "--base-filters", "4", "--batch-size", "4", "--lr", "1e-2", "--model", "unet",
             "--encoder", "tiny_resnet", "--encoder-weights", str(weights),
-            "--freeze-encoder-epochs", "1", "--verbose", "0"]  # fmt: skip
+            "--freeze-encoder-epochs", "1", "--verbose", "0",
+            "--precision", "float32"]  # fmt: skip
 
     assert main([*argv, "--epochs", "1"]) == 0  # the frozen phase only
     expected = kernel[:, :, [0, 1, 2, 0], :] * 3 / 4  # rgb+dem: 4 channels
