@@ -49,15 +49,15 @@ RECIPES: dict[str, tuple[list[str], int, str]] = {
         8,
         "quick preset at 64 px (no slope channel: RGB has no DEM)",
     ),
-    "strong": (["--preset", "strong"], 25, "strong preset: unetpp 16, AdamW + cosine, TTA"),
+    "strong": (["--preset", "strong"], 40, "strong preset: unetpp 16, AdamW + cosine, TTA"),
     "strong-resnet18": (
         ["--preset", "strong", "--encoder", "resnet18", "--encoder-weights", "none"],
-        25,
+        40,
         "strong + ResNet-18 encoder, random init",
     ),
     "strong-efficientnet_b0": (
         ["--preset", "strong", "--encoder", "efficientnet_b0", "--encoder-weights", "none"],
-        25,
+        40,
         "strong + EfficientNet-B0 encoder, random init",
     ),
 }
