@@ -138,9 +138,9 @@ def median_seconds(step: Callable[[], Any], steps: int, warmup: int) -> tuple[fl
 
 @contextlib.contextmanager
 def precision_policy(mixed: bool) -> Iterator[str]:
-    """Set the mixed-precision policy (``landslide_tf.distribute``) for the block; yield its
+    """Set the mixed-precision policy (``landslide_tf.training.distribute``) for the block; yield its
     name (``"float32"`` when off); restore float32 afterwards."""
-    from landslide_tf.distribute import apply_mixed_precision
+    from landslide_tf.training.distribute import apply_mixed_precision
 
     try:
         yield apply_mixed_precision(mixed) or "float32"

@@ -80,9 +80,9 @@ def _train(args, split_dir: Path, run_dir: Path, precision: str | None) -> dict:
 def _val_scores(run_dir: Path, data: Path, splits: Path) -> dict:
     sys.path.insert(0, str(ROOT))
     from landslide_tf.data import find_samples
-    from landslide_tf.evaluate import accumulate
-    from landslide_tf.precision import model_precision
-    from landslide_tf.runs import dataset_options, load_model_file, read_run_config
+    from landslide_tf.evaluation.evaluate import accumulate
+    from landslide_tf.training.precision import model_precision
+    from landslide_tf.training.runs import dataset_options, load_model_file, read_run_config
 
     config, raw = read_run_config(run_dir)
     val = set(_stems(splits / "val.txt"))  # the given val list: val.txt + test.txt here

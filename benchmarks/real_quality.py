@@ -41,7 +41,7 @@ DEFAULT_DATA = REPO.parent / "shared" / "data" / "l4s-rgb-dev"
 RECORD = "real_quality.json"
 
 #: Recipe name -> (extra train flags, the epochs those flags train for, description).
-#: The epochs are the presets' (``landslide_tf.train.PRESETS``; a test keeps them equal).
+#: The epochs are the presets' (``landslide_tf.training.train.PRESETS``; a test keeps them equal).
 RECIPES: dict[str, tuple[list[str], int, str]] = {
     "paper": (["--preset", "paper"], 50, "the paper: unetpp_spatial_ctx, Adam 1e-5, batch 2"),
     "quick": (
@@ -71,7 +71,7 @@ def warmup_epochs(recipe: str) -> float:
     if flags[flags.index("--preset") + 1] != "strong":
         return 0.0
     sys.path.insert(0, str(REPO))  # this checkout's landslide_tf (recipe imports no TF)
-    from landslide_tf.recipe import STRONG
+    from landslide_tf.training.recipe import STRONG
 
     return float(STRONG["warmup_epochs"])
 

@@ -92,8 +92,8 @@ def make_run(folder: Path, model_name: str, base_filters: int, depth: int) -> Pa
     """An untrained run dir at the paper's 128 px, rgb+dem (speed does not need training)."""
     import keras
 
-    from landslide_tf.config import TrainConfig
     from landslide_tf.models import build_model
+    from landslide_tf.training.config import TrainConfig
 
     keras.utils.set_random_seed(0)
     config = TrainConfig(model=model_name, base_filters=base_filters, depth=depth).resolved()
@@ -110,8 +110,8 @@ def make_run(folder: Path, model_name: str, base_filters: int, depth: int) -> Pa
 def child(args: argparse.Namespace) -> None:
     """Measure one scene in this (fresh) process and print one JSON line."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from landslide_tf.predict import Predictor
-    from landslide_tf.scene import predict_scene
+    from landslide_tf.inference.predict import Predictor
+    from landslide_tf.inference.scene import predict_scene
 
     predictor = Predictor.load(args.run)
     warm = np.zeros((args.batch, args.window, args.window, 3), np.uint8)

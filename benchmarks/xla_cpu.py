@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
 
     from landslide_tf.models import build_model
-    from landslide_tf.precision import apply_precision
+    from landslide_tf.training.precision import apply_precision
 
     load = lambda: " ".join(f"{v:.2f}" for v in os.getloadavg())  # noqa: E731
     print(f"{os.cpu_count()} CPUs, load average {load()}")

@@ -5,14 +5,14 @@ attention mechanisms in landslide semantic segmentation using U-Net" (Sci. Rep. 
 
 Importing the package does not import TensorFlow (``python -m landslide_tf.data check`` and
 every ``--help`` start without it). The custom layers and losses register with Keras when
-``landslide_tf.models`` (or ``landslide_tf.layers`` / ``landslide_tf.losses``) is imported;
+``landslide_tf.models`` (or ``landslide_tf.models.layers`` / ``landslide_tf.losses``) is imported;
 every loader of this package imports them, and
 ``import landslide_tf.models; keras.saving.load_model("best.keras")`` works.
 """
 
 __version__ = "0.1.0"
 
-from landslide_tf import _quiet  # noqa: E402
+from landslide_tf.cli import quiet  # noqa: E402
 
-if _quiet.wanted():  # a ``python -m landslide_tf.X`` command: keep TensorFlow's noise out
-    _quiet.install()
+if quiet.wanted():  # a ``python -m landslide_tf.X`` command: keep TensorFlow's noise out
+    quiet.install()

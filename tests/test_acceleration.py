@@ -1,12 +1,12 @@
-"""Tests for landslide_tf.acceleration: steps_per_execution chosen on faked hardware."""
+"""Tests for landslide_tf.training.acceleration: steps_per_execution chosen on faked hardware."""
 
 from __future__ import annotations
 
 import pytest
 
-from landslide_tf import acceleration as acc
-from landslide_tf.config import TrainConfig
-from landslide_tf.precision import Hardware
+from landslide_tf.training import acceleration as acc
+from landslide_tf.training.config import TrainConfig
+from landslide_tf.training.precision import Hardware
 
 
 @pytest.mark.parametrize(
@@ -27,7 +27,7 @@ def test_steps_per_execution_rule(hw, batch, steps, expected):
 
 def test_explicit_steps_per_execution_wins(monkeypatch):
     monkeypatch.setattr(
-        "landslide_tf.precision.detect_hardware",
+        "landslide_tf.training.precision.detect_hardware",
         lambda strategy="default": Hardware(gpus=((8, 0),)),
     )
     auto = acc.run_steps_per_execution(TrainConfig(), global_batch=2, n_train=20)
@@ -40,7 +40,7 @@ def test_explicit_steps_per_execution_wins(monkeypatch):
 
 
 def test_train_cli_flag():
-    from landslide_tf.train import build_parser, config_from_args
+    from landslide_tf.training.train import build_parser, config_from_args
 
     args = build_parser().parse_args(["--steps-per-execution", "4"])
     assert config_from_args(args).steps_per_execution == 4

@@ -10,7 +10,7 @@ from landslide_tf.data.augment import (
     augment_pair,
     make_augmenter,
 )
-from landslide_tf.recipe import AUGMENT_POLICIES
+from landslide_tf.training.recipe import AUGMENT_POLICIES
 
 SIZE = 32
 

@@ -20,7 +20,7 @@ TINY += ["--model", "unet", "--batch-size", "2", "--verbose", "0"]
 
 
 def _train(data, run_dir, *extra):
-    from landslide_tf.train import main
+    from landslide_tf.training.train import main
 
     assert main(["--data", str(data), "--run-dir", str(run_dir), *TINY, *extra]) == 0
     return json.loads((run_dir / "config.json").read_text())
@@ -50,10 +50,10 @@ def _reload_in_plain_tf(saved_model, x, tmp_path):
 
 def _chain(run_dir, tmp_path, band_positions):
     """evaluate, export, plain-TF reload vs in-package, predict --scene; all exit 0."""
-    from landslide_tf.evaluate import main as evaluate
-    from landslide_tf.export import main as export
-    from landslide_tf.predict import main as predict
-    from landslide_tf.predictor import Predictor
+    from landslide_tf.evaluation.evaluate import main as evaluate
+    from landslide_tf.inference.export import main as export
+    from landslide_tf.inference.predict import main as predict
+    from landslide_tf.inference.predictor import Predictor
 
     assert evaluate([str(run_dir)]) == 0
     saved = tmp_path / "saved"
@@ -93,7 +93,7 @@ def five_band_run(tmp_path_factory):
 
 def test_l4s_five_bands_train_and_predict_scene(five_band_run, tmp_path):
     """The default-suite end-to-end path: train (with its test evaluation) -> predict --scene."""
-    from landslide_tf.predict import main as predict
+    from landslide_tf.inference.predict import main as predict
 
     run, config = five_band_run
     assert config["data_format"] == "l4s" and config["channels"] == 5
@@ -111,7 +111,7 @@ def test_l4s_five_bands_train_and_predict_scene(five_band_run, tmp_path):
 
 @pytest.mark.slow
 def test_l4s_five_bands_evaluate_export_reload(five_band_run, tmp_path):
-    from landslide_tf.gradcam import main as gradcam
+    from landslide_tf.explain import main as gradcam
 
     card = _chain(five_band_run[0], tmp_path, [1, 2, 3, 12, 13])
     assert gradcam([str(five_band_run[0]), "--out", str(tmp_path / "cam"), "--n", "2"]) == 0
@@ -129,7 +129,7 @@ def test_l4s_all_fourteen_bands_percentile(tmp_path):
 
 
 def test_geotiff_folder_with_dem_train_and_predict_scene(tmp_path):
-    from landslide_tf.predict import main as predict
+    from landslide_tf.inference.predict import main as predict
 
     data = make_geotiff_folder(tmp_path / "tiles", n=10, size=48, bands=4)
     run = tmp_path / "run"
@@ -152,8 +152,8 @@ def test_band_export_mask_uses_the_runs_tuned_threshold(five_band_run, tmp_path)
 
     import tensorflow as tf
 
-    from landslide_tf.export import export_run
-    from landslide_tf.predictor import Predictor
+    from landslide_tf.inference.export import export_run
+    from landslide_tf.inference.predictor import Predictor
 
     run = tmp_path / "run"
     shutil.copytree(five_band_run[0], run)

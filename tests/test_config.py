@@ -2,7 +2,7 @@
 
 import pytest
 
-from landslide_tf.config import TrainConfig, default_loss_for, num_channels
+from landslide_tf.training.config import TrainConfig, default_loss_for, num_channels
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ import shutil
 import subprocess
 import sys
 
-from landslide_tf.data.__main__ import main
+from landslide_tf.cli.data import main
 
 
 def test_synth_then_check(tmp_path, capsys):

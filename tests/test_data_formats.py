@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from band_data import make_geotiff_folder, make_l4s, write_tif
 
-from landslide_tf.config import TrainConfig
 from landslide_tf.data import bands as lbands
 from landslide_tf.data import formats
 from landslide_tf.data.l4s import find_l4s_samples, read_l4s_image, read_l4s_mask
 from landslide_tf.errors import DataError, UserError
+from landslide_tf.training.config import TrainConfig
 
 pytest.importorskip("h5py")
 pytest.importorskip("rasterio")
@@ -119,7 +119,7 @@ def test_band_statistics_standard_and_percentile():
 
 
 def test_band_preprocessing_matches_numpy():
-    from landslide_tf.band_preprocessing import normalize_bands
+    from landslide_tf.data.band_preprocessing import normalize_bands
 
     x = np.array([[[1.0, np.nan], [3.0, 50.0]]], np.float32)  # (1, 2, 2)
     for norm in (
@@ -203,7 +203,7 @@ def test_missing_h5py_says_what_to_install(tmp_path, monkeypatch):
 
 
 def test_data_check_lists_the_format(l4s_dir, capsys):
-    from landslide_tf.data.__main__ import main
+    from landslide_tf.cli.data import main
 
     assert main(["check", str(l4s_dir)]) == 0
     out = capsys.readouterr().out
@@ -211,7 +211,7 @@ def test_data_check_lists_the_format(l4s_dir, capsys):
 
 
 def test_train_cli_unknown_band_exit_2_and_writes_nothing(l4s_dir, tmp_path, capsys):
-    from landslide_tf.train import main
+    from landslide_tf.training.train import main
 
     run = tmp_path / "run"
     assert main(["--data", str(l4s_dir), "--bands", "B2,NIR", "--run-dir", str(run)]) == 2
@@ -239,7 +239,7 @@ def test_runs_from_before_the_formats_still_resume(tmp_path):
     import dataclasses
     import json
 
-    from landslide_tf.rundir import _check_same_config
+    from landslide_tf.training.rundir import _check_same_config
 
     config = TrainConfig(data="/data/bijie").resolved()
     old = {
@@ -270,8 +270,8 @@ def test_png_folder_reads_rgb_in_order(tmp_path):
 
 
 def test_scene_band_plan_by_description_position_or_order():
-    from landslide_tf.band_inference import BandSettings
-    from landslide_tf.band_scene import band_plan
+    from landslide_tf.inference.band_inference import BandSettings
+    from landslide_tf.inference.band_scene import band_plan
 
     norm = {"method": "standard", "params": [[0.0, 1.0]] * 5}
     l4s = BandSettings(

@@ -1,4 +1,4 @@
-"""Tests for landslide_tf.distribute: strategies, global batch, mixed precision, threads.
+"""Tests for landslide_tf.training.distribute: strategies, global batch, mixed precision, threads.
 
 The mirrored-strategy test needs two logical CPU devices, which TensorFlow only allows to be
 configured before it initialises its devices; pytest's process has long done that, so the
@@ -17,8 +17,8 @@ import keras
 import numpy as np
 import pytest
 
-from landslide_tf import distribute
 from landslide_tf.errors import UserError
+from landslide_tf.training import distribute
 
 # Runs in a fresh interpreter: 2 logical CPUs, then one model trained two ways from the same
 # initial weights on the same global batches:
@@ -34,8 +34,8 @@ from landslide_tf.errors import UserError
 _SCRIPT = textwrap.dedent(
     """
     import json, sys
-    from landslide_tf.distribute import configure_threads, get_strategy, global_batch_size
-    from landslide_tf.distribute import split_logical_cpus
+    from landslide_tf.training.distribute import configure_threads, get_strategy, global_batch_size
+    from landslide_tf.training.distribute import split_logical_cpus
     threads = configure_threads(2, cores=2)
     devices = split_logical_cpus(2)
     import numpy as np, keras, tensorflow as tf

@@ -1,4 +1,4 @@
-"""Tests for landslide_tf.encoder_training: --encoder flags, frozen phase, resume, downstream use."""
+"""Tests for landslide_tf.training.encoder_phases: --encoder flags, frozen phase, resume, downstream use."""
 
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ keras_hub = pytest.importorskip("keras_hub")
 from test_encoders import TINY_RESNET, tiny_backbone  # noqa: E402
 from test_predict import raw_inputs  # noqa: E402
 
-from landslide_tf.config import TrainConfig  # noqa: E402
-from landslide_tf.encoder_training import phases  # noqa: E402
 from landslide_tf.models import ENCODERS  # noqa: E402
 from landslide_tf.models.encoders import EncoderSpec  # noqa: E402
-from landslide_tf.rundir import default_run_dir  # noqa: E402
-from landslide_tf.train import build_parser, config_from_args, main  # noqa: E402
+from landslide_tf.training.config import TrainConfig  # noqa: E402
+from landslide_tf.training.encoder_phases import phases  # noqa: E402
+from landslide_tf.training.rundir import default_run_dir  # noqa: E402
+from landslide_tf.training.train import build_parser, config_from_args, main  # noqa: E402
 
 
 def parse(*argv: str) -> TrainConfig:
@@ -84,7 +84,7 @@ def test_offline_imagenet_cli_is_one_line(synth_dir, tmp_path, monkeypatch, caps
 
 
 def stem_of(path: Path) -> np.ndarray:
-    from landslide_tf.runs import load_model_file
+    from landslide_tf.training.runs import load_model_file
 
     model = load_model_file(path)
     return model.get_layer("encoder").get_layer("conv1_conv").kernel.numpy()
@@ -92,9 +92,9 @@ def stem_of(path: Path) -> np.ndarray:
 
 @pytest.mark.slow
 def test_freeze_then_unfreeze_resumes_and_serves(synth_dir, tmp_path, monkeypatch):
-    from landslide_tf.export import export_run
-    from landslide_tf.gradcam import explain_run
-    from landslide_tf.predict import Predictor
+    from landslide_tf.explain import explain_run
+    from landslide_tf.inference.export import export_run
+    from landslide_tf.inference.predict import Predictor
 
     monkeypatch.setitem(ENCODERS, "tiny_resnet", EncoderSpec("resnet", "none", TINY_RESNET))
     backbone = tiny_backbone()
@@ -132,7 +132,7 @@ def test_unfreezing_keeps_the_learning_rate_schedule(synth_dir, tmp_path, monkey
     """The fresh optimizer after the frozen phase goes on with the schedule's step count."""
     import keras
 
-    from landslide_tf.optim import learning_rate
+    from landslide_tf.training.optim import learning_rate
 
     monkeypatch.setitem(ENCODERS, "tiny_resnet", EncoderSpec("resnet", "none", TINY_RESNET))
     run_dir = tmp_path / "run"

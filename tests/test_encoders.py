@@ -16,10 +16,10 @@ import pytest
 keras_hub = pytest.importorskip("keras_hub")
 
 from landslide_tf.errors import UserError  # noqa: E402
-from landslide_tf.layers import LeadingChannelStandardization  # noqa: E402
 from landslide_tf.models import ENCODERS, build_model  # noqa: E402
 from landslide_tf.models.encoder_weights import adapt_stem_kernel  # noqa: E402
 from landslide_tf.models.encoders import IMAGENET_MEAN, IMAGENET_STD, EncoderSpec  # noqa: E402
+from landslide_tf.models.layers import LeadingChannelStandardization  # noqa: E402
 
 #: The smallest ResNet keras-hub builds: 64 filters up to stage 0, then 8, one block per stage, 3x3 stem.
 TINY_RESNET = {
@@ -186,7 +186,7 @@ def test_offline_imagenet_is_a_one_line_error(monkeypatch, tmp_path):
 def test_keras_round_trip_in_safe_mode(tiny_preset, tmp_path, monkeypatch):
     import sys
 
-    from landslide_tf.runs import load_model_file
+    from landslide_tf.training.runs import load_model_file
 
     folder, _ = tiny_preset
     model = build_model(
@@ -236,8 +236,8 @@ def test_missing_keras_hub_is_a_one_line_install_hint(monkeypatch):
 def test_saved_model_export_round_trip(tiny_preset, tmp_path, modalities, derived):
     from test_predict import make_run, raw_inputs
 
-    from landslide_tf.export import export_run
-    from landslide_tf.predict import Predictor
+    from landslide_tf.inference.export import export_run
+    from landslide_tf.inference.predict import Predictor
 
     folder, kernel = tiny_preset
     run = make_run(tmp_path / "run", modalities=modalities)

@@ -1,4 +1,4 @@
-"""Tests for landslide_tf.evaluate and landslide_tf.runs on a hand-made run directory.
+"""Tests for landslide_tf.evaluation.evaluate and landslide_tf.training.runs on a hand-made run directory.
 
 The run holds a constant model (a 1x1 conv with zero kernel and a fixed bias), so every
 metric is known from the masks alone: predicting background everywhere gives accuracy =
@@ -12,10 +12,10 @@ import keras
 import numpy as np
 import pytest
 
-from landslide_tf.config import TrainConfig
 from landslide_tf.errors import UserError
-from landslide_tf.evaluate import METRIC_KEYS, evaluate_run, main
-from landslide_tf.runs import load_run
+from landslide_tf.evaluation.evaluate import METRIC_KEYS, evaluate_run, main
+from landslide_tf.training.config import TrainConfig
+from landslide_tf.training.runs import load_run
 
 SIZE = 32
 
@@ -135,8 +135,8 @@ def test_cli_errors_are_one_line_exit_2(argv, message, fake_run, tmp_path, capsy
 
 # ------------------------------------------------- issue 12: the tuned threshold and TTA
 def test_tune_threshold_is_stored_in_the_run_and_used_afterwards(fake_run):
-    from landslide_tf.inference import InferenceSettings
-    from landslide_tf.runs import THRESHOLD_FILE, read_run_config
+    from landslide_tf.inference.core import InferenceSettings
+    from landslide_tf.training.runs import THRESHOLD_FILE, read_run_config
 
     run_dir, _ = fake_run
     tuned = evaluate_run(run_dir, tune_threshold=True)

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from landslide_tf.cli import experiments as cli
 from landslide_tf.errors import UserError
-from landslide_tf.experiments import cli, runner, tables
+from landslide_tf.experiments import runner, tables
 from landslide_tf.experiments.reference import PAPER_TABLE1, PAPER_TABLE3
 from landslide_tf.experiments.runs import RunResult, RunSpec, run_name
 from landslide_tf.experiments.study import (
@@ -199,7 +200,7 @@ def test_write_table_csv(tmp_path):
 def _spec(tmp_path, model="unet", loss="bce", seed=42, **extra):
     config = {"model": model, "loss": loss, "seed": seed, "epochs": 2,
               "run_dir": str(tmp_path / "runs" / run_name(model, loss, seed)), **extra}  # fmt: skip
-    from landslide_tf.config import TrainConfig
+    from landslide_tf.training.config import TrainConfig
 
     return RunSpec(model, loss, seed, 1, TrainConfig.from_dict(config).to_dict())
 
@@ -273,7 +274,7 @@ def test_tables_say_which_threshold_each_row_used():
 
 def test_cached_run_is_rescored_at_its_tuned_threshold(tmp_path, monkeypatch):
     """evaluate --tune-threshold after training: the study re-scores test at the tuned value."""
-    import landslide_tf.evaluate as evaluate
+    import landslide_tf.evaluation.evaluate as evaluate
 
     spec = _spec(tmp_path)
     _finish(spec, miou=0.61)
@@ -296,7 +297,7 @@ def test_cached_run_is_rescored_at_its_tuned_threshold(tmp_path, monkeypatch):
 
 
 def test_run_all_records_failures_and_goes_on(tmp_path, monkeypatch):
-    import landslide_tf.train as train_mod
+    import landslide_tf.training.train as train_mod
 
     trained = []
 
@@ -416,7 +417,7 @@ def test_jobs_train_in_separate_processes(synth30, tmp_path):
 
 
 def test_no_data_uses_the_synthetic_default_and_says_so(synth30, tmp_path, monkeypatch, capsys):
-    import landslide_tf.train as train_mod
+    import landslide_tf.training.train as train_mod
     from landslide_tf.experiments import report
 
     monkeypatch.setenv("LANDSLIDE_TF_DATA", str(synth30))

@@ -63,7 +63,7 @@ def test_summary_means_stds_and_deltas(tmp_path):
 @pytest.mark.slow
 def test_bands_study_on_l4s(tmp_path):
     pytest.importorskip("h5py")
-    from landslide_tf.experiments.cli import main
+    from landslide_tf.cli.experiments import main
 
     data = make_l4s(tmp_path / "L4S", size=32)
     out = tmp_path / "out"
@@ -79,7 +79,7 @@ def test_bands_study_on_l4s(tmp_path):
 @pytest.mark.slow
 def test_paper_protocol_on_l4s(tmp_path):
     pytest.importorskip("h5py")
-    from landslide_tf.experiments.cli import main
+    from landslide_tf.cli.experiments import main
 
     study = tmp_path / "tiny.json"
     study.write_text(json.dumps({

@@ -1,4 +1,4 @@
-"""Tests for landslide_tf.export: a SavedModel served by plain TensorFlow in another process."""
+"""Tests for landslide_tf.inference.export: a SavedModel served by plain TensorFlow in another process."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ import tensorflow as tf
 from test_predict import make_run, raw_inputs
 
 from landslide_tf.errors import UserError
-from landslide_tf.export import export_run, main
-from landslide_tf.predict import Predictor
+from landslide_tf.inference.export import export_run, main
+from landslide_tf.inference.predict import Predictor
 
 NODATA = -9999.0
 

@@ -58,7 +58,7 @@ def user_folder_beside_zip(synth_dir, tmp_path):
 
 
 def test_data_check_zip_leaves_a_user_folder_beside_it_untouched(user_folder_beside_zip, capsys):
-    from landslide_tf.data.__main__ import main
+    from landslide_tf.cli.data import main
 
     zip_path, user = user_folder_beside_zip
     assert call(main, ["check", str(zip_path)]) == 1  # reported as the dataset's problem
@@ -70,7 +70,7 @@ def test_data_check_zip_leaves_a_user_folder_beside_it_untouched(user_folder_bes
 
 
 def test_train_zip_leaves_a_user_folder_beside_it_untouched(user_folder_beside_zip, capsys):
-    from landslide_tf.train import main
+    from landslide_tf.training.train import main
 
     zip_path, user = user_folder_beside_zip
     run_dir = zip_path.parent / "run"
@@ -165,8 +165,8 @@ def steps_per_epoch(run_dir: Path, batch: int = 4) -> int:
 def test_kill_inside_the_checkpoint_save_resumes_exactly_the_committed_epoch(
     point, committed, synth_dir, tmp_path, monkeypatch
 ):
-    from landslide_tf import callbacks as cb
-    from landslide_tf.train import main
+    from landslide_tf.training import callbacks as cb
+    from landslide_tf.training.train import main
 
     run_dir, epochs = tmp_path / "run", 3
     env = {**os.environ, cb.FAULT_ENV: point, "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -190,7 +190,7 @@ def test_kill_inside_the_checkpoint_save_resumes_exactly_the_committed_epoch(
 
 @pytest.fixture(scope="module")
 def _two_epoch_master(synth_dir, tmp_path_factory):
-    from landslide_tf.train import main
+    from landslide_tf.training.train import main
 
     run_dir = tmp_path_factory.mktemp("two") / "run"
     assert call(main, tiny_flags(synth_dir, run_dir, 2)) == 0
@@ -208,8 +208,8 @@ def two_epoch_run(_two_epoch_master, tmp_path):
 
 
 def test_damaged_checkpoint_falls_back_to_the_previous_one(two_epoch_run, synth_dir, caplog):
-    from landslide_tf import callbacks as cb
-    from landslide_tf.train import main
+    from landslide_tf.training import callbacks as cb
+    from landslide_tf.training.train import main
 
     run_dir = two_epoch_run
     (run_dir / "epoch-0002.keras").write_bytes(b"PK\x03\x04 truncated")
@@ -221,7 +221,7 @@ def test_damaged_checkpoint_falls_back_to_the_previous_one(two_epoch_run, synth_
 
 
 def test_no_loadable_checkpoint_says_force_and_deletes_nothing(two_epoch_run, synth_dir, capsys):
-    from landslide_tf.train import main
+    from landslide_tf.training.train import main
 
     run_dir = two_epoch_run
     for name in ("epoch-0001.keras", "epoch-0002.keras"):
@@ -239,7 +239,7 @@ def test_no_loadable_checkpoint_says_force_and_deletes_nothing(two_epoch_run, sy
 @pytest.mark.parametrize("value", [100.0, 65535.0, -37.5, 0.0, 8848.0])
 @pytest.mark.parametrize("shape, size", [((100, 90), 64), ((64, 64), 128), ((37, 53), (48, 80))])
 def test_flat_dem_normalises_to_zero_at_any_size(value, shape, size):
-    from landslide_tf.preprocessing import preprocess_inputs
+    from landslide_tf.data.preprocess import preprocess_inputs
 
     image = np.full((*shape, 3), 120, np.uint8)
     dem = np.full(shape, value, np.float32)
@@ -248,7 +248,7 @@ def test_flat_dem_normalises_to_zero_at_any_size(value, shape, size):
 
 
 def test_a_real_relief_is_still_stretched_to_0_1():
-    from landslide_tf.preprocessing import normalize_dem, resize
+    from landslide_tf.data.preprocess import normalize_dem, resize
 
     dem = 1000.0 + np.linspace(0, 0.5, 64 * 64, dtype=np.float32).reshape(64, 64)  # 50 cm
     out = normalize_dem(resize(dem[..., None], 32)[..., 0]).numpy()
@@ -268,7 +268,7 @@ def test_a_real_relief_is_still_stretched_to_0_1():
     ],
 )
 def test_rejected_options_leave_no_run_directory(flags, message, synth_dir, tmp_path, capsys):
-    from landslide_tf.train import main
+    from landslide_tf.training.train import main
 
     run_dir = tmp_path / "run"
     assert call(main, tiny_flags(synth_dir, run_dir, 1) + flags) == 2
@@ -281,7 +281,7 @@ def test_wce_on_all_background_masks_is_one_line(synth_dir, tmp_path, capsys):
 
     import cv2
 
-    from landslide_tf.train import main
+    from landslide_tf.training.train import main
 
     data = tmp_path / "empty"
     shutil.copytree(synth_dir / "landslide", data / "landslide")
@@ -298,7 +298,7 @@ def test_wce_on_all_background_masks_is_one_line(synth_dir, tmp_path, capsys):
 
 
 def test_run_dir_under_a_regular_file_names_the_path(synth_dir, tmp_path, capsys):
-    from landslide_tf.train import main
+    from landslide_tf.training.train import main
 
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
@@ -309,7 +309,7 @@ def test_run_dir_under_a_regular_file_names_the_path(synth_dir, tmp_path, capsys
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root ignores permissions")
 def test_run_dir_in_a_read_only_folder_names_the_path(synth_dir, tmp_path, capsys):
-    from landslide_tf.train import main
+    from landslide_tf.training.train import main
 
     parent = tmp_path / "ro"
     parent.mkdir(mode=0o555)
@@ -322,7 +322,7 @@ def test_run_dir_in_a_read_only_folder_names_the_path(synth_dir, tmp_path, capsy
 
 
 def test_run_cli_turns_a_missed_damaged_file_and_ctrl_c_into_one_line(capsys):
-    from landslide_tf.cli import run_cli
+    from landslide_tf.cli.common import run_cli
 
     def damaged() -> int:
         return json.loads("{")
@@ -338,7 +338,7 @@ def test_run_cli_turns_a_missed_damaged_file_and_ctrl_c_into_one_line(capsys):
 
 
 def test_run_cli_turns_os_errors_into_one_line_with_the_path(capsys):
-    from landslide_tf.cli import run_cli
+    from landslide_tf.cli.common import run_cli
 
     def body() -> int:
         raise PermissionError(13, "Permission denied", "/some/where/metrics.json")
@@ -354,7 +354,7 @@ def test_run_cli_turns_os_errors_into_one_line_with_the_path(capsys):
 @pytest.fixture(scope="module")
 def trained_run(synth_dir, tmp_path_factory):
     """One 1-epoch tiny run; tests damage copies of it."""
-    from landslide_tf.train import main
+    from landslide_tf.training.train import main
 
     run_dir = tmp_path_factory.mktemp("faults") / "run"
     assert call(main, tiny_flags(synth_dir, run_dir, 1)) == 0
@@ -430,7 +430,7 @@ def test_damaged_best_keras_is_one_line(tool, cut, run_copy, synth_dir, tmp_path
     ],
 )
 def test_damaged_resume_files_are_one_line(name, content, expected, run_copy, synth_dir, capsys):
-    from landslide_tf.train import main
+    from landslide_tf.training.train import main
 
     (run_copy / name).write_text(content)
     assert call(main, tiny_flags(synth_dir, run_copy, 2)) == 2
@@ -439,7 +439,7 @@ def test_damaged_resume_files_are_one_line(name, content, expected, run_copy, sy
 
 
 def test_evaluate_in_a_read_only_run_dir_prints_the_metrics(run_copy, monkeypatch, capsys):
-    from landslide_tf import evaluate
+    from landslide_tf.evaluation import evaluate
 
     def refuse(path, values):
         raise PermissionError(13, "Permission denied", str(path))
@@ -458,8 +458,8 @@ def test_evaluate_in_a_read_only_run_dir_prints_the_metrics(run_copy, monkeypatc
 
 
 def test_undefined_auc_is_written_as_null_with_a_reason(run_copy, monkeypatch):
-    from landslide_tf import evaluate
-    from landslide_tf.metrics import SegmentationMetrics
+    from landslide_tf.evaluation import evaluate
+    from landslide_tf.metrics.segmentation import SegmentationMetrics
 
     def all_background(model, samples, batch_size, **options):
         stats = SegmentationMetrics()
@@ -528,7 +528,7 @@ def test_check_does_not_flag_an_ordinary_8_bit_dem(synth_dir):
 
 
 def test_dem_nodata_fills_like_nan_through_the_loader():
-    from landslide_tf.preprocessing import preprocess_inputs
+    from landslide_tf.data.preprocess import preprocess_inputs
 
     rng = np.random.default_rng(0)
     image = rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)
@@ -542,9 +542,9 @@ def test_dem_nodata_fills_like_nan_through_the_loader():
 
 
 def test_train_stores_dem_nodata_and_evaluate_accepts_it(trained_run, synth_dir, tmp_path):
-    from landslide_tf.evaluate import evaluate_run
-    from landslide_tf.inference import InferenceSettings
-    from landslide_tf.train import build_parser, config_from_args
+    from landslide_tf.evaluation.evaluate import evaluate_run
+    from landslide_tf.inference.core import InferenceSettings
+    from landslide_tf.training.train import build_parser, config_from_args
 
     args = build_parser().parse_args(["--dem-nodata", "65535"])
     assert config_from_args(args).dem_nodata == 65535.0
@@ -596,7 +596,7 @@ def _tile_argv(run_dir: Path, synth_dir: Path, out: str, *extra: str) -> list[st
 def test_predict_bad_outputs_and_thresholds_are_one_line(
     out, extra, expected, trained_run, synth_dir, tmp_path, capsys
 ):
-    from landslide_tf.predict import main
+    from landslide_tf.inference.predict import main
 
     target = tmp_path if out == "FOLDER" else tmp_path / out
     argv = _tile_argv(trained_run, synth_dir, str(target), *extra)
@@ -605,7 +605,7 @@ def test_predict_bad_outputs_and_thresholds_are_one_line(
 
 
 def test_export_out_that_is_a_file_or_a_user_folder_is_refused(trained_run, tmp_path, capsys):
-    from landslide_tf.export import main
+    from landslide_tf.inference.export import main
 
     existing = tmp_path / "model"
     existing.write_text("mine")
@@ -621,7 +621,7 @@ def test_export_out_that_is_a_file_or_a_user_folder_is_refused(trained_run, tmp_
 
 
 def test_export_out_under_a_file_names_the_path(trained_run, tmp_path, capsys):
-    from landslide_tf.export import main
+    from landslide_tf.inference.export import main
 
     blocker = tmp_path / "file"
     blocker.write_text("x")
@@ -634,7 +634,7 @@ def test_export_out_under_a_file_names_the_path(trained_run, tmp_path, capsys):
 def saved_model(trained_run, tmp_path_factory):
     import tensorflow as tf
 
-    from landslide_tf.export import export_run
+    from landslide_tf.inference.export import export_run
 
     out = export_run(trained_run, tmp_path_factory.mktemp("export") / "saved")
     return tf.saved_model.load(str(out)).signatures["serving_default"]
@@ -662,7 +662,7 @@ def test_saved_model_checks_aspect_ratio_and_empty_batches_in_graph(saved_model)
 
 
 def test_predictor_refuses_an_empty_batch(trained_run):
-    from landslide_tf.predictor import Predictor
+    from landslide_tf.inference.predictor import Predictor
 
     predictor = Predictor.load(trained_run)
     with pytest.raises(DataError, match="empty batch"):

@@ -1,4 +1,4 @@
-"""Tests for landslide_tf.gradcam on a tiny U-Net trained briefly on synthetic tiles."""
+"""Tests for landslide_tf.explain on a tiny U-Net trained briefly on synthetic tiles."""
 
 import json
 import math
@@ -7,9 +7,9 @@ import keras
 import numpy as np
 import pytest
 
-from landslide_tf import gradcam
-from landslide_tf.config import TrainConfig
+from landslide_tf import explain as gradcam
 from landslide_tf.errors import UserError
+from landslide_tf.training.config import TrainConfig
 
 SIZE = 32
 MODEL = "unet"

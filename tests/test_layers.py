@@ -1,4 +1,4 @@
-"""Tests for landslide_tf.layers: maths against NumPy, serialization, dtype policies."""
+"""Tests for landslide_tf.models.layers: maths against NumPy, serialization, dtype policies."""
 
 import json
 
@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from landslide_tf.layers import ContextualAttention, SpatialAttention
+from landslide_tf.models.layers import ContextualAttention, SpatialAttention
 
 LAYERS = [
     (SpatialAttention, {"kernel_size": 3}),

@@ -1,11 +1,11 @@
-"""Tests for the Lovasz hinge loss (landslide_tf.lovasz, registered as ``lovasz_hinge``)."""
+"""Tests for the Lovasz hinge loss (landslide_tf.losses.lovasz, registered as ``lovasz_hinge``)."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from landslide_tf.losses import LOSSES, get_loss
-from landslide_tf.lovasz import _lovasz_grad, lovasz_hinge
+from landslide_tf.losses.lovasz import _lovasz_grad, lovasz_hinge
 
 
 def test_registered_and_round_trips_its_config():

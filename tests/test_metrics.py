@@ -1,4 +1,4 @@
-"""Tests for landslide_tf.metrics against scikit-learn on truth tables and random data."""
+"""Tests for landslide_tf.metrics.segmentation against scikit-learn on truth tables and random data."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 from sklearn import metrics as skm
 
-from landslide_tf.metrics import SegmentationMetrics, format_metrics, keras_metrics
+from landslide_tf.metrics.segmentation import SegmentationMetrics, format_metrics, keras_metrics
 
 GT = np.array([[1, 1, 0], [1, 0, 0], [0, 0, 0]])
 # Hand truth tables: predicted probabilities for GT above, with the hand-counted
@@ -319,7 +319,7 @@ def test_format_metrics_says_what_miou_is():
 def test_docstring_examples():
     import doctest
 
-    from landslide_tf import metrics
+    from landslide_tf.metrics import segmentation as metrics
 
     result = doctest.testmod(metrics)
     assert result.attempted >= 4 and result.failed == 0

@@ -1,19 +1,19 @@
-"""Tests for landslide_tf.optim: AdamW, warm-up + cosine, and a resume-safe schedule."""
+"""Tests for landslide_tf.training.optim: AdamW, warm-up + cosine, and a resume-safe schedule."""
 
 import keras
 import numpy as np
 import pytest
 
-from landslide_tf.config import TrainConfig
 from landslide_tf.errors import UserError
-from landslide_tf.optim import (
+from landslide_tf.training.config import TrainConfig
+from landslide_tf.training.optim import (
     COSINE_FLOOR,
     LR_SCHEDULES,
     OPTIMIZERS,
     build_optimizer,
     learning_rate,
 )
-from landslide_tf.recipe import OPTIMIZER_NAMES, SCHEDULE_NAMES
+from landslide_tf.training.recipe import OPTIMIZER_NAMES, SCHEDULE_NAMES
 
 
 def test_registry_names_match_the_cli_choices():

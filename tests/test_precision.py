@@ -1,4 +1,4 @@
-"""Tests for landslide_tf.precision: the auto rule on faked hardware, recording, conversion."""
+"""Tests for landslide_tf.training.precision: the auto rule on faked hardware, recording, conversion."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import keras
 import numpy as np
 import pytest
 
-from landslide_tf import precision as prec
-from landslide_tf.config import TrainConfig
 from landslide_tf.errors import UserError
+from landslide_tf.training import precision as prec
+from landslide_tf.training.config import TrainConfig
 
 BF16_CPU = frozenset({"avx2", "avx512f", "avx512_bf16"})
 AMX_CPU = frozenset({"avx2", "amx_tile", "amx_bf16"})
@@ -75,7 +75,7 @@ def test_old_config_json_without_precision_loads():
 
 
 def test_cli_flags_and_alias():
-    from landslide_tf.train import build_parser, config_from_args
+    from landslide_tf.training.train import build_parser, config_from_args
 
     def parse(*flags):
         return config_from_args(build_parser().parse_args(list(flags))).precision
@@ -131,7 +131,7 @@ def test_apply_precision_sets_the_global_policy():
 
 
 def test_train_records_precision_in_config_json(synth_dir, tmp_path, monkeypatch):
-    from landslide_tf.train import train
+    from landslide_tf.training.train import train
 
     monkeypatch.setenv(prec.ENV_VAR, "bfloat16")
     config = TrainConfig(
@@ -145,7 +145,7 @@ def test_train_records_precision_in_config_json(synth_dir, tmp_path, monkeypatch
     assert stored["precision_reason"] == "$LANDSLIDE_TF_PRECISION=bfloat16"
     assert stored["steps_per_execution_used"] == 1  # CPU
     assert keras.mixed_precision.global_policy().name == "float32"  # reset after training
-    from landslide_tf.runs import load_model_file
+    from landslide_tf.training.runs import load_model_file
 
     assert prec.model_precision(load_model_file(tmp_path / "run" / "best.keras")) == "bfloat16"
 
@@ -173,9 +173,9 @@ def bf16_run(synth_dir, tmp_path):
 
 @pytest.mark.usefixtures("_float32_after")
 def test_evaluate_predict_export_precision(bf16_run, tmp_path):
-    from landslide_tf.evaluate import evaluate_run
-    from landslide_tf.export import export_run
-    from landslide_tf.predictor import Predictor
+    from landslide_tf.evaluation.evaluate import evaluate_run
+    from landslide_tf.inference.export import export_run
+    from landslide_tf.inference.predictor import Predictor
 
     assert prec.model_precision(Predictor.load(bf16_run).model) == "bfloat16"  # as trained
     assert prec.model_precision(Predictor.load(bf16_run, precision="float32").model) == "float32"

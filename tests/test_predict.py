@@ -1,4 +1,4 @@
-"""Tests for landslide_tf.predict: loading every model kind, tiles, CLI, bad input."""
+"""Tests for landslide_tf.inference.predict: loading every model kind, tiles, CLI, bad input."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from landslide_tf.config import TrainConfig
 from landslide_tf.errors import DataError, UserError
-from landslide_tf.predict import InferenceSettings, Predictor, check_extents, main
+from landslide_tf.inference.predict import InferenceSettings, Predictor, check_extents, main
+from landslide_tf.training.config import TrainConfig
 
 SIZE = 32
 
@@ -127,7 +127,7 @@ def test_keras_file_with_config_beside_matches_run_dir(run_dir, predictor):
 
 def test_keras_file_alone_uses_defaults_with_warning(run_dir, tmp_path, caplog):
     shutil.copy(run_dir / "best.keras", tmp_path / "model.keras")
-    with caplog.at_level(logging.WARNING, logger="landslide_tf.predict"):
+    with caplog.at_level(logging.WARNING, logger="landslide_tf.inference.predict"):
         alone = Predictor.load(tmp_path / "model.keras")
     assert alone.settings == InferenceSettings()
     assert "no config.json" in caplog.text

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from landslide_tf import preprocessing as pp
+from landslide_tf.data import preprocess as pp
 
 
 def _image(h=97, w=113, seed=0):

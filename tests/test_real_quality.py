@@ -36,8 +36,8 @@ def test_skips_cleanly_without_the_data(rq, tmp_path, capsys):
 
 
 def test_recipe_epochs_are_the_presets(rq):
-    from landslide_tf.config import TrainConfig
-    from landslide_tf.train import PRESETS
+    from landslide_tf.training.config import TrainConfig
+    from landslide_tf.training.train import PRESETS
 
     for name, (flags, epochs, _) in rq.RECIPES.items():
         preset = flags[flags.index("--preset") + 1]

@@ -1,14 +1,14 @@
-"""Tests for landslide_tf.recipe: --preset strong, given split lists, scoring after training."""
+"""Tests for landslide_tf.training.recipe: --preset strong, given split lists, scoring after training."""
 
 import json
 from pathlib import Path
 
 import pytest
 
-from landslide_tf.config import TrainConfig
 from landslide_tf.errors import UserError
-from landslide_tf.recipe import STRONG, validate_recipe
-from landslide_tf.train import PRESETS, build_parser, config_from_args, main
+from landslide_tf.training.config import TrainConfig
+from landslide_tf.training.recipe import STRONG, validate_recipe
+from landslide_tf.training.train import PRESETS, build_parser, config_from_args, main
 
 
 def _snapshot(folder: Path) -> dict[str, tuple[int, bytes]]:

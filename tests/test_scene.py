@@ -1,4 +1,4 @@
-"""Tests for landslide_tf.scene: windows, blending, GeoTIFF I/O, polygons, nodata."""
+"""Tests for landslide_tf.inference.scene: windows, blending, GeoTIFF I/O, polygons, nodata."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from test_predict import make_run, raw_inputs, write_png
 
-from landslide_tf import scene
 from landslide_tf.errors import DataError, UserError
-from landslide_tf.predict import Predictor, main
+from landslide_tf.inference import scene
+from landslide_tf.inference.predict import Predictor, main
 
 CRS = "EPSG:32648"
 
@@ -190,7 +190,7 @@ def test_windows_without_any_dem_cell_are_nodata_with_a_warning(predictor, tmp_p
     dem[:, :60] = np.nan  # the first window (cols 0..39) and most of the second: no DEM
     write_tif(tmp_path / "d.tif", dem, transform)
     out = tmp_path / "p.tif"
-    with caplog.at_level(logging.WARNING, logger="landslide_tf.scene"):
+    with caplog.at_level(logging.WARNING, logger="landslide_tf.inference.scene"):
         scene.predict_scene(predictor, img, out, dem=tmp_path / "d.tif", window=40, overlap=0.0)
     import rasterio
 
@@ -211,7 +211,7 @@ def test_dem_extent_mismatch_is_reported(predictor, tmp_path, caplog):
     with pytest.raises(DataError, match="does not overlap"):
         scene.predict_scene(predictor, img, tmp_path / "p.tif", dem=far)
     half = write_tif(tmp_path / "half.tif", dem, from_origin(200.0, 400.0, 10.0, 10.0))
-    with caplog.at_level(logging.WARNING, logger="landslide_tf.scene"):
+    with caplog.at_level(logging.WARNING, logger="landslide_tf.inference.scene"):
         scene.predict_scene(predictor, img, tmp_path / "p.tif", dem=half)
     assert "covers 50.0 %" in caplog.text
     write_png(tmp_path / "i.png", image)
@@ -266,7 +266,7 @@ def test_scene_cli(tmp_path, capsys, run_dir):
 
 
 def test_preview_rows_are_the_subsampled_probability_map():
-    from landslide_tf.preview import ScenePreview
+    from landslide_tf.inference.preview import ScenePreview
 
     prob = np.random.default_rng(0).random((95, 70)).astype(np.float32)
     picture = ScenePreview(95, 70, 0.5, max_side=20)  # factor 5 -> 19 x 14
@@ -279,7 +279,7 @@ def test_preview_rows_are_the_subsampled_probability_map():
 def test_scene_preview_outlines_the_mask(predictor, tmp_path):
     import cv2
 
-    from landslide_tf.preview import OUTLINE_RGB
+    from landslide_tf.inference.preview import OUTLINE_RGB
 
     image, dem = raw_inputs(100, 100, seed=2)
     write_png(tmp_path / "s.png", image)

@@ -1,4 +1,4 @@
-"""Tests for landslide_tf.train and landslide_tf.callbacks: run dir, resume, NaN, bad arguments."""
+"""Tests for landslide_tf.training.train and landslide_tf.training.callbacks: run dir, resume, NaN, bad arguments."""
 
 import json
 import math
@@ -14,10 +14,10 @@ import keras
 import numpy as np
 import pytest
 
-from landslide_tf import callbacks as cb
-from landslide_tf.config import TrainConfig
 from landslide_tf.errors import UserError
-from landslide_tf.train import (
+from landslide_tf.training import callbacks as cb
+from landslide_tf.training.config import TrainConfig
+from landslide_tf.training.train import (
     PRESETS,
     TrainingDiverged,
     build_parser,
@@ -263,7 +263,7 @@ def test_nan_guard_and_checkpoint_callbacks(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("model", PAPER_MODELS)
 def test_each_paper_model_trains_one_epoch_and_evaluates(model, synth_dir, tmp_path, capsys):
-    from landslide_tf.evaluate import main as evaluate_main
+    from landslide_tf.evaluation.evaluate import main as evaluate_main
     from landslide_tf.losses import wce_weights
 
     run_dir = tmp_path / model
@@ -346,7 +346,7 @@ def test_trains_and_evaluates_on_the_real_bijie_sample_rgb_only(bijie_sample, tm
 
 
 def test_quick_preset_drops_its_slope_channel_for_rgb_only_data():
-    from landslide_tf.train import build_parser, config_from_args
+    from landslide_tf.training.train import build_parser, config_from_args
 
     rgb = config_from_args(build_parser().parse_args(["--preset", "quick", "--modalities", "rgb"]))
     assert rgb.derived == [] and rgb.channels == 3

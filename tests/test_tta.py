@@ -1,10 +1,10 @@
-"""Tests for landslide_tf.tta: flip averaging in evaluate and in the raw-input graph."""
+"""Tests for landslide_tf.inference.tta: flip averaging in evaluate and in the raw-input graph."""
 
 import numpy as np
 import tensorflow as tf
 
-from landslide_tf.inference import InferenceSettings, raw_probability
-from landslide_tf.tta import FLIP_AXES, apply_model, flip_average
+from landslide_tf.inference.core import InferenceSettings, raw_probability
+from landslide_tf.inference.tta import FLIP_AXES, apply_model, flip_average
 
 
 def _corner_model(x):

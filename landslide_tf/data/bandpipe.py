@@ -3,7 +3,7 @@
 ``landslide_tf.data.make_dataset`` resolves to ``make_dataset`` here: Bijie ``Sample`` lists
 go to ``landslide_tf.data.pipeline`` unchanged; ``BandSample`` lists (``l4s``, ``folder``)
 are read with ``data.formats.load_band_sample``, normalised and resized with
-``landslide_tf.band_preprocessing.preprocess_bands`` (the function the export traces) and
+``landslide_tf.data.band_preprocessing.preprocess_bands`` (the function the export traces) and
 batched the same way (cache, shuffle, dihedral augmentation, batch, prefetch).
 """
 
@@ -28,9 +28,9 @@ def load_band_tile(
     band_norm: dict[str, Any],
 ) -> tuple[np.ndarray, np.ndarray]:
     """One tile as network input ``x (S, S, C)`` and mask ``y (S, S, 1)`` float32."""
-    from landslide_tf.band_preprocessing import preprocess_bands
+    from landslide_tf.data.band_preprocessing import preprocess_bands
     from landslide_tf.data.formats import load_band_sample
-    from landslide_tf.preprocessing import preprocess_mask
+    from landslide_tf.data.preprocess import preprocess_mask
 
     image, mask = load_band_sample(sample, data_format, band_indices)
     x = preprocess_bands(image, band_norm, image_size).numpy()

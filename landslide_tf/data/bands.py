@@ -162,7 +162,7 @@ def band_statistics(
 
 
 def normalize_numpy(x: np.ndarray, norm: dict[str, object]) -> np.ndarray:
-    """NumPy twin of ``landslide_tf.band_preprocessing.normalize_bands`` (for figures)."""
+    """NumPy twin of ``landslide_tf.data.band_preprocessing.normalize_bands`` (for figures)."""
     params = np.asarray(norm["params"], np.float32)  # (C, 2)
     a, b = params[:, 0], params[:, 1]
     if norm["method"] == "standard":

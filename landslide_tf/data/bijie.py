@@ -279,7 +279,7 @@ def load_sample(
     derived: Sequence[str] = (),
     nodata: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Read and preprocess one tile with ``landslide_tf.preprocessing``.
+    """Read and preprocess one tile with ``landslide_tf.data.preprocess``.
 
     Args:
         sample: the tile.
@@ -297,7 +297,7 @@ def load_sample(
     Raises:
         DataError: unreadable files (one line naming the file).
     """
-    from landslide_tf.preprocessing import preprocess_inputs, preprocess_mask
+    from landslide_tf.data.preprocess import preprocess_inputs, preprocess_mask
 
     rgb, dem, mask, notes = read_sample_arrays(sample, modalities)
     _warn(notes)

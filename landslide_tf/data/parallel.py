@@ -3,7 +3,7 @@
 Each tile goes through ``tf.data`` ``map(num_parallel_calls=AUTOTUNE, deterministic=True)``:
 a ``tf.numpy_function`` reads its PNG files with the validated readers of ``readers.py``
 (OpenCV decodes without holding the GIL, so several tiles decode at once), and the
-preprocessing of ``landslide_tf.preprocessing`` runs as a traced graph in the same map, not
+preprocessing of ``landslide_tf.data.preprocess`` runs as a traced graph in the same map, not
 op by op in eager mode. The outputs are those of ``load_sample``, tile for tile.
 
 File errors stay one-line ``DataError``: the reader records the first ``DataError`` it raises,
@@ -145,7 +145,7 @@ def tile_dataset(
     Returns:
         The dataset and its ``TileReader`` (whose ``error`` holds the first file error).
     """
-    from landslide_tf.preprocessing import preprocess_inputs, preprocess_mask
+    from landslide_tf.data.preprocess import preprocess_inputs, preprocess_mask
 
     if dem_norm == "dataset" and dem_stats is None and modalities != "rgb":
         raise DataError("dem_norm='dataset' needs dem_stats=(mean, std) of the training split")

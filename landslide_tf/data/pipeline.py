@@ -21,7 +21,6 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
-from landslide_tf.config import num_channels
 from landslide_tf.data.augment import (  # noqa: F401  (augment_pair re-exported)
     augment_dataset,
     augment_pair,
@@ -38,6 +37,7 @@ from landslide_tf.data.parallel import (
 )
 from landslide_tf.data.readers import summarized_notes
 from landslide_tf.errors import DataError
+from landslide_tf.training.config import num_channels
 
 logger = logging.getLogger(__name__)
 

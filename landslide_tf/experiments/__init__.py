@@ -16,12 +16,11 @@ Rerunning with the same ``--out`` skips finished runs and resumes interrupted on
 Modules: ``study`` (study JSON loader), ``runs`` (run records), ``runner`` (training,
 resume, parallel processes), ``tables`` (selection and tables), ``figures``, ``core``
 (``run_study``), ``report`` (``StudyOutcome`` and the writers of its tables, figures and
-README), ``cli`` (``main``), ``reference`` (the paper's numbers).
+README), ``reference`` (the paper's numbers).
 
 No TensorFlow is imported until a run or figure needs it.
 """
 
-from landslide_tf.experiments.cli import main
 from landslide_tf.experiments.reference import PAPER_TABLE1, PAPER_TABLE3
 from landslide_tf.experiments.runs import RunResult, RunSpec
 from landslide_tf.experiments.study import Study, available_studies, load_study
@@ -36,7 +35,6 @@ __all__ = [
     "available_studies",
     "format_mean_std",
     "load_study",
-    "main",
     "run_study",
     "select_best_losses",
 ]

@@ -1,6 +1,6 @@
-"""``python -m landslide_tf.experiments``: see ``landslide_tf.experiments.cli``."""
+"""``python -m landslide_tf.experiments``: see ``landslide_tf.cli.experiments``."""
 
-from landslide_tf.experiments.cli import main
+from landslide_tf.cli.experiments import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from landslide_tf.config import TrainConfig
 from landslide_tf.errors import UserError
 from landslide_tf.experiments.runs import RunResult, RunSpec, run_name
+from landslide_tf.training.config import TrainConfig
 
 logger = logging.getLogger(__name__)
 

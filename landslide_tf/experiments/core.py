@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
-from landslide_tf.config import PAPER_BEST_LOSS, TrainConfig
 from landslide_tf.errors import UserError
 from landslide_tf.experiments import tables
 from landslide_tf.experiments.reference import loss_label, model_label
@@ -28,6 +27,7 @@ from landslide_tf.experiments.report import (  # noqa: F401
 from landslide_tf.experiments.runner import Progress, run_all
 from landslide_tf.experiments.runs import RunResult, RunSpec, run_name
 from landslide_tf.experiments.study import Study
+from landslide_tf.training.config import PAPER_BEST_LOSS, TrainConfig
 
 logger = logging.getLogger(__name__)
 

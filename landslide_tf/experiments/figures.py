@@ -33,7 +33,7 @@ def plot_study_loss_curves(runs: Sequence[RunResult], path: Path) -> Path:
         runs: one finished run per model.
         path: output PNG.
     """
-    from landslide_tf.plots import history_dict
+    from landslide_tf.evaluation.plots import history_dict
 
     n = len(runs)
     cols = min(3, n)
@@ -68,7 +68,7 @@ def load_test_tiles(run: RunResult, n: int = 4) -> tuple[np.ndarray, np.ndarray,
         ``(x (N, H, W, C), y (N, H, W, 1), stems, modalities)``.
     """
     from landslide_tf.data.bandpipe import load_tile as load_sample  # issue 13: any format
-    from landslide_tf.runs import dataset_options, read_run_config, run_splits
+    from landslide_tf.training.runs import dataset_options, read_run_config, run_splits
 
     config, raw = read_run_config(run.run_dir)
     splits = run_splits(config, run.run_dir)
@@ -83,7 +83,7 @@ def load_test_tiles(run: RunResult, n: int = 4) -> tuple[np.ndarray, np.ndarray,
 
 
 def _split_channels(x: np.ndarray, modalities: str) -> tuple[np.ndarray | None, np.ndarray | None]:
-    from landslide_tf.gradcam import display_channels
+    from landslide_tf.explain import display_channels
 
     pairs = [display_channels(tile, modalities) for tile in x]
     rgb = None if pairs[0][0] is None else np.stack([p[0] for p in pairs])
@@ -101,8 +101,8 @@ def predict_and_explain(
     """
     import keras
 
-    from landslide_tf.gradcam import cam_energy_inside, compute_cam
-    from landslide_tf.runs import load_run
+    from landslide_tf.explain import cam_energy_inside, compute_cam
+    from landslide_tf.training.runs import load_run
 
     probs, cams, energy = {}, {}, {}
     for run in runs:
@@ -130,7 +130,7 @@ def plot_study_predictions(
     path: Path,
 ) -> Path:
     """Fig. 5: test tiles (rows): image, DEM, truth, each model's probability map."""
-    from landslide_tf.plots import plot_predictions
+    from landslide_tf.evaluation.plots import plot_predictions
 
     rgb, dem = _split_channels(x, modalities)
     return plot_predictions(rgb, dem, y, probs, path, names=stems,

@@ -13,7 +13,7 @@ Each run lives in ``OUT/runs/<model>-<loss>-s<seed>/`` (the ``train`` run dir) p
 
 With ``jobs > 1`` every run is a fresh ``spawn`` process; where GPUs are visible each process
 sees one (``CUDA_VISIBLE_DEVICES``, round robin), otherwise each gets
-``cores // jobs`` intra-op threads (``landslide_tf.distribute.configure_threads``).
+``cores // jobs`` intra-op threads (``landslide_tf.training.distribute.configure_threads``).
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from landslide_tf.config import TrainConfig
 from landslide_tf.experiments.placement import Slot, plan_slots
 from landslide_tf.experiments.runs import (
     ERROR_FILE,
@@ -43,13 +42,14 @@ from landslide_tf.experiments.runs import (
     read_tuned_threshold,
     read_val_miou,
 )
+from landslide_tf.training.config import TrainConfig
 
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
 
 #: Fields that may differ without making a run another run: ``train`` resumes across them
-#: (mirrors ``landslide_tf.rundir.RESUME_FREE_FIELDS``; a larger ``epochs`` continues training).
+#: (mirrors ``landslide_tf.training.rundir.RESUME_FREE_FIELDS``; a larger ``epochs`` continues training).
 RESUME_FREE_FIELDS = (
     "run_dir",
     "epochs",
@@ -152,7 +152,7 @@ def rescore_at_tuned_threshold(run_dir: Path) -> bool:
     if used is not None and abs(used - tuned) < 1e-9:
         return False
     from landslide_tf.errors import UserError
-    from landslide_tf.evaluate import evaluate_run
+    from landslide_tf.evaluation.evaluate import evaluate_run
 
     try:
         evaluate_run(run_dir, split="test")
@@ -195,7 +195,7 @@ def execute_run(spec: RunSpec, verbose: int = 0) -> RunResult:
     """
     import keras
 
-    from landslide_tf.train import train
+    from landslide_tf.training.train import train
 
     start = time.perf_counter()
     try:
@@ -237,7 +237,7 @@ def _worker(spec: RunSpec, slot: Slot, jobs: int, log_level: int, verbose: int) 
     gpu = slot.gpu
     logging.basicConfig(level=log_level, format=f"[{spec.name}] %(levelname)s %(message)s")
     if gpu is None:
-        from landslide_tf.distribute import configure_threads
+        from landslide_tf.training.distribute import configure_threads
 
         configure_threads(jobs)
     execute_run(spec, verbose)

@@ -14,7 +14,7 @@ from typing import Any
 #: File the study writes into each run dir: wall time, status and the requested config.
 RECORD_FILE = "experiment.json"
 ERROR_FILE = "error.txt"
-#: The run's validation-tuned threshold (``landslide_tf.runs.THRESHOLD_FILE``; no keras here).
+#: The run's validation-tuned threshold (``landslide_tf.training.runs.THRESHOLD_FILE``; no keras here).
 THRESHOLD_FILE = "threshold.json"
 
 

@@ -29,8 +29,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from landslide_tf.config import TrainConfig
 from landslide_tf.errors import UserError
+from landslide_tf.training.config import TrainConfig
 
 #: ``experiments/`` of the checkout holding this package (absent in a wheel install).
 REPO_STUDY_DIR = Path(__file__).resolve().parents[2] / "experiments"

@@ -16,7 +16,7 @@ from typing import Any
 
 import keras
 
-from landslide_tf.layers import ContextualAttention, SpatialAttention
+from landslide_tf.models.layers import ContextualAttention, SpatialAttention
 
 __all__ = [
     "ATTENTION_KINDS",

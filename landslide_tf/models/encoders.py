@@ -15,7 +15,7 @@ Keras layers, so a saved model loads without keras-hub. keras-hub's ``resnet_vd_
 different (``vd``) architecture, so no ResNet-34 is offered.
 
 Model layers (besides the decoder's): ``image`` -> ``encoder_scaling``
-(:class:`~landslide_tf.layers.LeadingChannelStandardization`: ImageNet mean/std on the RGB
+(:class:`~landslide_tf.models.layers.LeadingChannelStandardization`: ImageNet mean/std on the RGB
 channels of ``[0, 1]`` inputs, DEM and extra channels unchanged) -> ``encoder`` (a nested
 functional model: the backbone's layers, outputs at strides 2..2**depth) and ``enc0_*``
 (level 0); attention variants put ``enc{i}_spatial`` / ``enc{i}_ctx`` on every backbone skip;
@@ -33,8 +33,8 @@ from typing import Any
 
 import keras
 
-from landslide_tf.layers import LeadingChannelStandardization
 from landslide_tf.models.blocks import _attention, check_input_shape, encoder_filters
+from landslide_tf.models.layers import LeadingChannelStandardization
 
 __all__ = ["ENCODERS", "EncoderSpec", "encoder_features", "encoder_model", "get_encoder"]
 

@@ -1,0 +1,3 @@
+"""TEMP"""
+
+from landslide_tf.evaluation.evaluate import main  # noqa: F401

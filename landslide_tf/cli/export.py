@@ -1,0 +1,3 @@
+"""TEMP"""
+
+from landslide_tf.inference.export import main  # noqa: F401

@@ -1,0 +1,3 @@
+"""TEMP"""
+
+from landslide_tf.explain.explain import main  # noqa: F401

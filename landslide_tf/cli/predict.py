@@ -1,0 +1,3 @@
+"""TEMP"""
+
+from landslide_tf.inference.predict import main  # noqa: F401

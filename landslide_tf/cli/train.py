@@ -1,0 +1,3 @@
+"""TEMP"""
+
+from landslide_tf.training.train import main  # noqa: F401

@@ -1,0 +1,264 @@
+"""Evaluate a trained run on a whole split: mIoU, per-class IoU, AUC, precision, recall, F1.
+
+Metrics are accumulated over every pixel of the split with
+``landslide_tf.metrics.segmentation.SegmentationMetrics`` (not averaged per batch). mIoU is the mean of the
+background IoU and the landslide IoU; precision, recall and F1 are for the landslide class.
+
+Command line::
+
+    python -m landslide_tf.evaluate runs/unetpp_spatial_ctx-dice-s42
+    python -m landslide_tf.evaluate RUN_DIR --split val --threshold 0.4
+    python -m landslide_tf.evaluate RUN_DIR --tune-threshold
+
+Results go to ``RUN_DIR/metrics.json`` for the test split at the run's own threshold, and to
+``RUN_DIR/metrics_<split>.json`` when another split is asked for or the threshold is
+overridden (``--threshold`` or ``--tune-threshold``), so the training result is never
+overwritten silently.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from landslide_tf.cli.common import run_cli
+from landslide_tf.errors import UserError, describe_os_error
+from landslide_tf.inference.tta import add_tta_arg, apply_model
+from landslide_tf.metrics.segmentation import SCORE_KEYS, format_metrics
+from landslide_tf.training.precision import add_precision_args, precision_from_args
+from landslide_tf.training.runs import (
+    SPLITS,
+    THRESHOLD_FILE,
+    dataset_options,
+    load_model_file,
+    read_run_config,
+    run_splits,
+    run_threshold,
+)
+from landslide_tf.training.runstate import atomic_write_json
+
+if TYPE_CHECKING:
+    import keras
+
+logger = logging.getLogger(__name__)
+
+#: Keys of a metrics file, in print order.
+METRIC_KEYS = (*SCORE_KEYS, "threshold", "n_tiles")
+
+
+def accumulate(
+    model: keras.Model, samples: list, batch_size: int = 8, tta: bool = False, **data_options: Any
+):
+    """Run ``model`` over ``samples`` and accumulate whole-split pixel statistics.
+
+    Args:
+        model: maps ``(N, H, W, C)`` to ``(N, H, W, 1)`` probabilities.
+        samples: ``landslide_tf.data.Sample`` list.
+        batch_size: tiles per forward pass.
+        tta: average over the four flips of each tile (``landslide_tf.inference.tta``).
+        **data_options: preprocessing options for ``make_dataset`` (see ``dataset_options``).
+
+    Returns:
+        A ``landslide_tf.metrics.segmentation.SegmentationMetrics`` holding every pixel of ``samples``.
+    """
+    from landslide_tf.data import make_dataset
+    from landslide_tf.metrics.segmentation import SegmentationMetrics
+
+    if not samples:
+        raise UserError("the split is empty: nothing to evaluate")
+    dataset = make_dataset(
+        samples, batch_size=batch_size, shuffle=False, augment=False, cache=False, **data_options
+    )
+    metrics = SegmentationMetrics()
+    for x, y in dataset:  # x (B, H, W, C), y (B, H, W, 1)
+        # (B, H, W, 1); eager: no tracing for a few batches
+        prob = apply_model(lambda t: model(t, training=False), x, tta)
+        metrics.update(np.asarray(y), np.asarray(prob, dtype=np.float32))
+    return metrics
+
+
+def metrics_filename(split: str, threshold_overridden: bool) -> str:
+    """``metrics.json`` for the test split at the run's threshold, else ``metrics_<split>.json``."""
+    return (
+        "metrics.json" if split == "test" and not threshold_overridden else f"metrics_{split}.json"
+    )
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    data: str | Path | None = None,
+    split: str = "test",
+    threshold: float | None = None,
+    tune_threshold: bool = False,
+    dem_nodata: float | None = None,
+    tta: bool | None = None,
+    precision: str | None = None,
+) -> dict[str, Any]:
+    """Evaluate ``best.keras`` of a run on one split and write the metrics file.
+
+    Args:
+        run_dir: a directory written by ``landslide_tf.training.train``.
+        data: dataset folder or zip, overriding the one in ``config.json``.
+        split: ``"test"``, ``"val"`` or ``"train"`` (from the run's split files).
+        threshold: probability threshold for the landslide class; default the run's: the
+            tuned one in ``threshold.json`` if any, else ``config.threshold`` (0.5 unless
+            trained with ``--threshold``).
+        tune_threshold: choose the threshold that maximizes mIoU on the validation split
+            (``SegmentationMetrics.best_threshold``), store it in ``run_dir/threshold.json``
+            (the run's threshold from then on), then evaluate ``split`` with it.
+        dem_nodata: DEM nodata value overriding the run's ``dem_nodata``.
+        tta: flip averaging (``landslide_tf.inference.tta``); default the run's ``tta``.
+        precision: compute in this precision (``auto``, ``float32``, ``bfloat16``,
+            ``float16``); ``None`` = the precision the run trained in (``config.json``).
+
+    Returns:
+        Metrics dict with the keys of ``METRIC_KEYS`` plus ``n_pixels``, ``split`` and
+        ``file`` (the name of the JSON file written inside ``run_dir``).
+    """
+    if split not in SPLITS:
+        raise UserError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
+    if threshold is not None and tune_threshold:
+        raise UserError("give either --threshold or --tune-threshold, not both")
+    if threshold is not None and not 0.0 <= threshold <= 1.0:
+        raise UserError(f"threshold must be in [0, 1], got {threshold}")
+    run_dir = Path(run_dir)
+    config, raw = read_run_config(run_dir)
+    if dem_nodata is not None:
+        if not math.isfinite(dem_nodata):
+            raise UserError(f"--dem-nodata must be a finite number, got {dem_nodata}")
+        config = dataclasses.replace(config, dem_nodata=float(dem_nodata))
+    model = load_model_file(run_dir / "best.keras")
+    if precision is not None:  # issue 14; default: the policy saved with the model
+        from landslide_tf.training.precision import convert_model, resolve_precision
+
+        model = convert_model(model, resolve_precision(precision)[0])
+    splits = run_splits(config, run_dir, data)
+    options = dataset_options(config, raw)
+    batch = max(1, min(8, config.batch_size * 4))
+    tta = bool(config.tta if tta is None else tta)
+    if not splits[split]:
+        raise UserError(
+            f"the run has no {split} split (its split lists in "
+            f"{config.split_dir or run_dir} have none): evaluate --split val"
+        )
+
+    overridden = threshold is not None or tune_threshold
+    if tune_threshold:
+        val = accumulate(model, splits["val"], batch_size=batch, tta=tta, **options)
+        threshold = float(val.best_threshold(metric="miou"))
+        logger.info("threshold tuned on the validation split (best mIoU): %.4f", threshold)
+        atomic_write_json(
+            run_dir / THRESHOLD_FILE,
+            {"threshold": threshold, "metric": "miou", "split": "val", "tta": tta},
+        )
+        tuned = val if split == "val" else None
+    else:
+        tuned = None
+    if threshold is None:
+        threshold = run_threshold(run_dir, config)
+    stats = tuned or accumulate(model, splits[split], batch_size=batch, tta=tta, **options)
+    result = {k: _plain(v) for k, v in stats.result(threshold=threshold).items()}
+    result["split"] = split
+    result["tta"] = tta
+    if tune_threshold:
+        result["threshold_tuned_on"] = "val"
+    for key, value in list(result.items()):
+        if isinstance(value, float) and not math.isfinite(value):
+            result[key] = None  # JSON has no NaN: null, with the reason beside it
+            result[f"{key}_note"] = (
+                f"undefined: the {split} split has no landslide pixels or no background pixels"
+                if key == "auc"
+                else "undefined on this split"
+            )
+    name = metrics_filename(split, overridden)
+    try:
+        atomic_write_json(run_dir / name, result)
+    except OSError as exc:  # a read-only run dir: the metrics are still returned
+        logger.warning("could not save %s: %s", run_dir / name, exc)
+        return {**result, "file": None, "write_error": describe_os_error(exc)}
+    logger.info("wrote %s", run_dir / name)
+    return {**result, "file": name}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating, float)):
+        return float(value)
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2
+        self.exit(2, f"error: {message} (see --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``python -m landslide_tf.evaluate`` argument parser."""
+    parser = _Parser(
+        prog="python -m landslide_tf.evaluate",
+        description="Evaluate best.keras of a training run on a whole split.",
+    )
+    parser.add_argument("run_dir", help="run directory written by python -m landslide_tf.train")
+    parser.add_argument("--data", help="dataset folder or zip (default: the run's config.json)")
+    parser.add_argument("--split", default="test", choices=SPLITS, help="default: test")
+    parser.add_argument("--threshold", type=float, help="landslide probability threshold")
+    parser.add_argument(
+        "--tune-threshold",
+        action="store_true",
+        help="pick the threshold maximizing mIoU on val, store it in the run, then evaluate",
+    )
+    parser.add_argument(
+        "--dem-nodata",
+        type=float,
+        help="DEM nodata value (default: the run's config.json; NaN always is)",
+    )
+    add_tta_arg(parser)
+    add_precision_args(parser, default=None, legacy=True)  # issue 14
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point; prints the metrics and where they were written."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    return run_cli(lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
+    result = evaluate_run(
+        args.run_dir,
+        data=args.data,
+        split=args.split,
+        threshold=args.threshold,
+        tune_threshold=args.tune_threshold,
+        dem_nodata=args.dem_nodata,
+        tta=args.tta,
+        precision=precision_from_args(args),
+    )
+    shown = {k: result[k] for k in METRIC_KEYS if k in result}
+    print(json.dumps(shown, indent=2))
+    print(format_metrics(result))
+    if "split" in result:
+        print(
+            f"split      {result['split']} ({result['n_tiles']} tiles, threshold {result['threshold']:.3f})"
+        )
+    if result["file"] is None:
+        raise UserError(f"the metrics above could not be saved: {result['write_error']}")
+    path = Path(args.run_dir) / result["file"]
+    note = (
+        "" if result["file"] == "metrics.json" else " (not metrics.json: other split or threshold)"
+    )
+    print(f"wrote {path}{note}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,261 @@
+"""CAMs of a trained run directory (``explain_run``) and the command line.
+
+``python -m landslide_tf.gradcam`` runs ``main`` here; see ``landslide_tf.explain`` for the
+options and the files written. Import these names from ``landslide_tf.explain``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from landslide_tf.cli.common import run_cli
+from landslide_tf.errors import UserError
+from landslide_tf.explain.figures import save_grid, save_overlay
+from landslide_tf.explain.targets import (
+    EPSILON,
+    METHODS,
+    TARGETS,
+    cam_energy_inside,
+    mask_area_share,
+    resolve_layer,
+)
+
+logger = logging.getLogger(__name__)
+
+
+# --------------------------------------------------------------------------------------------
+# run directories
+
+
+def _pick_samples(run_dir: Path, data: str | Path | None, config: Any, split: str, n: int):
+    """The first ``n`` tiles of a run's split (as in its split files), landslide tiles first."""
+    from landslide_tf.training.runs import run_splits
+
+    splits = run_splits(config, run_dir, data)
+    if split not in splits:
+        raise UserError(f"unknown split {split!r}; expected one of {', '.join(splits)}")
+    chosen = [s for s in splits[split] if s.landslide] + [
+        s for s in splits[split] if not s.landslide
+    ]
+    if not chosen:
+        raise UserError(f"the {split} split of run {run_dir} is empty")
+    return chosen[: max(1, int(n))]
+
+
+def explain_run(
+    run_dir: str | Path,
+    data: str | Path | None = None,
+    out: str | Path | None = None,
+    layer: str | None = None,
+    method: str = "gradcam",
+    target: str = "predicted",
+    n: int = 8,
+    split: str = "test",
+    threshold: float | None = None,
+    batch_size: int = 8,
+    linear: bool = False,
+) -> dict[str, Any]:
+    """CAMs of a trained run on ``n`` tiles of its test split, with figures and energy numbers.
+
+    Tiles: the first ``n`` of the split (as in ``RUN_DIR/test.txt``), landslide tiles first.
+
+    Args:
+        run_dir: a run directory of ``landslide_tf.training.train`` (``config.json``, ``best.keras``).
+        data: dataset folder or zip; ``None`` = the one in the run config.
+        out: output folder; ``None`` = ``RUN_DIR/gradcam_<method>``.
+        layer: layer to explain (``None`` = the model's default).
+        method: see ``compute_cam``.
+        target: see ``compute_cam``.
+        n: number of tiles.
+        split: ``"test"`` (default), ``"val"`` or ``"train"``.
+        threshold: probability threshold; ``None`` = the run's (tuned ``threshold.json`` if any).
+        batch_size: tiles per CAM batch.
+        linear: see ``compute_cam``.
+
+    Returns:
+        The summary also written to ``OUT/energy.json``: ``model``, ``method``, ``layer``,
+        ``target``, ``n_tiles``, ``mean_energy_inside`` and ``mean_area_share`` (over the
+        ``n_tiles_scored`` tiles with landslide pixels and a non-zero map), ``n_zero_maps``,
+        ``tiles`` (per-tile rows) and ``files``.
+    """
+    from landslide_tf.data.bandpipe import display_input, load_tile
+    from landslide_tf.explain.cam import compute_cam, predict_probs
+    from landslide_tf.training.runs import dataset_options, load_run, read_run_config, run_threshold
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UserError(f"run directory not found: {run_dir}")
+    config, raw = read_run_config(run_dir)
+    _, model = load_run(run_dir)
+    threshold = run_threshold(run_dir, config) if threshold is None else float(threshold)
+    layer = resolve_layer(model, layer)
+    samples = _pick_samples(run_dir, data, config, split, n)
+    options = dataset_options(config, raw)  # image_size, modalities, dem_norm, dem_stats, derived
+
+    xs, ys = [], []
+    for sample in samples:
+        x, y = load_tile(sample, **options)
+        xs.append(x)
+        ys.append(y)
+    x = np.stack(xs).astype(np.float32)  # (N, H, W, C)
+    masks = np.stack(ys)[..., 0]  # (N, H, W)
+    probs = predict_probs(model, x, batch_size)  # (N, H, W, 1)
+    cams = compute_cam(
+        model,
+        x,
+        method=method,
+        layer=layer,
+        target=target,
+        mask=masks,
+        threshold=threshold,
+        batch_size=batch_size,
+        linear=linear,
+        probs=probs,
+    )
+
+    shown, shown_as = display_input(x, config)  # issue 13: multi-band tiles shown as RGB
+    out = Path(out) if out is not None else run_dir / f"gradcam_{method.replace('+', 'p')}"
+    out.mkdir(parents=True, exist_ok=True)
+    rows, labels = [], []
+    for i, sample in enumerate(samples):
+        has_landslide = bool(masks[i].any())
+        energy = cam_energy_inside(cams[i], masks[i]) if has_landslide else math.nan
+        area = mask_area_share(masks[i])
+        png = out / f"{sample.stem}.png"
+        title = (
+            f"{sample.stem}  {method} @ {layer}  energy inside {energy:.2f} vs area {area:.2f}"
+            if has_landslide
+            else f"{sample.stem}  {method} @ {layer}  (no landslide)"
+        )
+        save_overlay(png, shown[i], masks[i], probs[i], cams[i], title, shown_as, threshold)
+        rows.append(
+            {
+                "stem": sample.stem,
+                "landslide": has_landslide,
+                "area_share": area,
+                "energy_inside": None if math.isnan(energy) else energy,
+                "predicted_share": float((probs[i] >= threshold).mean()),
+                "cam_zero": bool(cams[i].max() <= 0.0),
+                "png": png.name,
+            }
+        )
+        labels.append(f"{sample.stem}\n{energy:.2f} / {area:.2f}" if has_landslide else sample.stem)
+
+    scored = [r for r in rows if r["energy_inside"] is not None]
+    mean_energy = float(np.mean([r["energy_inside"] for r in scored])) if scored else None
+    mean_area = float(np.mean([r["area_share"] for r in scored])) if scored else None
+    grid = save_grid(
+        out / "grid.png",
+        shown,
+        masks,
+        probs,
+        cams,
+        labels,
+        f"{config.model}: {method} @ {layer}, target {target} (row: energy inside / area)",
+        shown_as,
+        threshold,
+    )
+    summary: dict[str, Any] = {
+        "run_dir": str(run_dir),
+        "model": config.model,
+        "method": method,
+        "layer": layer,
+        "target": target,
+        "threshold": threshold,
+        "split": split,
+        "n_tiles": len(rows),
+        "n_tiles_with_landslide": sum(r["landslide"] for r in rows),
+        "n_tiles_scored": len(scored),
+        "n_zero_maps": sum(r["cam_zero"] for r in rows),
+        "mean_energy_inside": mean_energy,
+        "mean_area_share": mean_area,
+        "tiles": rows,
+        "files": {"grid": grid.name, "json": "energy.json", "csv": "energy.csv"},
+        "out": str(out),
+    }
+    (out / "energy.json").write_text(json.dumps(summary, indent=2) + "\n")
+    with open(out / "energy.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return summary
+
+
+# --------------------------------------------------------------------------------------------
+# command line
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m landslide_tf.gradcam",
+        description="Class activation maps of a trained run on its test tiles, with the share "
+        "of CAM energy inside the true landslide region.",
+    )
+    parser.add_argument("run_dir", help="run directory (config.json, best.keras, test.txt)")
+    parser.add_argument("--data", default=None, help="dataset folder or zip (default: the run's)")
+    parser.add_argument("--out", default=None, help="output folder (default RUN_DIR/gradcam_M)")
+    parser.add_argument("--layer", default=None, help="layer to explain (default: per model)")
+    parser.add_argument("--method", default="gradcam", choices=METHODS)
+    parser.add_argument("--target", default="predicted", choices=TARGETS)
+    parser.add_argument("--n", type=int, default=8, help="number of tiles (default 8)")
+    parser.add_argument("--split", default="test", choices=("train", "val", "test"))
+    parser.add_argument("--threshold", type=float, default=None, help="default: the run's")
+    parser.add_argument("--batch-size", type=int, default=8, help="tiles per CAM batch")
+    parser.add_argument(
+        "--linear", action="store_true", help="explain the mean logit (ReplaceToLinear)"
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point; see the ``landslide_tf.explain`` docstring."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    return run_cli(lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.n < 1:
+        raise UserError("--n must be at least 1")
+    summary = explain_run(
+        args.run_dir,
+        data=args.data,
+        out=args.out,
+        layer=args.layer,
+        method=args.method,
+        target=args.target,
+        n=args.n,
+        split=args.split,
+        threshold=args.threshold,
+        batch_size=args.batch_size,
+        linear=args.linear,
+    )
+    energy, area = summary["mean_energy_inside"], summary["mean_area_share"]
+    print(
+        f"{summary['model']}: {summary['method']} @ {summary['layer']}, target "
+        f"{summary['target']}, {summary['n_tiles']} tile(s)"
+    )
+    if energy is not None:
+        print(
+            f"CAM energy inside the true landslide: {energy:.3f} (mask area share {area:.3f}, "
+            f"lift {energy / max(area, EPSILON):.2f}x) over {summary['n_tiles_scored']} tile(s)"
+        )
+    elif summary["n_tiles_with_landslide"] == 0:
+        print("no tile with a landslide: no energy share")
+    else:
+        print("no energy share: every map of a landslide tile is zero")
+    if summary["n_zero_maps"]:
+        print(
+            f"{summary['n_zero_maps']} all-zero map(s): no positive evidence at layer "
+            f"{summary['layer']} (try another --layer or --method)"
+        )
+    print(f"wrote {summary['out']}/grid.png, energy.json, energy.csv and one PNG per tile")
+    return 0

@@ -1,0 +1,140 @@
+"""Training with a pretrained encoder: the CLI flags, their checks and the frozen-encoder phase.
+
+``--encoder NAME`` (``landslide_tf.models.encoders.ENCODERS``), ``--encoder-weights
+imagenet|none|PATH`` (default ``imagenet`` when an encoder is given) and
+``--freeze-encoder-epochs N``: the first ``N`` epochs train the decoder (and the model's own
+full-resolution ``enc0`` block) with the backbone frozen (its batch norms in inference mode),
+then the backbone is unfrozen and the model recompiled with a fresh optimizer that goes on
+with the learning-rate schedule (its step count continues: no second warm-up). Resume-safe: a
+checkpoint saved in epochs ``1..N`` is restored into a frozen model (its optimizer holds the
+decoder's slots only), then the run continues with the phase it is in.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from landslide_tf.errors import UserError
+from landslide_tf.training.config import TrainConfig
+
+__all__ = [
+    "add_encoder_args",
+    "apply_encoder_defaults",
+    "build_kwargs",
+    "frozen_at_checkpoint",
+    "phases",
+    "set_encoder_frozen",
+    "validate_encoder_config",
+]
+
+#: ``--depth`` when an encoder is given and ``--depth`` is not: all five backbone stages.
+ENCODER_DEPTH = 5
+
+
+def add_encoder_args(p: argparse.ArgumentParser) -> None:
+    """The ``--encoder``, ``--encoder-weights`` and ``--freeze-encoder-epochs`` flags."""
+    p.add_argument(
+        "--encoder",
+        help="pretrained keras-hub encoder for unet*/unetpp*: resnet18, resnet50, "
+        "efficientnet_b0 (default: none; needs pip install landslide_tf[encoders])",
+    )
+    p.add_argument(
+        "--encoder-weights",
+        metavar="imagenet|none|PATH",
+        help="imagenet (default; fetched once and cached), none (random), a keras-hub "
+        "preset folder or a .weights.h5 file",
+    )
+    p.add_argument(
+        "--freeze-encoder-epochs",
+        type=int,
+        metavar="N",
+        help="train the decoder first: the encoder stays frozen for N epochs (default 0)",
+    )
+
+
+def apply_encoder_defaults(values: dict[str, Any], args: argparse.Namespace) -> None:
+    """With ``--encoder``: depth 5 unless ``--depth`` given, ``imagenet`` weights, PATH absolute."""
+    if not values.get("encoder"):
+        return
+    if getattr(args, "depth", None) is None:
+        values["depth"] = ENCODER_DEPTH
+    weights = values.get("encoder_weights") or "imagenet"
+    if weights not in ("imagenet", "none"):
+        weights = str(Path(weights).expanduser().resolve())
+    values["encoder_weights"] = weights
+
+
+def validate_encoder_config(config: TrainConfig) -> None:
+    """One-line ``UserError`` for a bad encoder name, model, depth, weights or freeze count."""
+    from landslide_tf.models import ENCODERS
+
+    if config.freeze_encoder_epochs < 0:
+        raise UserError(f"--freeze-encoder-epochs must be >= 0, got {config.freeze_encoder_epochs}")
+    if not config.encoder:
+        if config.freeze_encoder_epochs:
+            raise UserError("--freeze-encoder-epochs needs --encoder")
+        return
+    if config.encoder not in ENCODERS:
+        raise UserError(
+            f"unknown encoder {config.encoder!r}; expected one of {', '.join(ENCODERS)}"
+        )
+    if config.model.startswith("resunet"):
+        raise UserError(f"--encoder needs a unet* or unetpp* model, not {config.model!r}")
+    if config.depth > ENCODER_DEPTH:
+        raise UserError(
+            f"depth must be at most {ENCODER_DEPTH} with an encoder, got {config.depth}"
+        )
+    weights = config.encoder_weights or "imagenet"
+    if weights not in ("imagenet", "none") and not Path(weights).expanduser().exists():
+        raise UserError(
+            f"--encoder-weights {weights} does not exist (imagenet, none, a keras-hub preset "
+            "folder or a .weights.h5 file)"
+        )
+
+
+def build_kwargs(config: TrainConfig, resuming: bool) -> dict[str, Any]:
+    """``build_model`` keyword arguments for the encoder (empty without one).
+
+    When resuming, the weights come from ``last.keras``, so the backbone is built with
+    ``"none"`` (no download, no preset needed).
+    """
+    if not config.encoder:
+        return {}
+    weights = "none" if resuming else (config.encoder_weights or "imagenet")
+    rgb = 0 if config.modalities == "dem" else None
+    return {"encoder": config.encoder, "encoder_weights": weights, "rgb_channels": rgb}
+
+
+def frozen_at_checkpoint(config: TrainConfig, epochs_done: int) -> bool:
+    """Whether the model is frozen when built: fresh with ``N > 0``, or resumed from 1..N."""
+    n = config.freeze_encoder_epochs if config.encoder else 0
+    return n > 0 and epochs_done <= n
+
+
+def phases(config: TrainConfig, epochs_done: int) -> list[tuple[int, int, bool]]:
+    """``(initial_epoch, epochs, frozen)`` fits left to run after ``epochs_done`` epochs.
+
+    >>> phases(TrainConfig(encoder="resnet18", freeze_encoder_epochs=2, epochs=5), 0)
+    [(0, 2, True), (2, 5, False)]
+    >>> phases(TrainConfig(encoder="resnet18", freeze_encoder_epochs=2, epochs=5), 3)
+    [(3, 5, False)]
+    """
+    n = min(config.freeze_encoder_epochs if config.encoder else 0, config.epochs)
+    out = []
+    if epochs_done < n:
+        out.append((epochs_done, n, True))
+    start = max(epochs_done, n)
+    if start < config.epochs:
+        out.append((start, config.epochs, False))
+    return out
+
+
+def set_encoder_frozen(model: Any, frozen: bool) -> bool:
+    """Freeze or unfreeze the ``encoder`` sub-model; returns whether the model has one."""
+    names = {layer.name for layer in model.layers}
+    if "encoder" not in names:
+        return False
+    model.get_layer("encoder").trainable = not frozen
+    return True

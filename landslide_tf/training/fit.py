@@ -1,0 +1,263 @@
+"""Fit one model in a prepared run directory: splits, build + compile, resume, fit, plots.
+
+``landslide_tf.training.train.train`` calls these after ``landslide_tf.training.rundir`` has checked the config
+and the run directory; the test evaluation afterwards is ``landslide_tf.evaluation.evaluate``'s.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from landslide_tf.errors import UserError
+from landslide_tf.training import runstate as cb
+from landslide_tf.training.config import TrainConfig
+from landslide_tf.training.runs import SPLITS
+
+if TYPE_CHECKING:
+    import keras
+
+logger = logging.getLogger(__name__)
+
+
+class TrainingDiverged(UserError):
+    """The training loss became NaN or infinite."""
+
+
+def _prepare_splits(config: TrainConfig, data_root: Path, run_dir: Path) -> tuple:
+    """Samples, split (reused or written), strategy and global batch; checks sizes."""
+    from landslide_tf import data as ldata
+    from landslide_tf.training import distribute
+
+    if config.data_format in ("l4s", "folder"):  # issue 13: multi-band formats
+        from landslide_tf.data.formats import band_splits, find_band_samples
+
+        samples = find_band_samples(config.data_format, data_root)[0]
+        out_dir = config.split_dir or run_dir
+        splits = band_splits(config.data_format, samples, config.seed, out_dir)
+    else:
+        samples = ldata.find_samples(
+            data_root, modalities=config.modalities, negatives=config.negatives
+        )
+        splits = ldata.make_split(samples, seed=config.seed, out_dir=config.split_dir or run_dir)
+    from landslide_tf.training.recipe import given_test_missing
+
+    no_test_list = given_test_missing(config)
+    for split in SPLITS:
+        if not splits[split] and not (split == "test" and no_test_list):
+            raise UserError(
+                f"the {split} split is empty ({len(samples)} tiles in {data_root}): use more tiles"
+            )
+    strategy = distribute.get_strategy(config.strategy)
+    global_batch = distribute.global_batch_size(config.batch_size, strategy)
+    if global_batch > len(splits["train"]):
+        raise UserError(
+            f"batch size {global_batch} is larger than the training split "
+            f"({len(splits['train'])} tiles of {len(samples)})"
+        )
+    return splits, strategy, global_batch
+
+
+def _derived_entries(config: TrainConfig, train_samples: list) -> dict[str, Any]:
+    from landslide_tf import data as ldata
+
+    if config.data_format in ("l4s", "folder"):  # issue 13: per-band training statistics
+        from landslide_tf.data.formats import band_run_entries
+
+        return band_run_entries(config, config.data, train_samples)
+    stats = None
+    if config.modalities != "rgb":
+        stats = [float(v) for v in ldata.dem_statistics(train_samples, config.dem_nodata)]
+    return {
+        "dem_stats": stats,
+        "landslide_fraction": float(ldata.landslide_fraction(train_samples)),
+        "auto_loss_kwargs": [],
+        "channels": config.channels,
+    }
+
+
+def _fit(
+    config: TrainConfig,
+    run_dir: Path,
+    splits: dict[str, list],
+    options: dict[str, Any],
+    loss_kwargs: dict[str, Any],
+    strategy: Any,
+    global_batch: int,
+    state: dict[str, Any] | None,
+    verbose: int | str,
+) -> int:
+    """Build, compile, restore (when resuming) and fit; returns the number of epochs run."""
+    from landslide_tf.training import callbacks as cb  # the Keras callbacks (+ runstate's names)
+    from landslide_tf import data as ldata
+    from landslide_tf.losses import get_loss
+    from landslide_tf.metrics.segmentation import keras_metrics
+    from landslide_tf.models import build_model
+    from landslide_tf.training import encoder_phases as et
+    from landslide_tf.training.optim import build_optimizer
+
+    done = int(state["epochs_done"]) if state else 0
+    try:
+        loss = get_loss(config.loss, **loss_kwargs)
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"bad --loss-kwargs for {config.loss}: {exc}") from None
+
+    steps_per_epoch = math.ceil(len(splits["train"]) / global_batch)
+
+    def compile_model(model: keras.Model) -> None:
+        model.compile(
+            optimizer=build_optimizer(config, steps_per_epoch),
+            loss=loss,
+            metrics=keras_metrics(threshold=config.threshold),
+            jit_compile=config.jit,
+            steps_per_execution=max(1, config.steps_per_execution),  # issue 14: train decides
+        )
+
+    with strategy.scope():
+        model = build_model(
+            config.model,
+            input_shape=(config.image_size, config.image_size, config.channels),
+            base_filters=config.base_filters,
+            depth=config.depth,
+            dropout=config.dropout,
+            **et.build_kwargs(config, resuming=bool(done)),
+        )
+        et.set_encoder_frozen(model, et.frozen_at_checkpoint(config, done))
+        compile_model(model)
+        if done:
+            # Build the optimizer's slots first so load_weights restores them (Adam moments,
+            # iteration count) along with the model weights.
+            model.optimizer.build(model.trainable_variables)
+            done = _restore(model, run_dir, state)
+            logger.info("resuming %s after epoch %d of %d", run_dir, done, config.epochs)
+
+    train_ds = ldata.make_dataset(
+        splits["train"],
+        batch_size=global_batch,
+        shuffle=True,
+        augment=config.augment,
+        augment_policy=config.augment_policy,
+        seed=config.seed,
+        cache=True,
+        **options,
+    )
+    val_ds = ldata.make_dataset(
+        splits["val"], batch_size=global_batch, shuffle=False, cache=True, **options
+    )
+    history = cb.read_history(run_dir / cb.HISTORY_FILE)
+    history = [row for row in history if row["epoch"] <= done]
+    guard = cb.NaNGuard()
+    checkpoint = cb.ResumeCheckpoint(
+        run_dir,
+        monitor="val_miou",
+        history=history,
+        best_value=float(state["best_value"]) if state else -math.inf,
+        best_epoch=int(state["best_epoch"]) if state else 0,
+        nan_guard=guard,
+        extra_state={"epochs": config.epochs},
+    )
+    tensorboard = cb.EpochScalars(run_dir / "logs")
+    from landslide_tf.training.distribute import prepare_multiworker_fit
+
+    for start, stop, frozen in et.phases(config, done):
+        if not frozen and et.set_encoder_frozen(model, False):
+            with strategy.scope():
+                compile_model(model)  # trainable weights changed: a fresh optimizer...
+                # ...on the same schedule: its step count goes on from the frozen phase, so
+                # the warm-up is not repeated and the cosine still ends at the last epoch.
+                model.optimizer.iterations.assign(start * steps_per_epoch)
+            logger.info("epoch %d: encoder unfrozen", start + 1)
+        prepare_multiworker_fit(model, strategy, train_ds)  # issue 14: Keras 3 workaround
+        model.fit(
+            train_ds,
+            validation_data=val_ds,
+            epochs=stop,
+            initial_epoch=start,
+            callbacks=[guard, checkpoint, tensorboard],
+            shuffle=False,  # the dataset reshuffles itself, seeded
+            verbose=progress_verbosity(verbose),
+        )
+        if guard.nan_at is not None:
+            break
+    if guard.nan_at is not None:
+        epoch, batch = guard.nan_at
+        raise TrainingDiverged(
+            f"the training loss became NaN at epoch {epoch}, batch {batch} "
+            f"(lr {config.lr:g}, loss {config.loss}): lower --lr or check the input data; "
+            f"epochs 1..{epoch - 1} are kept in {run_dir}"
+        )
+    return config.epochs - done
+
+
+def _restore(model: keras.Model, run_dir: Path, state: dict[str, Any]) -> int:
+    """Load the checkpoint ``state.json`` commits (else the previous one); its epoch.
+
+    Raises:
+        UserError: no loadable checkpoint; names the file and suggests ``--force``.
+    """
+    problems = []
+    for epoch, path in cb.resume_checkpoint(run_dir, state):
+        if not path.is_file():
+            problems.append(f"{path.name} is missing")
+            continue
+        try:
+            model.load_weights(path)
+        except Exception as exc:  # noqa: BLE001  (keras raises many types for damaged files)
+            problems.append(f"{path.name} is damaged ({type(exc).__name__})")
+            logger.warning("%s: cannot load (%s); trying the previous checkpoint", path, exc)
+            continue
+        if problems:
+            logger.warning("resuming from %s instead: %s", path.name, "; ".join(problems))
+        return epoch
+    raise UserError(
+        f"{run_dir}: cannot resume ({'; '.join(problems)}) and no earlier checkpoint is "
+        "left; rerun with --force to start this run over (nothing was deleted)"
+    )
+
+
+def _plot_test_predictions(
+    config: TrainConfig, run_dir: Path, test: list, options: dict[str, Any], n: int = 4
+) -> None:
+    from landslide_tf.data import make_dataset
+    from landslide_tf.evaluation.plots import plot_predictions
+    from landslide_tf.training.runs import load_model_file
+
+    tiles = test[:n]
+    model = load_model_file(run_dir / cb.BEST_MODEL)
+    x, y = next(iter(make_dataset(tiles, batch_size=len(tiles), cache=False, **options)))
+    x = np.asarray(x)  # (n, H, W, C)
+    prob = np.asarray(model(x, training=False), dtype=np.float32)  # (n, H, W, 1)
+    images = x[..., :3] if config.modalities != "dem" else None
+    dem_channel = {"rgb+dem": 3, "dem": 0}.get(config.modalities)
+    if config.data_format in ("l4s", "folder"):  # issue 13: show the first bands, stretched
+        from landslide_tf.data.bands import display_rgb
+
+        images, dem_channel = display_rgb(x, config.bands), None
+    dems = x[..., dem_channel] if dem_channel is not None else None
+    plot_predictions(
+        images,
+        dems,
+        np.asarray(y),
+        {f"{config.model} ({config.loss})": prob},
+        run_dir / "predictions.png",
+        names=[f"test: {s.stem}" for s in tiles],
+        title=(
+            f"{config.model} ({config.loss}), {config.modalities}, "
+            f"{config.image_size}x{config.image_size} px, {config.epochs} epochs: "
+            f"best.keras on {len(tiles)} test tiles"
+        ),
+    )
+
+
+def progress_verbosity(verbose: int | str) -> int | str:
+    """Keras ``fit`` verbosity: ``"auto"`` is a progress bar on a terminal, else one line per
+    epoch (no ANSI escape codes in redirected output and log files)."""
+    if verbose != "auto":
+        return verbose
+    from landslide_tf.cli.quiet import interactive_stdout
+
+    return 1 if interactive_stdout() else 2

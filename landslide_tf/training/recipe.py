@@ -1,0 +1,177 @@
+"""The strong recipe for real imagery, given split lists, and what a run does after fitting.
+
+``STRONG`` is ``--preset strong`` (see ``landslide_tf.cli.train_args.PRESETS``): it picks the model
+and every training choice but leaves ``--modalities``, ``--data`` and ``--split-dir`` to the
+user, so the same command trains on RGB tiles and on RGB + DEM. It combines:
+
+- paired ``strong`` augmentation (``landslide_tf.data.augment``);
+- AdamW with a one-epoch linear warm-up and cosine decay (``landslide_tf.training.optim``);
+- BCE + Dice (compared with Lovasz hinge and focal Tversky: docs/readme_recipe.md);
+- full 128 px resolution (scars are a few pixels wide) in the default ``--precision auto``
+  (bfloat16 on CPUs with AVX512_BF16/AMX);
+- test-time flip averaging (``landslide_tf.inference.tta``) and the validation-tuned threshold, both
+  stored in the run and used by evaluate, predict, scene and export.
+
+Given split lists: ``--split-dir DIR`` holding ``train.txt`` and ``val.txt`` (and maybe
+``test.txt``) is only read; the lists are copied into ``RUN/split_lists/`` and their paths
+recorded in ``config.json`` (``split_files``). Without a test list the test metrics are
+skipped with a note, unless ``--test-split val`` says what to score.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+from landslide_tf.errors import UserError
+from landslide_tf.training.config import TrainConfig
+
+logger = logging.getLogger(__name__)
+
+#: ``--preset strong``: the recipe recommended for real imagery (chosen on l4s-rgb-dev val).
+STRONG: dict[str, Any] = {
+    "model": "unetpp",
+    "base_filters": 16,
+    "depth": 4,
+    "dropout": 0.1,
+    "image_size": 128,
+    "batch_size": 8,
+    "epochs": 40,  # 25 reached val F1 0.669, 40 reached 0.684 (docs/readme_recipe.md)
+    "loss": "bce_dice",
+    "augment": True,
+    "augment_policy": "strong",
+    "optimizer": "adamw",
+    "lr": 1e-3,
+    "weight_decay": 1e-4,
+    "lr_schedule": "cosine",
+    "warmup_epochs": 1.0,
+    "tta": True,
+    "tune_threshold": True,
+}
+
+#: What ``--test-split`` may name: the split scored after training (``none``: no scoring).
+TEST_SPLITS = ("test", "val", "none")
+
+#: Names of the registries in data.augment and optim, here so ``--help`` imports no TensorFlow
+#: (tests check they match the registries).
+AUGMENT_POLICIES = ("dihedral", "strong")
+OPTIMIZER_NAMES = ("adam", "adamw")
+SCHEDULE_NAMES = ("constant", "cosine")
+
+#: Where the given split lists are copied inside a run directory.
+SPLIT_COPY = "split_lists"
+
+
+def add_recipe_args(p: argparse.ArgumentParser) -> None:
+    """The issue-12 flags of ``python -m landslide_tf.train`` (unset ones stay None)."""
+    d = TrainConfig()
+    p.add_argument(
+        "--test-split",
+        choices=TEST_SPLITS,
+        help="split scored after training (default test; skipped with a note if absent)",
+    )
+    p.add_argument(
+        "--augment-policy",
+        choices=AUGMENT_POLICIES,
+        help=f"with --augment: {d.augment_policy} (default) or strong (+jitter, RGB colour)",
+    )
+    p.add_argument("--optimizer", choices=OPTIMIZER_NAMES, help=f"default {d.optimizer}")
+    p.add_argument("--weight-decay", type=float, help="AdamW decoupled weight decay (default 0)")
+    p.add_argument("--lr-schedule", choices=SCHEDULE_NAMES, help=f"default {d.lr_schedule}")
+    p.add_argument("--warmup-epochs", type=float, help="linear warm-up before the cosine decay")
+    p.add_argument(
+        "--tta",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="flip-averaged evaluation, stored in the run for predict/export (default off)",
+    )
+    p.add_argument(
+        "--tune-threshold",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="after training, tune the threshold on val and store it in the run",
+    )
+
+
+def validate_recipe(config: TrainConfig) -> None:
+    """One-line ``UserError`` for bad recipe options (called before anything is written)."""
+    from landslide_tf.data.augment import AUGMENTATIONS
+    from landslide_tf.training.optim import validate_optim
+
+    if config.test_split not in TEST_SPLITS:
+        raise UserError(f"unknown --test-split {config.test_split!r}; expected {TEST_SPLITS}")
+    if config.augment_policy not in AUGMENTATIONS:
+        raise UserError(
+            f"unknown --augment-policy {config.augment_policy!r}; "
+            f"expected one of {', '.join(AUGMENTATIONS)}"
+        )
+    validate_optim(config)
+
+
+def given_test_missing(config: TrainConfig) -> bool:
+    """Whether ``--split-dir`` ships train/val lists but no ``test.txt``."""
+    from landslide_tf.data.split import given_split_files
+
+    if not config.split_dir:
+        return False
+    given = given_split_files(config.split_dir)
+    return given is not None and given["test"] is None
+
+
+def record_split_lists(config: TrainConfig, run_dir: Path) -> dict[str, Any]:
+    """Copy the given split lists into ``run_dir/split_lists``; the ``config.json`` entries.
+
+    Returns:
+        ``{"split_files": {"train": path, "val": path, "test": path or None}}`` (absolute
+        source paths), or ``{}`` when the split lives in the run directory itself.
+    """
+    from landslide_tf.data.split import given_split_files
+
+    if not config.split_dir:
+        return {}
+    source = Path(config.split_dir).expanduser().resolve()
+    if source == run_dir.resolve():
+        return {}
+    given = given_split_files(source)
+    if given is None:  # lists were just written there by make_split
+        given = {name: source / f"{name}.txt" for name in ("train", "val", "test")}
+    copy_dir = run_dir / SPLIT_COPY
+    copy_dir.mkdir(exist_ok=True)
+    for name, path in given.items():
+        if path is not None and path.is_file():
+            tmp = copy_dir / f".{name}.txt.tmp"
+            shutil.copyfile(path, tmp)
+            tmp.replace(copy_dir / f"{name}.txt")
+    return {"split_files": {k: (str(v) if v is not None else None) for k, v in given.items()}}
+
+
+def finish_run(config: TrainConfig, run_dir: Path, splits: dict[str, list]) -> dict[str, Any]:
+    """After fitting: tune the threshold on val if asked, then score ``config.test_split``.
+
+    Returns:
+        The metrics of the scored split (``split`` key says which), or, when nothing is
+        scored, the tuned validation metrics (if any) plus ``note``.
+    """
+    from landslide_tf.evaluation.evaluate import evaluate_run
+
+    tuned: dict[str, Any] = {}
+    if config.tune_threshold:
+        tuned = evaluate_run(run_dir, split="val", tune_threshold=True)
+        tuned.pop("file", None)
+    target = config.test_split
+    note = None
+    if target == "test" and not splits["test"]:
+        note = (
+            f"no test split ({config.split_dir} has no test.txt): test metrics skipped; "
+            "--test-split val scores val"
+        )
+    elif target == "none":
+        note = "--test-split none: no split scored"
+    if note is not None:  # the CLI prints it
+        return {**tuned, "note": note}
+    metrics = evaluate_run(run_dir, split=target)
+    metrics.pop("file", None)
+    return metrics

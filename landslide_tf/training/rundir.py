@@ -1,0 +1,170 @@
+"""Prepare a run directory before training: check the config, find the data, guard the run dir.
+
+``landslide_tf.training.train`` calls these before fitting (see ``landslide_tf.training.fit``); reading a
+finished run directory back is ``landslide_tf.training.runs``'s job. Nothing here builds a model.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+from pathlib import Path
+from typing import Any
+
+from landslide_tf.errors import UserError
+from landslide_tf.training import runstate as cb
+from landslide_tf.training.config import DEM_NORMS, DERIVED_CHANNELS, MODALITIES, TrainConfig
+from landslide_tf.training.runs import CONFIG_FILE, SPLITS, read_run_config
+
+logger = logging.getLogger(__name__)
+
+#: Config fields that may differ when resuming (they do not change what is learned).
+RESUME_FREE_FIELDS = (
+    "run_dir",
+    "epochs",
+    "strategy",
+    "jit",
+    "test_split",
+    "tta",
+    "tune_threshold",
+    "precision",
+    "mixed_precision",
+    "steps_per_execution",
+)
+
+#: Files and folders of a run directory removed by ``--force``.
+RUN_ARTIFACTS = (
+    CONFIG_FILE,
+    cb.STATE_FILE,
+    cb.LAST_MODEL,
+    cb.BEST_MODEL,
+    cb.HISTORY_FILE,
+    "loss_curve.png",
+    "predictions.png",
+    "logs",
+    "threshold.json",  # issue 12: the tuned threshold
+    "split_lists",  # issue 12: copies of given split lists
+)
+
+
+def default_run_dir(config: TrainConfig) -> Path:
+    """``runs/<model>-<loss>-s<seed>`` (relative to the working directory)."""
+    config = config.resolved()
+    model = f"{config.model}_{config.encoder}" if config.encoder else config.model
+    return Path("runs") / f"{model}-{config.loss}-s{config.seed}"
+
+
+def validate_config(config: TrainConfig) -> None:
+    """Check names and ranges, raising a one-line ``UserError`` on the first problem."""
+    from landslide_tf.losses import LOSSES
+    from landslide_tf.models import MODELS
+
+    if config.model not in MODELS:
+        raise UserError(f"unknown model {config.model!r}; expected one of {', '.join(MODELS)}")
+    if config.loss not in LOSSES:
+        raise UserError(f"unknown loss {config.loss!r}; expected one of {', '.join(LOSSES)}")
+    if config.modalities not in MODALITIES:
+        raise UserError(
+            f"unknown modalities {config.modalities!r}; expected one of {', '.join(MODALITIES)}"
+        )
+    if config.dem_norm not in DEM_NORMS:
+        raise UserError(f"unknown --dem-norm {config.dem_norm!r}; expected {DEM_NORMS}")
+    for name in config.derived:
+        if name not in DERIVED_CHANNELS:
+            raise UserError(f"unknown derived channel {name!r}; expected {DERIVED_CHANNELS}")
+    try:
+        config.channels  # noqa: B018  (validates modalities + derived)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    for field, value, low in (
+        ("epochs", config.epochs, 1),
+        ("batch size", config.batch_size, 1),
+        ("base filters", config.base_filters, 1),
+        ("depth", config.depth, 1),
+        ("image size", config.image_size, 8),
+    ):
+        if value < low:
+            raise UserError(f"{field} must be at least {low}, got {value}")
+    if config.image_size % (2**config.depth):
+        raise UserError(
+            f"image size {config.image_size} is not divisible by {2**config.depth} "
+            f"(depth {config.depth})"
+        )
+    if not (config.lr > 0 and math.isfinite(config.lr)):
+        raise UserError(f"learning rate must be a positive number, got {config.lr}")
+    if not 0.0 <= config.dropout < 1.0:
+        raise UserError(f"dropout must be in [0, 1), got {config.dropout}")
+    if not 0.0 <= config.threshold <= 1.0:
+        raise UserError(f"threshold must be in [0, 1], got {config.threshold}")
+    if isinstance(config.seed, bool) or not isinstance(config.seed, int):
+        raise UserError(f"seed must be an integer, got {config.seed!r}")
+    if not 0 <= config.seed < 2**32:
+        raise UserError(f"seed must be in [0, 2**32 - 1], got {config.seed}")
+    if config.dem_nodata is not None and not math.isfinite(config.dem_nodata):
+        raise UserError(f"--dem-nodata must be a finite number, got {config.dem_nodata}")
+    check_loss(config.loss, config.loss_kwargs)
+    from landslide_tf.training.encoder_phases import validate_encoder_config
+
+    validate_encoder_config(config)
+
+
+def check_loss(name: str, kwargs: dict[str, Any]) -> None:
+    """Build the loss once, so bad ``--loss-kwargs`` fail before anything is written."""
+    from landslide_tf.losses import get_loss
+
+    try:
+        get_loss(name, **kwargs)
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"bad --loss-kwargs for {name}: {exc}") from None
+
+
+def _resolve_data(data: str | None) -> Path:
+    from landslide_tf import data as ldata
+
+    if data is None:
+        root = ldata.ensure_default_dataset()
+        logger.info("using the synthetic dataset %s", root)
+        return Path(root).resolve()
+    path = Path(data).expanduser()
+    if not path.exists():
+        raise UserError(f"dataset {data} does not exist (give --data a Bijie folder or zip)")
+    return Path(ldata.open_dataset(path)).resolve()
+
+
+def _comparable(values: dict[str, Any]) -> dict[str, Any]:
+    defaults = TrainConfig().to_dict()  # fields newer than a stored config read as defaults
+    out = {
+        k: values.get(k, default) for k, default in defaults.items() if k not in RESUME_FREE_FIELDS
+    }
+    auto = set(values.get("auto_loss_kwargs", ()))
+    out["loss_kwargs"] = {k: v for k, v in (out.get("loss_kwargs") or {}).items() if k not in auto}
+    out["derived"] = list(out.get("derived") or [])
+    return out
+
+
+def _check_same_config(run_dir: Path, new: dict[str, Any]) -> dict[str, Any]:
+    _, stored = read_run_config(run_dir)
+    old_c, new_c = _comparable(stored), _comparable(new)
+    diff = [k for k in sorted(set(old_c) | set(new_c)) if old_c.get(k) != new_c.get(k)]
+    if diff:
+        details = ", ".join(f"{k}: {old_c.get(k)!r} -> {new_c.get(k)!r}" for k in diff)
+        raise UserError(
+            f"{run_dir} holds a run with a different config ({details}); use another "
+            "--run-dir, the same options, or --force to overwrite it"
+        )
+    return stored
+
+
+def _clear_run(run_dir: Path, split_dir: str | None) -> None:
+    for name in RUN_ARTIFACTS:
+        path = run_dir / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+    for path in [*run_dir.glob("metrics*.json"), *cb.checkpoint_files(run_dir)]:
+        path.unlink()
+    if split_dir is None:
+        for split in SPLITS:
+            (run_dir / f"{split}.txt").unlink(missing_ok=True)

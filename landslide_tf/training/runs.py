@@ -1,0 +1,201 @@
+"""Reading run directories written by ``landslide_tf.training.train``.
+
+A run directory holds ``config.json``: the resolved ``TrainConfig`` fields (loss filled in,
+``data`` and ``run_dir`` as absolute paths, ``loss_kwargs`` including WCE class weights derived
+from the training split) plus a few derived entries that are not config fields:
+
+- ``dem_stats``: ``[mean, std]`` of the training split's raw DEM values (``null`` without DEM);
+- ``landslide_fraction``: share of landslide pixels in the training split;
+- ``auto_loss_kwargs``: names of ``loss_kwargs`` entries filled in automatically;
+- ``channels``: number of input channels.
+
+``load_run(run_dir)`` returns that config and ``best.keras`` loaded in Keras safe mode with no
+``custom_objects`` (the package's custom layers are registered on import).
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from landslide_tf.errors import UserError
+from landslide_tf.training.config import TrainConfig
+
+if TYPE_CHECKING:
+    import keras
+
+CONFIG_FILE = "config.json"
+SPLITS = ("train", "val", "test")
+#: The validation-tuned decision threshold of a run (``evaluate --tune-threshold`` writes it).
+THRESHOLD_FILE = "threshold.json"
+
+
+def tuned_threshold(run_dir: str | Path) -> float | None:
+    """The threshold stored in ``run_dir/threshold.json``, or None when none was tuned.
+
+    Raises:
+        UserError: the file is damaged.
+    """
+    path = Path(run_dir) / THRESHOLD_FILE
+    if not path.is_file():
+        return None
+    try:
+        value = float(json.loads(path.read_text())["threshold"])
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+        raise UserError(
+            f"{path} is damaged: run evaluate --tune-threshold again or delete it"
+        ) from None
+    if not 0.0 <= value <= 1.0:
+        raise UserError(f"{path}: threshold {value} is not in [0, 1]; delete it or tune again")
+    return value
+
+
+def run_threshold(run_dir: str | Path, config: TrainConfig) -> float:
+    """The decision threshold of a run: the tuned one if stored, else ``config.threshold``."""
+    tuned = tuned_threshold(run_dir)
+    return float(config.threshold) if tuned is None else tuned
+
+
+def read_run_config(run_dir: str | Path) -> tuple[TrainConfig, dict[str, Any]]:
+    """Read ``config.json`` of a run.
+
+    Args:
+        run_dir: a directory written by ``landslide_tf.training.train``.
+
+    Returns:
+        ``(config, raw)``: the ``TrainConfig`` and the full JSON dict (with ``dem_stats`` etc.).
+
+    Raises:
+        UserError: the directory or its ``config.json`` is missing or unreadable.
+    """
+    run_dir = Path(run_dir)
+    path = run_dir / CONFIG_FILE
+    if not run_dir.is_dir():
+        raise UserError(f"run directory {run_dir} does not exist")
+    if not path.is_file():
+        raise UserError(f"{run_dir} is not a training run: no {CONFIG_FILE} in it")
+    raw = read_config_json(path)
+    return TrainConfig.from_dict(raw), raw
+
+
+def read_config_json(path: str | Path) -> dict[str, Any]:
+    """A run's ``config.json`` as a dict whose known fields have the right types.
+
+    Raises:
+        UserError: empty, truncated or not JSON, or a field of the wrong type; names the file.
+    """
+    from landslide_tf.training.config import config_type_problem
+
+    path = Path(path)
+    hint = "restore it, or retrain the run with --force"
+    try:
+        raw = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        where = f"{exc.msg}, line {exc.lineno}" if isinstance(exc, json.JSONDecodeError) else exc
+        raise UserError(f"{path} is damaged: not valid JSON ({where}); {hint}") from None
+    problem = config_type_problem(raw)
+    if problem:
+        raise UserError(f"{path} is damaged: {problem}; {hint}")
+    return raw
+
+
+def load_model_file(path: str | Path) -> keras.Model:
+    """Load a ``.keras`` file of this package in safe mode, uncompiled.
+
+    Raises:
+        UserError: the file is missing.
+    """
+    import keras
+
+    import landslide_tf.losses  # noqa: F401  (registers the custom losses)
+    import landslide_tf.models  # noqa: F401  (registers the custom layers)
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"model file {path} not found (training did not complete an epoch?)")
+    try:
+        return keras.models.load_model(path, compile=False, safe_mode=True)
+    except Exception as exc:  # noqa: BLE001  (keras raises many types for damaged files)
+        if not zipfile.is_zipfile(path):  # keras says "File not found" for these
+            reason = "empty, truncated or not a zip archive"
+        else:
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        raise UserError(
+            f"{path} is damaged or not a landslide_tf Keras model ({reason}); "
+            "restore it, or retrain the run with --force"
+        ) from None
+
+
+def load_run(run_dir: str | Path, which: str = "best") -> tuple[TrainConfig, keras.Model]:
+    """The config and trained model of a run.
+
+    Args:
+        run_dir: a directory written by ``landslide_tf.training.train``.
+        which: ``"best"`` (``best.keras``, highest validation mIoU) or ``"last"``.
+
+    Returns:
+        ``(config, model)``; the model maps ``(N, H, W, C)`` inputs to ``(N, H, W, 1)``
+        landslide probabilities.
+    """
+    if which not in ("best", "last"):
+        raise ValueError(f"which must be 'best' or 'last', got {which!r}")
+    config, _ = read_run_config(run_dir)
+    return config, load_model_file(Path(run_dir) / f"{which}.keras")
+
+
+def dataset_options(config: TrainConfig, raw: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Keyword arguments for ``landslide_tf.data.make_dataset`` matching a run's preprocessing.
+
+    Args:
+        config: the run config.
+        raw: the full ``config.json`` dict (for ``dem_stats``), if available.
+    """
+    if config.data_format in ("l4s", "folder"):  # issue 13: multi-band runs
+        raw = raw or {}
+        return {
+            "image_size": config.image_size,
+            "data_format": config.data_format,
+            "band_indices": list(raw.get("band_indices") or []),
+            "band_norm": raw.get("band_stats"),
+        }
+    stats = (raw or {}).get("dem_stats")
+    return {
+        "image_size": config.image_size,
+        "modalities": config.modalities,
+        "dem_norm": config.dem_norm,
+        "dem_stats": tuple(stats) if stats is not None else None,
+        "derived": tuple(config.derived),
+        "nodata": config.dem_nodata,
+    }
+
+
+def run_splits(
+    config: TrainConfig, run_dir: str | Path, data: str | Path | None = None
+) -> dict[str, list]:
+    """The train/val/test samples of a run (from its split files).
+
+    Args:
+        config: the run config.
+        run_dir: the run directory (split files live in ``config.split_dir`` or here).
+        data: dataset folder or zip overriding ``config.data`` (e.g. the data moved).
+
+    Returns:
+        ``{"train": [...], "val": [...], "test": [...]}`` of ``landslide_tf.data.Sample``.
+    """
+    from landslide_tf import data as ldata
+
+    root = data if data is not None else config.data
+    if root is None:
+        raise UserError("the run's config.json names no dataset: pass --data DIR")
+    if not Path(root).exists():
+        raise UserError(f"dataset {root} does not exist")
+    root = ldata.open_dataset(root)
+    if config.data_format in ("l4s", "folder"):  # issue 13: multi-band runs
+        from landslide_tf.data.formats import run_band_splits
+
+        return run_band_splits(config, root, config.split_dir or run_dir)
+    samples = ldata.find_samples(root, modalities=config.modalities, negatives=config.negatives)
+    out_dir = config.split_dir or run_dir
+    return ldata.make_split(samples, seed=config.seed, out_dir=out_dir)

@@ -1,0 +1,227 @@
+"""The files of a run directory that make training resumable, and how they are committed.
+
+A run directory is written so that killing the process at any moment (Ctrl-C, ``kill -9``)
+loses at most the epoch in progress:
+
+- ``epoch-NNNN.keras``: weights **and** optimizer state after epoch NNNN, a new file per
+  epoch, written first;
+- ``.best-NNNN.keras``: the new best model, when epoch NNNN improved, written next;
+- ``history.csv``: one row per completed epoch;
+- ``state.json``: ``{"epochs_done", "checkpoint", "best_pending", "best_epoch", ...}``,
+  written last, atomically. It is the commit point: resume loads exactly the checkpoint it
+  names, and rows of ``history.csv`` beyond ``state["epochs_done"]`` are dropped, so every
+  epoch is trained and recorded exactly once, wherever a ``kill -9`` lands;
+- after the commit (and again on resume, ``roll_forward``): the pending best is moved onto
+  ``best.keras``, ``last.keras`` becomes a link to (or copy of) the committed checkpoint,
+  and checkpoints older than the previous one are removed. The previous one is kept as a
+  fallback for a checkpoint damaged later (``resume_checkpoint``).
+
+Every file is written to a temporary name and moved into place with ``os.replace``
+(atomic on POSIX), so a reader never sees a half-written file. ``LANDSLIDE_TF_FAULT``
+(``after-checkpoint:N``, ``after-best:N``, ``after-state:N``) makes the process kill itself
+with SIGKILL at that point of epoch N's save: the tests' fault-injection point.
+
+``landslide_tf.training.callbacks.ResumeCheckpoint`` writes them after every epoch; nothing here
+imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+import re
+import shutil
+import signal
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+STATE_FILE = "state.json"
+HISTORY_FILE = "history.csv"
+LAST_MODEL = "last.keras"
+BEST_MODEL = "best.keras"
+#: Environment variable naming a fault-injection point, e.g. ``after-checkpoint:2``.
+FAULT_ENV = "LANDSLIDE_TF_FAULT"
+_CHECKPOINT = re.compile(r"^epoch-(\d{4,})\.keras$")
+_PENDING_BEST = re.compile(r"^\.best-(\d{4,})\.keras$")
+
+
+def checkpoint_name(epoch: int) -> str:
+    """File name of the checkpoint after ``epoch`` (1-based)."""
+    return f"epoch-{epoch:04d}.keras"
+
+
+def checkpoint_files(run_dir: str | Path) -> list[Path]:
+    """Per-epoch checkpoints and pending best models of a run directory, oldest first."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        return []
+    found = [
+        p for p in run_dir.iterdir() if _CHECKPOINT.match(p.name) or _PENDING_BEST.match(p.name)
+    ]
+    return sorted(found, key=lambda p: p.name.lstrip("."))
+
+
+def fault_point(name: str, epoch: int) -> None:
+    """Kill this process (SIGKILL, like ``kill -9``) when ``$LANDSLIDE_TF_FAULT`` names this
+    point of this epoch; a no-op otherwise."""
+    if os.environ.get(FAULT_ENV) == f"{name}:{epoch}":
+        logger.warning("%s=%s: killing the process", FAULT_ENV, os.environ[FAULT_ENV])
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and ``os.replace``."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def atomic_write_json(path: str | Path, values: Mapping[str, Any]) -> None:
+    """Write ``values`` as pretty JSON, atomically."""
+    atomic_write_text(path, json.dumps(values, indent=2, sort_keys=True) + "\n")
+
+
+def atomic_save_model(model: Any, path: str | Path) -> None:
+    """``model.save`` to a temporary ``.keras`` file, then move it onto ``path``."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem.lstrip('.')}.tmp.keras")
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+def read_state(run_dir: str | Path) -> dict[str, Any] | None:
+    """The committed training state of a run directory, or ``None`` before epoch 1 ends.
+
+    Raises:
+        UserError: ``state.json`` is damaged (not JSON, or without a valid ``epochs_done``).
+    """
+    from landslide_tf.errors import UserError
+
+    path = Path(run_dir) / STATE_FILE
+    if not path.is_file():
+        return None
+    hint = "rerun with --force to start this run over"
+    try:
+        state = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path} is damaged ({exc}); {hint}") from None
+    if not isinstance(state, dict):
+        raise UserError(f"{path} is damaged (not a JSON object); {hint}")
+    for key in ("epochs_done", "best_epoch"):
+        value = state.get(key, 0)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise UserError(f"{path} is damaged ({key}={value!r}); {hint}")
+    for key in ("checkpoint", "best_pending"):
+        name = state.get(key)
+        if name is not None and (not isinstance(name, str) or Path(name).name != name):
+            raise UserError(f"{path} is damaged ({key}={name!r}); {hint}")
+    return state
+
+
+def _link_or_copy(source: Path, dest: Path) -> None:
+    if dest.exists() and os.path.samefile(source, dest):
+        return  # already linked (rename between two links of one file would do nothing)
+    tmp = dest.with_name(f".{dest.stem}.tmp.keras")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(source, tmp)
+    except OSError:
+        shutil.copyfile(source, tmp)
+    os.replace(tmp, dest)
+
+
+def roll_forward(run_dir: str | Path, state: Mapping[str, Any]) -> None:
+    """Finish a committed save: promote the pending best, point ``last.keras`` at the
+    checkpoint, remove checkpoints older than the previous one. Idempotent."""
+    run_dir = Path(run_dir)
+    pending = state.get("best_pending")
+    if pending and (run_dir / pending).is_file():
+        os.replace(run_dir / pending, run_dir / BEST_MODEL)
+    name = state.get("checkpoint")
+    if not name or not (run_dir / name).is_file():
+        return
+    _link_or_copy(run_dir / name, run_dir / LAST_MODEL)
+    checkpoints = [p for p in checkpoint_files(run_dir) if _CHECKPOINT.match(p.name)]
+    keep = {name}
+    older = [p for p in checkpoints if p.name < name]
+    if older:
+        keep.add(older[-1].name)  # the previous good one: a fallback
+    for path in checkpoint_files(run_dir):
+        if path.name not in keep and path.name != pending:
+            path.unlink(missing_ok=True)
+
+
+def resume_checkpoint(run_dir: str | Path, state: Mapping[str, Any]) -> list[tuple[int, Path]]:
+    """Checkpoints to try on resume, best first: ``(epochs_done, path)``.
+
+    The one ``state.json`` names (or ``last.keras`` for runs written before per-epoch
+    checkpoints), then the previous epoch's, if kept.
+    """
+    run_dir = Path(run_dir)
+    done = int(state["epochs_done"])
+    name = state.get("checkpoint")
+    if not name:
+        return [(done, run_dir / LAST_MODEL)]
+    options = [(done, run_dir / name)]
+    older = [p for p in checkpoint_files(run_dir) if _CHECKPOINT.match(p.name) and p.name < name]
+    if older:
+        options.append((int(_CHECKPOINT.match(older[-1].name).group(1)), older[-1]))
+    return options
+
+
+def read_history(path: str | Path) -> list[dict[str, float]]:
+    """Rows of a ``history.csv`` as dicts of floats (``epoch`` as int); ``[]`` if absent."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    from landslide_tf.errors import UserError
+
+    rows = []
+    with open(path, newline="") as f:
+        try:
+            for row in csv.DictReader(f):
+                parsed: dict[str, float] = {}
+                for key, value in row.items():
+                    if value in (None, "") or key is None:
+                        continue
+                    parsed[key] = int(value) if key == "epoch" else float(value)
+                if "epoch" not in parsed:
+                    raise ValueError(f"a row without an epoch: {row}")
+                rows.append(parsed)
+        except (ValueError, TypeError, UnicodeDecodeError, csv.Error) as exc:
+            reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+            raise UserError(
+                f"{path} is damaged ({reason}); restore it, or retrain the run with --force"
+            ) from None
+    return rows
+
+
+def write_history(path: str | Path, rows: Sequence[Mapping[str, float]]) -> None:
+    """Write history rows (the union of their keys as columns, ``epoch`` first), atomically."""
+    columns: list[str] = ["epoch"]
+    for row in rows:
+        columns += [k for k in row if k not in columns]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _fmt(row.get(k)) for k in columns})
+    atomic_write_text(path, buf.getvalue())
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, int):
+        return str(value)
+    return f"{float(value):.6g}"
