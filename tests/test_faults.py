@@ -239,19 +239,25 @@ def test_no_loadable_checkpoint_says_force_and_deletes_nothing(two_epoch_run, sy
 @pytest.mark.parametrize("value", [100.0, 65535.0, -37.5, 0.0, 8848.0])
 @pytest.mark.parametrize("shape, size", [((100, 90), 64), ((64, 64), 128), ((37, 53), (48, 80))])
 def test_flat_dem_normalises_to_zero_at_any_size(value, shape, size):
-    from landslide_tf.data.preprocess import preprocess_inputs
+    from keras import ops
+
+    from landslide_tf.data.preprocess import preprocess
+    from landslide_tf.data.spec import bijie_spec
 
     image = np.full((*shape, 3), 120, np.uint8)
     dem = np.full(shape, value, np.float32)
-    x = preprocess_inputs(image, dem, size=size, modalities="rgb+dem").numpy()
+    spec = bijie_spec(size if isinstance(size, int) else size[0])
+    x = ops.convert_to_numpy(preprocess(image, dem, spec))
     assert np.all(x[..., 3] == 0.0), (x[..., 3].min(), x[..., 3].max())
 
 
 def test_a_real_relief_is_still_stretched_to_0_1():
-    from landslide_tf.data.preprocess import normalize_dem, resize
+    from keras import ops
+
+    from landslide_tf.data.preprocess import minmax, resize
 
     dem = 1000.0 + np.linspace(0, 0.5, 64 * 64, dtype=np.float32).reshape(64, 64)  # 50 cm
-    out = normalize_dem(resize(dem[..., None], 32)[..., 0]).numpy()
+    out = ops.convert_to_numpy(minmax(resize(dem[..., None], 32)[..., 0]))
     assert out.min() == pytest.approx(0.0) and out.max() == pytest.approx(1.0)
 
 
@@ -528,16 +534,22 @@ def test_check_does_not_flag_an_ordinary_8_bit_dem(synth_dir):
 
 
 def test_dem_nodata_fills_like_nan_through_the_loader():
-    from landslide_tf.data.preprocess import preprocess_inputs
+    from keras import ops
+
+    from landslide_tf.data.preprocess import preprocess
+    from landslide_tf.data.spec import bijie_spec
+
+    def preprocess_inputs(image, dem, size, nodata=None):
+        return ops.convert_to_numpy(preprocess(image, dem, bijie_spec(size, nodata=nodata)))
 
     rng = np.random.default_rng(0)
     image = rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)
     dem = rng.uniform(1200, 1800, (40, 40)).astype(np.float32)
     holed, nan = dem.copy(), dem.copy()
     holed[:10, :10], nan[:10, :10] = 65535, np.nan
-    with_nodata = preprocess_inputs(image, holed, 32, nodata=65535.0).numpy()
-    np.testing.assert_allclose(with_nodata, preprocess_inputs(image, nan, 32).numpy())
-    squashed = preprocess_inputs(image, holed, 32).numpy()[..., 3]
+    with_nodata = preprocess_inputs(image, holed, 32, nodata=65535.0)
+    np.testing.assert_allclose(with_nodata, preprocess_inputs(image, nan, 32))
+    squashed = preprocess_inputs(image, holed, 32)[..., 3]
     assert squashed[16:, 16:].max() < 0.05  # what happens without the option
 
 

@@ -297,20 +297,22 @@ def load_sample(
     Raises:
         DataError: unreadable files (one line naming the file).
     """
-    from landslide_tf.data.preprocess import preprocess_inputs, preprocess_mask
+    from keras import ops
+
+    from landslide_tf.data.preprocess import preprocess, preprocess_mask
+    from landslide_tf.data.spec import bijie_spec
 
     rgb, dem, mask, notes = read_sample_arrays(sample, modalities)
     _warn(notes)
     if dem_norm == "dataset" and dem_stats is None and modalities != "rgb":
         raise DataError("dem_norm='dataset' needs dem_stats=(mean, std) of the training split")
     try:
-        x = preprocess_inputs(
-            rgb, dem, image_size, modalities, dem_norm, dem_stats, tuple(derived), nodata
-        ).numpy()
+        spec = bijie_spec(image_size, modalities, tuple(derived), dem_norm, dem_stats, nodata)
+        x = ops.convert_to_numpy(preprocess(rgb, dem, spec))
     except ValueError as exc:
         raise DataError(f"{sample.stem}: {exc}") from None
     if mask is None:
         y = np.zeros((image_size, image_size, 1), np.float32)
     else:
-        y = preprocess_mask(mask, image_size).numpy()
+        y = ops.convert_to_numpy(preprocess_mask(mask, image_size))
     return x.astype(np.float32), y.astype(np.float32)

@@ -145,11 +145,13 @@ def tile_dataset(
     Returns:
         The dataset and its ``TileReader`` (whose ``error`` holds the first file error).
     """
-    from landslide_tf.data.preprocess import preprocess_inputs, preprocess_mask
+    from landslide_tf.data.preprocess import preprocess, preprocess_mask
+    from landslide_tf.data.spec import bijie_spec
 
     if dem_norm == "dataset" and dem_stats is None and modalities != "rgb":
         raise DataError("dem_norm='dataset' needs dem_stats=(mean, std) of the training split")
     reader = TileReader(samples, modalities)
+    spec = bijie_spec(image_size, modalities, tuple(derived), dem_norm, dem_stats, nodata)
     uses_rgb = modalities in ("rgb+dem", "rgb")
     uses_dem = modalities in ("rgb+dem", "dem")
     derived = tuple(derived)
@@ -164,16 +166,7 @@ def tile_dataset(
         rgb.set_shape([None, None, 3])
         dem.set_shape([None, None])
         mask.set_shape([None, None])
-        x = preprocess_inputs(
-            rgb if uses_rgb else None,
-            dem if uses_dem else None,
-            image_size,
-            modalities,
-            dem_norm,
-            dem_stats,
-            derived,
-            nodata,
-        )
+        x = preprocess(rgb if uses_rgb else None, dem if uses_dem else None, spec)
         y = tf.cond(
             tf.size(mask) > 0,
             lambda: preprocess_mask(mask, image_size),

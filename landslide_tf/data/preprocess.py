@@ -1,20 +1,23 @@
-"""The one implementation of the paper's preprocessing, in TensorFlow ops.
+"""The one implementation of the input preprocessing, in ``keras.ops`` (any Keras backend).
 
-The dataset loader calls these functions eagerly on decoded tiles; ``export`` and ``predict``
-trace the very same functions into their graphs, so a SavedModel preprocesses raw inputs
-exactly as training did.
+``preprocess(image, dem, spec)`` turns raw inputs into the network input that an
+``InputSpec`` (``landslide_tf.data.spec``) describes. The tf.data pipeline maps it over the
+training tiles, the predictor and the exported SavedModel trace it into their graphs, so
+training, evaluation, prediction, scenes and the export see identical inputs.
 
 Every function takes one tile ``(H, W, C)`` / ``(H, W)`` or a batch ``(N, H, W, C)`` /
 ``(N, H, W)``.
 
-Conventions (documented in the README):
-- image: uint8 RGB -> float32 in [0, 1], then bilinear resize (antialiased when shrinking);
-- DEM: nodata and non-finite cells are filled with the mean of the valid cells, the DEM is
-  resampled bilinearly onto the image grid, then normalized: ``"minmax"`` (default) maps each
-  tile's own min..max to 0..1 (a flat tile gives 0: a range below ``FLAT_RTOL`` of the
-  tile's magnitude, e.g. resampling noise on a constant, counts as flat); ``"dataset"`` standardizes with the
-  training split's mean and standard deviation, ``(dem - mean) / std``;
-- derived DEM channels (optional, beyond the paper) are computed from the resampled, raw DEM;
+Order of operations (unchanged from release 0.1, so its runs give the same inputs):
+
+- image bands: normalised per band (``unit``: /255; ``standard``: ``(x - mean) / std``;
+  ``percentile``: ``clip((x - p2) / (p98 - p2), 0, 1)``), missing values (NaN) set to 0,
+  then resized to the training size (bilinear, antialiased when shrinking);
+- DEM: nodata and non-finite cells filled with the tile's valid mean, resampled bilinearly
+  onto the training size, then normalised (``minmax``: each tile's min..max to 0..1, a flat
+  tile, range below ``FLAT_RTOL`` of its magnitude, gives 0; ``standard``: training mean/std);
+- derived terrain channels are computed from the resampled raw DEM (gradients per pixel of
+  the resampled grid, or in ground units when the spec knows the DEM's pixel size);
 - mask: > 0 is landslide; resized bilinearly and thresholded at 0.5, values in {0, 1}.
 """
 
@@ -22,8 +25,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
-import tensorflow as tf
+from keras import ops
+
+from landslide_tf.data.spec import Band, InputSpec
 
 EPSILON = 1e-6
 #: A DEM tile whose range is below this fraction of its magnitude is flat (normalises to 0):
@@ -38,80 +44,70 @@ def _size2(size: int | Sequence[int]) -> tuple[int, int]:
     return (int(height), int(width))
 
 
-def resize(x: tf.Tensor, size: int | Sequence[int]) -> tf.Tensor:
+def resize(x: Any, size: int | Sequence[int]) -> Any:
     """Bilinear resize of ``(..., H, W, C)`` float data, antialiased when shrinking."""
-    x = tf.convert_to_tensor(x, tf.float32)
-    return tf.image.resize(x, _size2(size), method="bilinear", antialias=True)
+    x = ops.cast(x, "float32")
+    return ops.image.resize(x, _size2(size), interpolation="bilinear", antialias=True)
 
 
-def normalize_image(image: tf.Tensor) -> tf.Tensor:
-    """uint8 (or 0..255 float) RGB to float32 in [0, 1]."""
-    return tf.cast(tf.convert_to_tensor(image), tf.float32) / 255.0
-
-
-def fill_nodata(dem: tf.Tensor, nodata: float | None = None) -> tf.Tensor:
+def fill_nodata(dem: Any, nodata: float | None = None) -> Any:
     """Replace nodata and non-finite cells of ``(..., H, W)`` by the tile's valid mean."""
-    dem = tf.cast(tf.convert_to_tensor(dem), tf.float32)
-    valid = tf.math.is_finite(dem)
+    dem = ops.cast(dem, "float32")
+    valid = ops.isfinite(dem)
     if nodata is not None:
-        valid = tf.logical_and(valid, tf.not_equal(dem, tf.cast(nodata, tf.float32)))
-    validf = tf.cast(valid, tf.float32)
-    safe = tf.where(valid, dem, tf.zeros_like(dem))
-    total = tf.reduce_sum(safe, axis=[-2, -1], keepdims=True)
-    count = tf.reduce_sum(validf, axis=[-2, -1], keepdims=True)
-    mean = tf.math.divide_no_nan(total, count)
-    return tf.where(valid, dem, mean + tf.zeros_like(dem))
+        valid = ops.logical_and(valid, ops.not_equal(dem, float(nodata)))
+    safe = ops.where(valid, dem, ops.zeros_like(dem))
+    total = ops.sum(safe, axis=(-2, -1), keepdims=True)
+    count = ops.sum(ops.cast(valid, "float32"), axis=(-2, -1), keepdims=True)
+    mean = ops.divide_no_nan(total, count)
+    return ops.where(valid, dem, mean + ops.zeros_like(dem))
 
 
-def normalize_dem(
-    dem: tf.Tensor,
-    method: str = "minmax",
-    stats: Sequence[float] | None = None,
-) -> tf.Tensor:
-    """Normalize a DEM ``(..., H, W)``.
-
-    Args:
-        dem: elevation (any units; Bijie ships 8-bit grayscale PNGs, dark = low).
-        method: ``"minmax"`` (per tile to [0, 1]; flat tiles, range <= ``FLAT_RTOL`` x
-            magnitude, give 0) or ``"dataset"`` (``(dem - mean) / std``).
-        stats: ``(mean, std)`` of the training split, required for ``"dataset"``.
-
-    Returns:
-        float32 tensor of the same shape.
-    """
-    dem = tf.cast(tf.convert_to_tensor(dem), tf.float32)
-    if method == "minmax":
-        lo = tf.reduce_min(dem, axis=[-2, -1], keepdims=True)
-        hi = tf.reduce_max(dem, axis=[-2, -1], keepdims=True)
-        scale = tf.maximum(tf.abs(lo), tf.abs(hi))
-        flat = (hi - lo) <= FLAT_RTOL * scale  # also true when hi == lo
-        stretched = tf.math.divide_no_nan(dem - lo, hi - lo)
-        return tf.where(flat, tf.zeros_like(dem), stretched)
-    if method == "dataset":
-        if stats is None:
-            raise ValueError("dem_norm='dataset' needs stats=(mean, std) of the training split")
-        mean, std = float(stats[0]), float(stats[1])
-        return (dem - mean) / max(std, EPSILON)
-    raise ValueError(f"unknown DEM normalization {method!r}; expected 'minmax' or 'dataset'")
+def minmax(dem: Any) -> Any:
+    """Each tile's ``(..., H, W)`` min..max to 0..1; flat tiles give 0."""
+    lo = ops.min(dem, axis=(-2, -1), keepdims=True)
+    hi = ops.max(dem, axis=(-2, -1), keepdims=True)
+    scale = ops.maximum(ops.abs(lo), ops.abs(hi))
+    flat = ops.less_equal(hi - lo, FLAT_RTOL * scale)  # also true when hi == lo
+    stretched = ops.divide_no_nan(dem - lo, hi - lo)
+    return ops.where(flat, ops.zeros_like(dem), stretched)
 
 
-def derived_channels(dem: tf.Tensor, names: Sequence[str]) -> tf.Tensor:
+def standardize(x: Any, mean: float, std: float) -> Any:
+    """``(x - mean) / std`` (std floored at ``EPSILON``)."""
+    return (x - float(mean)) / max(float(std), EPSILON)
+
+
+def normalize_dem(dem: Any, band: Band) -> Any:
+    """The DEM band's normalisation of a resampled DEM ``(..., H, W)``."""
+    if band.norm == "minmax":
+        return minmax(dem)
+    if band.norm == "standard":
+        return standardize(dem, *band.params)
+    raise ValueError(f"the DEM cannot be normalised with {band.norm!r}")
+
+
+def terrain(dem: Any, names: Sequence[str], step: tuple[Any, Any] | None = None) -> Any:
     """Terrain channels from a raw DEM ``(..., H, W)`` -> ``(..., H, W, len(names))``.
 
     ``slope``: arctan of the gradient magnitude, scaled to [0, 1] (1 = vertical);
     ``aspect``: downslope direction, atan2 mapped to [0, 1];
     ``hillshade``: illumination from azimuth 315 deg, altitude 45 deg, in [0, 1].
-    Gradients are central differences in pixel units of the resampled grid.
+    Gradients are central differences; ``step = (dy, dx)`` is the ground size of a pixel
+    (same unit as the elevation), else one pixel.
     """
-    dem = tf.cast(tf.convert_to_tensor(dem), tf.float32)
-    batched = dem.shape.rank == 3
-    x = dem if batched else dem[tf.newaxis]
-    x = x[..., tf.newaxis]  # (N, H, W, 1)
-    padded = tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="SYMMETRIC")
+    dem = ops.cast(dem, "float32")
+    batched = len(dem.shape) == 3
+    x = dem if batched else ops.expand_dims(dem, 0)
+    x = ops.expand_dims(x, -1)  # (N, H, W, 1)
+    padded = ops.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="symmetric")
     dzdx = (padded[:, 1:-1, 2:, :] - padded[:, 1:-1, :-2, :]) / 2.0
     dzdy = (padded[:, 2:, 1:-1, :] - padded[:, :-2, 1:-1, :]) / 2.0
-    slope = tf.atan(tf.sqrt(dzdx**2 + dzdy**2))
-    aspect = tf.atan2(-dzdx, dzdy)
+    if step is not None:
+        dzdy = dzdy / step[0]
+        dzdx = dzdx / step[1]
+    slope = ops.arctan(ops.sqrt(dzdx**2 + dzdy**2))
+    aspect = ops.arctan2(-dzdx, dzdy)
     out = []
     for name in names:
         if name == "slope":
@@ -121,66 +117,85 @@ def derived_channels(dem: tf.Tensor, names: Sequence[str]) -> tf.Tensor:
         elif name == "hillshade":
             zenith = math.radians(45.0)
             azimuth = math.radians(315.0)
-            shade = math.cos(zenith) * tf.cos(slope) + math.sin(zenith) * tf.sin(slope) * tf.cos(
+            shade = math.cos(zenith) * ops.cos(slope) + math.sin(zenith) * ops.sin(slope) * ops.cos(
                 azimuth - aspect
             )
-            out.append(tf.clip_by_value(shade, 0.0, 1.0))
+            out.append(ops.clip(shade, 0.0, 1.0))
         else:
             raise ValueError(
                 f"unknown derived channel {name!r}; expected slope, aspect or hillshade"
             )
-    result = tf.concat(out, axis=-1) if out else x[..., :0]
+    result = ops.concatenate(out, axis=-1) if out else x[..., :0]
     return result if batched else result[0]
 
 
-def preprocess_inputs(
-    image: tf.Tensor | None,
-    dem: tf.Tensor | None,
-    size: int | Sequence[int] = 128,
-    modalities: str = "rgb+dem",
-    dem_norm: str = "minmax",
-    dem_stats: Sequence[float] | None = None,
-    derived: Sequence[str] = (),
-    nodata: float | None = None,
-) -> tf.Tensor:
-    """Raw image and DEM to the network input ``(..., size, size, C)`` float32.
+def normalize_image(image: Any, bands: Sequence[Band]) -> Any:
+    """Per-band normalisation of a raw image ``(..., H, W, len(bands))``; NaN becomes 0."""
+    x = ops.cast(image, "float32")
+    offset, divisor, low, high = [], [], [], []
+    for band in bands:
+        if band.norm == "unit":
+            a, d, lo, hi = 0.0, 255.0, -math.inf, math.inf
+        elif band.norm == "standard":
+            a, d, lo, hi = band.params[0], max(band.params[1], EPSILON), -math.inf, math.inf
+        elif band.norm == "percentile":
+            a, d, lo, hi = band.params[0], max(band.params[1] - band.params[0], EPSILON), 0, 1
+        else:
+            raise ValueError(f"image band {band.name} cannot be normalised with {band.norm!r}")
+        offset.append(a)
+        divisor.append(d)
+        low.append(lo)
+        high.append(hi)
+    y = (x - ops.array(offset, "float32")) / ops.array(divisor, "float32")
+    if any(math.isfinite(v) for v in low + high):
+        y = ops.minimum(ops.maximum(y, ops.array(low, "float32")), ops.array(high, "float32"))
+    return ops.where(ops.isfinite(y), y, ops.zeros_like(y))
+
+
+def preprocess(image: Any, dem: Any, spec: InputSpec) -> Any:
+    """Raw inputs to the network input ``(..., S, S, C)`` float32, channels in spec order.
 
     Args:
-        image: uint8 RGB ``(..., H, W, 3)``; ignored (may be None) for ``modalities="dem"``.
-        dem: elevation ``(..., H', W')`` on any grid; resampled onto ``size``. Ignored (may be
-            None) for ``modalities="rgb"``.
-        size: output height and width (an int or ``(h, w)``).
-        modalities: ``"rgb+dem"`` (RGB then DEM), ``"rgb"`` or ``"dem"``.
-        dem_norm: ``"minmax"`` or ``"dataset"`` (see ``normalize_dem``).
-        dem_stats: ``(mean, std)`` for ``"dataset"``.
-        derived: extra DEM channels appended after the DEM: slope, aspect, hillshade.
-        nodata: DEM value that marks missing cells.
-
-    Returns:
-        Channels in the order RGB, DEM, derived.
+        image: the raw image ``(..., H, W, spec.image_channels)`` (uint8 RGB or float32
+            bands in the user's units); None when the spec has no image band.
+        dem: elevation ``(..., H', W')`` on any grid, or None when the spec has no DEM.
+        spec: the run's input spec.
     """
-    parts = []
-    if modalities in ("rgb+dem", "rgb"):
+    size = (int(spec.size), int(spec.size))
+    channels: dict[str, Any] = {}
+    image_bands = spec.image_bands
+    if image_bands:
         if image is None:
-            raise ValueError(f"modalities={modalities!r} needs an RGB image")
-        parts.append(resize(normalize_image(image), size))
-    if modalities in ("rgb+dem", "dem"):
+            raise ValueError(f"this input ({spec.describe()}) needs the image")
+        x = resize(normalize_image(image, image_bands), size)
+        for i, band in enumerate(image_bands):
+            channels[band.name] = x[..., i : i + 1]
+    if spec.uses_dem:
         if dem is None:
-            raise ValueError(f"modalities={modalities!r} needs a DEM")
-        raw = resize(fill_nodata(dem, nodata)[..., tf.newaxis], size)[..., 0]
-        parts.append(normalize_dem(raw, dem_norm, dem_stats)[..., tf.newaxis])
+            raise ValueError(f"this input ({spec.describe()}) needs a DEM")
+        raw = resize(ops.expand_dims(fill_nodata(dem, spec.nodata), -1), size)[..., 0]
+        band = spec.dem_band
+        if band is not None:
+            channels[band.name] = ops.expand_dims(normalize_dem(raw, band), -1)
+        derived = spec.derived
         if derived:
-            parts.append(derived_channels(raw, derived))
-    elif modalities != "rgb":
-        raise ValueError(f"unknown modalities {modalities!r}; expected rgb+dem, rgb or dem")
-    return tf.concat(parts, axis=-1)
+            step = None
+            if spec.pixel_size is not None:
+                shape = ops.shape(dem)
+                step = tuple(
+                    ops.cast(shape[axis], "float32") * (float(spec.pixel_size) / size[0])
+                    for axis in (-2, -1)
+                )
+            maps = terrain(raw, derived, step)
+            for i, name in enumerate(derived):
+                channels[name] = maps[..., i : i + 1]
+    return ops.concatenate([channels[b.name] for b in spec.bands], axis=-1)
 
 
-def preprocess_mask(mask: tf.Tensor, size: int | Sequence[int] = 128) -> tf.Tensor:
+def preprocess_mask(mask: Any, size: int | Sequence[int] = 128) -> Any:
     """Mask ``(..., H, W)`` or ``(..., H, W, 1)`` (> 0 = landslide) to ``{0, 1}`` float32."""
-    mask = tf.convert_to_tensor(mask)
-    if mask.shape.rank is not None and mask.shape[-1] != 1:
-        mask = mask[..., tf.newaxis]
-    binary = tf.cast(mask > 0, tf.float32)
-    resized = tf.image.resize(binary, _size2(size), method="bilinear")
-    return tf.cast(resized >= 0.5, tf.float32)
+    if len(mask.shape) in (2, 3) and (len(mask.shape) == 2 or mask.shape[-1] != 1):
+        mask = ops.expand_dims(mask, -1)
+    binary = ops.cast(ops.greater(mask, 0), "float32")
+    resized = ops.image.resize(binary, _size2(size), interpolation="bilinear")
+    return ops.cast(ops.greater_equal(resized, 0.5), "float32")

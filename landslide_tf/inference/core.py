@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from landslide_tf.data.spec import InputSpec, bijie_spec
 from landslide_tf.errors import DataError, UserError
 from landslide_tf.inference.tta import apply_model
 from landslide_tf.training.config import MODALITIES, num_channels
@@ -81,6 +82,18 @@ class InferenceSettings:
     def channels(self) -> int:
         """Channel count of the normalized network input."""
         return num_channels(self.modalities, self.derived)
+
+    @property
+    def spec(self) -> InputSpec:
+        """The input spec these settings describe."""
+        return bijie_spec(
+            self.image_size,
+            self.modalities,
+            self.derived,
+            self.dem_norm,
+            self.dem_stats,
+            self.nodata,
+        )
 
     @property
     def channel_names(self) -> list[str]:
@@ -169,7 +182,7 @@ def raw_probability(
     """
     import tensorflow as tf
 
-    from landslide_tf.data import preprocess as preprocessing
+    from landslide_tf.data.preprocess import preprocess
 
     checks = []
     if settings.uses_image:
@@ -213,15 +226,10 @@ def raw_probability(
         )
     )
     with tf.control_dependencies(checks):
-        x = preprocessing.preprocess_inputs(
+        x = preprocess(
             image if settings.uses_image else None,
             dem if settings.uses_dem else None,
-            size=settings.image_size,
-            modalities=settings.modalities,
-            dem_norm=settings.dem_norm,
-            dem_stats=settings.dem_stats,
-            derived=settings.derived,
-            nodata=settings.nodata,
+            settings.spec,
         )  # (N, S, S, C)
     prob = apply_model(model_fn, x, settings.tta)  # (N, S, S, 1) float32
     grid = tf.shape(image)[1:3] if settings.uses_image else tf.shape(dem)[1:3]
