@@ -30,6 +30,7 @@ import numpy as np
 
 from landslide_tf.cli.common import run_cli
 from landslide_tf.errors import UserError, describe_os_error
+from landslide_tf.files import atomic_write_json
 from landslide_tf.inference.tta import add_tta_arg, apply_model
 from landslide_tf.metrics.segmentation import SCORE_KEYS, format_metrics
 from landslide_tf.training.precision import add_precision_args, precision_from_args
@@ -42,7 +43,6 @@ from landslide_tf.training.runs import (
     run_splits,
     run_threshold,
 )
-from landslide_tf.training.runstate import atomic_write_json
 
 if TYPE_CHECKING:
     import keras

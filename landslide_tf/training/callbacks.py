@@ -17,6 +17,7 @@ from typing import Any
 
 import keras
 
+from landslide_tf.files import atomic_write_json
 from landslide_tf.training.runstate import (  # noqa: F401  (re-exported)
     BEST_MODEL,
     FAULT_ENV,
@@ -24,8 +25,6 @@ from landslide_tf.training.runstate import (  # noqa: F401  (re-exported)
     LAST_MODEL,
     STATE_FILE,
     atomic_save_model,
-    atomic_write_json,
-    atomic_write_text,
     checkpoint_files,
     checkpoint_name,
     fault_point,
@@ -144,6 +143,7 @@ class ResumeCheckpoint(keras.callbacks.Callback):
             "best_epoch": self.best_epoch,
             "best_value": self.best_value,
             "monitor": self.monitor,
+            "last_row": row,  # the committed epoch's history row (reconcile_history)
             "optimizer_iterations": int(
                 keras.ops.convert_to_numpy(self.model.optimizer.iterations)
             ),

@@ -28,6 +28,7 @@ imports TensorFlow.
 from __future__ import annotations
 
 import csv
+import fcntl
 import io
 import json
 import logging
@@ -35,13 +36,18 @@ import os
 import re
 import shutil
 import signal
+import socket
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from landslide_tf.files import atomic_write_text, staged
+
 logger = logging.getLogger(__name__)
 
 STATE_FILE = "state.json"
+LOCK_FILE = ".lock"
 HISTORY_FILE = "history.csv"
 LAST_MODEL = "last.keras"
 BEST_MODEL = "best.keras"
@@ -75,28 +81,11 @@ def fault_point(name: str, epoch: int) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and ``os.replace``."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def atomic_write_json(path: str | Path, values: Mapping[str, Any]) -> None:
-    """Write ``values`` as pretty JSON, atomically."""
-    atomic_write_text(path, json.dumps(values, indent=2, sort_keys=True) + "\n")
-
-
 def atomic_save_model(model: Any, path: str | Path) -> None:
-    """``model.save`` to a temporary ``.keras`` file, then move it onto ``path``."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem.lstrip('.')}.tmp.keras")
-    model.save(tmp)
-    os.replace(tmp, path)
+    """``model.save`` to a temporary ``.keras`` file, then move it onto ``path``; a failed
+    save (a full disk) removes the temporary file and raises ``OSError`` naming ``path``."""
+    with staged(path) as tmp:
+        model.save(tmp)
 
 
 def read_state(run_dir: str | Path) -> dict[str, Any] | None:
@@ -225,3 +214,117 @@ def _fmt(value: Any) -> str:
     if isinstance(value, int):
         return str(value)
     return f"{float(value):.6g}"
+
+
+def reconcile_history(
+    rows: Sequence[Mapping[str, float]], state: Mapping[str, Any] | None, path: str | Path
+) -> list[dict[str, float]]:
+    """History rows of the committed epochs, the last one checked against ``state.json``.
+
+    ``state.json`` (the commit point) carries the committed epoch's row (``last_row``). A
+    ``history.csv`` whose row for that epoch is missing or differs (a torn or edited file) is
+    repaired from it, with a warning; rows beyond the committed epoch are dropped.
+    """
+    done = int(state["epochs_done"]) if state else 0
+    kept = [dict(r) for r in rows if int(r["epoch"]) <= done]
+    record = (state or {}).get("last_row")
+    if not done or not isinstance(record, Mapping):
+        return kept
+    record = {k: (int(v) if k == "epoch" else float(v)) for k, v in record.items()}
+    current = next((r for r in kept if int(r["epoch"]) == done), None)
+    if current is None or not _same_row(current, record):
+        logger.warning(
+            "%s: the row of epoch %d %s state.json; rewritten from the checkpoint's record",
+            path,
+            done,
+            "is missing from" if current is None else "disagrees with",
+        )
+        kept = [r for r in kept if int(r["epoch"]) != done] + [record]
+        kept.sort(key=lambda r: int(r["epoch"]))
+        write_history(path, kept)
+    return kept
+
+
+def _same_row(a: Mapping[str, float], b: Mapping[str, float]) -> bool:
+    if set(a) != set(b):
+        return False
+    return all(_fmt(a[k]) == _fmt(b[k]) for k in a)
+
+
+class RunLock:
+    """An exclusive lock on a run directory while a process writes it.
+
+    The lock file ``.lock`` holds the owner's pid, host and start time and is locked with
+    ``fcntl.flock``: the kernel releases it when the owner dies (even by ``kill -9``), so a
+    stale lock file is simply taken over. A second process gets a one-line ``UserError``
+    naming the owner.
+    """
+
+    def __init__(self, run_dir: str | Path, purpose: str = "training") -> None:
+        self.path = Path(run_dir) / LOCK_FILE
+        self.purpose = purpose
+        self._fd: int | None = None
+
+    def acquire(self) -> RunLock:
+        from landslide_tf.errors import UserError
+
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                owner = _read_owner(fd)
+                os.close(fd)
+                raise UserError(
+                    f"{self.path.parent} is in use: {owner}; wait for it to finish or stop it "
+                    "(the lock frees itself when that process ends)"
+                ) from None
+            try:
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)  # the owner removed the file as we locked it: lock the new one
+        os.ftruncate(fd, 0)
+        info = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "since": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "purpose": self.purpose,
+        }
+        os.write(fd, (json.dumps(info) + "\n").encode())
+        os.fsync(fd)
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        fd, self._fd = self._fd, None
+        try:
+            os.ftruncate(fd, 0)
+            self.path.unlink(missing_ok=True)
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
+
+
+def _read_owner(fd: int) -> str:
+    try:
+        os.lseek(fd, 0, os.SEEK_SET)
+        info = json.loads(os.read(fd, 4096).decode() or "{}")
+    except (OSError, ValueError):
+        info = {}
+    if not info:
+        return "another process holds its lock"
+    return (
+        f"{info.get('purpose', 'a process')} by pid {info.get('pid')} on {info.get('host')} "
+        f"since {info.get('since')}"
+    )

@@ -44,6 +44,7 @@ from landslide_tf.cli.train_args import (  # noqa: F401
 )
 from landslide_tf.data.formats import resolve_data_config
 from landslide_tf.errors import UserError
+from landslide_tf.files import atomic_write_json
 from landslide_tf.training import runstate as cb
 from landslide_tf.training.acceleration import run_steps_per_execution
 from landslide_tf.training.config import TrainConfig
@@ -160,7 +161,7 @@ def train(config: TrainConfig, *, force: bool = False, verbose: int | str = "aut
     raw.update(run_precision(config, stored))  # issue 14: precision_used + precision_reason
     raw.update(run_steps_per_execution(config, global_batch, len(splits["train"])))
     config = dataclasses.replace(config, steps_per_execution=raw["steps_per_execution_used"])
-    cb.atomic_write_json(run_dir / CONFIG_FILE, raw)
+    atomic_write_json(run_dir / CONFIG_FILE, raw)
     options = dataset_options(config, raw)
 
     apply_precision(raw["precision_used"])

@@ -1,0 +1,197 @@
+"""Render the result tables of README.md and docs/ from the records in benchmarks/results/.
+
+Every table of measured figures in the Markdown sits between two markers::
+
+    <!-- report:NAME -->
+    ...generated...
+    <!-- /report:NAME -->
+
+and is produced by the renderer ``NAME`` below from the JSON records (``_record.py``).
+
+    python benchmarks/report.py            # rewrite the generated blocks
+    python benchmarks/report.py --check    # exit 1 when a block and its records disagree
+
+A block whose renderer is unknown, or whose records are missing, is an error: a figure
+without a record has no place in the documentation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _record import ROOT, read_records  # noqa: E402
+
+DOCUMENTS = ("README.md", "docs/*.md")
+BLOCK = re.compile(
+    r"(<!-- report:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /report:(?P=name) -->)", re.S
+)
+
+Records = Mapping[str, Mapping[str, Any]]
+
+
+class MissingRecord(KeyError):
+    """A block needs a record that is not there."""
+
+
+def need(records: Records, name: str) -> Mapping[str, Any]:
+    if name not in records:
+        raise MissingRecord(name)
+    return records[name]
+
+
+def fmt(value: Any, digits: int = 3) -> str:
+    """A figure as the tables print it (``n/a`` for None/NaN, thousands separators for ints)."""
+    if value is None:
+        return "n/a"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if value != value:  # NaN
+            return "n/a"
+        if abs(value) >= 1000:
+            return f"{value:,.0f}"
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def machine_line(record: Mapping[str, Any]) -> str:
+    """``Intel Xeon ... (2 cores, avx512_bf16, amx_bf16), TF 2.21.0, load 1.9 (max 3.1)``."""
+    m = record.get("machine") or {}
+    flags = ", ".join(f for f in m.get("flags", []) if f in ("avx512_bf16", "amx_bf16"))
+    gpus = ", ".join(m.get("gpus") or []) or "no GPU"
+    load = record.get("load") or {}
+    load_text = ""
+    if load.get("mean_1min") is not None:
+        load_text = f"; load {load['mean_1min']:.1f} (max {load['max_1min']:.1f})"
+    extra = f", {flags}" if flags else ""
+    tf = f", TF {m['tensorflow']}" if "tensorflow" in m else ""
+    keras = f", Keras {m['keras']}" if "keras" in m else ""
+    return f"{m.get('cpu', '?')} ({m.get('cores', '?')} cores{extra}, {gpus}){tf}{keras}{load_text}"
+
+
+def source_line(*records: Mapping[str, Any]) -> str:
+    """The provenance line under a table: command(s), commit, machine, date."""
+    lines = []
+    for r in records:
+        commit = str(r.get("commit", "?"))[:10] + (" (+ local changes)" if r.get("dirty") else "")
+        lines.append(
+            f"`{r['command']}` at {commit}, {r['date'][:10]}; {machine_line(r)} "
+            f"(record `benchmarks/results/{r['name']}.json`)"
+        )
+    return "Source: " + "; ".join(lines) + "."
+
+
+def table(columns: list[str], rows: list[list[str]]) -> str:
+    out = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    out += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(out)
+
+
+# ----------------------------------------------------------------------------- renderers
+
+
+def render_models(records: Records) -> str:
+    r = need(records, "models")
+    rows = [
+        [f"`{m['model']}`", m.get("paper_name", ""), fmt(m["params"]), fmt(m["gflops"], 2)]
+        for m in r["figures"]["models"]
+    ]
+    return table(["registry name", "paper model", "params", "GFLOPs / tile"], rows) + (
+        f"\n\nInput {r['figures']['input']}, `base_filters={r['figures']['base_filters']}`, "
+        f"`depth={r['figures']['depth']}`. " + source_line(r)
+    )
+
+
+#: name -> renderer(records) -> Markdown (without the markers).
+RENDERERS: dict[str, Callable[[Records], str]] = {
+    "models": render_models,
+}
+
+
+def register(name: str) -> Callable[[Callable[[Records], str]], Callable[[Records], str]]:
+    """Decorator adding a renderer (used by the renderers below this line)."""
+
+    def wrap(fn: Callable[[Records], str]) -> Callable[[Records], str]:
+        RENDERERS[name] = fn
+        return fn
+
+    return wrap
+
+
+# ----------------------------------------------------------------------------- driver
+
+
+def documents(root: Path) -> list[Path]:
+    out: list[Path] = []
+    for pattern in DOCUMENTS:
+        out += sorted(root.glob(pattern))
+    return out
+
+
+def render_text(text: str, records: Records, where: str) -> tuple[str, list[str]]:
+    """``text`` with every block regenerated, and the problems found."""
+    problems: list[str] = []
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group("name")
+        renderer = RENDERERS.get(name)
+        if renderer is None:
+            problems.append(f"{where}: no renderer for block {name!r}")
+            return match.group(0)
+        try:
+            body = renderer(records).rstrip("\n") + "\n"
+        except MissingRecord as exc:
+            problems.append(f"{where}: block {name!r} needs record {exc.args[0]!r}")
+            return match.group(0)
+        return match.group(1) + body + match.group(4)
+
+    return BLOCK.sub(replace, text), problems
+
+
+def run(root: Path, results: Path | None, check: bool) -> int:
+    records = read_records(results)
+    problems, stale = [], []
+    blocks = 0
+    for path in documents(root):
+        text = path.read_text()
+        blocks += len(BLOCK.findall(text))
+        new, found = render_text(text, records, str(path.relative_to(root)))
+        problems += found
+        if new != text:
+            stale.append(str(path.relative_to(root)))
+            if not check:
+                path.write_text(new)
+    for line in problems:
+        print(f"error: {line}", file=sys.stderr)
+    if check and stale:
+        for name in stale:
+            print(f"error: {name}: a generated table disagrees with its records "
+                  "(run python benchmarks/report.py)", file=sys.stderr)  # fmt: skip
+    if problems or (check and stale):
+        return 1
+    verb = "checked" if check else "rendered"
+    print(
+        f"{verb} {blocks} block(s) in {len(documents(root))} file(s) from {len(records)} record(s)"
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true", help="exit 1 on any difference")
+    parser.add_argument("--root", type=Path, default=ROOT, help="project root (README.md, docs/)")
+    parser.add_argument("--results", type=Path, help="records folder (default benchmarks/results)")
+    args = parser.parse_args(argv)
+    return run(args.root, args.results, args.check)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
