@@ -12,7 +12,7 @@ every loader of this package imports them, and
 
 __version__ = "0.1.0"
 
-from landslide_tf.cli import quiet  # noqa: E402
+from landslide_tf import console  # noqa: E402
 
-if quiet.wanted():  # a ``python -m landslide_tf.X`` command: keep TensorFlow's noise out
-    quiet.install()
+if console.wanted():  # a ``python -m landslide_tf.X`` command: keep TensorFlow's noise out
+    console.install()

@@ -40,7 +40,7 @@ def test_explicit_steps_per_execution_wins(monkeypatch):
 
 
 def test_train_cli_flag():
-    from landslide_tf.training.train import build_parser, config_from_args
+    from landslide_tf.cli.train_args import build_parser, config_from_args
 
     args = build_parser().parse_args(["--steps-per-execution", "4"])
     assert config_from_args(args).steps_per_execution == 4

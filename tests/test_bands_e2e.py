@@ -20,7 +20,7 @@ TINY += ["--model", "unet", "--batch-size", "2", "--verbose", "0"]
 
 
 def _train(data, run_dir, *extra):
-    from landslide_tf.training.train import main
+    from landslide_tf.cli.train import main
 
     assert main(["--data", str(data), "--run-dir", str(run_dir), *TINY, *extra]) == 0
     return json.loads((run_dir / "config.json").read_text())
@@ -50,7 +50,7 @@ def _reload_in_plain_tf(saved_model, x, tmp_path):
 
 def _chain(run_dir, tmp_path, band_positions):
     """evaluate, export, plain-TF reload vs in-package, predict --scene; all exit 0."""
-    from landslide_tf.evaluation.evaluate import main as evaluate
+    from landslide_tf.cli.evaluate import main as evaluate
     from landslide_tf.inference.export import main as export
     from landslide_tf.inference.predict import main as predict
     from landslide_tf.inference.predictor import Predictor
@@ -111,7 +111,7 @@ def test_l4s_five_bands_train_and_predict_scene(five_band_run, tmp_path):
 
 @pytest.mark.slow
 def test_l4s_five_bands_evaluate_export_reload(five_band_run, tmp_path):
-    from landslide_tf.explain import main as gradcam
+    from landslide_tf.cli.gradcam import main as gradcam
 
     card = _chain(five_band_run[0], tmp_path, [1, 2, 3, 12, 13])
     assert gradcam([str(five_band_run[0]), "--out", str(tmp_path / "cam"), "--n", "2"]) == 0

@@ -50,8 +50,8 @@ def test_help_exits_0_without_importing_tensorflow_or_keras(cli):
 
 def test_train_parser_choices_match_the_registries():
     """The parser's TF-free name lists equal the registries they stand for."""
+    from landslide_tf.cli.train_args import build_parser
     from landslide_tf.training import distribute
-    from landslide_tf.training.train import build_parser
 
     choices = {a.dest: a.choices for a in build_parser()._actions if a.choices}
     assert tuple(choices["strategy"]) == distribute.STRATEGIES == tuple(distribute._BUILDERS)

@@ -104,7 +104,7 @@ def test_chip_refuses_a_non_empty_out(scene, tmp_path):
 @pytest.mark.slow
 def test_train_on_chips(scene, tmp_path):
     from landslide_tf.cli.data import main as data_main
-    from landslide_tf.training.train import main as train_main
+    from landslide_tf.cli.train import main as train_main
 
     root, _, _ = scene
     chips = tmp_path / "chips"

@@ -215,7 +215,7 @@ def test_data_check_lists_the_format(l4s_dir, capsys):
 
 
 def test_train_cli_unknown_band_exit_2_and_writes_nothing(l4s_dir, tmp_path, capsys):
-    from landslide_tf.training.train import main
+    from landslide_tf.cli.train import main
 
     run = tmp_path / "run"
     assert main(["--data", str(l4s_dir), "--bands", "B2,NIR", "--run-dir", str(run)]) == 2
@@ -243,17 +243,17 @@ def test_runs_from_before_the_formats_still_resume(tmp_path):
     import dataclasses
     import json
 
-    from landslide_tf.training.rundir import _check_same_config
+    from landslide_tf.training.rundir import check_same_config
 
     config = TrainConfig(data="/data/bijie").resolved()
     old = {
         k: v for k, v in config.to_dict().items() if k not in ("data_format", "bands", "band_norm")
     }
     (tmp_path / "config.json").write_text(json.dumps(old))
-    assert _check_same_config(tmp_path, config.to_dict())["model"] == config.model
+    assert check_same_config(tmp_path, config.to_dict())["model"] == config.model
     changed = dataclasses.replace(config, band_norm="percentile").to_dict()
     with pytest.raises(UserError, match="band_norm"):
-        _check_same_config(tmp_path, changed)
+        check_same_config(tmp_path, changed)
 
 
 def test_png_folder_reads_rgb_in_order(tmp_path):

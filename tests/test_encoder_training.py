@@ -13,12 +13,13 @@ keras_hub = pytest.importorskip("keras_hub")
 from test_encoders import TINY_RESNET, tiny_backbone  # noqa: E402
 from test_predict import raw_inputs  # noqa: E402
 
+from landslide_tf.cli.train import main  # noqa: E402
+from landslide_tf.cli.train_args import build_parser, config_from_args  # noqa: E402
 from landslide_tf.models import ENCODERS  # noqa: E402
 from landslide_tf.models.encoders import EncoderSpec  # noqa: E402
 from landslide_tf.training.config import TrainConfig  # noqa: E402
 from landslide_tf.training.encoder_phases import phases  # noqa: E402
 from landslide_tf.training.rundir import default_run_dir  # noqa: E402
-from landslide_tf.training.train import build_parser, config_from_args, main  # noqa: E402
 
 
 def parse(*argv: str) -> TrainConfig:
@@ -92,7 +93,7 @@ def stem_of(path: Path) -> np.ndarray:
 
 @pytest.mark.slow
 def test_freeze_then_unfreeze_resumes_and_serves(synth_dir, tmp_path, monkeypatch):
-    from landslide_tf.explain import explain_run
+    from landslide_tf.explain.explain import explain_run
     from landslide_tf.inference.export import export_run
     from landslide_tf.inference.predict import Predictor
 

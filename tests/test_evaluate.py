@@ -12,8 +12,9 @@ import keras
 import numpy as np
 import pytest
 
+from landslide_tf.cli.evaluate import main
 from landslide_tf.errors import UserError
-from landslide_tf.evaluation.evaluate import METRIC_KEYS, evaluate_run, main
+from landslide_tf.evaluation.evaluate import METRIC_KEYS, evaluate_run
 from landslide_tf.training.config import TrainConfig
 from landslide_tf.training.runs import load_run
 

@@ -70,7 +70,7 @@ def test_data_check_zip_leaves_a_user_folder_beside_it_untouched(user_folder_bes
 
 
 def test_train_zip_leaves_a_user_folder_beside_it_untouched(user_folder_beside_zip, capsys):
-    from landslide_tf.training.train import main
+    from landslide_tf.cli.train import main
 
     zip_path, user = user_folder_beside_zip
     run_dir = zip_path.parent / "run"
@@ -165,8 +165,8 @@ def steps_per_epoch(run_dir: Path, batch: int = 4) -> int:
 def test_kill_inside_the_checkpoint_save_resumes_exactly_the_committed_epoch(
     point, committed, synth_dir, tmp_path, monkeypatch
 ):
-    from landslide_tf.training import callbacks as cb
-    from landslide_tf.training.train import main
+    from landslide_tf.cli.train import main
+    from landslide_tf.training import runstate as cb
 
     run_dir, epochs = tmp_path / "run", 3
     env = {**os.environ, cb.FAULT_ENV: point, "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -190,7 +190,7 @@ def test_kill_inside_the_checkpoint_save_resumes_exactly_the_committed_epoch(
 
 @pytest.fixture(scope="module")
 def _two_epoch_master(synth_dir, tmp_path_factory):
-    from landslide_tf.training.train import main
+    from landslide_tf.cli.train import main
 
     run_dir = tmp_path_factory.mktemp("two") / "run"
     assert call(main, tiny_flags(synth_dir, run_dir, 2)) == 0
@@ -208,8 +208,8 @@ def two_epoch_run(_two_epoch_master, tmp_path):
 
 
 def test_damaged_checkpoint_falls_back_to_the_previous_one(two_epoch_run, synth_dir, caplog):
-    from landslide_tf.training import callbacks as cb
-    from landslide_tf.training.train import main
+    from landslide_tf.cli.train import main
+    from landslide_tf.training import runstate as cb
 
     run_dir = two_epoch_run
     (run_dir / "epoch-0002.keras").write_bytes(b"PK\x03\x04 truncated")
@@ -221,7 +221,7 @@ def test_damaged_checkpoint_falls_back_to_the_previous_one(two_epoch_run, synth_
 
 
 def test_no_loadable_checkpoint_says_force_and_deletes_nothing(two_epoch_run, synth_dir, capsys):
-    from landslide_tf.training.train import main
+    from landslide_tf.cli.train import main
 
     run_dir = two_epoch_run
     for name in ("epoch-0001.keras", "epoch-0002.keras"):
@@ -274,7 +274,7 @@ def test_a_real_relief_is_still_stretched_to_0_1():
     ],
 )
 def test_rejected_options_leave_no_run_directory(flags, message, synth_dir, tmp_path, capsys):
-    from landslide_tf.training.train import main
+    from landslide_tf.cli.train import main
 
     run_dir = tmp_path / "run"
     assert call(main, tiny_flags(synth_dir, run_dir, 1) + flags) == 2
@@ -287,7 +287,7 @@ def test_wce_on_all_background_masks_is_one_line(synth_dir, tmp_path, capsys):
 
     import cv2
 
-    from landslide_tf.training.train import main
+    from landslide_tf.cli.train import main
 
     data = tmp_path / "empty"
     shutil.copytree(synth_dir / "landslide", data / "landslide")
@@ -304,7 +304,7 @@ def test_wce_on_all_background_masks_is_one_line(synth_dir, tmp_path, capsys):
 
 
 def test_run_dir_under_a_regular_file_names_the_path(synth_dir, tmp_path, capsys):
-    from landslide_tf.training.train import main
+    from landslide_tf.cli.train import main
 
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
@@ -315,7 +315,7 @@ def test_run_dir_under_a_regular_file_names_the_path(synth_dir, tmp_path, capsys
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root ignores permissions")
 def test_run_dir_in_a_read_only_folder_names_the_path(synth_dir, tmp_path, capsys):
-    from landslide_tf.training.train import main
+    from landslide_tf.cli.train import main
 
     parent = tmp_path / "ro"
     parent.mkdir(mode=0o555)
@@ -360,7 +360,7 @@ def test_run_cli_turns_os_errors_into_one_line_with_the_path(capsys):
 @pytest.fixture(scope="module")
 def trained_run(synth_dir, tmp_path_factory):
     """One 1-epoch tiny run; tests damage copies of it."""
-    from landslide_tf.training.train import main
+    from landslide_tf.cli.train import main
 
     run_dir = tmp_path_factory.mktemp("faults") / "run"
     assert call(main, tiny_flags(synth_dir, run_dir, 1)) == 0
@@ -436,7 +436,7 @@ def test_damaged_best_keras_is_one_line(tool, cut, run_copy, synth_dir, tmp_path
     ],
 )
 def test_damaged_resume_files_are_one_line(name, content, expected, run_copy, synth_dir, capsys):
-    from landslide_tf.training.train import main
+    from landslide_tf.cli.train import main
 
     (run_copy / name).write_text(content)
     assert call(main, tiny_flags(synth_dir, run_copy, 2)) == 2
@@ -554,9 +554,9 @@ def test_dem_nodata_fills_like_nan_through_the_loader():
 
 
 def test_train_stores_dem_nodata_and_evaluate_accepts_it(trained_run, synth_dir, tmp_path):
+    from landslide_tf.cli.train_args import build_parser, config_from_args
     from landslide_tf.evaluation.evaluate import evaluate_run
     from landslide_tf.inference.core import InferenceSettings
-    from landslide_tf.training.train import build_parser, config_from_args
 
     args = build_parser().parse_args(["--dem-nodata", "65535"])
     assert config_from_args(args).dem_nodata == 65535.0

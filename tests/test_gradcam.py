@@ -7,8 +7,18 @@ import keras
 import numpy as np
 import pytest
 
-from landslide_tf import explain as gradcam
+from landslide_tf.cli.gradcam import main as gradcam_main
 from landslide_tf.errors import UserError
+from landslide_tf.explain.cam import RegionScoreHead, compute_cam
+from landslide_tf.explain.figures import display_channels
+from landslide_tf.explain.targets import (
+    METHODS,
+    cam_energy_inside,
+    mask_area_share,
+    resolve_layer,
+    target_regions,
+    valid_layers,
+)
 from landslide_tf.training.config import TrainConfig
 
 SIZE = 32
@@ -39,30 +49,30 @@ def trained(synth_dir):
 
 def test_gradcam_shape_range_and_looks_at_the_landslide(trained):
     model, x, y = trained
-    cams = gradcam.compute_cam(model, x, method="gradcam", target="predicted", batch_size=8)
+    cams = compute_cam(model, x, method="gradcam", target="predicted", batch_size=8)
     assert cams.shape == x.shape[:3]
     assert cams.dtype == np.float32
     assert cams.min() >= 0.0 and cams.max() <= 1.0
     assert cams.max() > 0.5  # not all zero: each map is min-max normalized
     masks = y[..., 0]
     with_landslide = masks.reshape(len(masks), -1).any(axis=1)
-    energy = gradcam.cam_energy_inside(cams[with_landslide], masks[with_landslide])
-    area = float(np.mean([gradcam.mask_area_share(m) for m in masks[with_landslide]]))
+    energy = cam_energy_inside(cams[with_landslide], masks[with_landslide])
+    area = float(np.mean([mask_area_share(m) for m in masks[with_landslide]]))
     assert energy > area, (energy, area)
 
 
 def test_default_layer_is_head_features(trained):
     model, _, _ = trained
-    assert gradcam.resolve_layer(model) == "head_features"
-    assert gradcam.valid_layers(model)[:2] == ["head_features", "bottleneck"]
+    assert resolve_layer(model) == "head_features"
+    assert valid_layers(model)[:2] == ["head_features", "bottleneck"]
 
 
-@pytest.mark.parametrize("method", gradcam.METHODS)
+@pytest.mark.parametrize("method", METHODS)
 def test_every_method_runs_and_leaves_the_model_unchanged(trained, method):
     model, x, y = trained
     before = [w.copy() for w in model.get_weights()]
     probs_before = model.predict(x[:3], verbose=0)
-    cams = gradcam.compute_cam(
+    cams = compute_cam(
         model, x[:3], method=method, layer="bottleneck", target="truth", mask=y[:3], batch_size=2
     )
     assert cams.shape == (3, SIZE, SIZE)
@@ -76,7 +86,7 @@ def test_every_method_runs_and_leaves_the_model_unchanged(trained, method):
 def test_replace_to_linear_clones_and_keeps_the_sigmoid(trained):
     model, x, _ = trained
     probs_before = model.predict(x[:2], verbose=0)
-    cams = gradcam.compute_cam(model, x[:2], target="all", linear=True)
+    cams = compute_cam(model, x[:2], target="all", linear=True)
     assert cams.shape == (2, SIZE, SIZE) and cams.max() > 0.0
     assert model.get_layer("probability").activation is keras.activations.sigmoid
     np.testing.assert_array_equal(model.predict(x[:2], verbose=0), probs_before)
@@ -88,7 +98,7 @@ def test_scorecam_on_the_raw_single_output_has_constant_weights(trained):
     pooled = keras.Model(model.inputs, keras.layers.GlobalAveragePooling2D()(model.outputs[0]))
     scores = keras.ops.convert_to_numpy(keras.ops.softmax(pooled(x[:3])))  # (3, 1)
     np.testing.assert_allclose(scores, 1.0)
-    head = gradcam.RegionScoreHead(SIZE, SIZE)
+    head = RegionScoreHead(SIZE, SIZE)
     probs = model.predict(x[:3], verbose=0)
     two = keras.ops.convert_to_numpy(keras.ops.softmax(head(probs)))  # (3, 2)
     np.testing.assert_allclose(two[:, 1], probs.reshape(3, -1).mean(axis=1), rtol=1e-4)
@@ -97,44 +107,44 @@ def test_scorecam_on_the_raw_single_output_has_constant_weights(trained):
 def test_unknown_layer_is_a_one_line_error_listing_valid_names(trained):
     model, x, _ = trained
     with pytest.raises(UserError) as info:
-        gradcam.compute_cam(model, x[:1], layer="no_such_layer")
+        compute_cam(model, x[:1], layer="no_such_layer")
     message = str(info.value)
     assert "\n" not in message and "no_such_layer" in message and "head_features" in message
     with pytest.raises(UserError, match="method"):
-        gradcam.compute_cam(model, x[:1], method="saliency")
+        compute_cam(model, x[:1], method="saliency")
     with pytest.raises(UserError, match="truth"):
-        gradcam.compute_cam(model, x[:1], target="truth")
+        compute_cam(model, x[:1], target="truth")
 
 
 def test_target_regions_fall_back_to_the_whole_tile():
     probs = np.zeros((2, 4, 4, 1), np.float32)
     probs[0, :2, :2] = 0.9
-    region = gradcam.target_regions(probs, "predicted", threshold=0.5)
+    region = target_regions(probs, "predicted", threshold=0.5)
     assert region[0].sum() == 4 and region[1].sum() == 16
-    truth = gradcam.target_regions(probs, "truth", mask=np.zeros((2, 4, 4)))
+    truth = target_regions(probs, "truth", mask=np.zeros((2, 4, 4)))
     assert truth.sum() == 32
 
 
 def test_cam_energy_inside_by_hand():
     cam = np.array([[1.0, 1.0], [0.0, 2.0]])
     mask = np.array([[0, 0], [0, 1]])
-    assert gradcam.cam_energy_inside(cam, mask) == pytest.approx(0.5)
-    assert gradcam.cam_energy_inside(cam, mask[..., None]) == pytest.approx(0.5)
-    assert math.isnan(gradcam.cam_energy_inside(np.zeros((2, 2)), mask))
+    assert cam_energy_inside(cam, mask) == pytest.approx(0.5)
+    assert cam_energy_inside(cam, mask[..., None]) == pytest.approx(0.5)
+    assert math.isnan(cam_energy_inside(np.zeros((2, 2)), mask))
     batch = np.stack([cam, cam, cam])
     masks = np.stack([mask, np.ones((2, 2)), np.zeros((2, 2))])  # last: no landslide, skipped
-    assert gradcam.cam_energy_inside(batch, masks) == pytest.approx(0.75)
-    assert gradcam.mask_area_share(mask) == pytest.approx(0.25)
+    assert cam_energy_inside(batch, masks) == pytest.approx(0.75)
+    assert mask_area_share(mask) == pytest.approx(0.25)
 
 
 def test_display_channels_splits_rgb_and_dem():
     x = np.random.default_rng(0).random((8, 8, 4)).astype("float32")
-    rgb, dem = gradcam.display_channels(x, "rgb+dem")
+    rgb, dem = display_channels(x, "rgb+dem")
     assert rgb.shape == (8, 8, 3) and dem.shape == (8, 8)
     assert dem.min() == pytest.approx(0.0) and dem.max() == pytest.approx(1.0)
-    rgb, dem = gradcam.display_channels(x[..., :3], "rgb")
+    rgb, dem = display_channels(x[..., :3], "rgb")
     assert dem is None and rgb.shape == (8, 8, 3)
-    rgb, dem = gradcam.display_channels(x[..., :1], "dem")
+    rgb, dem = display_channels(x[..., :1], "dem")
     assert rgb is None and dem.shape == (8, 8)
 
 
@@ -163,7 +173,7 @@ def run_dir(trained, synth_dir, tmp_path_factory):
 
 def test_cli_writes_overlays_grid_and_energy(run_dir, tmp_path, capsys):
     out = tmp_path / "cams"
-    code = gradcam.main([str(run_dir), "--out", str(out), "--n", "3", "--target", "truth"])
+    code = gradcam_main([str(run_dir), "--out", str(out), "--n", "3", "--target", "truth"])
     assert code == 0
     printed = capsys.readouterr().out
     assert "energy inside" in printed
@@ -182,11 +192,11 @@ def test_cli_writes_overlays_grid_and_energy(run_dir, tmp_path, capsys):
 
 
 def test_cli_errors_are_one_line(run_dir, tmp_path, capsys):
-    code = gradcam.main([str(run_dir), "--out", str(tmp_path), "--layer", "nope", "--n", "1"])
+    code = gradcam_main([str(run_dir), "--out", str(tmp_path), "--layer", "nope", "--n", "1"])
     assert code == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: unknown layer 'nope'") and "\n" not in err
-    assert gradcam.main([str(tmp_path / "missing"), "--out", str(tmp_path)]) == 2
+    assert gradcam_main([str(tmp_path / "missing"), "--out", str(tmp_path)]) == 2
 
 
 def test_predicted_target_uses_the_runs_tuned_threshold(run_dir, tmp_path):
@@ -195,8 +205,8 @@ def test_predicted_target_uses_the_runs_tuned_threshold(run_dir, tmp_path):
     tuned = tmp_path / "tuned"
     shutil.copytree(run_dir, tuned)
     (tuned / "threshold.json").write_text(json.dumps({"threshold": 0.125, "split": "val"}))
-    assert gradcam.main([str(tuned), "--out", str(tmp_path / "a"), "--n", "1"]) == 0
+    assert gradcam_main([str(tuned), "--out", str(tmp_path / "a"), "--n", "1"]) == 0
     assert json.loads((tmp_path / "a" / "energy.json").read_text())["threshold"] == 0.125
     argv = [str(tuned), "--out", str(tmp_path / "b"), "--n", "1", "--threshold", "0.75"]
-    assert gradcam.main(argv) == 0
+    assert gradcam_main(argv) == 0
     assert json.loads((tmp_path / "b" / "energy.json").read_text())["threshold"] == 0.75

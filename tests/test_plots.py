@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from landslide_tf.evaluation.plots import history_dict, plot_loss_curves, plot_predictions
-from landslide_tf.training.callbacks import write_history
+from landslide_tf.training.runstate import write_history
 
 ROWS = [
     {"epoch": 1, "loss": 0.9, "val_loss": 1.0, "miou": 0.4, "val_miou": 0.35},

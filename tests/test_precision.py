@@ -75,7 +75,7 @@ def test_old_config_json_without_precision_loads():
 
 
 def test_cli_flags_and_alias():
-    from landslide_tf.training.train import build_parser, config_from_args
+    from landslide_tf.cli.train_args import build_parser, config_from_args
 
     def parse(*flags):
         return config_from_args(build_parser().parse_args(list(flags))).precision
@@ -131,7 +131,7 @@ def test_apply_precision_sets_the_global_policy():
 
 
 def test_train_records_precision_in_config_json(synth_dir, tmp_path, monkeypatch):
-    from landslide_tf.training.train import train
+    from landslide_tf.experiments.run import train
 
     monkeypatch.setenv(prec.ENV_VAR, "bfloat16")
     config = TrainConfig(

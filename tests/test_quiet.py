@@ -1,4 +1,4 @@
-"""Tests for landslide_tf.cli.quiet (TensorFlow start-up noise) and summarised reader notes."""
+"""Tests for landslide_tf.console (TensorFlow start-up noise) and summarised reader notes."""
 
 import logging
 import os
@@ -23,7 +23,7 @@ def _python(code: str, **env: str) -> subprocess.CompletedProcess:
 def test_silenced_fd2_hides_c_level_writes_and_restores():
     result = _python(
         "import os\n"
-        "from landslide_tf.cli.quiet import silenced_fd2\n"
+        "from landslide_tf.console import silenced_fd2\n"
         "with silenced_fd2():\n"
         "    os.write(2, b'hidden line\\n')\n"
         "os.write(2, b'shown line\\n')\n"
@@ -35,7 +35,7 @@ def test_silenced_fd2_hides_c_level_writes_and_restores():
 def test_install_sets_level_without_importing_tensorflow():
     result = _python(
         "import os, sys\n"
-        "from landslide_tf.cli import quiet as _quiet\n"
+        "from landslide_tf import console as _quiet\n"
         "print(_quiet.install(), os.environ['TF_CPP_MIN_LOG_LEVEL'], 'tensorflow' in sys.modules)\n"
     )
     assert result.returncode == 0, result.stderr
@@ -45,7 +45,7 @@ def test_install_sets_level_without_importing_tensorflow():
 def test_a_level_the_user_set_wins():
     result = _python(
         "import os\n"
-        "from landslide_tf.cli import quiet as _quiet\n"
+        "from landslide_tf import console as _quiet\n"
         "print(_quiet.install(), os.environ['TF_CPP_MIN_LOG_LEVEL'])\n",
         TF_CPP_MIN_LOG_LEVEL="0",
     )
@@ -92,7 +92,7 @@ def test_single_note_outside_a_summary_is_logged_per_file(tmp_path, caplog):
 def test_progress_is_one_line_per_epoch_when_not_a_terminal(monkeypatch):
     import io
 
-    from landslide_tf.cli.quiet import interactive_stdout
+    from landslide_tf.console import interactive_stdout
     from landslide_tf.training.fit import progress_verbosity
 
     monkeypatch.setattr(sys, "stdout", io.StringIO())
@@ -104,7 +104,7 @@ def test_progress_is_one_line_per_epoch_when_not_a_terminal(monkeypatch):
 def test_silenced_fd2_replays_what_a_failing_block_printed():
     result = _python(
         "import os\n"
-        "from landslide_tf.cli.quiet import silenced_fd2\n"
+        "from landslide_tf.console import silenced_fd2\n"
         "try:\n"
         "    with silenced_fd2():\n"
         "        os.write(2, b'why it failed\\n')\n"

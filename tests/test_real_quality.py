@@ -37,7 +37,7 @@ def test_skips_cleanly_without_the_data(rq, tmp_path, capsys):
 
 def test_recipe_epochs_are_the_presets(rq):
     from landslide_tf.training.config import TrainConfig
-    from landslide_tf.training.train import PRESETS
+    from landslide_tf.training.recipe import PRESETS
 
     for name, (flags, epochs, _) in rq.RECIPES.items():
         preset = flags[flags.index("--preset") + 1]

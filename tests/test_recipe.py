@@ -5,10 +5,11 @@ from pathlib import Path
 
 import pytest
 
+from landslide_tf.cli.train import main
+from landslide_tf.cli.train_args import build_parser, config_from_args
 from landslide_tf.errors import UserError
 from landslide_tf.training.config import TrainConfig
-from landslide_tf.training.recipe import STRONG, validate_recipe
-from landslide_tf.training.train import PRESETS, build_parser, config_from_args, main
+from landslide_tf.training.recipe import PRESETS, STRONG, validate_recipe
 
 
 def _snapshot(folder: Path) -> dict[str, tuple[int, bytes]]:

@@ -14,17 +14,15 @@ import keras
 import numpy as np
 import pytest
 
+from landslide_tf.cli.train import main
+from landslide_tf.cli.train_args import build_parser, config_from_args
 from landslide_tf.errors import UserError
-from landslide_tf.training import callbacks as cb
+from landslide_tf.experiments.run import train
+from landslide_tf.training import callbacks
+from landslide_tf.training import runstate as cb
 from landslide_tf.training.config import TrainConfig
-from landslide_tf.training.train import (
-    PRESETS,
-    TrainingDiverged,
-    build_parser,
-    config_from_args,
-    main,
-    train,
-)
+from landslide_tf.training.fit import TrainingDiverged
+from landslide_tf.training.recipe import PRESETS
 
 METRIC_KEYS = ("miou", "iou_background", "iou_landslide", "auc", "precision", "recall", "f1",
                "accuracy")  # fmt: skip
@@ -243,8 +241,8 @@ def test_nan_guard_and_checkpoint_callbacks(tmp_path):
         keras.optimizers.Adam(1e-3), "mse", metrics=[keras.metrics.MeanSquaredError("miou")]
     )
     x = np.ones((8, 2), np.float32)
-    guard = cb.NaNGuard()
-    ckpt = cb.ResumeCheckpoint(tmp_path, nan_guard=guard)
+    guard = callbacks.NaNGuard()
+    ckpt = callbacks.ResumeCheckpoint(tmp_path, nan_guard=guard)
     model.fit(x, x[:, :1], validation_data=(x, x[:, :1]), epochs=2, verbose=0,
               callbacks=[guard, ckpt])  # fmt: skip
     assert guard.nan_at is None and cb.read_state(tmp_path)["epochs_done"] == 2
@@ -263,7 +261,7 @@ def test_nan_guard_and_checkpoint_callbacks(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("model", PAPER_MODELS)
 def test_each_paper_model_trains_one_epoch_and_evaluates(model, synth_dir, tmp_path, capsys):
-    from landslide_tf.evaluation.evaluate import main as evaluate_main
+    from landslide_tf.cli.evaluate import main as evaluate_main
     from landslide_tf.losses import wce_weights
 
     run_dir = tmp_path / model
@@ -346,7 +344,7 @@ def test_trains_and_evaluates_on_the_real_bijie_sample_rgb_only(bijie_sample, tm
 
 
 def test_quick_preset_drops_its_slope_channel_for_rgb_only_data():
-    from landslide_tf.training.train import build_parser, config_from_args
+    from landslide_tf.cli.train_args import build_parser, config_from_args
 
     rgb = config_from_args(build_parser().parse_args(["--preset", "quick", "--modalities", "rgb"]))
     assert rgb.derived == [] and rgb.channels == 3

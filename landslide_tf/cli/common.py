@@ -14,12 +14,14 @@ Library code raises; it never prints. Damaged files (a truncated ``config.json``
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import zipfile
 from collections.abc import Callable
 
 from landslide_tf.errors import UserError, describe_os_error
+from landslide_tf.training.precision import LEGACY_MIXED, PRECISIONS
 
 #: Exit status for bad input, bad options and I/O problems.
 EXIT_USAGE = 2
@@ -60,3 +62,33 @@ def run_cli(
     except KeyboardInterrupt:
         print(interrupted, file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def add_precision_args(
+    parser: argparse.ArgumentParser, default: str | None = "auto", legacy: bool = True
+) -> None:
+    """Add ``--precision`` (and the ``--mixed-precision`` alias) to an argparse parser."""
+    shown = default or "the run's recorded precision"
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=None,
+        help=f"auto = bfloat16/float16 where the hardware is fast at it (default {shown})",
+    )
+    if legacy:
+        parser.add_argument(
+            "--mixed-precision",
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help="alias: float16 on GPU, bfloat16 elsewhere (--no-...: --precision float32)",
+        )
+
+
+def precision_from_args(args: argparse.Namespace) -> str | None:
+    """``--precision``, else the ``--mixed-precision`` alias, else ``None`` (not given)."""
+    if getattr(args, "precision", None):
+        return args.precision
+    mixed = getattr(args, "mixed_precision", None)
+    if mixed is None:
+        return None
+    return LEGACY_MIXED if mixed else "float32"

@@ -1,3 +1,85 @@
-"""TEMP"""
+"""``python -m landslide_tf.evaluate``: score a trained run on a whole split (see
+``landslide_tf.evaluation.evaluate``)."""
 
-from landslide_tf.evaluation.evaluate import main  # noqa: F401
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+from landslide_tf.cli.common import add_precision_args, precision_from_args, run_cli
+from landslide_tf.errors import UserError
+from landslide_tf.evaluation.evaluate import METRIC_KEYS, evaluate_run
+from landslide_tf.inference.tta import add_tta_arg
+from landslide_tf.metrics.segmentation import format_metrics
+from landslide_tf.training.runs import SPLITS
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2
+        self.exit(2, f"error: {message} (see --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``python -m landslide_tf.evaluate`` argument parser."""
+    parser = _Parser(
+        prog="python -m landslide_tf.evaluate",
+        description="Evaluate best.keras of a training run on a whole split.",
+    )
+    parser.add_argument("run_dir", help="run directory written by python -m landslide_tf.train")
+    parser.add_argument("--data", help="dataset folder or zip (default: the run's config.json)")
+    parser.add_argument("--split", default="test", choices=SPLITS, help="default: test")
+    parser.add_argument("--threshold", type=float, help="landslide probability threshold")
+    parser.add_argument(
+        "--tune-threshold",
+        action="store_true",
+        help="pick the threshold maximizing mIoU on val, store it in the run, then evaluate",
+    )
+    parser.add_argument(
+        "--dem-nodata",
+        type=float,
+        help="DEM nodata value (default: the run's config.json; NaN always is)",
+    )
+    add_tta_arg(parser)
+    add_precision_args(parser, default=None, legacy=True)  # issue 14
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point; prints the metrics and where they were written."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    return run_cli(lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
+    result = evaluate_run(
+        args.run_dir,
+        data=args.data,
+        split=args.split,
+        threshold=args.threshold,
+        tune_threshold=args.tune_threshold,
+        dem_nodata=args.dem_nodata,
+        tta=args.tta,
+        precision=precision_from_args(args),
+    )
+    shown = {k: result[k] for k in METRIC_KEYS if k in result}
+    print(json.dumps(shown, indent=2))
+    print(format_metrics(result))
+    if "split" in result:
+        print(
+            f"split      {result['split']} ({result['n_tiles']} tiles, threshold {result['threshold']:.3f})"
+        )
+    if result["file"] is None:
+        raise UserError(f"the metrics above could not be saved: {result['write_error']}")
+    path = Path(args.run_dir) / result["file"]
+    note = (
+        "" if result["file"] == "metrics.json" else " (not metrics.json: other split or threshold)"
+    )
+    print(f"wrote {path}{note}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -11,10 +11,9 @@ import logging
 import shlex
 import sys
 
-from landslide_tf.cli.common import run_cli
+from landslide_tf.cli.common import add_precision_args, precision_from_args, run_cli
 from landslide_tf.errors import UserError
 from landslide_tf.experiments.study import SELECT_SPLITS, available_studies, load_study
-from landslide_tf.training.precision import add_precision_args, precision_from_args
 
 
 class _Parser(argparse.ArgumentParser):
@@ -56,9 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "-v", "--verbose", action="store_true", help="debug logging and one line per epoch"
     )
-    from landslide_tf.experiments.bands import add_format_args
+    from landslide_tf.data.formats import add_data_format_args
 
-    add_format_args(p)  # issue 13: --data-format, --bands, --band-norm
+    add_data_format_args(p)  # issue 13: --data-format, --bands, --band-norm
     return p
 
 

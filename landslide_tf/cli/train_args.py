@@ -13,33 +13,19 @@ import dataclasses
 import json
 from typing import Any
 
+from landslide_tf.cli.common import add_precision_args, precision_from_args
 from landslide_tf.data.formats import add_data_format_args
 from landslide_tf.errors import UserError
-from landslide_tf.training.acceleration import add_speed_args
+from landslide_tf.training.acceleration import SMALL_BATCH
 from landslide_tf.training.config import DEM_NORMS, DERIVED_CHANNELS, MODALITIES, TrainConfig
-from landslide_tf.training.encoder_phases import add_encoder_args as _add_encoder_args
 from landslide_tf.training.encoder_phases import apply_encoder_defaults
-from landslide_tf.training.precision import precision_from_args
-from landslide_tf.training.recipe import STRONG, add_recipe_args
-
-#: Named option sets; explicit command-line flags override them.
-PRESETS: dict[str, dict[str, Any]] = {
-    "paper": {},
-    "quick": {
-        "image_size": 64,
-        "base_filters": 8,
-        "depth": 3,
-        "batch_size": 8,
-        "lr": 1e-3,
-        "epochs": 8,
-        # A slope channel and light dropout let 8 small epochs tell landslide scars (steep)
-        # from the bare-soil look-alikes on flat ground: test precision 0.68 -> 0.82 on the
-        # synthetic set at the same CPU time (docs/readme_training.md).
-        "derived": ["slope"],
-        "dropout": 0.1,
-    },
-    "strong": STRONG,
-}
+from landslide_tf.training.recipe import (
+    AUGMENT_POLICIES,
+    OPTIMIZER_NAMES,
+    PRESETS,
+    SCHEDULE_NAMES,
+    TEST_SPLITS,
+)
 
 
 def _parse_loss_kwargs(items: list[str] | None) -> dict[str, Any]:
@@ -141,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="XLA: compile(jit_compile=True)",
     )
-    _add_encoder_args(p)
+    add_encoder_args(p)
     p.add_argument(
         "--force", action="store_true", help="retrain from scratch in an existing run dir"
     )
@@ -172,7 +158,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     if values.get("modalities") == "rgb" and getattr(args, "derived", None) is None:
         values["derived"] = []  # a preset's DEM-derived channels need a DEM; RGB runs drop them
     values["loss_kwargs"] = _parse_loss_kwargs(args.loss_kwargs)
-    apply_encoder_defaults(values, args)
+    apply_encoder_defaults(values, depth_given=getattr(args, "depth", None) is not None)
     values["precision"] = precision_from_args(args) or values["precision"]
     return TrainConfig.from_dict(values)
 
@@ -184,4 +170,68 @@ def _add_faults_args(p: argparse.ArgumentParser) -> None:
         type=float,
         help="DEM value marking missing cells, e.g. 65535 or -9999 (NaN always is); filled "
         "with the tile's valid mean before resampling and left out of the DEM statistics",
+    )
+
+
+def add_recipe_args(p: argparse.ArgumentParser) -> None:
+    """The issue-12 flags of ``python -m landslide_tf.train`` (unset ones stay None)."""
+    d = TrainConfig()
+    p.add_argument(
+        "--test-split",
+        choices=TEST_SPLITS,
+        help="split scored after training (default test; skipped with a note if absent)",
+    )
+    p.add_argument(
+        "--augment-policy",
+        choices=AUGMENT_POLICIES,
+        help=f"with --augment: {d.augment_policy} (default) or strong (+jitter, RGB colour)",
+    )
+    p.add_argument("--optimizer", choices=OPTIMIZER_NAMES, help=f"default {d.optimizer}")
+    p.add_argument("--weight-decay", type=float, help="AdamW decoupled weight decay (default 0)")
+    p.add_argument("--lr-schedule", choices=SCHEDULE_NAMES, help=f"default {d.lr_schedule}")
+    p.add_argument("--warmup-epochs", type=float, help="linear warm-up before the cosine decay")
+    p.add_argument(
+        "--tta",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="flip-averaged evaluation, stored in the run for predict/export (default off)",
+    )
+    p.add_argument(
+        "--tune-threshold",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="after training, tune the threshold on val and store it in the run",
+    )
+
+
+def add_speed_args(parser: argparse.ArgumentParser) -> None:
+    """``--precision``/``--mixed-precision`` and ``--steps-per-execution`` for ``train``."""
+    add_precision_args(parser)
+    parser.add_argument(
+        "--steps-per-execution",
+        type=int,
+        default=None,
+        help="training steps per compiled call (default 0 = auto: several on GPU/TPU at "
+        f"global batch <= {SMALL_BATCH}, else 1)",
+    )
+
+
+def add_encoder_args(p: argparse.ArgumentParser) -> None:
+    """The ``--encoder``, ``--encoder-weights`` and ``--freeze-encoder-epochs`` flags."""
+    p.add_argument(
+        "--encoder",
+        help="pretrained keras-hub encoder for unet*/unetpp*: resnet18, resnet50, "
+        "efficientnet_b0 (default: none; needs pip install landslide_tf[encoders])",
+    )
+    p.add_argument(
+        "--encoder-weights",
+        metavar="imagenet|none|PATH",
+        help="imagenet (default; fetched once and cached), none (random), a keras-hub "
+        "preset folder or a .weights.h5 file",
+    )
+    p.add_argument(
+        "--freeze-encoder-epochs",
+        type=int,
+        metavar="N",
+        help="train the decoder first: the encoder stays frozen for N epochs (default 0)",
     )

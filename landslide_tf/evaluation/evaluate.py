@@ -18,9 +18,7 @@ overwritten silently.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 import logging
 import math
 from pathlib import Path
@@ -28,12 +26,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from landslide_tf.cli.common import run_cli
 from landslide_tf.errors import UserError, describe_os_error
 from landslide_tf.files import atomic_write_json
-from landslide_tf.inference.tta import add_tta_arg, apply_model
-from landslide_tf.metrics.segmentation import SCORE_KEYS, format_metrics
-from landslide_tf.training.precision import add_precision_args, precision_from_args
+from landslide_tf.inference.tta import apply_model
+from landslide_tf.metrics.segmentation import SCORE_KEYS
 from landslide_tf.training.runs import (
     SPLITS,
     THRESHOLD_FILE,
@@ -46,6 +42,8 @@ from landslide_tf.training.runs import (
 
 if TYPE_CHECKING:
     import keras
+
+    from landslide_tf.training.config import TrainConfig
 
 logger = logging.getLogger(__name__)
 
@@ -195,70 +193,28 @@ def _plain(value: Any) -> Any:
     return value
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2
-        self.exit(2, f"error: {message} (see --help)\n")
+def finish_run(config: TrainConfig, run_dir: Path, splits: dict[str, list]) -> dict[str, Any]:
+    """After fitting: tune the threshold on val if asked, then score ``config.test_split``.
 
-
-def build_parser() -> argparse.ArgumentParser:
-    """The ``python -m landslide_tf.evaluate`` argument parser."""
-    parser = _Parser(
-        prog="python -m landslide_tf.evaluate",
-        description="Evaluate best.keras of a training run on a whole split.",
-    )
-    parser.add_argument("run_dir", help="run directory written by python -m landslide_tf.train")
-    parser.add_argument("--data", help="dataset folder or zip (default: the run's config.json)")
-    parser.add_argument("--split", default="test", choices=SPLITS, help="default: test")
-    parser.add_argument("--threshold", type=float, help="landslide probability threshold")
-    parser.add_argument(
-        "--tune-threshold",
-        action="store_true",
-        help="pick the threshold maximizing mIoU on val, store it in the run, then evaluate",
-    )
-    parser.add_argument(
-        "--dem-nodata",
-        type=float,
-        help="DEM nodata value (default: the run's config.json; NaN always is)",
-    )
-    add_tta_arg(parser)
-    add_precision_args(parser, default=None, legacy=True)  # issue 14
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point; prints the metrics and where they were written."""
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    return run_cli(lambda: _run(args))
-
-
-def _run(args: argparse.Namespace) -> int:
-    result = evaluate_run(
-        args.run_dir,
-        data=args.data,
-        split=args.split,
-        threshold=args.threshold,
-        tune_threshold=args.tune_threshold,
-        dem_nodata=args.dem_nodata,
-        tta=args.tta,
-        precision=precision_from_args(args),
-    )
-    shown = {k: result[k] for k in METRIC_KEYS if k in result}
-    print(json.dumps(shown, indent=2))
-    print(format_metrics(result))
-    if "split" in result:
-        print(
-            f"split      {result['split']} ({result['n_tiles']} tiles, threshold {result['threshold']:.3f})"
+    Returns:
+        The metrics of the scored split (``split`` key says which), or, when nothing is
+        scored, the tuned validation metrics (if any) plus ``note``.
+    """
+    tuned: dict[str, Any] = {}
+    if config.tune_threshold:
+        tuned = evaluate_run(run_dir, split="val", tune_threshold=True)
+        tuned.pop("file", None)
+    target = config.test_split
+    note = None
+    if target == "test" and not splits["test"]:
+        note = (
+            f"no test split ({config.split_dir} has no test.txt): test metrics skipped; "
+            "--test-split val scores val"
         )
-    if result["file"] is None:
-        raise UserError(f"the metrics above could not be saved: {result['write_error']}")
-    path = Path(args.run_dir) / result["file"]
-    note = (
-        "" if result["file"] == "metrics.json" else " (not metrics.json: other split or threshold)"
-    )
-    print(f"wrote {path}{note}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    elif target == "none":
+        note = "--test-split none: no split scored"
+    if note is not None:  # the CLI prints it
+        return {**tuned, "note": note}
+    metrics = evaluate_run(run_dir, split=target)
+    metrics.pop("file", None)
+    return metrics

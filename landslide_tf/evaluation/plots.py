@@ -18,6 +18,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from landslide_tf.training.runstate import BEST_MODEL
+
 
 def history_dict(history: Any) -> dict[str, list[float]]:
     """Normalize a history-like object to ``{key: [value per epoch]}``.
@@ -30,7 +32,7 @@ def history_dict(history: Any) -> dict[str, list[float]]:
         A dict of float lists, with an ``epoch`` list (1-based) when none was given.
     """
     if isinstance(history, (str, Path)):
-        from landslide_tf.training.callbacks import read_history
+        from landslide_tf.training.runstate import read_history
 
         history = read_history(history)
     if hasattr(history, "history") and isinstance(history.history, Mapping):
@@ -191,3 +193,38 @@ def plot_predictions(
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=80)
     return path
+
+
+def plot_run_predictions(
+    config: Any, run_dir: Path, samples: list, options: dict[str, Any], n: int = 4
+) -> None:
+    """``run_dir/predictions.png``: the first ``n`` tiles of ``samples``, their masks and
+    ``best.keras``'s probabilities, drawn after training."""
+    from landslide_tf.data import make_dataset
+    from landslide_tf.training.runs import load_model_file
+
+    tiles = samples[:n]
+    model = load_model_file(run_dir / BEST_MODEL)
+    x, y = next(iter(make_dataset(tiles, batch_size=len(tiles), cache=False, **options)))
+    x = np.asarray(x)  # (n, H, W, C)
+    prob = np.asarray(model(x, training=False), dtype=np.float32)  # (n, H, W, 1)
+    images = x[..., :3] if config.modalities != "dem" else None
+    dem_channel = {"rgb+dem": 3, "dem": 0}.get(config.modalities)
+    if config.data_format in ("l4s", "folder"):  # issue 13: show the first bands, stretched
+        from landslide_tf.data.bands import display_rgb
+
+        images, dem_channel = display_rgb(x, config.bands), None
+    dems = x[..., dem_channel] if dem_channel is not None else None
+    plot_predictions(
+        images,
+        dems,
+        np.asarray(y),
+        {f"{config.model} ({config.loss})": prob},
+        run_dir / "predictions.png",
+        names=[f"test: {s.stem}" for s in tiles],
+        title=(
+            f"{config.model} ({config.loss}), {config.modalities}, "
+            f"{config.image_size}x{config.image_size} px, {config.epochs} epochs: "
+            f"best.keras on {len(tiles)} test tiles"
+        ),
+    )

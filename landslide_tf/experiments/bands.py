@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from landslide_tf.errors import UserError
+from landslide_tf.experiments.core import study_format
 from landslide_tf.experiments.runs import RunResult, RunSpec, run_name
 from landslide_tf.training.config import TrainConfig
 
@@ -38,44 +39,6 @@ BEST_LOSS = "dice"
 
 
 # ----------------------------------------------------------------------------- any format
-
-
-def study_format(study: Any, root: Path) -> str:
-    """The study's ``data_format`` setting, or the detected format of ``root``."""
-    from landslide_tf.data.formats import check_format, detect_format
-
-    name = study.train.get("data_format") or detect_format(root)
-    check_format(name)
-    return name
-
-
-def multiband_split(study: Any, root: Path, out: Path) -> dict[str, list] | None:
-    """The shared split of a multi-band dataset in ``OUT/split`` (None for Bijie)."""
-    from landslide_tf.data.formats import FORMATS, band_splits, find_band_samples
-
-    name = study_format(study, root)
-    if not FORMATS[name].multiband:
-        return None
-    samples, _ = find_band_samples(name, root)
-    return band_splits(name, samples, study.split_seed, out / "split")
-
-
-def resolve_study_data(study: Any, root: Path) -> Any:
-    """The study with ``data_format`` and the resolved ``bands`` in its training settings."""
-    from landslide_tf.data.formats import resolve_data_config
-
-    config = resolve_data_config(TrainConfig.from_dict(dict(study.train)), root)
-    values = {"data_format": config.data_format, "bands": config.bands}
-    if config.data_format is None:  # bijie
-        values["modalities"] = config.modalities
-    return dataclasses.replace(study, train={**study.train, **values})
-
-
-def add_format_args(parser: Any) -> None:
-    """``--data-format``, ``--bands`` and ``--band-norm`` for the experiments CLI."""
-    from landslide_tf.data.formats import add_data_format_args
-
-    add_data_format_args(parser)
 
 
 def format_overrides(args: Any) -> dict[str, Any]:

@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from landslide_tf.errors import UserError
 from landslide_tf.experiments import tables
 from landslide_tf.experiments.reference import loss_label, model_label
-
-# Re-exported: these names were defined here before the split and are imported from here.
-from landslide_tf.experiments.report import (  # noqa: F401
+from landslide_tf.experiments.report import (
     StudyOutcome,
-    _final_runs,
-    _fmt_s,
-    environment,
     write_figures,
     write_readme,
     write_runs_csv,
@@ -63,8 +60,6 @@ def prepare_split(study: Study, data: str | Path, out: Path) -> tuple[Path, dict
     if not Path(data).exists():
         raise UserError(f"dataset {data} does not exist")
     root = ldata.open_dataset(data).resolve()
-    from landslide_tf.experiments.bands import multiband_split
-
     split = multiband_split(study, root, out)  # issue 13: l4s / folder datasets
     if split is None:
         samples = ldata.find_samples(
@@ -123,8 +118,6 @@ def run_study(
         data = ensure_default_dataset()
         progress(f"no --data: using the synthetic dataset {data}")
     root, sizes = prepare_split(study, data, out)
-    from landslide_tf.experiments.bands import resolve_study_data
-
     study = resolve_study_data(study, root)  # issue 13: format + bands in every run's config
     progress(f"split: train {sizes['train']}, val {sizes['val']}, test {sizes['test']} tiles "
              f"({out / 'split'})")  # fmt: skip
@@ -191,3 +184,34 @@ def _log_results(out: Path, results: Sequence[RunResult]) -> None:
                      "run": r.name, "status": r.status, "wall_s": r.wall_s,
                      "miou": r.metrics.get("miou"), "error": r.error}  # fmt: skip
             fh.write(json.dumps(entry) + "\n")
+
+
+def study_format(study: Any, root: Path) -> str:
+    """The study's ``data_format`` setting, or the detected format of ``root``."""
+    from landslide_tf.data.formats import check_format, detect_format
+
+    name = study.train.get("data_format") or detect_format(root)
+    check_format(name)
+    return name
+
+
+def multiband_split(study: Any, root: Path, out: Path) -> dict[str, list] | None:
+    """The shared split of a multi-band dataset in ``OUT/split`` (None for Bijie)."""
+    from landslide_tf.data.formats import FORMATS, band_splits, find_band_samples
+
+    name = study_format(study, root)
+    if not FORMATS[name].multiband:
+        return None
+    samples, _ = find_band_samples(name, root)
+    return band_splits(name, samples, study.split_seed, out / "split")
+
+
+def resolve_study_data(study: Any, root: Path) -> Any:
+    """The study with ``data_format`` and the resolved ``bands`` in its training settings."""
+    from landslide_tf.data.formats import resolve_data_config
+
+    config = resolve_data_config(TrainConfig.from_dict(dict(study.train)), root)
+    values = {"data_format": config.data_format, "bands": config.bands}
+    if config.data_format is None:  # bijie
+        values["modalities"] = config.modalities
+    return dataclasses.replace(study, train={**study.train, **values})

@@ -83,7 +83,7 @@ def load_test_tiles(run: RunResult, n: int = 4) -> tuple[np.ndarray, np.ndarray,
 
 
 def _split_channels(x: np.ndarray, modalities: str) -> tuple[np.ndarray | None, np.ndarray | None]:
-    from landslide_tf.explain import display_channels
+    from landslide_tf.explain.figures import display_channels
 
     pairs = [display_channels(tile, modalities) for tile in x]
     rgb = None if pairs[0][0] is None else np.stack([p[0] for p in pairs])
@@ -101,7 +101,8 @@ def predict_and_explain(
     """
     import keras
 
-    from landslide_tf.explain import cam_energy_inside, compute_cam
+    from landslide_tf.explain.cam import compute_cam
+    from landslide_tf.explain.targets import cam_energy_inside
     from landslide_tf.training.runs import load_run
 
     probs, cams, energy = {}, {}, {}

@@ -42,36 +42,15 @@ from landslide_tf.experiments.runs import (
     read_tuned_threshold,
     read_val_miou,
 )
-from landslide_tf.training.config import TrainConfig
+from landslide_tf.training.config import TrainConfig, config_differences
 
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
 
-#: Fields that may differ without making a run another run: ``train`` resumes across them
-#: (mirrors ``landslide_tf.training.rundir.RESUME_FREE_FIELDS``; a larger ``epochs`` continues training).
-RESUME_FREE_FIELDS = (
-    "run_dir",
-    "epochs",
-    "strategy",
-    "jit",
-    "precision",
-    "mixed_precision",
-    "steps_per_execution",
-)
-
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def _comparable(values: dict[str, Any]) -> dict[str, Any]:
-    out = TrainConfig.from_dict(values).resolved().to_dict()
-    auto = set(values.get("auto_loss_kwargs") or ())
-    out["loss_kwargs"] = {k: v for k, v in (out["loss_kwargs"] or {}).items() if k not in auto}
-    for key in RESUME_FREE_FIELDS:
-        out.pop(key, None)
-    return out
 
 
 def config_matches(requested: dict[str, Any], saved: dict[str, Any]) -> bool:
@@ -81,11 +60,9 @@ def config_matches(requested: dict[str, Any], saved: dict[str, Any]) -> bool:
     resolved); loss arguments ``train`` filled in itself (``auto_loss_kwargs``, e.g. the WCE
     class weights) and the fields in ``RESUME_FREE_FIELDS`` are not compared.
     """
-    want, have = _comparable(requested), _comparable(saved)
-    diff = [k for k in want if want[k] != have.get(k)]
+    diff = config_differences(saved, requested)
     if diff:
-        logger.info("config differs on %s", ", ".join(f"{k}: {have.get(k)!r} -> {want[k]!r}"
-                                                   for k in diff))  # fmt: skip
+        logger.info("config differs on %s", ", ".join(diff))
     return not diff
 
 
@@ -195,7 +172,7 @@ def execute_run(spec: RunSpec, verbose: int = 0) -> RunResult:
     """
     import keras
 
-    from landslide_tf.training.train import train
+    from landslide_tf.experiments.run import train
 
     start = time.perf_counter()
     try:

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from landslide_tf.cli.common import run_cli
+from landslide_tf.cli.common import add_precision_args, run_cli
 from landslide_tf.errors import UserError
 from landslide_tf.inference.core import (
     MODEL_CARD_JSON,
@@ -41,7 +41,6 @@ from landslide_tf.inference.predictor import Predictor, load_keras_model
 from landslide_tf.inference.preview import dem_preview
 from landslide_tf.inference.scene import predict_scene
 from landslide_tf.inference.tta import add_tta_arg
-from landslide_tf.training.precision import add_precision_args
 
 __all__ = [
     "MODEL_CARD_JSON",

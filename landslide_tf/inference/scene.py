@@ -45,7 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
-from landslide_tf.cli.quiet import interactive_stdout
+from landslide_tf.console import interactive_stdout
 from landslide_tf.errors import UserError
 from landslide_tf.inference.core import check_extents
 from landslide_tf.inference.polygons import polygon_area, write_polygons

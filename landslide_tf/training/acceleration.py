@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from landslide_tf.training.precision import Hardware, add_precision_args
+from landslide_tf.training.precision import Hardware
 
 #: Largest global batch for which ``auto`` runs several steps per execution on accelerators.
 SMALL_BATCH = 16
@@ -64,15 +64,3 @@ def run_steps_per_execution(config: Any, global_batch: int, n_train: int) -> dic
             detect_hardware(config.strategy), global_batch, steps_per_epoch
         )
     return {"steps_per_execution_used": used, "steps_per_execution_reason": reason}
-
-
-def add_speed_args(parser: Any) -> None:
-    """``--precision``/``--mixed-precision`` and ``--steps-per-execution`` for ``train``."""
-    add_precision_args(parser)
-    parser.add_argument(
-        "--steps-per-execution",
-        type=int,
-        default=None,
-        help="training steps per compiled call (default 0 = auto: several on GPU/TPU at "
-        f"global batch <= {SMALL_BATCH}, else 1)",
-    )

@@ -2,8 +2,7 @@
 
 ``ResumeCheckpoint`` commits each epoch with the protocol of ``landslide_tf.training.runstate``
 (per-epoch checkpoint, then ``state.json`` atomically, then roll forward), so a ``kill -9``
-anywhere loses at most the epoch in progress and a resume trains no epoch twice. The
-run-state names below are re-exported from there (they were defined here before).
+anywhere loses at most the epoch in progress and a resume trains no epoch twice.
 """
 
 from __future__ import annotations
@@ -18,19 +17,12 @@ from typing import Any
 import keras
 
 from landslide_tf.files import atomic_write_json
-from landslide_tf.training.runstate import (  # noqa: F401  (re-exported)
-    BEST_MODEL,
-    FAULT_ENV,
+from landslide_tf.training.runstate import (
     HISTORY_FILE,
-    LAST_MODEL,
     STATE_FILE,
     atomic_save_model,
-    checkpoint_files,
     checkpoint_name,
     fault_point,
-    read_history,
-    read_state,
-    resume_checkpoint,
     roll_forward,
     write_history,
 )

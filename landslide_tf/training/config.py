@@ -175,3 +175,40 @@ def config_type_problem(values: Any) -> str | None:
         if wrong_bool or not isinstance(value, allowed):
             return f"{field.name} is {value!r}, expected {field.type}"
     return None
+
+
+#: Fields that may differ without making a run another run: they do not change what is
+#: learned, so ``train`` resumes across them and a study reuses the run.
+RESUME_FREE_FIELDS = (
+    "run_dir",
+    "epochs",
+    "strategy",
+    "jit",
+    "test_split",
+    "tta",
+    "tune_threshold",
+    "precision",
+    "mixed_precision",
+    "steps_per_execution",
+)
+
+
+def comparable(values: dict[str, Any]) -> dict[str, Any]:
+    """A stored or requested config reduced to what decides the run: normalised through
+    ``TrainConfig`` (unknown keys dropped, newer fields at their defaults, the loss resolved),
+    without ``RESUME_FREE_FIELDS`` and the loss arguments ``train`` derived itself
+    (``auto_loss_kwargs``, e.g. the WCE class weights)."""
+    out = TrainConfig.from_dict(values).resolved().to_dict()
+    auto = set(values.get("auto_loss_kwargs") or ())
+    out["loss_kwargs"] = {k: v for k, v in (out["loss_kwargs"] or {}).items() if k not in auto}
+    out["derived"] = list(out.get("derived") or [])
+    for key in RESUME_FREE_FIELDS:
+        out.pop(key, None)
+    return out
+
+
+def config_differences(stored: dict[str, Any], requested: dict[str, Any]) -> list[str]:
+    """The one run-config comparator (resume and studies): ``["key: old -> new", ...]``."""
+    old, new = comparable(stored), comparable(requested)
+    keys = sorted(set(old) | set(new))
+    return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k)]

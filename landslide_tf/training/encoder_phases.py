@@ -12,7 +12,6 @@ decoder's slots only), then the run continues with the phase it is in.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,6 @@ from landslide_tf.errors import UserError
 from landslide_tf.training.config import TrainConfig
 
 __all__ = [
-    "add_encoder_args",
     "apply_encoder_defaults",
     "build_kwargs",
     "frozen_at_checkpoint",
@@ -33,32 +31,11 @@ __all__ = [
 ENCODER_DEPTH = 5
 
 
-def add_encoder_args(p: argparse.ArgumentParser) -> None:
-    """The ``--encoder``, ``--encoder-weights`` and ``--freeze-encoder-epochs`` flags."""
-    p.add_argument(
-        "--encoder",
-        help="pretrained keras-hub encoder for unet*/unetpp*: resnet18, resnet50, "
-        "efficientnet_b0 (default: none; needs pip install landslide_tf[encoders])",
-    )
-    p.add_argument(
-        "--encoder-weights",
-        metavar="imagenet|none|PATH",
-        help="imagenet (default; fetched once and cached), none (random), a keras-hub "
-        "preset folder or a .weights.h5 file",
-    )
-    p.add_argument(
-        "--freeze-encoder-epochs",
-        type=int,
-        metavar="N",
-        help="train the decoder first: the encoder stays frozen for N epochs (default 0)",
-    )
-
-
-def apply_encoder_defaults(values: dict[str, Any], args: argparse.Namespace) -> None:
+def apply_encoder_defaults(values: dict[str, Any], *, depth_given: bool) -> None:
     """With ``--encoder``: depth 5 unless ``--depth`` given, ``imagenet`` weights, PATH absolute."""
     if not values.get("encoder"):
         return
-    if getattr(args, "depth", None) is None:
+    if not depth_given:
         values["depth"] = ENCODER_DEPTH
     weights = values.get("encoder_weights") or "imagenet"
     if weights not in ("imagenet", "none"):

@@ -11,8 +11,6 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from landslide_tf.errors import UserError
 from landslide_tf.training import runstate as cb
 from landslide_tf.training.config import TrainConfig
@@ -28,7 +26,7 @@ class TrainingDiverged(UserError):
     """The training loss became NaN or infinite."""
 
 
-def _prepare_splits(config: TrainConfig, data_root: Path, run_dir: Path) -> tuple:
+def prepare_splits(config: TrainConfig, data_root: Path, run_dir: Path) -> tuple:
     """Samples, split (reused or written), strategy and global batch; checks sizes."""
     from landslide_tf import data as ldata
     from landslide_tf.training import distribute
@@ -62,7 +60,7 @@ def _prepare_splits(config: TrainConfig, data_root: Path, run_dir: Path) -> tupl
     return splits, strategy, global_batch
 
 
-def _derived_entries(config: TrainConfig, train_samples: list) -> dict[str, Any]:
+def derived_entries(config: TrainConfig, train_samples: list) -> dict[str, Any]:
     from landslide_tf import data as ldata
 
     if config.data_format in ("l4s", "folder"):  # issue 13: per-band training statistics
@@ -80,7 +78,7 @@ def _derived_entries(config: TrainConfig, train_samples: list) -> dict[str, Any]
     }
 
 
-def _fit(
+def fit_model(
     config: TrainConfig,
     run_dir: Path,
     splits: dict[str, list],
@@ -96,7 +94,7 @@ def _fit(
     from landslide_tf.losses import get_loss
     from landslide_tf.metrics.segmentation import keras_metrics
     from landslide_tf.models import build_model
-    from landslide_tf.training import callbacks as cb  # the Keras callbacks (+ runstate's names)
+    from landslide_tf.training import callbacks
     from landslide_tf.training import encoder_phases as et
     from landslide_tf.training.optim import build_optimizer
 
@@ -150,8 +148,8 @@ def _fit(
     )
     history = cb.read_history(run_dir / cb.HISTORY_FILE)
     history = [row for row in history if row["epoch"] <= done]
-    guard = cb.NaNGuard()
-    checkpoint = cb.ResumeCheckpoint(
+    guard = callbacks.NaNGuard()
+    checkpoint = callbacks.ResumeCheckpoint(
         run_dir,
         monitor="val_miou",
         history=history,
@@ -160,7 +158,7 @@ def _fit(
         nan_guard=guard,
         extra_state={"epochs": config.epochs},
     )
-    tensorboard = cb.EpochScalars(run_dir / "logs")
+    tensorboard = callbacks.EpochScalars(run_dir / "logs")
     from landslide_tf.training.distribute import prepare_multiworker_fit
 
     for start, stop, frozen in et.phases(config, done):
@@ -219,45 +217,11 @@ def _restore(model: keras.Model, run_dir: Path, state: dict[str, Any]) -> int:
     )
 
 
-def _plot_test_predictions(
-    config: TrainConfig, run_dir: Path, test: list, options: dict[str, Any], n: int = 4
-) -> None:
-    from landslide_tf.data import make_dataset
-    from landslide_tf.evaluation.plots import plot_predictions
-    from landslide_tf.training.runs import load_model_file
-
-    tiles = test[:n]
-    model = load_model_file(run_dir / cb.BEST_MODEL)
-    x, y = next(iter(make_dataset(tiles, batch_size=len(tiles), cache=False, **options)))
-    x = np.asarray(x)  # (n, H, W, C)
-    prob = np.asarray(model(x, training=False), dtype=np.float32)  # (n, H, W, 1)
-    images = x[..., :3] if config.modalities != "dem" else None
-    dem_channel = {"rgb+dem": 3, "dem": 0}.get(config.modalities)
-    if config.data_format in ("l4s", "folder"):  # issue 13: show the first bands, stretched
-        from landslide_tf.data.bands import display_rgb
-
-        images, dem_channel = display_rgb(x, config.bands), None
-    dems = x[..., dem_channel] if dem_channel is not None else None
-    plot_predictions(
-        images,
-        dems,
-        np.asarray(y),
-        {f"{config.model} ({config.loss})": prob},
-        run_dir / "predictions.png",
-        names=[f"test: {s.stem}" for s in tiles],
-        title=(
-            f"{config.model} ({config.loss}), {config.modalities}, "
-            f"{config.image_size}x{config.image_size} px, {config.epochs} epochs: "
-            f"best.keras on {len(tiles)} test tiles"
-        ),
-    )
-
-
 def progress_verbosity(verbose: int | str) -> int | str:
     """Keras ``fit`` verbosity: ``"auto"`` is a progress bar on a terminal, else one line per
     epoch (no ANSI escape codes in redirected output and log files)."""
     if verbose != "auto":
         return verbose
-    from landslide_tf.cli.quiet import interactive_stdout
+    from landslide_tf.console import interactive_stdout
 
     return 1 if interactive_stdout() else 2

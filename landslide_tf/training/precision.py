@@ -227,36 +227,6 @@ def convert_model(model: Any, precision: str) -> Any:
     return copy
 
 
-def add_precision_args(parser: Any, default: str | None = "auto", legacy: bool = True) -> None:
-    """Add ``--precision`` (and the ``--mixed-precision`` alias) to an argparse parser."""
-    import argparse
-
-    shown = default or "the run's recorded precision"
-    parser.add_argument(
-        "--precision",
-        choices=PRECISIONS,
-        default=None,
-        help=f"auto = bfloat16/float16 where the hardware is fast at it (default {shown})",
-    )
-    if legacy:
-        parser.add_argument(
-            "--mixed-precision",
-            action=argparse.BooleanOptionalAction,
-            default=None,
-            help="alias: float16 on GPU, bfloat16 elsewhere (--no-...: --precision float32)",
-        )
-
-
-def precision_from_args(args: Any) -> str | None:
-    """``--precision``, else the ``--mixed-precision`` alias, else ``None`` (not given)."""
-    if getattr(args, "precision", None):
-        return args.precision
-    mixed = getattr(args, "mixed_precision", None)
-    if mixed is None:
-        return None
-    return LEGACY_MIXED if mixed else "float32"
-
-
 def run_precision(config: Any, stored: dict[str, Any] | None) -> dict[str, str]:
     """The precision a run trains in, for ``config.json``: ``precision_used``, ``precision_reason``.
 

@@ -14,24 +14,16 @@ from typing import Any
 
 from landslide_tf.errors import UserError
 from landslide_tf.training import runstate as cb
-from landslide_tf.training.config import DEM_NORMS, DERIVED_CHANNELS, MODALITIES, TrainConfig
+from landslide_tf.training.config import (
+    DEM_NORMS,
+    DERIVED_CHANNELS,
+    MODALITIES,
+    TrainConfig,
+    config_differences,
+)
 from landslide_tf.training.runs import CONFIG_FILE, SPLITS, read_run_config
 
 logger = logging.getLogger(__name__)
-
-#: Config fields that may differ when resuming (they do not change what is learned).
-RESUME_FREE_FIELDS = (
-    "run_dir",
-    "epochs",
-    "strategy",
-    "jit",
-    "test_split",
-    "tta",
-    "tune_threshold",
-    "precision",
-    "mixed_precision",
-    "steps_per_execution",
-)
 
 #: Files and folders of a run directory removed by ``--force``.
 RUN_ARTIFACTS = (
@@ -119,7 +111,7 @@ def check_loss(name: str, kwargs: dict[str, Any]) -> None:
         raise UserError(f"bad --loss-kwargs for {name}: {exc}") from None
 
 
-def _resolve_data(data: str | None) -> Path:
+def resolve_data(data: str | None) -> Path:
     from landslide_tf import data as ldata
 
     if data is None:
@@ -132,23 +124,13 @@ def _resolve_data(data: str | None) -> Path:
     return Path(ldata.open_dataset(path)).resolve()
 
 
-def _comparable(values: dict[str, Any]) -> dict[str, Any]:
-    defaults = TrainConfig().to_dict()  # fields newer than a stored config read as defaults
-    out = {
-        k: values.get(k, default) for k, default in defaults.items() if k not in RESUME_FREE_FIELDS
-    }
-    auto = set(values.get("auto_loss_kwargs", ()))
-    out["loss_kwargs"] = {k: v for k, v in (out.get("loss_kwargs") or {}).items() if k not in auto}
-    out["derived"] = list(out.get("derived") or [])
-    return out
-
-
-def _check_same_config(run_dir: Path, new: dict[str, Any]) -> dict[str, Any]:
+def check_same_config(run_dir: Path, new: dict[str, Any]) -> dict[str, Any]:
+    """The stored config of ``run_dir``; ``UserError`` naming the differences if it holds
+    another run than ``new`` describes."""
     _, stored = read_run_config(run_dir)
-    old_c, new_c = _comparable(stored), _comparable(new)
-    diff = [k for k in sorted(set(old_c) | set(new_c)) if old_c.get(k) != new_c.get(k)]
+    diff = config_differences(stored, new)
     if diff:
-        details = ", ".join(f"{k}: {old_c.get(k)!r} -> {new_c.get(k)!r}" for k in diff)
+        details = ", ".join(diff)
         raise UserError(
             f"{run_dir} holds a run with a different config ({details}); use another "
             "--run-dir, the same options, or --force to overwrite it"
@@ -156,7 +138,7 @@ def _check_same_config(run_dir: Path, new: dict[str, Any]) -> dict[str, Any]:
     return stored
 
 
-def _clear_run(run_dir: Path, split_dir: str | None) -> None:
+def clear_run(run_dir: Path, split_dir: str | None) -> None:
     for name in RUN_ARTIFACTS:
         path = run_dir / name
         if path.is_dir():

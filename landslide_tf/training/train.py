@@ -1,30 +1,18 @@
-"""Train one model with the paper's defaults; resumable, seeded, with a test evaluation at the end.
+"""Fit one run: check the config and the run directory, write config.json, fit (or resume).
 
-Command line::
-
-    python -m landslide_tf.train --model unetpp_spatial_ctx            # paper settings
-    python -m landslide_tf.train --model unet --preset quick           # a few CPU minutes
-    python -m landslide_tf.train --model resunet --loss focal --loss-kwargs alpha=0.25 gamma=2
-
-Defaults (``--preset paper``) are ``TrainConfig``'s, i.e. the paper's: Adam with learning rate
-1e-5, batch size 2, 50 epochs, 128x128 inputs, dropout 0.5, RGB + DEM, and the loss each
-family did best with (U-Net: BCE, ResUNet: WCE, U-Net++ variants: Dice). ``--preset quick``
-(64x64, 8 base filters, depth 3, batch 8, lr 1e-3, 8 epochs) runs in a couple of CPU minutes;
-explicit flags override the preset.
+``fit_run`` does everything ``python -m landslide_tf.train`` does before the model is scored:
+the config is resolved and validated before anything is written, a run directory that holds
+another run is refused, an interrupted run resumes after its last completed epoch, and a
+finished one is reported, not retrained (``force`` starts over). Scoring the result (threshold
+tuning, test metrics, pictures) is ``landslide_tf.experiments.run.train``'s, which calls this.
 
 The run directory (default ``runs/<model>-<loss>-s<seed>``) receives ``config.json``, the
 split files, ``best.keras`` (highest validation mIoU), ``last.keras`` + ``state.json``
-(resume), ``history.csv``, TensorBoard ``logs/``, ``loss_curve.png``, ``predictions.png`` and
-``metrics.json`` (test split, ``best.keras``). Rerunning the same command resumes after the
-last completed epoch; a finished run is not retrained (``--force`` starts over).
-
-This module holds the CLI and the ``train`` orchestration; checking the config and the run
-directory is ``landslide_tf.training.rundir``'s, fitting the model ``landslide_tf.training.fit``'s.
+(resume), ``history.csv`` and TensorBoard ``logs/``.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import logging
@@ -32,64 +20,47 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from landslide_tf.cli.common import run_cli
-
-# Re-exported: the command line lived here before it moved to train_args.
-from landslide_tf.cli.train_args import (  # noqa: F401
-    PRESETS,
-    _add_faults_args,
-    _parse_loss_kwargs,
-    build_parser,
-    config_from_args,
-)
 from landslide_tf.data.formats import resolve_data_config
 from landslide_tf.errors import UserError
 from landslide_tf.files import atomic_write_json
 from landslide_tf.training import runstate as cb
 from landslide_tf.training.acceleration import run_steps_per_execution
 from landslide_tf.training.config import TrainConfig
-
-# Re-exported: these names were defined here before the split and are imported from here.
-from landslide_tf.training.fit import (  # noqa: F401
-    TrainingDiverged,
-    _derived_entries,
-    _fit,
-    _plot_test_predictions,
-    _prepare_splits,
-)
-from landslide_tf.training.precision import (
-    apply_precision,
-    run_precision,
-)
-from landslide_tf.training.recipe import (
-    finish_run,
-    record_split_lists,
-    validate_recipe,
-)
-from landslide_tf.training.rundir import (  # noqa: F401
-    RESUME_FREE_FIELDS,
-    RUN_ARTIFACTS,
-    _check_same_config,
-    _clear_run,
-    _comparable,
-    _resolve_data,
+from landslide_tf.training.fit import derived_entries, fit_model, prepare_splits
+from landslide_tf.training.precision import apply_precision, run_precision
+from landslide_tf.training.recipe import record_split_lists, validate_recipe
+from landslide_tf.training.rundir import (
     check_loss,
+    check_same_config,
+    clear_run,
     default_run_dir,
+    resolve_data,
     validate_config,
 )
-from landslide_tf.training.runs import (  # noqa: F401  (load_run re-exported: the documented name)
-    CONFIG_FILE,
-    SPLITS,
-    dataset_options,
-    load_run,
-    read_run_config,
-)
+from landslide_tf.training.runs import CONFIG_FILE, dataset_options
 
 logger = logging.getLogger(__name__)
 
 
-def train(config: TrainConfig, *, force: bool = False, verbose: int | str = "auto") -> dict:
-    """Train (or resume, or just report) one run and evaluate it on the test split.
+@dataclasses.dataclass(frozen=True)
+class FitResult:
+    """What ``fit_run`` did: the resolved config, the run directory and the splits it used.
+
+    ``metrics`` is set (the stored ``metrics.json``) when the run was already finished and
+    nothing was fitted; ``options`` are the dataset options of ``landslide_tf.data.make_dataset``.
+    """
+
+    config: TrainConfig
+    run_dir: Path
+    splits: dict[str, list] | None
+    options: dict[str, Any] | None
+    epochs_trained: int
+    resumed_from: int
+    metrics: dict[str, Any] | None = None
+
+
+def fit_run(config: TrainConfig, *, force: bool = False, verbose: int | str = "auto") -> FitResult:
+    """Fit (or resume, or just report) one run; see the module docstring.
 
     Args:
         config: the run configuration; ``loss=None`` is the paper's best loss for the family,
@@ -100,10 +71,7 @@ def train(config: TrainConfig, *, force: bool = False, verbose: int | str = "aut
             ``"auto"`` = 1 when stdout is a terminal, else 2).
 
     Returns:
-        Test metrics of ``best.keras`` (also in ``run_dir/metrics.json``): ``miou`` (mean of
-        background and landslide IoU), ``iou_background``, ``iou_landslide``, ``auc``,
-        ``precision``, ``recall``, ``f1``, ``accuracy``, ``threshold``, ``n_tiles``, plus
-        ``run_dir``, ``epochs_trained`` (this call) and ``resumed_from`` (epochs done before).
+        A ``FitResult``.
 
     Raises:
         UserError: bad options, missing data, a different run in ``run_dir``.
@@ -114,16 +82,16 @@ def train(config: TrainConfig, *, force: bool = False, verbose: int | str = "aut
     validate_recipe(config)
     run_dir = Path(config.run_dir) if config.run_dir else default_run_dir(config)
     run_dir = run_dir.expanduser().resolve()
-    data_root = _resolve_data(config.data)
+    data_root = resolve_data(config.data)
     config = dataclasses.replace(config, data=str(data_root), run_dir=str(run_dir))
     config = resolve_data_config(config, data_root)  # issue 13: format + bands
 
     if force and run_dir.exists():
         logger.info("--force: clearing %s", run_dir)
-        _clear_run(run_dir, config.split_dir)
+        clear_run(run_dir, config.split_dir)
     stored = None
     if (run_dir / CONFIG_FILE).is_file():
-        stored = _check_same_config(run_dir, config.to_dict())
+        stored = check_same_config(run_dir, config.to_dict())
     state = cb.read_state(run_dir) if stored is not None else None
     if state is not None:
         cb.roll_forward(run_dir, state)  # finish a save interrupted after its commit
@@ -136,7 +104,7 @@ def train(config: TrainConfig, *, force: bool = False, verbose: int | str = "aut
     if done == config.epochs and (run_dir / "metrics.json").is_file():
         logger.info("%s is already trained (%d epochs): reporting its metrics", run_dir, done)
         metrics = json.loads((run_dir / "metrics.json").read_text())
-        return {**metrics, "run_dir": str(run_dir), "epochs_trained": 0, "resumed_from": done}
+        return FitResult(config, run_dir, None, None, 0, done, metrics)
 
     import keras
 
@@ -149,7 +117,7 @@ def train(config: TrainConfig, *, force: bool = False, verbose: int | str = "aut
     created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
     try:  # everything checked before config.json is written
-        splits, strategy, global_batch = _prepare_splits(config, data_root, run_dir)
+        splits, strategy, global_batch = prepare_splits(config, data_root, run_dir)
         raw, loss_kwargs = _run_entries(config, stored, splits["train"])
     except UserError:
         if created:  # do not leave a half-made run directory behind a bad argument
@@ -166,27 +134,13 @@ def train(config: TrainConfig, *, force: bool = False, verbose: int | str = "aut
 
     apply_precision(raw["precision_used"])
     try:
-        epochs_trained = _fit(
+        epochs_trained = fit_model(
             config, run_dir, splits, options, loss_kwargs, strategy, global_batch, state, verbose
         )
     finally:
         apply_precision("float32")
 
-    from landslide_tf.evaluation.plots import plot_loss_curves
-
-    plot_loss_curves(
-        {config.model: run_dir / cb.HISTORY_FILE},
-        run_dir / "loss_curve.png",
-        title=f"{config.model} ({config.loss})",
-    )
-    metrics = finish_run(config, run_dir, splits)
-    _plot_test_predictions(config, run_dir, splits["test"] or splits["val"], options)
-    return {
-        **metrics,
-        "run_dir": str(run_dir),
-        "epochs_trained": epochs_trained,
-        "resumed_from": done,
-    }
+    return FitResult(config, run_dir, splits, options, epochs_trained, done)
 
 
 def _run_entries(
@@ -195,7 +149,7 @@ def _run_entries(
     """The derived ``config.json`` entries and the loss arguments, checked."""
     if stored is not None:
         return stored, dict(stored.get("loss_kwargs") or {})
-    raw = _derived_entries(config, train_samples)
+    raw = derived_entries(config, train_samples)
     loss_kwargs = dict(config.loss_kwargs)
     if config.loss == "wce" and "class_weights" not in loss_kwargs:
         from landslide_tf.losses import wce_weights
@@ -212,41 +166,3 @@ def _run_entries(
         raw["auto_loss_kwargs"] = ["class_weights"]
     check_loss(config.loss, loss_kwargs)
     return raw, loss_kwargs
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point: train, then print the test metrics."""
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    return run_cli(
-        lambda: _run(args),
-        interrupted="interrupted: rerun the same command to resume after the last completed epoch",
-    )
-
-
-def _run(args: argparse.Namespace) -> int:
-    if args.verbose == 2:
-        logging.getLogger("landslide_tf").setLevel(logging.DEBUG)
-    config = config_from_args(args)
-    result = train(
-        config, force=args.force, verbose="auto" if args.verbose is None else args.verbose
-    )
-    from landslide_tf.metrics.segmentation import format_metrics
-
-    run_dir = result["run_dir"]
-    if result["epochs_trained"] == 0:
-        print(
-            f"{run_dir} was already trained ({result['resumed_from']} epochs); "
-            "reporting its metrics (--force retrains)"
-        )
-    if "note" in result:
-        print(result["note"])
-    if "split" in result:
-        name = "metrics.json" if result["split"] == "test" else f"metrics_{result['split']}.json"
-        print(f"{result['split']} metrics of {run_dir}/best.keras ({name}):")
-        print(format_metrics(result))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
