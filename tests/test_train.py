@@ -154,6 +154,63 @@ def test_force_retrains_from_scratch(tiny_run, synth_dir, tmp_path):
     assert json.loads((run_dir / "config.json").read_text())["lr"] == 2e-3
 
 
+def test_torn_last_history_row_is_rewritten_from_state_json(tiny_run, synth_dir, tmp_path):
+    """Issue 23 case 10: a resume validates the committed row against state.json."""
+    _, src, _ = tiny_run
+    run_dir = tmp_path / "torn"
+    shutil.copytree(src, run_dir)
+    committed = cb.read_state(run_dir)["last_row"]
+    text = (run_dir / "history.csv").read_text().rstrip("\n")
+    (run_dir / "history.csv").write_text(text[: len(text) - 3])  # the row torn mid-number
+    train(tiny(synth_dir, run_dir, epochs=2), verbose=0)
+    rows = cb.read_history(run_dir / "history.csv")
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert rows[0] == pytest.approx({k: float(v) for k, v in committed.items()}, rel=1e-5)
+
+
+def test_a_second_process_on_a_run_dir_in_use_exits_2_naming_the_owner(synth_dir, tmp_path, capsys):
+    """Issue 23 case 3: a run dir is locked while a process trains in it."""
+    run_dir = tmp_path / "busy"
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys\nfrom landslide_tf.training.runstate import RunLock\n"
+         f"lock = RunLock({str(run_dir)!r}).acquire()\nprint('held', flush=True)\n"
+         "sys.stdin.read()\n"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        before = sorted(p.name for p in run_dir.iterdir())
+        rc = run_main(tiny_argv(synth_dir, run_dir))
+        err = capsys.readouterr().err.strip()
+        assert rc == 2 and len(err.splitlines()) == 1
+        assert "is in use" in err and f"pid {holder.pid}" in err, err
+        assert sorted(p.name for p in run_dir.iterdir()) == before  # nothing written
+    finally:
+        holder.communicate("", timeout=30)
+    assert run_main(tiny_argv(synth_dir, run_dir)) == 0  # freed when its owner ends
+
+
+def test_a_failure_before_the_first_epoch_leaves_no_run_dir(
+    synth_dir, tmp_path, monkeypatch, capsys
+):
+    """Issue 22 item 4: an offline encoder fetch (simulated) leaves nothing behind, so the
+    retry runs without --force."""
+    import landslide_tf.models
+
+    def offline(*args, **kwargs):
+        raise UserError("cannot fetch ImageNet weights for resnet18 (offline?)")
+
+    run_dir = tmp_path / "fresh"
+    monkeypatch.setattr(landslide_tf.models, "build_model", offline)
+    assert run_main(tiny_argv(synth_dir, run_dir)) == 2
+    assert "offline" in capsys.readouterr().err
+    assert not run_dir.exists()
+    monkeypatch.undo()
+    assert run_main(tiny_argv(synth_dir, run_dir)) == 0
+    assert (run_dir / "best.keras").is_file()
+
+
 # --- options --------------------------------------------------------------------------
 
 
@@ -200,8 +257,7 @@ def test_bad_arguments_exit_2_with_one_line(flags, message, synth_dir, tmp_path,
     err = capsys.readouterr().err.strip()
     assert rc == 2
     assert len(err.splitlines()) == 1 and err.startswith("error: ") and message in err, err
-    if "--loss-kwargs" not in flags:
-        assert not run_dir.exists()  # no half-made run dir left behind
+    assert not run_dir.exists()  # no half-made run dir left behind
 
 
 def test_missing_data_dir_exits_2(tmp_path, capsys):

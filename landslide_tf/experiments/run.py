@@ -13,13 +13,14 @@ Example:
 
 from __future__ import annotations
 
+import shutil
 from typing import Any
 
 from landslide_tf.evaluation.evaluate import finish_run
 from landslide_tf.evaluation.plots import plot_loss_curves, plot_run_predictions
 from landslide_tf.training.config import TrainConfig
-from landslide_tf.training.runstate import HISTORY_FILE
-from landslide_tf.training.train import fit_run
+from landslide_tf.training.runstate import HISTORY_FILE, STATE_FILE, RunLock
+from landslide_tf.training.train import fit_run, run_directory
 
 
 def train(config: TrainConfig, *, force: bool = False, verbose: int | str = "auto") -> dict:
@@ -43,6 +44,19 @@ def train(config: TrainConfig, *, force: bool = False, verbose: int | str = "aut
         UserError: bad options, missing data, a different run in ``run_dir``.
         TrainingDiverged: the loss became NaN or infinite.
     """
+    run_dir = run_directory(config)
+    created = not run_dir.exists()
+    try:
+        with RunLock(run_dir, "training"):  # a second process on this run dir stops here
+            return _train_locked(config, force, verbose)
+    except BaseException:
+        if created and not (run_dir / STATE_FILE).exists():
+            # nothing was trained: leave no half-made run directory behind a failure
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+
+
+def _train_locked(config: TrainConfig, force: bool, verbose: int | str) -> dict[str, Any]:
     fitted = fit_run(config, force=force, verbose=verbose)
     about: dict[str, Any] = {
         "run_dir": str(fitted.run_dir),

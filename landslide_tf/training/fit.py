@@ -147,6 +147,8 @@ def fit_model(
         splits["val"], batch_size=global_batch, shuffle=False, cache=True, **options
     )
     history = cb.read_history(run_dir / cb.HISTORY_FILE)
+    if state and done == int(state["epochs_done"]):  # a torn last row is rewritten from state
+        history = cb.reconcile_history(history, state, run_dir / cb.HISTORY_FILE)
     history = [row for row in history if row["epoch"] <= done]
     guard = callbacks.NaNGuard()
     checkpoint = callbacks.ResumeCheckpoint(

@@ -268,6 +268,7 @@ class RunLock:
     def acquire(self) -> RunLock:
         from landslide_tf.errors import UserError
 
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         while True:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try:

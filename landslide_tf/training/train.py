@@ -59,6 +59,13 @@ class FitResult:
     metrics: dict[str, Any] | None = None
 
 
+def run_directory(config: TrainConfig) -> Path:
+    """The absolute run directory of ``config`` (``runs/<model>-<loss>-s<seed>`` by default)."""
+    config = config.resolved()
+    run_dir = Path(config.run_dir) if config.run_dir else default_run_dir(config)
+    return run_dir.expanduser().resolve()
+
+
 def fit_run(config: TrainConfig, *, force: bool = False, verbose: int | str = "auto") -> FitResult:
     """Fit (or resume, or just report) one run; see the module docstring.
 
@@ -80,8 +87,7 @@ def fit_run(config: TrainConfig, *, force: bool = False, verbose: int | str = "a
     config = config.resolved()
     validate_config(config)
     validate_recipe(config)
-    run_dir = Path(config.run_dir) if config.run_dir else default_run_dir(config)
-    run_dir = run_dir.expanduser().resolve()
+    run_dir = run_directory(config)
     data_root = resolve_data(config.data)
     config = dataclasses.replace(config, data=str(data_root), run_dir=str(run_dir))
     config = resolve_data_config(config, data_root)  # issue 13: format + bands
