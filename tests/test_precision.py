@@ -54,6 +54,19 @@ def test_explicit_and_legacy_precisions(monkeypatch):
         prec.resolve_precision("half", cpu)
 
 
+def test_float16_without_a_gpu_warns_and_says_why(caplog):
+    """Issue 22 item 7: float16 on a CPU is emulated; the choice is not silent."""
+    cpu, gpu = prec.Hardware(cpu_flags=BF16_CPU), prec.Hardware(gpus=((7, 5),))
+    with caplog.at_level("WARNING", logger="landslide_tf.training.precision"):
+        chosen, reason = prec.resolve_precision("float16", cpu)
+    assert chosen == "float16" and "no GPU" in reason
+    assert any("bfloat16" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="landslide_tf.training.precision"):
+        assert prec.resolve_precision("float16", gpu) == ("float16", "--precision float16 given")
+    assert not caplog.records
+
+
 def test_cpu_flags_from_a_cpuinfo_file(tmp_path):
     info = tmp_path / "cpuinfo"
     info.write_text(

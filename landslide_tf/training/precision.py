@@ -140,6 +140,14 @@ def resolve_precision(requested: str, hw: Hardware | None = None) -> tuple[str, 
     Returns:
         ``(precision, reason)``, precision in ``float32``/``bfloat16``/``float16``.
     """
+    if requested == "float16":
+        hw = hw or detect_hardware()
+        if not hw.gpus:
+            logger.warning(
+                "--precision float16 without a GPU: CPUs emulate float16 (slower than float32 "
+                "and less exact); use --precision bfloat16 or auto on a CPU"
+            )
+            return requested, "--precision float16 given (no GPU: emulated, slow)"
     if requested in POLICIES:
         return requested, f"--precision {requested} given"
     if requested == LEGACY_MIXED:
