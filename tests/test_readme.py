@@ -1,0 +1,49 @@
+"""The README's commands: what they write is ignored by git (issue 22 item 7)."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+#: Flags whose value is a file or folder a command writes.
+OUTPUT_FLAGS = ("--out", "--polygons", "--preview", "--run-dir")
+
+
+def readme_outputs() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```bash\n(.*?)```", text, re.S)
+    found = []
+    for block in blocks:
+        for command in block.replace("\\\n", " ").splitlines():
+            command = command.split("#", 1)[0].strip()
+            if "landslide_tf" not in command and "benchmarks/" not in command:
+                continue
+            tokens = shlex.split(command)
+            for flag, value in zip(tokens, tokens[1:]):
+                if flag in OUTPUT_FLAGS and not value.startswith(("/", "~", "$")):
+                    if value.upper() != value:  # placeholders such as OUT or DIR are not paths
+                        found.append(value)
+    return sorted(set(found))
+
+
+def test_the_readme_names_outputs():
+    assert {"chips", "map.tif", "saved_model/"} <= set(readme_outputs())
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_every_readme_output_is_ignored_by_git():
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    missed = []
+    for value in readme_outputs():
+        probe = value.rstrip("/") + ("/x" if value.endswith("/") or "." not in value else "")
+        done = subprocess.run(["git", "check-ignore", "-q", probe], cwd=ROOT)
+        if done.returncode != 0:
+            missed.append(value)
+    assert missed == []
