@@ -297,7 +297,7 @@ def test_cached_run_is_rescored_at_its_tuned_threshold(tmp_path, monkeypatch):
 
 
 def test_run_all_records_failures_and_goes_on(tmp_path, monkeypatch):
-    import landslide_tf.training.train as train_mod
+    import landslide_tf.experiments.run as train_mod
 
     trained = []
 
@@ -417,7 +417,7 @@ def test_jobs_train_in_separate_processes(synth30, tmp_path):
 
 
 def test_no_data_uses_the_synthetic_default_and_says_so(synth30, tmp_path, monkeypatch, capsys):
-    import landslide_tf.training.train as train_mod
+    import landslide_tf.experiments.run as train_mod
     from landslide_tf.experiments import report
 
     monkeypatch.setenv("LANDSLIDE_TF_DATA", str(synth30))
@@ -470,3 +470,16 @@ def test_jobs_placement_one_per_gpu_shared_gpu_and_cpu():
     cpu[0].apply(env)
     assert env == {}
     assert "memory growth" in shared[0].describe() and cpu[1].describe() == "slot 1"
+
+
+@pytest.mark.parametrize(
+    "setting, named",
+    [("depth=abc", "depth"), ("dropout=1.5", "dropout"), ("lr=-1", "learning rate")],
+)
+def test_bad_set_overrides_are_refused_before_any_run(setting, named, tmp_path, capsys):
+    """Issue 23 case 13: --set values are validated before the study starts."""
+    out = tmp_path / "out"
+    code = cli.main(["quick", "--out", str(out), "--set", setting])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and named in err, err
+    assert not out.exists()

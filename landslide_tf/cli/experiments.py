@@ -96,9 +96,10 @@ def _run(args: argparse.Namespace, argv: list[str] | None) -> int:
     if args.jobs < 1:
         raise UserError(f"--jobs must be at least 1, got {args.jobs}")
     overrides = _parse_sets(args.set)
-    overrides.update(epochs=args.epochs, base_filters=args.base_filters,
-                     batch_size=args.batch_size, image_size=args.image_size, lr=args.lr,
-                     strategy=args.strategy, precision=precision_from_args(args))  # fmt: skip
+    flags = dict(epochs=args.epochs, base_filters=args.base_filters,
+                 batch_size=args.batch_size, image_size=args.image_size, lr=args.lr,
+                 strategy=args.strategy, precision=precision_from_args(args))  # fmt: skip
+    overrides.update({k: v for k, v in flags.items() if v is not None})  # unset: --set stands
     from landslide_tf.experiments.bands import bands_main, format_overrides
 
     overrides.update(format_overrides(args))

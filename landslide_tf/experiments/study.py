@@ -31,6 +31,7 @@ from typing import Any
 
 from landslide_tf.errors import UserError
 from landslide_tf.training.config import TrainConfig
+from landslide_tf.training.rundir import validated
 
 #: ``experiments/`` of the checkout holding this package (absent in a wheel install).
 REPO_STUDY_DIR = Path(__file__).resolve().parents[2] / "experiments"
@@ -278,6 +279,10 @@ def _check_train_keys(train: dict[str, Any], name: str) -> None:
         raise UserError(
             f"study {name!r}: unknown train settings {unknown}; valid: {', '.join(sorted(known))}"
         )
+    try:  # every run of the study gets these settings: check them before any run starts
+        validated(TrainConfig.from_dict(dict(train)))
+    except UserError as exc:
+        raise UserError(f"study {name!r}: {exc}") from None
 
 
 def _validate(study: Study) -> None:

@@ -20,7 +20,9 @@ from landslide_tf.training.config import (
     MODALITIES,
     TrainConfig,
     config_differences,
+    config_type_problem,
 )
+from landslide_tf.training.recipe import validate_recipe
 from landslide_tf.training.runs import CONFIG_FILE, SPLITS, read_run_config
 
 logger = logging.getLogger(__name__)
@@ -45,6 +47,25 @@ def default_run_dir(config: TrainConfig) -> Path:
     config = config.resolved()
     model = f"{config.model}_{config.encoder}" if config.encoder else config.model
     return Path("runs") / f"{model}-{config.loss}-s{config.seed}"
+
+
+def validated(config: TrainConfig) -> TrainConfig:
+    """The one check of a run configuration, before anything is written: field types, names,
+    ranges, loss arguments, the recipe (optimiser, schedule, augmentation) and the encoder.
+
+    Returns:
+        The resolved config (``loss`` filled in), which the rest of the code trusts.
+
+    Raises:
+        UserError: one line naming the first bad setting.
+    """
+    problem = config_type_problem(config.to_dict())
+    if problem is not None:
+        raise UserError(f"bad setting: {problem}")
+    config = config.resolved()
+    validate_config(config)
+    validate_recipe(config)
+    return config
 
 
 def validate_config(config: TrainConfig) -> None:

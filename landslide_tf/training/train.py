@@ -28,14 +28,14 @@ from landslide_tf.training.acceleration import run_steps_per_execution
 from landslide_tf.training.config import TrainConfig
 from landslide_tf.training.fit import derived_entries, fit_model, prepare_splits
 from landslide_tf.training.precision import apply_precision, run_precision
-from landslide_tf.training.recipe import record_split_lists, validate_recipe
+from landslide_tf.training.recipe import record_split_lists
 from landslide_tf.training.rundir import (
     check_loss,
     check_same_config,
     clear_run,
     default_run_dir,
     resolve_data,
-    validate_config,
+    validated,
 )
 from landslide_tf.training.runs import CONFIG_FILE, dataset_options
 
@@ -84,9 +84,7 @@ def fit_run(config: TrainConfig, *, force: bool = False, verbose: int | str = "a
         UserError: bad options, missing data, a different run in ``run_dir``.
         TrainingDiverged: the loss became NaN or infinite.
     """
-    config = config.resolved()
-    validate_config(config)
-    validate_recipe(config)
+    config = validated(config)
     run_dir = run_directory(config)
     data_root = resolve_data(config.data)
     config = dataclasses.replace(config, data=str(data_root), run_dir=str(run_dir))
