@@ -132,9 +132,10 @@ def image_encoder(
     rgb_channels: int | None = None,
     **attention_kwargs: Any,
 ) -> tuple[Any, list[int], list[Any]]:
-    """Validate the arguments, then the ``image`` input and the :func:`~landslide_tf.models.blocks.encoder` over it.
+    """Validate the arguments; the ``image`` input and the encoder feature maps over it.
 
-    With ``backbone`` (a key of ``landslide_tf.models.encoders.ENCODERS``) the levels
+    The model's own encoder is :func:`landslide_tf.models.blocks.encoder`. With ``backbone``
+    (a key of ``landslide_tf.models.encoders.ENCODERS``) the levels
     ``1..depth`` come from that pretrained backbone instead (:func:`encoder_features`).
 
     Args:
