@@ -261,7 +261,7 @@ def test_saved_model_export_round_trip(tiny_preset, tmp_path, modalities, derive
 def test_fetch_cli_lists_and_fails_offline_in_one_line(monkeypatch, tmp_path, capsys):
     import kagglehub
 
-    from landslide_tf.models.encoder_weights import main
+    from landslide_tf.cli.encoder_weights import main
 
     assert main([]) == 0
     assert (

@@ -10,7 +10,19 @@ import pytest
 import tensorflow as tf
 from sklearn import metrics as skm
 
-from landslide_tf.metrics.segmentation import SegmentationMetrics, format_metrics, keras_metrics
+from landslide_tf.errors import DataError
+from landslide_tf.metrics.keras_metrics import (
+    BinaryMeanIoU,
+    BinaryPrecision,
+    BinaryRecall,
+    keras_metrics,
+)
+from landslide_tf.metrics.segmentation import SegmentationMetrics, format_metrics
+from landslide_tf.metrics.thresholds import (
+    THRESHOLD_FILE,
+    read_threshold,
+    write_threshold,
+)
 
 GT = np.array([[1, 1, 0], [1, 0, 0], [0, 0, 0]])
 # Hand truth tables: predicted probabilities for GT above, with the hand-counted
@@ -319,7 +331,78 @@ def test_format_metrics_says_what_miou_is():
 def test_docstring_examples():
     import doctest
 
+    from landslide_tf.metrics import keras_metrics as kmetrics
     from landslide_tf.metrics import segmentation as metrics
+    from landslide_tf.metrics import thresholds
 
-    result = doctest.testmod(metrics)
-    assert result.attempted >= 4 and result.failed == 0
+    results = [doctest.testmod(m) for m in (metrics, kmetrics, thresholds)]
+    assert results[0].attempted >= 4 and results[1].attempted >= 4
+    assert results[2].attempted >= 2 and sum(r.failed for r in results) == 0
+
+
+# Truth table with probabilities exactly on the threshold 0.5: p >= t is landslide.
+#   truth  1    1    0    0    1    0
+#   prob   0.5  0.7  0.5  0.2  0.3  0.49
+#   pred   1    1    1    0    0    0      -> TP 2, FP 1, FN 1, TN 2
+ON_T_TRUTH = np.array([1, 1, 0, 0, 1, 0], dtype="float32").reshape(1, 2, 3, 1)
+ON_T_PROB = np.array([0.5, 0.7, 0.5, 0.2, 0.3, 0.49], dtype="float32").reshape(1, 2, 3, 1)
+ON_T_EXPECTED = {
+    "miou": (2 / 4 + 2 / 4) / 2,  # landslide 2/(2+1+1), background 2/(2+1+1)
+    "precision": 2 / 3,
+    "recall": 2 / 3,
+}
+
+
+def test_keras_metrics_count_probability_on_threshold_as_landslide():
+    found = {}
+    for metric in keras_metrics(threshold=0.5):
+        metric.update_state(ON_T_TRUTH, ON_T_PROB)
+        found[metric.name] = float(keras.ops.convert_to_numpy(metric.result()))
+    assert found == pytest.approx(ON_T_EXPECTED, abs=1e-6)
+    ours = SegmentationMetrics(bins=100)
+    ours.update(ON_T_TRUTH, ON_T_PROB)
+    result = ours.result(0.5)
+    assert {k: result[k] for k in ON_T_EXPECTED} == pytest.approx(found, abs=1e-6)
+    # Keras' own Precision counts p > t: it would see TP 1, FP 0 here.
+    keras_own = keras.metrics.Precision(thresholds=0.5)
+    keras_own.update_state(ON_T_TRUTH, ON_T_PROB)
+    assert float(keras_own.result()) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("cls", [BinaryMeanIoU, BinaryPrecision, BinaryRecall])
+def test_keras_metric_config_round_trip_and_reset(cls):
+    metric = cls(threshold=0.3)
+    again = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(metric))
+    assert type(again) is cls and again.threshold == 0.3 and again.name == metric.name
+    again.update_state(ON_T_TRUTH, ON_T_PROB)
+    again.reset_state()
+    assert float(keras.ops.convert_to_numpy(again.result())) == 0.0
+    with pytest.raises(ValueError, match="threshold must be in"):
+        cls(threshold=1.5)
+
+
+def test_keras_metrics_zero_division_is_zero():
+    empty = np.zeros((1, 2, 2, 1), dtype="float32")
+    precision, recall = BinaryPrecision(), BinaryRecall()
+    for metric in (precision, recall):
+        metric.update_state(empty, empty)
+        assert float(keras.ops.convert_to_numpy(metric.result())) == 0.0
+
+
+def test_threshold_file_round_trip(tmp_path):
+    assert read_threshold(tmp_path) is None
+    write_threshold(tmp_path, 0.37, metric="miou", split="val", tta=False)
+    assert read_threshold(tmp_path) == pytest.approx(0.37)
+    with pytest.raises(ValueError, match="threshold must be in"):
+        write_threshold(tmp_path, 2.0)
+
+
+@pytest.mark.parametrize(
+    "text", ["{not json", '{"metric": "miou"}', '{"threshold": "x"}', '{"threshold": 1.5}', "[]"]
+)
+def test_damaged_threshold_file_is_one_line_data_error(tmp_path, text):
+    (tmp_path / THRESHOLD_FILE).write_text(text)
+    with pytest.raises(DataError) as info:
+        read_threshold(tmp_path)
+    message = str(info.value)
+    assert "\n" not in message and str(tmp_path / THRESHOLD_FILE) in message

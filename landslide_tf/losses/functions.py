@@ -1,15 +1,13 @@
-"""Pure segmentation loss functions and the argument checks of the Keras losses.
+"""Pure segmentation loss functions: tensors in, loss tensor out, no state.
 
 The maths behind ``landslide_tf.losses`` (see its docstring for the formulas): every function
 takes ``y_true (N, H, W, 1)`` in {0, 1} and ``y_pred (N, H, W, 1)`` sigmoid probabilities,
 casts both to float32 (mixed-precision safe) and clips probabilities to ``[eps, 1 - eps]``
-before any logarithm. Import these names from ``landslide_tf.losses``, which re-exports them.
+before any logarithm. ``landslide_tf.losses`` lists them in its public API.
 """
 
 from __future__ import annotations
 
-import numbers
-from collections.abc import Sequence
 from typing import Any
 
 import keras
@@ -18,52 +16,24 @@ from keras import ops
 #: Default smoothing ``s`` of the Dice and Tversky losses (in pixels).
 DEFAULT_SMOOTH = 1.0
 
+#: Share of landslide pixels in the 20 real Bijie tiles of ``shared/data/bijie-sample`` after
+#: resizing the masks to 128x128 (13.2 %); the WCE default when no fraction is given.
+DEFAULT_LANDSLIDE_FRACTION = 0.13
 
-def _prepare(y_true: Any, y_pred: Any) -> tuple[Any, Any]:
-    """Cast both inputs to float32 (mixed-precision safe) and flatten nothing."""
+
+def as_float32(y_true: Any, y_pred: Any) -> tuple[Any, Any]:
+    """Both inputs as float32 tensors (mixed-precision safe), shapes unchanged."""
     y_pred = ops.cast(ops.convert_to_tensor(y_pred), "float32")
     y_true = ops.cast(ops.convert_to_tensor(y_true), "float32")
     return y_true, y_pred
 
 
-def _clip(y_pred: Any) -> Any:
+def clip_probabilities(y_pred: Any) -> Any:
+    """Probabilities clipped to ``[eps, 1 - eps]`` (``eps = keras.config.epsilon()``)."""
     eps = keras.config.epsilon()
     return ops.clip(y_pred, eps, 1.0 - eps)
 
 
-# --------------------------------------------------------------------------- validation
-def _check_unit(name: str, value: float, *, loss: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"loss {loss!r}: {name} must be a number, got {value!r}")
-    if not 0.0 <= float(value) <= 1.0:
-        raise ValueError(f"loss {loss!r}: {name} must be in [0, 1], got {value}")
-    return float(value)
-
-
-def _check_nonneg(name: str, value: float, *, loss: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"loss {loss!r}: {name} must be a number, got {value!r}")
-    if float(value) < 0.0:
-        raise ValueError(f"loss {loss!r}: {name} must be >= 0, got {value}")
-    return float(value)
-
-
-def _check_class_weights(value: Sequence[float], *, loss: str) -> tuple[float, float]:
-    try:
-        w0, w1 = (float(v) for v in value)
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"loss {loss!r}: class_weights must be two numbers (w_background, w_landslide), "
-            f"got {value!r}"
-        ) from None
-    if not (w0 >= 0.0 and w1 >= 0.0) or w0 + w1 == 0.0:
-        raise ValueError(
-            f"loss {loss!r}: class_weights must be >= 0 and not both 0, got ({w0}, {w1})"
-        )
-    return w0, w1
-
-
-# --------------------------------------------------------------------------- pure functions
 def binary_crossentropy(y_true: Any, y_pred: Any) -> Any:
     """Per-pixel binary cross-entropy ``-(y log v + (1 - y) log(1 - v))``.
 
@@ -78,8 +48,8 @@ def binary_crossentropy(y_true: Any, y_pred: Any) -> Any:
         >>> float(ops.mean(binary_crossentropy([[1.0], [0.0]], [[0.8], [0.4]])))  # doctest: +ELLIPSIS
         0.366...
     """
-    y_true, y_pred = _prepare(y_true, y_pred)
-    y_pred = _clip(y_pred)
+    y_true, y_pred = as_float32(y_true, y_pred)
+    y_pred = clip_probabilities(y_pred)
     return -(y_true * ops.log(y_pred) + (1.0 - y_true) * ops.log(1.0 - y_pred))
 
 
@@ -105,15 +75,15 @@ def weighted_crossentropy(
         >>> float(weighted_crossentropy([[1.0]], [[0.5]], (0.5, 2.0))[0, 0])  # doctest: +ELLIPSIS
         1.386...
     """
-    y_true, y_pred = _prepare(y_true, y_pred)
-    y_pred = _clip(y_pred)
+    y_true, y_pred = as_float32(y_true, y_pred)
+    y_pred = clip_probabilities(y_pred)
     w0, w1 = (float(w) for w in class_weights)
     return -(w1 * y_true * ops.log(y_pred) + w0 * (1.0 - y_true) * ops.log(1.0 - y_pred))
 
 
 def _soft_counts(y_true: Any, y_pred: Any) -> tuple[Any, Any, Any]:
     """Soft TP, FP, FN summed over the whole batch (scalars)."""
-    y_true, y_pred = _prepare(y_true, y_pred)
+    y_true, y_pred = as_float32(y_true, y_pred)
     tp = ops.sum(y_true * y_pred)
     fp = ops.sum((1.0 - y_true) * y_pred)
     fn = ops.sum(y_true * (1.0 - y_pred))
@@ -142,7 +112,7 @@ def dice_loss(y_true: Any, y_pred: Any, smooth: float = DEFAULT_SMOOTH) -> Any:
         >>> float(dice_loss([1.0, 1.0, 0.0, 0.0], [1.0, 0.0, 1.0, 0.0], smooth=0.0))
         0.5
     """
-    y_true, y_pred = _prepare(y_true, y_pred)
+    y_true, y_pred = as_float32(y_true, y_pred)
     intersection = ops.sum(y_true * y_pred)
     total = ops.sum(y_true) + ops.sum(y_pred)
     return 1.0 - (2.0 * intersection + smooth) / ops.maximum(total + smooth, keras.config.epsilon())
@@ -198,3 +168,33 @@ def focal_tversky_loss(
     """
     one_minus = 1.0 - tversky_index(y_true, y_pred, alpha, beta, smooth)
     return ops.power(ops.maximum(one_minus, keras.config.epsilon()), gamma)
+
+
+def wce_weights(landslide_fraction: float) -> tuple[float, float]:
+    """Default WCE class weights from the share of landslide pixels.
+
+    Inverse class frequency, normalized so that the pixel-weighted mean weight is 1
+    (scikit-learn's ``class_weight="balanced"``): ``w_c = 1 / (2 f_c)`` with
+    ``f_1 = landslide_fraction`` and ``f_0 = 1 - f_1``. Each class then carries half of the
+    total weight, and the loss keeps the scale of BCE (``(1 - f) w0 + f w1 = 1``).
+
+    Args:
+        landslide_fraction: share of landslide pixels in the training split, in (0, 1).
+
+    Returns:
+        ``(w_background, w_landslide)``.
+
+    Raises:
+        ValueError: for a fraction outside (0, 1) (a split with no landslide pixel or no
+            background pixel has no meaningful class weights).
+
+    Example:
+        >>> tuple(round(w, 3) for w in wce_weights(0.2))
+        (0.625, 2.5)
+    """
+    f = float(landslide_fraction)
+    if not 0.0 < f < 1.0:
+        raise ValueError(
+            f"landslide fraction must be in (0, 1) to derive WCE class weights, got {f}"
+        )
+    return 1.0 / (2.0 * (1.0 - f)), 1.0 / (2.0 * f)

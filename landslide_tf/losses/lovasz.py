@@ -20,10 +20,11 @@ from typing import Any
 import keras
 from keras import ops
 
-from landslide_tf.losses.functions import _check_nonneg, _clip, _prepare, binary_crossentropy
+from landslide_tf.losses.checks import check_nonneg
+from landslide_tf.losses.functions import as_float32, binary_crossentropy, clip_probabilities
 
 
-def _lovasz_grad(gt_sorted: Any) -> Any:
+def lovasz_grad(gt_sorted: Any) -> Any:
     """``(B, N)`` labels sorted by decreasing error -> ``(B, N)`` Lovasz-Jaccard weights."""
     gts = ops.sum(gt_sorted, axis=-1, keepdims=True)  # (B, 1)
     intersection = gts - ops.cumsum(gt_sorted, axis=-1)
@@ -50,16 +51,16 @@ def lovasz_hinge(y_true: Any, y_pred: Any) -> Any:
         >>> float(lovasz_hinge(y, right)), round(float(lovasz_hinge(y, wrong)), 2)
         (0.0, 17.12)
     """
-    y_true, y_pred = _prepare(y_true, y_pred)
+    y_true, y_pred = as_float32(y_true, y_pred)
     batch = ops.shape(y_pred)[0]
     labels = ops.reshape(y_true, (batch, -1))  # (B, N)
-    prob = ops.reshape(_clip(y_pred), (batch, -1))
+    prob = ops.reshape(clip_probabilities(y_pred), (batch, -1))
     logits = ops.log(prob) - ops.log(1.0 - prob)
     errors = 1.0 - logits * (2.0 * labels - 1.0)
     n = ops.shape(errors)[-1]
     errors_sorted, order = ops.top_k(errors, k=n, sorted=True)  # (B, N), decreasing
     gt_sorted = ops.take_along_axis(labels, order, axis=-1)
-    grad = ops.stop_gradient(_lovasz_grad(gt_sorted))
+    grad = ops.stop_gradient(lovasz_grad(gt_sorted))
     return ops.mean(ops.sum(ops.relu(errors_sorted) * grad, axis=-1))
 
 
@@ -86,7 +87,7 @@ class LovaszHingeLoss(keras.losses.Loss):
         dtype: Any = None,
     ) -> None:
         super().__init__(name=name, reduction=reduction, dtype=dtype)
-        self.bce_weight = _check_nonneg("bce_weight", bce_weight, loss="lovasz_hinge")
+        self.bce_weight = check_nonneg("bce_weight", bce_weight, loss="lovasz_hinge")
 
     def call(self, y_true: Any, y_pred: Any) -> Any:
         loss = lovasz_hinge(y_true, y_pred)

@@ -7,7 +7,9 @@ IoU, precision, recall, F1, accuracy) is exact for any threshold on the grid
 ``k / bins``; the pixel ROC AUC is the trapezoid area under the ROC curve through all grid
 thresholds (pixels within one bin count as ties).
 
-Definitions (landslide = positive class, ``p >= threshold`` predicted landslide):
+Definitions (landslide = positive class, ``p >= threshold`` predicted landslide, the one
+rule of the package; the training metrics of :mod:`landslide_tf.metrics.keras_metrics`
+count the same way):
 
 - ``iou_landslide = TP / (TP + FP + FN)``, ``iou_background = TN / (TN + FN + FP)``;
 - ``miou`` = the mean of background IoU and landslide IoU (two classes, whole split);
@@ -25,12 +27,9 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
-
-if TYPE_CHECKING:
-    import keras
 
 logger = logging.getLogger(__name__)
 
@@ -286,29 +285,6 @@ class SegmentationMetrics:
         candidates = np.flatnonzero(scores >= scores.max() - 1e-12) + k_lo
         best = candidates[np.argmin(np.abs(self.edges[candidates] - 0.5))]
         return float(self.edges[best])
-
-
-def keras_metrics(threshold: float = 0.5) -> list[keras.metrics.Metric]:
-    """The metrics compiled into training (accumulated over each epoch, not per batch).
-
-    ``miou``: ``keras.metrics.BinaryIoU(target_class_ids=[0, 1])``, the mean of background
-    and landslide IoU with ``p >= threshold`` predicted landslide (the same rule as
-    ``SegmentationMetrics``), so Keras logs it as ``val_miou`` for checkpointing. Also
-    landslide ``precision`` and ``recall`` (Keras counts ``p > threshold``).
-
-    Args:
-        threshold: decision threshold on the sigmoid probability.
-
-    Returns:
-        ``[miou, precision, recall]`` metric objects (fresh ones on every call).
-    """
-    import keras
-
-    return [
-        keras.metrics.BinaryIoU(target_class_ids=[0, 1], threshold=threshold, name="miou"),
-        keras.metrics.Precision(thresholds=threshold, name="precision"),
-        keras.metrics.Recall(thresholds=threshold, name="recall"),
-    ]
 
 
 def format_metrics(d: dict[str, Any]) -> str:

@@ -1,7 +1,8 @@
 """Building blocks shared by the U-Net family: conv and residual blocks, heads, checks.
 
-Also the ``image`` input + encoder every model starts with (:func:`image_encoder`) and the
-U-shaped network of U-Net and ResUNet (:func:`encoder_decoder`).
+The families assemble them: :mod:`landslide_tf.models.backbone` (the ``image`` input and the
+encoder, own or pretrained), :mod:`landslide_tf.models.unet` (the U-shaped network of U-Net
+and ResUNet) and :mod:`landslide_tf.models.unetpp`.
 
 Every block names its layers from a prefix so that models have deterministic layer names:
 ``{prefix}_conv{j}``, ``{prefix}_bn{j}``, ``{prefix}_relu{j}`` and, where attention is on,
@@ -11,7 +12,7 @@ last layer (U-Net++ nodes ``x_{i}_{j}``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import keras
@@ -20,12 +21,11 @@ from landslide_tf.models.layers import ContextualAttention, SpatialAttention
 
 __all__ = [
     "ATTENTION_KINDS",
+    "attention_layer",
     "check_input_shape",
     "conv_block",
     "encoder",
-    "encoder_decoder",
     "encoder_filters",
-    "image_encoder",
     "residual_block",
     "segmentation_head",
     "up_conv",
@@ -82,7 +82,17 @@ def encoder_filters(base_filters: int, depth: int) -> list[int]:
     return [int(base_filters) * 2**i for i in range(int(depth) + 1)]
 
 
-def _attention(kind: str, name: str, attention_kwargs: dict[str, Any]) -> keras.layers.Layer:
+def attention_layer(kind: str, name: str, attention_kwargs: dict[str, Any]) -> keras.layers.Layer:
+    """The attention layer ``kind`` (``"spatial"`` or ``"ctx"``) named ``name``.
+
+    Args:
+        kind: One of ``ATTENTION_KINDS``.
+        name: Layer name.
+        attention_kwargs: ``attention_kernel_size`` (7), ``attention_reduction`` (8).
+
+    Raises:
+        ValueError: For an unknown kind (the message lists the valid ones).
+    """
     kernel_size = int(attention_kwargs.get("attention_kernel_size", 7))
     if kind == "spatial":
         return SpatialAttention(kernel_size=kernel_size, name=name)
@@ -113,7 +123,7 @@ def _attention_relu(
         name = f"{prefix}_{kind}{j}"
         if out_name and not activation and k == len(attention) - 1:
             name = out_name
-        x = _attention(kind, name, attention_kwargs)(x)
+        x = attention_layer(kind, name, attention_kwargs)(x)
     if activation:
         x = keras.layers.Activation("relu", name=out_name or f"{prefix}_relu{j}")(x)
     return x
@@ -290,109 +300,3 @@ def segmentation_head(features: Any, deep_features: Sequence[Any] = ()) -> Any:
     else:
         logits = keras.layers.Conv2D(1, 1, name="logits")(features)
     return keras.layers.Activation("sigmoid", dtype="float32", name="probability")(logits)
-
-
-def image_encoder(
-    input_shape: Sequence[int | None],
-    base_filters: int,
-    depth: int,
-    dropout: float,
-    block: Callable[..., Any],
-    *,
-    attention: Sequence[str] = (),
-    out_names: Sequence[str | None] | None = None,
-    backbone: str | None = None,
-    backbone_weights: str = "imagenet",
-    rgb_channels: int | None = None,
-    **attention_kwargs: Any,
-) -> tuple[Any, list[int], list[Any]]:
-    """Validate the arguments, then the ``image`` input and the :func:`encoder` over it.
-
-    With ``backbone`` (a key of ``landslide_tf.models.encoders.ENCODERS``) the levels
-    ``1..depth`` come from that pretrained backbone instead
-    (:func:`landslide_tf.models.encoders.encoder_features`).
-
-    Args:
-        input_shape: ``(height, width, channels)``, sides divisible by ``2**depth``.
-        base_filters: Filters of level 0; level ``i`` has ``base_filters * 2**i``.
-        depth: Number of down-samplings.
-        dropout: Rate of the ``bottleneck`` dropout.
-        block: :func:`conv_block` or :func:`residual_block`.
-        attention: Attention after each conv of the encoder blocks.
-        out_names: Optional names of each level's block output.
-        backbone: Optional pretrained encoder name (see above; ``build_model``'s ``encoder``).
-        backbone_weights: ``"imagenet"``, ``"none"``, a preset folder or a ``.weights.h5``.
-        rgb_channels: Leading RGB channels that get the encoder's input scaling.
-        **attention_kwargs: ``attention_kernel_size``, ``attention_reduction``.
-
-    Returns:
-        ``(inputs, filters, features)``: the ``image`` input ``(batch, h, w, c)``, the filters
-        per level ``0..depth`` and the encoder feature map of every level.
-
-    Raises:
-        ValueError: As :func:`check_input_shape`.
-    """
-    if backbone is not None:
-        from landslide_tf.models.encoders import encoder_features  # it imports this module
-
-        return encoder_features(
-            input_shape, base_filters, depth, dropout, block, encoder=backbone,
-            encoder_weights=backbone_weights, rgb_channels=rgb_channels, attention=attention,
-            out_names=out_names, **attention_kwargs,
-        )  # fmt: skip
-    shape = check_input_shape(input_shape, depth, base_filters, dropout)
-    filters = encoder_filters(base_filters, depth)
-    inputs = keras.Input(shape=shape, name="image")
-    features = encoder(
-        inputs,
-        filters,
-        block,
-        attention=attention,
-        dropout=dropout,
-        out_names=out_names,
-        **attention_kwargs,
-    )
-    return inputs, filters, features
-
-
-def encoder_decoder(
-    input_shape: Sequence[int | None] = (128, 128, 4),
-    base_filters: int = 32,
-    depth: int = 4,
-    dropout: float = 0.5,
-    *,
-    block: Callable[..., Any] = conv_block,
-    attention: Sequence[str] = (),
-    name: str = "unet",
-    **attention_kwargs: Any,
-) -> keras.Model:
-    """A U-shaped network built from ``block``: U-Net and ResUNet.
-
-    The encoder, then for ``i = depth - 1 .. 0``: ``dec{i}_up`` -> ``dec{i}_concat`` with the
-    encoder map of level ``i`` -> ``block`` ``dec{i}``; then the head. U-Net uses
-    :func:`conv_block`, ResUNet :func:`residual_block`.
-
-    Args:
-        input_shape: ``(height, width, channels)``, sides divisible by ``2**depth``.
-        base_filters: Filters of level 0; level ``i`` has ``base_filters * 2**i``.
-        depth: Number of down-samplings (``depth + 1`` encoder levels).
-        dropout: Rate of the ``bottleneck`` dropout.
-        block: Block builder (:func:`conv_block` or :func:`residual_block`).
-        attention: Attention after each conv of the encoder blocks, any of ``"spatial"``,
-            ``"ctx"`` in order (the decoder has none).
-        name: Model name.
-        **attention_kwargs: ``attention_kernel_size`` (7), ``attention_reduction`` (8).
-
-    Returns:
-        A model ``(batch, h, w, c) -> (batch, h, w, 1)`` float32 probabilities.
-    """
-    inputs, filters, features = image_encoder(
-        input_shape, base_filters, depth, dropout, block, attention=attention, **attention_kwargs
-    )
-    x = features[-1]
-    for i in reversed(range(depth)):
-        up = up_conv(x, filters[i], name=f"dec{i}_up")  # (batch, h_i, w_i, f_i)
-        x = keras.layers.Concatenate(name=f"dec{i}_concat")([features[i], up])
-        x = block(x, filters[i], f"dec{i}")
-    outputs = segmentation_head(x)
-    return keras.Model(inputs, outputs, name=name)

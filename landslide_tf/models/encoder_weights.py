@@ -17,25 +17,30 @@ Any channel count (:func:`adapt_stem_kernel`, the rule of segmentation_models.py
 slope, more bands) cycle through them, and all are rescaled so the response to inputs of
 similar statistics keeps its magnitude; at ``C = 3`` the kernel is unchanged.
 
-Command line (list the encoders, or save an ImageNet preset for an offline machine)::
-
-    python -m landslide_tf.models.encoder_weights [--fetch NAME DIR]
+:func:`fetch_preset` saves an ImageNet preset for an offline machine; its command line is
+``python -m landslide_tf.cli.encoder_weights [--fetch NAME DIR]``.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from landslide_tf.errors import UserError, require_module
+from landslide_tf.models.encoders import ENCODERS, EncoderSpec
 
-__all__ = ["adapt_stem_kernel", "build_backbone", "import_keras_hub", "kaggle_cache_dir"]
+__all__ = [
+    "adapt_stem_kernel",
+    "build_backbone",
+    "fetch_preset",
+    "import_keras_hub",
+    "kaggle_cache_dir",
+    "load_pretrained",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -80,11 +85,11 @@ def adapt_stem_kernel(kernel: np.ndarray, channels: int) -> np.ndarray:
     return kernel[:, :, index, :] * (c0 / channels)
 
 
-def _shape_key(spec: Any) -> str:
+def _shape_key(spec: EncoderSpec) -> str:
     return "image_shape" if spec.family == "resnet" else "input_shape"
 
 
-def _backbone_class(spec: Any) -> Any:
+def _backbone_class(spec: EncoderSpec) -> Any:
     keras_hub = import_keras_hub()
     return {
         "resnet": keras_hub.models.ResNetBackbone,
@@ -92,11 +97,11 @@ def _backbone_class(spec: Any) -> Any:
     }[spec.family]
 
 
-def _fetch_message(name: str, spec: Any, reason: str) -> str:
+def _fetch_message(name: str, spec: EncoderSpec, reason: str) -> str:
     return (
         f"cannot fetch the ImageNet weights of encoder {name} (keras-hub preset {spec.preset}, "
         f"cached in {kaggle_cache_dir()}): {reason}; with internet run "
-        f"`python -m landslide_tf.models.encoder_weights --fetch {name} DIR` and pass "
+        f"`python -m landslide_tf.cli.encoder_weights --fetch {name} DIR` and pass "
         "--encoder-weights DIR (or --encoder-weights none)"
     )
 
@@ -106,7 +111,7 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0][:160]}" if text else type(exc).__name__
 
 
-def load_pretrained(name: str, spec: Any, weights: str) -> Any:
+def load_pretrained(name: str, spec: EncoderSpec, weights: str) -> Any:
     """The 3-channel source backbone for ``weights`` = ``imagenet``, a folder or a file.
 
     Raises:
@@ -147,7 +152,7 @@ def load_pretrained(name: str, spec: Any, weights: str) -> Any:
     )
 
 
-def build_backbone(name: str, spec: Any, channels: int, weights: str) -> Any:
+def build_backbone(name: str, spec: EncoderSpec, channels: int, weights: str) -> Any:
     """The keras-hub backbone of ``spec`` for ``channels`` inputs, with ``weights`` set.
 
     Args:
@@ -179,30 +184,25 @@ def build_backbone(name: str, spec: Any, channels: int, weights: str) -> Any:
     return target
 
 
-def main(argv: list[str] | None = None) -> int:
-    """List the encoders, or ``--fetch NAME DIR``: save NAME's ImageNet preset into DIR."""
-    from landslide_tf.models.encoders import ENCODERS
+def fetch_preset(name: str, out_dir: str | Path) -> Path:
+    """Save the ImageNet preset of encoder ``name`` into the new folder ``out_dir``.
 
-    p = argparse.ArgumentParser(prog="python -m landslide_tf.models.encoder_weights")
-    p.add_argument("--fetch", nargs=2, metavar=("NAME", "DIR"), help="save a preset to DIR")
-    args = p.parse_args(argv)
-    if not args.fetch:
-        for name, spec in ENCODERS.items():
-            print(f"{name}: keras-hub {spec.family}, ImageNet preset {spec.preset}")
-        return 0
-    name, out_dir = args.fetch
-    try:
-        if name not in ENCODERS:
-            raise UserError(f"unknown encoder {name!r}; valid: {', '.join(ENCODERS)}")
-        if Path(out_dir).exists() and any(Path(out_dir).iterdir()):
-            raise UserError(f"{out_dir} exists and is not empty: give a new folder")
-        load_pretrained(name, ENCODERS[name], "imagenet").save_to_preset(out_dir)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"saved {name} ImageNet weights to {out_dir}: pass --encoder-weights {out_dir}")
-    return 0
+    The folder is what ``--encoder-weights DIR`` takes on a machine without internet.
 
+    Args:
+        name: A key of ``ENCODERS``.
+        out_dir: A folder that does not exist yet (or is empty).
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+    Returns:
+        ``out_dir`` as a path.
+
+    Raises:
+        UserError: An unknown name, a non-empty folder, or no internet (one line each).
+    """
+    if name not in ENCODERS:
+        raise UserError(f"unknown encoder {name!r}; valid: {', '.join(ENCODERS)}")
+    out = Path(out_dir)
+    if out.exists() and any(out.iterdir()):
+        raise UserError(f"{out} exists and is not empty: give a new folder")
+    load_pretrained(name, ENCODERS[name], "imagenet").save_to_preset(str(out))
+    return out

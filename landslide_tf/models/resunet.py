@@ -2,7 +2,7 @@
 
 ``build_resunet(input_shape=(128, 128, 4), base_filters=32, depth=4, dropout=0.5, *,
 attention=(), name="resunet", **attention_kwargs)``: ``relu(conv-BN-ReLU-conv-BN +
-shortcut)`` blocks in a U-Net; that is :func:`landslide_tf.models.blocks.encoder_decoder`
+shortcut)`` blocks in a U-Net; that is :func:`landslide_tf.models.unet.encoder_decoder`
 with ``block=residual_block``.
 
 Layer names as in :mod:`landslide_tf.models.unet`, plus ``{prefix}_shortcut``,
@@ -17,7 +17,8 @@ from collections.abc import Callable
 
 import keras
 
-from landslide_tf.models.blocks import encoder_decoder, residual_block
+from landslide_tf.models.blocks import residual_block
+from landslide_tf.models.unet import encoder_decoder
 
 __all__ = ["build_resunet"]
 

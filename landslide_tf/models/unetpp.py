@@ -16,7 +16,8 @@ from typing import Any
 
 import keras
 
-from landslide_tf.models.blocks import conv_block, image_encoder, segmentation_head, up_conv
+from landslide_tf.models.backbone import image_encoder
+from landslide_tf.models.blocks import conv_block, segmentation_head, up_conv
 
 __all__ = ["build_unetpp"]
 

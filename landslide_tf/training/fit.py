@@ -92,7 +92,7 @@ def fit_model(
     """Build, compile, restore (when resuming) and fit; returns the number of epochs run."""
     from landslide_tf import data as ldata
     from landslide_tf.losses import get_loss
-    from landslide_tf.metrics.segmentation import keras_metrics
+    from landslide_tf.metrics.keras_metrics import keras_metrics
     from landslide_tf.models import build_model
     from landslide_tf.training import callbacks
     from landslide_tf.training import encoder_phases as et
