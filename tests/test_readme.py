@@ -25,7 +25,7 @@ def readme_outputs() -> list[str]:
             if "landslide_tf" not in command and "benchmarks/" not in command:
                 continue
             tokens = shlex.split(command)
-            for flag, value in zip(tokens, tokens[1:]):
+            for flag, value in zip(tokens, tokens[1:], strict=False):
                 if flag in OUTPUT_FLAGS and not value.startswith(("/", "~", "$")):
                     if value.upper() != value:  # placeholders such as OUT or DIR are not paths
                         found.append(value)
