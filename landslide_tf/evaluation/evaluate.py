@@ -28,10 +28,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from landslide_tf.cli.common import run_cli
+from landslide_tf.cli.common import add_tta_arg, run_cli
 from landslide_tf.errors import UserError, describe_os_error
 from landslide_tf.files import atomic_write_json
-from landslide_tf.inference.tta import add_tta_arg, apply_model
+from landslide_tf.inference.tta import apply_model
 from landslide_tf.metrics.segmentation import SCORE_KEYS, format_metrics
 from landslide_tf.training.precision import add_precision_args, precision_from_args
 from landslide_tf.training.runs import (
