@@ -51,8 +51,9 @@ def _reload_in_plain_tf(saved_model, x, tmp_path):
 def _chain(run_dir, tmp_path, band_positions):
     """evaluate, export, plain-TF reload vs in-package, predict --scene; all exit 0."""
     from landslide_tf.cli.evaluate import main as evaluate
-    from landslide_tf.inference.export import main as export
-    from landslide_tf.inference.predict import main as predict
+    from landslide_tf.cli.export import main as export
+    from landslide_tf.cli.predict import main as predict
+    from landslide_tf.data.spec import InputSpec
     from landslide_tf.inference.predictor import Predictor
 
     assert evaluate([str(run_dir)]) == 0
@@ -61,7 +62,10 @@ def _chain(run_dir, tmp_path, band_positions):
     card = json.loads((saved / "assets" / "model_card.json").read_text())
     config = json.loads((run_dir / "config.json").read_text())
     assert card["normalization"]["bands"] == config["bands"]
-    assert card["settings"]["band_stats"] == config["band_stats"]
+    stored = InputSpec.from_config(card["settings"])
+    assert stored == InputSpec.from_config(config)
+    assert [list(b.params) for b in stored.bands] == config["band_stats"]["params"]
+    assert {b.norm for b in stored.bands} == {config["band_stats"]["method"]}
 
     scene = _scene14(tmp_path / "scene14.tif")
     import rasterio
@@ -93,7 +97,7 @@ def five_band_run(tmp_path_factory):
 
 def test_l4s_five_bands_train_and_predict_scene(five_band_run, tmp_path):
     """The default-suite end-to-end path: train (with its test evaluation) -> predict --scene."""
-    from landslide_tf.inference.predict import main as predict
+    from landslide_tf.cli.predict import main as predict
 
     run, config = five_band_run
     assert config["data_format"] == "l4s" and config["channels"] == 5
@@ -129,7 +133,7 @@ def test_l4s_all_fourteen_bands_percentile(tmp_path):
 
 
 def test_geotiff_folder_with_dem_train_and_predict_scene(tmp_path):
-    from landslide_tf.inference.predict import main as predict
+    from landslide_tf.cli.predict import main as predict
 
     data = make_geotiff_folder(tmp_path / "tiles", n=10, size=48, bands=4)
     run = tmp_path / "run"
@@ -147,7 +151,7 @@ def test_geotiff_folder_with_dem_train_and_predict_scene(tmp_path):
 
 
 def test_band_export_mask_uses_the_runs_tuned_threshold(five_band_run, tmp_path):
-    """A multi-band run's threshold.json reaches BandPredictor and the SavedModel's mask."""
+    """A multi-band run's threshold.json reaches the Predictor and the SavedModel's mask."""
     import shutil
 
     import tensorflow as tf

@@ -274,19 +274,20 @@ def test_png_folder_reads_rgb_in_order(tmp_path):
 
 
 def test_scene_band_plan_by_description_position_or_order():
-    from landslide_tf.inference.band_inference import BandSettings
-    from landslide_tf.inference.band_scene import band_plan
+    from landslide_tf.data.spec import multiband_spec
+    from landslide_tf.inference.scene_io import band_plan
 
     norm = {"method": "standard", "params": [[0.0, 1.0]] * 5}
-    l4s = BandSettings(
-        32, ("B2", "B3", "B4", "slope", "dem"), norm, available_bands=lbands.L4S_BANDS
-    )
+    l4s = multiband_spec(
+        ("B2", "B3", "B4", "slope", "dem"), norm["method"], norm["params"], size=32,
+        data_format="l4s", source_bands=lbands.L4S_BANDS,
+    )  # fmt: skip
     assert band_plan(14, [None] * 14, l4s) == [2, 3, 4, 13, 14]  # position in the 14 bands
     assert band_plan(5, [None] * 5, l4s) == [1, 2, 3, 4, 5]  # exactly the model's bands
     described = ["dem", "x", "B4", "B3", "B2", "slope"]
     assert band_plan(6, described, l4s) == [5, 4, 3, 6, 1]
     with pytest.raises(DataError, match=r"the scene has 4 band\(s\) but the model needs B2, B3"):
         band_plan(4, [None] * 4, l4s)
-    folder = BandSettings(32, ("1", "dem"), {"method": "standard", "params": [[0, 1]] * 2},
-                          data_format="folder", available_bands=("1", "2", "dem"))  # fmt: skip
+    folder = multiband_spec(("1", "dem"), "standard", [[0, 1]] * 2, size=32,
+                            data_format="folder", source_bands=("1", "2", "dem"))  # fmt: skip
     assert band_plan(2, [None, None], folder) == [1, "dem"]  # the DEM comes from --dem

@@ -95,7 +95,7 @@ def stem_of(path: Path) -> np.ndarray:
 def test_freeze_then_unfreeze_resumes_and_serves(synth_dir, tmp_path, monkeypatch):
     from landslide_tf.explain.explain import explain_run
     from landslide_tf.inference.export import export_run
-    from landslide_tf.inference.predict import Predictor
+    from landslide_tf.inference.predictor import Predictor
 
     monkeypatch.setitem(ENCODERS, "tiny_resnet", EncoderSpec("resnet", "none", TINY_RESNET))
     backbone = tiny_backbone()

@@ -237,7 +237,7 @@ def test_saved_model_export_round_trip(tiny_preset, tmp_path, modalities, derive
     from test_predict import make_run, raw_inputs
 
     from landslide_tf.inference.export import export_run
-    from landslide_tf.inference.predict import Predictor
+    from landslide_tf.inference.predictor import Predictor
 
     folder, kernel = tiny_preset
     run = make_run(tmp_path / "run", modalities=modalities)

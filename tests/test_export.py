@@ -14,9 +14,10 @@ import pytest
 import tensorflow as tf
 from test_predict import make_run, raw_inputs
 
+from landslide_tf.cli.export import main
 from landslide_tf.errors import UserError
-from landslide_tf.inference.export import export_run, main
-from landslide_tf.inference.predict import Predictor
+from landslide_tf.inference.export import export_run
+from landslide_tf.inference.predictor import Predictor
 
 NODATA = -9999.0
 

@@ -556,7 +556,7 @@ def test_dem_nodata_fills_like_nan_through_the_loader():
 def test_train_stores_dem_nodata_and_evaluate_accepts_it(trained_run, synth_dir, tmp_path):
     from landslide_tf.cli.train_args import build_parser, config_from_args
     from landslide_tf.evaluation.evaluate import evaluate_run
-    from landslide_tf.inference.core import InferenceSettings
+    from landslide_tf.inference.settings import InferenceSettings
 
     args = build_parser().parse_args(["--dem-nodata", "65535"])
     assert config_from_args(args).dem_nodata == 65535.0
@@ -608,7 +608,7 @@ def _tile_argv(run_dir: Path, synth_dir: Path, out: str, *extra: str) -> list[st
 def test_predict_bad_outputs_and_thresholds_are_one_line(
     out, extra, expected, trained_run, synth_dir, tmp_path, capsys
 ):
-    from landslide_tf.inference.predict import main
+    from landslide_tf.cli.predict import main
 
     target = tmp_path if out == "FOLDER" else tmp_path / out
     argv = _tile_argv(trained_run, synth_dir, str(target), *extra)
@@ -617,7 +617,7 @@ def test_predict_bad_outputs_and_thresholds_are_one_line(
 
 
 def test_export_out_that_is_a_file_or_a_user_folder_is_refused(trained_run, tmp_path, capsys):
-    from landslide_tf.inference.export import main
+    from landslide_tf.cli.export import main
 
     existing = tmp_path / "model"
     existing.write_text("mine")
@@ -633,7 +633,7 @@ def test_export_out_that_is_a_file_or_a_user_folder_is_refused(trained_run, tmp_
 
 
 def test_export_out_under_a_file_names_the_path(trained_run, tmp_path, capsys):
-    from landslide_tf.inference.export import main
+    from landslide_tf.cli.export import main
 
     blocker = tmp_path / "file"
     blocker.write_text("x")

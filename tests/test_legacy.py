@@ -37,7 +37,7 @@ def _inputs(kind: str, expected: dict[str, np.ndarray]) -> tuple:
 
 @pytest.mark.parametrize("kind", ["bijie", "folder"])
 def test_release_run_dir_predicts_as_the_release_did(kind, expected, tmp_path):
-    from landslide_tf.inference.predict import Predictor
+    from landslide_tf.inference.predictor import Predictor
 
     run = _copy(tmp_path, f"{kind}_run")
     images, dems = _inputs(kind, expected)
@@ -47,7 +47,7 @@ def test_release_run_dir_predicts_as_the_release_did(kind, expected, tmp_path):
 
 @pytest.mark.parametrize("kind", ["bijie", "folder"])
 def test_release_saved_model_predicts_as_the_release_did(kind, expected, tmp_path):
-    from landslide_tf.inference.predict import Predictor
+    from landslide_tf.inference.predictor import Predictor
 
     saved = _copy(tmp_path, f"{kind}_saved_model")
     images, dems = _inputs(kind, expected)

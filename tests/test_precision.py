@@ -188,13 +188,85 @@ def bf16_run(synth_dir, tmp_path):
 def test_evaluate_predict_export_precision(bf16_run, tmp_path):
     from landslide_tf.evaluation.evaluate import evaluate_run
     from landslide_tf.inference.export import export_run
-    from landslide_tf.inference.predictor import Predictor
+    from landslide_tf.inference.predictor import Predictor, load_inference_model
 
-    assert prec.model_precision(Predictor.load(bf16_run).model) == "bfloat16"  # as trained
+    # issue 22: inference computes in float32 unless asked; None keeps the trained precision
+    assert prec.model_precision(Predictor.load(bf16_run).model) == "float32"
+    assert prec.model_precision(Predictor.load(bf16_run, precision=None).model) == "bfloat16"
     assert prec.model_precision(Predictor.load(bf16_run, precision="float32").model) == "float32"
-    as_trained = evaluate_run(bf16_run, split="val")
-    full = evaluate_run(bf16_run, split="val", precision="float32")
+    assert prec.model_precision(load_inference_model(bf16_run)) == "float32"
+    assert prec.model_precision(load_inference_model(bf16_run, "bfloat16")) == "bfloat16"
+    as_trained = evaluate_run(bf16_run, split="val", precision=None)
+    full = evaluate_run(bf16_run, split="val")  # float32 by default, like predict and export
     assert abs(as_trained["miou"] - full["miou"]) < 0.05
+    # issue 23 case 4: each metrics file says how it was computed; other settings, other file
+    assert (as_trained["inference_precision"], as_trained["file"]) == (
+        "bfloat16",
+        "metrics_val_bfloat16.json",
+    )
+    assert (full["inference_precision"], full["file"]) == ("float32", "metrics_val.json")
+    flipped = evaluate_run(bf16_run, split="test", tta=True)
+    assert flipped["file"] == "metrics_test_tta.json" and flipped["tta"] is True
+    assert not (bf16_run / "metrics.json").exists()  # the training result is never overwritten
+    for name in ("metrics_val_bfloat16.json", "metrics_val.json", "metrics_test_tta.json"):
+        stored = json.loads((bf16_run / name).read_text())
+        assert {"inference_precision", "tta", "threshold"} <= set(stored), name
     export_run(bf16_run, tmp_path / "saved")  # float32 by default
     card = json.loads((tmp_path / "saved" / "assets" / "model_card.json").read_text())
     assert json.dumps(card).count('"exported_precision": "float32"') == 1
+
+
+#: Issue 22 item 1: the same run and input give these probabilities on every inference path,
+#: to this absolute tolerance (float32 everywhere; only op order may differ).
+ONE_ANSWER_ATOL = 1e-5
+
+
+@pytest.mark.usefixtures("_float32_after")
+def test_one_answer_per_model_predictor_scene_and_saved_model(tmp_path):
+    """A run trained in bfloat16 (what ``auto`` picks on such CPUs) gives the same
+    probabilities via Predictor, the scene mapper and the exported SavedModel loaded with
+    plain ``tf.saved_model.load``, with no precision flag anywhere."""
+    import cv2
+    import tensorflow as tf
+    from test_predict import make_run, raw_inputs, write_png
+
+    from landslide_tf.inference.export import export_run
+    from landslide_tf.inference.predictor import Predictor
+    from landslide_tf.inference.scene import predict_scene
+
+    prec.apply_precision("bfloat16")
+    try:
+        run = make_run(tmp_path / "run")  # a few training steps under mixed_bfloat16
+    finally:
+        prec.apply_precision("float32")
+    from landslide_tf.training.runs import load_model_file
+
+    assert prec.model_precision(load_model_file(run / "best.keras")) == "bfloat16"
+
+    image, dem = raw_inputs(64, 80, seed=3)
+    dem = np.round(dem).astype(np.float32)  # what a 16-bit DEM PNG can hold
+    predictor = Predictor.load(run)
+    ours = predictor.predict(image, dem)
+    assert ours.shape == (64, 80) and np.isfinite(ours).all()
+
+    # the scene mapper: one window covering the whole scene gives that window exactly
+    write_png(tmp_path / "scene.png", image)
+    assert cv2.imwrite(str(tmp_path / "dem.png"), dem.astype(np.uint16))
+    predict_scene(
+        predictor, tmp_path / "scene.png", tmp_path / "prob.npy", dem=tmp_path / "dem.png",
+        window=80,
+    )  # fmt: skip
+    np.testing.assert_allclose(np.load(tmp_path / "prob.npy"), ours, atol=ONE_ANSWER_ATOL)
+
+    # the exported SavedModel, through plain TensorFlow
+    saved = export_run(run, tmp_path / "saved")
+    serving = tf.saved_model.load(str(saved)).signatures["serving_default"]
+    got = serving(image=tf.constant(image[np.newaxis]), dem=tf.constant(dem[np.newaxis]))
+    np.testing.assert_allclose(got["probability"].numpy()[0], ours, atol=ONE_ANSWER_ATOL)
+
+    # and a Predictor over that SavedModel
+    exported = Predictor.load(saved).predict(image, dem)
+    np.testing.assert_allclose(exported, ours, atol=ONE_ANSWER_ATOL)
+    # the rule matters: the model as trained (bfloat16) answers differently
+    trained = Predictor.load(run, precision=None).predict(image, dem)
+    assert np.abs(trained - ours).max() > ONE_ANSWER_ATOL

@@ -12,8 +12,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from landslide_tf.cli.predict import main
+from landslide_tf.data.spec import bijie_spec
 from landslide_tf.errors import DataError, UserError
-from landslide_tf.inference.predict import InferenceSettings, Predictor, check_extents, main
+from landslide_tf.inference.predictor import Predictor
+from landslide_tf.inference.settings import InferenceSettings, check_extents
 from landslide_tf.training.config import TrainConfig
 
 SIZE = 32
@@ -93,13 +96,10 @@ def predictor(run_dir) -> Predictor:
 
 def test_run_dir_settings_come_from_config(predictor):
     s = predictor.settings
-    assert (s.image_size, s.modalities, s.dem_norm, s.threshold) == (
-        SIZE,
-        "rgb+dem",
-        "minmax",
-        0.45,
-    )
-    assert s.dem_stats == (100.0, 20.0)
+    # the whole input spec: RGB /255 + the DEM min-max per tile (the stored dem_stats are
+    # not part of a minmax run's input: it never used them)
+    assert s.spec == bijie_spec(SIZE, "rgb+dem", dem_norm="minmax")
+    assert (s.image_size, s.threshold) == (SIZE, 0.45)
     assert s.channel_names == ["red", "green", "blue", "dem"]
 
 
@@ -127,7 +127,7 @@ def test_keras_file_with_config_beside_matches_run_dir(run_dir, predictor):
 
 def test_keras_file_alone_uses_defaults_with_warning(run_dir, tmp_path, caplog):
     shutil.copy(run_dir / "best.keras", tmp_path / "model.keras")
-    with caplog.at_level(logging.WARNING, logger="landslide_tf.inference.predict"):
+    with caplog.at_level(logging.WARNING, logger="landslide_tf.inference.predictor"):
         alone = Predictor.load(tmp_path / "model.keras")
     assert alone.settings == InferenceSettings()
     assert "no config.json" in caplog.text
@@ -180,7 +180,7 @@ def test_dataset_norm_without_stats_is_an_error():
     with pytest.raises(UserError, match="dem_stats"):
         InferenceSettings.from_dict({"dem_norm": "dataset", "modalities": "rgb+dem"})
     ok = InferenceSettings.from_dict({"dem_norm": "dataset", "dem_mean": 5, "dem_std": 2})
-    assert ok.dem_stats == (5.0, 2.0)
+    assert ok.spec.dem_band.params == (5.0, 2.0)
 
 
 def test_cli_writes_mask_overlay_and_probability(run_dir, tmp_path, capsys):

@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 from test_predict import make_run, raw_inputs, write_png
 
+from landslide_tf.cli.predict import main
 from landslide_tf.errors import DataError, UserError
-from landslide_tf.inference import scene
-from landslide_tf.inference.predict import Predictor, main
+from landslide_tf.inference import scene, scene_io
+from landslide_tf.inference.predictor import Predictor
 
 CRS = "EPSG:32648"
 
@@ -225,13 +226,13 @@ def test_dem_extent_mismatch_is_reported(predictor, tmp_path, caplog):
 def test_reads_are_window_sized(predictor, tmp_path, monkeypatch):
     img, dem_tif, *_ = geo_pair(tmp_path, 120, 150)
     sizes = []
-    original = scene._RasterImage.read
+    original = scene_io.RasterImage.read
 
     def spy(self, row, col, height, width):
         sizes.append((height, width))
         return original(self, row, col, height, width)
 
-    monkeypatch.setattr(scene._RasterImage, "read", spy)
+    monkeypatch.setattr(scene_io.RasterImage, "read", spy)
     result = scene.predict_scene(predictor, img, tmp_path / "p.tif", dem=dem_tif, window=48)
     assert len(sizes) == result.windows > 1
     assert set(sizes) == {(48, 48)}

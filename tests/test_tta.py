@@ -3,7 +3,9 @@
 import numpy as np
 import tensorflow as tf
 
-from landslide_tf.inference.core import InferenceSettings, raw_probability
+from landslide_tf.data.spec import bijie_spec
+from landslide_tf.inference.predictor import raw_probability
+from landslide_tf.inference.settings import InferenceSettings
 from landslide_tf.inference.tta import FLIP_AXES, apply_model, flip_average
 
 
@@ -32,8 +34,8 @@ def test_flip_average_maps_each_prediction_back():
 
 def test_raw_probability_applies_tta_when_the_settings_say_so():
     image = tf.constant(np.random.default_rng(2).integers(0, 255, (1, 8, 8, 3)), tf.uint8)
-    plain = InferenceSettings(image_size=8, modalities="rgb")
-    tta = InferenceSettings(image_size=8, modalities="rgb", tta=True)
+    plain = InferenceSettings(bijie_spec(8, "rgb"))
+    tta = InferenceSettings(bijie_spec(8, "rgb"), tta=True)
     a = raw_probability(_corner_model, image, None, plain).numpy()
     b = raw_probability(_corner_model, image, None, tta).numpy()
     assert not np.allclose(a, b)

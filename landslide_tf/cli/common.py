@@ -8,6 +8,8 @@ Every ``main(argv)`` of the package runs its body through ``run_cli``:
 - ``KeyboardInterrupt``: the command's own ``interrupted: ...`` hint, exit 130;
 - a damaged JSON or zip file that no reader turned into a ``UserError``: one line, exit 2.
 
+``add_tta_arg`` and ``add_precision_arg`` are the inference commands' shared flags.
+
 Library code raises; it never prints. Damaged files (a truncated ``config.json``, a corrupt
 ``.keras`` or zip) are turned into ``UserError`` where they are read, naming the file.
 """
@@ -19,6 +21,7 @@ import json
 import sys
 import zipfile
 from collections.abc import Callable
+from typing import Any
 
 from landslide_tf.errors import UserError, describe_os_error
 from landslide_tf.training.precision import LEGACY_MIXED, PRECISIONS
@@ -92,3 +95,28 @@ def precision_from_args(args: argparse.Namespace) -> str | None:
     if mixed is None:
         return None
     return LEGACY_MIXED if mixed else "float32"
+
+
+def add_tta_arg(parser: Any) -> None:
+    """``--tta/--no-tta`` (default None: the run's own setting) for the inference commands."""
+    parser.add_argument(
+        "--tta",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="average over the 4 flips of each input (default: the run's setting)",
+    )
+
+
+def add_precision_arg(parser: Any, default: str = "float32") -> None:
+    """``--precision`` for the inference commands (predict, scene, export).
+
+    Inference computes in float32 unless asked otherwise, so every path gives the same
+    probabilities for the same run (issue 22); ``auto`` is this machine's fast choice.
+    """
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=default,
+        help=f"arithmetic of the model (default {default}: the same answer on every path; "
+        "auto = bfloat16/float16 where the hardware is fast at it)",
+    )

@@ -8,10 +8,9 @@ import json
 import logging
 from pathlib import Path
 
-from landslide_tf.cli.common import add_precision_args, precision_from_args, run_cli
+from landslide_tf.cli.common import add_precision_arg, add_tta_arg, run_cli
 from landslide_tf.errors import UserError
 from landslide_tf.evaluation.evaluate import METRIC_KEYS, evaluate_run
-from landslide_tf.inference.tta import add_tta_arg
 from landslide_tf.metrics.segmentation import format_metrics
 from landslide_tf.training.runs import SPLITS
 
@@ -42,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="DEM nodata value (default: the run's config.json; NaN always is)",
     )
     add_tta_arg(parser)
-    add_precision_args(parser, default=None, legacy=True)  # issue 14
+    add_precision_arg(parser)  # float32 unless asked: the same answer as predict and export
     return parser
 
 
@@ -62,7 +61,7 @@ def _run(args: argparse.Namespace) -> int:
         tune_threshold=args.tune_threshold,
         dem_nodata=args.dem_nodata,
         tta=args.tta,
-        precision=precision_from_args(args),
+        precision=args.precision,
     )
     shown = {k: result[k] for k in METRIC_KEYS if k in result}
     print(json.dumps(shown, indent=2))

@@ -28,13 +28,15 @@ import numpy as np
 
 from landslide_tf.errors import UserError, describe_os_error
 from landslide_tf.files import atomic_write_json
+from landslide_tf.inference.predictor import load_inference_model
+from landslide_tf.inference.settings import INFERENCE_PRECISION
 from landslide_tf.inference.tta import apply_model
 from landslide_tf.metrics.segmentation import SCORE_KEYS
+from landslide_tf.training.precision import model_precision
 from landslide_tf.training.runs import (
     SPLITS,
     THRESHOLD_FILE,
     dataset_options,
-    load_model_file,
     read_run_config,
     run_splits,
     run_threshold,
@@ -82,11 +84,20 @@ def accumulate(
     return metrics
 
 
-def metrics_filename(split: str, threshold_overridden: bool) -> str:
-    """``metrics.json`` for the test split at the run's threshold, else ``metrics_<split>.json``."""
-    return (
-        "metrics.json" if split == "test" and not threshold_overridden else f"metrics_{split}.json"
-    )
+def metrics_filename(
+    split: str, threshold_overridden: bool, tta: str | None = None, precision: str | None = None
+) -> str:
+    """Where an evaluation's metrics go, named by the settings that differ from training's.
+
+    ``metrics.json`` is the training result: the test split at the run's threshold and TTA
+    setting, in float32. Another split or threshold gives ``metrics_<split>.json``; a TTA or
+    precision other than the run's adds ``_tta``/``_notta`` and ``_<precision>``, so an
+    evaluation with other settings never overwrites the training result.
+    """
+    suffix = "".join(f"_{part}" for part in (tta, precision) if part)
+    if split == "test" and not threshold_overridden and not suffix:
+        return "metrics.json"
+    return f"metrics_{split}{suffix}.json"
 
 
 def evaluate_run(
@@ -97,7 +108,7 @@ def evaluate_run(
     tune_threshold: bool = False,
     dem_nodata: float | None = None,
     tta: bool | None = None,
-    precision: str | None = None,
+    precision: str | None = INFERENCE_PRECISION,
 ) -> dict[str, Any]:
     """Evaluate ``best.keras`` of a run on one split and write the metrics file.
 
@@ -113,8 +124,9 @@ def evaluate_run(
             (the run's threshold from then on), then evaluate ``split`` with it.
         dem_nodata: DEM nodata value overriding the run's ``dem_nodata``.
         tta: flip averaging (``landslide_tf.inference.tta``); default the run's ``tta``.
-        precision: compute in this precision (``auto``, ``float32``, ``bfloat16``,
-            ``float16``); ``None`` = the precision the run trained in (``config.json``).
+        precision: compute in this precision: ``float32`` (default, as every inference path,
+            so evaluate, predict and the SavedModel agree), ``auto``, ``bfloat16``,
+            ``float16``; ``None`` = the precision the run trained in.
 
     Returns:
         Metrics dict with the keys of ``METRIC_KEYS`` plus ``n_pixels``, ``split`` and
@@ -132,11 +144,8 @@ def evaluate_run(
         if not math.isfinite(dem_nodata):
             raise UserError(f"--dem-nodata must be a finite number, got {dem_nodata}")
         config = dataclasses.replace(config, dem_nodata=float(dem_nodata))
-    model = load_model_file(run_dir / "best.keras")
-    if precision is not None:  # issue 14; default: the policy saved with the model
-        from landslide_tf.training.precision import convert_model, resolve_precision
-
-        model = convert_model(model, resolve_precision(precision)[0])
+    model = load_inference_model(run_dir, precision)
+    used_precision = model_precision(model)
     splits = run_splits(config, run_dir, data)
     options = dataset_options(config, raw)
     batch = max(1, min(8, config.batch_size * 4))
@@ -165,6 +174,7 @@ def evaluate_run(
     result = {k: _plain(v) for k, v in stats.result(threshold=threshold).items()}
     result["split"] = split
     result["tta"] = tta
+    result["inference_precision"] = used_precision  # "precision" is the metric
     if tune_threshold:
         result["threshold_tuned_on"] = "val"
     for key, value in list(result.items()):
@@ -175,7 +185,12 @@ def evaluate_run(
                 if key == "auc"
                 else "undefined on this split"
             )
-    name = metrics_filename(split, overridden)
+    name = metrics_filename(
+        split,
+        overridden,
+        tta=None if tta == bool(config.tta) else ("tta" if tta else "notta"),
+        precision=None if used_precision == INFERENCE_PRECISION else used_precision,
+    )
     try:
         atomic_write_json(run_dir / name, result)
     except OSError as exc:  # a read-only run dir: the metrics are still returned

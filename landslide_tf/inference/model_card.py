@@ -12,18 +12,32 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from landslide_tf import __version__
-from landslide_tf.inference.core import InferenceSettings
+from landslide_tf.inference.settings import InferenceSettings
 
 logger = logging.getLogger(__name__)
 
-_IMAGE_NORMALIZATION = (
-    "uint8 RGB / 255 -> [0, 1], bilinear (antialiased) resize to the training size"
-)
-_DEM_NORMALIZATION = {
-    "minmax": "per tile: (dem - min) / (max - min) -> [0, 1] (flat tile -> 0)",
-    "dataset": "(dem - mean) / std with the training split's DEM statistics",
+#: What each band normalisation of the input spec does, in words.
+NORMALIZATION_TEXT = {
+    "unit": "/ 255 -> [0, 1]",
+    "standard": "(x - mean) / std, training-split statistics",
+    "percentile": "clip((x - p2) / (p98 - p2), 0, 1), training-split percentiles",
+    "minmax": "per tile: (x - min) / (max - min) -> [0, 1] (flat tile -> 0)",
+    "none": "computed from the resampled DEM, already in [0, 1]",
 }
+#: The model card's name of a DEM normalisation (release 0.1's ``dem_norm`` values).
+DEM_NORM_NAMES = {"minmax": "minmax", "standard": "dataset"}
+#: What the values of a raw ``image`` input are, by its dtype.
+IMAGE_UNITS = {"uint8": "0..255", "float32": "in the training data's units (NaN = nodata)"}
+
+
+def package_version() -> str:
+    """The installed landslide_tf version (``unknown`` when run from an uninstalled tree)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("landslide_tf")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def _count_lines(path: Path) -> int | None:
@@ -32,7 +46,7 @@ def _count_lines(path: Path) -> int | None:
     return sum(1 for line in path.read_text().splitlines() if line.strip())
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
+def read_json(path: Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     try:
@@ -73,7 +87,7 @@ def model_card(
 
     return {
         "format": "landslide_tf model card 1",
-        "landslide_tf_version": __version__,
+        "landslide_tf_version": package_version(),
         "tensorflow_version": tf.__version__,
         "exported": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "run_dir": str(run) if run is not None else None,
@@ -86,20 +100,11 @@ def model_card(
         },
         "loss": {"name": loss, "kwargs": config.get("loss_kwargs") or {}},
         "channels": settings.channel_names,
-        "normalization": {
-            "image_size": settings.image_size,
-            "image": _IMAGE_NORMALIZATION if settings.uses_image else None,
-            "dem": _DEM_NORMALIZATION.get(settings.dem_norm) if settings.uses_dem else None,
-            "dem_norm": settings.dem_norm,
-            "dem_stats": list(settings.dem_stats) if settings.dem_stats else None,
-            "dem_nodata": settings.nodata,
-            "derived": list(settings.derived),
-            "output": "probabilities resized bilinearly back to the input size",
-        },
+        "normalization": normalization(settings),
         "threshold": settings.threshold,
         "training_data": {
             "data": config.get("data"),
-            "modalities": settings.modalities,
+            "modalities": f"{settings.spec.data_format}: {settings.modalities}",
             "negatives": config.get("negatives"),
             "augment": config.get("augment"),
             "split_sizes": split,
@@ -115,6 +120,34 @@ def model_card(
     }
 
 
+def normalization(settings: InferenceSettings) -> dict[str, Any]:
+    """The ``normalization`` section: every band with its source, normalisation and
+    parameters, plus the DEM entries of release 0.1's cards."""
+    spec = settings.spec
+    dem = spec.dem_band
+    image = spec.image_bands
+    image_text = None
+    if image:
+        norms = "; ".join(sorted({NORMALIZATION_TEXT[b.norm] for b in image}))
+        image_text = (
+            f"{spec.image_dtype} {', '.join(b.name for b in image)}: {norms} per band; "
+            f"NaN -> 0; bilinear (antialiased) resize to {spec.size} px"
+        )
+    return {
+        "image_size": spec.size,
+        "image": image_text,
+        "dem": None if dem is None else f"{NORMALIZATION_TEXT[dem.norm]} after resampling",
+        "dem_norm": None if dem is None else DEM_NORM_NAMES.get(dem.norm, dem.norm),
+        "dem_stats": None if dem is None or dem.params is None else list(dem.params),
+        "dem_nodata": spec.nodata,
+        "derived": list(spec.derived),
+        "bands": spec.channel_names,
+        "band_params": {b.name: list(b.params) for b in spec.bands if b.params is not None},
+        "input": spec.to_dict(),
+        "output": "probabilities resized bilinearly back to the input size",
+    }
+
+
 def mask_summary(settings: Any, size: int | None = None) -> str:
     """The ``mask`` output of a signature: shape, dtype and the threshold baked in."""
     shape = "[N, H, W]" if size is None else f"[N, {size}, {size}]"
@@ -125,7 +158,12 @@ def signature_summary(settings: InferenceSettings) -> dict[str, Any]:
     """Human-readable description of the two signatures."""
     inputs = {}
     if settings.uses_image:
-        inputs["image"] = "uint8 [N, H, W, 3] RGB"
+        spec = settings.spec
+        names = ", ".join(b.name for b in spec.image_bands)
+        inputs["image"] = (
+            f"{spec.image_dtype} [N, H, W, {spec.image_channels}] bands {names} "
+            f"{IMAGE_UNITS[spec.image_dtype]}"
+        )
     if settings.uses_dem:
         inputs["dem"] = "float32 [N, H', W'] elevation on any grid (NaN = nodata)"
     size, channels = settings.image_size, settings.channels
@@ -175,6 +213,10 @@ def model_card_markdown(card: dict[str, Any]) -> str:
             lines.append(f"- DEM statistics (mean, std): {norm['dem_stats']}")
     if norm["derived"]:
         lines.append(f"- derived channels: {', '.join(norm['derived'])}")
+    if norm.get("band_params"):
+        lines += ["", "| band | a (mean or p2) | b (std or p98) |", "|---|---|---|"]
+        for band, (a, b) in norm["band_params"].items():
+            lines.append(f"| {band} | {a:.6g} | {b:.6g} |")
     lines += ["", "## Signatures"]
     for name, sig in card["signatures"].items():
         ins = ", ".join(f"`{k}` {v}" for k, v in sig["inputs"].items())

@@ -1,17 +1,27 @@
-"""``Predictor``: probabilities from raw images for a run dir, a ``.keras`` file or a SavedModel.
+"""``Predictor``: probabilities from raw inputs for a run dir, a ``.keras`` file or a SavedModel.
+
+One inference path for every input the run's ``InputSpec`` describes (Bijie uint8 RGB + DEM,
+RGB-only, DEM-only, float32 multi-band). ``raw_probability`` is the graph that maps raw
+inputs to probabilities at the input size: it traces ``landslide_tf.data.preprocess``
+(resize to the training size, normalisation, stacking), runs the network (flip-averaged when
+the run's ``tta`` is on) and resizes the probabilities back (bilinear).
+``landslide_tf.inference.serving`` traces the very same function into the SavedModel, so
+in-package and SavedModel predictions agree to float rounding (1e-5).
 
 MODEL may be:
-- a run directory (``config.json`` + ``best.keras``, as written by ``landslide_tf.training.train``);
-- a ``.keras`` file: the preprocessing settings come from a ``config.json`` beside it, else
-  the defaults (128 px, rgb+dem, per-tile min-max DEM) with a warning;
-- a SavedModel directory written by ``landslide_tf.inference.export`` (settings from its model card).
 
-Keras models run ``landslide_tf.inference.core.raw_probability``, the graph the SavedModel holds.
+- a run directory (``config.json`` + ``best.keras``, as written by ``landslide_tf.training.train``);
+- a ``.keras`` file: the settings come from a ``config.json`` beside it, else the defaults
+  (128 px, rgb+dem, per-tile min-max DEM) with a warning;
+- a SavedModel directory written by ``landslide_tf.inference.export`` (settings from its model
+  card).
+
+Keras models compute in ``INFERENCE_PRECISION`` (float32) unless ``precision`` asks for
+another: ``load_inference_model`` is the one function that loads a run's model for inference.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -20,52 +30,182 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from landslide_tf.errors import DataError, UserError
-from landslide_tf.inference.core import (
+from landslide_tf.inference.settings import (
+    EXTENT_TOLERANCE,
+    INFERENCE_PRECISION,
     MODEL_CARD_JSON,
     InferenceSettings,
     check_extents,
-    input_signature,
-    raw_probability,
 )
+from landslide_tf.inference.tta import apply_model
 
 if TYPE_CHECKING:
     import tensorflow as tf
 
-# The name Predictor logged under before the split (its messages, e.g. the missing
-# config.json warning, keep their logger name for users who filter on it).
-logger = logging.getLogger("landslide_tf.inference.predict")
+logger = logging.getLogger(__name__)
 
 
-def load_keras_model(path: str | Path) -> Any:
-    """Load a ``.keras`` file of this package (safe mode, uncompiled) as a ``UserError``."""
+# ----------------------------------------------------------------------------- loading
+
+
+def load_inference_model(path: str | Path, precision: str | None = INFERENCE_PRECISION) -> Any:
+    """A run's model (run dir: its ``best.keras``; or a ``.keras`` file) for inference.
+
+    Args:
+        path: a run directory or a ``.keras`` file of this package.
+        precision: ``float32`` (the default: every inference path gives the same answer),
+            ``bfloat16``, ``float16`` or ``auto`` (this machine's fast choice); ``None``
+            keeps the precision the model was trained in (recorded in the file).
+
+    Returns:
+        The uncompiled Keras model, computing in ``precision``.
+
+    Raises:
+        UserError: the file is missing or unreadable, or the precision unknown.
+    """
     from landslide_tf.training.runs import load_model_file
 
+    path = Path(path)
+    file = path / "best.keras" if path.is_dir() else path
     try:
-        return load_model_file(path)
+        model = load_model_file(file)
     except UserError:
         raise
     except Exception as exc:  # keras raises many types for unreadable files
-        raise UserError(f"cannot load Keras model {path}: {exc}") from exc
+        raise UserError(f"cannot load Keras model {file}: {exc}") from exc
+    if precision is not None:
+        from landslide_tf.training.precision import convert_model, resolve_precision
+
+        model = convert_model(model, resolve_precision(precision)[0])
+    return model
+
+
+# ----------------------------------------------------------------------------- the graph
+
+
+def input_signature(settings: InferenceSettings) -> list[tf.TensorSpec]:
+    """The raw-input signature from the spec.
+
+    ``image`` ``[N, H, W, bands]`` in the spec's image dtype (uint8 ``[N, H, W, 3]`` for
+    Bijie RGB, float32 for multi-band) when the spec has image bands, and ``dem`` float32
+    ``[N, H', W']`` when it uses the DEM.
+    """
+    import tensorflow as tf
+
+    specs = []
+    if settings.uses_image:
+        dtype = tf.as_dtype(settings.spec.image_dtype)
+        specs.append(tf.TensorSpec([None, None, None, settings.image_channels], dtype, "image"))
+    if settings.uses_dem:
+        specs.append(tf.TensorSpec([None, None, None], tf.float32, name="dem"))
+    return specs
+
+
+def raw_probability(
+    model_fn: Any,
+    image: tf.Tensor | None,
+    dem: tf.Tensor | None,
+    settings: InferenceSettings,
+) -> tf.Tensor:
+    """Raw inputs to landslide probabilities at the input size (TF ops; traced by export).
+
+    Args:
+        model_fn: callable mapping the normalized ``(N, S, S, C)`` input to ``(N, S, S, 1)``.
+        image: the raw image ``(N, H, W, bands)`` (uint8 RGB or float32 bands in the user's
+            units), or None when the spec has no image band.
+        dem: float32 elevation ``(N, H', W')`` on any grid (resampled onto the training
+            size), or None when the spec has no DEM.
+        settings: the run's input spec, threshold and TTA.
+
+    Returns:
+        float32 probabilities ``(N, H, W)`` on the grid of ``image`` (of ``dem`` for DEM-only
+        models).
+    """
+    import tensorflow as tf
+
+    from landslide_tf.data.preprocess import preprocess
+
+    checks = []
+    if settings.uses_image:
+        n = settings.image_channels
+        names = ", ".join(b.name for b in settings.spec.image_bands)
+        checks += [
+            tf.debugging.assert_rank(
+                image, 4, message=f"image must be (batch, height, width, {n})"
+            ),
+            tf.debugging.assert_equal(
+                tf.shape(image)[-1], n, message=f"image must have {n} channels ({names})"
+            ),
+            tf.debugging.assert_positive(
+                tf.shape(image)[1:3], message="image height and width must be > 0"
+            ),
+        ]
+    if settings.uses_dem:
+        checks += [
+            tf.debugging.assert_rank(dem, 3, message="dem must be (batch, height, width)"),
+            tf.debugging.assert_positive(
+                tf.shape(dem)[1:3], message="dem height and width must be > 0"
+            ),
+        ]
+    if settings.uses_image and settings.uses_dem:
+        checks.append(
+            tf.debugging.assert_equal(
+                tf.shape(image)[0], tf.shape(dem)[0], message="image and dem batch sizes differ"
+            )
+        )
+        # check_extents in-graph: the DEM's aspect ratio must match the image's
+        ih, iw = (tf.cast(tf.shape(image)[i], tf.float32) for i in (1, 2))
+        dh, dw = (tf.cast(tf.shape(dem)[i], tf.float32) for i in (1, 2))
+        checks.append(
+            tf.debugging.assert_less_equal(
+                tf.abs(dw - dh * iw / ih),
+                tf.maximum(1.0, EXTENT_TOLERANCE * dw),
+                message="image and dem have different aspect ratios: they cannot cover the "
+                "same extent",
+            )
+        )
+    primary = image if settings.uses_image else dem
+    checks.append(
+        tf.debugging.assert_positive(
+            tf.shape(primary)[0], message="empty batch: give at least one image or dem"
+        )
+    )
+    with tf.control_dependencies(checks):
+        x = preprocess(
+            image if settings.uses_image else None,
+            dem if settings.uses_dem else None,
+            settings.spec,
+        )  # (N, S, S, C)
+    prob = apply_model(model_fn, x, settings.tta)  # (N, S, S, 1) float32
+    grid = tf.shape(primary)[1:3]
+    # preprocess.resize wants a static size; same op (bilinear, antialiased) on a tensor.
+    back = tf.image.resize(prob, grid, method="bilinear", antialias=True)
+    return back[..., 0]  # (N, H, W)
+
+
+# ----------------------------------------------------------------------------- predictor
 
 
 class Predictor:
-    """Probabilities from raw images for a Keras model or an exported SavedModel.
+    """Probabilities from raw inputs for a Keras model or an exported SavedModel.
 
     Build with ``Predictor.load(path)`` (run dir, ``.keras`` file or SavedModel) or
     ``Predictor.from_keras(model, settings)``.
+
+    Attributes:
+        settings: the input spec, threshold and TTA.
+        source: where the model came from (for messages).
+        model: the Keras model (Keras sources only).
+        card: the model card (SavedModel sources only).
     """
 
     def __init__(self, fn: Any, settings: InferenceSettings, source: str) -> None:
-        """Wrap a raw-input function.
-
-        Args:
-            fn: callable ``(image, dem) -> (N, H, W)`` probabilities (tensors, per settings).
-            settings: preprocessing and threshold.
-            source: description of where the model came from (for messages).
-        """
+        """Wrap a raw-input function ``(image, dem) -> (N, H, W)`` probabilities."""
         self._fn = fn
         self.settings = settings
         self.source = source
+        self.model: Any = None
+        self.card: dict[str, Any] | None = None
 
     @classmethod
     def from_keras(
@@ -74,8 +214,17 @@ class Predictor:
         """Predictor over an in-memory Keras model, tracing ``raw_probability``."""
         import tensorflow as tf
 
+        got = model.input_shape[-1]
+        if got is not None and got != settings.channels:
+            raise UserError(
+                f"{source}: the model takes {got} channels but its input "
+                f"({settings.modalities}) gives {settings.channels}"
+            )
+        signature = input_signature(settings)
+        names = [s.name for s in signature]
+
         def call(*args: tf.Tensor) -> tf.Tensor:
-            inputs = dict(zip([s.name for s in input_signature(settings)], args, strict=True))
+            inputs = dict(zip(names, args, strict=True))
             return raw_probability(
                 lambda x: model(x, training=False),
                 inputs.get("image"),
@@ -83,13 +232,11 @@ class Predictor:
                 settings,
             )
 
-        traced = tf.function(call, input_signature=input_signature(settings))
+        traced = tf.function(call, input_signature=signature)
 
         def fn(image: Any, dem: Any) -> tf.Tensor:
-            args = [
-                a for a, used in ((image, settings.uses_image), (dem, settings.uses_dem)) if used
-            ]
-            return traced(*args)
+            given = {"image": image, "dem": dem}
+            return traced(*(given[name] for name in names))
 
         predictor = cls(fn, settings, source)
         predictor.model = model
@@ -106,7 +253,8 @@ class Predictor:
             raise UserError(f"{path} is a SavedModel without {card_path.relative_to(path)}")
         card = json.loads(card_path.read_text())
         settings = InferenceSettings.from_dict(card["settings"])
-        if nodata is not None and settings.nodata is None:
+        fill = nodata is not None and settings.uses_dem and settings.nodata is None
+        if fill:
             logger.warning(
                 "the SavedModel was exported without a DEM nodata value; "
                 "--dem-nodata %s is applied before calling it",
@@ -114,17 +262,13 @@ class Predictor:
             )
         loaded = tf.saved_model.load(str(path))
         serving = loaded.signatures["serving_default"]
+        names = [s.name for s in input_signature(settings)]
 
         def fn(image: Any, dem: Any) -> tf.Tensor:
-            kwargs = {}
-            if settings.uses_image:
-                kwargs["image"] = tf.convert_to_tensor(image, tf.uint8)
-            if settings.uses_dem:
-                dem = tf.convert_to_tensor(dem, tf.float32)
-                if nodata is not None and settings.nodata is None:
-                    dem = tf.where(tf.equal(dem, nodata), tf.fill(tf.shape(dem), np.nan), dem)
-                kwargs["dem"] = dem
-            return serving(**kwargs)["probability"]
+            if fill:
+                dem = tf.where(tf.equal(dem, nodata), tf.fill(tf.shape(dem), np.nan), dem)
+            given = {"image": image, "dem": dem}
+            return serving(**{name: given[name] for name in names})["probability"]
 
         predictor = cls(fn, settings, f"SavedModel {path}")
         predictor.loaded = loaded
@@ -137,7 +281,7 @@ class Predictor:
         path: str | Path,
         nodata: float | None = None,
         tta: bool | None = None,
-        precision: str | None = None,
+        precision: str | None = INFERENCE_PRECISION,
     ) -> Predictor:
         """Load a run dir, a ``.keras`` file or a SavedModel directory.
 
@@ -146,17 +290,13 @@ class Predictor:
             nodata: DEM nodata value (overrides any stored one; NaN is always nodata).
             tta: flip averaging on or off (default: the run's ``tta``); a SavedModel keeps
                 what it was exported with.
-            precision: ``auto``/``float32``/``bfloat16``/``float16`` to compute a Keras model
-                in; ``None`` keeps the precision it was trained in (recorded in the file).
-                A SavedModel keeps the precision it was exported in.
+            precision: what a Keras model computes in (``load_inference_model``): float32
+                by default; ``None`` keeps the precision it was trained in. A SavedModel
+                keeps the precision it was exported in.
         """
         path = Path(path)
         if not path.exists():
             raise UserError(f"model not found: {path}")
-        from landslide_tf.inference.band_inference import BandPredictor, is_band_model
-
-        if is_band_model(path):  # issue 13: multi-band models take float bands, no DEM
-            return BandPredictor.load(path)
         if path.is_dir() and (path / "saved_model.pb").is_file():
             predictor = cls.from_saved_model(path, nodata=nodata)
             if tta is not None and bool(tta) != predictor.settings.tta:
@@ -165,49 +305,14 @@ class Predictor:
                     f"export the run again with {'--tta' if tta else '--no-tta'}"
                 )
             return predictor
-        if path.is_dir():
-            if not (path / "config.json").is_file():
-                raise UserError(
-                    f"{path} is neither a run directory (config.json + best.keras) "
-                    "nor a SavedModel (saved_model.pb)"
-                )
-            config, model = _load_run(path)
-            settings = InferenceSettings.from_dict(config, run_dir=path)
-            source = f"run {path}"
-        elif path.suffix == ".keras":
-            model = load_keras_model(path)
-            beside = path.parent / "config.json"
-            if beside.is_file():
-                from landslide_tf.training.runs import read_config_json
-
-                settings = InferenceSettings.from_dict(read_config_json(beside), path.parent)
-            else:
-                settings = InferenceSettings()
-                logger.warning(
-                    "no config.json beside %s: assuming the defaults (%d px, %s, %s DEM)",
-                    path,
-                    settings.image_size,
-                    settings.modalities,
-                    settings.dem_norm,
-                )
-            source = f"model {path}"
-        else:
-            raise UserError(f"{path}: expected a run directory, a .keras file or a SavedModel")
+        settings = load_settings(path)
+        model = load_inference_model(path, precision)
         if nodata is not None:
-            settings = dataclasses.replace(settings, nodata=float(nodata))
+            settings = settings.replace(nodata=float(nodata))
         if tta is not None:
-            settings = dataclasses.replace(settings, tta=bool(tta))
-        expected = settings.channels
-        got = model.input_shape[-1]
-        if got is not None and got != expected:
-            raise UserError(
-                f"{path}: the model takes {got} channels but the settings "
-                f"({settings.modalities}, derived={list(settings.derived)}) give {expected}"
-            )
-        if precision is not None:  # issue 14
-            from landslide_tf.training.precision import convert_model, resolve_precision
-
-            model = convert_model(model, resolve_precision(precision)[0])
+            settings = settings.replace(tta=bool(tta))
+        run_dir = path if path.is_dir() else path.parent
+        source = f"run {run_dir}" if path.is_dir() else f"model {path}"
         return cls.from_keras(model, settings, source)
 
     @property
@@ -215,32 +320,35 @@ class Predictor:
         """The decision threshold of the model."""
         return self.settings.threshold
 
-    def predict_batch(self, images: np.ndarray | None, dems: np.ndarray | None) -> np.ndarray:
+    def predict_batch(
+        self, images: np.ndarray | None, dems: np.ndarray | None = None
+    ) -> np.ndarray:
         """Probabilities for a batch.
 
         Args:
-            images: uint8 ``(N, H, W, 3)`` (None for DEM-only models).
-            dems: float32 ``(N, H', W')`` (None for RGB-only models).
+            images: ``(N, H, W, bands)``: uint8 RGB for Bijie runs, bands in the user's
+                units for multi-band runs (None when the model takes no image).
+            dems: float32 ``(N, H', W')`` (None when the model takes no DEM).
 
         Returns:
             float32 ``(N, H, W)``.
         """
         import tensorflow as tf
 
-        self._check(images, dems, batched=True)
-        image = None if images is None else tf.convert_to_tensor(images, tf.uint8)
+        images, dems = self._check(images, dems, batched=True)
+        image = None if images is None else tf.convert_to_tensor(images)
         dem = None if dems is None else tf.convert_to_tensor(dems, tf.float32)
         return np.asarray(self._fn(image, dem), dtype=np.float32)
 
     def predict(self, image: np.ndarray | None, dem: np.ndarray | None = None) -> np.ndarray:
-        """Probabilities ``(H, W)`` for one uint8 image ``(H, W, 3)`` and DEM ``(H', W')``."""
+        """Probabilities ``(H, W)`` for one image ``(H, W, bands)`` and DEM ``(H', W')``."""
         self._check(image, dem, batched=False)
         images = None if image is None else np.asarray(image)[np.newaxis]
         dems = None if dem is None else np.asarray(dem, np.float32)[np.newaxis]
         return self.predict_batch(images, dems)[0]
 
-    def _check(self, image: Any, dem: Any, batched: bool) -> None:
-        """Validate presence, dtype and channels before calling the graph."""
+    def _check(self, image: Any, dem: Any, batched: bool) -> tuple[Any, Any]:
+        """Validate presence, dtype and channels before calling the graph; cast floats."""
         s = self.settings
         rank = 4 if batched else 3
         primary = image if s.uses_image else dem
@@ -248,12 +356,19 @@ class Predictor:
             raise DataError("empty batch: give at least one image or DEM")
         if s.uses_image:
             if image is None:
-                raise UserError(f"this model ({s.modalities}) needs an RGB image")
+                raise UserError(f"this model ({s.modalities}) needs an image")
             image = np.asarray(image)
-            if image.ndim != rank or image.shape[-1] != 3:
-                raise DataError(f"image must be RGB (..., H, W, 3), got shape {image.shape}")
-            if image.dtype != np.uint8:
-                raise DataError(f"image must be uint8 RGB, got {image.dtype}")
+            n = s.image_channels
+            names = ",".join(b.name for b in s.spec.image_bands)
+            if image.ndim != rank or image.shape[-1] != n:
+                raise DataError(
+                    f"image must be (..., H, W, {n}) with the bands {names}"
+                    f"{' (RGB)' if names == 'red,green,blue' else ''}, got shape {image.shape}"
+                )
+            expected = np.dtype(s.spec.image_dtype)
+            if np.issubdtype(expected, np.integer) and image.dtype != expected:
+                raise DataError(f"image must be {expected} ({names}), got {image.dtype}")
+            image = image.astype(expected, copy=False)
         if s.uses_dem:
             if dem is None:
                 raise UserError(f"this model ({s.modalities}) needs a DEM (--dem)")
@@ -261,17 +376,29 @@ class Predictor:
                 raise DataError(f"DEM must be (..., H, W), got shape {np.asarray(dem).shape}")
         if s.uses_image and s.uses_dem:
             check_extents(np.asarray(image).shape[-3:-1], np.asarray(dem).shape[-2:])
+        return image, dem
 
 
-def _load_run(run_dir: Path) -> tuple[dict[str, Any], Any]:
-    """``(config.json dict, model)`` of a run dir via ``load_run``."""
-    from landslide_tf.training.runs import load_run, read_config_json
+def load_settings(path: str | Path) -> InferenceSettings:
+    """The inference settings of a run dir or of a ``.keras`` file (``config.json`` beside it,
+    else the defaults with a warning)."""
+    from landslide_tf.training.runs import read_config_json
 
-    config = read_config_json(run_dir / "config.json")
-    try:
-        _, model = load_run(run_dir)
-    except UserError:
-        raise
-    except Exception as exc:  # keras raises many types for unreadable files
-        raise UserError(f"cannot load run {run_dir}: {exc}") from exc
-    return config, model
+    path = Path(path)
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise UserError(
+                f"{path} is neither a run directory (config.json + best.keras) "
+                "nor a SavedModel (saved_model.pb)"
+            )
+        return InferenceSettings.from_dict(read_config_json(path / "config.json"), path)
+    if path.suffix != ".keras":
+        raise UserError(f"{path}: expected a run directory, a .keras file or a SavedModel")
+    beside = path.parent / "config.json"
+    if beside.is_file():
+        return InferenceSettings.from_dict(read_config_json(beside), path.parent)
+    settings = InferenceSettings()
+    logger.warning(
+        "no config.json beside %s: assuming the defaults (%s)", path, settings.modalities
+    )
+    return settings

@@ -53,7 +53,8 @@ class ScenePreview:
         f = self.factor
         rows = range(0, self.height, f)
         if uses_image and scene.image is not None:
-            return np.stack([scene.image.read(r, 0, 1, self.width)[0, ::f] for r in rows])
+            picture = np.stack([scene.image.read(r, 0, 1, self.width)[0, ::f] for r in rows])
+            return rgb8(picture)
         dem = np.stack([scene.dem.read(r, 0, 1, self.width)[0, ::f] for r in rows])
         return dem_preview(dem)
 
@@ -82,6 +83,25 @@ class _Tap:
     def write(self, row: int, prob: np.ndarray) -> None:
         self.preview.add_rows(row, prob)
         self.writer.write(row, prob)
+
+
+def rgb8(picture: np.ndarray) -> np.ndarray:
+    """``(h, w, bands)`` imagery as uint8 RGB: 8-bit RGB as is; other bands (float, the first
+    three, or one repeated) stretched per band from their 2nd to 98th percentile."""
+    if picture.dtype == np.uint8 and picture.shape[-1] >= 3:
+        return picture[..., :3]
+    bands = picture[..., :3].astype(np.float32)
+    if bands.shape[-1] < 3:
+        bands = np.repeat(bands[..., :1], 3, axis=-1)
+    out = np.zeros(bands.shape, np.uint8)
+    for i in range(3):
+        band = bands[..., i]
+        finite = np.isfinite(band)
+        if finite.any():
+            lo, hi = np.percentile(band[finite], [2, 98])
+            scaled = np.clip((band - lo) / max(hi - lo, 1e-6), 0, 1)
+            out[..., i] = np.where(finite, np.round(scaled * 255), 0).astype(np.uint8)
+    return out
 
 
 def dem_preview(dem: np.ndarray) -> np.ndarray:

@@ -30,63 +30,41 @@ visible effect. ``dem_norm="dataset"`` runs are free of it.
 rasterio is optional (``pip install ".[geo]"``): PNG scenes work without it (no
 georeferencing, no polygons).
 
-Modules: windowing, blending and ``predict_scene`` live here; raster reading and writing in
-``landslide_tf.inference.scene_io``; polygon tracing in ``landslide_tf.inference.polygons``. Their public names
-are re-exported here (``from landslide_tf.inference.scene import write_polygons`` keeps working).
+Every model takes this one path; the run's input spec says what a window is made of.
+Multi-band models (``l4s``, ``folder``) read their bands from a multi-band GeoTIFF, found by
+band description, by position in the training format's band list or by order
+(``landslide_tf.inference.scene_io.band_plan``); a ``dem`` band that a ``folder`` run took
+from ``dem/`` comes from ``--dem``; the scene's nodata value becomes NaN (0 after
+normalisation). The default window is the typical training tile side when the run recorded it
+(``native_size``), else ``DEFAULT_WINDOW``.
+
+Windowing, blending and ``predict_scene`` live here; raster reading and writing in
+``landslide_tf.inference.scene_io``; polygon tracing in ``landslide_tf.inference.polygons``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from landslide_tf.console import interactive_stdout
 from landslide_tf.errors import UserError
-from landslide_tf.inference.core import check_extents
-from landslide_tf.inference.polygons import polygon_area, write_polygons
+from landslide_tf.inference.polygons import write_polygons
 from landslide_tf.inference.predictor import Predictor
 from landslide_tf.inference.preview import ScenePreview
 from landslide_tf.inference.scene_io import (
-    MAX_WHOLE_DEM_PIXELS,
-    RASTER_SUFFIXES,
-    _ArraySource,
-    _is_raster,
-    _RasterDem,
-    _RasterImage,
-    _Scene,
-    _Writer,
+    Scene,
+    SceneWriter,
+    is_raster,
     open_scene,
     require_rasterio,
 )
-from landslide_tf.inference.scene_result import SceneResult  # noqa: F401  (re-exported: defined here before)
-
-__all__ = [
-    "DEFAULT_OVERLAP",
-    "DEFAULT_WINDOW",
-    "GDAL_CACHE_MB",
-    "MAX_WHOLE_DEM_PIXELS",
-    "RASTER_SUFFIXES",
-    "Predictor",
-    "SceneResult",
-    # private, re-exported as before the split (tests patch _RasterImage.read)
-    "_ArraySource",
-    "_RasterDem",
-    "_RasterImage",
-    "blend_weights",
-    "check_extents",
-    "open_scene",
-    "polygon_area",
-    "predict_scene",
-    "ramp_weights",
-    "require_rasterio",
-    "window_starts",
-    "write_polygons",
-]
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +73,62 @@ DEFAULT_OVERLAP = 0.25
 #: GDAL block cache (MiB) while predicting a scene, unless $GDAL_CACHEMAX is set: GDAL's own
 #: default (5 % of RAM) would let the cache, and so the memory, grow with the scene.
 GDAL_CACHE_MB = 64
+
+
+# ----------------------------------------------------------------------------- result
+
+
+@dataclasses.dataclass
+class SceneResult:
+    """What ``predict_scene`` did."""
+
+    out: Path
+    polygons: Path | None
+    height: int
+    width: int
+    windows: int
+    window: tuple[int, int]
+    seconds: float
+    threshold: float
+    landslide_pixels: int
+    n_polygons: int | None
+    georeferenced: bool
+    preview: Path | None = None  # issue 16: downsampled RGB with outlines
+
+    @classmethod
+    def of(cls, out: Path, scene: Any, writer: Any, windows: int, window: tuple[int, int],
+           start: float, threshold: float, polygons: Any, n_polygons: int | None,
+           preview: Any = None) -> SceneResult:  # fmt: skip
+        """The result of a finished run over ``scene`` (timed from ``start``)."""
+        return cls(
+            out=out,
+            polygons=Path(polygons) if polygons is not None else None,
+            height=scene.height,
+            width=scene.width,
+            windows=windows,
+            window=window,
+            seconds=time.perf_counter() - start,
+            threshold=threshold,
+            landslide_pixels=writer.landslide_pixels,
+            n_polygons=n_polygons,
+            georeferenced=scene.crs is not None,
+            preview=Path(preview) if preview else None,
+        )
+
+    def format(self) -> str:
+        """A short human-readable summary."""
+        share = 100 * self.landslide_pixels / max(1, self.height * self.width)
+        lines = [
+            f"wrote {self.out} ({self.height}x{self.width} px, {self.windows} windows of "
+            f"{self.window[0]}x{self.window[1]} px, {self.seconds:.1f} s; "
+            f"{self.landslide_pixels} landslide px = {share:.2f} % at threshold "
+            f"{self.threshold:.3f}{'' if self.georeferenced else '; not georeferenced'})"
+        ]
+        if self.polygons is not None:
+            lines.append(f"wrote {self.polygons} ({self.n_polygons} polygons)")
+        if self.preview is not None:
+            lines.append(f"wrote {self.preview} (downsampled RGB, landslide outlines)")
+        return "\n".join(lines)
 
 
 # ----------------------------------------------------------------------------- windows
@@ -158,7 +192,7 @@ def predict_scene(
     *,
     dem: str | Path | None = None,
     polygons: str | Path | None = None,
-    window: int = DEFAULT_WINDOW,
+    window: int | None = None,
     overlap: float = DEFAULT_OVERLAP,
     batch: int = 4,
     threshold: float | None = None,
@@ -166,21 +200,25 @@ def predict_scene(
     progress: bool = False,
     preview: str | Path | None = None,
 ) -> SceneResult:
-    """Predict a whole scene with overlapping, blended windows.
+    """Predict a whole scene with overlapping, blended windows (any model).
 
     Args:
         predictor: the model (``Predictor.load``).
-        image: RGB scene (GeoTIFF, or a PNG that fits in memory); None for DEM-only models.
+        image: the scene imagery: RGB (GeoTIFF, or a PNG that fits in memory) or, for
+            multi-band models, a multi-band GeoTIFF; None for DEM-only models.
         out: probability map: ``.tif`` (float32 GeoTIFF with the image's CRS and transform),
             ``.png`` (8-bit, 0..255) or ``.npy``.
-        dem: DEM scene (any grid for GeoTIFFs: warped onto the image grid).
+        dem: DEM scene (any grid for GeoTIFFs: warped onto the image grid); for a
+            ``folder`` run whose ``dem`` band came from ``dem/``, that band.
         polygons: GeoJSON of landslide polygons (needs rasterio).
-        window: window size in scene pixels (each window is resized to the training size).
+        window: window size in scene pixels (each window is resized to the training size);
+            default: the training tile side if recorded, else ``DEFAULT_WINDOW``.
         overlap: overlap between neighbouring windows, a fraction of ``window`` in [0, 0.9].
         batch: windows per network call.
         threshold: decision threshold for the mask and polygons (default: the model's).
         dem_nodata: DEM nodata value (default: the GeoTIFF's own; NaN always is).
-        progress: show a progress bar (``keras.utils.Progbar``) on a terminal or notebook.
+        progress: show a progress bar (``keras.utils.Progbar``); the caller decides whether
+            its output is interactive.
         preview: also write this PNG: the scene downsampled to at most 1024 px a side with
             the outlines of the landslide mask (``landslide_tf.inference.preview``).
 
@@ -188,6 +226,7 @@ def predict_scene(
         A ``SceneResult``.
     """
     settings = predictor.settings
+    window = int(window or settings.spec.native_size or DEFAULT_WINDOW)
     if window < 8:
         raise UserError(f"--window must be >= 8 px, got {window}")
     if not 0 <= overlap <= 0.9:
@@ -195,7 +234,7 @@ def predict_scene(
     if batch < 1:
         raise UserError(f"--batch must be >= 1, got {batch}")
     if settings.uses_image and image is None:
-        raise UserError(f"this model ({settings.modalities}) needs --scene RGB imagery")
+        raise UserError(f"this model ({settings.modalities}) needs --scene imagery")
     if settings.uses_dem and dem is None:
         raise UserError(f"this model ({settings.modalities}) needs --dem")
     if polygons is not None:
@@ -205,7 +244,7 @@ def predict_scene(
     threshold = settings.threshold if threshold is None else float(threshold)
     out = Path(out)
     with contextlib.ExitStack() as stack:
-        if any(p is not None and _is_raster(p) for p in (image, dem, out)):
+        if any(p is not None and is_raster(p) for p in (image, dem, out)):
             rasterio = require_rasterio()
             cache = {} if "GDAL_CACHEMAX" in os.environ else {"GDAL_CACHEMAX": GDAL_CACHE_MB}
             stack.enter_context(rasterio.Env(**cache))
@@ -243,12 +282,13 @@ def _predict_scene(
     start = time.perf_counter()
     scene = open_scene(
         image if settings.uses_image else None,
-        dem if settings.uses_dem else None,
+        dem,
         dem_nodata=dem_nodata,
+        spec=settings.spec,
     )
-    writer: _Writer | None = None
+    writer: SceneWriter | None = None
     try:
-        writer = _Writer(out, scene, threshold, polygons is not None)
+        writer = SceneWriter(out, scene, threshold, polygons is not None)
         picture = ScenePreview(scene.height, scene.width, threshold) if preview else None
         sink = picture.tap(writer) if picture is not None else writer
         windows, win = _run_windows(predictor, scene, sink, window, overlap, batch, progress)
@@ -267,7 +307,7 @@ def _predict_scene(
     )
 
 
-def _polygons(writer: _Writer, scene: _Scene, path: Path, out: Path) -> int:
+def _polygons(writer: SceneWriter, scene: Scene, path: Path, out: Path) -> int:
     from affine import Affine
 
     if writer.mask_path is not None:
@@ -281,8 +321,8 @@ def _polygons(writer: _Writer, scene: _Scene, path: Path, out: Path) -> int:
 
 def _run_windows(
     predictor: Predictor,
-    scene: _Scene,
-    writer: _Writer,
+    scene: Scene,
+    writer: SceneWriter,
     window: int,
     overlap: float,
     batch: int,
@@ -296,7 +336,7 @@ def _run_windows(
     ramp = window - max(1, int(round(window * (1 - overlap))))
     total = len(rows) * len(cols)
     bar = None
-    if progress and interactive_stdout():  # no escape codes in redirected output and log files
+    if progress:
         import keras
 
         bar = keras.utils.Progbar(total, unit_name="window")

@@ -2,7 +2,7 @@
 
 ``open_scene`` opens an image (and DEM) for window reads with the DEM on the image grid:
 rasterio ``Window`` reads for GeoTIFFs (the DEM through a ``WarpedVRT`` onto the image grid),
-whole in-memory arrays for small PNGs. ``_Writer`` writes the blended probabilities (and the
+whole in-memory arrays for small PNGs. ``SceneWriter`` writes the blended probabilities (and the
 thresholded mask for polygons) in row strips, so memory is bounded by the window, not the
 scene.
 
@@ -20,8 +20,9 @@ from typing import Any
 
 import numpy as np
 
+from landslide_tf.data.spec import InputSpec, bijie_spec
 from landslide_tf.errors import DataError, UserError, require_module
-from landslide_tf.inference.core import check_extents
+from landslide_tf.inference.settings import check_extents
 
 # The name these messages (e.g. partial DEM coverage) logged under before the split.
 logger = logging.getLogger("landslide_tf.inference.scene")
@@ -42,14 +43,14 @@ def require_rasterio() -> Any:
     return require_module("rasterio", _NO_RASTERIO)
 
 
-def _is_raster(path: str | Path) -> bool:
+def is_raster(path: str | Path) -> bool:
     return Path(path).suffix.lower() in RASTER_SUFFIXES
 
 
 # ----------------------------------------------------------------------------- sources
 
 
-class _ArraySource:
+class ArraySource:
     """An in-memory raster (small PNG scenes), read by window."""
 
     def __init__(self, array: np.ndarray) -> None:
@@ -60,28 +61,84 @@ class _ArraySource:
         return self.array[row : row + height, col : col + width]
 
 
-class _RasterImage:
-    """RGB from a rasterio dataset, read by window: ``(h, w, 3)`` uint8."""
+def band_plan(count: int, descriptions: list[str | None], spec: InputSpec) -> list[Any]:
+    """1-based scene band numbers for the spec's image bands (``"dem"`` = from ``--dem``).
 
-    def __init__(self, dataset: Any) -> None:
+    The bands are found by
+
+    1. band descriptions, when the scene names every band the model needs;
+    2. position, when the scene has the training format's full band list
+       (``spec.source_bands``; Landslide4Sense: 14 bands B1..B12, slope, dem; a folder: its
+       image bands, a ``dem`` band taken from ``dem/`` coming from ``--dem``);
+    3. order, when the scene has exactly the model's bands, or (no source band list, as for
+       RGB imagery) at least as many: the first ones.
+    """
+    wanted = [b.name for b in spec.image_bands]
+    named = {d: i + 1 for i, d in enumerate(descriptions) if d}
+    if all(b in named for b in wanted):
+        return [named[b] for b in wanted]
+    full = list(spec.source_bands)
+    external = "dem" in full and full[-1] == "dem" and spec.data_format == "folder"
+    in_file = full[:-1] if external else full
+    if in_file and count == len(in_file):
+        return ["dem" if b == "dem" and external else in_file.index(b) + 1 for b in wanted]
+    if count == len(wanted) or (not in_file and count > len(wanted)):
+        return list(range(1, len(wanted) + 1))
+    expected = (
+        f"the {len(in_file)} bands of the training data ({', '.join(in_file)}) or "
+        if in_file
+        else ""
+    )
+    raise DataError(
+        f"the scene has {count} band(s) but the model needs {', '.join(wanted)}: give a scene "
+        f"with those band descriptions, {expected}exactly the model's {len(wanted)} bands in "
+        "order"
+    )
+
+
+class RasterImage:
+    """The spec's image bands from a rasterio dataset, read by window: ``(h, w, bands)``.
+
+    uint8 imagery stays uint8 (and must be 8-bit); float bands are read as float32 with the
+    file's nodata value as NaN. A ``"dem"`` entry of the plan is read from ``dem`` (a DEM
+    source on the scene grid).
+    """
+
+    def __init__(self, dataset: Any, spec: InputSpec, dem: Any = None) -> None:
         self.ds = dataset
         self.height, self.width = dataset.height, dataset.width
-        if dataset.count < 3:
-            raise DataError(f"{dataset.name}: scene has {dataset.count} band(s), expected RGB (3)")
-        if dataset.dtypes[0] != "uint8":
+        self.dtype = np.dtype(spec.image_dtype)
+        self.plan = band_plan(dataset.count, list(dataset.descriptions), spec)
+        self.dem = dem
+        if self.dtype == np.uint8 and dataset.dtypes[0] != "uint8":
             raise DataError(
                 f"{dataset.name}: scene is {dataset.dtypes[0]}, expected 8-bit RGB "
                 "(rescale it, e.g. gdal_translate -ot Byte -scale)"
             )
+        self.nodata = None if self.dtype == np.uint8 else dataset.nodata
+
+    @property
+    def needs_dem(self) -> bool:
+        """Whether a band of the plan comes from ``--dem``."""
+        return "dem" in self.plan
 
     def read(self, row: int, col: int, height: int, width: int) -> np.ndarray:
         from rasterio.windows import Window
 
-        bands = self.ds.read([1, 2, 3], window=Window(col, row, width, height))  # (3, h, w)
-        return np.moveaxis(bands, 0, -1)
+        numbers = [b for b in self.plan if b != "dem"]
+        bands = self.ds.read(numbers, window=Window(col, row, width, height))  # (b, h, w)
+        bands = bands.astype(self.dtype, copy=False)
+        if self.nodata is not None and not math.isnan(self.nodata):
+            bands[bands == self.dtype.type(self.nodata)] = np.nan
+        by_number = dict(zip(numbers, bands, strict=True))
+        layers = [
+            self.dem.read(row, col, height, width) if b == "dem" else by_number[b]
+            for b in self.plan
+        ]
+        return np.stack(layers, axis=-1)
 
 
-class _RasterDem:
+class RasterDem:
     """A DEM band (or a WarpedVRT of it) read by window, nodata -> NaN: ``(h, w)`` float32."""
 
     def __init__(self, dataset: Any, nodata: float | None) -> None:
@@ -135,7 +192,7 @@ def _coverage(image_bounds: Any, dem_bounds: tuple[float, ...]) -> float:
 
 
 @dataclasses.dataclass
-class _Scene:
+class Scene:
     """Opened inputs: image and DEM sources on one grid, plus georeferencing."""
 
     image: Any
@@ -156,7 +213,8 @@ def open_scene(
     dem: str | Path | None,
     *,
     dem_nodata: float | None = None,
-) -> _Scene:
+    spec: InputSpec | None = None,
+) -> Scene:
     """Open an image (and DEM) for window reads, the DEM on the image grid.
 
     Georeferenced pairs are aligned through their CRS and transforms (the DEM is warped
@@ -165,18 +223,24 @@ def open_scene(
 
     Raises:
         DataError: unreadable files, disjoint extents, mismatched aspect ratios.
-        UserError: a GeoTIFF without rasterio installed.
+        UserError: a GeoTIFF without rasterio installed; float bands in a PNG; a band the
+            model takes from ``--dem`` without one.
+
+    ``spec`` (default: Bijie RGB + DEM) says which bands the image source yields
+    (``band_plan``); a DEM is read when given, as the ``dem`` input or as the image band the
+    plan takes from it.
     """
-    scene = _Scene(image=None, dem=None, height=0, width=0)
+    spec = spec if spec is not None else bijie_spec()
+    scene = Scene(image=None, dem=None, height=0, width=0)
     try:
-        _open_into(scene, image, dem, dem_nodata)
+        _open_into(scene, image, dem, dem_nodata, spec)
     except BaseException:
         scene.close()
         raise
     return scene
 
 
-def _open_dataset(path: Path) -> Any:
+def open_dataset(path: Path) -> Any:
     rasterio = require_rasterio()
     if not path.is_file():
         raise DataError(f"scene file not found: {path}")
@@ -187,37 +251,62 @@ def _open_dataset(path: Path) -> Any:
 
 
 def _open_into(
-    scene: _Scene, image: str | Path | None, dem: str | Path | None, dem_nodata: float | None
+    scene: Scene,
+    image: str | Path | None,
+    dem: str | Path | None,
+    dem_nodata: float | None,
+    spec: InputSpec,
 ) -> None:
-    image_ds = dem_ds = None
+    image_ds = None
     if image is not None:
         image = Path(image)
-        if _is_raster(image):
-            image_ds = _open_dataset(image)
+        if is_raster(image):
+            image_ds = open_dataset(image)
             scene.closers.append(image_ds)
-            scene.image = _RasterImage(image_ds)
+            scene.image = RasterImage(image_ds, spec)
             scene.crs, scene.transform = image_ds.crs, image_ds.transform
+        elif spec.image_dtype == "uint8":
+            scene.image = ArraySource(_read_png_rgb(image))
         else:
-            scene.image = _ArraySource(_read_png_rgb(image))
+            raise UserError(
+                f"{image}: this model reads {spec.image_dtype} bands from a GeoTIFF, not "
+                f"from a {image.suffix or 'plain'} file"
+            )
         scene.height, scene.width = scene.image.height, scene.image.width
-    if dem is None:
+    needs_dem = getattr(scene.image, "needs_dem", False)
+    if needs_dem and dem is None:
+        raise UserError("this model uses a DEM from dem/: give the scene's --dem")
+    if dem is None or not (spec.uses_dem or needs_dem):
         return
-    dem = Path(dem)
-    if _is_raster(dem):
-        dem_ds = _open_dataset(dem)
+    try:
+        _open_dem(scene, image, image_ds, Path(dem), dem_nodata)
+    finally:
+        if isinstance(scene.image, RasterImage):
+            scene.image.dem = scene.dem
+
+
+def _open_dem(
+    scene: Scene,
+    image: Path | None,
+    image_ds: Any,
+    dem: Path,
+    dem_nodata: float | None,
+) -> None:
+    if is_raster(dem):
+        dem_ds = open_dataset(dem)
         scene.closers.append(dem_ds)
         nodata = dem_nodata if dem_nodata is not None else dem_ds.nodata
         if image is None:  # DEM-only model: the DEM grid is the scene grid
-            scene.dem = _RasterDem(dem_ds, nodata)
+            scene.dem = RasterDem(dem_ds, nodata)
             scene.height, scene.width = dem_ds.height, dem_ds.width
             scene.crs, scene.transform = dem_ds.crs, dem_ds.transform
             return
         if image_ds is not None and image_ds.crs is not None and dem_ds.crs is not None:
-            scene.dem = _warped_dem(scene, image_ds, dem_ds, nodata, dem)
+            scene.dem = warped_dem(scene, image_ds, dem_ds, nodata, dem)
             scene.closers.append(scene.dem.ds)
             return
         if (dem_ds.height, dem_ds.width) == (scene.height, scene.width):
-            scene.dem = _RasterDem(dem_ds, nodata)
+            scene.dem = RasterDem(dem_ds, nodata)
             return
         check_extents((scene.height, scene.width), (dem_ds.height, dem_ds.width))
         if dem_ds.width * dem_ds.height > MAX_WHOLE_DEM_PIXELS:
@@ -234,12 +323,12 @@ def _open_into(
     if nodata is not None and not math.isnan(nodata):
         array[array == nodata] = np.nan
     check_extents((scene.height, scene.width), array.shape)
-    scene.dem = _ArraySource(_resample_whole(array, scene.height, scene.width))
+    scene.dem = ArraySource(_resample_whole(array, scene.height, scene.width))
 
 
-def _warped_dem(
-    scene: _Scene, image_ds: Any, dem_ds: Any, nodata: float | None, path: Path
-) -> _RasterDem:
+def warped_dem(
+    scene: Scene, image_ds: Any, dem_ds: Any, nodata: float | None, path: Path
+) -> RasterDem:
     """A WarpedVRT of the DEM on the image grid, checking the extents first."""
     from rasterio.enums import Resampling
     from rasterio.vrt import WarpedVRT
@@ -269,20 +358,20 @@ def _warped_dem(
         nodata=np.nan,
         dtype="float32",
     )
-    return _RasterDem(vrt, None)
+    return RasterDem(vrt, None)
 
 
 # ----------------------------------------------------------------------------- writers
 
 
-class _Writer:
+class SceneWriter:
     """Row-strip sink for probabilities (and the thresholded mask for polygons)."""
 
-    def __init__(self, out: Path, scene: _Scene, threshold: float, polygons: bool) -> None:
+    def __init__(self, out: Path, scene: Scene, threshold: float, polygons: bool) -> None:
         self.out = out
         self.threshold = threshold
         self.landslide_pixels = 0
-        self.geo = _is_raster(out)
+        self.geo = is_raster(out)
         self.mask_path: Path | None = None
         self._tmp: tempfile.TemporaryDirectory | None = None
         self.mask_array: np.ndarray | None = None

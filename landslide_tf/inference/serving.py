@@ -1,30 +1,29 @@
-"""The TensorFlow side of an export: serving modules and writing them as a SavedModel.
+"""The TensorFlow side of an export: the serving module and writing it as a SavedModel.
 
-Every signature returns ``probability`` (float32) and ``mask`` (uint8, 1 where
-``probability >= threshold``, else 0), the threshold being the run's (the validation-tuned
-one from ``threshold.json`` when present) or the one given to ``export --threshold``.
+Signatures (for every input the run's ``InputSpec`` describes):
 
-``landslide_tf.inference.export`` (RGB/DEM runs) and ``landslide_tf.inference.band_export`` (multi-band runs)
-build their module here and save it with its model card through ``save_module``; export.py
-keeps the run-level logic (checks, model card, atomic replace, CLI).
+- ``serving_default``: the raw inputs of ``landslide_tf.inference.predictor.input_signature``
+  (Bijie: ``image`` uint8 ``[N, H, W, 3]`` and ``dem`` float32 ``[N, H', W']``; multi-band:
+  ``image`` float32 ``[N, H, W, bands]``) -> ``probability`` float32 ``[N, H, W]`` and
+  ``mask``; the traced ``raw_probability`` (the predictor's graph) runs inside.
+- ``normalized``: ``inputs`` float32 ``[N, S, S, C]`` already preprocessed -> the same at
+  ``[N, S, S]``.
+
+``mask`` is uint8, 1 where ``probability >= threshold``, else 0.
 """
 
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import tensorflow as tf
 
-from landslide_tf.inference.core import (
-    MODEL_CARD_JSON,
-    MODEL_CARD_MD,
-    InferenceSettings,
-    input_signature,
-    raw_probability,
-)
+from landslide_tf.inference.predictor import input_signature, raw_probability
+from landslide_tf.inference.settings import MODEL_CARD_JSON, MODEL_CARD_MD, InferenceSettings
 
 
 def serving_outputs(prob: tf.Tensor, threshold: float) -> dict[str, tf.Tensor]:
@@ -48,10 +47,11 @@ class ServingModule(tf.Module):
     def __init__(self, model: Any, settings: InferenceSettings) -> None:
         super().__init__(name="landslide_tf_serving")
         self.model = model
-        self._settings = settings
+        signature = input_signature(settings)
+        names = [s.name for s in signature]
 
         def serve(*args: tf.Tensor) -> dict[str, tf.Tensor]:
-            named = dict(zip([s.name for s in input_signature(settings)], args, strict=True))
+            named = dict(zip(names, args, strict=True))
             prob = raw_probability(
                 lambda x: self.model(x, training=False),
                 named.get("image"),
@@ -66,7 +66,7 @@ class ServingModule(tf.Module):
             prob = tf.cast(self.model(inputs, training=False), tf.float32)[..., 0]
             return serving_outputs(prob, settings.threshold)
 
-        self.serving_default = tf.function(serve, input_signature=input_signature(settings))
+        self.serving_default = tf.function(serve, input_signature=signature)
         self.normalized = tf.function(
             normalized,
             input_signature=[tf.TensorSpec([None, size, size, channels], tf.float32, "inputs")],
@@ -84,8 +84,6 @@ def save_module(
         out: the SavedModel directory (written by ``tf.saved_model.save``).
         markdown: renders the card as ``assets/MODEL_CARD.md``.
     """
-    import tempfile
-
     with tempfile.TemporaryDirectory() as tmp:
         card_json = Path(tmp) / MODEL_CARD_JSON
         card_md = Path(tmp) / MODEL_CARD_MD

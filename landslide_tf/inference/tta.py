@@ -2,7 +2,7 @@
 
 ``flip_average(model_fn, x)`` runs the model on the tile, its left-right, up-down and
 both-ways flips, flips each probability map back and averages the four. It is plain
-TensorFlow, so ``landslide_tf.inference.core.raw_probability`` (hence ``predict``, ``scene`` and
+TensorFlow, so ``landslide_tf.inference.predictor.raw_probability`` (hence ``predict``, ``scene`` and
 the exported SavedModel) and ``landslide_tf.evaluation.evaluate`` use the same code when a run's
 ``tta`` is on (``--tta``; the strong preset turns it on). It costs four forward passes.
 """
@@ -47,15 +47,3 @@ def apply_model(model_fn: Callable[[Any], Any], x: Any, tta: bool) -> tf.Tensor:
     if tta:
         return flip_average(model_fn, x)
     return tf.cast(model_fn(x), tf.float32)
-
-
-def add_tta_arg(parser: Any) -> None:
-    """``--tta/--no-tta`` (default None: the run's own setting) for the inference CLIs."""
-    import argparse
-
-    parser.add_argument(
-        "--tta",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="average over the 4 flips of each input (default: the run's setting)",
-    )
