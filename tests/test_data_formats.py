@@ -42,23 +42,24 @@ def test_l4s_reader_uses_the_given_splits(l4s_dir):
     mask = read_l4s_mask(samples[0].mask)
     assert image.shape == (128, 128, 14) and image.dtype == np.float32
     assert mask.shape == (128, 128) and set(np.unique(mask)) <= {0, 1}
-    split = formats.band_splits("l4s", samples, seed=0, out_dir=l4s_dir.parent / "split")
+    split = formats.plan_splits("l4s", samples, seed=0, out_dir=l4s_dir.parent / "split")
     assert {k: len(v) for k, v in split.items()} == {"train": 4, "val": 2, "test": 2}
     assert all(s.split == "val" for s in split["val"])
 
 
 def test_l4s_without_test_labels_tests_on_validdata(tmp_path):
     root = make_l4s(tmp_path / "L4S", counts=(("TrainData", 10), ("ValidData", 3)), size=16)
-    split = formats.band_splits("l4s", find_l4s_samples(root), seed=0, out_dir=tmp_path / "s")
+    split = formats.plan_splits("l4s", find_l4s_samples(root), seed=0, out_dir=tmp_path / "s")
     assert [s.split for s in split["test"]] == ["val"] * 3
     assert len(split["train"]) == 8 and len(split["val"]) == 2
     assert all(s.split == "train" for s in split["val"])
 
 
 def test_folder_reader_honours_nodata_and_appends_dem(tif_dir):
-    samples, names = formats.find_band_samples("folder", tif_dir)
+    samples = formats.find_format_samples("folder", tif_dir)
+    names = formats.available_bands("folder", tif_dir)
     assert names == ["1", "2", "3", "4", "dem"] and len(samples) == 6
-    image, mask = formats.load_band_sample(samples[0], "folder", [0, 4])
+    image, mask = formats.read_bands(samples[0], "folder", [0, 4])
     assert image.shape == (32, 32, 2) and mask.shape == (32, 32)
     assert np.isnan(image[0, 0, 0]) and not np.isnan(image[0, 0, 1])  # nodata 0 -> NaN
 
@@ -67,7 +68,7 @@ def test_folder_band_descriptions_are_names(tmp_path):
     arr = np.ones((8, 8, 3), np.float32)
     write_tif(tmp_path / "images" / "a.tif", arr, descriptions=["red", "green", "nir"])
     write_tif(tmp_path / "masks" / "a.tif", np.zeros((8, 8), np.uint8))
-    _, names = formats.find_band_samples("folder", tmp_path)
+    names = formats.available_bands("folder", tmp_path)
     assert names == ["red", "green", "nir"]
     assert lbands.resolve_bands(["nir", "1"], names, "folder") == ["nir", "red"]
 
@@ -176,7 +177,7 @@ def test_folder_images_that_disagree_in_band_count(tmp_path):
     for stem in "ab":
         write_tif(tmp_path / "masks" / f"{stem}.tif", np.zeros((8, 8), np.uint8))
     with pytest.raises(DataError, match=r"b\.tif: 3 band\(s\) but a\.tif has 4"):
-        formats.find_band_samples("folder", tmp_path)
+        formats.find_format_samples("folder", tmp_path)
 
 
 def test_folder_images_that_disagree_in_crs(tmp_path):
@@ -185,7 +186,7 @@ def test_folder_images_that_disagree_in_crs(tmp_path):
     for stem in "ab":
         write_tif(tmp_path / "masks" / f"{stem}.tif", np.zeros((8, 8), np.uint8))
     with pytest.raises(DataError, match=r"b\.tif: CRS EPSG:4326 but a\.tif has EPSG:32645"):
-        formats.find_band_samples("folder", tmp_path)
+        formats.find_format_samples("folder", tmp_path)
 
 
 def test_image_and_mask_with_different_transforms(tmp_path):
@@ -195,7 +196,7 @@ def test_image_and_mask_with_different_transforms(tmp_path):
     shifted = from_origin(500100.0, 3000000.0, 10.0, 10.0)
     write_tif(tmp_path / "masks" / "a.tif", np.zeros((8, 8), np.uint8), transform=shifted)
     with pytest.raises(DataError, match=r"masks/a\.tif: mask grid .* differs from its image"):
-        formats.find_band_samples("folder", tmp_path)
+        formats.find_format_samples("folder", tmp_path)
 
 
 def test_missing_h5py_says_what_to_install(tmp_path, monkeypatch):
@@ -267,9 +268,9 @@ def test_png_folder_reads_rgb_in_order(tmp_path):
     mask = np.zeros((6, 6), np.uint8)
     mask[2:4, 2:4] = 255
     cv2.imwrite(str(tmp_path / "masks" / "a.png"), mask)
-    samples, names = formats.find_band_samples("folder", tmp_path)
-    assert names == ["1", "2", "3"]
-    image, got = formats.load_band_sample(samples[0], "folder", [0, 1, 2])
+    samples = formats.find_format_samples("folder", tmp_path)
+    assert formats.available_bands("folder", tmp_path) == ["1", "2", "3"]
+    image, got = formats.read_bands(samples[0], "folder", [0, 1, 2])
     assert image[0, 0].tolist() == [200.0, 0.0, 0.0] and got.sum() == 4
 
 

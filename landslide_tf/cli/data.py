@@ -42,30 +42,19 @@ def _parser() -> argparse.ArgumentParser:
         choices=("bijie", "l4s", "folder"),
         help="dataset format (default: detected from the layout)",
     )
+    check.add_argument(
+        "--seed",
+        type=int,
+        default=42,  # TrainConfig.seed: the split train makes by default
+        help="split seed, as train --seed (default 42): the split train would use is shown",
+    )
+    check.add_argument(
+        "--split-dir", help="split files train would reuse (train --split-dir); never written"
+    )
     from landslide_tf.data.chip import add_chip_parser
 
     add_chip_parser(sub)  # issue 13
     return parser
-
-
-def _check_format(args: argparse.Namespace):
-    """The multi-band check report, or None for a Bijie dataset (checked as before)."""
-    from pathlib import Path
-
-    from landslide_tf.data.formats import FORMATS, detect_format
-
-    root = Path(args.root)
-    if root.suffix.lower() == ".zip" or not root.is_dir():
-        return None
-    try:
-        name = args.data_format or detect_format(root)
-    except UserError:  # no known layout: the Bijie check lists what is missing
-        return None
-    if not FORMATS[name].multiband:
-        return None
-    from landslide_tf.data.band_check import check_band_dataset
-
-    return check_band_dataset(root, name)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,9 +90,13 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     from landslide_tf.data.check import check_dataset
 
-    report = _check_format(args)  # issue 13: l4s and folder datasets
-    if report is None:
-        report = check_dataset(args.root, args.modalities)
+    report = check_dataset(
+        args.root,
+        args.modalities,
+        data_format=args.data_format,
+        seed=args.seed,
+        split_dir=args.split_dir,
+    )
     print(report.format())
     return 0 if report.ok else 1
 

@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from landslide_tf.data.band_preprocessing import preprocess_bands
+from landslide_tf.data.preprocess import preprocess
+from landslide_tf.data.spec import multiband_spec
 from landslide_tf.errors import DataError, UserError
 from landslide_tf.inference.core import MODEL_CARD_JSON
 
@@ -126,7 +127,10 @@ def band_probability(model_fn: Any, image: tf.Tensor, settings: BandSettings) ->
         ),
     ]
     with tf.control_dependencies(checks):
-        x = preprocess_bands(image, settings.band_norm, settings.image_size)  # (N, S, S, C)
+        norm = settings.band_norm
+        names = [str(i + 1) for i in range(len(norm["params"]))]
+        spec = multiband_spec(names, norm["method"], norm["params"], size=settings.image_size)
+        x = preprocess(image, None, spec)  # (N, S, S, C)
     prob = tf.cast(model_fn(x), tf.float32)  # (N, S, S, 1)
     back = tf.image.resize(prob, tf.shape(image)[1:3], method="bilinear", antialias=True)
     return back[..., 0]
