@@ -9,6 +9,7 @@ from band_data import make_geotiff_folder, make_l4s, write_tif
 from landslide_tf.data import bands as lbands
 from landslide_tf.data import formats
 from landslide_tf.data.l4s import find_l4s_samples, read_l4s_image, read_l4s_mask
+from landslide_tf.data.spec import multiband_spec
 from landslide_tf.errors import DataError, UserError
 from landslide_tf.training.config import TrainConfig
 
@@ -291,3 +292,102 @@ def test_scene_band_plan_by_description_position_or_order():
     folder = BandSettings(32, ("1", "dem"), {"method": "standard", "params": [[0, 1]] * 2},
                           data_format="folder", available_bands=("1", "2", "dem"))  # fmt: skip
     assert band_plan(2, [None, None], folder) == [1, "dem"]  # the DEM comes from --dem
+
+
+# ------------------------------------------------------------- one path for every format
+
+
+def _spec(data_format, root, names=None):
+    from landslide_tf.data.stats import training_statistics
+
+    samples = formats.find_format_samples(data_format, root)
+    stats = training_statistics(samples, data_format, root=root, bands=names)
+    available = formats.available_bands(data_format, root)
+    chosen = names or available
+    return samples, multiband_spec(
+        chosen,
+        stats["band_stats"]["method"],
+        stats["band_stats"]["params"],
+        size=16,
+        data_format=data_format,
+        source_bands=available,
+        source_indices=stats["band_indices"],
+    )
+
+
+@pytest.mark.parametrize(
+    ("data_format", "names"), [("l4s", ["B4", "B3", "B2", "dem"]), ("folder", None)]
+)
+def test_parallel_pipeline_equals_the_eager_loader_for_band_formats(
+    data_format, names, l4s_dir, tif_dir
+):
+    from landslide_tf.data.pipeline import load_tiles, make_dataset
+
+    root = l4s_dir if data_format == "l4s" else tif_dir
+    samples, spec = _spec(data_format, root, names)
+    old_x, old_y = load_tiles(samples, spec)
+    assert old_x.shape == (len(samples), 16, 16, spec.channels) and np.isfinite(old_x).all()
+    for cache in (True, False):
+        batches = list(make_dataset(samples, spec, batch_size=3, cache=cache))
+        np.testing.assert_allclose(np.concatenate([b[0] for b in batches]), old_x, atol=1e-5)
+        np.testing.assert_array_equal(np.concatenate([b[1] for b in batches]), old_y)
+
+
+def test_band_pipeline_streams_and_augments(tif_dir, monkeypatch):
+    from landslide_tf.data.pipeline import make_dataset
+
+    samples, spec = _spec("folder", tif_dir)
+    monkeypatch.setenv("LANDSLIDE_TF_CACHE_MB", "0")  # nothing fits: cache=True streams
+    x, y = next(iter(make_dataset(samples, spec, batch_size=6, augment=True, shuffle=True)))
+    assert x.shape == (6, 16, 16, 5) and y.shape == (6, 16, 16, 1)
+
+
+def test_data_check_reports_the_split_train_uses(tmp_path):
+    """Issue 22 item 6: an L4S folder without TestData labels: check says what train uses."""
+    from landslide_tf.cli.data import main
+
+    root = make_l4s(tmp_path / "L4S", counts=(("TrainData", 10), ("ValidData", 3)), size=16)
+    planned = formats.plan_splits("l4s", formats.find_format_samples("l4s", root))
+    assert {k: len(v) for k, v in planned.items()} == {"train": 8, "val": 2, "test": 3}
+    report = formats_check(root)
+    assert report.splits == {"train": 8, "val": 2, "test": 3} and report.ok
+    assert main(["check", str(root)]) == 0
+
+
+def formats_check(root, **kwargs):
+    from landslide_tf.data.check import check_dataset
+
+    return check_dataset(root, **kwargs)
+
+
+def test_bijie_check_reports_the_split_train_uses(synth_dir):
+    from landslide_tf.data import find_samples, make_split
+
+    report = formats_check(synth_dir, seed=7)
+    expected = make_split(find_samples(synth_dir), seed=7)
+    assert report.splits == {k: len(v) for k, v in expected.items()}
+    assert "split used by train (seed 7): train" in report.format()
+
+
+def test_check_warns_about_overlapping_chips_across_splits(tmp_path):
+    from rasterio.transform import from_origin
+
+    for i in range(10):  # 16 px chips every 8 px: neighbours overlap by half
+        transform = from_origin(500000.0 + 80 * i, 3000000.0, 10.0, 10.0)
+        write_tif(
+            tmp_path / "images" / f"c{i}.tif", np.ones((16, 16, 2), np.uint16), transform=transform
+        )
+        write_tif(
+            tmp_path / "masks" / f"c{i}.tif", np.ones((16, 16), np.uint8), transform=transform
+        )
+    report = formats_check(tmp_path)
+    assert report.ok
+    assert any("overlap on the ground across the" in w for w in report.warnings), report.warnings
+    apart = tmp_path / "apart"
+    for i in range(4):  # side by side: edges touch, no overlap
+        transform = from_origin(500000.0 + 160 * i, 3000000.0, 10.0, 10.0)
+        write_tif(
+            apart / "images" / f"c{i}.tif", np.ones((16, 16, 2), np.uint16), transform=transform
+        )
+        write_tif(apart / "masks" / f"c{i}.tif", np.ones((16, 16), np.uint8), transform=transform)
+    assert formats_check(apart).warnings == []
