@@ -9,7 +9,7 @@ footprint (GeoTIFFs), tiles that overlap on the ground but sit in different spli
 warned about: they leak the test area into training.
 
 Bijie: ``check_dataset`` reads every file the chosen modalities need and never stops at the
-first problem. *Problems* make the dataset unusable as it is (``find_samples`` or ``load_sample``
+first problem. *Problems* make the dataset unusable as it is (``find_samples`` or ``load_tile``
 would refuse it): a missing folder, a tile without its DEM or mask, an empty, corrupt,
 grayscale or non-PNG file, no usable tile. *Warnings* are fixed on the fly by the loader:
 RGBA images, mask values other than 0/255, a DEM or mask of another size than its image,
