@@ -315,13 +315,6 @@ def nodata_spike(dem: np.ndarray) -> str | None:
     return None
 
 
-def _split_counts(
-    data_format: str, samples: list[Sample], seed: int, split_dir: str | Path | None
-) -> dict[str, int]:
-    split = plan_splits(data_format, samples, seed, split_dir, write=False)
-    return {name: len(tiles) for name, tiles in split.items()}
-
-
 #: Overlapping tiles named per warning before "... and N more".
 MAX_OVERLAPS_SHOWN = 5
 
@@ -348,11 +341,12 @@ def overlap_warnings(split: dict[str, list[Sample]]) -> list[str]:
     pairs: dict[tuple[str, str], list[str]] = {}
     for i, (name, stem, crs, _) in enumerate(rows):
         left, bottom, right, top = bounds[i]
+        eps = 1e-6 * max(right - left, top - bottom)  # touching edges, up to rounding
         hit = (
-            (bounds[i + 1 :, 0] < right)
-            & (bounds[i + 1 :, 2] > left)
-            & (bounds[i + 1 :, 1] < top)
-            & (bounds[i + 1 :, 3] > bottom)
+            (bounds[i + 1 :, 0] < right - eps)
+            & (bounds[i + 1 :, 2] > left + eps)
+            & (bounds[i + 1 :, 1] < top - eps)
+            & (bounds[i + 1 :, 3] > bottom + eps)
         )
         for j in np.flatnonzero(hit) + i + 1:
             other = rows[j]
@@ -389,14 +383,12 @@ def _check_multiband(
                 positive += float(np.sum(mask))
                 total += mask.size
         report.landslide_share = positive / total if total else None
-        report.splits = _split_counts(data_format, samples, report.seed, split_dir)
+        split = plan_splits(data_format, samples, report.seed, split_dir, write=False)
     except DataError as exc:
         report.problems.append(str(exc))
         return
-    by_stem = {s.stem: s for s in samples}
-    split = plan_splits(data_format, samples, report.seed, split_dir, write=False)
-    groups = {name: [by_stem[s.stem] for s in tiles] for name, tiles in split.items()}
-    report.warnings += overlap_warnings(groups)
+    report.splits = {name: len(tiles) for name, tiles in split.items()}
+    report.warnings += overlap_warnings(split)
 
 
 def check_dataset(
@@ -473,7 +465,8 @@ def check_dataset(
     if report.ok:
         try:
             samples = find_format_samples("bijie", folder, modalities=modalities)
-            report.splits = _split_counts("bijie", samples, seed, split_dir)
+            split = plan_splits("bijie", samples, seed, split_dir, write=False)
+            report.splits = {name: len(tiles) for name, tiles in split.items()}
         except DataError as exc:
             report.problems.append(str(exc))
     logger.info("checked %s in %.1f s", folder, time.monotonic() - start)
