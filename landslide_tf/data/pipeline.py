@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
+from keras import ops
 
 from landslide_tf.data.augment import augment_dataset, make_augmenter
 from landslide_tf.data.formats import check_format, read_tile
@@ -265,8 +266,8 @@ def load_tile(
     if mask is None:
         y = np.zeros((size, size, 1), np.float32)
     else:
-        y = np.asarray(preprocess_mask(mask, size))
-    return np.asarray(x).astype(np.float32), y.astype(np.float32)
+        y = ops.convert_to_numpy(preprocess_mask(mask, size))
+    return ops.convert_to_numpy(x).astype(np.float32), y.astype(np.float32)
 
 
 def load_tiles(
