@@ -391,3 +391,15 @@ def test_check_warns_about_overlapping_chips_across_splits(tmp_path):
         )
         write_tif(apart / "masks" / f"c{i}.tif", np.ones((16, 16), np.uint8), transform=transform)
     assert formats_check(apart).warnings == []
+
+
+def test_landslide_fraction_of_band_samples_matches_the_training_statistics(tif_dir):
+    from landslide_tf.data.pipeline import landslide_fraction
+    from landslide_tf.data.stats import training_statistics
+
+    samples = formats.find_format_samples("folder", tif_dir)
+    masks = [formats.read_bands(s, "folder", [0])[1] for s in samples]
+    expected = sum(float(m.sum()) for m in masks) / sum(m.size for m in masks)
+    assert landslide_fraction(samples, "folder") == pytest.approx(expected)
+    stats = training_statistics(samples, "folder", root=tif_dir)
+    assert stats["landslide_fraction"] == pytest.approx(expected)

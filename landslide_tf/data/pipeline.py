@@ -366,14 +366,17 @@ def make_dataset(
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def landslide_fraction(samples_or_dataset: Sequence[Sample] | tf.data.Dataset) -> float:
+def landslide_fraction(
+    samples_or_dataset: Sequence[Sample] | tf.data.Dataset, data_format: str | None = None
+) -> float:
     """Share of landslide pixels, e.g. for weighted cross-entropy class weights.
 
-    For Bijie samples it is counted on the original masks (negatives count their image's
-    pixels as background); for a dataset of ``(x, y)`` batches it is the mean of ``y``.
+    For samples (of ``data_format``, default bijie) it is counted on the original masks
+    (negatives count their image's pixels as background); for a dataset of ``(x, y)``
+    batches it is the mean of ``y``.
     """
     if not isinstance(samples_or_dataset, tf.data.Dataset):
-        return sample_landslide_fraction(samples_or_dataset)
+        return sample_landslide_fraction(samples_or_dataset, data_format)
     positive = total = 0.0
     for batch in samples_or_dataset:
         y = batch[1] if isinstance(batch, (tuple, list)) else batch

@@ -44,12 +44,17 @@ def dem_statistics(samples: Sequence[Sample], nodata: float | None = None) -> tu
     return float(mean), std
 
 
-def sample_landslide_fraction(samples: Sequence[Sample]) -> float:
-    """Share of landslide pixels of Bijie tiles, counted on the original masks (negatives
-    count their image's pixels as background)."""
+def sample_landslide_fraction(samples: Sequence[Sample], data_format: str | None = None) -> float:
+    """Share of landslide pixels of tiles, counted on the original masks (negatives and
+    unlabelled tiles count their image's pixels as background)."""
+    fmt = check_format(data_format)
     positive = total = 0.0
     for sample in samples:
-        if sample.mask is not None:
+        if fmt.multiband:
+            image, mask = read_bands(sample, fmt.name, [0])
+            positive += 0.0 if mask is None else float(mask.sum())
+            total += image.shape[0] * image.shape[1]
+        elif sample.mask is not None:
             mask = read_mask(sample.mask)
             positive += float(mask.sum())
             total += mask.size
