@@ -403,3 +403,22 @@ def test_landslide_fraction_of_band_samples_matches_the_training_statistics(tif_
     assert landslide_fraction(samples, "folder") == pytest.approx(expected)
     stats = training_statistics(samples, "folder", root=tif_dir)
     assert stats["landslide_fraction"] == pytest.approx(expected)
+
+
+def test_every_format_is_one_registry_entry(l4s_dir, tif_dir, synth_dir):
+    roots = {"bijie": synth_dir, "l4s": l4s_dir, "folder": tif_dir}
+    assert set(formats.FORMATS) == set(roots)
+    for name, root in roots.items():
+        assert formats.detect_format(root) == name
+        spec = formats.default_spec(name, root, size=16)
+        assert spec.data_format == name and spec.channels == len(
+            formats.available_bands(name, root)
+        )
+        sample = formats.find_format_samples(name, root)[0]
+        image, dem, mask, _ = formats.read_tile(sample, spec)
+        assert image.shape[-1] == spec.image_channels and mask.shape == image.shape[:2]
+        assert (dem is not None) == (name == "bijie")
+        split = formats.plan_splits(name, formats.find_format_samples(name, root))
+        assert set(split) == {"train", "val", "test"} and all(split.values())
+    with pytest.raises(UserError, match="unknown --data-format 'tiff'; expected one of bijie"):
+        formats.check_format("tiff")
