@@ -35,7 +35,7 @@ def expected_layout(root: str | Path) -> str:
     )
 
 
-def zip_member_problem(info: zipfile.ZipInfo, target: Path) -> str | None:
+def _zip_member_problem(info: zipfile.ZipInfo, target: Path) -> str | None:
     """Why a zip entry must not be extracted into ``target`` (None when it is safe)."""
     name = info.filename
     pure = PurePosixPath(name.replace("\\", "/"))
@@ -113,7 +113,7 @@ def safe_extract(zip_path: str | Path, target: str | Path, max_bytes: int | None
     with archive:
         declared = 0
         for info in archive.infolist():
-            problem = zip_member_problem(info, target)
+            problem = _zip_member_problem(info, target)
             if problem:
                 raise DataError(
                     f"{zip_path}: refused to extract entry {info.filename!r} ({problem}); "

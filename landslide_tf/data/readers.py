@@ -62,7 +62,7 @@ def png_structure_problem(data: bytes) -> str | None:
 MIN_TILE_SIDE = 8
 
 
-def decode_png(path: Path) -> np.ndarray:
+def _decode_png(path: Path) -> np.ndarray:
     """Read any PNG unchanged (bit depth and channels kept), or raise ``DataError``."""
     if not path.is_file():
         raise DataError(f"{path}: file not found")
@@ -93,7 +93,7 @@ def tile_size_problem(path: str | Path, array: np.ndarray) -> str | None:
 
 
 def decode_rgb(path: Path) -> tuple[np.ndarray, list[str]]:
-    image = decode_png(path)
+    image = _decode_png(path)
     notes: list[str] = []
     channels = 1 if image.ndim == 2 else image.shape[2]
     if channels in (1, 2):
@@ -114,7 +114,7 @@ def decode_rgb(path: Path) -> tuple[np.ndarray, list[str]]:
 
 
 def decode_dem(path: Path) -> tuple[np.ndarray, list[str]]:
-    dem = decode_png(path)
+    dem = _decode_png(path)
     notes: list[str] = []
     if dem.ndim == 3:
         if dem.shape[2] in (2, 4):
@@ -130,7 +130,7 @@ def decode_dem(path: Path) -> tuple[np.ndarray, list[str]]:
 
 
 def decode_mask(path: Path) -> tuple[np.ndarray, list[str]]:
-    mask = decode_png(path)
+    mask = _decode_png(path)
     notes: list[str] = []
     if mask.ndim == 3:
         mask = np.maximum.reduce([mask[..., c] for c in range(min(mask.shape[2], 3))])
