@@ -34,7 +34,17 @@ def main() -> int:
     logging.disable(logging.WARNING)
 
     import landslide_tf
-    from landslide_tf.data import find_samples, make_dataset
+    from landslide_tf.data import find_samples
+
+    try:  # this tree: the one pipeline takes an InputSpec
+        from landslide_tf.data.pipeline import make_dataset
+        from landslide_tf.data.spec import bijie_spec
+
+        inputs = {"spec": bijie_spec(args.image_size, args.modalities)}
+    except ImportError:  # a release before the InputSpec (compared with --baseline)
+        from landslide_tf.data import make_dataset
+
+        inputs = {"image_size": args.image_size, "modalities": args.modalities}
 
     if not os.path.abspath(landslide_tf.__file__).startswith(os.path.abspath(args.src)):
         raise SystemExit(f"imported {landslide_tf.__file__}, not from {args.src}")
@@ -44,8 +54,7 @@ def main() -> int:
     start, cpu = time.perf_counter(), time.process_time()
     ds = make_dataset(
         samples,
-        image_size=args.image_size,
-        modalities=args.modalities,
+        **inputs,
         batch_size=args.batch_size,
         shuffle=True,
         seed=0,

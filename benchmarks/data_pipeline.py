@@ -10,7 +10,7 @@ Two datasets, same process, same machine: a synthetic set (``--n`` landslide til
 ``l4s-rgb-dev`` (skipped with a note where absent). For each, in turns (old, new, old, new...
 so a load change on a shared machine hits both alike):
 
-- ``old``: ``load_arrays`` (tile by tile: read, eager TensorFlow preprocessing) then one
+- ``old``: ``load_tiles`` (tile by tile: read, eager TensorFlow preprocessing) then one
   epoch over the in-memory dataset: what ``make_dataset`` did before issue 14;
 - ``new``: ``make_dataset`` (parallel decode + traced preprocessing in tf.data) and one epoch;
 - ``stream``: ``make_dataset(cache=False)``: one epoch decoded from disk on the fly.
@@ -24,7 +24,7 @@ disturbs least) and the ratios new / old, with the load average.
 ``git worktree add /tmp/before ab93c5b``) adds the comparison the issue asks for: the
 *released* former ``make_dataset`` against today's, each in a fresh process per turn
 (``benchmarks/_first_epoch.py``: nothing traced or decoded before the timed build + pass),
-in turns before / after. ``load_arrays`` above is today's tile-by-tile loader, which already
+in turns before / after. ``load_tiles`` above is today's tile-by-tile loader, which already
 shares the faster readers; the baseline is the code users ran.
 """
 
@@ -54,17 +54,20 @@ def _epoch(ds) -> int:
 def _old(samples, batch: int, options: dict) -> int:
     import tensorflow as tf
 
-    from landslide_tf.data.pipeline import load_arrays
+    from landslide_tf.data.pipeline import load_tiles
+    from landslide_tf.data.spec import bijie_spec
 
-    x, y = load_arrays(samples, **options)
+    x, y = load_tiles(samples, bijie_spec(options["image_size"], options["modalities"]))
     ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=0).batch(batch)
     return _epoch(ds.prefetch(tf.data.AUTOTUNE))
 
 
 def _new(samples, batch: int, options: dict, cache: bool = True) -> int:
-    from landslide_tf.data import make_dataset
+    from landslide_tf.data.pipeline import make_dataset
+    from landslide_tf.data.spec import bijie_spec
 
-    ds = make_dataset(samples, batch_size=batch, shuffle=True, seed=0, cache=cache, **options)
+    spec = bijie_spec(options["image_size"], options["modalities"])
+    ds = make_dataset(samples, spec, batch_size=batch, shuffle=True, seed=0, cache=cache)
     return _epoch(ds)
 
 

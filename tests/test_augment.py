@@ -86,7 +86,9 @@ def test_dihedral_policy_is_the_exact_pair_transform():
 
 
 def test_pipeline_with_strong_augmentation_keeps_shapes(synth_dir):
-    from landslide_tf.data import find_samples, make_dataset
+    from bijie_options import make_dataset
+
+    from landslide_tf.data import find_samples
 
     samples = find_samples(synth_dir)[:4]
     ds = make_dataset(samples, image_size=SIZE, batch_size=4, augment=True, augment_policy="strong")

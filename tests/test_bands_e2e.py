@@ -26,6 +26,14 @@ def _train(data, run_dir, *extra):
     return json.loads((run_dir / "config.json").read_text())
 
 
+def _assert_check_shows_the_runs_split(data, run_dir):
+    """Issue 22 item 6: ``data check`` reports the split ``train`` wrote, tile for tile."""
+    from landslide_tf.data.check import check_dataset
+
+    written = {n: len((run_dir / f"{n}.txt").read_text().split()) for n in ("train", "val", "test")}
+    assert check_dataset(data).splits == written
+
+
 def _scene14(path, seed=3):
     rng = np.random.default_rng(seed)
     tiles = [l4s_image(rng, blob_mask(rng, 64)) for _ in range(3)]
@@ -91,7 +99,9 @@ def five_band_run(tmp_path_factory):
     """One tiny l4s run on B2, B3, B4, slope, dem (trained once for this module)."""
     tmp = tmp_path_factory.mktemp("five")
     run = tmp / "run"
-    config = _train(make_l4s(tmp / "L4S", size=128), run, "--bands", "B2,B3,B4,slope,dem")
+    data = make_l4s(tmp / "L4S", size=128)
+    config = _train(data, run, "--bands", "B2,B3,B4,slope,dem")
+    _assert_check_shows_the_runs_split(data, run)
     return run, config
 
 
@@ -139,6 +149,7 @@ def test_geotiff_folder_with_dem_train_and_predict_scene(tmp_path):
     run = tmp_path / "run"
     config = _train(data, run, "--bands", "rgb+dem")
     assert config["bands"] == ["1", "2", "3", "dem"] and config["native_size"] == 48
+    _assert_check_shows_the_runs_split(data, run)
     scene = write_tif(tmp_path / "scene.tif", np.full((100, 90, 4), 300, np.uint16), nodata=0)
     dem = write_tif(tmp_path / "dem.tif", np.full((100, 90), 1000.0, np.float32))
     out = tmp_path / "p.tif"

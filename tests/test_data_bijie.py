@@ -1,4 +1,4 @@
-"""Tests for the Bijie layout reader, the PNG readers, zip handling and load_sample."""
+"""Tests for the Bijie layout reader, the PNG readers, zip handling and loading one tile."""
 
 import logging
 import shutil
@@ -8,18 +8,18 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from bijie_options import load_sample
 
 from landslide_tf.data import (
     Sample,
     find_samples,
-    load_sample,
     open_dataset,
     read_dem,
     read_mask,
     read_rgb,
     safe_extract,
 )
-from landslide_tf.errors import DataError
+from landslide_tf.errors import DataError, UserError
 
 
 def _copy_tiles(src: Path, dst: Path, count: int = 3, negatives: int = 0) -> Path:
@@ -243,7 +243,7 @@ def test_load_sample_dataset_norm(synth_dir):
     x, _ = load_sample(sample, 16, dem_norm="dataset", dem_stats=(100.0, 50.0))
     assert x[..., 3].min() < 0 or x[..., 3].max() > 1  # standardized, not min-max
     assert abs(float(x[..., 3].mean()) - (float(dem.mean()) - 100) / 50) < 0.1
-    with pytest.raises(DataError, match="dem_stats"):
+    with pytest.raises(UserError, match="dem_stats"):  # the InputSpec refuses it
         load_sample(sample, 16, dem_norm="dataset")
 
 

@@ -9,6 +9,7 @@ from band_data import make_geotiff_folder, make_l4s, write_tif
 from landslide_tf.data import bands as lbands
 from landslide_tf.data import formats
 from landslide_tf.data.l4s import find_l4s_samples, read_l4s_image, read_l4s_mask
+from landslide_tf.data.spec import multiband_spec
 from landslide_tf.errors import DataError, UserError
 from landslide_tf.training.config import TrainConfig
 
@@ -42,23 +43,24 @@ def test_l4s_reader_uses_the_given_splits(l4s_dir):
     mask = read_l4s_mask(samples[0].mask)
     assert image.shape == (128, 128, 14) and image.dtype == np.float32
     assert mask.shape == (128, 128) and set(np.unique(mask)) <= {0, 1}
-    split = formats.band_splits("l4s", samples, seed=0, out_dir=l4s_dir.parent / "split")
+    split = formats.plan_splits("l4s", samples, seed=0, out_dir=l4s_dir.parent / "split")
     assert {k: len(v) for k, v in split.items()} == {"train": 4, "val": 2, "test": 2}
     assert all(s.split == "val" for s in split["val"])
 
 
 def test_l4s_without_test_labels_tests_on_validdata(tmp_path):
     root = make_l4s(tmp_path / "L4S", counts=(("TrainData", 10), ("ValidData", 3)), size=16)
-    split = formats.band_splits("l4s", find_l4s_samples(root), seed=0, out_dir=tmp_path / "s")
+    split = formats.plan_splits("l4s", find_l4s_samples(root), seed=0, out_dir=tmp_path / "s")
     assert [s.split for s in split["test"]] == ["val"] * 3
     assert len(split["train"]) == 8 and len(split["val"]) == 2
     assert all(s.split == "train" for s in split["val"])
 
 
 def test_folder_reader_honours_nodata_and_appends_dem(tif_dir):
-    samples, names = formats.find_band_samples("folder", tif_dir)
+    samples = formats.find_format_samples("folder", tif_dir)
+    names = formats.available_bands("folder", tif_dir)
     assert names == ["1", "2", "3", "4", "dem"] and len(samples) == 6
-    image, mask = formats.load_band_sample(samples[0], "folder", [0, 4])
+    image, mask = formats.read_bands(samples[0], "folder", [0, 4])
     assert image.shape == (32, 32, 2) and mask.shape == (32, 32)
     assert np.isnan(image[0, 0, 0]) and not np.isnan(image[0, 0, 1])  # nodata 0 -> NaN
 
@@ -67,7 +69,7 @@ def test_folder_band_descriptions_are_names(tmp_path):
     arr = np.ones((8, 8, 3), np.float32)
     write_tif(tmp_path / "images" / "a.tif", arr, descriptions=["red", "green", "nir"])
     write_tif(tmp_path / "masks" / "a.tif", np.zeros((8, 8), np.uint8))
-    _, names = formats.find_band_samples("folder", tmp_path)
+    names = formats.available_bands("folder", tmp_path)
     assert names == ["red", "green", "nir"]
     assert lbands.resolve_bands(["nir", "1"], names, "folder") == ["nir", "red"]
 
@@ -176,7 +178,7 @@ def test_folder_images_that_disagree_in_band_count(tmp_path):
     for stem in "ab":
         write_tif(tmp_path / "masks" / f"{stem}.tif", np.zeros((8, 8), np.uint8))
     with pytest.raises(DataError, match=r"b\.tif: 3 band\(s\) but a\.tif has 4"):
-        formats.find_band_samples("folder", tmp_path)
+        formats.find_format_samples("folder", tmp_path)
 
 
 def test_folder_images_that_disagree_in_crs(tmp_path):
@@ -185,7 +187,7 @@ def test_folder_images_that_disagree_in_crs(tmp_path):
     for stem in "ab":
         write_tif(tmp_path / "masks" / f"{stem}.tif", np.zeros((8, 8), np.uint8))
     with pytest.raises(DataError, match=r"b\.tif: CRS EPSG:4326 but a\.tif has EPSG:32645"):
-        formats.find_band_samples("folder", tmp_path)
+        formats.find_format_samples("folder", tmp_path)
 
 
 def test_image_and_mask_with_different_transforms(tmp_path):
@@ -195,7 +197,7 @@ def test_image_and_mask_with_different_transforms(tmp_path):
     shifted = from_origin(500100.0, 3000000.0, 10.0, 10.0)
     write_tif(tmp_path / "masks" / "a.tif", np.zeros((8, 8), np.uint8), transform=shifted)
     with pytest.raises(DataError, match=r"masks/a\.tif: mask grid .* differs from its image"):
-        formats.find_band_samples("folder", tmp_path)
+        formats.find_format_samples("folder", tmp_path)
 
 
 def test_missing_h5py_says_what_to_install(tmp_path, monkeypatch):
@@ -267,9 +269,9 @@ def test_png_folder_reads_rgb_in_order(tmp_path):
     mask = np.zeros((6, 6), np.uint8)
     mask[2:4, 2:4] = 255
     cv2.imwrite(str(tmp_path / "masks" / "a.png"), mask)
-    samples, names = formats.find_band_samples("folder", tmp_path)
-    assert names == ["1", "2", "3"]
-    image, got = formats.load_band_sample(samples[0], "folder", [0, 1, 2])
+    samples = formats.find_format_samples("folder", tmp_path)
+    assert formats.available_bands("folder", tmp_path) == ["1", "2", "3"]
+    image, got = formats.read_bands(samples[0], "folder", [0, 1, 2])
     assert image[0, 0].tolist() == [200.0, 0.0, 0.0] and got.sum() == 4
 
 
@@ -291,3 +293,133 @@ def test_scene_band_plan_by_description_position_or_order():
     folder = multiband_spec(("1", "dem"), "standard", [[0, 1]] * 2, size=32,
                             data_format="folder", source_bands=("1", "2", "dem"))  # fmt: skip
     assert band_plan(2, [None, None], folder) == [1, "dem"]  # the DEM comes from --dem
+
+
+# ------------------------------------------------------------- one path for every format
+
+
+def _spec(data_format, root, names=None):
+    from landslide_tf.data.stats import training_statistics
+
+    samples = formats.find_format_samples(data_format, root)
+    stats = training_statistics(samples, data_format, root=root, bands=names)
+    available = formats.available_bands(data_format, root)
+    chosen = names or available
+    return samples, multiband_spec(
+        chosen,
+        stats["band_stats"]["method"],
+        stats["band_stats"]["params"],
+        size=16,
+        data_format=data_format,
+        source_bands=available,
+        source_indices=stats["band_indices"],
+    )
+
+
+@pytest.mark.parametrize(
+    ("data_format", "names"), [("l4s", ["B4", "B3", "B2", "dem"]), ("folder", None)]
+)
+def test_parallel_pipeline_equals_the_eager_loader_for_band_formats(
+    data_format, names, l4s_dir, tif_dir
+):
+    from landslide_tf.data.pipeline import load_tiles, make_dataset
+
+    root = l4s_dir if data_format == "l4s" else tif_dir
+    samples, spec = _spec(data_format, root, names)
+    old_x, old_y = load_tiles(samples, spec)
+    assert old_x.shape == (len(samples), 16, 16, spec.channels) and np.isfinite(old_x).all()
+    for cache in (True, False):
+        batches = list(make_dataset(samples, spec, batch_size=3, cache=cache))
+        np.testing.assert_allclose(np.concatenate([b[0] for b in batches]), old_x, atol=1e-5)
+        np.testing.assert_array_equal(np.concatenate([b[1] for b in batches]), old_y)
+
+
+def test_band_pipeline_streams_and_augments(tif_dir, monkeypatch):
+    from landslide_tf.data.pipeline import make_dataset
+
+    samples, spec = _spec("folder", tif_dir)
+    monkeypatch.setenv("LANDSLIDE_TF_CACHE_MB", "0")  # nothing fits: cache=True streams
+    x, y = next(iter(make_dataset(samples, spec, batch_size=6, augment=True, shuffle=True)))
+    assert x.shape == (6, 16, 16, 5) and y.shape == (6, 16, 16, 1)
+
+
+def test_data_check_reports_the_split_train_uses(tmp_path):
+    """Issue 22 item 6: an L4S folder without TestData labels: check says what train uses."""
+    from landslide_tf.cli.data import main
+
+    root = make_l4s(tmp_path / "L4S", counts=(("TrainData", 10), ("ValidData", 3)), size=16)
+    planned = formats.plan_splits("l4s", formats.find_format_samples("l4s", root))
+    assert {k: len(v) for k, v in planned.items()} == {"train": 8, "val": 2, "test": 3}
+    report = formats_check(root)
+    assert report.splits == {"train": 8, "val": 2, "test": 3} and report.ok
+    assert main(["check", str(root)]) == 0
+
+
+def formats_check(root, **kwargs):
+    from landslide_tf.data.check import check_dataset
+
+    return check_dataset(root, **kwargs)
+
+
+def test_bijie_check_reports_the_split_train_uses(synth_dir):
+    from landslide_tf.data import find_samples, make_split
+
+    report = formats_check(synth_dir, seed=7)
+    expected = make_split(find_samples(synth_dir), seed=7)
+    assert report.splits == {k: len(v) for k, v in expected.items()}
+    assert "split used by train (seed 7): train" in report.format()
+
+
+def test_check_warns_about_overlapping_chips_across_splits(tmp_path):
+    from rasterio.transform import from_origin
+
+    for i in range(10):  # 16 px chips every 8 px: neighbours overlap by half
+        transform = from_origin(500000.0 + 80 * i, 3000000.0, 10.0, 10.0)
+        write_tif(
+            tmp_path / "images" / f"c{i}.tif", np.ones((16, 16, 2), np.uint16), transform=transform
+        )
+        write_tif(
+            tmp_path / "masks" / f"c{i}.tif", np.ones((16, 16), np.uint8), transform=transform
+        )
+    report = formats_check(tmp_path)
+    assert report.ok
+    assert any("overlap on the ground across the" in w for w in report.warnings), report.warnings
+    apart = tmp_path / "apart"
+    for i in range(4):  # side by side: edges touch, no overlap
+        transform = from_origin(500000.0 + 160 * i, 3000000.0, 10.0, 10.0)
+        write_tif(
+            apart / "images" / f"c{i}.tif", np.ones((16, 16, 2), np.uint16), transform=transform
+        )
+        write_tif(apart / "masks" / f"c{i}.tif", np.ones((16, 16), np.uint8), transform=transform)
+    assert formats_check(apart).warnings == []
+
+
+def test_landslide_fraction_of_band_samples_matches_the_training_statistics(tif_dir):
+    from landslide_tf.data.pipeline import landslide_fraction
+    from landslide_tf.data.stats import training_statistics
+
+    samples = formats.find_format_samples("folder", tif_dir)
+    masks = [formats.read_bands(s, "folder", [0])[1] for s in samples]
+    expected = sum(float(m.sum()) for m in masks) / sum(m.size for m in masks)
+    assert landslide_fraction(samples, "folder") == pytest.approx(expected)
+    stats = training_statistics(samples, "folder", root=tif_dir)
+    assert stats["landslide_fraction"] == pytest.approx(expected)
+
+
+def test_every_format_is_one_registry_entry(l4s_dir, tif_dir, synth_dir):
+    roots = {"bijie": synth_dir, "l4s": l4s_dir, "folder": tif_dir}
+    assert set(formats.FORMATS) == set(roots)
+    for name, root in roots.items():
+        assert formats.detect_format(root) == name
+        spec = formats.default_spec(name, root, size=16)
+        assert spec.data_format == name and spec.channels == len(
+            formats.available_bands(name, root)
+        )
+        sample = formats.find_format_samples(name, root)[0]
+        image, dem, mask, _ = formats.read_tile(sample, spec)
+        assert image.shape[-1] == spec.image_channels and mask.shape == image.shape[:2]
+        assert (dem is not None) == (name == "bijie")
+        split = formats.plan_splits(name, formats.find_format_samples(name, root))
+        assert set(split) == {"train", "val", "test"} and all(split.values())
+    with pytest.raises(UserError, match="unknown --data-format 'tiff'; expected one of bijie"):
+        formats.check_format("tiff")

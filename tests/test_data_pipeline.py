@@ -5,17 +5,11 @@ import dataclasses
 import numpy as np
 import pytest
 import tensorflow as tf
+from bijie_options import load_arrays, load_sample, make_dataset
 
-from landslide_tf.data import (
-    dem_statistics,
-    find_samples,
-    landslide_fraction,
-    load_sample,
-    make_dataset,
-    read_dem,
-    read_mask,
-)
-from landslide_tf.data.pipeline import augment_pair
+from landslide_tf.data import dem_statistics, find_samples, read_dem, read_mask
+from landslide_tf.data.augment import augment_pair
+from landslide_tf.data.pipeline import landslide_fraction
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +123,7 @@ def test_empty_samples_rejected():
         make_dataset([])
 
 
-# --- issue 14: parallel decoding (data/parallel.py) against the former eager loader
+# --- issue 14: parallel decoding (data/pipeline.py) against the eager loader (load_tiles)
 
 
 @pytest.mark.parametrize(
@@ -142,8 +136,6 @@ def test_empty_samples_rejected():
     ],
 )
 def test_parallel_pipeline_equals_the_eager_loader(samples, options):
-    from landslide_tf.data.pipeline import load_arrays
-
     old_x, old_y = load_arrays(samples, 24, **options)
     for cache in (True, False):
         batches = list(make_dataset(samples, image_size=24, batch_size=3, cache=cache, **options))
@@ -155,8 +147,6 @@ def test_parallel_pipeline_equals_the_eager_loader(samples, options):
 
 def test_parallel_pipeline_equals_the_eager_loader_on_real_tiles():
     from pathlib import Path
-
-    from landslide_tf.data.pipeline import load_arrays
 
     root = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "l4s-rgb-dev"
     if not (root / "landslide" / "image").is_dir():
@@ -200,34 +190,34 @@ def test_corrupt_file_is_one_line_data_error(samples, tmp_path, cache):
 
 
 def test_decode_error_in_a_worker_becomes_the_data_error(samples, monkeypatch):
-    from landslide_tf.data import parallel
+    from landslide_tf.data import pipeline
     from landslide_tf.errors import DataError
 
-    def broken(sample, modalities):
+    def broken(sample, spec, data_format=None):
         raise DataError(f"{sample.image}: cannot be decoded")
 
-    monkeypatch.setattr(parallel, "read_sample_arrays", broken)
+    monkeypatch.setattr(pipeline, "read_tile", broken)
     with pytest.raises(DataError, match="cannot be decoded") as info:
         make_dataset(samples, image_size=8)
     assert "\n" not in str(info.value)
 
 
 def test_cached_pipeline_decodes_each_tile_once(samples, monkeypatch):
-    from landslide_tf.data import parallel
+    from landslide_tf.data import pipeline
 
     calls = []
-    real = parallel.read_sample_arrays
+    real = pipeline.read_tile
     # Fresh Sample objects: iterators of earlier tests' datasets may still be prefetching on
     # background threads through the patched reader; only calls for these objects count.
     samples = [dataclasses.replace(s) for s in samples]
     ours = {id(s) for s in samples}
 
-    def counting(sample, modalities):
+    def counting(sample, spec, data_format=None):
         if id(sample) in ours:
             calls.append(sample.stem)
-        return real(sample, modalities)
+        return real(sample, spec, data_format)
 
-    monkeypatch.setattr(parallel, "read_sample_arrays", counting)
+    monkeypatch.setattr(pipeline, "read_tile", counting)
     ds = make_dataset(samples, image_size=8, batch_size=4, shuffle=True)
     assert len(calls) == len(samples)  # decoded while building
     for _ in range(2):

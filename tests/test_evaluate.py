@@ -46,9 +46,10 @@ def fake_run(synth_dir, tmp_path):
 
 
 def landslide_share(samples) -> float:
-    from landslide_tf.data import make_dataset
+    from landslide_tf.data.pipeline import make_dataset
+    from landslide_tf.data.spec import bijie_spec
 
-    ys = [np.asarray(y) for _, y in make_dataset(samples, image_size=SIZE, batch_size=8)]
+    ys = [np.asarray(y) for _, y in make_dataset(samples, bijie_spec(SIZE), batch_size=8)]
     return float(np.concatenate(ys).mean())
 
 

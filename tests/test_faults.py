@@ -570,8 +570,9 @@ def test_train_stores_dem_nodata_and_evaluate_accepts_it(trained_run, synth_dir,
 def test_tiles_below_the_minimum_size_are_refused_by_check_and_loader(small_copy):
     import cv2
 
-    from landslide_tf.data import find_samples, load_sample
+    from landslide_tf.data import bijie_spec, find_samples
     from landslide_tf.data.check import check_dataset
+    from landslide_tf.data.pipeline import load_tile
 
     root, stems = small_copy
     for sub in ("image", "dem", "mask"):
@@ -582,7 +583,7 @@ def test_tiles_below_the_minimum_size_are_refused_by_check_and_loader(small_copy
     assert any("tiles must be at least 8 px a side" in p for p in report.problems)
     sample = next(s for s in find_samples(root) if s.stem == stems[0])
     with pytest.raises(DataError, match="tiles must be at least 8 px a side"):
-        load_sample(sample, image_size=32)
+        load_tile(sample, bijie_spec(32))
 
 
 # --- items 6, 8, 9: predict and export outputs, thresholds, the SavedModel's own checks --

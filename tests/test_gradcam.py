@@ -31,12 +31,13 @@ EPOCHS = 6
 @pytest.fixture(scope="module")
 def trained(synth_dir):
     """A U-Net (32x32, 8 filters, depth 2) fitted for a few epochs on the synthetic tiles."""
-    from landslide_tf.data import find_samples, load_sample
+    from landslide_tf.data import bijie_spec, find_samples
+    from landslide_tf.data.pipeline import load_tile
     from landslide_tf.models import build_model
 
     keras.utils.set_random_seed(0)
     samples = find_samples(synth_dir, modalities="rgb+dem")
-    pairs = [load_sample(s, image_size=SIZE, modalities="rgb+dem") for s in samples]
+    pairs = [load_tile(s, bijie_spec(SIZE, "rgb+dem")) for s in samples]
     x = np.stack([p[0] for p in pairs]).astype("float32")  # (N, 32, 32, 4)
     y = np.stack([p[1] for p in pairs]).astype("float32")  # (N, 32, 32, 1)
     model = build_model(

@@ -270,7 +270,7 @@ def test_missing_data_dir_exits_2(tmp_path, capsys):
 
 
 def test_nan_loss_stops_with_a_clear_message(synth_dir, tmp_path, monkeypatch, capsys):
-    from landslide_tf import data as ldata
+    from landslide_tf.data import pipeline as ldata
 
     real = ldata.make_dataset
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import time
+from typing import Any
 
 from landslide_tf.cli.common import run_cli
 from landslide_tf.errors import UserError
@@ -42,30 +43,54 @@ def _parser() -> argparse.ArgumentParser:
         choices=("bijie", "l4s", "folder"),
         help="dataset format (default: detected from the layout)",
     )
-    from landslide_tf.data.chip import add_chip_parser
-
-    add_chip_parser(sub)  # issue 13
+    check.add_argument(
+        "--seed",
+        type=int,
+        default=42,  # TrainConfig.seed: the split train makes by default
+        help="split seed, as train --seed (default 42): the split train would use is shown",
+    )
+    check.add_argument(
+        "--split-dir", help="split files train would reuse (train --split-dir); never written"
+    )
+    _add_chip_parser(sub)  # issue 13
     return parser
 
 
-def _check_format(args: argparse.Namespace):
-    """The multi-band check report, or None for a Bijie dataset (checked as before)."""
-    from pathlib import Path
+def _add_chip_parser(sub: Any) -> None:
+    """The ``chip`` subcommand of ``python -m landslide_tf.data``."""
+    p = sub.add_parser("chip", help="cut a labelled scene into a folder-format training set")
+    p.add_argument("--image", required=True, help="scene GeoTIFF (any band count)")
+    p.add_argument("--mask", help="label raster (> 0 = landslide)")
+    p.add_argument("--labels", help="label polygons (GeoJSON; shapefile with fiona)")
+    p.add_argument("--dem", help="elevation GeoTIFF, warped onto every chip")
+    p.add_argument("--out", required=True, help="new folder (images/, masks/, dem/)")
+    p.add_argument("--size", type=int, default=256, help="chip side in px (default 256)")
+    p.add_argument("--stride", type=int, default=128, help="step between chips (default 128)")
+    p.add_argument("--min-landslide", type=float, default=0.0, help="least landslide share")
+    p.add_argument("--negatives", type=float, default=0.2, help="negatives per landslide chip")
+    p.add_argument("--max-nodata", type=float, default=0.5, help="most nodata share (0.5)")
+    p.add_argument("--seed", type=int, default=0, help="seed for the negatives (default 0)")
 
-    from landslide_tf.data.formats import FORMATS, detect_format
 
-    root = Path(args.root)
-    if root.suffix.lower() == ".zip" or not root.is_dir():
-        return None
-    try:
-        name = args.data_format or detect_format(root)
-    except UserError:  # no known layout: the Bijie check lists what is missing
-        return None
-    if not FORMATS[name].multiband:
-        return None
-    from landslide_tf.data.band_check import check_band_dataset
+def _run_chip(args: argparse.Namespace) -> int:
+    """Run ``chip`` from parsed arguments; print the summary."""
+    from landslide_tf.data.chip import chip_scene
 
-    return check_band_dataset(root, name)
+    result = chip_scene(
+        args.image,
+        args.out,
+        mask=args.mask,
+        labels=args.labels,
+        dem=args.dem,
+        size=args.size,
+        stride=args.stride,
+        min_landslide=args.min_landslide,
+        negatives=args.negatives,
+        max_nodata=args.max_nodata,
+        seed=args.seed,
+    )
+    print(result.format())
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,9 +102,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     if args.command == "chip":
-        from landslide_tf.data.chip import run_chip
-
-        return run_chip(args)
+        return _run_chip(args)
     if args.command == "synth":
         from landslide_tf.data.synthetic import synthesize
 
@@ -101,9 +124,13 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     from landslide_tf.data.check import check_dataset
 
-    report = _check_format(args)  # issue 13: l4s and folder datasets
-    if report is None:
-        report = check_dataset(args.root, args.modalities)
+    report = check_dataset(
+        args.root,
+        args.modalities,
+        data_format=args.data_format,
+        seed=args.seed,
+        split_dir=args.split_dir,
+    )
     print(report.format())
     return 0 if report.ok else 1
 

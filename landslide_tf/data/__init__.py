@@ -1,67 +1,58 @@
-"""Bijie-layout data: reader, split, tf.data pipeline, synthetic default dataset, checks.
+"""Datasets of every format (bijie, l4s, folder): find, split, check, and the input spec.
 
-See ``docs/ARCHITECTURE.md`` for the contract and ``docs/readme_data.md`` for the layout.
-The TensorFlow-based names (``make_dataset``, ``dem_statistics``, ``landslide_fraction``)
-are imported lazily, so ``python -m landslide_tf.data check`` starts without TensorFlow.
+See ``docs/ARCHITECTURE.md`` for the contract and ``docs/readme_data.md`` for the layouts.
+Nothing imported here loads TensorFlow, so ``python -m landslide_tf.data check`` starts
+fast: the tf.data pipeline (``make_dataset``, ``load_tile``, ``load_tiles``,
+``landslide_fraction``) lives in ``landslide_tf.data.pipeline``.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
-
-from landslide_tf.data.bijie import (
-    Sample,
-    expected_layout,
-    find_samples,
-    load_sample,
-    open_dataset,
-    read_dem,
-    read_mask,
-    read_rgb,
-    safe_extract,
-)
+from landslide_tf.data.archive import expected_layout, open_dataset, safe_extract
+from landslide_tf.data.bijie import find_samples
 from landslide_tf.data.check import CheckReport, check_dataset
+from landslide_tf.data.formats import (
+    FORMATS,
+    default_spec,
+    detect_format,
+    find_format_samples,
+    plan_splits,
+    read_tile,
+)
+from landslide_tf.data.readers import read_dem, read_mask, read_rgb
+from landslide_tf.data.sample import Sample
+from landslide_tf.data.spec import Band, InputSpec, bijie_spec, multiband_spec
 from landslide_tf.data.split import make_split, read_split, write_split
+from landslide_tf.data.stats import dem_statistics, training_statistics
 from landslide_tf.data.synthetic import default_data_dir, ensure_default_dataset, synthesize
 
-if TYPE_CHECKING:
-    from landslide_tf.data.pipeline import dem_statistics, landslide_fraction, make_dataset
-
-_LAZY = {
-    "make_dataset": "landslide_tf.data.bandpipe",  # dispatches Bijie vs multi-band samples
-    "dem_statistics": "landslide_tf.data.pipeline",
-    "landslide_fraction": "landslide_tf.data.pipeline",
-    "load_arrays": "landslide_tf.data.pipeline",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 __all__ = [
+    "FORMATS",
+    "Band",
     "CheckReport",
+    "InputSpec",
     "Sample",
+    "bijie_spec",
     "check_dataset",
     "default_data_dir",
+    "default_spec",
     "dem_statistics",
+    "detect_format",
     "ensure_default_dataset",
     "expected_layout",
+    "find_format_samples",
     "find_samples",
-    "landslide_fraction",
-    "load_arrays",
-    "load_sample",
-    "make_dataset",
     "make_split",
+    "multiband_spec",
     "open_dataset",
+    "plan_splits",
     "read_dem",
     "read_mask",
     "read_rgb",
     "read_split",
+    "read_tile",
     "safe_extract",
     "synthesize",
+    "training_statistics",
     "write_split",
 ]

@@ -180,7 +180,7 @@ def _inflate(
                 out.write(chunk)
 
 
-def _find_layout_root(folder: Path, max_depth: int = 2) -> Path | None:
+def find_layout_root(folder: Path, max_depth: int = 2) -> Path | None:
     """The folder (``folder`` itself or below) that holds ``landslide/``."""
     if (folder / LANDSLIDE).is_dir():
         return folder
@@ -188,7 +188,7 @@ def _find_layout_root(folder: Path, max_depth: int = 2) -> Path | None:
         return None
     children = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
     for child in children:
-        found = _find_layout_root(child, max_depth - 1)
+        found = find_layout_root(child, max_depth - 1)
         if found is not None:
             return found
     return None
@@ -238,7 +238,7 @@ def open_dataset(path: str | Path) -> Path:
         finally:
             if tmp.exists():  # created by mkdtemp above: ours to remove
                 shutil.rmtree(tmp, ignore_errors=True)
-    root = _find_layout_root(target)
+    root = find_layout_root(target)
     if root is None:
         raise DataError(f"{path}: the zip holds no landslide/ folder; {expected_layout('<zip>')}")
     return root

@@ -21,12 +21,11 @@ normalisation. Nothing here imports TensorFlow.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 
 import numpy as np
 
+from landslide_tf.data.spec import InputSpec
 from landslide_tf.errors import UserError
 
 #: Landslide4Sense band order inside every ``image_N.h5`` (Ghorbanzadeh et al. 2022).
@@ -162,7 +161,7 @@ def band_statistics(
 
 
 def normalize_numpy(x: np.ndarray, norm: dict[str, object]) -> np.ndarray:
-    """NumPy twin of ``landslide_tf.data.band_preprocessing.normalize_bands`` (for figures)."""
+    """NumPy twin of ``landslide_tf.data.preprocess.normalize_image`` (for figures)."""
     params = np.asarray(norm["params"], np.float32)  # (C, 2)
     a, b = params[:, 0], params[:, 1]
     if norm["method"] == "standard":
@@ -170,27 +169,6 @@ def normalize_numpy(x: np.ndarray, norm: dict[str, object]) -> np.ndarray:
     else:
         y = np.clip((x - a) / np.maximum(b - a, 1e-6), 0.0, 1.0)
     return np.where(np.isfinite(y), y, 0.0).astype(np.float32)
-
-
-@dataclasses.dataclass(frozen=True)
-class BandSample:
-    """One tile of a multi-band dataset (``l4s`` or ``folder``).
-
-    Attributes:
-        stem: unique name (``train_12`` for Landslide4Sense, the file stem for folders).
-        image: the image file (``.h5``, GeoTIFF or PNG).
-        mask: the mask file; None for an unlabelled tile.
-        dem: a separate DEM raster (``folder`` with ``dem/``), else None.
-        landslide: whether the tile is labelled (used to stratify a generated split).
-        split: the split the dataset itself assigns (``train``/``val``/``test``), or None.
-    """
-
-    stem: str
-    image: Path
-    mask: Path | None
-    dem: Path | None = None
-    landslide: bool = True
-    split: str | None = None
 
 
 def display_rgb(x: np.ndarray, names: Sequence[str] | None) -> np.ndarray:
@@ -208,3 +186,14 @@ def display_rgb(x: np.ndarray, names: Sequence[str] | None) -> np.ndarray:
     lo = np.percentile(rgb, 2, axis=(1, 2), keepdims=True)
     hi = np.percentile(rgb, 98, axis=(1, 2), keepdims=True)
     return np.clip((rgb - lo) / np.maximum(hi - lo, 1e-6), 0.0, 1.0)
+
+
+def display_input(x: np.ndarray, spec: InputSpec) -> tuple[np.ndarray, str]:
+    """``(what to show, its modalities)`` of network inputs ``x (N, H, W, C)``.
+
+    Multi-band inputs become a stretched RGB (``display_rgb``, modalities ``rgb``); Bijie
+    inputs are shown as they are, with their modalities (``rgb+dem``, ``rgb``, ``dem``).
+    """
+    if spec.multiband:
+        return display_rgb(x, spec.channel_names), "rgb"
+    return x, spec.modalities

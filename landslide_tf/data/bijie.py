@@ -8,10 +8,10 @@ The official layout (Ji et al. 2020), matched by file stem::
     <root>/non-landslide/image/*.png   negatives, no mask (= all background)
     <root>/non-landslide/dem/*.png
 
-``find_samples`` lists the tiles as ``Sample`` records, ``load_sample`` turns one into
-network input. Zip files are opened by ``data/archive.py`` (``open_dataset``, ``safe_extract``)
-and PNG files read by ``data/readers.py`` (``read_rgb``, ``read_dem``, ``read_mask``); both are
-re-exported here and by ``landslide_tf.data``. Every reader validates its file and raises
+``find_samples`` lists the tiles as ``Sample`` records and ``read_sample_arrays`` reads one
+tile's raw arrays (``landslide_tf.data.pipeline.load_tile`` turns them into network input).
+Zip files are opened by ``data/archive.py`` (``open_dataset``, ``safe_extract``) and PNG files
+read by ``data/readers.py`` (``read_rgb``, ``read_dem``, ``read_mask``). Every reader validates its file and raises
 ``DataError`` with one line naming the file and what was expected. Recoverable oddities (RGBA
 image, mask values other than 0/255, a DEM or mask of another size than the image) are fixed
 and logged as warnings.
@@ -19,36 +19,14 @@ and logged as warnings.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-# Zip handling and the PNG readers live in archive.py and readers.py; re-exported here.
-from landslide_tf.data.archive import (  # noqa: F401  (re-exported)
-    EXTRACTED_MARKER,
-    LANDSLIDE,
-    _find_layout_root,
-    _zip_member_problem,
-    expected_layout,
-    open_dataset,
-    safe_extract,
-)
-from landslide_tf.data.readers import (  # noqa: F401  (re-exported)
-    PNG_SIGNATURE,
-    _decode_png,
-    _png_structure_problem,
-    _read_dem,
-    _read_mask,
-    _read_rgb,
-    _warn,
-    read_dem,
-    read_mask,
-    read_rgb,
-    tile_size_problem,
-)
+from landslide_tf.data.archive import LANDSLIDE, expected_layout, find_layout_root, open_dataset
+from landslide_tf.data.readers import decode_dem, decode_mask, decode_rgb, tile_size_problem
+from landslide_tf.data.sample import Sample
 from landslide_tf.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -57,25 +35,6 @@ NON_LANDSLIDE = "non-landslide"
 MODALITIES = ("rgb+dem", "rgb", "dem")
 #: Files that operating systems drop into folders; never reported as stray files.
 IGNORED_FILES = {"thumbs.db", "desktop.ini"}
-
-
-@dataclasses.dataclass(frozen=True)
-class Sample:
-    """One tile of the dataset.
-
-    Attributes:
-        stem: file stem shared by image, DEM and mask (``df001``).
-        image: path of the RGB PNG (may not exist for ``modalities="dem"`` data).
-        dem: path of the DEM PNG, ``None`` when the DEM is not used.
-        mask: path of the mask PNG; ``None`` for negatives (all background).
-        landslide: whether the tile comes from ``landslide/``.
-    """
-
-    stem: str
-    image: Path
-    dem: Path | None
-    mask: Path | None
-    landslide: bool
 
 
 # --------------------------------------------------------------------------------------------
@@ -137,7 +96,7 @@ def parse_negatives(negatives: str | float | bool | None) -> float | None:
 def _layout_error(root: Path, missing: Path) -> DataError:
     hint = ""
     if root.is_dir() and not (root / LANDSLIDE).is_dir():
-        found = _find_layout_root(root)
+        found = find_layout_root(root)
         if found is not None and found != root:
             hint = f" (did you mean {found}?)"
     return DataError(f"{missing}: folder not found{hint}; {expected_layout(root)}")
@@ -243,17 +202,17 @@ def read_sample_arrays(
     notes: list[str] = []
     rgb = dem = mask = None
     if modalities in ("rgb+dem", "rgb"):
-        rgb, more = _read_rgb(Path(sample.image))
+        rgb, more = decode_rgb(Path(sample.image))
         notes += more
     if modalities in ("rgb+dem", "dem"):
         if sample.dem is None:
             raise DataError(
                 f"{sample.image}: no DEM for {sample.stem}; expected dem/{sample.stem}.png"
             )
-        dem, more = _read_dem(Path(sample.dem))
+        dem, more = decode_dem(Path(sample.dem))
         notes += more
     if sample.mask is not None:
-        mask, more = _read_mask(Path(sample.mask))
+        mask, more = decode_mask(Path(sample.mask))
         notes += more
     for path, array in ((sample.image, rgb), (sample.dem, dem), (sample.mask, mask)):
         problem = None if array is None else tile_size_problem(path, array)
@@ -268,51 +227,3 @@ def read_sample_arrays(
                 f"{ref_shape[1]}x{ref_shape[0]} px; resampled onto the {ref_name} grid"
             )
     return rgb, dem, mask, notes
-
-
-def load_sample(
-    sample: Sample,
-    image_size: int = 128,
-    modalities: str = "rgb+dem",
-    dem_norm: str = "minmax",
-    dem_stats: Sequence[float] | None = None,
-    derived: Sequence[str] = (),
-    nodata: float | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Read and preprocess one tile with ``landslide_tf.data.preprocess``.
-
-    Args:
-        sample: the tile.
-        image_size: output height and width.
-        modalities: ``"rgb+dem"``, ``"rgb"`` or ``"dem"``.
-        dem_norm: ``"minmax"`` (per tile, default) or ``"dataset"`` (needs ``dem_stats``).
-        dem_stats: ``(mean, std)`` of the raw training DEM values (see ``dem_statistics``).
-        derived: extra DEM channels: ``slope``, ``aspect``, ``hillshade``.
-        nodata: DEM value marking missing cells (NaN always does).
-
-    Returns:
-        ``x (image_size, image_size, C)`` float32 and ``y (image_size, image_size, 1)``
-        float32 in {0, 1} (all zeros for negatives).
-
-    Raises:
-        DataError: unreadable files (one line naming the file).
-    """
-    from keras import ops
-
-    from landslide_tf.data.preprocess import preprocess, preprocess_mask
-    from landslide_tf.data.spec import bijie_spec
-
-    rgb, dem, mask, notes = read_sample_arrays(sample, modalities)
-    _warn(notes)
-    if dem_norm == "dataset" and dem_stats is None and modalities != "rgb":
-        raise DataError("dem_norm='dataset' needs dem_stats=(mean, std) of the training split")
-    try:
-        spec = bijie_spec(image_size, modalities, tuple(derived), dem_norm, dem_stats, nodata)
-        x = ops.convert_to_numpy(preprocess(rgb, dem, spec))
-    except ValueError as exc:
-        raise DataError(f"{sample.stem}: {exc}") from None
-    if mask is None:
-        y = np.zeros((image_size, image_size, 1), np.float32)
-    else:
-        y = ops.convert_to_numpy(preprocess_mask(mask, image_size))
-    return x.astype(np.float32), y.astype(np.float32)

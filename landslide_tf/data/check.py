@@ -1,7 +1,15 @@
-"""Validate a Bijie-layout dataset and report every problem found, one line each.
+"""``data check``: validate a dataset of any format and report what ``train`` would use.
 
-``check_dataset`` reads every file the chosen modalities need and never stops at the first
-problem. *Problems* make the dataset unusable as it is (``find_samples`` or ``load_sample``
+``check_dataset`` detects the format (or takes ``data_format``), and reports the tiles, the
+landslide share and the train/val/test split that ``train`` would use (``formats.plan_splits``,
+the same planner, with the same seed and split folder). Multi-band formats (``l4s``,
+``folder``): finding the tiles validates every file's keys, band count, CRS and grid, then
+every mask is read; the first problem stops the check. When the tiles carry a geographic
+footprint (GeoTIFFs), tiles that overlap on the ground but sit in different splits are
+warned about: they leak the test area into training.
+
+Bijie: ``check_dataset`` reads every file the chosen modalities need and never stops at the
+first problem. *Problems* make the dataset unusable as it is (``find_samples`` or ``load_tile``
 would refuse it): a missing folder, a tile without its DEM or mask, an empty, corrupt,
 grayscale or non-PNG file, no usable tile. *Warnings* are fixed on the fly by the loader:
 RGBA images, mask values other than 0/255, a DEM or mask of another size than its image,
@@ -17,20 +25,22 @@ from pathlib import Path
 
 import numpy as np
 
-from landslide_tf.data.bijie import (
-    IGNORED_FILES,
-    LANDSLIDE,
-    MODALITIES,
-    NON_LANDSLIDE,
-    _read_dem,
-    _read_mask,
-    _read_rgb,
-    expected_layout,
-    open_dataset,
-    stem_clash,
+from landslide_tf.data.archive import LANDSLIDE, expected_layout, open_dataset
+from landslide_tf.data.bijie import IGNORED_FILES, MODALITIES, NON_LANDSLIDE, stem_clash
+from landslide_tf.data.folder import footprint
+from landslide_tf.data.formats import (
+    DEFAULT_SEED,
+    FORMATS,
+    available_bands,
+    check_format,
+    detect_format,
+    find_format_samples,
+    plan_splits,
+    read_bands,
 )
-from landslide_tf.data.readers import tile_size_problem
-from landslide_tf.errors import DataError
+from landslide_tf.data.readers import decode_dem, decode_mask, decode_rgb, tile_size_problem
+from landslide_tf.data.sample import Sample
+from landslide_tf.errors import DataError, UserError
 
 logger = logging.getLogger(__name__)
 
@@ -54,10 +64,20 @@ class CheckReport:
         problems: one line per problem (dataset unusable while any remain).
         warnings: one line per oddity the loader fixes on the fly.
         notes: informational lines.
+        data_format: ``bijie``, ``l4s`` or ``folder``.
+        bands: multi-band: every band of the dataset.
+        tiles: multi-band: labelled tiles per split the dataset assigns (``all`` if none).
+        splits: the train/val/test split ``train`` would use (tiles per split).
+        seed: the split seed.
     """
 
     root: str
     modalities: str
+    data_format: str = "bijie"
+    bands: list[str] = dataclasses.field(default_factory=list)
+    tiles: dict[str, int] = dataclasses.field(default_factory=dict)
+    splits: dict[str, int] = dataclasses.field(default_factory=dict)
+    seed: int = DEFAULT_SEED
     counts: dict[str, int] = dataclasses.field(default_factory=dict)
     usable: dict[str, int] = dataclasses.field(default_factory=dict)
     size_min: tuple[int, int] | None = None
@@ -69,12 +89,27 @@ class CheckReport:
     notes: list[str] = dataclasses.field(default_factory=list)
 
     @property
+    def multiband(self) -> bool:
+        return check_format(self.data_format).multiband
+
+    @property
     def ok(self) -> bool:
-        """True when there is no problem and at least one usable landslide tile."""
+        """True when there is no problem and at least one usable (landslide) tile."""
+        if self.multiband:
+            return not self.problems and sum(self.tiles.values()) > 0
         return not self.problems and self.usable.get(LANDSLIDE, 0) > 0
+
+    def split_line(self) -> str | None:
+        """``split (seed 42): train 16, val 4, test 5``: what ``train`` would use."""
+        if not self.splits:
+            return None
+        counts = ", ".join(f"{k} {v}" for k, v in self.splits.items())
+        return f"split used by train (seed {self.seed}): {counts}"
 
     def format(self) -> str:
         """Human-readable multi-line report."""
+        if self.multiband:
+            return self._format_multiband()
         lines = [f"dataset: {self.root} (modalities {self.modalities})"]
         if self.counts:
             lines.append(
@@ -96,6 +131,8 @@ class CheckReport:
                 f"landslide pixel share: {100 * self.landslide_share:.1f} % of the landslide "
                 f"tiles' pixels (per tile {100 * lo:.1f}..{100 * hi:.1f} %)"
             )
+        if self.split_line():
+            lines.append(self.split_line())
         lines += [f"note: {note}" for note in self.notes]
         if self.warnings:
             lines.append(f"warnings ({len(self.warnings)}, fixed when loading):")
@@ -109,6 +146,21 @@ class CheckReport:
             lines.append("result: OK, the dataset is usable")
         else:
             lines.append(f"result: NOT USABLE ({len(self.problems) or 'no usable tile'} problems)")
+        return "\n".join(lines)
+
+    def _format_multiband(self) -> str:
+        lines = [f"dataset: {self.root} (format {self.data_format}; formats: {', '.join(FORMATS)})"]
+        if self.bands:
+            lines.append(f"bands ({len(self.bands)}): {', '.join(self.bands)}")
+        if self.tiles:
+            lines.append("tiles: " + ", ".join(f"{k} {v}" for k, v in self.tiles.items()))
+        if self.split_line():
+            lines.append(self.split_line())
+        if self.landslide_share is not None:
+            lines.append(f"landslide share: {100 * self.landslide_share:.2f} % of pixels")
+        lines += [f"warning: {w}" for w in self.warnings]
+        lines += [f"problem: {p}" for p in self.problems]
+        lines.append("ok" if self.ok else "NOT usable")
         return "\n".join(lines)
 
 
@@ -180,7 +232,7 @@ def _check_group(root: Path, group: str, modalities: str, report: CheckReport, s
     for stem, path in files[primary].items():
         ok = True
         arrays: dict[str, np.ndarray] = {}
-        for sub, reader in (("image", _read_rgb), ("dem", _read_dem), ("mask", _read_mask)):
+        for sub, reader in (("image", decode_rgb), ("dem", decode_dem), ("mask", decode_mask)):
             if sub not in files:
                 continue
             other = files[sub].get(stem)
@@ -263,17 +315,120 @@ def nodata_spike(dem: np.ndarray) -> str | None:
     return None
 
 
-def check_dataset(root: str | Path, modalities: str = "rgb+dem") -> CheckReport:
-    """Validate a dataset folder or zip and collect every problem (never raises).
+#: Overlapping tiles named per warning before "... and N more".
+MAX_OVERLAPS_SHOWN = 5
+
+
+def overlap_warnings(split: dict[str, list[Sample]]) -> list[str]:
+    """Warnings for georeferenced tiles that overlap on the ground but sit in different splits.
+
+    Only tiles whose image is a georeferenced GeoTIFF (e.g. chips of ``data chip`` with a
+    stride below the chip size) have a footprint; others are skipped. Touching edges do not
+    count as overlap.
+    """
+    rows = []  # (split, stem, crs, bounds)
+    for name, tiles in split.items():
+        for sample in tiles:
+            try:
+                found = footprint(sample.image)
+            except (DataError, UserError):
+                return []  # no rasterio or an unreadable header: nothing to compare
+            if found is not None:
+                rows.append((name, sample.stem, found[0], found[1]))
+    if len(rows) < 2:
+        return []
+    bounds = np.array([r[3] for r in rows], np.float64)  # (N, 4) left, bottom, right, top
+    pairs: dict[tuple[str, str], list[str]] = {}
+    for i, (name, stem, crs, _) in enumerate(rows):
+        left, bottom, right, top = bounds[i]
+        eps = 1e-6 * max(right - left, top - bottom)  # touching edges, up to rounding
+        hit = (
+            (bounds[i + 1 :, 0] < right - eps)
+            & (bounds[i + 1 :, 2] > left + eps)
+            & (bounds[i + 1 :, 1] < top - eps)
+            & (bounds[i + 1 :, 3] > bottom + eps)
+        )
+        for j in np.flatnonzero(hit) + i + 1:
+            other = rows[j]
+            if other[0] != name and other[2] == crs:
+                key = tuple(sorted((name, other[0])))
+                pairs.setdefault(key, []).append(f"{stem}/{other[1]}")
+    out = []
+    for (a, b), names in sorted(pairs.items()):
+        shown = ", ".join(names[:MAX_OVERLAPS_SHOWN])
+        more = ""
+        if len(names) > MAX_OVERLAPS_SHOWN:
+            more = f" ... and {len(names) - MAX_OVERLAPS_SHOWN} more"
+        out.append(
+            f"{len(names)} tile pair(s) overlap on the ground across the {a} and {b} splits "
+            f"({shown}{more}): the evaluation sees ground the model trained on; cut chips "
+            "without overlap (data chip --stride = --size) or split by area"
+        )
+    return out
+
+
+def _check_multiband(
+    root: Path, data_format: str, report: CheckReport, split_dir: str | Path | None
+) -> None:
+    try:
+        samples = find_format_samples(data_format, root)
+        report.bands = available_bands(data_format, root)
+        for sample in samples:
+            key = sample.split or "all"
+            report.tiles[key] = report.tiles.get(key, 0) + 1
+        positive = total = 0.0
+        for sample in samples:
+            _, mask = read_bands(sample, data_format, [0])
+            if mask is not None:
+                positive += float(np.sum(mask))
+                total += mask.size
+        report.landslide_share = positive / total if total else None
+        split = plan_splits(data_format, samples, report.seed, split_dir, write=False)
+    except DataError as exc:
+        report.problems.append(str(exc))
+        return
+    report.splits = {name: len(tiles) for name, tiles in split.items()}
+    report.warnings += overlap_warnings(split)
+
+
+def check_dataset(
+    root: str | Path,
+    modalities: str = "rgb+dem",
+    *,
+    data_format: str | None = None,
+    seed: int = DEFAULT_SEED,
+    split_dir: str | Path | None = None,
+) -> CheckReport:
+    """Validate a dataset folder or zip of any format and collect its problems (never raises).
 
     Args:
-        root: dataset folder or ``.zip``.
-        modalities: ``"rgb+dem"``, ``"rgb"`` or ``"dem"``: decides which files are required.
+        root: dataset folder or (Bijie) ``.zip``.
+        modalities: Bijie: ``"rgb+dem"``, ``"rgb"`` or ``"dem"``: decides which files are
+            required.
+        data_format: ``bijie``, ``l4s`` or ``folder``; None detects it from the layout.
+        seed: the split seed (``train --seed``) of the reported split.
+        split_dir: split files ``train`` would reuse (``train --split-dir``); never written.
 
     Returns:
         A ``CheckReport``; ``report.ok`` tells whether the dataset is usable.
     """
-    report = CheckReport(root=str(root), modalities=modalities)
+    report = CheckReport(root=str(root), modalities=modalities, seed=seed)
+    path = Path(root)
+    name = data_format
+    if name is None and path.is_dir():
+        try:
+            name = detect_format(path)
+        except DataError:  # no known layout: the Bijie check lists what is missing
+            name = None
+    try:
+        fmt = check_format(name)
+    except UserError as exc:
+        report.problems.append(str(exc))
+        return report
+    report.data_format = fmt.name
+    if fmt.multiband:
+        _check_multiband(path, fmt.name, report, split_dir)
+        return report
     if modalities not in MODALITIES:
         report.problems.append(
             f"unknown modalities {modalities!r}; expected one of {', '.join(MODALITIES)}"
@@ -307,5 +462,12 @@ def check_dataset(root: str | Path, modalities: str = "rgb+dem") -> CheckReport:
         report.notes.append("16-bit DEMs: read as float elevation values")
     if (folder / LANDSLIDE).is_dir() and report.usable.get(LANDSLIDE, 0) == 0:
         report.problems.append(f"{folder}: no usable landslide tile; {expected_layout(folder)}")
+    if report.ok:
+        try:
+            samples = find_format_samples("bijie", folder, modalities=modalities)
+            split = plan_splits("bijie", samples, seed, split_dir, write=False)
+            report.splits = {name: len(tiles) for name, tiles in split.items()}
+        except DataError as exc:
+            report.problems.append(str(exc))
     logger.info("checked %s in %.1f s", folder, time.monotonic() - start)
     return report

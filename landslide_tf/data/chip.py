@@ -19,7 +19,6 @@ and renamed into place: ``DIR`` must not exist or be empty.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import logging
@@ -303,38 +302,3 @@ def _write_dem(dem_ds: Any, ds: Any, meta: dict[str, Any], path: Path) -> None:
     dem_meta = meta | {"count": 1, "dtype": "float32", "nodata": np.nan}
     with rasterio.open(path, "w", **dem_meta) as dst:
         dst.write(array[np.newaxis])
-
-
-def add_chip_parser(sub: Any) -> None:
-    """The ``chip`` subcommand of ``python -m landslide_tf.data``."""
-    p = sub.add_parser("chip", help="cut a labelled scene into a folder-format training set")
-    p.add_argument("--image", required=True, help="scene GeoTIFF (any band count)")
-    p.add_argument("--mask", help="label raster (> 0 = landslide)")
-    p.add_argument("--labels", help="label polygons (GeoJSON; shapefile with fiona)")
-    p.add_argument("--dem", help="elevation GeoTIFF, warped onto every chip")
-    p.add_argument("--out", required=True, help="new folder (images/, masks/, dem/)")
-    p.add_argument("--size", type=int, default=256, help="chip side in px (default 256)")
-    p.add_argument("--stride", type=int, default=128, help="step between chips (default 128)")
-    p.add_argument("--min-landslide", type=float, default=0.0, help="least landslide share")
-    p.add_argument("--negatives", type=float, default=0.2, help="negatives per landslide chip")
-    p.add_argument("--max-nodata", type=float, default=0.5, help="most nodata share (0.5)")
-    p.add_argument("--seed", type=int, default=0, help="seed for the negatives (default 0)")
-
-
-def run_chip(args: argparse.Namespace) -> int:
-    """Run ``chip`` from parsed arguments; print the summary."""
-    result = chip_scene(
-        args.image,
-        args.out,
-        mask=args.mask,
-        labels=args.labels,
-        dem=args.dem,
-        size=args.size,
-        stride=args.stride,
-        min_landslide=args.min_landslide,
-        negatives=args.negatives,
-        max_nodata=args.max_nodata,
-        seed=args.seed,
-    )
-    print(result.format())
-    return 0

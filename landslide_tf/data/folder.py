@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from landslide_tf.data.bands import BandSample
+from landslide_tf.data.sample import Sample
 from landslide_tf.errors import DataError, require_module
 
 logger = logging.getLogger(__name__)
@@ -104,6 +104,21 @@ def _header(path: Path) -> dict[str, Any]:
     }
 
 
+def footprint(path: str | Path) -> tuple[str, tuple[float, float, float, float]] | None:
+    """``(crs, (left, bottom, right, top))`` of a georeferenced GeoTIFF, else None."""
+    path = Path(path)
+    if not _is_geo(path):
+        return None
+    head = _header(path)
+    if head["crs"] is None or head["transform"] is None:
+        return None
+    a, b, c, d, e, f = head["transform"]
+    h, w = head["shape"]
+    xs = [c, c + a * w, c + b * h, c + a * w + b * h]
+    ys = [f, f + d * w, f + e * h, f + d * w + e * h]
+    return head["crs"], (min(xs), min(ys), max(xs), max(ys))
+
+
 def _read_png(path: Path) -> np.ndarray:
     import cv2
 
@@ -115,7 +130,7 @@ def _read_png(path: Path) -> np.ndarray:
     return array
 
 
-def find_folder_samples(root: str | Path) -> tuple[list[BandSample], list[str]]:
+def find_folder_samples(root: str | Path) -> tuple[list[Sample], list[str]]:
     """List the tiles of an ``images/`` + ``masks/`` folder and name its bands.
 
     Returns:
@@ -170,7 +185,7 @@ def find_folder_samples(root: str | Path) -> tuple[list[BandSample], list[str]]:
                 f"({head['shape'][0]}x{head['shape'][1]} px, transform {head['transform']}); "
                 "rasterise the labels onto the image grid"
             )
-        samples.append(BandSample(stem, image, mask, dem))
+        samples.append(Sample(stem, image, dem=dem, mask=mask))
     names = band_names(first)
     if dems is not None:
         names.append("dem")
@@ -198,7 +213,7 @@ def _read_raster(path: Path) -> np.ndarray:
     return array[..., np.newaxis] if array.ndim == 2 else array
 
 
-def read_folder_image(sample: BandSample, bands: int | None = None) -> np.ndarray:
+def read_folder_image(sample: Sample, bands: int | None = None) -> np.ndarray:
     """Image bands (+ the DEM as the last band) ``(H, W, C)`` float32 in the file's units.
 
     Args:

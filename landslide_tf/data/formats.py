@@ -1,13 +1,17 @@
 """The dataset format registry: ``bijie`` (default), ``l4s`` and ``folder``.
 
-``--data-format`` picks one; without it ``detect_format`` recognises the layout (l4s:
-``TrainData/img/*.h5``; folder: ``images/`` + ``masks/``; bijie: ``landslide/``).
-``bijie`` keeps its own reader and pipeline (``data/bijie.py``, RGB + DEM as in the paper);
-``l4s`` (``data/l4s.py``) and ``folder`` (``data/folder.py``) yield ``BandSample`` tiles whose
-bands are chosen with ``--bands`` and normalised per band (``data/bands.py``).
+``FORMATS`` maps each name to a ``DataFormat``: how to recognise its layout (``detect``),
+list its tiles as ``Sample`` records (``find``), name its bands (``band_names``), read one
+tile's raw arrays (``read``) and plan its train/val/test split (``plan``). Everything else
+(the tf.data pipeline, the training statistics, ``data check``) goes through these five, so
+the formats differ only here.
 
-Runs store ``data_format``, ``bands`` (resolved names) and, in ``config.json``,
-``band_indices`` (0-based positions in the format's full band list) and ``band_stats``
+``--data-format`` picks one; without it ``detect_format`` recognises the layout (l4s:
+``TrainData/img/*.h5``; folder: ``images/`` + ``masks/``; bijie: ``landslide/``). Bijie is
+RGB + DEM PNGs as in the paper (``data/bijie.py``); ``l4s`` (``data/l4s.py``) and ``folder``
+(``data/folder.py``) hand float32 bands in the user's units, chosen with ``--bands`` and
+normalised per band (``data/bands.py``). The split of every format comes from
+``plan_splits``: ``train`` writes it next to the run and ``data check`` reports the same one.
 """
 
 from __future__ import annotations
@@ -22,55 +26,185 @@ import numpy as np
 
 from landslide_tf.data import folder as folder_format
 from landslide_tf.data import l4s as l4s_format
-from landslide_tf.data.bands import L4S_BANDS, BandSample, band_indices, resolve_bands
+from landslide_tf.data.archive import LANDSLIDE
+from landslide_tf.data.bands import L4S_BANDS, resolve_bands
+from landslide_tf.data.bijie import find_samples, read_sample_arrays
+from landslide_tf.data.sample import Sample
+from landslide_tf.data.spec import InputSpec, bijie_spec, multiband_spec
+from landslide_tf.data.split import SPLITS, given_split_files, make_split, read_split, write_split
 from landslide_tf.errors import DataError, UserError
 
 logger = logging.getLogger(__name__)
 
-
-def _detect_bijie(root: Path) -> bool:
-    from landslide_tf.data.archive import LANDSLIDE
-
-    return (root / LANDSLIDE).is_dir()
+#: ``(image or None, dem or None, mask or None, notes)`` of one tile, raw.
+RawTile = tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None, list[str]]
+#: The split seed ``train`` uses by default (``TrainConfig.seed``).
+DEFAULT_SEED = 42
 
 
 @dataclasses.dataclass(frozen=True)
 class DataFormat:
-    """One registered dataset format."""
+    """One registered dataset format.
+
+    Attributes:
+        name: the ``--data-format`` name.
+        description: the layout, one line (for error messages).
+        detect: ``root -> bool``, whether a folder has this layout.
+        find: ``(root, modalities, negatives) -> samples`` (the last two matter for bijie).
+        band_names: ``root -> every band name``, in file order.
+        read: ``(sample, spec) -> RawTile``: the raw arrays ``preprocess`` takes.
+        plan: ``(samples, seed) -> {"train", "val", "test"}`` when no split files exist.
+        multiband: whether the image input is float32 bands chosen with ``--bands``.
+    """
 
     name: str
     description: str
     detect: Callable[[Path], bool]
+    find: Callable[[Path, str, str], list[Sample]]
+    band_names: Callable[[Path], list[str]]
+    read: Callable[[Sample, InputSpec], RawTile]
+    plan: Callable[[list[Sample], int], dict[str, list[Sample]]]
     multiband: bool
+
+
+# ------------------------------------------------------------------------------------- bijie
+
+
+def _detect_bijie(root: Path) -> bool:
+    return (root / LANDSLIDE).is_dir()
+
+
+def _find_bijie(root: Path, modalities: str, negatives: str) -> list[Sample]:
+    return find_samples(root, modalities=modalities, negatives=negatives)
+
+
+def _read_bijie(sample: Sample, spec: InputSpec) -> RawTile:
+    return read_sample_arrays(sample, spec.modalities)
+
+
+def _plan_generated(samples: list[Sample], seed: int) -> dict[str, list[Sample]]:
+    return make_split(samples, seed=seed)
+
+
+# -------------------------------------------------------------------------------- multi-band
+
+
+def read_bands(
+    sample: Sample, data_format: str, indices: Sequence[int] | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Raw chosen bands ``(H, W, C)`` float32 (user units, NaN = nodata) and mask ``(H, W)``.
+
+    Args:
+        sample: an ``l4s`` or ``folder`` tile.
+        data_format: ``l4s`` or ``folder``.
+        indices: 0-based positions in the format's full band list; None keeps every band.
+    """
+    if data_format == "l4s":
+        image = l4s_format.read_l4s_image(sample.image)
+        mask = l4s_format.read_l4s_mask(sample.mask) if sample.mask is not None else None
+    else:
+        image = folder_format.read_folder_image(sample)
+        mask = folder_format.read_folder_mask(sample.mask) if sample.mask is not None else None
+    if indices:
+        if max(indices) >= image.shape[-1]:
+            raise DataError(
+                f"{sample.image}: {image.shape[-1]} band(s), but the run uses band "
+                f"{max(indices) + 1}"
+            )
+        image = image[..., list(indices)]
+    if mask is not None and mask.shape != image.shape[:2]:
+        raise DataError(
+            f"{sample.mask}: mask is {mask.shape[1]}x{mask.shape[0]} px but its image is "
+            f"{image.shape[1]}x{image.shape[0]} px"
+        )
+    return image, mask
+
+
+def _reader(data_format: str) -> Callable[[Sample, InputSpec], RawTile]:
+    def read(sample: Sample, spec: InputSpec) -> RawTile:
+        image, mask = read_bands(sample, data_format, spec.source_indices or None)
+        if image.shape[-1] != spec.image_channels:
+            raise DataError(
+                f"{sample.image}: {image.shape[-1]} band(s) read, but the input has "
+                f"{spec.image_channels} ({', '.join(b.name for b in spec.image_bands)})"
+            )
+        return image, None, mask, []
+
+    return read
+
+
+def _find_l4s(root: Path, modalities: str, negatives: str) -> list[Sample]:
+    return l4s_format.find_l4s_samples(root)
+
+
+def _find_folder(root: Path, modalities: str, negatives: str) -> list[Sample]:
+    return folder_format.find_folder_samples(root)[0]
+
+
+def _plan_l4s(samples: list[Sample], seed: int) -> dict[str, list[Sample]]:
+    """The dataset's own splits; a split without labels is replaced.
+
+    No labelled ValidData: 20 % of TrainData (seeded) becomes val; no labelled TestData: the
+    labelled ValidData becomes test and val comes from TrainData; neither: a 64/16/20 split of
+    TrainData.
+    """
+    given = {n: [s for s in samples if s.split == n] for n in SPLITS}
+    train = given["train"]
+    if given["val"] and given["test"]:
+        return given
+    if given["val"] or given["test"]:
+        held = given["test"] or given["val"]
+        carved = make_split(train, seed=seed, fractions=(0.8, 0.2, 0.0))
+        logger.warning(
+            "l4s: no labelled %s split; test = the labelled %s tiles, val = 20 %% of TrainData",
+            "TestData" if not given["test"] else "ValidData",
+            "TestData" if given["test"] else "ValidData",
+        )
+        return {"train": carved["train"], "val": carved["val"], "test": held}
+    logger.warning("l4s: only TrainData is labelled: a seeded 64/16/20 split of it is used")
+    return make_split(train, seed=seed)
 
 
 FORMATS: dict[str, DataFormat] = {
     "bijie": DataFormat(
-        "bijie",
-        "landslide/{image,dem,mask}/*.png (+ non-landslide/): RGB + DEM tiles",
-        _detect_bijie,
-        False,
+        name="bijie",
+        description="landslide/{image,dem,mask}/*.png (+ non-landslide/): RGB + DEM tiles",
+        detect=_detect_bijie,
+        find=_find_bijie,
+        band_names=lambda root: ["red", "green", "blue", "dem"],
+        read=_read_bijie,
+        plan=_plan_generated,
+        multiband=False,
     ),
     "l4s": DataFormat(
-        "l4s",
-        "TrainData/img/image_N.h5 + TrainData/mask/mask_N.h5 (+ ValidData/, TestData/): "
-        "Landslide4Sense, 14 bands",
-        l4s_format.detect,
-        True,
+        name="l4s",
+        description="TrainData/img/image_N.h5 + TrainData/mask/mask_N.h5 (+ ValidData/, "
+        "TestData/): Landslide4Sense, 14 bands",
+        detect=l4s_format.detect,
+        find=_find_l4s,
+        band_names=lambda root: list(L4S_BANDS),
+        read=_reader("l4s"),
+        plan=_plan_l4s,
+        multiband=True,
     ),
     "folder": DataFormat(
-        "folder",
-        "images/ + masks/ (+ dem/) GeoTIFF or PNG with the same stems, any band count",
-        folder_format.detect,
-        True,
+        name="folder",
+        description="images/ + masks/ (+ dem/) GeoTIFF or PNG with the same stems, any band count",
+        detect=folder_format.detect,
+        find=_find_folder,
+        band_names=lambda root: folder_format.find_folder_samples(root)[1],
+        read=_reader("folder"),
+        plan=_plan_generated,
+        multiband=True,
     ),
 }
 #: Detection order: the most specific layout first.
 DETECT_ORDER = ("l4s", "folder", "bijie")
 
 
-def check_format(name: str) -> DataFormat:
-    """The registered format ``name`` or a ``UserError`` listing the valid names."""
+def check_format(name: str | None) -> DataFormat:
+    """The registered format ``name`` (None = bijie) or a ``UserError`` listing the names."""
+    name = name or "bijie"
     if name not in FORMATS:
         raise UserError(f"unknown --data-format {name!r}; expected one of {', '.join(FORMATS)}")
     return FORMATS[name]
@@ -92,48 +226,80 @@ def detect_format(root: str | Path) -> str:
 
 def is_multiband(data_format: str | None) -> bool:
     """Whether runs of this format use ``--bands`` (``l4s``, ``folder``)."""
-    return data_format is not None and FORMATS[data_format].multiband
+    return check_format(data_format).multiband
 
 
-def find_band_samples(data_format: str, root: str | Path) -> tuple[list[BandSample], list[str]]:
-    """``(samples, every band name)`` of an ``l4s`` or ``folder`` dataset."""
-    if data_format == "l4s":
-        return l4s_format.find_l4s_samples(root), list(L4S_BANDS)
-    if data_format == "folder":
-        return folder_format.find_folder_samples(root)
-    raise ValueError(f"{data_format} is not a multi-band format")
+def find_format_samples(
+    data_format: str | None,
+    root: str | Path,
+    *,
+    modalities: str = "rgb+dem",
+    negatives: str = "off",
+) -> list[Sample]:
+    """The tiles of a dataset of any format (``modalities``/``negatives``: bijie only)."""
+    return check_format(data_format).find(Path(root), modalities, negatives)
 
 
-def available_bands(data_format: str, root: str | Path) -> list[str]:
+def available_bands(data_format: str | None, root: str | Path) -> list[str]:
     """Every band name of a dataset (``l4s``: fixed; ``folder``: from its first image)."""
-    if data_format == "l4s":
-        return list(L4S_BANDS)
-    return find_band_samples(data_format, root)[1]
+    return check_format(data_format).band_names(Path(root))
 
 
-def load_band_sample(
-    sample: BandSample, data_format: str, indices: Sequence[int] | None = None
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Raw chosen bands ``(H, W, C)`` float32 (user units, NaN = nodata) and mask ``(H, W)``."""
-    if data_format == "l4s":
-        image = l4s_format.read_l4s_image(sample.image)
-        mask = l4s_format.read_l4s_mask(sample.mask) if sample.mask is not None else None
-    else:
-        image = folder_format.read_folder_image(sample)
-        mask = folder_format.read_folder_mask(sample.mask) if sample.mask is not None else None
-    if indices is not None:
-        if max(indices) >= image.shape[-1]:
-            raise DataError(
-                f"{sample.image}: {image.shape[-1]} band(s), but the run uses band "
-                f"{max(indices) + 1}"
-            )
-        image = image[..., list(indices)]
-    if mask is not None and mask.shape != image.shape[:2]:
-        raise DataError(
-            f"{sample.mask}: mask is {mask.shape[1]}x{mask.shape[0]} px but its image is "
-            f"{image.shape[1]}x{image.shape[0]} px"
-        )
-    return image, mask
+def read_tile(sample: Sample, spec: InputSpec, data_format: str | None = None) -> RawTile:
+    """Raw arrays of one tile, as ``preprocess`` takes them: ``(image, dem, mask, notes)``.
+
+    Args:
+        sample: the tile.
+        spec: the run's input (which bands; the format defaults to ``spec.data_format``).
+        data_format: overrides ``spec.data_format``.
+    """
+    return check_format(data_format or spec.data_format).read(sample, spec)
+
+
+def default_spec(data_format: str | None, root: str | Path, size: int = 128) -> InputSpec:
+    """Every band of a dataset at ``size`` px, with identity statistics for multi-band data.
+
+    Bijie: RGB + DEM as in the paper. ``l4s``/``folder``: every band, ``standard`` with
+    ``(0, 1)`` until ``training_statistics`` gives the training split's values.
+    """
+    fmt = check_format(data_format)
+    if not fmt.multiband:
+        return bijie_spec(size)
+    names = available_bands(fmt.name, root)
+    return multiband_spec(
+        names,
+        "standard",
+        [(0.0, 1.0)] * len(names),
+        size=size,
+        data_format=fmt.name,
+        source_bands=names,
+        source_indices=range(len(names)),
+    )
+
+
+def plan_splits(
+    data_format: str | None,
+    samples: Sequence[Sample],
+    seed: int = DEFAULT_SEED,
+    out_dir: str | Path | None = None,
+    *,
+    write: bool = True,
+) -> dict[str, list[Sample]]:
+    """The train/val/test split of a dataset: the one ``train`` uses and ``data check`` shows.
+
+    Split files in ``out_dir`` (``train.txt`` + ``val.txt`` [+ ``test.txt``]) are reused.
+    Otherwise the format plans it: ``bijie`` and ``folder`` get the seeded, stratified
+    64/16/20 split of ``make_split``; ``l4s`` its own splits (see ``_plan_l4s``). The plan is
+    written to ``out_dir`` when given, unless ``write=False`` (``data check``).
+    """
+    samples = list(samples)
+    if out_dir is not None and given_split_files(out_dir) is not None:
+        return read_split(out_dir, samples)
+    split = check_format(data_format).plan(samples, seed)
+    if out_dir is not None and write:
+        write_split(out_dir, split)
+        logger.info("wrote the split to %s", out_dir)
+    return split
 
 
 def resolve_data_config(config: Any, root: str | Path) -> Any:
@@ -151,7 +317,7 @@ def resolve_data_config(config: Any, root: str | Path) -> Any:
     fmt = check_format(name)
     if config.band_norm not in BAND_NORMS:
         raise UserError(f"unknown --band-norm {config.band_norm!r}; expected {BAND_NORMS}")
-    if fmt.detect is not None and not fmt.detect(Path(root)):
+    if not fmt.detect(Path(root)):
         raise UserError(
             f"{root} does not have the {name} layout ({fmt.description}); "
             f"it looks like {detect_format(root)}: drop --data-format or fix it"
@@ -171,85 +337,6 @@ def resolve_data_config(config: Any, root: str | Path) -> Any:
         return dataclasses.replace(config, data_format=None, bands=None, modalities=modalities)
     names = resolve_bands(config.bands, available_bands(name, root), name)
     return dataclasses.replace(config, data_format=name, bands=names)
-
-
-def band_splits(
-    data_format: str,
-    samples: list[BandSample],
-    seed: int,
-    out_dir: str | Path,
-) -> dict[str, list[BandSample]]:
-    """Train/val/test of a multi-band dataset, stored as split files in ``out_dir``.
-
-    Split files already in ``out_dir`` are reused. Otherwise ``l4s`` uses its own splits:
-    a split without labels is replaced (no labelled ValidData: 20 % of TrainData, seeded,
-    becomes val; no labelled TestData: the labelled ValidData becomes test and val comes from
-    TrainData; neither: a 64/16/20 split of TrainData). ``folder`` gets the seeded,
-    stratified 64/16/20 split of ``make_split``.
-    """
-    from landslide_tf.data.split import SPLITS, make_split, read_split, write_split
-
-    out_dir = Path(out_dir)
-    if all((out_dir / f"{n}.txt").is_file() for n in SPLITS):
-        return read_split(out_dir, samples)
-    if data_format != "l4s":
-        return make_split(samples, seed=seed, out_dir=out_dir)
-    given = {n: [s for s in samples if s.split == n] for n in SPLITS}
-    train = given["train"]
-    if given["val"] and given["test"]:
-        split = given
-    elif given["val"] or given["test"]:
-        held = given["test"] or given["val"]
-        carved = make_split(train, seed=seed, fractions=(0.8, 0.2, 0.0))
-        split = {"train": carved["train"], "val": carved["val"], "test": held}
-        logger.warning(
-            "%s: no labelled %s split; test = the labelled %s tiles, val = 20 %% of TrainData",
-            data_format,
-            "TestData" if not given["test"] else "ValidData",
-            "TestData" if given["test"] else "ValidData",
-        )
-    else:
-        split = make_split(train, seed=seed)
-        logger.warning("l4s: only TrainData is labelled: a seeded 64/16/20 split of it is used")
-    write_split(out_dir, split)
-    return split
-
-
-def run_band_splits(config: Any, root: str | Path, out_dir: str | Path) -> dict[str, list]:
-    """The splits of a multi-band run (samples found, splits reused or written)."""
-    samples, _ = find_band_samples(config.data_format, root)
-    return band_splits(config.data_format, samples, config.seed, out_dir)
-
-
-def band_run_entries(config: Any, root: str | Path, train: list[BandSample]) -> dict[str, Any]:
-    """The derived ``config.json`` entries of a multi-band run (training statistics)."""
-    from landslide_tf.data.bands import band_statistics
-
-    names = available_bands(config.data_format, root)
-    indices = band_indices(config.bands, names)
-    positive, total, sides = 0.0, 0.0, []
-
-    def arrays():
-        nonlocal positive, total
-        for sample in train:
-            image, mask = load_band_sample(sample, config.data_format, indices)
-            sides.append(max(image.shape[:2]))
-            if mask is not None:
-                positive += float(mask.sum())
-            total += image.shape[0] * image.shape[1]
-            yield image
-
-    norm = band_statistics(arrays(), config.band_norm, seed=config.seed)
-    return {
-        "band_indices": indices,
-        "band_stats": norm,
-        "available_bands": names,
-        "landslide_fraction": positive / max(total, 1.0),
-        "dem_stats": None,
-        "auto_loss_kwargs": [],
-        "channels": len(config.bands),
-        "native_size": int(np.median(sides)),
-    }
 
 
 def add_data_format_args(parser: Any) -> None:

@@ -24,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from landslide_tf.data.bands import L4S_BANDS, BandSample
+from landslide_tf.data.bands import L4S_BANDS
+from landslide_tf.data.sample import Sample
 from landslide_tf.errors import DataError, require_module
 
 logger = logging.getLogger(__name__)
@@ -129,7 +130,7 @@ def check_mask(path: Path, image_hw: tuple[int, int], image: Path) -> None:
         )
 
 
-def find_l4s_samples(root: str | Path, validate: bool = True) -> list[BandSample]:
+def find_l4s_samples(root: str | Path, validate: bool = True) -> list[Sample]:
     """List the labelled tiles of a Landslide4Sense folder, each tagged with its given split.
 
     Args:
@@ -143,7 +144,7 @@ def find_l4s_samples(root: str | Path, validate: bool = True) -> list[BandSample
     root = Path(root)
     if not detect(root):
         raise DataError(f"{root}: not a Landslide4Sense folder; {expected_layout(root)}")
-    samples: list[BandSample] = []
+    samples: list[Sample] = []
     for split, names in SPLIT_DIRS.items():
         folder = _child(root, names)
         images = _child(folder, IMAGE_DIRS) if folder is not None else None
@@ -160,7 +161,7 @@ def find_l4s_samples(root: str | Path, validate: bool = True) -> list[BandSample
                 raise DataError(f"{image}: no mask; expected {masks}/mask_{number}.h5")
             if validate:
                 check_mask(mask, check_image(image), image)
-            samples.append(BandSample(f"{split}_{number}", image, mask, split=split))
+            samples.append(Sample(f"{split}_{number}", image, mask=mask, split=split))
     if not any(s.split == "train" for s in samples):
         raise DataError(f"{root}: no labelled training tile; {expected_layout(root)}")
     return samples

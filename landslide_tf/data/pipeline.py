@@ -1,70 +1,289 @@
-"""The tf.data input pipeline: decode once, cache, shuffle, augment, batch, prefetch.
+"""The tf.data input pipeline of every format: decode in parallel, cache, shuffle, augment, batch.
 
-Tiles are decoded and preprocessed in parallel inside tf.data (``data/parallel.py``). With
-``cache=True`` (default) every tile is decoded once into in-memory arrays before the dataset
-is built, so file errors surface as one-line ``DataError`` at build time rather than as
-TensorFlow errors mid-epoch; when the decoded tiles would not fit in the memory budget
-(40 % of the available memory, or ``$LANDSLIDE_TF_CACHE_MB``) the pipeline streams from disk
-instead. ``cache=False`` always streams: files are checked up front (cheaply, without
-decoding), decoded on every pass, with bounded prefetching.
+``make_dataset(samples, spec)`` is the one pipeline for ``bijie``, ``l4s`` and ``folder``
+tiles. Each tile goes through ``tf.data`` ``map(num_parallel_calls=AUTOTUNE,
+deterministic=True)``: a ``tf.numpy_function`` reads its raw arrays with the format's reader
+(``data.formats.read_tile``; OpenCV and h5py decode without holding the GIL, so several tiles
+decode at once), and ``landslide_tf.data.preprocess.preprocess`` applies the run's
+``InputSpec`` as a traced graph in the same map.
 
-``load_arrays`` is the former tile-by-tile eager loader, kept as the reference the parallel
-pipeline is tested against and benchmarked with (``benchmarks/data_pipeline.py``).
+With ``cache=True`` (default) every tile is decoded once into memory before the dataset is
+built, so file errors surface as one-line ``DataError`` at build time rather than as
+TensorFlow errors mid-epoch: the reader records the first ``DataError`` it raises and
+``fill_cache`` re-raises it. When the decoded tiles would not fit in the memory budget (40 %
+of the available memory, or ``$LANDSLIDE_TF_CACHE_MB``) the pipeline streams from disk
+instead. ``cache=False`` always streams: files are checked up front (``validate_files``:
+cheaply, without decoding), decoded on every pass.
+
+``load_tile`` / ``load_tiles`` read tiles one by one, eagerly, into NumPy: the reference the
+parallel pipeline is tested against, and what figures and GradCAM use.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
+from keras import ops
 
-from landslide_tf.data.augment import (  # noqa: F401  (augment_pair re-exported)
-    augment_dataset,
-    augment_pair,
-    make_augmenter,
-)
-from landslide_tf.data.bijie import Sample, load_sample, read_dem, read_mask, read_sample_arrays
-from landslide_tf.data.parallel import (
-    CACHE_MB_ENV,
-    decoded_bytes,
-    fill_cache,
-    memory_budget_bytes,
-    tile_dataset,
-    validate_files,
-)
-from landslide_tf.data.readers import summarized_notes
+from landslide_tf.data.augment import augment_dataset, make_augmenter
+from landslide_tf.data.formats import check_format, read_tile
+from landslide_tf.data.preprocess import preprocess, preprocess_mask
+from landslide_tf.data.readers import PNG_SIGNATURE, png_structure_problem, summarized_notes, warn
+from landslide_tf.data.sample import Sample
+from landslide_tf.data.spec import InputSpec
+from landslide_tf.data.stats import sample_landslide_fraction
 from landslide_tf.errors import DataError
-from landslide_tf.training.config import num_channels
 
 logger = logging.getLogger(__name__)
 
-#: Log progress every this many seconds while loading tiles.
+#: Log progress every this many seconds while loading tiles one by one.
 PROGRESS_EVERY_S = 10.0
+#: Share of the available memory the decoded training tiles may take (else: stream).
+MEMORY_SHARE = 0.4
+#: Environment variable overriding the in-memory budget in MiB (0 = always stream).
+CACHE_MB_ENV = "LANDSLIDE_TF_CACHE_MB"
 
 
-def load_arrays(
+# ------------------------------------------------------------------------------ memory budget
+
+
+def available_memory_bytes() -> int | None:
+    """``MemAvailable`` of ``/proc/meminfo`` in bytes (``None`` where unknown)."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def memory_budget_bytes() -> int:
+    """Bytes the decoded tiles may take in memory: ``$LANDSLIDE_TF_CACHE_MB`` or 40 % of free."""
+    raw = os.environ.get(CACHE_MB_ENV, "").strip()
+    if raw:
+        try:
+            return int(float(raw) * 2**20)
+        except ValueError:
+            raise DataError(f"${CACHE_MB_ENV}={raw!r}; expected a number of MiB") from None
+    free = available_memory_bytes()
+    return int(free * MEMORY_SHARE) if free else 4 * 2**30
+
+
+def decoded_bytes(n: int, image_size: int, channels: int) -> int:
+    """Memory of ``n`` decoded tiles: float32 inputs plus the float32 mask."""
+    return int(n) * image_size * image_size * (channels + 1) * 4
+
+
+# ------------------------------------------------------------------------------ file checks
+
+
+def _check_file(path: Path, png: bool) -> None:
+    try:
+        data = path.read_bytes() if png else path.open("rb").read(1)
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    if not data:
+        raise DataError(f"{path}: empty file; expected {'a PNG image' if png else 'a raster'}")
+    if not png:
+        return
+    if data[:8] != PNG_SIGNATURE:
+        raise DataError(f"{path}: not a PNG file; expected a PNG image")
+    problem = png_structure_problem(data)
+    if problem:
+        raise DataError(f"{path}: corrupt PNG ({problem}); expected a valid PNG image")
+
+
+def validate_files(
+    samples: Sequence[Sample], spec: InputSpec, data_format: str | None = None
+) -> None:
+    """Check every file a tile needs without decoding it; raise ``DataError`` on the first bad one.
+
+    Bijie PNGs: existence, non-empty, PNG signature and chunk checksums (a few microseconds
+    per file). Multi-band files (whose headers the format's ``find`` already read): existence
+    and non-empty. What only decoding can find is reported when the tile is read.
+    """
+    fmt = check_format(data_format or spec.data_format)
+    for sample in samples:
+        paths = []
+        if spec.uses_image or fmt.multiband:
+            paths.append(Path(sample.image))
+        if spec.uses_dem and not fmt.multiband:
+            if sample.dem is None:
+                raise DataError(
+                    f"{sample.image}: no DEM for {sample.stem}; expected dem/{sample.stem}.png"
+                )
+            paths.append(Path(sample.dem))
+        elif fmt.multiband and sample.dem is not None:
+            paths.append(Path(sample.dem))
+        if sample.mask is not None:
+            paths.append(Path(sample.mask))
+        for path in paths:
+            _check_file(path, png=not fmt.multiband)
+
+
+# ------------------------------------------------------------------------------ decoding
+
+
+class TileReader:
+    """The ``numpy_function`` body: index -> raw ``(image, dem, mask)`` arrays of one tile.
+
+    Missing parts are empty arrays (``image`` for DEM-only data, ``dem`` for data without a
+    separate DEM, ``mask`` for negatives). The first ``DataError`` is kept in ``error``.
+    """
+
+    def __init__(self, samples: Sequence[Sample], spec: InputSpec, data_format: str) -> None:
+        self.samples = list(samples)
+        self.spec = spec
+        self.data_format = data_format
+        self.image_dtype = np.dtype(spec.image_dtype)
+        self.error: DataError | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, index: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        sample = self.samples[int(index)]
+        try:
+            image, dem, mask, notes = read_tile(sample, self.spec, self.data_format)
+        except DataError as exc:
+            with self._lock:
+                self.error = self.error or exc
+            raise
+        warn(notes)
+        channels = self.spec.image_channels or 3
+        return (
+            np.zeros((0, 0, channels), self.image_dtype)
+            if image is None
+            else np.ascontiguousarray(image, self.image_dtype),
+            np.zeros((0, 0), np.float32) if dem is None else dem.astype(np.float32, copy=False),
+            np.zeros((0, 0), np.uint8) if mask is None else mask.astype(np.uint8, copy=False),
+        )
+
+
+def tile_dataset(
     samples: Sequence[Sample],
-    image_size: int = 128,
-    modalities: str = "rgb+dem",
-    dem_norm: str = "minmax",
-    dem_stats: Sequence[float] | None = None,
-    derived: Sequence[str] = (),
-    nodata: float | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Load all tiles into memory, one by one (the former loader; ``make_dataset`` decodes in
-    parallel and gives the same arrays). ``nodata``: DEM value marking missing cells.
+    spec: InputSpec,
+    data_format: str | None = None,
+    shuffle_seed: int | None = None,
+) -> tuple[tf.data.Dataset, TileReader]:
+    """Unbatched ``(x (S, S, C), y (S, S, 1))`` float32 tiles, decoded in parallel.
+
+    In the order of ``samples``, or reshuffled every pass with ``shuffle_seed`` (the indices
+    are shuffled before decoding, so streaming keeps no decoded tiles in a shuffle buffer).
 
     Returns:
-        ``x (N, H, W, C)`` float32 and ``y (N, H, W, 1)`` float32.
+        The dataset and its ``TileReader`` (whose ``error`` holds the first file error).
+    """
+    fmt = check_format(data_format or spec.data_format)
+    reader = TileReader(samples, spec, fmt.name)
+    size = int(spec.size)
+    image_type = tf.as_dtype(spec.image_dtype)
+
+    # Plain graph code (tf.cond, no tensor-dependent Python branches): AutoGraph's source
+    # transformation of it and the preprocessing took ~1.5 s of every fresh process's build.
+    @tf.autograph.experimental.do_not_convert
+    def decode(index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        image, dem, mask = tf.numpy_function(
+            reader, [index], [image_type, tf.float32, tf.uint8], stateful=False
+        )
+        image.set_shape([None, None, spec.image_channels or None])
+        dem.set_shape([None, None])
+        mask.set_shape([None, None])
+        x = preprocess(image if spec.uses_image else None, dem if spec.uses_dem else None, spec)
+        y = tf.cond(
+            tf.size(mask) > 0,
+            lambda: preprocess_mask(mask, size),
+            lambda: tf.zeros((size, size, 1), tf.float32),
+        )
+        return tf.ensure_shape(x, [size, size, spec.channels]), tf.ensure_shape(y, [size, size, 1])
+
+    indices = tf.data.Dataset.range(len(reader.samples))
+    if shuffle_seed is not None:
+        indices = indices.shuffle(
+            len(reader.samples), seed=shuffle_seed, reshuffle_each_iteration=True
+        )
+    try:
+        ds = indices.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    except ValueError as exc:  # e.g. a band without its input, found while tracing
+        raise DataError(str(exc)) from None
+    return ds, reader
+
+
+def fill_cache(ds: tf.data.Dataset, reader: TileReader, n: int) -> tf.data.Dataset:
+    """``ds.cache()`` filled now: one pass decodes every tile; file errors as ``DataError``.
+
+    Later passes (and every dataset built on the returned one) read the decoded tiles from
+    memory, without copying them into a NumPy array first.
+    """
+    start = time.monotonic()
+    cached = ds.cache()
+    count = 0
+    try:
+        for x, _ in cached.batch(64):
+            count += int(x.shape[0])
+    except tf.errors.OpError as exc:
+        if reader.error is not None:
+            raise reader.error from None
+        first = str(exc.message).strip().splitlines()[0] if exc.message else type(exc).__name__
+        raise DataError(f"reading the tiles failed: {first}") from None
+    if count != n:  # pragma: no cover - defensive
+        raise DataError(f"read {count} tiles, expected {n}")
+    took = time.monotonic() - start
+    logger.info("decoded %d tiles in %.1f s (%.0f tiles/s)", n, took, n / max(took, 1e-9))
+    return cached
+
+
+# ------------------------------------------------------------------------------ public API
+
+
+def load_tile(
+    sample: Sample, spec: InputSpec, data_format: str | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Read and preprocess one tile of any format, eagerly.
+
+    Returns:
+        ``x (S, S, C)`` float32 (channels in spec order) and ``y (S, S, 1)`` float32 in
+        {0, 1} (all zeros for negatives and unlabelled tiles).
+
+    Raises:
+        DataError: unreadable files (one line naming the file).
+    """
+    image, dem, mask, notes = read_tile(sample, spec, data_format)
+    warn(notes)
+    size = int(spec.size)
+    try:
+        x = preprocess(image if spec.uses_image else None, dem if spec.uses_dem else None, spec)
+    except ValueError as exc:
+        raise DataError(f"{sample.stem}: {exc}") from None
+    if mask is None:
+        y = np.zeros((size, size, 1), np.float32)
+    else:
+        y = ops.convert_to_numpy(preprocess_mask(mask, size))
+    return ops.convert_to_numpy(x).astype(np.float32), y.astype(np.float32)
+
+
+def load_tiles(
+    samples: Sequence[Sample], spec: InputSpec, data_format: str | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Load tiles into memory one by one (``make_dataset`` decodes in parallel and gives the
+    same arrays).
+
+    Returns:
+        ``x (N, S, S, C)`` float32 and ``y (N, S, S, 1)`` float32.
     """
     xs, ys = [], []
     start = last = time.monotonic()
     with summarized_notes():  # one line per kind of note, not one per file
         for i, sample in enumerate(samples):
-            x, y = load_sample(sample, image_size, modalities, dem_norm, dem_stats, derived, nodata)
+            x, y = load_tile(sample, spec, data_format)
             xs.append(x)
             ys.append(y)
             now = time.monotonic()
@@ -79,12 +298,9 @@ def load_arrays(
 
 def make_dataset(
     samples: Sequence[Sample],
+    spec: InputSpec,
     *,
-    image_size: int = 128,
-    modalities: str = "rgb+dem",
-    dem_norm: str = "minmax",
-    dem_stats: Sequence[float] | None = None,
-    derived: Sequence[str] = (),
+    data_format: str | None = None,
     batch_size: int = 2,
     shuffle: bool = False,
     augment: bool = False,
@@ -92,49 +308,34 @@ def make_dataset(
     seed: int = 42,
     cache: bool = True,
     repeat: bool = False,
-    nodata: float | None = None,
 ) -> tf.data.Dataset:
-    """Build the input pipeline for a list of tiles.
+    """Build the input pipeline for a list of tiles of any format.
 
     Args:
-        samples: tiles, e.g. one split of ``make_split``.
-        image_size: tiles are resized to ``image_size x image_size``.
-        modalities: ``"rgb+dem"``, ``"rgb"`` or ``"dem"``.
-        dem_norm: ``"minmax"`` or ``"dataset"`` (needs ``dem_stats``).
-        dem_stats: ``(mean, std)`` from ``dem_statistics(train_samples)``.
-        derived: extra DEM channels (``slope``, ``aspect``, ``hillshade``).
+        samples: tiles, e.g. one split of ``formats.plan_splits``.
+        spec: the run's input (bands, normalisation, nodata, size); ``bijie_spec`` for the
+            paper's RGB + DEM.
+        data_format: ``bijie``, ``l4s`` or ``folder`` (default: ``spec.data_format``).
         batch_size: tiles per batch (the last batch may be smaller).
         shuffle: reshuffle every epoch, seeded.
         augment: random flips and 90-degree rotations, identical for input and mask.
         augment_policy: ``"dihedral"`` (the above) or ``"strong"`` (see
-            ``landslide_tf.data.augment``).
+            ``landslide_tf.data.augment``; multi-band inputs get its geometric part only).
         seed: seed for shuffling and augmentation.
         cache: decode every tile once into memory (default; streams when the decoded tiles
             exceed the memory budget); False streams from disk, decoding on every pass.
         repeat: repeat forever.
-        nodata: DEM value marking missing cells (NaN always does); filled like NaN.
 
     Returns:
-        A dataset of ``(x (B, H, W, C), y (B, H, W, 1))`` float32 batches.
+        A dataset of ``(x (B, S, S, C), y (B, S, S, 1))`` float32 batches.
     """
     samples = list(samples)
     if not samples:
         raise ValueError("make_dataset needs at least one sample")
-    options = dict(
-        image_size=image_size,
-        modalities=modalities,
-        dem_norm=dem_norm,
-        dem_stats=dem_stats,
-        derived=tuple(derived),
-        nodata=nodata,
-    )
+    name = check_format(data_format or spec.data_format).name
     in_memory = cache
     if cache:
-        try:
-            channels = num_channels(modalities, derived)
-        except ValueError as exc:
-            raise DataError(str(exc)) from None
-        need = decoded_bytes(len(samples), image_size, channels)
+        need = decoded_bytes(len(samples), int(spec.size), spec.channels)
         budget = memory_budget_bytes()
         if need > budget:
             logger.warning(
@@ -147,15 +348,17 @@ def make_dataset(
             )
             in_memory = False
     if in_memory:
-        tiles, reader = tile_dataset(samples, **options)
+        tiles, reader = tile_dataset(samples, spec, name)
         with summarized_notes():  # one line per kind of reader note, not one per file
             ds = fill_cache(tiles, reader, len(samples))
         if shuffle:
             ds = ds.shuffle(len(samples), seed=seed, reshuffle_each_iteration=True)
     else:
-        validate_files(samples, modalities)
-        ds, _ = tile_dataset(samples, **options, shuffle_seed=seed if shuffle else None)
+        validate_files(samples, spec, name)
+        ds, _ = tile_dataset(samples, spec, name, shuffle_seed=seed if shuffle else None)
     if augment:
+        # Colour jitter only for uint8 RGB imagery: multi-band inputs are standardised bands.
+        modalities = "dem" if spec.multiband else spec.modalities
         ds = augment_dataset(ds, make_augmenter(augment_policy, modalities), seed)
     ds = ds.batch(batch_size)
     if repeat:
@@ -163,52 +366,22 @@ def make_dataset(
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def dem_statistics(samples: Sequence[Sample], nodata: float | None = None) -> tuple[float, float]:
-    """Mean and standard deviation of the raw DEM values over all valid pixels of ``samples``
-    (non-finite cells and ``nodata`` cells excluded).
-
-    Use the training split only; pass the result as ``dem_stats`` with ``dem_norm="dataset"``.
-    """
-    total = total_sq = count = 0.0
-    for sample in samples:
-        if sample.dem is None:
-            continue
-        dem = read_dem(sample.dem).astype(np.float64)
-        valid = np.isfinite(dem) if nodata is None else np.isfinite(dem) & (dem != nodata)
-        dem = dem[valid]
-        total += float(dem.sum())
-        total_sq += float(np.square(dem).sum())
-        count += dem.size
-    if count == 0:
-        raise ValueError("dem_statistics needs samples with a DEM")
-    mean = total / count
-    std = float(np.sqrt(max(total_sq / count - mean**2, 0.0)))
-    return float(mean), std
-
-
-def landslide_fraction(samples_or_dataset: Sequence[Sample] | tf.data.Dataset) -> float:
+def landslide_fraction(
+    samples_or_dataset: Sequence[Sample] | tf.data.Dataset, data_format: str | None = None
+) -> float:
     """Share of landslide pixels, e.g. for weighted cross-entropy class weights.
 
-    For samples it is counted on the original masks (negatives count their image's pixels as
-    background); for a dataset of ``(x, y)`` batches it is the mean of ``y``.
+    For samples (of ``data_format``, default bijie) it is counted on the original masks
+    (negatives count their image's pixels as background); for a dataset of ``(x, y)``
+    batches it is the mean of ``y``.
     """
+    if not isinstance(samples_or_dataset, tf.data.Dataset):
+        return sample_landslide_fraction(samples_or_dataset, data_format)
     positive = total = 0.0
-    if isinstance(samples_or_dataset, tf.data.Dataset):
-        for batch in samples_or_dataset:
-            y = batch[1] if isinstance(batch, (tuple, list)) else batch
-            positive += float(tf.reduce_sum(y))
-            total += float(tf.size(y))
-    else:
-        for sample in samples_or_dataset:
-            if sample.mask is not None:
-                mask = read_mask(sample.mask)
-                positive += float(mask.sum())
-                total += mask.size
-            else:
-                modalities = "rgb" if sample.image is not None and sample.image.exists() else "dem"
-                rgb, dem, _, _ = read_sample_arrays(sample, modalities)
-                ref = rgb if rgb is not None else dem
-                total += ref.shape[0] * ref.shape[1]
+    for batch in samples_or_dataset:
+        y = batch[1] if isinstance(batch, (tuple, list)) else batch
+        positive += float(tf.reduce_sum(y))
+        total += float(tf.size(y))
     if total == 0:
         raise ValueError("landslide_fraction got no pixels")
     return positive / total

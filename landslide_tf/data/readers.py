@@ -32,7 +32,7 @@ except AttributeError:  # pragma: no cover - very old OpenCV
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def _png_structure_problem(data: bytes) -> str | None:
+def png_structure_problem(data: bytes) -> str | None:
     """Walk the PNG chunks (length, type, CRC); say what is broken, or None.
 
     Catches truncated and bit-flipped files before libpng sees them (libpng would print its
@@ -75,7 +75,7 @@ def _decode_png(path: Path) -> np.ndarray:
         if head[:4] in (b"II*\x00", b"MM\x00*"):
             kind = "a TIFF"
         raise DataError(f"{path}: {kind} file; expected a PNG image")
-    problem = _png_structure_problem(data.tobytes())
+    problem = png_structure_problem(data.tobytes())
     if problem:
         raise DataError(f"{path}: corrupt PNG ({problem}); expected a valid PNG image")
     image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
@@ -92,7 +92,7 @@ def tile_size_problem(path: str | Path, array: np.ndarray) -> str | None:
     return None
 
 
-def _read_rgb(path: Path) -> tuple[np.ndarray, list[str]]:
+def decode_rgb(path: Path) -> tuple[np.ndarray, list[str]]:
     image = _decode_png(path)
     notes: list[str] = []
     channels = 1 if image.ndim == 2 else image.shape[2]
@@ -113,7 +113,7 @@ def _read_rgb(path: Path) -> tuple[np.ndarray, list[str]]:
     return rgb, notes
 
 
-def _read_dem(path: Path) -> tuple[np.ndarray, list[str]]:
+def decode_dem(path: Path) -> tuple[np.ndarray, list[str]]:
     dem = _decode_png(path)
     notes: list[str] = []
     if dem.ndim == 3:
@@ -129,7 +129,7 @@ def _read_dem(path: Path) -> tuple[np.ndarray, list[str]]:
     return dem.astype(np.float32), notes
 
 
-def _read_mask(path: Path) -> tuple[np.ndarray, list[str]]:
+def decode_mask(path: Path) -> tuple[np.ndarray, list[str]]:
     mask = _decode_png(path)
     notes: list[str] = []
     if mask.ndim == 3:
@@ -147,7 +147,7 @@ def _read_mask(path: Path) -> tuple[np.ndarray, list[str]]:
 _tally: dict[str, list[str]] | None = None  # kind of note -> files, inside summarized_notes()
 
 
-def _warn(notes: Sequence[str]) -> None:
+def warn(notes: Sequence[str]) -> None:
     for note in notes:
         if _tally is None:
             logger.warning("%s", note)
@@ -193,8 +193,8 @@ def read_rgb(path: str | Path) -> np.ndarray:
     Raises:
         DataError: missing, empty, non-PNG, corrupt or grayscale file.
     """
-    rgb, notes = _read_rgb(Path(path))
-    _warn(notes)
+    rgb, notes = decode_rgb(Path(path))
+    warn(notes)
     return rgb
 
 
@@ -207,8 +207,8 @@ def read_dem(path: str | Path) -> np.ndarray:
     Raises:
         DataError: missing, empty, non-PNG or corrupt file.
     """
-    dem, notes = _read_dem(Path(path))
-    _warn(notes)
+    dem, notes = decode_dem(Path(path))
+    warn(notes)
     return dem
 
 
@@ -221,6 +221,6 @@ def read_mask(path: str | Path) -> np.ndarray:
     Raises:
         DataError: missing, empty, non-PNG or corrupt file.
     """
-    mask, notes = _read_mask(Path(path))
-    _warn(notes)
+    mask, notes = decode_mask(Path(path))
+    warn(notes)
     return mask

@@ -199,6 +199,13 @@ class InputSpec:
         return self.image_dtype == "float32"
 
     @property
+    def modalities(self) -> str:
+        """The Bijie band set: ``rgb+dem``, ``rgb`` or ``dem`` (derived channels aside)."""
+        if self.uses_image and self.uses_dem:
+            return "rgb+dem"
+        return "rgb" if self.uses_image else "dem"
+
+    @property
     def derived(self) -> tuple[str, ...]:
         return tuple(b.name for b in self.bands if b.source == "derived")
 

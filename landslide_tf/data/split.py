@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from landslide_tf.data.bijie import Sample
+from landslide_tf.data.sample import Sample
 from landslide_tf.errors import DataError
 
 logger = logging.getLogger(__name__)

@@ -68,7 +68,7 @@ def accumulate(
     Returns:
         A ``landslide_tf.metrics.segmentation.SegmentationMetrics`` holding every pixel of ``samples``.
     """
-    from landslide_tf.data import make_dataset
+    from landslide_tf.data.pipeline import make_dataset
     from landslide_tf.metrics.segmentation import SegmentationMetrics
 
     if not samples:

@@ -18,8 +18,6 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from landslide_tf.training.runstate import BEST_MODEL
-
 
 def history_dict(history: Any) -> dict[str, list[float]]:
     """Normalize a history-like object to ``{key: [value per epoch]}``.
@@ -126,6 +124,7 @@ def plot_predictions(
     threshold: float | None = None,
     names: Sequence[str] | None = None,
     title: str | None = None,
+    image_label: str = "image (RGB)",
 ) -> Path:
     """A grid with one row per tile: image RGB, DEM, ground truth, then each prediction.
 
@@ -141,6 +140,7 @@ def plot_predictions(
             has a colour bar saying which.
         names: per-row labels (tile stems).
         title: figure title.
+        image_label: the image column's title, e.g. ``true colour (B4,B3,B2)``.
 
     Returns:
         The PNG path.
@@ -152,9 +152,12 @@ def plot_predictions(
     if images is not None:
         rgb = np.asarray(images)
         rgb = rgb.astype(np.float32) / 255.0 if rgb.dtype == np.uint8 else rgb
-        columns.append(("image (RGB)", np.clip(rgb[..., :3], 0.0, 1.0), {}))
+        columns.append((image_label, np.clip(rgb[..., :3], 0.0, 1.0), {}))
     if dems is not None:
-        columns.append(("DEM", _squeeze_channels(dems), {"cmap": "terrain"}))
+        colorbars[len(columns)] = "DEM (as the model sees it)"
+        dem_values = _squeeze_channels(dems)
+        scale = {"vmin": float(np.nanmin(dem_values)), "vmax": float(np.nanmax(dem_values))}
+        columns.append(("DEM", dem_values, {"cmap": "terrain", **scale}))
     columns.append(("ground truth", truths, {"cmap": "gray", "vmin": 0, "vmax": 1}))
     for label, prob in preds.items():
         prob = _squeeze_channels(prob)
@@ -177,7 +180,7 @@ def plot_predictions(
         for col, (label, data, kwargs) in enumerate(columns):
             ax = axes[row, col]
             shown = ax.imshow(data[row], interpolation="nearest", **kwargs)
-            if row == n - 1 and col in colorbars:  # one bar under each probability column
+            if row == n - 1 and col in colorbars:  # one bar under the DEM and each prediction
                 bar = fig.colorbar(shown, ax=axes[:, col], location="bottom", shrink=0.9)
                 bar.set_label(colorbars[col], fontsize="small")
                 bar.ax.tick_params(labelsize="small")
@@ -196,35 +199,53 @@ def plot_predictions(
 
 
 def plot_run_predictions(
-    config: Any, run_dir: Path, samples: list, options: dict[str, Any], n: int = 4
-) -> None:
-    """``run_dir/predictions.png``: the first ``n`` tiles of ``samples``, their masks and
-    ``best.keras``'s probabilities, drawn after training."""
-    from landslide_tf.data import make_dataset
-    from landslide_tf.training.runs import load_model_file
+    config: Any,
+    run_dir: Path,
+    samples: list,
+    options: dict[str, Any],
+    n: int = 4,
+    split: str = "test",
+) -> Path | None:
+    """``run_dir/predictions.png``: the first ``n`` tiles of ``samples`` (from ``split``), their
+    masks and ``best.keras``'s probabilities, computed as every inference path computes them
+    (float32, the run's TTA).
+
+    Multi-band inputs are drawn in true colour from the bands named red/green/blue (B4, B3, B2
+    for Landslide4Sense; else the first three bands, labelled as such); the title names the
+    bands the model reads.
+    """
+    from landslide_tf.data.bands import display_input
+    from landslide_tf.data.pipeline import make_dataset
+    from landslide_tf.inference.predictor import load_inference_model
+    from landslide_tf.inference.tta import apply_model
 
     tiles = samples[:n]
-    model = load_model_file(run_dir / BEST_MODEL)
+    if not tiles:
+        return None
+    spec = options["spec"]
+    model = load_inference_model(run_dir)
     x, y = next(iter(make_dataset(tiles, batch_size=len(tiles), cache=False, **options)))
     x = np.asarray(x)  # (n, H, W, C)
-    prob = np.asarray(model(x, training=False), dtype=np.float32)  # (n, H, W, 1)
-    images = x[..., :3] if config.modalities != "dem" else None
-    dem_channel = {"rgb+dem": 3, "dem": 0}.get(config.modalities)
-    if config.data_format in ("l4s", "folder"):  # issue 13: show the first bands, stretched
-        from landslide_tf.data.bands import display_rgb
-
-        images, dem_channel = display_rgb(x, config.bands), None
-    dems = x[..., dem_channel] if dem_channel is not None else None
-    plot_predictions(
+    prob = np.asarray(apply_model(lambda t: model(t, training=False), x, bool(config.tta)))
+    shown, modalities = display_input(x, spec)
+    names = list(spec.channel_names)
+    dem = spec.dem_band
+    dem_at = names.index(dem.name) if dem is not None and dem.name in names else None
+    if spec.multiband:
+        images, label = shown, spec.display_label()
+    else:
+        images = x[..., :3] if "rgb" in modalities else None
+        label = "image (RGB)"
+    return plot_predictions(
         images,
-        dems,
+        x[..., dem_at] if dem_at is not None else None,
         np.asarray(y),
         {f"{config.model} ({config.loss})": prob},
         run_dir / "predictions.png",
-        names=[f"test: {s.stem}" for s in tiles],
+        names=[f"{split}: {s.stem}" for s in tiles],
         title=(
-            f"{config.model} ({config.loss}), {config.modalities}, "
-            f"{config.image_size}x{config.image_size} px, {config.epochs} epochs: "
-            f"best.keras on {len(tiles)} test tiles"
+            f"{config.model} ({config.loss}) on {spec.describe()}, {config.epochs} epochs:\n"
+            f"best.keras on {len(tiles)} {split} tiles"
         ),
+        image_label=label,
     )

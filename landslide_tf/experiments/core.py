@@ -197,13 +197,13 @@ def study_format(study: Any, root: Path) -> str:
 
 def multiband_split(study: Any, root: Path, out: Path) -> dict[str, list] | None:
     """The shared split of a multi-band dataset in ``OUT/split`` (None for Bijie)."""
-    from landslide_tf.data.formats import FORMATS, band_splits, find_band_samples
+    from landslide_tf.data.formats import FORMATS, find_format_samples, plan_splits
 
     name = study_format(study, root)
     if not FORMATS[name].multiband:
         return None
-    samples, _ = find_band_samples(name, root)
-    return band_splits(name, samples, study.split_seed, out / "split")
+    samples = find_format_samples(name, root)
+    return plan_splits(name, samples, study.split_seed, out / "split")
 
 
 def resolve_study_data(study: Any, root: Path) -> Any:

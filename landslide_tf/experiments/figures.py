@@ -67,7 +67,7 @@ def load_test_tiles(run: RunResult, n: int = 4) -> tuple[np.ndarray, np.ndarray,
     Returns:
         ``(x (N, H, W, C), y (N, H, W, 1), stems, modalities)``.
     """
-    from landslide_tf.data.bandpipe import load_tile as load_sample  # issue 13: any format
+    from landslide_tf.data.pipeline import load_tile  # any format
     from landslide_tf.training.runs import dataset_options, read_run_config, run_splits
 
     config, raw = read_run_config(run.run_dir)
@@ -76,7 +76,7 @@ def load_test_tiles(run: RunResult, n: int = 4) -> tuple[np.ndarray, np.ndarray,
         s for s in splits["test"] if not s.landslide
     ]
     options = dataset_options(config, raw)
-    pairs = [load_sample(s, **options) for s in test[:n]]
+    pairs = [load_tile(s, **options) for s in test[:n]]
     x = np.stack([p[0] for p in pairs])  # (N, H, W, C)
     y = np.stack([p[1] for p in pairs])  # (N, H, W, 1)
     return x, y, [s.stem for s in test[:n]], config.modalities

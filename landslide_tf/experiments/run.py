@@ -72,5 +72,6 @@ def _train_locked(config: TrainConfig, force: bool, verbose: int | str) -> dict[
         title=f"{config.model} ({config.loss})",
     )
     metrics = finish_run(config, run_dir, splits)
-    plot_run_predictions(config, run_dir, splits["test"] or splits["val"], fitted.options)
+    shown = "test" if splits["test"] else "val"
+    plot_run_predictions(config, run_dir, splits[shown], fitted.options, split=shown)
     return {**metrics, **about}

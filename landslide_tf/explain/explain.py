@@ -81,7 +81,8 @@ def explain_run(
         ``n_tiles_scored`` tiles with landslide pixels and a non-zero map), ``n_zero_maps``,
         ``tiles`` (per-tile rows) and ``files``.
     """
-    from landslide_tf.data.bandpipe import display_input, load_tile
+    from landslide_tf.data.bands import display_input
+    from landslide_tf.data.pipeline import load_tile
     from landslide_tf.explain.cam import compute_cam, predict_probs
     from landslide_tf.training.runs import dataset_options, load_run, read_run_config, run_threshold
 
@@ -93,7 +94,7 @@ def explain_run(
     threshold = run_threshold(run_dir, config) if threshold is None else float(threshold)
     layer = resolve_layer(model, layer)
     samples = _pick_samples(run_dir, data, config, split, n)
-    options = dataset_options(config, raw)  # image_size, modalities, dem_norm, dem_stats, derived
+    options = dataset_options(config, raw)  # the run's InputSpec and data format
 
     xs, ys = [], []
     for sample in samples:
@@ -116,7 +117,7 @@ def explain_run(
         probs=probs,
     )
 
-    shown, shown_as = display_input(x, config)  # issue 13: multi-band tiles shown as RGB
+    shown, shown_as = display_input(x, options["spec"])  # multi-band tiles shown as RGB
     out = Path(out) if out is not None else run_dir / f"gradcam_{method.replace('+', 'p')}"
     out.mkdir(parents=True, exist_ok=True)
     rows, labels = [], []

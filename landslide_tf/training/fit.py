@@ -31,17 +31,11 @@ def prepare_splits(config: TrainConfig, data_root: Path, run_dir: Path) -> tuple
     from landslide_tf import data as ldata
     from landslide_tf.training import distribute
 
-    if config.data_format in ("l4s", "folder"):  # issue 13: multi-band formats
-        from landslide_tf.data.formats import band_splits, find_band_samples
-
-        samples = find_band_samples(config.data_format, data_root)[0]
-        out_dir = config.split_dir or run_dir
-        splits = band_splits(config.data_format, samples, config.seed, out_dir)
-    else:
-        samples = ldata.find_samples(
-            data_root, modalities=config.modalities, negatives=config.negatives
-        )
-        splits = ldata.make_split(samples, seed=config.seed, out_dir=config.split_dir or run_dir)
+    samples = ldata.find_format_samples(
+        config.data_format, data_root, modalities=config.modalities, negatives=config.negatives
+    )
+    out_dir = config.split_dir or run_dir
+    splits = ldata.plan_splits(config.data_format, samples, config.seed, out_dir)
     from landslide_tf.training.recipe import given_test_missing
 
     no_test_list = given_test_missing(config)
@@ -63,19 +57,17 @@ def prepare_splits(config: TrainConfig, data_root: Path, run_dir: Path) -> tuple
 def derived_entries(config: TrainConfig, train_samples: list) -> dict[str, Any]:
     from landslide_tf import data as ldata
 
-    if config.data_format in ("l4s", "folder"):  # issue 13: per-band training statistics
-        from landslide_tf.data.formats import band_run_entries
-
-        return band_run_entries(config, config.data, train_samples)
-    stats = None
-    if config.modalities != "rgb":
-        stats = [float(v) for v in ldata.dem_statistics(train_samples, config.dem_nodata)]
-    return {
-        "dem_stats": stats,
-        "landslide_fraction": float(ldata.landslide_fraction(train_samples)),
-        "auto_loss_kwargs": [],
-        "channels": config.channels,
-    }
+    entries = ldata.training_statistics(
+        train_samples,
+        config.data_format,
+        root=config.data,
+        bands=config.bands,
+        band_norm=config.band_norm,
+        dem=config.modalities != "rgb",
+        nodata=config.dem_nodata,
+        seed=config.seed,
+    )
+    return {**entries, "auto_loss_kwargs": [], "channels": config.channels}
 
 
 def fit_model(
@@ -90,7 +82,7 @@ def fit_model(
     verbose: int | str,
 ) -> int:
     """Build, compile, restore (when resuming) and fit; returns the number of epochs run."""
-    from landslide_tf import data as ldata
+    from landslide_tf.data import pipeline
     from landslide_tf.losses import get_loss
     from landslide_tf.metrics.keras_metrics import keras_metrics
     from landslide_tf.models import build_model
@@ -133,7 +125,7 @@ def fit_model(
             done = _restore(model, run_dir, state)
             logger.info("resuming %s after epoch %d of %d", run_dir, done, config.epochs)
 
-    train_ds = ldata.make_dataset(
+    train_ds = pipeline.make_dataset(
         splits["train"],
         batch_size=global_batch,
         shuffle=True,
@@ -143,7 +135,7 @@ def fit_model(
         cache=True,
         **options,
     )
-    val_ds = ldata.make_dataset(
+    val_ds = pipeline.make_dataset(
         splits["val"], batch_size=global_batch, shuffle=False, cache=True, **options
     )
     history = cb.read_history(run_dir / cb.HISTORY_FILE)

@@ -146,29 +146,17 @@ def load_run(run_dir: str | Path, which: str = "best") -> tuple[TrainConfig, ker
 
 
 def dataset_options(config: TrainConfig, raw: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Keyword arguments for ``landslide_tf.data.make_dataset`` matching a run's preprocessing.
+    """Keyword arguments for ``landslide_tf.data.pipeline.make_dataset`` (and ``load_tile``)
+    matching a run's preprocessing: ``{"spec": InputSpec, "data_format": name}``.
 
     Args:
-        config: the run config.
-        raw: the full ``config.json`` dict (for ``dem_stats``), if available.
+        config: the run config (its fields win over ``raw``, e.g. an overridden DEM nodata).
+        raw: the full ``config.json`` dict (for ``dem_stats``, ``band_stats``), if available.
     """
-    if config.data_format in ("l4s", "folder"):  # issue 13: multi-band runs
-        raw = raw or {}
-        return {
-            "image_size": config.image_size,
-            "data_format": config.data_format,
-            "band_indices": list(raw.get("band_indices") or []),
-            "band_norm": raw.get("band_stats"),
-        }
-    stats = (raw or {}).get("dem_stats")
-    return {
-        "image_size": config.image_size,
-        "modalities": config.modalities,
-        "dem_norm": config.dem_norm,
-        "dem_stats": tuple(stats) if stats is not None else None,
-        "derived": tuple(config.derived),
-        "nodata": config.dem_nodata,
-    }
+    from landslide_tf.data.spec import InputSpec
+
+    spec = InputSpec.from_config({**(raw or {}), **config.to_dict()})
+    return {"spec": spec, "data_format": config.data_format or "bijie"}
 
 
 def run_splits(
@@ -192,10 +180,7 @@ def run_splits(
     if not Path(root).exists():
         raise UserError(f"dataset {root} does not exist")
     root = ldata.open_dataset(root)
-    if config.data_format in ("l4s", "folder"):  # issue 13: multi-band runs
-        from landslide_tf.data.formats import run_band_splits
-
-        return run_band_splits(config, root, config.split_dir or run_dir)
-    samples = ldata.find_samples(root, modalities=config.modalities, negatives=config.negatives)
-    out_dir = config.split_dir or run_dir
-    return ldata.make_split(samples, seed=config.seed, out_dir=out_dir)
+    samples = ldata.find_format_samples(
+        config.data_format, root, modalities=config.modalities, negatives=config.negatives
+    )
+    return ldata.plan_splits(config.data_format, samples, config.seed, config.split_dir or run_dir)
