@@ -35,6 +35,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _record import Recorder, add_results_args, save, split_summary  # noqa: E402
 REAL = ROOT.parent / "shared" / "data" / "l4s-rgb-dev"
 
 
@@ -119,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split-dir-direct", action="store_true")
     parser.add_argument("--keep", type=Path, help="keep the runs in this folder")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    add_results_args(parser)
     args = parser.parse_args(argv)
     if not (args.data / "train.txt").is_file():
         print(f"skipped: {args.data} not found (the l4s-rgb-dev set with train.txt/val.txt)")
@@ -127,12 +131,18 @@ def main(argv: list[str] | None = None) -> int:
     logging.disable(logging.WARNING)  # one "RGBA image" note per l4s tile otherwise
     load = lambda: " ".join(f"{v:.2f}" for v in os.getloadavg())  # noqa: E731
     print(f"{os.cpu_count()} CPUs, load average {load()}; data {args.data}")
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, Recorder() as recorder:
         base = args.keep or Path(tmp)
         if args.split_dir_direct:
             splits = args.data
         else:
             splits = _split_dir(args.data, base / "splits", args.limit, args.test_tiles)
+        lists = {
+            name: _stems(splits / f"{name}.txt")
+            for name in ("train", "val", "test")
+            if (splits / f"{name}.txt").is_file()
+        }
+        data = split_summary(args.data.name, lists)
         results = {}
         for key, precision in (("float32", "float32"), ("auto", None)):
             run_dir = base / f"run-{key}"
@@ -155,6 +165,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
+    figures = {
+        "model": args.model,
+        "base_filters": args.base_filters,
+        "epochs": args.epochs,
+        "limit": args.limit,
+        "f1_auto_minus_float32": diff,
+        "wall_ratio_float32_over_auto": results["float32"]["wall_s"] / results["auto"]["wall_s"],
+        "cpu_ratio_float32_over_auto": results["float32"]["cpu_s"] / results["auto"]["cpu_s"],
+        "runs": results,
+    }
+    save(args, "precision_quality.py", argv, figures, recorder=recorder, data=data)
     return 0
 
 

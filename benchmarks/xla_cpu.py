@@ -24,6 +24,9 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _record import Recorder, add_results_args, save  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--precisions", nargs="+", default=["float32", "bfloat16"])
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3)
+    add_results_args(parser)
     args = parser.parse_args(argv)
 
     import keras
@@ -48,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(0)
     x = rng.random((args.batch, args.image_size, args.image_size, 3), dtype=np.float32)
     y = (rng.random((args.batch, args.image_size, args.image_size, 1)) > 0.9).astype(np.float32)
+    rows = []
+    recorder = Recorder().__enter__()
     for precision in args.precisions:
         apply_precision(precision)
         models = {}
@@ -80,7 +86,26 @@ def main(argv: list[str] | None = None) -> int:
             f"ratio plain / XLA {med['plain'] / med['xla']:.2f}x (load {load()})",
             flush=True,
         )
+        rows.append(
+            {
+                "precision": precision,
+                "plain_s_per_step": med["plain"],
+                "xla_s_per_step": med["xla"],
+                "ratio_plain_over_xla": med["plain"] / med["xla"],
+            }
+        )
+    recorder.__exit__(None, None, None)
     apply_precision("float32")
+    figures = {
+        "model": args.model,
+        "base_filters": args.base_filters,
+        "batch": args.batch,
+        "image_size": args.image_size,
+        "steps": args.steps,
+        "rounds": args.rounds,
+        "rows": rows,
+    }
+    save(args, "xla_cpu.py", argv, figures, recorder=recorder)
     return 0
 
 
