@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from _record import Recorder, add_results_args, save, split_summary  # noqa: E402
+
 REAL = ROOT.parent / "shared" / "data" / "l4s-rgb-dev"
 
 
