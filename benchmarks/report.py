@@ -110,9 +110,44 @@ def render_models(records: Records) -> str:
     )
 
 
+#: Figures of a ``strong-*`` record, in table order (``benchmarks/real_quality.py`` writes them).
+STRONG_FIGURES = (
+    ("protocol", "protocol"),
+    ("epochs", "epochs"),
+    ("f1", "val (untouched) F1"),
+    ("precision", "precision"),
+    ("recall", "recall"),
+    ("miou", "mIoU"),
+    ("auc", "AUC"),
+    ("cpu_seconds", "CPU s"),
+)
+
+
+def render_strong(records: Records) -> str:
+    """The strong preset under the honest protocol: one row per record named ``strong-*``.
+
+    With no such record yet the block says so (and ``--check`` still passes: the text is
+    what the renderer gives for zero records).
+    """
+    found = [records[n] for n in sorted(records) if n.startswith("strong-")]
+    if not found:
+        return (
+            "No record yet: the strong preset has not been measured under the honest protocol "
+            "(`python benchmarks/real_quality.py --recipes strong --name strong-honest`)."
+        )
+    rows = []
+    for r in found:
+        fig = r["figures"]
+        cells = [fmt(fig.get(key), 0 if key == "cpu_seconds" else 3) for key, _ in STRONG_FIGURES]
+        rows.append([f"`{r['name']}`", *cells])
+    columns = ["record", *(label for _, label in STRONG_FIGURES)]
+    return table(columns, rows) + "\n\n" + source_line(*found)
+
+
 #: name -> renderer(records) -> Markdown (without the markers).
 RENDERERS: dict[str, Callable[[Records], str]] = {
     "models": render_models,
+    "strong": render_strong,
 }
 
 

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/xla_cpu.py [--model unetpp] [--base-filters 32] [--batch 8]
+    python benchmarks/xla_cpu.py [--model unetpp] [--base-filters 32] [--depth 4] [--batch 8]
         [--precisions float32 bfloat16] [--steps 4] [--rounds 3]
 
 For each precision, builds the model twice (same weights), compiles one with XLA and one
@@ -33,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="unetpp")
     parser.add_argument("--base-filters", type=int, default=32)
+    parser.add_argument("--depth", type=int, default=4)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--precisions", nargs="+", default=["float32", "bfloat16"])
@@ -63,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.model,
                 input_shape=(args.image_size, args.image_size, 3),
                 base_filters=args.base_filters,
+                depth=args.depth,
             )
             model.compile(
                 optimizer=keras.optimizers.Adam(1e-3),
@@ -99,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     figures = {
         "model": args.model,
         "base_filters": args.base_filters,
+        "depth": args.depth,
         "batch": args.batch,
         "image_size": args.image_size,
         "steps": args.steps,

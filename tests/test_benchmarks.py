@@ -107,7 +107,8 @@ def test_interleaved(tmp_path):
 
 
 def test_xla_cpu(tmp_path):
-    argv = ["--model", "unet", "--base-filters", "4", "--batch", "1", "--image-size", "32"]
+    argv = ["--model", "unet", "--base-filters", "4", "--depth", "2", "--batch", "1"]
+    argv += ["--image-size", "32"]
     record = run("xla_cpu", [*argv, "--precisions", "float32", "--steps", "1", "--rounds", "1"], tmp_path)  # fmt: skip
     (row,) = record["figures"]["rows"]
     assert row["precision"] == "float32"
