@@ -110,6 +110,19 @@ def render_models(records: Records) -> str:
     )
 
 
+def render_encoders(records: Records) -> str:
+    r = need(records, "encoders")
+    fig = r["figures"]
+    rows = []
+    for m in fig["models"]:
+        model, _, encoder = m["model"].partition("+")
+        rows.append([f"`{model}` + `{encoder}`", fmt(m["params"]), fmt(m["gflops"], 2)])
+    shape = "x".join(str(v) for v in fig["input"])
+    columns = [f"model ({shape}, `base_filters={fig['base_filters']}`, `depth={fig['depth']}`)",
+               "params", "GFLOPs / tile"]  # fmt: skip
+    return table(columns, rows) + "\n\nRandom-initialised backbones. " + source_line(r)
+
+
 #: Figures of a ``strong-*`` record, in table order (``benchmarks/real_quality.py`` writes them).
 STRONG_FIGURES = (
     ("protocol", "protocol"),
@@ -147,6 +160,7 @@ def render_strong(records: Records) -> str:
 #: name -> renderer(records) -> Markdown (without the markers).
 RENDERERS: dict[str, Callable[[Records], str]] = {
     "models": render_models,
+    "encoders": render_encoders,
     "strong": render_strong,
 }
 
@@ -171,8 +185,13 @@ def documents(root: Path) -> list[Path]:
     return out
 
 
-def render_text(text: str, records: Records, where: str) -> tuple[str, list[str]]:
-    """``text`` with every block regenerated, and the problems found."""
+def render_text(
+    text: str, records: Records, where: str, changed: list[str] | None = None
+) -> tuple[str, list[str]]:
+    """``text`` with every block regenerated, and the problems found.
+
+    ``changed`` (if given) receives the names of the blocks whose text differs.
+    """
     problems: list[str] = []
 
     def replace(match: re.Match[str]) -> str:
@@ -186,6 +205,8 @@ def render_text(text: str, records: Records, where: str) -> tuple[str, list[str]
         except MissingRecord as exc:
             problems.append(f"{where}: block {name!r} needs record {exc.args[0]!r}")
             return match.group(0)
+        if changed is not None and body != match.group("body"):
+            changed.append(name)
         return match.group(1) + body + match.group(4)
 
     return BLOCK.sub(replace, text), problems
@@ -193,15 +214,18 @@ def render_text(text: str, records: Records, where: str) -> tuple[str, list[str]
 
 def run(root: Path, results: Path | None, check: bool) -> int:
     records = read_records(results)
-    problems, stale = [], []
+    problems: list[str] = []
+    stale: list[str] = []
     blocks = 0
     for path in documents(root):
         text = path.read_text()
         blocks += len(BLOCK.findall(text))
-        new, found = render_text(text, records, str(path.relative_to(root)))
+        changed: list[str] = []
+        new, found = render_text(text, records, str(path.relative_to(root)), changed)
         problems += found
         if new != text:
-            stale.append(str(path.relative_to(root)))
+            names = ", ".join(repr(n) for n in changed)
+            stale.append(f"{path.relative_to(root)}: block(s) {names}")
             if not check:
                 path.write_text(new)
     for line in problems:
