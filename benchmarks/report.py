@@ -105,7 +105,7 @@ def render_models(records: Records) -> str:
         for m in r["figures"]["models"]
     ]
     return table(["registry name", "paper model", "params", "GFLOPs / tile"], rows) + (
-        f"\n\nInput {r['figures']['input']}, `base_filters={r['figures']['base_filters']}`, "
+        f"\n\nInput {'x'.join(str(v) for v in r['figures']['input'])}, `base_filters={r['figures']['base_filters']}`, "
         f"`depth={r['figures']['depth']}`. " + source_line(r)
     )
 
@@ -121,6 +121,25 @@ def render_encoders(records: Records) -> str:
     columns = [f"model ({shape}, `base_filters={fig['base_filters']}`, `depth={fig['depth']}`)",
                "params", "GFLOPs / tile"]  # fmt: skip
     return table(columns, rows) + "\n\nRandom-initialised backbones. " + source_line(r)
+
+
+def render_inference(records: Records) -> str:
+    """CPU inference latency of our models (``inference_latency.py``; peers when recorded)."""
+    r = need(records, "inference_latency")
+    fig = r["figures"]
+    rows = [
+        [f"`{row['model']}`", fmt(row["batch"]), fmt(row["ours_ms_per_tile"], 1),
+         row.get("peer") or "-", fmt(row.get("peer_ms_per_tile"), 1),
+         fmt(row.get("ratio"), 2) if row.get("ratio") is not None else "-"]
+        for row in fig["rows"]
+    ]  # fmt: skip
+    shape = "x".join(str(v) for v in fig["input"])
+    columns = ["model", "batch", "ours ms/tile", "peer", "peer ms/tile", "ours/peer"]
+    return table(columns, rows) + (
+        f"\n\nMedian of {fig['repeats']} timed calls after {fig['warmup']} warm-up, input "
+        f"{shape}, `base_filters={fig['base_filters']}`, `depth={fig['depth']}`, "
+        f"{fig['policy']}, XLA {'on' if fig['jit'] else 'off'}. " + source_line(r)
+    )
 
 
 #: Figures of a ``strong-*`` record, in table order (``benchmarks/real_quality.py`` writes them).
@@ -161,6 +180,7 @@ def render_strong(records: Records) -> str:
 RENDERERS: dict[str, Callable[[Records], str]] = {
     "models": render_models,
     "encoders": render_encoders,
+    "inference": render_inference,
     "strong": render_strong,
 }
 
