@@ -129,7 +129,8 @@ def render_inference(records: Records) -> str:
     fig = r["figures"]
     rows = [
         [f"`{row['model']}`", fmt(row["batch"]), fmt(row["ours_ms_per_tile"], 1),
-         row.get("peer") or "-", fmt(row.get("peer_ms_per_tile"), 1),
+         row.get("peer") or "-",
+         fmt(row["peer_ms_per_tile"], 1) if row.get("peer_ms_per_tile") is not None else "-",
          fmt(row.get("ratio"), 2) if row.get("ratio") is not None else "-"]
         for row in fig["rows"]
     ]  # fmt: skip

@@ -106,6 +106,7 @@ def test_interleaved(tmp_path):
     assert {"ours_ms_per_tile", "peer_ms_per_tile", "infer_ratio", "train_ratio"} <= set(row)
 
 
+@pytest.mark.slow  # XLA compilation: about a minute on a loaded 2-core machine
 def test_xla_cpu(tmp_path):
     argv = ["--model", "unet", "--base-filters", "4", "--depth", "2", "--batch", "1"]
     argv += ["--image-size", "32"]
