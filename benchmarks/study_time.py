@@ -16,7 +16,7 @@ the first epoch (tracing) and the median of the later epochs. The projection for
 where ``overhead`` = the run's wall time minus its epochs (loading, test evaluation, plots),
 summed over the 15 runs (``--jobs`` > 1: divided by the jobs, an optimistic bound). Prints
 the measured wall time, the per-run table and the projection, with the machine's load.
-The paper reports ~1.75 h on a T4 for its 15 runs. ``--smoke`` shrinks the runs (32 px,
+The paper reports 5-9 min per run on a Colab T4. ``--smoke`` shrinks the runs (32 px,
 width 4) to check the script, not to project anything.
 """
 
