@@ -150,13 +150,13 @@ def test_precision_speed(tmp_path):
 def test_precision_quality(tmp_path):
     data = synthetic(tmp_path / "synth", lists=True)
     argv = ["--data", str(data), "--model", "unet", "--base-filters", "4", "--batch-size", "4"]
-    argv += ["--epochs", "1", "--image-size", "32", "--test-tiles", "1", "--no-augment"]
+    argv += ["--epochs", "1", "--image-size", "32", "--no-augment"]
     record = run("precision_quality", argv, tmp_path / "r")
     figures = record["figures"]
     assert set(figures["runs"]) == {"float32", "auto"}
     assert {"f1", "miou", "cpu_s", "wall_s"} <= set(figures["runs"]["auto"])
-    assert "f1_auto_minus_float32" in figures
-    assert set(record["data"]["splits"]) == {"train", "val", "test"}
+    assert "f1_auto_minus_float32" in figures and figures["protocol"].startswith("select-")
+    assert set(record["data"]["splits"]) == {"train", "select", "val"}
 
 
 @pytest.mark.slow
