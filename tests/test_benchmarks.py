@@ -148,8 +148,8 @@ def test_precision_speed(tmp_path):
 
 @pytest.mark.slow
 def test_precision_quality(tmp_path):
-    data = synthetic(tmp_path / "synth", lists=True)
-    argv = ["--data", str(data), "--model", "unet", "--base-filters", "4", "--batch-size", "4"]
+    data = synthetic(tmp_path / "synth", n=8, lists=True)
+    argv = ["--data", str(data), "--model", "unet", "--base-filters", "4", "--batch-size", "2"]
     argv += ["--epochs", "1", "--image-size", "32", "--no-augment"]
     record = run("precision_quality", argv, tmp_path / "r")
     figures = record["figures"]
