@@ -114,8 +114,12 @@ def make_run(folder: Path, model_name: str, base_filters: int, depth: int) -> Pa
 def child(args: argparse.Namespace) -> None:
     """Measure one scene in this (fresh) process and print one JSON line."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from landslide_tf.inference.predict import Predictor
     from landslide_tf.inference.scene import predict_scene
+
+    try:  # where the inference refactor puts it ...
+        from landslide_tf.inference.predictor import Predictor
+    except ImportError:  # ... and where it was before
+        from landslide_tf.inference.predict import Predictor
 
     predictor = Predictor.load(args.run)
     warm = np.zeros((args.batch, args.window, args.window, 3), np.uint8)
