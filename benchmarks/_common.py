@@ -314,6 +314,9 @@ def parse_comparison_args(spec: Comparison, argv: list[str] | None) -> argparse.
         action="store_true",
         help=f"models {' '.join(QUICK_MODELS)}, {spec.quick_count} timed {spec.noun}",
     )
+    from _record import add_results_args
+
+    add_results_args(p)
     args = p.parse_args(argv)
     args.models = args.models or list(QUICK_MODELS if args.quick else PAPER_MODELS)
     args.batch_sizes = args.batch_sizes or list(spec.batch_sizes)
@@ -333,9 +336,11 @@ def comparison_main(spec: Comparison, argv: list[str] | None = None) -> int:
     if error:
         print(error)
         return 2
+    from _record import Recorder, save
+
     count = getattr(args, spec.count)
     shape = (args.image_size, args.image_size, args.channels)
-    with precision_policy(args.mixed_precision) as policy:
+    with precision_policy(args.mixed_precision) as policy, Recorder() as recorder:
         print_header(
             spec.script,
             argv,
@@ -353,4 +358,16 @@ def comparison_main(spec: Comparison, argv: list[str] | None = None) -> int:
             digits=spec.digits,
         )
     write_json(args.json, args, policy=policy, results=results)
+    figures = {
+        "input": list(shape),
+        "base_filters": args.base_filters,
+        "depth": args.depth,
+        "policy": policy,
+        "jit": args.jit,
+        spec.count: count,
+        "warmup": args.warmup,
+        "unit": spec.unit,
+        "rows": results,
+    }
+    save(args, spec.script, argv, figures, recorder=recorder)
     return 0

@@ -238,3 +238,49 @@ def read_records(directory: str | Path | None = None) -> dict[str, dict[str, Any
         record = json.loads(path.read_text())
         out[record["name"]] = record
     return out
+
+
+def add_results_args(parser: Any) -> None:
+    """Add ``--results DIR`` (where the record goes) and ``--name`` (the record's name)."""
+    parser.add_argument(
+        "--results",
+        type=Path,
+        help=f"write the result record here (default: ${RESULTS_ENV} or benchmarks/results)",
+    )
+    parser.add_argument("--name", help="record name (default: the script's name)")
+
+
+def command_line(script: str, argv: list[str] | None) -> str:
+    """``python benchmarks/SCRIPT ARGS``: the command as a user types it (``argv`` or sys.argv)."""
+    import shlex
+
+    args = list(argv) if argv is not None else sys.argv[1:]
+    return shlex.join(["python", f"benchmarks/{script}", *args])
+
+
+def save(
+    args: Any,
+    script: str,
+    argv: list[str] | None,
+    figures: Mapping[str, Any],
+    *,
+    recorder: Recorder | None = None,
+    data: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write the record of one benchmark run (``args`` has ``results`` and ``name``); print it.
+
+    The record is named ``args.name`` or the script's stem; its command is ``script`` with
+    ``argv`` (the arguments ``main`` was given, else ``sys.argv``).
+    """
+    name = getattr(args, "name", None) or Path(script).stem
+    record = make_record(
+        name,
+        script,
+        figures,
+        command=command_line(script, argv),
+        load=recorder.load() if recorder is not None else None,
+        data=data,
+    )
+    path = write_record(record, getattr(args, "results", None))
+    print(f"record: {path}")
+    return path

@@ -44,6 +44,10 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _record import Recorder, add_results_args, save, split_summary  # noqa: E402
+
 REAL = ROOT.parent / "shared" / "data" / "l4s-rgb-dev"
 
 
@@ -78,7 +82,7 @@ def _time(fn, *args, **kwargs) -> tuple[float, float]:
     return n / (time.perf_counter() - start), (time.process_time() - cpu) / n * 1e3
 
 
-def bench(name: str, samples, args, options: dict) -> None:
+def bench(name: str, samples, args, options: dict) -> dict:
     rates: dict[str, list[float]] = {"old": [], "new": [], "stream": []}
     cpus: dict[str, list[float]] = {"old": [], "new": [], "stream": []}
     _new(samples[: min(16, len(samples))], args.batch_size, options)  # trace once
@@ -108,6 +112,16 @@ def bench(name: str, samples, args, options: dict) -> None:
         f"  ratio new / old: {med['new'] / med['old']:.1f}x first epoch tiles/s, "
         f"{cpu_med['old'] / cpu_med['new']:.1f}x less CPU per tile"
     )
+    return {
+        "tiles": len(samples),
+        "modalities": options["modalities"],
+        "image_size": options["image_size"],
+        "tiles_per_s": med,
+        "cpu_ms_per_tile": cpu_med,
+        "turns_tiles_per_s": rates,
+        "ratio_new_over_old": med["new"] / med["old"],
+        "cpu_ratio_old_over_new": cpu_med["old"] / cpu_med["new"],
+    }
 
 
 def _fresh(src: Path, data: Path, modalities: str, negatives: str, limit: int, args) -> dict:
@@ -129,7 +143,7 @@ def _fresh(src: Path, data: Path, modalities: str, negatives: str, limit: int, a
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def bench_commits(name: str, data: Path, modalities: str, negatives: str, limit: int, args) -> None:
+def bench_commits(name: str, data: Path, modalities: str, negatives: str, limit: int, args) -> dict:
     """The former release against today's code, fresh processes, in turns."""
     runs: dict[str, list[dict]] = {"before": [], "after": []}
     for _ in range(args.turns):
@@ -148,6 +162,13 @@ def bench_commits(name: str, data: Path, modalities: str, negatives: str, limit:
         f"  ratio after / before: {med['after'] / med['before']:.1f}x first epoch tiles/s, "
         f"{cpu['before'] / cpu['after']:.1f}x less CPU per tile"
     )
+    return {
+        "tiles": tiles,
+        "baseline_src": str(args.baseline_src),
+        "tiles_per_s": med,
+        "cpu_ms_per_tile": cpu,
+        "ratio_after_over_before": med["after"] / med["before"],
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -162,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         "--baseline-src",
         help="checkout of the former release: compare its make_dataset with this tree's",
     )
+    add_results_args(parser)
     args = parser.parse_args(argv)
     logging.disable(logging.WARNING)  # RGBA notes per tile would dominate the output
 
@@ -173,24 +195,35 @@ def main(argv: list[str] | None = None) -> int:
         f"{os.cpu_count()} CPUs, load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}, "
         f"TensorFlow {tf.__version__}"
     )
-    with tempfile.TemporaryDirectory() as tmp:
-        root = synthesize(os.path.join(tmp, "synth"), n=args.n, seed=0)
-        samples = find_samples(root, negatives="on")
-        options = dict(image_size=args.image_size, modalities="rgb+dem")
-        bench("synthetic", samples, args, options)
-        if args.baseline_src:
-            bench_commits("synthetic", Path(root), "rgb+dem", "on", 0, args)
-    real = Path(args.real)
-    if (real / "landslide" / "image").is_dir():
-        samples = find_samples(real, modalities="rgb")
-        if args.limit:
-            samples = samples[: args.limit]
-        bench("l4s-rgb-dev", samples, args, dict(image_size=args.image_size, modalities="rgb"))
-        if args.baseline_src:
-            bench_commits("l4s-rgb-dev", real, "rgb", "off", args.limit, args)
-    else:
-        print(f"l4s-rgb-dev: skipped ({real} not found)")
+    figures: dict = {"batch_size": args.batch_size, "turns": args.turns}
+    data = None
+    with Recorder() as recorder:
+        with tempfile.TemporaryDirectory() as tmp:
+            root = synthesize(os.path.join(tmp, "synth"), n=args.n, seed=0)
+            samples = find_samples(root, negatives="on")
+            options = dict(image_size=args.image_size, modalities="rgb+dem")
+            figures["synthetic"] = bench("synthetic", samples, args, options)
+            if args.baseline_src:
+                figures["synthetic_commits"] = bench_commits(
+                    "synthetic", Path(root), "rgb+dem", "on", 0, args
+                )
+        real = Path(args.real)
+        if (real / "landslide" / "image").is_dir():
+            samples = find_samples(real, modalities="rgb")
+            if args.limit:
+                samples = samples[: args.limit]
+            options = dict(image_size=args.image_size, modalities="rgb")
+            figures["real"] = bench("l4s-rgb-dev", samples, args, options)
+            data = split_summary("l4s-rgb-dev", {"tiles": [s.stem for s in samples]})
+            if args.baseline_src:
+                figures["real_commits"] = bench_commits(
+                    "l4s-rgb-dev", real, "rgb", "off", args.limit, args
+                )
+        else:
+            print(f"l4s-rgb-dev: skipped ({real} not found)")
+            figures["real"] = None
     print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    save(args, "data_pipeline.py", argv, figures, recorder=recorder, data=data)
     return 0
 
 

@@ -41,6 +41,7 @@ from _common import (  # noqa: E402 - after the sys.path line
     unknown_models,
     write_json,
 )
+from _record import Recorder, add_results_args, save  # noqa: E402
 
 
 def alternate(steps: dict[str, Any], rounds: int, warmup: int) -> dict[str, list[float]]:
@@ -108,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         f" or '{SM_UNET}' (segmentation_models' Unet with --encoder's backbone)",
     )
     p.add_argument("--encoder", help="our models with this encoder (random init)")
+    add_results_args(p)
     args = p.parse_args(argv)
     args.models = args.models or list(QUICK_MODELS)
     reference = args.against == REFERENCE
@@ -148,33 +150,46 @@ def main(argv: list[str] | None = None) -> int:
         ],
     )
     results = {}
-    for name in args.models:
-        keras.utils.clear_session(free_memory=True)
-        ours = build_model(name, input_shape=shape, **width)
-        label = args.against or peer_label(name)
-        try:
-            peer = (
-                build_reference_unetpp(shape, args.base_filters, args.depth)
-                if reference
-                else build_sm_unet(args.encoder, shape)
-                if sm_unet
-                else build_model(args.against, input_shape=shape, **width)
-                if args.against
-                else build_peer(name, shape, args.base_filters, args.depth)
+    with Recorder() as recorder:
+        for name in args.models:
+            keras.utils.clear_session(free_memory=True)
+            ours = build_model(name, input_shape=shape, **width)
+            label = args.against or peer_label(name)
+            try:
+                peer = (
+                    build_reference_unetpp(shape, args.base_filters, args.depth)
+                    if reference
+                    else build_sm_unet(args.encoder, shape)
+                    if sm_unet
+                    else build_model(args.against, input_shape=shape, **width)
+                    if args.against
+                    else build_peer(name, shape, args.base_filters, args.depth)
+                )
+            except (KeyError, PeerUnavailable) as exc:
+                print(f"error: {exc}")
+                return 2
+            row = compare(ours, peer, args.batch, args.rounds, args.warmup)
+            print(
+                f"| {name} | {label} | {row['ours_ms_per_tile']:.1f} | "
+                f"{row['peer_ms_per_tile']:.1f} | {row['infer_ratio']:.2f} | "
+                f"{row['ours_train_tiles_per_s']:.2f} | {row['peer_train_tiles_per_s']:.2f} | "
+                f"{row['train_ratio']:.2f} |",
+                flush=True,
             )
-        except (KeyError, PeerUnavailable) as exc:
-            print(f"error: {exc}")
-            return 2
-        row = compare(ours, peer, args.batch, args.rounds, args.warmup)
-        print(
-            f"| {name} | {label} | {row['ours_ms_per_tile']:.1f} | "
-            f"{row['peer_ms_per_tile']:.1f} | {row['infer_ratio']:.2f} | "
-            f"{row['ours_train_tiles_per_s']:.2f} | {row['peer_train_tiles_per_s']:.2f} | "
-            f"{row['train_ratio']:.2f} |",
-            flush=True,
-        )
-        results[name] = {"peer": label, **row}
+            results[name] = {"peer": label, **row}
     write_json(args.json, args, results=results)
+    figures = {
+        "input": list(shape),
+        "base_filters": args.base_filters,
+        "depth": args.depth,
+        "encoder": args.encoder,
+        "batch": args.batch,
+        "rounds": args.rounds,
+        "warmup": args.warmup,
+        "against": args.against,
+        "rows": [{"model": name, **row} for name, row in results.items()],
+    }
+    save(args, "interleaved.py", argv, figures, recorder=recorder)
     return 0
 
 

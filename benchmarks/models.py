@@ -45,6 +45,17 @@ from _common import (  # noqa: E402 - after the sys.path line
     unknown_models,
     write_json,
 )
+from _record import Recorder, add_results_args, save  # noqa: E402
+
+#: Registry name -> the paper's model (README tables).
+PAPER_NAMES = {
+    "unet": "1. U-Net",
+    "resunet": "2. ResUNet",
+    "unetpp": "3. U-Net++",
+    "unetpp_spatial": "4. U-Net++ + spatial attention",
+    "unetpp_ctx": "5. U-Net++ + contextual attention",
+    "unetpp_spatial_ctx": "6. U-Net++ + spatial + contextual",
+}
 
 
 def count_flops(model: Any) -> int:
@@ -76,8 +87,7 @@ def time_model(model: Any, batch: int, steps: int, warmup: int) -> tuple[float, 
 
 def measure(model: Any, batch: int, steps: int, warmup: int) -> dict[str, float]:
     """Params, GFLOPs per tile and (unless ``steps == 0``) train/inference tiles/s."""
-    nan = float("nan")
-    train, infer = time_model(model, batch, steps, warmup) if steps > 0 else (nan, nan)
+    train, infer = time_model(model, batch, steps, warmup) if steps > 0 else (None, None)
     return {
         "params": model.count_params(),
         "gflops": count_flops(model) / 1e9,
@@ -94,6 +104,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--quick", action="store_true", help="2 timed steps at batch 2")
     p.add_argument("--encoders", nargs="+", help="also/only: models with these encoders")
+    add_results_args(p)
     args = p.parse_args(argv)
     if args.encoders and "--depth" not in (argv if argv is not None else sys.argv):
         args.depth = 5  # every backbone stage (strides 2..32)
@@ -104,18 +115,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _fmt(row: dict[str, float], peer: dict[str, float] | None) -> str:
+def _rate(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _ratio(ours: float | None, peer: float | None) -> str:
+    return "-" if not ours or not peer else f"{ours / peer:.2f}"
+
+
+def _fmt(row: dict[str, Any], peer: dict[str, Any] | None) -> str:
     ours = (
-        f"{row['params']:,} | {row['gflops']:.2f} | {row['train_tiles_s']:.2f} | "
-        f"{row['infer_tiles_s']:.2f}"
+        f"{row['params']:,} | {row['gflops']:.2f} | {_rate(row['train_tiles_s'])} | "
+        f"{_rate(row['infer_tiles_s'])}"
     )
     if peer is None:
         return f"{ours} | - | - | - | - | -"
     return (
         f"{ours} | {peer['label']} | {row['params'] / peer['params']:.3f} | "
         f"{row['gflops'] / peer['gflops']:.3f} | "
-        f"{row['train_tiles_s'] / peer['train_tiles_s']:.2f} | "
-        f"{row['infer_tiles_s'] / peer['infer_tiles_s']:.2f}"
+        f"{_ratio(row['train_tiles_s'], peer['train_tiles_s'])} | "
+        f"{_ratio(row['infer_tiles_s'], peer['infer_tiles_s'])}"
     )
 
 
@@ -163,18 +182,32 @@ def main(argv: list[str] | None = None) -> int:
         ],
     )
     results: dict[str, Any] = {}
-    if args.encoders:
-        _encoder_rows(args, shape, width, results)
-        write_json(args.json, args, results=results)
-        return 0
-    rows = ours_and_peers(
-        args, [args.batch], lambda model, batch: measure(model, batch, args.steps, args.warmup)
-    )
-    for name, _, row, label, peer in rows:
-        peer = {"label": label, **peer} if peer else None
-        print(f"| {name} | {_fmt(row, peer)} |", flush=True)
-        results[name] = {**row, "peer": peer}
+    with Recorder() as recorder:
+        if args.encoders:
+            _encoder_rows(args, shape, width, results)
+        else:
+            rows = ours_and_peers(
+                args,
+                [args.batch],
+                lambda model, batch: measure(model, batch, args.steps, args.warmup),
+            )
+            for name, _, row, label, peer in rows:
+                peer = {"label": label, **peer} if peer else None
+                print(f"| {name} | {_fmt(row, peer)} |", flush=True)
+                results[name] = {**row, "peer": peer}
     write_json(args.json, args, results=results)
+    figures = {
+        "input": list(shape),
+        "base_filters": args.base_filters,
+        "depth": args.depth,
+        "batch": args.batch,
+        "steps": args.steps,
+        "models": [
+            {"model": key, "paper_name": PAPER_NAMES.get(key, ""), **row}
+            for key, row in results.items()
+        ],
+    }
+    save(args, "models.py", argv, figures, recorder=recorder)
     return 0
 
 

@@ -5,20 +5,17 @@ Usage (from the project root; a long run: two full trainings)::
     python benchmarks/precision_quality.py                       # l4s-rgb-dev, defaults below
     python benchmarks/precision_quality.py --epochs 1 --limit 64 # smoke run (minutes)
 
-Trains ``python -m landslide_tf.train`` twice on ``../shared/data/l4s-rgb-dev`` (RGB,
-the dataset's own train/val lists), once with ``--precision float32`` and once with no
-precision flag (``auto``: bfloat16 on CPUs with AVX512_BF16/AMX, on TPUs and on GPUs of
-compute capability >= 8; float16 on older tensor-core GPUs), same recipe, same seed. Then
-evaluates each run's ``best.keras`` in the precision it trained in on the **whole** given
-val list and prints, per precision: val landslide F1 (threshold 0.5), val mIoU, the CPU
-seconds of the training process (user + system, all threads) and its wall seconds, and the
-F1 difference (the issue asks for |auto - float32| <= 0.02).
-
-Split files: the run gets a temporary split folder holding the given ``train.txt``, the
-given ``val.txt`` minus its last ``--test-tiles`` stems, and those stems as ``test.txt``
-(``train`` wants a test list for its final report; those tiles are still part of the val
-figure printed here). ``--split-dir-direct`` passes the dataset folder itself instead (once
-``--split-dir`` accepts given train/val lists without a test list).
+Trains ``python -m landslide_tf.train`` twice on ``../shared/data/l4s-rgb-dev`` (RGB), once
+with ``--precision float32`` and once with no precision flag (``auto``: bfloat16 on CPUs with
+AVX512_BF16/AMX, on TPUs and on GPUs of compute capability >= 8; float16 on older
+tensor-core GPUs), same recipe, same seed, under the honest protocol (``_protocol.py``): the
+checkpoint is chosen on a selection split carved from train (``--select-from-train``, seeded),
+and ``train`` scores the given val list once, untouched, at the end, in the precision it
+trained in (``metrics.json``). Prints, per precision: val (untouched) landslide F1
+(threshold 0.5), mIoU, the CPU seconds of the training process (user + system, all threads)
+and its wall seconds, and the F1 difference (the issue asks for |auto - float32| <= 0.02).
+Writes one result record (``--results DIR``). Where the data is absent it prints a message
+and exits 0 (no record).
 """
 
 from __future__ import annotations
@@ -35,22 +32,12 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _protocol import honest_splits, protocol_name  # noqa: E402
+from _record import Recorder, add_results_args, save, split_summary  # noqa: E402
+
 REAL = ROOT.parent / "shared" / "data" / "l4s-rgb-dev"
-
-
-def _stems(path: Path) -> list[str]:
-    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
-
-
-def _split_dir(data: Path, out: Path, limit: int, test_tiles: int) -> Path:
-    train, val = _stems(data / "train.txt"), _stems(data / "val.txt")
-    if limit:
-        train, val = train[:limit], val[: max(2 * test_tiles, limit // 4)]
-    out.mkdir(parents=True)
-    (out / "train.txt").write_text("".join(f"{s}\n" for s in train))
-    (out / "val.txt").write_text("".join(f"{s}\n" for s in val[:-test_tiles]))
-    (out / "test.txt").write_text("".join(f"{s}\n" for s in val[-test_tiles:]))
-    return out
 
 
 def _train(args, split_dir: Path, run_dir: Path, precision: str | None) -> dict:
@@ -77,28 +64,16 @@ def _train(args, split_dir: Path, run_dir: Path, precision: str | None) -> dict:
     return {"wall_s": wall, "cpu_s": cpu}
 
 
-def _val_scores(run_dir: Path, data: Path, splits: Path) -> dict:
-    sys.path.insert(0, str(ROOT))
-    from landslide_tf.data import find_samples
-    from landslide_tf.evaluation.evaluate import accumulate
-    from landslide_tf.training.precision import model_precision
-    from landslide_tf.training.runs import dataset_options, load_model_file, read_run_config
-
-    config, raw = read_run_config(run_dir)
-    val = set(_stems(splits / "val.txt"))  # the given val list: val.txt + test.txt here
-    if (splits / "test.txt").is_file() and splits != data:
-        val |= set(_stems(splits / "test.txt"))
-    samples = [s for s in find_samples(data, modalities="rgb") if s.stem in val]
-    model = load_model_file(run_dir / "best.keras")
-    stats = accumulate(model, samples, batch_size=16, **dataset_options(config, raw))
-    result = stats.result(threshold=0.5)
+def _val_scores(run_dir: Path) -> dict:
+    """The untouched val's scores ``train`` wrote (``metrics.json``) and the precision used."""
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    config = json.loads((run_dir / "config.json").read_text())
     return {
-        "f1": float(result["f1"]),
-        "miou": float(result["miou"]),
-        "n_tiles": len(samples),
-        "computed_in": model_precision(model),
-        "precision_used": raw.get("precision_used"),
-        "precision_reason": raw.get("precision_reason"),
+        "f1": float(metrics["f1"]),
+        "miou": float(metrics["miou"]),
+        "n_tiles": metrics.get("n_tiles"),
+        "precision_used": config.get("precision_used"),
+        "precision_reason": config.get("precision_reason"),
     }
 
 
@@ -114,11 +89,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--loss", default=None, help="default: the family's paper loss")
     parser.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--limit", type=int, default=0, help="first N train stems (smoke run)")
-    parser.add_argument("--test-tiles", type=int, default=20)
-    parser.add_argument("--split-dir-direct", action="store_true")
+    parser.add_argument("--limit", type=int, default=0, help="first N stems of each list (smoke)")
+    parser.add_argument("--select-from-train", type=float, default=0.15, metavar="FRACTION")
+    parser.add_argument("--select-seed", type=int, default=0)
     parser.add_argument("--keep", type=Path, help="keep the runs in this folder")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    add_results_args(parser)
     args = parser.parse_args(argv)
     if not (args.data / "train.txt").is_file():
         print(f"skipped: {args.data} not found (the l4s-rgb-dev set with train.txt/val.txt)")
@@ -127,17 +103,16 @@ def main(argv: list[str] | None = None) -> int:
     logging.disable(logging.WARNING)  # one "RGBA image" note per l4s tile otherwise
     load = lambda: " ".join(f"{v:.2f}" for v in os.getloadavg())  # noqa: E731
     print(f"{os.cpu_count()} CPUs, load average {load()}; data {args.data}")
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, Recorder() as recorder:
         base = args.keep or Path(tmp)
-        if args.split_dir_direct:
-            splits = args.data
-        else:
-            splits = _split_dir(args.data, base / "splits", args.limit, args.test_tiles)
+        fraction, seed = args.select_from_train, args.select_seed
+        splits, lists = honest_splits(args.data, base, fraction, seed, args.limit or None)
+        data = split_summary(args.data.name, lists)
         results = {}
         for key, precision in (("float32", "float32"), ("auto", None)):
             run_dir = base / f"run-{key}"
             timing = _train(args, splits, run_dir, precision)
-            scores = _val_scores(run_dir, args.data, splits)
+            scores = _val_scores(run_dir)
             results[key] = {**timing, **scores}
             print(
                 f"{key:8s} ({scores['precision_used']}): val landslide F1 {scores['f1']:.4f}, "
@@ -155,6 +130,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
+    figures = {
+        "model": args.model,
+        "base_filters": args.base_filters,
+        "epochs": args.epochs,
+        "limit": args.limit,
+        "protocol": protocol_name(args.select_from_train, args.select_seed),
+        "f1_auto_minus_float32": diff,
+        "wall_ratio_float32_over_auto": results["float32"]["wall_s"] / results["auto"]["wall_s"],
+        "cpu_ratio_float32_over_auto": results["float32"]["cpu_s"] / results["auto"]["cpu_s"],
+        "runs": results,
+    }
+    save(args, "precision_quality.py", argv, figures, recorder=recorder, data=data)
     return 0
 
 

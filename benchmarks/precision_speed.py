@@ -28,6 +28,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _record import Recorder, add_results_args, save  # noqa: E402
 
 
 def _run(args, data: str, run_dir: Path, precision: str | None) -> dict:
@@ -69,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=2, help="per run; the first is not timed")
     parser.add_argument("--turns", type=int, default=2, help="runs per precision, alternating")
     parser.add_argument("--data", help="dataset instead of the synthetic set")
+    add_results_args(parser)
     args = parser.parse_args(argv)
     if args.epochs < 2:
         parser.error("--epochs must be at least 2 (the first epoch traces and is not timed)")
@@ -80,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         f"--batch-size {args.batch_size} --image-size {args.image_size} --epochs {args.epochs}"
     )
     results: dict[str, list[dict]] = {"default": [], "float32": []}
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, Recorder() as recorder:
         data = args.data
         if data is None:
             sys.path.insert(0, str(ROOT))
@@ -108,6 +112,23 @@ def main(argv: list[str] | None = None) -> int:
     print(f"ratio float32 / default: {med['float32'] / med['default']:.2f}x wall, "
           f"{cpu['float32'] / cpu['default']:.2f}x cpu")  # fmt: skip
     print(f"load average after: {load()}")
+    figures = {
+        "model": args.model,
+        "base_filters": args.base_filters,
+        "batch_size": args.batch_size,
+        "image_size": args.image_size,
+        "epochs": args.epochs,
+        "turns": args.turns,
+        "data": args.data or f"synthetic n={args.n}",
+        "default_used": auto["used"],
+        "default_reason": auto["reason"],
+        "epoch_s": med,
+        "epoch_cpu_s": cpu,
+        "ratio_float32_over_default": med["float32"] / med["default"],
+        "cpu_ratio_float32_over_default": cpu["float32"] / cpu["default"],
+        "runs": results,
+    }
+    save(args, "precision_speed.py", argv, figures, recorder=recorder)
     return 0
 
 

@@ -1,16 +1,31 @@
-"""Quality of named training recipes on real imagery: train on l4s-rgb-dev train, score val.
+"""Quality of named training recipes on real imagery, with an honest protocol: val untouched.
 
-Each recipe is one ``python -m landslide_tf.train ...`` subprocess (``--modalities rgb``,
-``--split-dir`` on the data folder, ``--test-split val``) into ``OUT/runs/<recipe>``; its
-``metrics_val.json`` gives the landslide F1, landslide IoU, mIoU and AUC on val (at the
-run's threshold: tuned on val for the strong recipes, so optimistic there; 0.5 otherwise).
-The CPU seconds are user + sys of the training process (``RUSAGE_CHILDREN``), the wall
-seconds its lifetime, the load the mean 1-minute load average sampled while it ran.
+The data folder (l4s-rgb-dev) has a train and a val list only. Every recipe choice (the
+checkpoint kept, the tuned threshold of the strong recipes) is made on a **selection split
+carved from train** (``--select-from-train 0.15``: a seeded random 15 % of train.txt, seed
+``--select-seed``), and the given val list is scored once, untouched, after training: that
+is the "val (untouched)" figure. ``train`` has no such flag yet, so this script writes the
+three lists itself into ``OUT/splits-...`` (train minus selection -> ``train.txt``,
+selection -> ``val.txt``, the given val -> ``test.txt``) and passes that folder as
+``--split-dir``; the record names the lists' sizes and hash.
 
-Resumable: a recipe whose run finished earlier (``OUT/runs/<recipe>/real_quality.json``) is
+Each recipe is one ``python -m landslide_tf.train ...`` subprocess (``--modalities rgb``)
+into ``OUT/runs-<protocol>/<recipe>``; its ``metrics.json`` (the test split, i.e. the given
+val) gives landslide F1, precision, recall, IoU, mIoU and AUC. The CPU seconds are user + sys
+of the training process (``RUSAGE_CHILDREN``), the wall seconds its lifetime, the load the
+mean 1-minute load average sampled while it ran.
+
+Resumable: a recipe whose run finished earlier (``.../<recipe>/real_quality.json``) is
 reported, not retrained; an interrupted one resumes where ``train`` left it (its CPU seconds
-then cover the last invocation only, and the row says so). The data folder is only read:
-``--limit-tiles N`` writes shortened split lists into ``OUT/splits-lN``, never into it.
+then cover the last invocation only, and the row says so). The data folder is only read.
+``--limit-tiles N`` uses the first N stems of each given list (a smoke run, marked).
+
+Writes one result record (``benchmarks/_record.py``, ``--results DIR``, ``--name``); with a
+single recipe its headline figures (f1, precision, recall, miou, auc, cpu_seconds, epochs,
+protocol) sit at the top of ``figures``, as the README's ``strong`` table reads them from
+records named ``strong-*``::
+
+    python benchmarks/real_quality.py --recipes strong --name strong-honest
 
 Usage::
 
@@ -18,7 +33,7 @@ Usage::
     python benchmarks/real_quality.py --recipes paper strong --epochs 5   # a budget run
     python benchmarks/real_quality.py --epochs 1 --limit-tiles 64         # a smoke run
 
-Where the data folder is absent it prints a message and exits 0.
+Where the data folder is absent it prints a message and exits 0 (no record).
 """
 
 from __future__ import annotations
@@ -31,12 +46,16 @@ import resource
 import shlex
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from _protocol import honest_splits, protocol_name  # noqa: E402
+from _record import Recorder, add_results_args, save, sha256_lines, split_summary  # noqa: E402
+
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "l4s-rgb-dev"
 RECORD = "real_quality.json"
 
@@ -62,7 +81,9 @@ RECIPES: dict[str, tuple[list[str], int, str]] = {
     ),
 }
 
-METRICS = ("f1", "iou_landslide", "miou", "auc")
+METRICS = ("f1", "precision", "recall", "iou_landslide", "miou", "auc")
+#: Headline figures of a single-recipe record (the README's ``strong`` table).
+HEADLINE = ("f1", "precision", "recall", "miou", "auc")
 
 
 def warmup_epochs(recipe: str) -> float:
@@ -101,18 +122,6 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} CPU cores, {platform.system()} {platform.release()}"
 
 
-def limited_splits(data: Path, out: Path, limit: int) -> Path:
-    """First ``limit`` stems of the data's train.txt and val.txt, written under ``out``."""
-    folder = out / f"splits-l{limit}"
-    folder.mkdir(parents=True, exist_ok=True)
-    for name in ("train", "val"):
-        stems = [s for s in (data / f"{name}.txt").read_text().split() if s][:limit]
-        with tempfile.NamedTemporaryFile("w", dir=folder, delete=False, suffix=".tmp") as fh:
-            fh.write("\n".join(stems) + "\n")
-        os.replace(fh.name, folder / f"{name}.txt")
-    return folder
-
-
 def run_name(recipe: str, epochs: int | None, limit: int | None) -> str:
     """``strong``, ``strong-e5``, ``strong-e1-l64``: capped runs never share a full run's dir."""
     return recipe + (f"-e{epochs}" if epochs else "") + (f"-l{limit}" if limit else "")
@@ -122,7 +131,8 @@ def train_command(recipe: str, data: Path, split_dir: Path, run_dir: Path, epoch
     """The ``python -m landslide_tf.train`` argv of one recipe (``epochs``: a cap)."""
     flags, _, _ = RECIPES[recipe]
     cmd = [sys.executable, "-m", "landslide_tf.train", *flags, "--modalities", "rgb"]
-    cmd += ["--data", str(data), "--split-dir", str(split_dir), "--test-split", "val"]
+    # the split dir's val.txt is the selection, its test.txt the given val (scored once)
+    cmd += ["--data", str(data), "--split-dir", str(split_dir), "--test-split", "test"]
     cmd += ["--run-dir", str(run_dir), "--verbose", "2"]
     if epochs:
         cmd += ["--epochs", str(epochs)]
@@ -171,13 +181,20 @@ def _last_line(log: Path) -> str:
 
 
 def bench_recipe(
-    recipe: str, data: Path, split_dir: Path, out: Path, epochs: int | None, limit: int | None
+    recipe: str,
+    data: Path,
+    split_dir: Path,
+    runs: Path,
+    epochs: int | None,
+    limit: int | None,
+    protocol: str = "",
 ) -> dict[str, Any]:
-    """Train (or report) one recipe; its row as a dict."""
+    """Train (or report) one recipe into ``runs/<run name>``; its row as a dict."""
     flags, nominal, description = RECIPES[recipe]
     cap = epochs if epochs and epochs < nominal else None
     name = run_name(recipe, cap, limit)
-    run_dir = out / "runs" / name
+    out = runs.parent
+    run_dir = runs / name
     record_path = run_dir / RECORD
     if record_path.is_file():
         row = json.loads(record_path.read_text())
@@ -197,6 +214,7 @@ def bench_recipe(
         "recipe": recipe,
         "run": name,
         "description": description,
+        "protocol": protocol,
         "command": shlex.join(shown),
         "epochs": cap or nominal,
         "capped": bool(cap or limit),
@@ -205,13 +223,13 @@ def bench_recipe(
         "run_dir": str(run_dir),
         **cost,
     }
-    metrics_path = run_dir / "metrics_val.json"
+    metrics_path = run_dir / "metrics.json"  # the test split: the given val, untouched
     if cost["returncode"] != 0 or not metrics_path.is_file():
         row.update(status="failed", error=_last_line(log))
         print(f"{name}: FAILED ({row['error']})", flush=True)
         return row
     metrics = json.loads(metrics_path.read_text())
-    row["val"] = {k: metrics.get(k) for k in (*METRICS, "threshold", "tta", "n_tiles")}
+    row["val_untouched"] = {k: metrics.get(k) for k in (*METRICS, "threshold", "tta", "n_tiles")}
     row["threshold_tuned"] = (run_dir / "threshold.json").is_file()
     row["status"] = "trained"
     tmp = record_path.with_suffix(".tmp")
@@ -226,8 +244,8 @@ def _fmt(value: Any, digits: int = 3) -> str:
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     """The results as a markdown table (capped and failed rows say so)."""
-    head = ["recipe", "epochs", "val F1", "val IoU (landslide)", "val mIoU", "val AUC",
-            "threshold", "CPU s", "wall s", "load", "note"]  # fmt: skip
+    head = ["recipe", "epochs", "val (untouched) F1", "precision", "recall", "IoU (landslide)",
+            "mIoU", "AUC", "threshold", "CPU s", "wall s", "load", "note"]  # fmt: skip
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         notes = []
@@ -242,10 +260,10 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
             notes.append(f"resumed after epoch {r['resumed_from_epoch']}: CPU/wall of the last leg")
         if r.get("status") == "failed":
             notes.append(f"FAILED: {r.get('error', '')}")
-        val = r.get("val") or {}
+        val = r.get("val_untouched") or {}
         threshold = _fmt(val.get("threshold"), 2)
         if threshold and r.get("threshold_tuned"):
-            threshold += " (tuned on val)"
+            threshold += " (tuned on selection)"
         cells = [r["recipe"], str(r.get("epochs", "")), *(_fmt(val.get(k)) for k in METRICS),
                  threshold, _fmt(r.get("cpu_s"), 0), _fmt(r.get("wall_s"), 0),
                  _fmt(r.get("load_mean"), 1), "; ".join(notes)]  # fmt: skip
@@ -256,7 +274,8 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(
-        description="Train named recipes on l4s-rgb-dev train, score val, print a table."
+        description="Train named recipes on l4s-rgb-dev train (selection carved from it), "
+        "score the untouched val once, print a table and write a result record."
     )
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="l4s-rgb-dev folder")
     parser.add_argument("--out", type=Path, default=REPO / "results" / "real_quality")
@@ -265,7 +284,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--limit-tiles", type=int, help="first N stems of train.txt and val.txt (marked)"
     )
+    parser.add_argument(
+        "--select-from-train",
+        type=float,
+        default=0.15,
+        metavar="FRACTION",
+        help="share of train carved out as the selection split (default 0.15)",
+    )
+    parser.add_argument("--select-seed", type=int, default=0, help="seed of the selection")
     parser.add_argument("--json", type=Path, help="also write the rows here (default OUT/)")
+    add_results_args(parser)
     args = parser.parse_args(argv)
     data = args.data.expanduser().resolve()
     if not (data / "train.txt").is_file() or not (data / "val.txt").is_file():
@@ -275,6 +303,9 @@ def main(argv: list[str] | None = None) -> int:
         if value is not None and value < 1:
             print(f"error: {flag} must be at least 1, got {value}", file=sys.stderr)
             return 2
+    if not 0 < args.select_from_train < 1:
+        print("error: --select-from-train must be between 0 and 1", file=sys.stderr)
+        return 2
     out = args.out.expanduser().resolve()
     if out == data or data in out.parents:
         print(
@@ -282,20 +313,41 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     out.mkdir(parents=True, exist_ok=True)
-    split_dir = limited_splits(data, out, args.limit_tiles) if args.limit_tiles else data
-    rows = [
-        bench_recipe(r, data, split_dir, out, args.epochs, args.limit_tiles) for r in args.recipes
-    ]
+    fraction, seed = args.select_from_train, args.select_seed
+    protocol = protocol_name(fraction, seed)
+    split_dir, lists = honest_splits(data, out, fraction, seed, args.limit_tiles)
+    runs = out / f"runs-s{fraction:g}-seed{seed}"
+    with Recorder() as recorder:
+        rows = [
+            bench_recipe(r, data, split_dir, runs, args.epochs, args.limit_tiles, protocol)
+            for r in args.recipes
+        ]
     table = markdown_table(rows)
     where = machine()
-    print(f"\nval of {data.name} ({where}):\n")
+    print(f"\nval (untouched) of {data.name}, {protocol} ({where}):\n")
     print(table)
-    result = {"data": str(data), "machine": where, "rows": rows, "table": table}
+    result = {"data": str(data), "machine": where, "protocol": protocol, "rows": rows,
+              "table": table}  # fmt: skip
     path = args.json or out / "real_quality.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {path}")
-    return 1 if any(r.get("status") == "failed" for r in rows) else 0
+    failed = any(r.get("status") == "failed" for r in rows)
+    figures: dict[str, Any] = {
+        "protocol": protocol,
+        "select_from_train": fraction,
+        "select_seed": seed,
+        "split_sha256": {k: sha256_lines(v) for k, v in lists.items()},
+        "rows": rows,
+    }
+    if len(rows) == 1 and rows[0].get("val_untouched"):
+        row = rows[0]
+        figures.update({k: row["val_untouched"].get(k) for k in HEADLINE})
+        figures.update(cpu_seconds=row.get("cpu_s"), epochs=row.get("epochs"))
+    if not failed:
+        data_entry = split_summary(data.name, lists)
+        save(args, "real_quality.py", argv, figures, recorder=recorder, data=data_entry)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -105,14 +105,84 @@ def render_models(records: Records) -> str:
         for m in r["figures"]["models"]
     ]
     return table(["registry name", "paper model", "params", "GFLOPs / tile"], rows) + (
-        f"\n\nInput {r['figures']['input']}, `base_filters={r['figures']['base_filters']}`, "
+        f"\n\nInput {'x'.join(str(v) for v in r['figures']['input'])}, `base_filters={r['figures']['base_filters']}`, "
         f"`depth={r['figures']['depth']}`. " + source_line(r)
     )
+
+
+def render_encoders(records: Records) -> str:
+    r = need(records, "encoders")
+    fig = r["figures"]
+    rows = []
+    for m in fig["models"]:
+        model, _, encoder = m["model"].partition("+")
+        rows.append([f"`{model}` + `{encoder}`", fmt(m["params"]), fmt(m["gflops"], 2)])
+    shape = "x".join(str(v) for v in fig["input"])
+    columns = [f"model ({shape}, `base_filters={fig['base_filters']}`, `depth={fig['depth']}`)",
+               "params", "GFLOPs / tile"]  # fmt: skip
+    return table(columns, rows) + "\n\nRandom-initialised backbones. " + source_line(r)
+
+
+def render_inference(records: Records) -> str:
+    """CPU inference latency of our models (``inference_latency.py``; peers when recorded)."""
+    r = need(records, "inference_latency")
+    fig = r["figures"]
+    rows = [
+        [f"`{row['model']}`", fmt(row["batch"]), fmt(row["ours_ms_per_tile"], 1),
+         row.get("peer") or "-",
+         fmt(row["peer_ms_per_tile"], 1) if row.get("peer_ms_per_tile") is not None else "-",
+         fmt(row.get("ratio"), 2) if row.get("ratio") is not None else "-"]
+        for row in fig["rows"]
+    ]  # fmt: skip
+    shape = "x".join(str(v) for v in fig["input"])
+    columns = ["model", "batch", "ours ms/tile", "peer", "peer ms/tile", "ours/peer"]
+    return table(columns, rows) + (
+        f"\n\nMedian of {fig['repeats']} timed calls after {fig['warmup']} warm-up, input "
+        f"{shape}, `base_filters={fig['base_filters']}`, `depth={fig['depth']}`, "
+        f"{fig['policy']}, XLA {'on' if fig['jit'] else 'off'}. " + source_line(r)
+    )
+
+
+#: Figures of a ``strong-*`` record, in table order (``benchmarks/real_quality.py`` writes them).
+STRONG_FIGURES = (
+    ("protocol", "protocol"),
+    ("epochs", "epochs"),
+    ("f1", "val (untouched) F1"),
+    ("precision", "precision"),
+    ("recall", "recall"),
+    ("miou", "mIoU"),
+    ("auc", "AUC"),
+    ("cpu_seconds", "CPU s"),
+)
+
+
+def render_strong(records: Records) -> str:
+    """The strong preset under the honest protocol: one row per record named ``strong-*``.
+
+    With no such record yet the block says so (and ``--check`` still passes: the text is
+    what the renderer gives for zero records).
+    """
+    found = [records[n] for n in sorted(records) if n.startswith("strong-")]
+    if not found:
+        return (
+            "No record yet: the strong preset has not been measured under the honest protocol "
+            "(`python benchmarks/real_quality.py --recipes strong --name strong-honest`)."
+        )
+    rows = []
+    for r in found:
+        fig = r["figures"]
+        cells = [fmt(fig.get(key), 0 if key == "cpu_seconds" else 3) for key, _ in STRONG_FIGURES]
+        rows.append([f"`{r['name']}`", *cells])
+    columns = ["record", *(label for _, label in STRONG_FIGURES)]
+    return table(columns, rows) + "\n\n" + source_line(*found)
 
 
 #: name -> renderer(records) -> Markdown (without the markers).
 RENDERERS: dict[str, Callable[[Records], str]] = {
     "models": render_models,
+    "encoders": render_encoders,
+    "inference": render_inference,
+    "strong": render_strong,
 }
 
 
@@ -136,8 +206,13 @@ def documents(root: Path) -> list[Path]:
     return out
 
 
-def render_text(text: str, records: Records, where: str) -> tuple[str, list[str]]:
-    """``text`` with every block regenerated, and the problems found."""
+def render_text(
+    text: str, records: Records, where: str, changed: list[str] | None = None
+) -> tuple[str, list[str]]:
+    """``text`` with every block regenerated, and the problems found.
+
+    ``changed`` (if given) receives the names of the blocks whose text differs.
+    """
     problems: list[str] = []
 
     def replace(match: re.Match[str]) -> str:
@@ -151,6 +226,8 @@ def render_text(text: str, records: Records, where: str) -> tuple[str, list[str]
         except MissingRecord as exc:
             problems.append(f"{where}: block {name!r} needs record {exc.args[0]!r}")
             return match.group(0)
+        if changed is not None and body != match.group("body"):
+            changed.append(name)
         return match.group(1) + body + match.group(4)
 
     return BLOCK.sub(replace, text), problems
@@ -158,15 +235,18 @@ def render_text(text: str, records: Records, where: str) -> tuple[str, list[str]
 
 def run(root: Path, results: Path | None, check: bool) -> int:
     records = read_records(results)
-    problems, stale = [], []
+    problems: list[str] = []
+    stale: list[str] = []
     blocks = 0
     for path in documents(root):
         text = path.read_text()
         blocks += len(BLOCK.findall(text))
-        new, found = render_text(text, records, str(path.relative_to(root)))
+        changed: list[str] = []
+        new, found = render_text(text, records, str(path.relative_to(root)), changed)
         problems += found
         if new != text:
-            stale.append(str(path.relative_to(root)))
+            names = ", ".join(repr(n) for n in changed)
+            stale.append(f"{path.relative_to(root)}: block(s) {names}")
             if not check:
                 path.write_text(new)
     for line in problems:

@@ -27,6 +27,10 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _record import Recorder, add_results_args, save  # noqa: E402
+
 STRIP = 256
 
 
@@ -164,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     for hidden in ("--size", "--run", "--image", "--dem", "--folder"):
         parser.add_argument(hidden, help=argparse.SUPPRESS)
+    add_results_args(parser)
     args = parser.parse_args(argv)
     if args.child:
         args.size = int(args.size)
@@ -179,7 +184,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{'peak RSS MiB':>12} {'scene growth MiB':>16} {'tracemalloc MiB':>15}"
     )
     print(header)
-    with tempfile.TemporaryDirectory() as tmp:
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp, Recorder() as recorder:
         folder = Path(tmp)
         run = make_run(folder, args.model, args.base_filters, args.depth)
         for size in args.sizes:
@@ -200,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(proc.stderr[-3000:], file=sys.stderr)
                 return 1
             r = json.loads(proc.stdout.strip().splitlines()[-1])
+            rows.append(r)
             mpx = size * size / 1e6
             print(
                 f"{size:>6} {mpx:>6.1f} {r['windows']:>7} {r['seconds']:>8.1f} "
@@ -209,6 +216,17 @@ def main(argv: list[str] | None = None) -> int:
             )
             for path in folder.glob(f"*{size}.*"):
                 path.unlink()
+    figures = {
+        "model": args.model,
+        "base_filters": args.base_filters,
+        "depth": args.depth,
+        "window": args.window,
+        "overlap": args.overlap,
+        "batch": args.batch,
+        "polygons": args.polygons,
+        "rows": rows,
+    }
+    save(args, "scene.py", argv, figures, recorder=recorder)
     return 0
 
 

@@ -16,7 +16,7 @@ the first epoch (tracing) and the median of the later epochs. The projection for
 where ``overhead`` = the run's wall time minus its epochs (loading, test evaluation, plots),
 summed over the 15 runs (``--jobs`` > 1: divided by the jobs, an optimistic bound). Prints
 the measured wall time, the per-run table and the projection, with the machine's load.
-The paper reports ~1.75 h on a T4 for its 15 runs. ``--smoke`` shrinks the runs (32 px,
+The paper reports 5-9 min per run on a Colab T4. ``--smoke`` shrinks the runs (32 px,
 width 4) to check the script, not to project anything.
 """
 
@@ -34,6 +34,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _record import Recorder, add_results_args, save  # noqa: E402
 
 
 def _history(run_dir: Path) -> list[dict]:
@@ -53,13 +56,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--precision", default=None, help="passed on (default: auto)")
     parser.add_argument("--out", type=Path, help="keep the study here (default: temporary)")
     parser.add_argument("--smoke", action="store_true", help="tiny runs: checks the script only")
+    parser.add_argument("--study", default="paper", help="study to run (default: paper)")
+    add_results_args(parser)
     args = parser.parse_args(argv)
     if args.epochs < 2:
         parser.error("--epochs must be at least 2 (the first epoch traces)")
 
     load = lambda: " ".join(f"{v:.2f}" for v in os.getloadavg())  # noqa: E731
     print(f"{os.cpu_count()} CPUs, load average {load()}")
-    with tempfile.TemporaryDirectory() as tmp:
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp, Recorder() as recorder:
         out = args.out or Path(tmp) / "study"
         data = args.data
         if data is None:
@@ -67,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
             from landslide_tf.data import ensure_default_dataset
 
             data = str(ensure_default_dataset())
-        cmd = [sys.executable, "-m", "landslide_tf.experiments", "paper", "--data", data,
+        cmd = [sys.executable, "-m", "landslide_tf.experiments", args.study, "--data", data,
                "--out", str(out), "--epochs", str(args.epochs), "--jobs", str(args.jobs)]  # fmt: skip
         if args.precision:
             cmd += ["--precision", args.precision]
@@ -99,6 +105,15 @@ def main(argv: list[str] | None = None) -> int:
             projected = other + first + (args.target_epochs - 1) * later
             total += projected
             print(f"{run_dir.name:40s} {first:7.1f} {later:8.1f} {other:8.1f} {projected:12.0f}")
+            rows.append(
+                {
+                    "run": run_dir.name,
+                    "first_epoch_s": first,
+                    "later_epoch_s": later,
+                    "other_s": other,
+                    "projected_s": projected,
+                }
+            )
         used = ""
         config = runs[0] / "config.json" if runs else None
         if config and config.is_file():
@@ -113,6 +128,19 @@ def main(argv: list[str] | None = None) -> int:
         f"projected full study ({args.target_epochs} epochs per run): {total / jobs / 3600:.2f} h"
         f"{' (jobs > 1: optimistic, assumes perfect sharing)' if jobs > 1 else ''}"
     )
+    figures = {
+        "study": args.study,
+        "epochs": args.epochs,
+        "target_epochs": args.target_epochs,
+        "jobs": args.jobs,
+        "smoke": args.smoke,
+        "runs": len(runs),
+        "measured_wall_s": wall,
+        "projected_h": total / jobs / 3600,
+        "precision_used": used.removeprefix(", precision ") or None,
+        "rows": rows,
+    }
+    save(args, "study_time.py", argv, figures, recorder=recorder)
     return 0
 
 

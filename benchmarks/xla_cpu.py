@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/xla_cpu.py [--model unetpp] [--base-filters 32] [--batch 8]
+    python benchmarks/xla_cpu.py [--model unetpp] [--base-filters 32] [--depth 4] [--batch 8]
         [--precisions float32 bfloat16] [--steps 4] [--rounds 3]
 
 For each precision, builds the model twice (same weights), compiles one with XLA and one
@@ -24,17 +24,22 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _record import Recorder, add_results_args, save  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="unetpp")
     parser.add_argument("--base-filters", type=int, default=32)
+    parser.add_argument("--depth", type=int, default=4)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--precisions", nargs="+", default=["float32", "bfloat16"])
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3)
+    add_results_args(parser)
     args = parser.parse_args(argv)
 
     import keras
@@ -48,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(0)
     x = rng.random((args.batch, args.image_size, args.image_size, 3), dtype=np.float32)
     y = (rng.random((args.batch, args.image_size, args.image_size, 1)) > 0.9).astype(np.float32)
+    rows = []
+    recorder = Recorder().__enter__()
     for precision in args.precisions:
         apply_precision(precision)
         models = {}
@@ -57,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.model,
                 input_shape=(args.image_size, args.image_size, 3),
                 base_filters=args.base_filters,
+                depth=args.depth,
             )
             model.compile(
                 optimizer=keras.optimizers.Adam(1e-3),
@@ -80,7 +88,27 @@ def main(argv: list[str] | None = None) -> int:
             f"ratio plain / XLA {med['plain'] / med['xla']:.2f}x (load {load()})",
             flush=True,
         )
+        rows.append(
+            {
+                "precision": precision,
+                "plain_s_per_step": med["plain"],
+                "xla_s_per_step": med["xla"],
+                "ratio_plain_over_xla": med["plain"] / med["xla"],
+            }
+        )
+    recorder.__exit__(None, None, None)
     apply_precision("float32")
+    figures = {
+        "model": args.model,
+        "base_filters": args.base_filters,
+        "depth": args.depth,
+        "batch": args.batch,
+        "image_size": args.image_size,
+        "steps": args.steps,
+        "rounds": args.rounds,
+        "rows": rows,
+    }
+    save(args, "xla_cpu.py", argv, figures, recorder=recorder)
     return 0
 
 

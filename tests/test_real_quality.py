@@ -44,13 +44,24 @@ def test_recipe_epochs_are_the_presets(rq):
         assert epochs == PRESETS[preset].get("epochs", TrainConfig().epochs), name
 
 
-def test_limited_splits_go_to_the_output_folder_only(rq, tmp_path):
+def test_honest_splits_carve_the_selection_from_train_into_the_output_folder(rq, tmp_path):
     data = _data(tmp_path)
     before = {p.name: p.read_text() for p in data.iterdir()}
-    folder = rq.limited_splits(data, tmp_path / "out", 4)
+    folder, lists = rq.honest_splits(data, tmp_path / "out", 0.2, 0)
     assert folder.parent == tmp_path / "out"
-    assert (folder / "train.txt").read_text().split() == ["t0", "t1", "t2", "t3"]
-    assert (folder / "val.txt").read_text().split() == ["v0", "v1", "v2", "v3"]
+    train, select = (
+        (folder / "train.txt").read_text().split(),
+        (folder / "val.txt").read_text().split(),
+    )
+    assert len(select) == 2 and not set(train) & set(select)
+    assert sorted(train + select) == sorted(f"t{i}" for i in range(10))
+    assert (folder / "test.txt").read_text().split() == [f"v{i}" for i in range(6)]  # untouched
+    assert lists == {"train": train, "select": select, "val": [f"v{i}" for i in range(6)]}
+    assert rq.honest_splits(data, tmp_path / "again", 0.2, 0)[1] == lists  # seeded
+    assert rq.honest_splits(data, tmp_path / "other", 0.2, 1)[1]["select"] != select
+    limited = rq.honest_splits(data, tmp_path / "out", 0.5, 0, limit=4)[1]
+    assert sorted(limited["train"] + limited["select"]) == ["t0", "t1", "t2", "t3"]
+    assert limited["val"] == ["v0", "v1", "v2", "v3"]
     assert {p.name: p.read_text() for p in data.iterdir()} == before
 
 
@@ -63,23 +74,32 @@ def test_out_inside_the_data_folder_is_refused(rq, tmp_path, capsys):
 
 def test_finished_runs_are_reported_not_retrained_and_capped_rows_marked(rq, tmp_path, capsys):
     data, out = _data(tmp_path), tmp_path / "out"
-    run = out / "runs" / rq.run_name("strong", 2, 4)
+    run = out / "runs-s0.15-seed0" / rq.run_name("strong", 2, 4)
     run.mkdir(parents=True)
     row = {"recipe": "strong", "epochs": 2, "capped": True,
            "cap": {"epochs": 2, "limit_tiles": 4}, "cpu_s": 12.0, "wall_s": 7.0,
            "load_mean": 1.5, "threshold_tuned": True,
-           "val": {"f1": 0.5, "iou_landslide": 0.33, "miou": 0.6, "auc": 0.9,
-                   "threshold": 0.42}}  # fmt: skip
+           "val_untouched": {"f1": 0.5, "precision": 0.4, "recall": 0.6,
+                             "iou_landslide": 0.33, "miou": 0.6, "auc": 0.9,
+                             "threshold": 0.42}}  # fmt: skip
     (run / rq.RECORD).write_text(json.dumps(row))
     argv = ["--data", str(data), "--out", str(out), "--recipes", "strong", "--epochs", "2"]
-    assert rq.main([*argv, "--limit-tiles", "4"]) == 0  # would fail if it trained (no tiles)
+    results = ["--results", str(tmp_path / "records")]
+    assert rq.main([*argv, "--limit-tiles", "4", *results]) == 0  # would fail if it trained
     printed = capsys.readouterr().out
     assert "finished earlier" in printed
     line = next(ln for ln in printed.splitlines() if ln.startswith("| strong |"))
-    assert "| 0.500 | 0.330 | 0.600 | 0.900 | 0.42 (tuned on val) | 12 | 7 | 1.5 |" in line
+    assert (
+        "| 0.500 | 0.400 | 0.600 | 0.330 | 0.600 | 0.900 | 0.42 (tuned on selection) | 12 | 7 | 1.5 |"
+        in line
+    )
     assert "CAPPED: 2 epochs, 4 tiles per list" in line
     saved = json.loads((out / "real_quality.json").read_text())
     assert saved["rows"][0]["status"] == "reported" and "CPU cores" in saved["machine"]
+    record = json.loads((tmp_path / "records" / "real_quality.json").read_text())
+    assert record["figures"]["f1"] == 0.5 and record["figures"]["cpu_seconds"] == 12.0
+    assert record["figures"]["protocol"] == "select-from-train 0.15 seed 0; val untouched"
+    assert record["data"]["splits"] == {"select": 1, "train": 3, "val": 4}
 
 
 def test_failed_row_says_why(rq):
@@ -91,6 +111,7 @@ def test_failed_row_says_why(rq):
 
 def test_capped_strong_runs_get_a_warm_up_shorter_than_their_epochs(rq, tmp_path):
     cmd = rq.train_command("strong", tmp_path, tmp_path, tmp_path / "r", 1)
+    assert cmd[cmd.index("--test-split") + 1] == "test"  # the split dir's test.txt: given val
     assert cmd[cmd.index("--epochs") + 1] == "1"
     assert cmd[cmd.index("--warmup-epochs") + 1] == "0.25"
     assert "--warmup-epochs" not in rq.train_command("strong", tmp_path, tmp_path, tmp_path, 5)

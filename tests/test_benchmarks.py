@@ -1,0 +1,203 @@
+"""Smoke tests of the benchmark scripts: tiny sizes, one round, one result record each.
+
+Every script in ``benchmarks/`` (not the private ``_*.py`` helpers) runs once at toy size
+with ``--results tmp_path`` and must write exactly one record holding every field of
+``_record.FIELDS`` and the figure keys the README tables and later readers rely on. The
+figures themselves are meaningless at this size; nothing here reads the real data set.
+Scripts that only time models run in this process (TensorFlow is imported once); the ones
+that train through ``python -m landslide_tf.train`` spawn processes and are marked slow.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+SCRIPTS = sorted(p.stem for p in BENCH.glob("*.py") if not p.name.startswith("_"))
+#: Scripts that are not benchmarks (they write no record).
+NOT_BENCHMARKS = {"report"}
+#: Width options that make every model tiny.
+TINY = ["--image-size", "32", "--base-filters", "4", "--depth", "2"]
+
+
+def load(name: str):
+    """Import ``benchmarks/<name>.py`` as a module (its own sys.path line finds _common)."""
+    if str(BENCH) not in sys.path:
+        sys.path.insert(0, str(BENCH))
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run(name: str, argv: list[str], results: Path) -> dict:
+    """Run one script's ``main`` into ``results``; its one record."""
+    assert load(name).main([*argv, "--results", str(results)]) == 0
+    records = list(results.glob("*.json"))
+    assert [p.name for p in records] == [f"{name}.json"]
+    record = json.loads(records[0].read_text())
+    sys.path.insert(0, str(BENCH))
+    from _record import FIELDS
+
+    assert set(FIELDS) <= set(record), set(FIELDS) - set(record)
+    assert record["name"] == name and record["benchmark"] == f"{name}.py"
+    assert record["command"].startswith(f"python benchmarks/{name}.py ")
+    assert "--results" in record["command"]
+    assert record["machine"]["cores"] >= 1 and record["load"]["samples"] >= 1
+    return record
+
+
+def synthetic(folder: Path, n: int = 6, lists: bool = False) -> Path:
+    """A tiny synthetic Bijie-layout set; with ``lists``, train.txt / val.txt beside it."""
+    from landslide_tf.data import find_samples, synthesize
+
+    root = Path(synthesize(folder, n=n, seed=0))
+    if lists:
+        stems = sorted(s.stem for s in find_samples(root))  # landslide tiles (negatives off)
+        cut = max(2, len(stems) * 2 // 3)
+        (root / "train.txt").write_text("".join(f"{s}\n" for s in stems[:cut]))
+        (root / "val.txt").write_text("".join(f"{s}\n" for s in stems[cut:]))
+    return root
+
+
+def test_every_benchmark_has_a_smoke_test():
+    tested = {name.removeprefix("test_") for name in globals() if name.startswith("test_")}
+    assert set(SCRIPTS) - NOT_BENCHMARKS <= tested, set(SCRIPTS) - NOT_BENCHMARKS - tested
+
+
+def test_models(tmp_path):
+    argv = ["--models", "unet", "--no-peers", "--batch", "1", "--steps", "1", "--warmup", "0"]
+    record = run("models", [*argv, *TINY], tmp_path)
+    figures = record["figures"]
+    assert {"input", "base_filters", "depth", "models"} <= set(figures)
+    (row,) = figures["models"]
+    assert row["model"] == "unet" and row["paper_name"] == "1. U-Net"
+    assert row["params"] > 0 and row["gflops"] > 0 and row["train_tiles_s"] > 0
+
+
+def _comparison(tmp_path, name, count):
+    argv = ["--models", "unet", "--no-peers", "--batch-sizes", "1", f"--{count}", "1"]
+    record = run(name, [*argv, "--warmup", "0", *TINY], tmp_path)
+    figures = record["figures"]
+    assert {"input", "policy", "jit", count, "unit", "rows"} <= set(figures)
+    (row,) = figures["rows"]
+    assert row["model"] == "unet" and row[f"ours_{figures['unit']}"] > 0
+    assert row["peer"] is None and row["ratio"] is None
+
+
+def test_inference_latency(tmp_path):
+    _comparison(tmp_path, "inference_latency", "repeats")
+
+
+def test_train_throughput(tmp_path):
+    _comparison(tmp_path, "train_throughput", "steps")
+
+
+def test_interleaved(tmp_path):
+    argv = ["--models", "unet", "--against", "unet", "--batch", "1", "--rounds", "1"]
+    record = run("interleaved", [*argv, "--warmup", "0", *TINY], tmp_path)
+    (row,) = record["figures"]["rows"]
+    assert row["model"] == "unet" and row["peer"] == "unet"
+    assert {"ours_ms_per_tile", "peer_ms_per_tile", "infer_ratio", "train_ratio"} <= set(row)
+
+
+@pytest.mark.slow  # XLA compilation: about a minute on a loaded 2-core machine
+def test_xla_cpu(tmp_path):
+    argv = ["--model", "unet", "--base-filters", "4", "--depth", "2", "--batch", "1"]
+    argv += ["--image-size", "32"]
+    record = run("xla_cpu", [*argv, "--precisions", "float32", "--steps", "1", "--rounds", "1"], tmp_path)  # fmt: skip
+    (row,) = record["figures"]["rows"]
+    assert row["precision"] == "float32"
+    assert row["plain_s_per_step"] > 0 and row["xla_s_per_step"] > 0
+
+
+def test_data_pipeline(tmp_path):
+    argv = ["--n", "6", "--image-size", "32", "--batch-size", "4", "--turns", "1"]
+    record = run("data_pipeline", [*argv, "--real", str(tmp_path / "absent")], tmp_path / "r")
+    figures = record["figures"]
+    assert figures["real"] is None and record["data"] is None
+    synth = figures["synthetic"]
+    assert set(synth["tiles_per_s"]) == {"old", "new", "stream"}
+    assert synth["tiles"] > 0 and synth["ratio_new_over_old"] > 0
+
+
+@pytest.mark.slow
+def test_scene(tmp_path):
+    argv = ["--sizes", "256", "--window", "128", "--batch", "2", "--base-filters", "4"]
+    record = run("scene", [*argv, "--depth", "2"], tmp_path)
+    (row,) = record["figures"]["rows"]
+    assert row["size"] == 256 and row["windows"] > 0 and row["seconds"] > 0
+    assert {"peak_rss_mib", "scene_rss_growth_mib", "tracemalloc_peak_mib"} <= set(row)
+
+
+@pytest.mark.slow
+def test_precision_speed(tmp_path):
+    data = synthetic(tmp_path / "synth")
+    argv = ["--model", "unet", "--base-filters", "4", "--batch-size", "4", "--image-size", "32"]
+    argv += ["--epochs", "2", "--turns", "1", "--data", str(data)]
+    record = run("precision_speed", argv, tmp_path / "r")
+    figures = record["figures"]
+    assert set(figures["epoch_s"]) == {"default", "float32"}
+    assert figures["ratio_float32_over_default"] > 0 and figures["default_used"]
+
+
+@pytest.mark.slow
+def test_precision_quality(tmp_path):
+    data = synthetic(tmp_path / "synth", n=8, lists=True)
+    argv = ["--data", str(data), "--model", "unet", "--base-filters", "4", "--batch-size", "2"]
+    argv += ["--epochs", "1", "--image-size", "32", "--no-augment"]
+    record = run("precision_quality", argv, tmp_path / "r")
+    figures = record["figures"]
+    assert set(figures["runs"]) == {"float32", "auto"}
+    assert {"f1", "miou", "cpu_s", "wall_s"} <= set(figures["runs"]["auto"])
+    assert "f1_auto_minus_float32" in figures and figures["protocol"].startswith("select-")
+    assert set(record["data"]["splits"]) == {"train", "select", "val"}
+
+
+@pytest.mark.slow
+def test_study_time(tmp_path):
+    data = synthetic(tmp_path / "synth", n=10)
+    study = tmp_path / "tiny.json"
+    study.write_text(
+        json.dumps(
+            {
+                "name": "tiny",
+                "extends": "quick",
+                "stage1": {"bases": ["unet"], "losses": ["bce"]},
+                "stage3": {"base": "unet", "models": ["unet_spatial"]},
+            }
+        )
+    )
+    argv = ["--smoke", "--epochs", "2", "--study", str(study), "--data", str(data)]
+    record = run("study_time", argv, tmp_path / "r")
+    figures = record["figures"]
+    assert figures["runs"] >= 1 and figures["rows"]
+    assert figures["projected_h"] > 0 and figures["measured_wall_s"] > 0
+
+
+@pytest.mark.slow
+def test_real_quality(tmp_path):
+    data = synthetic(tmp_path / "synth", n=16, lists=True)
+    argv = ["--data", str(data), "--recipes", "quick", "--epochs", "1"]
+    record = run("real_quality", [*argv, "--out", str(tmp_path / "out")], tmp_path / "r")
+    figures = record["figures"]
+    (row,) = figures["rows"]
+    assert row["recipe"] == "quick" and row["status"] == "trained"
+    assert {"f1", "miou", "auc"} <= set(row["val_untouched"])
+    assert figures["protocol"].startswith("select-from-train")
+    assert set(record["data"]["splits"]) == {"train", "select", "val"}
+
+
+@pytest.mark.parametrize("name", ["precision_quality", "real_quality"])
+def test_real_data_benchmarks_skip_cleanly(tmp_path, capsys, name):
+    argv = ["--data", str(tmp_path / "absent"), "--results", str(tmp_path / "r")]
+    if name == "real_quality":
+        argv += ["--out", str(tmp_path / "out")]
+    assert load(name).main(argv) == 0
+    assert "skipped" in capsys.readouterr().out
+    assert not (tmp_path / "r").exists()

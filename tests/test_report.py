@@ -1,0 +1,85 @@
+"""benchmarks/report.py: the README's and docs' result tables agree with the committed records."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+REPORT = ROOT / "benchmarks" / "report.py"
+
+
+def report(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(REPORT), *args], capture_output=True, text=True, check=False
+    )
+
+
+@pytest.fixture
+def copy(tmp_path: Path) -> Path:
+    """README.md, docs/*.md and the records, copied to ``tmp_path``."""
+    shutil.copy(ROOT / "README.md", tmp_path / "README.md")
+    (tmp_path / "docs").mkdir()
+    for path in (ROOT / "docs").glob("*.md"):
+        shutil.copy(path, tmp_path / "docs" / path.name)
+    shutil.copytree(ROOT / "benchmarks" / "results", tmp_path / "results")
+    return tmp_path
+
+
+def test_check_passes_on_the_repository():
+    done = report("--check")
+    assert done.returncode == 0, done.stderr
+    assert "checked" in done.stdout
+
+
+def test_every_block_has_a_record_or_says_none(copy):
+    text = (copy / "README.md").read_text()
+    assert "<!-- report:models -->" in text and "<!-- report:strong -->" in text
+
+
+def test_a_changed_figure_fails_the_check_and_a_render_repairs_it(copy):
+    args = ("--root", str(copy), "--results", str(copy / "results"))
+    assert report("--check", *args).returncode == 0
+    path = copy / "results" / "models.json"
+    record = json.loads(path.read_text())
+    record["figures"]["models"][0]["params"] += 1
+    path.write_text(json.dumps(record, indent=2))
+
+    failed = report("--check", *args)
+    assert failed.returncode != 0
+    assert "README.md" in failed.stderr and "disagrees" in failed.stderr
+    assert "'models'" in failed.stderr  # names the block
+
+    before = (copy / "README.md").read_text()
+    rendered = report(*args)
+    assert rendered.returncode == 0, rendered.stderr
+    after = (copy / "README.md").read_text()
+    assert after != before and f"{record['figures']['models'][0]['params']:,}" in after
+    assert report("--check", *args).returncode == 0
+
+
+def test_a_block_without_its_record_fails(copy):
+    (copy / "results" / "models.json").unlink()
+    failed = report("--check", "--root", str(copy), "--results", str(copy / "results"))
+    assert failed.returncode != 0 and "needs record 'models'" in failed.stderr
+
+
+def test_strong_block_renders_no_record_yet_and_then_a_record(copy):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import report as module
+
+    records = {n: r for n, r in module.read_records(copy / "results").items()}
+    assert "No record yet" in module.render_strong(
+        {n: r for n, r in records.items() if not n.startswith("strong-")}
+    )
+    fake = dict(records["models"], name="strong-x")
+    fake["figures"] = {"f1": 0.5, "precision": 0.4, "recall": 0.6, "miou": 0.7, "auc": 0.9,
+                       "cpu_seconds": 1234.0, "epochs": 40, "protocol": "p"}  # fmt: skip
+    text = module.render_strong({**records, "strong-x": fake})
+    assert "| `strong-x` | p | 40 | 0.500 | 0.400 | 0.600 | 0.700 | 0.900 | 1,234 |" in text
+    assert "benchmarks/results/strong-x.json" in text
