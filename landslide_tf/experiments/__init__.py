@@ -35,14 +35,5 @@ __all__ = [
     "available_studies",
     "format_mean_std",
     "load_study",
-    "run_study",
     "select_best_losses",
 ]
-
-
-def __getattr__(name: str):
-    if name == "run_study":  # lazy: core imports matplotlib
-        from landslide_tf.experiments.core import run_study
-
-        return run_study
-    raise AttributeError(name)

@@ -1,7 +1,7 @@
-"""CAMs of a trained run directory (``explain_run``) and the command line.
+"""CAMs of a trained run directory (``explain_run``): tiles, maps, energy table and figures.
 
-``python -m landslide_tf.gradcam`` runs ``main`` here; see ``landslide_tf.explain`` for the
-options and the files written. Import these names from ``landslide_tf.explain``.
+``python -m landslide_tf.gradcam`` (``landslide_tf.cli.gradcam``) calls ``explain_run``; see
+``landslide_tf.explain`` for the methods and the files written.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Training with a pretrained encoder: the CLI flags, their checks and the frozen-encoder phase.
+"""Training with a pretrained encoder: the settings' checks and the frozen-encoder phase.
 
 ``--encoder NAME`` (``landslide_tf.models.encoders.ENCODERS``), ``--encoder-weights
 imagenet|none|PATH`` (default ``imagenet`` when an encoder is given) and

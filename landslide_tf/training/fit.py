@@ -1,4 +1,4 @@
-"""Fit one model in a prepared run directory: splits, build + compile, resume, fit, plots.
+"""Fit one model in a prepared run directory: plan the splits, build, compile, resume, fit.
 
 ``landslide_tf.training.train.train`` calls these after ``landslide_tf.training.rundir`` has checked the config
 and the run directory; the test evaluation afterwards is ``landslide_tf.evaluation.evaluate``'s.

@@ -1,4 +1,4 @@
-"""The strong recipe for real imagery, given split lists, and what a run does after fitting.
+"""The presets (paper, quick, strong) and the recipe settings' checks and split-list records.
 
 ``STRONG`` is ``--preset strong`` (one of ``PRESETS``): it picks the model
 and every training choice but leaves ``--modalities``, ``--data`` and ``--split-dir`` to the
