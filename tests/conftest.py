@@ -1,5 +1,6 @@
 """Shared test setup: quiet, seeded, small CPU TensorFlow; paths to shared sample data."""
 
+import logging
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -20,6 +21,9 @@ def _seed():
 
     keras.utils.set_random_seed(0)  # also seeds Python's and NumPy's global generators
     yield
+    # a benchmark script run in-process may silence logging for its own output: undo it, so
+    # a later test's caplog sees the package's warnings
+    logging.disable(logging.NOTSET)
 
 
 @pytest.fixture

@@ -445,6 +445,7 @@ def test_damaged_resume_files_are_one_line(name, content, expected, run_copy, sy
 
 
 def test_evaluate_in_a_read_only_run_dir_prints_the_metrics(run_copy, monkeypatch, capsys):
+    from landslide_tf.cli.evaluate import main as evaluate_main
     from landslide_tf.evaluation import evaluate
 
     def refuse(path, values):
@@ -452,7 +453,7 @@ def test_evaluate_in_a_read_only_run_dir_prints_the_metrics(run_copy, monkeypatc
 
     monkeypatch.setattr(evaluate, "atomic_write_json", refuse)
     before = (run_copy / "metrics.json").read_text()
-    assert call(evaluate.main, [str(run_copy)]) == 2
+    assert call(evaluate_main, [str(run_copy)]) == 2
     captured = capsys.readouterr()
     assert "mIoU" in captured.out  # the metrics are shown
     line = [x for x in captured.err.splitlines() if x.startswith("error: ")]

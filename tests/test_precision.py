@@ -100,6 +100,7 @@ def test_cli_flags_and_alias():
 
 
 def test_run_precision_records_and_resume_keeps_it(monkeypatch, caplog):
+    caplog.set_level("INFO", logger="landslide_tf.training.precision")
     monkeypatch.setattr(prec, "detect_hardware", lambda strategy="default": prec.Hardware())
     monkeypatch.delenv(prec.ENV_VAR, raising=False)
     new = prec.run_precision(TrainConfig(precision="auto"), None)
