@@ -164,3 +164,33 @@ def test_tta_flag_is_recorded(fake_run):
     run_dir, _ = fake_run
     assert evaluate_run(run_dir, tta=True)["tta"] is True
     assert evaluate_run(run_dir)["tta"] is False  # the run's own setting
+
+
+def test_per_file_notes_are_said_once_per_kind(synth_dir, tmp_path, caplog):
+    """Issue 22 item 3: an RGBA split gives one summarised note, not one line per tile, in
+    threshold tuning and in evaluate."""
+    import shutil
+
+    import cv2
+
+    from landslide_tf.cli.evaluate import main as evaluate_main
+    from landslide_tf.data import find_samples, make_split
+
+    data = tmp_path / "rgba"
+    shutil.copytree(synth_dir, data)
+    images = sorted((data / "landslide" / "image").glob("*.png"))
+    for path in images:
+        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        cv2.imwrite(str(path), np.dstack([bgr, np.full(bgr.shape[:2], 255, np.uint8)]))
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    config = TrainConfig(model="unet", data=str(data), run_dir=str(run_dir), image_size=SIZE)
+    config.resolved().save(run_dir / "config.json")
+    splits = make_split(find_samples(data), seed=config.seed, out_dir=run_dir)
+    assert len(splits["test"]) > 1 and len(splits["val"]) > 1
+    constant_model(-20.0).save(run_dir / "best.keras")
+    with caplog.at_level("INFO"):
+        assert evaluate_main([str(run_dir), "--tune-threshold"]) == 0
+    notes = [r.getMessage() for r in caplog.records if "alpha channel" in r.getMessage()]
+    assert 1 <= len(notes) <= 2, notes  # one per split read (val for tuning, then test)
+    assert all("files: RGBA image" in note for note in notes), notes

@@ -69,6 +69,7 @@ def accumulate(
         A ``landslide_tf.metrics.segmentation.SegmentationMetrics`` holding every pixel of ``samples``.
     """
     from landslide_tf.data.pipeline import make_dataset
+    from landslide_tf.data.readers import summarized_notes
     from landslide_tf.metrics.segmentation import SegmentationMetrics
 
     if not samples:
@@ -77,10 +78,11 @@ def accumulate(
         samples, batch_size=batch_size, shuffle=False, augment=False, cache=False, **data_options
     )
     metrics = SegmentationMetrics()
-    for x, y in dataset:  # x (B, H, W, C), y (B, H, W, 1)
-        # (B, H, W, 1); eager: no tracing for a few batches
-        prob = apply_model(lambda t: model(t, training=False), x, tta)
-        metrics.update(np.asarray(y), np.asarray(prob, dtype=np.float32))
+    with summarized_notes():  # tiles are decoded while iterating: one line per kind of note
+        for x, y in dataset:  # x (B, H, W, C), y (B, H, W, 1)
+            # (B, H, W, 1); eager: no tracing for a few batches
+            prob = apply_model(lambda t: model(t, training=False), x, tta)
+            metrics.update(np.asarray(y), np.asarray(prob, dtype=np.float32))
     return metrics
 
 
