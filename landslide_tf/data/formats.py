@@ -31,7 +31,14 @@ from landslide_tf.data.bands import L4S_BANDS, resolve_bands
 from landslide_tf.data.bijie import find_samples, read_sample_arrays
 from landslide_tf.data.sample import Sample
 from landslide_tf.data.spec import InputSpec, bijie_spec, multiband_spec
-from landslide_tf.data.split import SPLITS, given_split_files, make_split, read_split, write_split
+from landslide_tf.data.split import (
+    SPLITS,
+    given_split_files,
+    make_split,
+    read_split,
+    spatial_split,
+    write_split,
+)
 from landslide_tf.errors import DataError, UserError
 
 logger = logging.getLogger(__name__)
@@ -83,6 +90,25 @@ def _read_bijie(sample: Sample, spec: InputSpec) -> RawTile:
 
 
 def _plan_generated(samples: list[Sample], seed: int) -> dict[str, list[Sample]]:
+    return make_split(samples, seed=seed)
+
+
+def _plan_folder(samples: list[Sample], seed: int) -> dict[str, list[Sample]]:
+    """Georeferenced chips (one CRS) get a blocked spatial split with a one-chip buffer, so
+    overlapping or adjacent windows never sit in different splits; other folders the seeded
+    random split."""
+    footprints = [folder_format.footprint(s.image) for s in samples]
+    crs = {f[0] for f in footprints if f is not None}
+    if samples and None not in footprints and len(crs) == 1:
+        split = spatial_split(samples, [f[1] for f in footprints], seed=seed)
+        if split is not None:
+            return split
+        logger.warning(
+            "folder: the %d georeferenced chips cover too small an area for a spatial split "
+            "(train, val and test blocks one chip apart): a random split is used, and "
+            "overlapping chips may sit in different splits (data check warns)",
+            len(samples),
+        )
     return make_split(samples, seed=seed)
 
 
@@ -194,7 +220,7 @@ FORMATS: dict[str, DataFormat] = {
         find=_find_folder,
         band_names=lambda root: folder_format.find_folder_samples(root)[1],
         read=_reader("folder"),
-        plan=_plan_generated,
+        plan=_plan_folder,
         multiband=True,
     ),
 }
@@ -288,8 +314,8 @@ def plan_splits(
     """The train/val/test split of a dataset: the one ``train`` uses and ``data check`` shows.
 
     Split files in ``out_dir`` (``train.txt`` + ``val.txt`` [+ ``test.txt``]) are reused.
-    Otherwise the format plans it: ``bijie`` and ``folder`` get the seeded, stratified
-    64/16/20 split of ``make_split``; ``l4s`` its own splits (see ``_plan_l4s``). The plan is
+    Otherwise the format plans it: ``bijie`` gets the seeded, stratified 64/16/20 split of
+    ``make_split``, ``folder`` a blocked spatial split of georeferenced chips (else that one); ``l4s`` its own splits (see ``_plan_l4s``). The plan is
     written to ``out_dir`` when given, unless ``write=False`` (``data check``).
     """
     samples = list(samples)

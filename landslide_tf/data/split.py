@@ -164,3 +164,80 @@ def make_split(
         write_split(out_dir, split)
         logger.info("wrote the split to %s", out_dir)
     return split
+
+
+#: Spatial blocks start this many chips wide (halved while there are too few blocks).
+BLOCK_CHIPS = 4
+#: The fewest spatial blocks a split is planned over before the blocks are made smaller.
+MIN_BLOCKS = 12
+
+
+def spatial_split(
+    samples: Sequence[Sample],
+    boxes: Sequence[tuple[float, float, float, float]],
+    seed: int = 42,
+    fractions: Sequence[float] = (0.64, 0.16, 0.20),
+) -> dict[str, list[Sample]] | None:
+    """A blocked spatial split of georeferenced chips (spatial cross-validation).
+
+    The chips' extent is cut into square blocks (``BLOCK_CHIPS`` chips wide, smaller while
+    there are fewer than ``MIN_BLOCKS``); whole blocks go to train, val or test (seeded, by
+    chip count toward ``fractions``), so overlapping windows of one area stay together. A
+    buffer of one chip separates the splits: a chip that comes within one chip width of a
+    chip of another split is left out (test wins over val, val over train).
+
+    Args:
+        samples: the chips.
+        boxes: ``(left, bottom, right, top)`` of each chip, in one CRS.
+
+    Returns:
+        ``{"train", "val", "test"}`` sorted by stem, or None when the area is too small for
+        three non-empty splits (the caller falls back to a random split and says so).
+    """
+    if len(samples) != len(boxes) or len(samples) < 3:
+        return None
+    b = np.asarray(boxes, np.float64)  # (N, 4): left, bottom, right, top
+    w = float(np.median(b[:, 2] - b[:, 0]))
+    h = float(np.median(b[:, 3] - b[:, 1]))
+    cx, cy = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
+    chips = BLOCK_CHIPS
+    while True:
+        size = chips * max(w, h)
+        keys = np.stack([np.floor((cx - cx.min()) / size), np.floor((cy - cy.min()) / size)], 1)
+        blocks, block_of = np.unique(keys, axis=0, return_inverse=True)
+        if len(blocks) >= MIN_BLOCKS or chips <= 1:
+            break
+        chips = max(1, chips // 2)
+    order = np.random.default_rng(seed).permutation(len(blocks))
+    counts = np.bincount(block_of.ravel(), minlength=len(blocks))
+    targets = np.asarray(fractions, np.float64) * len(samples)
+    filled = np.zeros(3)
+    assigned = np.zeros(len(blocks), int)
+    for block in order:  # each block to the split furthest below its share
+        k = int(np.argmax((targets - filled) / np.maximum(targets, 1e-9)))
+        assigned[block] = k
+        filled[k] += counts[block]
+    split_of = assigned[block_of.ravel()]
+    keep = np.ones(len(samples), bool)
+    for low, high in ((1, 2), (0, 2), (0, 1)):  # val near test, train near test, train near val
+        a, c = np.flatnonzero((split_of == low) & keep), np.flatnonzero(split_of == high)
+        if not len(a) or not len(c):
+            continue
+        gap_x = np.maximum(b[a, None, 0], b[None, c, 0]) - np.minimum(b[a, None, 2], b[None, c, 2])
+        gap_y = np.maximum(b[a, None, 1], b[None, c, 1]) - np.minimum(b[a, None, 3], b[None, c, 3])
+        near = ((gap_x < w - 1e-9 * w) & (gap_y < h - 1e-9 * h)).any(axis=1)
+        keep[a[near]] = False
+    out = {
+        name: sorted((s for s, k, ok in zip(samples, split_of, keep, strict=True) if k == i and ok),
+                     key=lambda s: s.stem)
+        for i, name in enumerate(SPLITS)
+    }  # fmt: skip
+    if not out["train"] or not out["val"] or not out["test"]:
+        return None
+    dropped = int((~keep).sum())
+    logger.info(
+        "spatial split over %d blocks of %d chip(s): train %d, val %d, test %d; %d chip(s) "
+        "left out as a one-chip buffer between splits",
+        len(blocks), chips, len(out["train"]), len(out["val"]), len(out["test"]), dropped,
+    )  # fmt: skip
+    return out
