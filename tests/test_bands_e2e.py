@@ -123,6 +123,36 @@ def test_l4s_five_bands_train_and_predict_scene(five_band_run, tmp_path):
     assert prob.shape == (64, 192) and 0 <= prob.min() <= prob.max() <= 1
 
 
+def test_l4s_predictions_png_shows_b4_b3_b2_as_red_green_blue(five_band_run, monkeypatch):
+    """Issue 22 item 5: the colour panel of an L4S run is true colour (B4, B3, B2), whatever
+    order the bands were given in, and says so."""
+    from landslide_tf.data.pipeline import load_tiles
+    from landslide_tf.evaluation import plots
+    from landslide_tf.training.runs import dataset_options, read_run_config, run_splits
+
+    run, _ = five_band_run
+    config, raw = read_run_config(run)
+    options = dataset_options(config, raw)
+    tiles = run_splits(config, run)["test"][:2]
+    shown = {}
+    real = plots.plot_predictions
+
+    def capture(images, dems, truths, preds, path, **kwargs):
+        shown.update(images=images, dems=dems, label=kwargs.get("image_label"))
+        return real(images, dems, truths, preds, path, **kwargs)
+
+    monkeypatch.setattr(plots, "plot_predictions", capture)
+    path = plots.plot_run_predictions(config, run, tiles, options, split="test")
+    assert path.is_file() and shown["label"] == "true colour (B4,B3,B2)"
+    x, _ = load_tiles(tiles, options["spec"], options["data_format"])  # bands B2,B3,B4,slope,dem
+    rgb = x[..., [2, 1, 0]]  # red = B4, green = B3, blue = B2
+    lo = np.percentile(rgb, 2, axis=(1, 2), keepdims=True)
+    hi = np.percentile(rgb, 98, axis=(1, 2), keepdims=True)
+    expected = np.clip((rgb - lo) / np.maximum(hi - lo, 1e-6), 0, 1)
+    np.testing.assert_allclose(shown["images"], expected, atol=1e-5)
+    np.testing.assert_allclose(shown["dems"], x[..., 4], atol=1e-6)  # the DEM panel: band dem
+
+
 @pytest.mark.slow
 def test_l4s_five_bands_evaluate_export_reload(five_band_run, tmp_path):
     from landslide_tf.cli.gradcam import main as gradcam

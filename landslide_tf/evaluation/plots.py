@@ -229,8 +229,9 @@ def plot_run_predictions(
     prob = np.asarray(apply_model(lambda t: model(t, training=False), x, bool(config.tta)))
     shown, modalities = display_input(x, spec)
     names = list(spec.channel_names)
-    dem = spec.dem_band
-    dem_at = names.index(dem.name) if dem is not None and dem.name in names else None
+    dem = spec.dem_band  # the DEM file's band, else a band named dem (Landslide4Sense)
+    dem_name = dem.name if dem is not None else "dem"
+    dem_at = names.index(dem_name) if dem_name in names else None
     if spec.multiband:
         images, label = shown, spec.display_label()
     else:
