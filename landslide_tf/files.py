@@ -40,6 +40,23 @@ def _tmp_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.tmp{path.suffix}")
 
 
+def temporary_path(path: str | Path) -> Path:
+    """The temporary name beside ``path`` that ``staged`` writes (``.NAME.PID.tmp.SUFFIX``),
+    for writers that keep a file open across calls (a GeoTIFF written strip by strip)."""
+    return _tmp_name(Path(path))
+
+
+def write_error(exc: BaseException, path: str | Path) -> OSError:
+    """An ``OSError`` naming ``path`` for a writer's failure (``exc``): ENOSPC when the
+    reason says the disk is full, else the errno of an ``OSError`` or EIO, with the reason."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return OSError(exc.errno, exc.strerror or text, str(path))
+    if "No space left" in text or "ENOSPC" in text:
+        return no_space(path)
+    return OSError(errno.EIO, f"the file could not be written ({text})", str(path))
+
+
 def _fsync(path: Path) -> None:
     with contextlib.suppress(OSError):
         fd = os.open(path, os.O_RDONLY)
