@@ -52,9 +52,25 @@ def write_error(exc: BaseException, path: str | Path) -> OSError:
     text = " ".join(str(exc).split()) or type(exc).__name__
     if isinstance(exc, OSError) and exc.errno is not None:
         return OSError(exc.errno, exc.strerror or text, str(path))
-    if "No space left" in text or "ENOSPC" in text:
+    chain, seen = [], exc
+    while seen is not None and len(chain) < 8:  # GDAL: "Write failed" caused by the reason
+        chain.append(" ".join(str(seen).split()))
+        seen = seen.__cause__ or seen.__context__
+    if any("No space left" in t or "ENOSPC" in t for t in chain) or _nearly_full(path):
         return no_space(path)
-    return OSError(errno.EIO, f"the file could not be written ({text})", str(path))
+    return OSError(errno.EIO, f"the file could not be written ({'; '.join(chain)})", str(path))
+
+
+#: A write that failed on a file system with less free space than this failed for a full disk
+#: (libtiff says so only on stderr, GDAL raises "Write failed").
+FULL_BELOW_BYTES = 1 << 20
+
+
+def _nearly_full(path: str | Path) -> bool:
+    try:
+        return shutil.disk_usage(Path(path).parent).free < FULL_BELOW_BYTES
+    except OSError:
+        return False
 
 
 def _fsync(path: Path) -> None:

@@ -7,6 +7,7 @@ the platform allows mounting one) removes what it started and exits 2 naming the
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -201,3 +202,200 @@ def test_ensemble_members_with_another_input_are_refused(runs, tmp_path, capsys)
     line = one_error_line(capsys)
     assert "must share the input spec" in line and str(rgb) in line
     assert tree(tmp_path) == before
+
+
+# --- case 1: every writer detects a failed or short write --------------------------------
+
+
+class FullDisk:
+    """``open`` for ``landslide_tf.files`` whose files named like ``match`` take half of a
+    write and then fail with ENOSPC (a disk filling up mid-file)."""
+
+    def __init__(self, match: str) -> None:
+        self.match = match
+        self.failed: list[str] = []
+
+    def __call__(self, file, mode="r", *args, **kwargs):
+        handle = open(file, mode, *args, **kwargs)  # noqa: SIM115 - returned to the caller
+        # the temporary name of a target NAME is .NAME.<pid>.tmp.<suffix>
+        if "w" not in mode or not os.path.basename(str(file)).startswith(f".{self.match}."):
+            return handle
+        self.failed.append(str(file))
+        return _ShortWriter(handle)
+
+
+class _ShortWriter:
+    """A file object that writes half of what it is given, then raises ENOSPC."""
+
+    def __init__(self, handle) -> None:
+        self.handle = handle
+
+    def write(self, data):
+        self.handle.write(data[: len(data) // 2])
+        self.handle.flush()
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def __getattr__(self, name):
+        return getattr(self.handle, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.handle.close()
+
+
+def full_disk(monkeypatch, match: str) -> FullDisk:
+    from landslide_tf import files
+
+    fake = FullDisk(match)
+    monkeypatch.setattr(files, "open", fake, raising=False)
+    return fake
+
+
+def assert_full_disk_line(line: str, path: Path) -> None:
+    assert f"{path}: No space left on device" in line, line
+    assert "free some disk space" in line, line
+
+
+@pytest.fixture(scope="module")
+def tile(tmp_path_factory) -> tuple[Path, Path]:
+    from test_predict import write_png
+
+    folder = tmp_path_factory.mktemp("tile")
+    image, dem = raw_inputs(48, 48)
+    write_png(folder / "img.png", image)
+    write_png(folder / "dem.png", np.clip(dem - 50, 0, 255).astype(np.uint8))
+    return folder / "img.png", folder / "dem.png"
+
+
+@pytest.mark.parametrize("failing", ["m.png", "p.png", "m_overlay.png"])
+def test_predict_tile_on_a_full_disk_leaves_no_output(
+    runs, tile, tmp_path, monkeypatch, capsys, failing
+):
+    from landslide_tf.cli.predict import main as predict_main
+
+    out = tmp_path / "out"
+    out.mkdir()
+    disk = full_disk(monkeypatch, failing)
+    argv = [str(runs[0]), "--image", str(tile[0]), "--dem", str(tile[1]),
+            "--out", str(out / "m.png"), "--probability", str(out / "p.png"), "--overlay"]  # fmt: skip
+    assert predict_main(argv) == 2
+    assert disk.failed, "the simulated full disk was never hit"
+    assert_full_disk_line(one_error_line(capsys), out / failing)
+    assert tree(out) == []  # no 0-byte m.png, no m.png without its overlay
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory) -> tuple[Path, Path]:
+    from test_scene import geo_pair
+
+    pytest.importorskip("rasterio")
+    folder = tmp_path_factory.mktemp("scene")
+    img, dem_tif, *_ = geo_pair(folder, height=200, width=220)
+    return img, dem_tif
+
+
+def scene_argv(run: Path, scene: tuple[Path, Path], out: Path, *extra: str) -> list[str]:
+    return [str(run), "--scene", str(scene[0]), "--dem", str(scene[1]), "--out", str(out),
+            "--window", "64", "--quiet", *extra]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "failing", ["p.png", "p.npy", "p.geojson", "v.png"], ids=["png", "npy", "polygons", "preview"]
+)
+def test_predict_scene_on_a_full_disk_leaves_no_output(
+    runs, scene, tmp_path, monkeypatch, capsys, failing
+):
+    from landslide_tf.cli.predict import main as predict_main
+
+    out = tmp_path / "out"
+    out.mkdir()
+    target = "p.tif" if failing in ("p.geojson", "v.png") else failing
+    extra = {"p.geojson": ["--polygons", str(out / "p.geojson")],
+             "v.png": ["--preview", str(out / "v.png")]}.get(failing, [])  # fmt: skip
+    disk = full_disk(monkeypatch, failing)
+    assert predict_main(scene_argv(runs[0], scene, out / target, *extra)) == 2
+    assert disk.failed
+    assert_full_disk_line(one_error_line(capsys), out / failing)
+    assert tree(out) == []  # the map is removed with the polygons or preview that failed
+
+
+def test_predict_scene_geotiff_write_failure_leaves_no_partial_tif(
+    runs, scene, tmp_path, monkeypatch, capsys
+):
+    import rasterio.io
+    from rasterio.errors import RasterioIOError
+
+    from landslide_tf.cli.predict import main as predict_main
+
+    calls = []
+    real = rasterio.io.DatasetWriter.write
+
+    def write(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) > 1:  # the second strip does not fit
+            raise RasterioIOError("TIFFAppendToStrip: Write error: No space left on device")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(rasterio.io.DatasetWriter, "write", write)
+    out = tmp_path / "out"
+    out.mkdir()
+    assert predict_main(scene_argv(runs[0], scene, out / "p.tif")) == 2
+    assert len(calls) == 2
+    assert_full_disk_line(one_error_line(capsys), out / "p.tif")
+    assert tree(out) == []
+
+
+def test_predict_scene_on_a_real_full_disk(runs, scene, small_disk, capsys):
+    import cv2
+
+    from landslide_tf.cli.predict import main as predict_main
+
+    failed = []
+    for name in ("p.tif", "p.png"):
+        out = small_disk / name
+        code = predict_main(scene_argv(runs[0], scene, out, "--window", "256"))
+        err = capsys.readouterr().err
+        if code == 0:  # it fitted: then it is complete and readable
+            assert cv2.imread(str(out), cv2.IMREAD_UNCHANGED).shape == (200, 220)
+            out.unlink()
+            continue
+        assert code == 2 and err.count("\n") == 1, err
+        assert f"{out}: No space left on device (free some disk space)" in err, err
+        assert tree(small_disk) == []
+        failed.append(name)
+    assert "p.tif" in failed  # 176 KB of float32 GeoTIFF cannot fit in 64 KiB
+
+
+def test_study_table_on_a_full_disk_leaves_neither_half(tmp_path, monkeypatch):
+    from landslide_tf.experiments import tables
+
+    full_disk(monkeypatch, "table1.csv")
+    with pytest.raises(OSError) as info:
+        tables.write_table(tmp_path, "table1", "| a |\n", [{"a": 1.0, "b": None}])
+    assert info.value.errno == errno.ENOSPC and info.value.filename == str(tmp_path / "table1.csv")
+    assert tree(tmp_path) == []
+    monkeypatch.undo()
+    tables.write_table(tmp_path, "table1", "| a |\n", [{"a": 1.0, "b": None}])
+    assert (tmp_path / "table1.csv").read_text().splitlines() == ["a,b", "1.0,"]
+    assert tree(tmp_path) == ["table1.csv", "table1.md"]
+
+
+def test_train_checkpoint_on_a_full_disk_is_one_line_and_leaves_no_checkpoint(
+    synth_dir, tmp_path, monkeypatch, capsys
+):
+    import keras
+    from test_train import run_main, tiny_argv
+
+    def save(self, filepath, *args, **kwargs):
+        Path(filepath).write_bytes(b"PK\x03\x04 half a zip")  # a short write, then ENOSPC
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(keras.Model, "save", save)
+    run_dir = tmp_path / "run"
+    assert run_main(tiny_argv(synth_dir, run_dir, **{"--epochs": "1"})) == 2
+    line = one_error_line(capsys)
+    assert_full_disk_line(line, run_dir / "epoch-0001.keras")
+    left = tree(run_dir)
+    assert not [p for p in left if p.endswith(".keras") or ".tmp" in p], left
