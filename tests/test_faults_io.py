@@ -399,3 +399,53 @@ def test_train_checkpoint_on_a_full_disk_is_one_line_and_leaves_no_checkpoint(
     assert_full_disk_line(line, run_dir / "epoch-0001.keras")
     left = tree(run_dir)
     assert not [p for p in left if p.endswith(".keras") or ".tmp" in p], left
+
+
+# --- case 6: weights of another architecture are refused ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def fake_presets(tmp_path_factory) -> dict[str, Path]:
+    """keras-hub preset folders whose config.json says ResNet-18 / ResNet-50 (tiny weights:
+    the architecture check reads config.json before any weight; nothing is downloaded)."""
+    keras_hub = pytest.importorskip("keras_hub", reason="encoder presets need keras-hub")
+    from landslide_tf.models.encoders import ENCODERS
+
+    backbone = keras_hub.models.ResNetBackbone(
+        input_conv_filters=[64], input_conv_kernel_sizes=[3],
+        stackwise_num_filters=[64, 8, 8, 8], stackwise_num_blocks=[1, 1, 1, 1],
+        stackwise_num_strides=[1, 2, 2, 2], block_type="basic_block",
+        use_pre_activation=False, image_shape=(None, None, 3),
+    )  # fmt: skip
+    root = tmp_path_factory.mktemp("presets")
+    folders = {}
+    for name in ("resnet18", "resnet50"):
+        folder = root / name
+        backbone.save_to_preset(str(folder))
+        preset = json.loads((folder / "config.json").read_text())
+        preset["config"].update(ENCODERS[name].config)
+        (folder / "config.json").write_text(json.dumps(preset))
+        folders[name] = folder
+    return folders
+
+
+def test_resnet50_weights_for_resnet18_are_refused_in_one_line(
+    fake_presets, synth_dir, tmp_path, capsys
+):
+    from test_train import run_main, tiny_argv
+
+    from landslide_tf.models.encoder_weights import check_preset_architecture
+    from landslide_tf.models.encoders import ENCODERS
+
+    check_preset_architecture("resnet18", ENCODERS["resnet18"], fake_presets["resnet18"])
+    weights = fake_presets["resnet50"]
+    before = tree(weights)
+    run_dir = tmp_path / "run"
+    argv = tiny_argv(synth_dir, run_dir, **{"--encoder": "resnet18",
+                     "--encoder-weights": str(weights), "--depth": "5"})  # fmt: skip
+    assert run_main(argv) == 2
+    line = one_error_line(capsys)
+    assert f"--encoder-weights {weights} holds another ResNetBackbone" in line, line
+    assert "not encoder resnet18: use --encoder resnet50" in line, line
+    assert tree(weights) == before
+    assert not run_dir.exists() or not [p for p in tree(run_dir) if p.endswith(".keras")]
