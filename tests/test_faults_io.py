@@ -449,3 +449,21 @@ def test_resnet50_weights_for_resnet18_are_refused_in_one_line(
     assert "not encoder resnet18: use --encoder resnet50" in line, line
     assert tree(weights) == before
     assert not run_dir.exists() or not [p for p in tree(run_dir) if p.endswith(".keras")]
+
+
+def test_loss_curve_on_a_full_disk_leaves_no_half_png(tmp_path, monkeypatch):
+    import matplotlib.figure
+
+    from landslide_tf.evaluation.plots import plot_loss_curves
+
+    def savefig(self, fname, *args, **kwargs):
+        Path(fname).write_bytes(b"\x89PNG half")  # a short write, then ENOSPC
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", savefig)
+    target = tmp_path / "loss_curve.png"
+    history = {"run": {"loss": [1.0, 0.5], "val_loss": [1.1, 0.7]}}
+    with pytest.raises(OSError) as info:
+        plot_loss_curves(history, target)
+    assert info.value.errno == errno.ENOSPC and info.value.filename == str(target)
+    assert tree(tmp_path) == []
