@@ -155,9 +155,15 @@ def staged_dir(path: str | Path) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".staging", dir=path.parent))
-    (stage / STAGING_MARK).write_text(f"{os.getpid()}\n")
     try:
+        stage = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".staging", dir=path.parent))
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
+    try:
+        try:  # a full disk may fail here already: the error names path, not the marker
+            (stage / STAGING_MARK).write_text(f"{os.getpid()}\n")
+        except OSError as exc:
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
         yield stage
         (stage / STAGING_MARK).unlink()
         old = None

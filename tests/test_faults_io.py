@@ -467,3 +467,21 @@ def test_loss_curve_on_a_full_disk_leaves_no_half_png(tmp_path, monkeypatch):
         plot_loss_curves(history, target)
     assert info.value.errno == errno.ENOSPC and info.value.filename == str(target)
     assert tree(tmp_path) == []
+
+
+def test_export_on_a_disk_too_full_for_the_staging_marker(runs, small_disk, capsys):
+    filler = small_disk / "filler.bin"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:  # fill the disk to the last block
+        while os.write(fd, b"\0" * 4096):
+            pass
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    before = tree(small_disk)
+    out = small_disk / "sm"
+    assert export_main([str(runs[0]), "--out", str(out)]) == 2
+    line = one_error_line(capsys)
+    assert f"{out}: No space left on device (free some disk space)" in line, line
+    assert tree(small_disk) == before  # not even an empty staging folder
