@@ -412,13 +412,13 @@ class SceneWriter:
                 self.prob_ds = rasterio.open(
                     self.tmp, "w", dtype="float32", nodata=np.nan, **profile
                 )
+                if polygons:
+                    self._tmp = tempfile.TemporaryDirectory(dir=out.parent, prefix=".mask-")
+                    self.mask_path = Path(self._tmp.name) / "mask.tif"
+                    self.mask_ds = rasterio.open(self.mask_path, "w", dtype="uint8", **profile)
             except Exception as exc:
-                self.tmp.unlink(missing_ok=True)
+                self.cleanup()  # nothing of this writer is left behind
                 raise write_error(exc, out) from exc
-            if polygons:
-                self._tmp = tempfile.TemporaryDirectory(dir=out.parent, prefix=".mask-")
-                self.mask_path = Path(self._tmp.name) / "mask.tif"
-                self.mask_ds = rasterio.open(self.mask_path, "w", dtype="uint8", **profile)
         else:
             if out.suffix.lower() not in (".png", ".npy"):
                 raise UserError(f"{out}: scene outputs are .tif (GeoTIFF), .png or .npy")
