@@ -485,3 +485,25 @@ def test_export_on_a_disk_too_full_for_the_staging_marker(runs, small_disk, caps
     line = one_error_line(capsys)
     assert f"{out}: No space left on device (free some disk space)" in line, line
     assert tree(small_disk) == before  # not even an empty staging folder
+
+
+def test_ensemble_members_that_differ_in_tta_or_repeat_are_refused(runs, tmp_path, capsys):
+    import shutil
+
+    flipped = tmp_path / "flipped"
+    shutil.copytree(runs[1], flipped)
+    config = json.loads((flipped / "config.json").read_text())
+    config["tta"] = True
+    (flipped / "config.json").write_text(json.dumps(config))
+    before = tree(tmp_path)
+    out = tmp_path / "ensemble"
+    assert export_main([str(runs[0]), str(flipped), "--out", str(out)]) == 2
+    line = one_error_line(capsys)
+    assert "differ in flip averaging" in line and "pass --tta or --no-tta" in line, line
+    assert export_main([str(runs[0]), str(runs[0]), "--out", str(out)]) == 2
+    assert "the same run directory twice" in one_error_line(capsys)
+    assert tree(tmp_path) == before
+    # --no-tta makes them agree: the ensemble is exported
+    assert export_main([str(runs[0]), str(flipped), "--out", str(out), "--no-tta"]) == 0
+    card = json.loads((out / "assets" / "model_card.json").read_text())
+    assert card["settings"]["tta"] is False and len(card["ensemble"]["members"]) == 2
