@@ -172,7 +172,8 @@ def _write_outputs(
         "probability": None,
     }
     if probability is not None:
-        write_png(Path(probability), np.round(prob * 255).astype(np.uint8))
+        shown = np.nan_to_num(prob, nan=0.0)  # no valid DEM cell: nodata, 0 in a PNG
+        write_png(Path(probability), np.round(shown * 255).astype(np.uint8))
         written.append(Path(probability))
         result["probability"] = str(probability)
     if overlay:
