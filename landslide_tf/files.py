@@ -40,6 +40,39 @@ def _tmp_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.tmp{path.suffix}")
 
 
+def temporary_path(path: str | Path) -> Path:
+    """The temporary name beside ``path`` that ``staged`` writes (``.NAME.PID.tmp.SUFFIX``),
+    for writers that keep a file open across calls (a GeoTIFF written strip by strip)."""
+    return _tmp_name(Path(path))
+
+
+def write_error(exc: BaseException, path: str | Path) -> OSError:
+    """An ``OSError`` naming ``path`` for a writer's failure (``exc``): ENOSPC when the
+    reason says the disk is full, else the errno of an ``OSError`` or EIO, with the reason."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return OSError(exc.errno, exc.strerror or text, str(path))
+    chain, seen = [], exc
+    while seen is not None and len(chain) < 8:  # GDAL: "Write failed" caused by the reason
+        chain.append(" ".join(str(seen).split()))
+        seen = seen.__cause__ or seen.__context__
+    if any("No space left" in t or "ENOSPC" in t for t in chain) or _nearly_full(path):
+        return no_space(path)
+    return OSError(errno.EIO, f"the file could not be written ({'; '.join(chain)})", str(path))
+
+
+#: A write that failed on a file system with less free space than this failed for a full disk
+#: (libtiff says so only on stderr, GDAL raises "Write failed").
+FULL_BELOW_BYTES = 1 << 20
+
+
+def _nearly_full(path: str | Path) -> bool:
+    try:
+        return shutil.disk_usage(Path(path).parent).free < FULL_BELOW_BYTES
+    except OSError:
+        return False
+
+
 def _fsync(path: Path) -> None:
     with contextlib.suppress(OSError):
         fd = os.open(path, os.O_RDONLY)
@@ -122,9 +155,15 @@ def staged_dir(path: str | Path) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".staging", dir=path.parent))
-    (stage / STAGING_MARK).write_text(f"{os.getpid()}\n")
     try:
+        stage = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".staging", dir=path.parent))
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
+    try:
+        try:  # a full disk may fail here already: the error names path, not the marker
+            (stage / STAGING_MARK).write_text(f"{os.getpid()}\n")
+        except OSError as exc:
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
         yield stage
         (stage / STAGING_MARK).unlink()
         old = None

@@ -40,11 +40,14 @@ def tiny_backbone() -> keras.Model:
 
 @pytest.fixture(scope="module")
 def tiny_preset(tmp_path_factory) -> tuple[Path, np.ndarray]:
-    """A keras-hub preset folder of a random tiny ResNet and its stem kernel."""
+    """A keras-hub preset folder of a random tiny ResNet and its stem kernel; the encoder
+    ``tiny_resnet`` is registered meanwhile (a preset must match the encoder it is given as)."""
     backbone = tiny_backbone()
     folder = tmp_path_factory.mktemp("preset") / "tiny_resnet"
     backbone.save_to_preset(str(folder))
-    return folder, backbone.get_layer("conv1_conv").kernel.numpy()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(ENCODERS, "tiny_resnet", EncoderSpec("resnet", "none", TINY_RESNET))
+        yield folder, backbone.get_layer("conv1_conv").kernel.numpy()
 
 
 @pytest.fixture
@@ -83,14 +86,14 @@ def test_preset_folder_builds_and_stem_follows_rule(tiny_preset, channels):
     folder, kernel = tiny_preset
     model = build_model(
         "unet", (SIZE, SIZE, channels), base_filters=4, depth=5,
-        encoder="resnet18", encoder_weights=str(folder),
+        encoder="tiny_resnet", encoder_weights=str(folder),
     )  # fmt: skip
     got = stem(model)
     assert got.shape == (*kernel.shape[:2], channels, kernel.shape[-1])
     np.testing.assert_allclose(got, expected_stem(kernel, channels), rtol=1e-6)
     np.testing.assert_allclose(got[:, :, :3] * channels / 3, kernel, rtol=1e-6)  # RGB slice
     assert model.output_shape == (None, SIZE, SIZE, 1)
-    assert model.name == "unet_resnet18"
+    assert model.name == "unet_tiny_resnet"
 
 
 @pytest.mark.parametrize("channels", [3, 4, 6])
@@ -191,7 +194,7 @@ def test_keras_round_trip_in_safe_mode(tiny_preset, tmp_path, monkeypatch):
     folder, _ = tiny_preset
     model = build_model(
         "unetpp_ctx", (SIZE, SIZE, 4), base_filters=4, depth=5,
-        encoder="resnet18", encoder_weights=str(folder),
+        encoder="tiny_resnet", encoder_weights=str(folder),
     )  # fmt: skip
     x = np.random.default_rng(2).random((2, SIZE, SIZE, 4)).astype("float32")
     model.save(tmp_path / "m.keras")
@@ -242,12 +245,12 @@ def test_saved_model_export_round_trip(tiny_preset, tmp_path, modalities, derive
     folder, kernel = tiny_preset
     run = make_run(tmp_path / "run", modalities=modalities)
     raw = json.loads((run / "config.json").read_text())
-    raw.update(derived=derived, encoder="resnet18", encoder_weights=str(folder), depth=5)
+    raw.update(derived=derived, encoder="tiny_resnet", encoder_weights=str(folder), depth=5)
     (run / "config.json").write_text(json.dumps(raw))
     channels = {"rgb": 3, "rgb+dem": 4}[modalities] + len(derived)  # 3, 4, 6
     model = build_model(
         "unet", (None, None, channels), base_filters=4, depth=5,
-        encoder="resnet18", encoder_weights=str(folder),
+        encoder="tiny_resnet", encoder_weights=str(folder),
     )  # fmt: skip
     np.testing.assert_allclose(stem(model), expected_stem(kernel, channels), rtol=1e-6)
     model.save(run / "best.keras")

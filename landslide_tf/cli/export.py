@@ -2,8 +2,11 @@
 
 Usage::
 
-    python -m landslide_tf.export RUN_DIR --out DIR [--dem-nodata V] [--threshold T]
-        [--tta | --no-tta] [--precision float32] [--overwrite]
+    python -m landslide_tf.export RUN_DIR [RUN_DIR ...] --out DIR [--dem-nodata V]
+        [--threshold T] [--tta | --no-tta] [--precision float32] [--overwrite]
+
+Several run directories export ONE SavedModel (an ensemble) with the same signatures, whose
+probability is the mean of the members' probabilities; the members must share the input.
 
 The library side is ``landslide_tf.inference.export``.
 """
@@ -22,7 +25,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m landslide_tf.export",
         description="Write a run's best model as a TensorFlow SavedModel with preprocessing.",
     )
-    parser.add_argument("run_dir", help="training run directory (config.json + best.keras)")
+    parser.add_argument(
+        "run_dir",
+        nargs="+",
+        help="training run directory (config.json + best.keras); several: one ensemble "
+        "SavedModel averaging their probabilities",
+    )
     parser.add_argument("--out", required=True, help="SavedModel directory to write")
     parser.add_argument(
         "--dem-nodata", type=float, default=None, help="DEM nodata value (NaN always is)"
@@ -45,10 +53,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
     def body() -> int:
-        from landslide_tf.inference.export import describe, export_run
+        from landslide_tf.inference.export import describe, export_ensemble, export_run
 
-        out = export_run(
-            args.run_dir,
+        if len(args.run_dir) > 1:
+            export, source = export_ensemble, args.run_dir
+        else:
+            export, source = export_run, args.run_dir[0]
+        out = export(
+            source,
             args.out,
             dem_nodata=args.dem_nodata,
             overwrite=args.overwrite,

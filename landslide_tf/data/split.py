@@ -16,6 +16,7 @@ import numpy as np
 
 from landslide_tf.data.sample import Sample
 from landslide_tf.errors import DataError
+from landslide_tf.files import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +105,7 @@ def write_split(out_dir: str | Path, split: dict[str, list[Sample]]) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in SPLITS:
         stems = list(dict.fromkeys(s.stem for s in split[name]))
-        (out_dir / f"{name}.txt").write_text("".join(f"{stem}\n" for stem in stems))
+        atomic_write_text(out_dir / f"{name}.txt", "".join(f"{stem}\n" for stem in stems))
 
 
 def make_split(

@@ -18,6 +18,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from landslide_tf.files import staged
+
 
 def history_dict(history: Any) -> dict[str, list[float]]:
     """Normalize a history-like object to ``{key: [value per epoch]}``.
@@ -106,7 +108,8 @@ def plot_loss_curves(
         fig.suptitle(title)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    with staged(path) as tmp:
+        fig.savefig(tmp, dpi=100)
     return path
 
 
@@ -194,7 +197,8 @@ def plot_predictions(
         fig.suptitle(title)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=80)
+    with staged(path) as tmp:
+        fig.savefig(tmp, dpi=80)
     return path
 
 

@@ -19,7 +19,6 @@ RGB) and ``OUT/bands.png``. The paper argues that the DEM helps but never ablate
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import logging
 from pathlib import Path
@@ -30,6 +29,8 @@ import numpy as np
 from landslide_tf.errors import UserError
 from landslide_tf.experiments.core import study_format
 from landslide_tf.experiments.runs import RunResult, RunSpec, run_name
+from landslide_tf.experiments.tables import csv_string
+from landslide_tf.files import atomic_write_text, staged
 from landslide_tf.training.config import TrainConfig
 
 logger = logging.getLogger(__name__)
@@ -188,11 +189,8 @@ def write_bands_outputs(rows: list[dict[str, Any]], out: Path, data_format: str)
             f"{_pm(r, 'iou_landslide')} | {_pm(r, 'f1')} | {_delta(r['delta_prev'])} | "
             f"{_delta(r['delta_rgb'])} |"
         )
-    (out / "bands.md").write_text("\n".join(lines) + "\n")
-    with (out / "bands.csv").open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    atomic_write_text(out / "bands.md", "\n".join(lines) + "\n")
+    atomic_write_text(out / "bands.csv", csv_string(list(rows[0]), rows))
     import matplotlib
 
     matplotlib.use("Agg")
@@ -210,7 +208,8 @@ def write_bands_outputs(rows: list[dict[str, Any]], out: Path, data_format: str)
             ax.annotate(_delta(r["delta_prev"]), (i, means[i] + stds[i]), ha="center",
                         va="bottom", fontsize=8)  # fmt: skip
     fig.tight_layout()
-    fig.savefig(out / "bands.png", dpi=120)
+    with staged(out / "bands.png") as tmp:
+        fig.savefig(tmp, dpi=120)
     plt.close(fig)
 
 

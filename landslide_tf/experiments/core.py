@@ -24,6 +24,7 @@ from landslide_tf.experiments.report import (
 from landslide_tf.experiments.runner import Progress, run_all
 from landslide_tf.experiments.runs import RunResult, RunSpec, run_name
 from landslide_tf.experiments.study import Study
+from landslide_tf.files import atomic_write_text
 from landslide_tf.training.config import PAPER_BEST_LOSS, TrainConfig
 
 logger = logging.getLogger(__name__)
@@ -111,7 +112,7 @@ def run_study(
     started = datetime.now(timezone.utc)
     out = Path(out).resolve()
     (out / "runs").mkdir(parents=True, exist_ok=True)
-    (out / "study.json").write_text(json.dumps(study.to_dict(), indent=2) + "\n")
+    atomic_write_text(out / "study.json", json.dumps(study.to_dict(), indent=2) + "\n")
     if data is None:
         from landslide_tf.data import ensure_default_dataset
 

@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 
 from landslide_tf.experiments.reference import loss_label, model_label
 from landslide_tf.experiments.runs import RunResult
+from landslide_tf.files import staged
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +58,8 @@ def plot_study_loss_curves(runs: Sequence[RunResult], path: Path) -> Path:
         ax.set_axis_off()
     fig.suptitle("Training and validation loss per model")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    with staged(path) as tmp:
+        fig.savefig(tmp, dpi=100)
     return path
 
 
@@ -182,7 +184,8 @@ def plot_study_gradcam(
         ax.set_yticks([])
     fig.suptitle("GradCAM (white: true landslide); title: share of CAM energy inside the mask")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=80)
+    with staged(path) as tmp:
+        fig.savefig(tmp, dpi=80)
     return path
 
 

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import logging
@@ -23,6 +22,7 @@ from landslide_tf.experiments import figures, tables
 from landslide_tf.experiments.reference import loss_label, model_label
 from landslide_tf.experiments.runs import RunResult
 from landslide_tf.experiments.study import Study
+from landslide_tf.files import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -95,16 +95,15 @@ def write_runs_csv(outcome: StudyOutcome) -> None:
     fields = ["run", "model", "loss", "seed", "stage", "status", "wall_s", "miou", "val_miou",
               "auc", "precision", "recall", "f1", "accuracy", "threshold", "threshold_source",
               "error", "run_dir"]  # fmt: skip
-    with (outcome.out / "runs.csv").open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=fields)
-        writer.writeheader()
-        for r in outcome.results:
-            row = {"run": r.name, "model": r.model, "loss": r.loss, "seed": r.seed,
-                   "stage": r.stage, "status": r.status, "wall_s": r.wall_s,
-                   "val_miou": r.val_miou, "error": r.error, "run_dir": r.run_dir,
-                   "threshold_source": r.threshold_source if r.ok else None}  # fmt: skip
-            row.update({k: r.metrics.get(k) for k in fields if k in r.metrics})
-            writer.writerow({k: "" if v is None else v for k, v in row.items()})
+    rows = []
+    for r in outcome.results:
+        row = {"run": r.name, "model": r.model, "loss": r.loss, "seed": r.seed,
+               "stage": r.stage, "status": r.status, "wall_s": r.wall_s,
+               "val_miou": r.val_miou, "error": r.error, "run_dir": r.run_dir,
+               "threshold_source": r.threshold_source if r.ok else None}  # fmt: skip
+        row.update({k: r.metrics.get(k) for k in fields if k in r.metrics})
+        rows.append({k: "" if v is None else v for k, v in row.items()})
+    atomic_write_text(outcome.out / "runs.csv", tables.csv_string(fields, rows))
 
 
 def _final_runs(outcome: StudyOutcome) -> list[RunResult]:
@@ -188,7 +187,7 @@ def write_readme(outcome: StudyOutcome, root: Path, command: str | None, started
     """``README.md``: environment, protocol, split, selection, per-run wall time, outputs."""
     study, out = outcome.study, outcome.out
     env = environment()
-    (out / "environment.json").write_text(json.dumps(env, indent=2) + "\n")
+    atomic_write_text(out / "environment.json", json.dumps(env, indent=2) + "\n")
     cmd = command or " ".join(shlex.quote(a) for a in sys.argv)
     lines = [
         f"# Study `{study.name}`: results",
@@ -292,4 +291,4 @@ def write_readme(outcome: StudyOutcome, root: Path, command: str | None, started
         lines += ["", "Mean share of GradCAM energy inside the true mask (fig 6 tiles):", ""]
         for label, share in outcome.gradcam_energy.items():
             lines.append(f"- {label}: {'n/a' if math.isnan(share) else f'{share:.2f}'}")
-    (out / "README.md").write_text("\n".join(lines) + "\n")
+    atomic_write_text(out / "README.md", "\n".join(lines) + "\n")

@@ -42,6 +42,7 @@ from landslide_tf.experiments.runs import (
     read_tuned_threshold,
     read_val_miou,
 )
+from landslide_tf.files import atomic_write_text
 from landslide_tf.training.config import TrainConfig, config_differences
 
 logger = logging.getLogger(__name__)
@@ -150,12 +151,12 @@ def _write_record(spec: RunSpec, status: str, wall_s: float, **extra: Any) -> No
         "config": spec.config,
         **extra,
     }
-    (spec.run_dir / RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n")
+    atomic_write_text(spec.run_dir / RECORD_FILE, json.dumps(record, indent=2) + "\n")
 
 
 def _failed(spec: RunSpec, wall_s: float, error: str, details: str) -> RunResult:
     spec.run_dir.mkdir(parents=True, exist_ok=True)
-    (spec.run_dir / ERROR_FILE).write_text(details)
+    atomic_write_text(spec.run_dir / ERROR_FILE, details)
     _write_record(spec, "failed", wall_s, error=error)
     return RunResult.from_spec(spec, "failed", wall_s=wall_s, error=error)
 

@@ -8,6 +8,7 @@ finished; ``(n=k)`` marks a cell where fewer seeds than asked for finished.
 from __future__ import annotations
 
 import csv
+import io
 import math
 import statistics
 from collections.abc import Iterable, Sequence
@@ -23,6 +24,7 @@ from landslide_tf.experiments.reference import (
     model_label,
 )
 from landslide_tf.experiments.runs import RunResult
+from landslide_tf.files import atomic_write_text
 
 EXTRA_METRICS = ("iou_background", "iou_landslide")
 
@@ -278,12 +280,24 @@ def _md_row(cells: Sequence[str]) -> str:
 
 def write_table(out_dir: Path, stem: str, markdown: str, rows: list[dict[str, Any]]) -> None:
     """Write ``<stem>.md`` and ``<stem>.csv`` (numbers unrounded, empty where missing)."""
-    (out_dir / f"{stem}.md").write_text(markdown)
     fields: list[str] = []
     for row in rows:
         fields += [k for k in row if k not in fields]
-    with (out_dir / f"{stem}.csv").open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=fields)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: "" if v is None else v for k, v in row.items()})
+    csv_text = csv_string(fields, ({k: "" if v is None else v for k, v in r.items()} for r in rows))
+    md_path = out_dir / f"{stem}.md"
+    atomic_write_text(md_path, markdown)
+    try:
+        atomic_write_text(out_dir / f"{stem}.csv", csv_text)
+    except BaseException:
+        md_path.unlink(missing_ok=True)  # the pair or nothing
+        raise
+
+
+def csv_string(fields: Sequence[str], rows: Iterable[dict[str, Any]]) -> str:
+    """CSV text (header + rows) built in memory, so it is written in one atomic write."""
+    buffer = io.StringIO(newline="")
+    writer = csv.DictWriter(buffer, fieldnames=list(fields))
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(row)
+    return buffer.getvalue()

@@ -18,7 +18,8 @@ already preprocessed at the training size.
 Wrong dtypes are rejected by the signatures; wrong channel counts, ranks and mismatched
 batch sizes fail inside the graph with a message (``tf.debugging`` asserts). NaN DEM cells
 are always nodata (filled with the tile's valid mean); ``dem_nodata`` bakes one more nodata
-value into the graph. The SavedModel computes in float32 unless ``precision`` says otherwise.
+value into the graph. A sample whose DEM has no valid cell at all gets a NaN probability
+(mask 0), the rule ``predict --scene`` applies to such windows. The SavedModel computes in float32 unless ``precision`` says otherwise.
 
 A model card (``assets/model_card.json`` and ``assets/MODEL_CARD.md``) records the model,
 loss, channels, normalization, threshold, training data and test metrics.
@@ -52,7 +53,8 @@ def export_model(
     """Write ``model`` with its preprocessing as a SavedModel (atomically).
 
     Args:
-        model: a Keras model taking ``(N, S, S, C)`` normalized inputs.
+        model: a Keras model taking ``(N, S, S, C)`` normalized inputs, or a list of such
+            models (an ensemble: the mean of their probabilities).
         settings: the input spec (and threshold, TTA, DEM nodata) baked into the graph.
         out: output directory.
         card: model card dict (default: a minimal one from ``settings``).
@@ -63,22 +65,49 @@ def export_model(
     """
     out = Path(out)
     check_out(out, overwrite)
-    got = model.input_shape[-1]
-    if got is not None and got != settings.channels:
-        raise UserError(
-            f"the model takes {got} channels but its input ({settings.modalities}) "
-            f"gives {settings.channels}"
-        )
+    models = list(model) if isinstance(model, (list, tuple)) else [model]
+    for member in models:
+        got = member.input_shape[-1]
+        if got is not None and got != settings.channels:
+            raise UserError(
+                f"the model takes {got} channels but its input ({settings.modalities}) "
+                f"gives {settings.channels}"
+            )
     if card is None:
-        card = model_card({}, settings, parameters=int(model.count_params()))
+        card = model_card({}, settings, parameters=sum(int(m.count_params()) for m in models))
     from landslide_tf.inference.serving import ServingModule, save_module
 
     module = ServingModule(model, settings)
     remove_stale_staging(out.parent, out.name)
     with staged_dir(out) as stage:
-        save_module(module, card, stage, model_card_markdown)
+        try:
+            save_module(module, card, stage, model_card_markdown)
+        except Exception as exc:
+            raise saving_error(exc, out) from exc
     logger.info("wrote SavedModel %s (%s)", out, settings.modalities)
     return out
+
+
+def saving_error(exc: BaseException, out: Path) -> BaseException:
+    """An ``OSError`` naming ``out`` for a failed ``tf.saved_model.save`` (a full disk is a
+    TensorFlow ``ResourceExhaustedError`` or an ``OSError`` there); others unchanged."""
+    import errno
+
+    import tensorflow as tf
+
+    if isinstance(exc, OSError):
+        return OSError(exc.errno, exc.strerror or str(exc), str(out))
+    if not isinstance(exc, tf.errors.OpError):
+        return exc
+    text = str(getattr(exc, "message", "") or exc)
+    reason = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    if isinstance(exc, tf.errors.ResourceExhaustedError) or "No space left" in text:
+        return OSError(errno.ENOSPC, "No space left on device", str(out))
+    if isinstance(exc, tf.errors.PermissionDeniedError):
+        return OSError(errno.EACCES, "Permission denied", str(out))
+    if "Read-only file system" in text:
+        return OSError(errno.EROFS, "Read-only file system", str(out))
+    return OSError(errno.EIO, f"TensorFlow could not write the SavedModel ({reason})", str(out))
 
 
 def check_out(out: Path, overwrite: bool) -> bool:
@@ -147,6 +176,88 @@ def export_run(
         parameters=int(model.count_params()),
     )
     return export_model(model, settings, out, card=card, overwrite=overwrite)
+
+
+def export_ensemble(
+    run_dirs: list[str | Path],
+    out: str | Path,
+    *,
+    dem_nodata: float | None = None,
+    overwrite: bool = False,
+    tta: bool | None = None,
+    threshold: float | None = None,
+    precision: str | None = INFERENCE_PRECISION,
+) -> Path:
+    """Export several runs as ONE SavedModel whose probability is the mean of theirs.
+
+    The members must share the input spec (bands, normalisation, training size, DEM
+    nodata) and flip averaging; the signatures are those of a single run's export. The
+    ``mask`` threshold is ``threshold``, else the members' common one, else their mean. The
+    model card is the first member's with ``ensemble`` listing every member.
+
+    Raises:
+        UserError: fewer than two runs, the same run twice, or members that disagree.
+    """
+    from landslide_tf.training.precision import model_precision
+    from landslide_tf.training.runs import read_config_json
+
+    dirs = [Path(d) for d in run_dirs]
+    if len(dirs) < 2:
+        raise UserError("an ensemble needs at least two run directories")
+    if len({d.resolve() for d in dirs}) != len(dirs):
+        raise UserError("an ensemble lists the same run directory twice")
+    if threshold is not None and not 0.0 <= threshold <= 1.0:
+        raise UserError(f"--threshold must be in [0, 1], got {threshold}")
+    for d in dirs:
+        if not (d / "config.json").is_file():
+            raise UserError(f"{d} is not a run directory (no config.json)")
+    check_out(Path(out), overwrite)
+    members = [Predictor.load(d, nodata=dem_nodata, tta=tta, precision=precision) for d in dirs]
+    first = members[0].settings
+    for d, member in zip(dirs[1:], members[1:], strict=True):
+        s = member.settings
+        if s.spec.to_dict() != first.spec.to_dict():
+            raise UserError(
+                f"ensemble members must share the input spec: {d} takes {s.modalities} "
+                f"({s.spec.describe()}), {dirs[0]} takes {first.modalities} "
+                f"({first.spec.describe()})"
+            )
+        if s.tta != first.tta:
+            raise UserError(
+                f"ensemble members differ in flip averaging ({dirs[0]}: "
+                f"{'on' if first.tta else 'off'}, {d}: {'on' if s.tta else 'off'}): "
+                "pass --tta or --no-tta"
+            )
+    if threshold is None:
+        found = [m.settings.threshold for m in members]
+        threshold = found[0] if len(set(found)) == 1 else sum(found) / len(found)
+    settings = first.replace(threshold=float(threshold))
+    models = [m.model for m in members]
+    config = read_config_json(dirs[0] / "config.json")
+    config["exported_precision"] = model_precision(models[0])
+    parameters = sum(int(m.count_params()) for m in models)
+    card = model_card(
+        config,
+        settings,
+        metrics=read_json(dirs[0] / "metrics.json"),
+        run_dir=dirs[0],
+        parameters=parameters,
+    )
+    card["ensemble"] = {
+        "rule": "mean of the members' probabilities",
+        "members": [
+            {
+                "run_dir": str(d),
+                "model": read_config_json(d / "config.json").get("model"),
+                "seed": read_config_json(d / "config.json").get("seed"),
+                "threshold": m.settings.threshold,
+                "parameters": int(m.model.count_params()),
+                "test_metrics": read_json(d / "metrics.json"),
+            }
+            for d, m in zip(dirs, members, strict=True)
+        ],
+    }
+    return export_model(models, settings, out, card=card, overwrite=overwrite)
 
 
 def describe(saved_model: str | Path) -> str:

@@ -217,6 +217,14 @@ def model_card_markdown(card: dict[str, Any]) -> str:
         lines += ["", "| band | a (mean or p2) | b (std or p98) |", "|---|---|---|"]
         for band, (a, b) in norm["band_params"].items():
             lines.append(f"| {band} | {a:.6g} | {b:.6g} |")
+    ensemble = card.get("ensemble")
+    if ensemble:
+        lines += ["", f"## Ensemble ({len(ensemble['members'])} members: {ensemble['rule']})"]
+        for member in ensemble["members"]:
+            lines.append(
+                f"- `{member['run_dir']}`: {member['model']}, seed {member['seed']}, "
+                f"threshold {member['threshold']}, {member['parameters']} parameters"
+            )
     lines += ["", "## Signatures"]
     for name, sig in card["signatures"].items():
         ins = ", ".join(f"`{k}` {v}" for k, v in sig["inputs"].items())

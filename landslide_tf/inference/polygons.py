@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from landslide_tf.files import atomic_write_text
 from landslide_tf.inference.scene_io import require_rasterio
 
 
@@ -82,5 +83,5 @@ def write_polygons(
     if crs is not None:
         collection["crs"] = {"type": "name", "properties": {"name": crs.to_string()}}
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(collection) + "\n")
+    atomic_write_text(path, json.dumps(collection) + "\n")
     return len(features)

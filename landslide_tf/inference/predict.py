@@ -133,7 +133,35 @@ def predict_image(
     threshold = predictor.threshold if threshold is None else float(threshold)
     mask = threshold_mask(prob, threshold)
     out = Path(out)
+    written: list[Path] = []
+    try:
+        result = _write_outputs(
+            out, prob, mask, threshold, rgb, elevation, image, overlay, probability, written
+        )
+    except BaseException:
+        for path in written:  # all or nothing: a failed output removes the others
+            path.unlink(missing_ok=True)
+        raise
+    return result
+
+
+def _write_outputs(
+    out: Path,
+    prob: np.ndarray,
+    mask: np.ndarray,
+    threshold: float,
+    rgb: np.ndarray | None,
+    elevation: np.ndarray | None,
+    image: str | Path | None,
+    overlay: bool,
+    probability: str | Path | None,
+    written: list[Path],
+) -> dict[str, Any]:
+    """Write the mask and the extras of ``predict_image``, listing each in ``written``."""
+    from landslide_tf.data import read_rgb
+
     write_png(out, mask * 255)
+    written.append(out)
     result: dict[str, Any] = {
         "out": str(out),
         "shape": list(prob.shape),
@@ -144,7 +172,9 @@ def predict_image(
         "probability": None,
     }
     if probability is not None:
-        write_png(Path(probability), np.round(prob * 255).astype(np.uint8))
+        shown = np.nan_to_num(prob, nan=0.0)  # no valid DEM cell: nodata, 0 in a PNG
+        write_png(Path(probability), np.round(shown * 255).astype(np.uint8))
+        written.append(Path(probability))
         result["probability"] = str(probability)
     if overlay:
         if rgb is None and image is not None:
@@ -157,5 +187,6 @@ def predict_image(
             base = cv2.resize(base, mask.shape[::-1], interpolation=cv2.INTER_AREA)
         path = overlay_path(out)
         write_png(path, make_overlay(base, mask))
+        written.append(path)
         result["overlay"] = str(path)
     return result

@@ -179,8 +179,26 @@ def raw_probability(
     prob = apply_model(model_fn, x, settings.tta)  # (N, S, S, 1) float32
     grid = tf.shape(primary)[1:3]
     # preprocess.resize wants a static size; same op (bilinear, antialiased) on a tensor.
-    back = tf.image.resize(prob, grid, method="bilinear", antialias=True)
-    return back[..., 0]  # (N, H, W)
+    back = tf.image.resize(prob, grid, method="bilinear", antialias=True)[..., 0]
+    if settings.uses_dem:
+        back = no_dem_as_nodata(back, dem, settings.nodata)
+    return back  # (N, H, W)
+
+
+def no_dem_as_nodata(prob: tf.Tensor, dem: tf.Tensor, nodata: float | None) -> tf.Tensor:
+    """NaN probabilities for the samples whose DEM has no valid cell (the NO_DEM rule).
+
+    A DEM that is NaN (or ``nodata``) everywhere gives the network nothing to predict from:
+    ``predict --scene`` writes such windows as nodata, and the predictor and the exported
+    SavedModel return NaN probabilities (mask 0) for such inputs, so every path agrees.
+    """
+    import tensorflow as tf
+
+    valid = tf.math.is_finite(dem)
+    if nodata is not None:
+        valid = tf.logical_and(valid, tf.not_equal(dem, float(nodata)))
+    has_dem = tf.reduce_any(valid, axis=[1, 2])[:, tf.newaxis, tf.newaxis]  # (N, 1, 1)
+    return tf.where(has_dem, prob, tf.constant(np.nan, prob.dtype))
 
 
 # ----------------------------------------------------------------------------- predictor

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from landslide_tf.errors import UserError
+from landslide_tf.files import encode_image
 
 DEFAULT_MAX_SIDE = 1024
 OUTLINE_RGB = (255, 230, 0)  # yellow: visible on vegetation, soil and rock
@@ -71,8 +72,7 @@ class ScenePreview:
         thickness = max(1, round(max(self.shape) / 400))
         cv2.drawContours(canvas, contours, -1, OUTLINE_RGB, thickness)
         path.parent.mkdir(parents=True, exist_ok=True)
-        if not cv2.imwrite(str(path), cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR)):
-            raise UserError(f"cannot write {path}")
+        encode_image(path, cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR))
         return path
 
 

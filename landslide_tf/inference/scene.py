@@ -287,17 +287,24 @@ def _predict_scene(
         spec=settings.spec,
     )
     writer: SceneWriter | None = None
+    written: list[Path] = []  # removed again when a later output fails: all or nothing
     try:
         writer = SceneWriter(out, scene, threshold, polygons is not None)
         picture = ScenePreview(scene.height, scene.width, threshold) if preview else None
         sink = picture.tap(writer) if picture is not None else writer
         windows, win = _run_windows(predictor, scene, sink, window, overlap, batch, progress)
         writer.close()
+        written.append(out)
         if picture is not None:
             picture.save(preview, picture.background(scene, settings.uses_image))
+            written.append(Path(preview))
         n_polygons = None
         if polygons is not None:
             n_polygons = _polygons(writer, scene, Path(polygons), out)
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
     finally:
         scene.close()
         if writer is not None:

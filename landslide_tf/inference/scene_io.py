@@ -12,8 +12,10 @@ rasterio is optional (``pip install ".[geo]"``): PNG scenes work without it.
 from __future__ import annotations
 
 import dataclasses
+import io
 import logging
 import math
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,13 @@ import numpy as np
 
 from landslide_tf.data.spec import InputSpec, bijie_spec
 from landslide_tf.errors import DataError, UserError, require_module
+from landslide_tf.files import (
+    atomic_write_bytes,
+    encode_image,
+    no_space,
+    temporary_path,
+    write_error,
+)
 from landslide_tf.inference.settings import check_extents
 
 # The name these messages (e.g. partial DEM coverage) logged under before the split.
@@ -365,10 +374,20 @@ def warped_dem(
 
 
 class SceneWriter:
-    """Row-strip sink for probabilities (and the thresholded mask for polygons)."""
+    """Row-strip sink for probabilities (and the thresholded mask for polygons).
+
+    A GeoTIFF is written strip by strip to a temporary name beside ``out``; ``close``
+    checks that it reads back and only then moves it onto ``out``. A failed or short write
+    (a full disk) removes the temporary file and raises ``OSError`` naming ``out``; so does
+    ``cleanup`` after any failure. PNG and ``.npy`` outputs are encoded in memory and written
+    atomically (``landslide_tf.files``).
+    """
 
     def __init__(self, out: Path, scene: Scene, threshold: float, polygons: bool) -> None:
         self.out = out
+        self.tmp: Path | None = None
+        self.prob_ds: Any = None
+        self.mask_ds: Any = None
         self.threshold = threshold
         self.landslide_pixels = 0
         self.geo = is_raster(out)
@@ -388,12 +407,18 @@ class SceneWriter:
                 "compress": "deflate",
                 "BIGTIFF": "IF_SAFER",
             }
-            self.prob_ds = rasterio.open(out, "w", dtype="float32", nodata=np.nan, **profile)
-            self.mask_ds = None
-            if polygons:
-                self._tmp = tempfile.TemporaryDirectory(dir=out.parent, prefix=".mask-")
-                self.mask_path = Path(self._tmp.name) / "mask.tif"
-                self.mask_ds = rasterio.open(self.mask_path, "w", dtype="uint8", **profile)
+            self.tmp = temporary_path(out)
+            try:
+                self.prob_ds = rasterio.open(
+                    self.tmp, "w", dtype="float32", nodata=np.nan, **profile
+                )
+                if polygons:
+                    self._tmp = tempfile.TemporaryDirectory(dir=out.parent, prefix=".mask-")
+                    self.mask_path = Path(self._tmp.name) / "mask.tif"
+                    self.mask_ds = rasterio.open(self.mask_path, "w", dtype="uint8", **profile)
+            except Exception as exc:
+                self.cleanup()  # nothing of this writer is left behind
+                raise write_error(exc, out) from exc
         else:
             if out.suffix.lower() not in (".png", ".npy"):
                 raise UserError(f"{out}: scene outputs are .tif (GeoTIFF), .png or .npy")
@@ -409,7 +434,10 @@ class SceneWriter:
             from rasterio.windows import Window
 
             window = Window(0, row, prob.shape[1], prob.shape[0])
-            self.prob_ds.write(prob[np.newaxis], window=window)
+            try:
+                self.prob_ds.write(prob[np.newaxis], window=window)
+            except Exception as exc:
+                raise write_error(exc, self.out) from exc
             if self.mask_ds is not None:
                 self.mask_ds.write(mask[np.newaxis], window=window)
         else:
@@ -418,20 +446,61 @@ class SceneWriter:
                 self.mask_array[row : row + prob.shape[0]] = mask
 
     def close(self) -> None:
-        """Flush files (PNG: 8-bit probabilities 0..255; .npy: float32)."""
+        """Flush files (PNG: 8-bit probabilities 0..255; .npy: float32) into place."""
         if self.geo:
-            self.prob_ds.close()
-            if self.mask_ds is not None:
-                self.mask_ds.close()
+            try:
+                ds, self.prob_ds = self.prob_ds, None
+                ds.close()
+                if self.mask_ds is not None:
+                    ds, self.mask_ds = self.mask_ds, None
+                    ds.close()
+                    check_tiff(self.mask_path, self.out)
+                check_tiff(self.tmp, self.out)
+            except OSError:
+                raise
+            except Exception as exc:
+                raise write_error(exc, self.out) from exc
+            os.replace(self.tmp, self.out)
+            self.tmp = None
         elif self.out.suffix.lower() == ".npy":
-            np.save(self.out, self.prob_array)
+            buffer = io.BytesIO()
+            np.save(buffer, self.prob_array)
+            atomic_write_bytes(self.out, buffer.getvalue())
         else:
-            import cv2
-
             prob = np.nan_to_num(self.prob_array, nan=0.0)  # PNG has no nodata
-            if not cv2.imwrite(str(self.out), np.round(prob * 255).astype(np.uint8)):
-                raise UserError(f"cannot write {self.out}")
+            encode_image(self.out, np.round(prob * 255).astype(np.uint8))
 
     def cleanup(self) -> None:
+        """Close what is open and remove the temporary files (after a failure: everything
+        this writer started)."""
+        for ds in (self.prob_ds, self.mask_ds):
+            if ds is not None:
+                try:
+                    ds.close()
+                except Exception:  # noqa: BLE001 - already failing; the file goes anyway
+                    logger.debug("closing a failed GeoTIFF", exc_info=True)
+        self.prob_ds = self.mask_ds = None
+        if self.tmp is not None:
+            self.tmp.unlink(missing_ok=True)
+            self.tmp = None
         if self._tmp is not None:
             self._tmp.cleanup()
+            self._tmp = None
+
+
+def check_tiff(path: Path | None, out: Path) -> None:
+    """Read a written GeoTIFF back (its first and last rows): libtiff reports a full disk
+    by logging, so a file that does not read back completely is an ``OSError`` for ``out``."""
+    import rasterio
+    from rasterio.windows import Window
+
+    if path is None or not path.is_file() or path.stat().st_size == 0:
+        raise no_space(out, "the file could not be written completely")
+    try:
+        with rasterio.open(path) as ds:
+            for row in {0, ds.height - 1}:
+                ds.read(1, window=Window(0, row, ds.width, 1))
+    except Exception as exc:
+        raise no_space(
+            out, f"the file could not be written completely ({' '.join(str(exc).split())})"
+        ) from exc

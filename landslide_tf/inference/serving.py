@@ -36,24 +36,37 @@ def serving_outputs(prob: tf.Tensor, threshold: float) -> dict[str, tf.Tensor]:
 
 
 class ServingModule(tf.Module):
-    """A Keras model plus its preprocessing, with the two serving functions.
+    """A Keras model (or an ensemble of them) plus its preprocessing, with the two serving
+    functions. An ensemble's probability is the mean of its members' probabilities.
 
     Attributes:
-        model: the Keras network (its variables are what the SavedModel stores).
+        model: the Keras network (the first member of an ensemble).
+        members: the ensemble's networks, or None for one model.
         serving_default: raw inputs -> ``{"probability": (N, H, W), "mask": (N, H, W)}``.
         normalized: ``inputs`` ``(N, S, S, C)`` -> the same at ``(N, S, S)``.
     """
 
     def __init__(self, model: Any, settings: InferenceSettings) -> None:
         super().__init__(name="landslide_tf_serving")
-        self.model = model
+        if isinstance(model, (list, tuple)):
+            self.members = list(model)  # an ensemble: tracked, so its variables are saved
+            self.model = self.members[0]
+        else:
+            self.members = None
+            self.model = model
         signature = input_signature(settings)
         names = [s.name for s in signature]
+
+        def network(x: tf.Tensor) -> tf.Tensor:
+            if self.members is None:
+                return self.model(x, training=False)
+            outs = [tf.cast(m(x, training=False), tf.float32) for m in self.members]
+            return tf.add_n(outs) / float(len(outs))
 
         def serve(*args: tf.Tensor) -> dict[str, tf.Tensor]:
             named = dict(zip(names, args, strict=True))
             prob = raw_probability(
-                lambda x: self.model(x, training=False),
+                network,
                 named.get("image"),
                 named.get("dem"),
                 settings,
@@ -63,7 +76,7 @@ class ServingModule(tf.Module):
         size, channels = settings.image_size, settings.channels
 
         def normalized(inputs: tf.Tensor) -> dict[str, tf.Tensor]:
-            prob = tf.cast(self.model(inputs, training=False), tf.float32)[..., 0]
+            prob = tf.cast(network(inputs), tf.float32)[..., 0]
             return serving_outputs(prob, settings.threshold)
 
         self.serving_default = tf.function(serve, input_signature=signature)

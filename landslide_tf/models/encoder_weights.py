@@ -23,6 +23,7 @@ similar statistics keeps its magnitude; at ``C = 3`` the kernel is unchanged.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
@@ -127,6 +128,7 @@ def load_pretrained(name: str, spec: EncoderSpec, weights: str) -> Any:
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise UserError(f"--encoder-weights {path} is a folder without config.json")
+        check_preset_architecture(name, spec, path)
         try:
             backbone = cls.from_preset(str(path))
         except Exception as exc:  # keras-hub raises many types for bad presets
@@ -150,6 +152,66 @@ def load_pretrained(name: str, spec: EncoderSpec, weights: str) -> Any:
         f"--encoder-weights {weights!r} is neither imagenet, none, a preset folder "
         "nor a .weights.h5 file"
     )
+
+
+def _normalized(value: Any) -> Any:
+    return json.loads(json.dumps(value))
+
+
+def _architecture_of(spec: EncoderSpec, config: dict[str, Any]) -> dict[str, Any]:
+    return {k: _normalized(config.get(k)) for k in spec.config}
+
+
+def check_preset_architecture(name: str, spec: EncoderSpec, path: Path) -> None:
+    """Refuse a preset folder whose architecture (``config.json``) is not encoder ``name``'s.
+
+    A ResNet-50 preset given as ``--encoder resnet18`` would otherwise build a ResNet-50
+    and record resnet18. The preset's backbone class and every architecture key of the
+    registry's config (blocks, block type, filters, strides, ...) must match.
+
+    Raises:
+        UserError: another architecture (naming the registered encoder it matches, if any)
+            or an unreadable ``config.json``.
+    """
+    try:
+        preset = json.loads((path / "config.json").read_text())
+        class_name = preset.get("class_name")
+        config = preset.get("config") or {}
+        if not isinstance(config, dict):
+            raise ValueError("no config mapping")
+    except (OSError, ValueError, AttributeError) as exc:
+        raise UserError(
+            f"--encoder-weights {path}: unreadable config.json ({_first_line(exc)})"
+        ) from exc
+    expected_class = _backbone_class(spec).__name__
+    wanted = _architecture_of(spec, spec.config)
+    got = _architecture_of(spec, config)
+    if class_name == expected_class and got == wanted:
+        return
+    matches = [
+        other
+        for other, candidate in ENCODERS.items()
+        if other != name
+        and _backbone_class(candidate).__name__ == class_name
+        and _architecture_of(candidate, config) == _architecture_of(candidate, candidate.config)
+    ]
+    if class_name != expected_class:
+        what = f"a {class_name}"
+    else:
+        diff = [k for k in wanted if got[k] != wanted[k]]
+        what = ", ".join(f"{k}={got[k]}" for k in diff[:2])
+        what = (
+            f"another {class_name} ({what}; {name} has "
+            + ", ".join(f"{k}={wanted[k]}" for k in diff[:2])
+            + ")"
+        )
+    hint = (
+        f"use --encoder {matches[0]}"
+        if matches
+        else f"give weights of {name} (python -m landslide_tf.cli.encoder_weights --fetch "
+        f"{name} DIR)"
+    )
+    raise UserError(f"--encoder-weights {path} holds {what}, not encoder {name}: {hint}")
 
 
 def build_backbone(name: str, spec: EncoderSpec, channels: int, weights: str) -> Any:

@@ -118,14 +118,22 @@ class ResumeCheckpoint(keras.callbacks.Callback):
         # Two-phase commit: new files first, state.json (the commit point) next, then
         # roll_forward moves them into their public names; see the module docstring.
         checkpoint = checkpoint_name(number)
-        atomic_save_model(self.model, self.run_dir / checkpoint)
-        fault_point("after-checkpoint", number)
-        pending = None
-        if improved:
+        pending = f".best-{number:04d}.keras" if improved else None
+        try:
+            atomic_save_model(self.model, self.run_dir / checkpoint)
+            fault_point("after-checkpoint", number)
+            if pending is not None:
+                atomic_save_model(self.model, self.run_dir / pending)
+                fault_point("after-best", number)
+        except BaseException:
+            # nothing of this epoch is committed (state.json is the commit point): remove
+            # what it started, so a full disk leaves the run as the last committed epoch
+            for name in (checkpoint, pending):
+                if name is not None:
+                    (self.run_dir / name).unlink(missing_ok=True)
+            raise
+        if pending is not None:
             self.best_value, self.best_epoch = float(value), number
-            pending = f".best-{number:04d}.keras"
-            atomic_save_model(self.model, self.run_dir / pending)
-            fault_point("after-best", number)
         write_history(self.run_dir / HISTORY_FILE, self.history)
         state = {
             **self.extra_state,

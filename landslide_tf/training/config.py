@@ -12,6 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from landslide_tf.files import atomic_write_text
+
 #: The loss each family scored best with in the paper (Table 3).
 PAPER_BEST_LOSS = {"unet": "bce", "resunet": "wce", "unetpp": "dice"}
 
@@ -121,7 +123,7 @@ class TrainConfig:
 
     def save(self, path: str | Path) -> None:
         """Write the config as pretty JSON."""
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
