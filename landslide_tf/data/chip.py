@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from landslide_tf import files
 from landslide_tf.data.folder import require_rasterio
 from landslide_tf.errors import DataError, UserError, require_module
 
@@ -208,15 +209,15 @@ def chip_scene(
                 }
                 for key in ("blockxsize", "blockysize", "tiled"):
                     meta.pop(key, None)
-                with rasterio.open(tmp / "images" / f"{stem}.tif", "w", **meta) as dst:
-                    dst.write(ds.read(window=win))
-                    for i, text in enumerate(ds.descriptions):
-                        if text:
-                            dst.set_band_description(i + 1, text)
+                _write_tif(
+                    tmp / "images" / f"{stem}.tif",
+                    meta,
+                    ds.read(window=win),
+                    ds.descriptions,
+                )
                 chip_mask = truth[row : row + win.height, col : col + win.width]
                 mask_meta = meta | {"count": 1, "dtype": "uint8", "nodata": None}
-                with rasterio.open(tmp / "masks" / f"{stem}.tif", "w", **mask_meta) as dst:
-                    dst.write(chip_mask[np.newaxis])
+                _write_tif(tmp / "masks" / f"{stem}.tif", mask_meta, chip_mask[np.newaxis])
                 if dem_ds is not None:
                     _write_dem(dem_ds, ds, meta, tmp / "dem" / f"{stem}.tif")
             if out.exists():  # an empty folder the user made
@@ -224,7 +225,7 @@ def chip_scene(
             else:
                 tmp.rename(out)
         except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.rmtree(tmp, ignore_errors=True)  # a full disk: nothing partial is left
             raise
         finally:
             if dem_ds is not None:
@@ -284,7 +285,6 @@ def _plan(
 
 def _write_dem(dem_ds: Any, ds: Any, meta: dict[str, Any], path: Path) -> None:
     """The DEM warped (bilinear) onto the chip's grid, float32, nodata NaN."""
-    import rasterio
     from rasterio.enums import Resampling
     from rasterio.vrt import WarpedVRT
 
@@ -300,5 +300,22 @@ def _write_dem(dem_ds: Any, ds: Any, meta: dict[str, Any], path: Path) -> None:
     ) as vrt:
         array = vrt.read(1)
     dem_meta = meta | {"count": 1, "dtype": "float32", "nodata": np.nan}
-    with rasterio.open(path, "w", **dem_meta) as dst:
-        dst.write(array[np.newaxis])
+    _write_tif(path, dem_meta, array[np.newaxis])
+
+
+def _write_tif(path: Path, meta: dict[str, Any], array: np.ndarray, descriptions: Any = ()) -> None:
+    """One GeoTIFF, encoded in memory and written through ``files.atomic_write_bytes``.
+
+    libtiff reports a full disk only on stderr (the file is left short or empty); encoding in
+    memory and writing the bytes ourselves turns it into an ``OSError`` naming ``path``.
+    """
+    from rasterio.io import MemoryFile
+
+    with MemoryFile() as memory:
+        with memory.open(**meta) as dst:
+            dst.write(array)
+            for i, text in enumerate(descriptions or ()):
+                if text:
+                    dst.set_band_description(i + 1, text)
+        data = memory.read()
+    files.atomic_write_bytes(path, data)
