@@ -135,3 +135,135 @@ def test_chip_on_a_real_full_tmpfs_exits_2_and_leaves_nothing(tmp_path, capsys):
         assert tree(disk) == before == []
     finally:
         subprocess.run(["umount", str(disk)], check=False)
+
+
+# --- case 2: a replaced zip is extracted again; a damaged entry stops in one line -------------
+
+
+def _tiny_bijie(root: Path, n: int = 3, seed: int = 0) -> Path:
+    from landslide_tf.data import synthesize
+
+    synthesize(root, n, seed, 0, 32, 32)
+    return root
+
+
+def _zip(folder: Path, zip_path: Path, prefix: str = "") -> Path:
+    import zipfile
+
+    with zipfile.ZipFile(zip_path, "w") as out:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                out.write(path, prefix + path.relative_to(folder).as_posix())
+    return zip_path
+
+
+def test_a_zip_replaced_by_another_with_the_same_name_is_extracted_again(tmp_path, capsys):
+    from landslide_tf.data import archive
+
+    first = _tiny_bijie(tmp_path / "a", n=3, seed=0)
+    second = _tiny_bijie(tmp_path / "b", n=5, seed=1)
+    data = tmp_path / "data"
+    data.mkdir()
+    zip_path = _zip(first, data / "X.zip")
+    assert call(data_cli.main, ["check", str(zip_path)]) == 0
+    old = tree(data / "X")
+    assert sum(1 for p in old if p.startswith("landslide/image/")) == 3
+
+    _zip(second, data / "X.zip")  # same name, other content
+    os.utime(zip_path, ns=(1, (data / "X").stat().st_mtime_ns))  # even an older mtime
+    assert call(data_cli.main, ["check", str(zip_path)]) == 0
+    new = tree(data / "X")
+    assert sum(1 for p in new if p.startswith("landslide/image/")) == 5
+    assert new != old
+    marker = (data / "X" / archive.EXTRACTED_MARKER).read_text().splitlines()
+    assert marker[1] == archive.zip_key(zip_path)
+    assert sorted(p.name for p in data.iterdir()) == ["X", "X.zip"]  # no staging left
+
+    key = archive.zip_key(zip_path)  # unchanged zip: reused as it is
+    (data / "X" / "mine.txt").write_text("kept")
+    assert archive.open_dataset(zip_path) == data / "X" and archive.zip_key(zip_path) == key
+    assert (data / "X" / "mine.txt").is_file()
+
+
+def _damaged_zip(tmp_path: Path, how: str) -> Path:
+    """A one-tile Bijie zip whose image entry fails its CRC or declares a false size."""
+    import zipfile
+
+    folder = _tiny_bijie(tmp_path / "src", n=1)
+    zip_path = tmp_path / "bad.zip"
+    method = zipfile.ZIP_STORED if how == "crc" else zipfile.ZIP_DEFLATED
+    with zipfile.ZipFile(zip_path, "w", compression=method) as out:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                out.write(path, path.relative_to(folder).as_posix())
+    with zipfile.ZipFile(zip_path) as z:
+        info = next(i for i in z.infolist() if i.filename.startswith("landslide/image/"))
+    data = bytearray(zip_path.read_bytes())
+    if how == "crc":  # flip a byte inside the stored image data
+        start = info.header_offset + 30 + len(info.filename) + len(info.extra)
+        data[start + info.file_size // 2] ^= 0xFF
+    else:  # the sizes in the local header and the central directory claim 100 bytes more
+        real = info.file_size.to_bytes(4, "little")
+        fake = (info.file_size + 100).to_bytes(4, "little")
+        assert data.count(real) >= 2
+        data = bytearray(bytes(data).replace(real, fake))
+    zip_path.write_bytes(bytes(data))
+    return zip_path
+
+
+@pytest.mark.parametrize(
+    ("how", "reason"), [("crc", "Bad CRC-32"), ("size", "declares")], ids=["crc", "size"]
+)
+def test_a_damaged_zip_entry_stops_naming_it_and_is_not_marked_extracted(
+    how, reason, tmp_path, capsys
+):
+    zip_path = _damaged_zip(tmp_path, how)
+    before = tree(tmp_path)
+    assert call(data_cli.main, ["check", str(zip_path)]) == 1  # check lists it as a problem
+    out = capsys.readouterr().out
+    assert "landslide/image/" in out and reason in out and "download" in out, out
+    assert tree(tmp_path) == before  # nothing extracted, nothing marked complete
+    from landslide_tf.cli import train as train_cli
+
+    rc = call(train_cli.main, ["--data", str(zip_path), "--run-dir", str(tmp_path / "run")])
+    line = one_error_line(capsys)
+    assert rc == 2 and "landslide/image/" in line and reason in line, line
+    assert tree(tmp_path) == before
+
+
+# --- case 15: layout messages ----------------------------------------------------------------
+
+
+def test_a_zip_with_the_layout_three_folders_deep_is_found_and_said(tmp_path, caplog):
+    from landslide_tf.data import archive
+
+    folder = _tiny_bijie(tmp_path / "src", n=2)
+    zip_path = _zip(folder, tmp_path / "deep.zip", prefix="a/b/c/")
+    with caplog.at_level("WARNING"):
+        root = archive.open_dataset(zip_path)
+    assert root == tmp_path / "deep" / "a" / "b" / "c"
+    assert "3 folders deep" in caplog.text and str(root) in caplog.text
+
+
+def test_a_zip_without_the_layout_says_where_it_looked_and_what_to_pass(tmp_path, capsys):
+    src = tmp_path / "src" / "x" / "y"
+    src.mkdir(parents=True)
+    (src / "readme.txt").write_text("no tiles")
+    zip_path = _zip(tmp_path / "src", tmp_path / "empty.zip")
+    assert call(data_cli.main, ["check", str(zip_path)]) == 1
+    out = capsys.readouterr().out
+    assert "no landslide/ folder within 4 folder levels" in out, out
+    assert "pass the folder that holds landslide/" in out
+
+
+def test_check_on_images_and_dem_without_masks_names_masks(tmp_path, capsys):
+    root = tmp_path / "d"
+    for sub in ("images", "dem"):
+        (root / sub).mkdir(parents=True)
+        (root / sub / "a.tif").write_bytes(b"II*\0")
+    before = tree(tmp_path)
+    assert call(data_cli.main, ["check", str(root)]) == 1
+    out = capsys.readouterr().out
+    assert f"{root / 'masks'}: folder not found" in out, out
+    assert "landslide/" not in out  # not the Bijie layout
+    assert tree(tmp_path) == before

@@ -35,6 +35,7 @@ from landslide_tf.data.formats import (
     check_format,
     detect_format,
     find_format_samples,
+    partial_layout_problem,
     plan_splits,
     read_bands,
 )
@@ -419,6 +420,10 @@ def check_dataset(
         try:
             name = detect_format(path)
         except DataError:  # no known layout: the Bijie check lists what is missing
+            partial = partial_layout_problem(path)
+            if partial:  # part of the folder layout: name what it lacks, not Bijie's
+                report.problems.append(partial)
+                return report
             name = None
     try:
         fmt = check_format(name)

@@ -220,8 +220,37 @@ def detect_format(root: str | Path) -> str:
     for name in DETECT_ORDER:
         if FORMATS[name].detect(root):
             return name
+    partial = partial_layout_problem(root)
+    if partial:
+        raise DataError(partial)
     layouts = "; ".join(f"{f.name}: {f.description}" for f in FORMATS.values())
     raise DataError(f"{root}: no known dataset layout; expected one of {layouts}")
+
+
+def partial_layout_problem(root: str | Path) -> str | None:
+    """What is missing from a folder that has part of the ``folder`` layout (None: not that).
+
+    ``images/`` (+ ``dem/``) without ``masks/`` is the folder format missing its masks, not a
+    Bijie dataset: say so rather than list every layout.
+    """
+    root = Path(root)
+    has = {
+        n
+        for n in (folder_format.IMAGES, folder_format.MASKS, folder_format.DEM)
+        if (root / n).is_dir()
+    }
+    if folder_format.IMAGES in has and folder_format.MASKS not in has:
+        return (
+            f"{root / folder_format.MASKS}: folder not found; the folder format needs "
+            f"{', '.join(sorted(f'{n}/' for n in has))} beside masks/<stem>.tif (or .png) "
+            "with the same stems (> 0 = landslide)"
+        )
+    if folder_format.MASKS in has and folder_format.IMAGES not in has:
+        return (
+            f"{root / folder_format.IMAGES}: folder not found; the folder format needs "
+            "images/<stem>.tif (or .png) beside masks/ with the same stems"
+        )
+    return None
 
 
 def is_multiband(data_format: str | None) -> bool:
