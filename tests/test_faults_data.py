@@ -267,3 +267,64 @@ def test_check_on_images_and_dem_without_masks_names_masks(tmp_path, capsys):
     assert f"{root / 'masks'}: folder not found" in out, out
     assert "landslide/" not in out  # not the Bijie layout
     assert tree(tmp_path) == before
+
+
+# --- case 11: a JPEG named .png or a grayscale image: exit 2, not an abort -------------------
+
+
+def _spoil_one_image(root: Path, how: str) -> Path:
+    import cv2
+
+    path = sorted((root / "landslide" / "image").glob("*.png"))[1]
+    rgb = cv2.imread(str(path))
+    if how == "jpeg":
+        path.write_bytes(cv2.imencode(".jpg", rgb)[1].tobytes())
+    else:
+        path.write_bytes(cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_BGR2GRAY))[1].tobytes())
+    return path
+
+
+@pytest.mark.parametrize(
+    ("how", "message"),
+    [("jpeg", "a JPEG file; expected a PNG image"), ("gray", "grayscale image (1 channel)")],
+)
+def test_the_pipeline_checks_a_bad_image_before_any_iterator_decodes(
+    how, message, tmp_path, monkeypatch
+):
+    from landslide_tf.data import bijie_spec, find_samples, pipeline
+    from landslide_tf.errors import DataError
+
+    root = _tiny_bijie(tmp_path / "d", n=3)
+    bad = _spoil_one_image(root, how)
+
+    def never(*args):  # the decode threads must not even start
+        raise AssertionError("decoded before the files were checked")
+
+    monkeypatch.setattr(pipeline.TileReader, "__call__", never)
+    with pytest.raises(
+        DataError, match=f"{bad}: {message}".replace("(", r"\(").replace(")", r"\)")
+    ):
+        pipeline.make_dataset(find_samples(root), bijie_spec(32))
+
+
+@pytest.mark.parametrize(
+    ("how", "message"),
+    [("jpeg", "a JPEG file; expected a PNG image"), ("gray", "grayscale image (1 channel)")],
+)
+def test_train_on_a_bad_image_exits_2_without_aborting(how, message, tmp_path):
+    root = _tiny_bijie(tmp_path / "d", n=12)
+    bad = _spoil_one_image(root, how)
+    before = tree(root)
+    run = tmp_path / "run"
+    done = subprocess.run(
+        [sys.executable, "-m", "landslide_tf.train", "--model", "unet", "--data", str(root),
+         "--run-dir", str(run), "--epochs", "1", "--image-size", "32", "--base-filters", "4",
+         "--depth", "2", "--batch-size", "4", "--verbose", "0"],
+        capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+    )  # fmt: skip
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert len(errors) == 1 and errors[0].startswith(f"error: {bad}: {message}"), errors
+    assert "terminate called" not in done.stderr and "Traceback" not in done.stderr
+    assert tree(root) == before  # the data is untouched
