@@ -328,3 +328,57 @@ def test_train_on_a_bad_image_exits_2_without_aborting(how, message, tmp_path):
     assert len(errors) == 1 and errors[0].startswith(f"error: {bad}: {message}"), errors
     assert "terminate called" not in done.stderr and "Traceback" not in done.stderr
     assert tree(root) == before  # the data is untouched
+
+
+# --- case 7: a band NaN in every file stops check and train with its name ------------------
+
+
+def _l4s_with_a_dead_band(root: Path, band: int = 12) -> Path:
+    h5py = pytest.importorskip("h5py")
+    from band_data import make_l4s
+
+    make_l4s(root, counts=(("TrainData", 6), ("ValidData", 2), ("TestData", 2)), size=32)
+    for path in root.rglob("image_*.h5"):
+        with h5py.File(path, "r+") as f:
+            data = f["img"][...]
+            data[..., band] = np.nan
+            f["img"][...] = data
+    return root
+
+
+def test_a_band_nan_in_every_file_stops_check_and_train_with_its_name(tmp_path, capsys):
+    from landslide_tf.cli import train as train_cli
+    from landslide_tf.data.bands import L4S_BANDS
+
+    root = _l4s_with_a_dead_band(tmp_path / "l4s")
+    name = L4S_BANDS[12]
+    before = tree(root)
+    assert call(data_cli.main, ["check", str(root)]) == 1
+    out = capsys.readouterr().out
+    assert f"band {name}: no valid value in the training split" in out, out
+    assert "--bands" in out
+    run = tmp_path / "run"
+    argv = ["--data", str(root), "--run-dir", str(run), "--image-size", "32", "--epochs", "1"]
+    rc = call(train_cli.main, argv)
+    line = one_error_line(capsys)
+    assert rc == 2 and f"band {name}: no valid value in the training split" in line, line
+    assert tree(root) == before
+    assert not any(run.glob("*.keras"))  # stopped before training
+
+
+def test_a_band_nan_in_every_folder_file_is_named_too(tmp_path):
+    pytest.importorskip("rasterio")
+    from band_data import make_geotiff_folder
+
+    from landslide_tf.data import check_dataset
+
+    root = make_geotiff_folder(tmp_path / "f", n=6, size=16, bands=3, dem=False)
+    rasterio = pytest.importorskip("rasterio")
+    for path in (root / "images").glob("*.tif"):
+        with rasterio.open(path, "r+") as ds:
+            data = ds.read()
+            data[1] = 0  # band 2 is nodata (0) everywhere
+            ds.write(data)
+    report = check_dataset(root)
+    assert not report.ok
+    assert any("band 2: no valid value in the training split" in p for p in report.problems)

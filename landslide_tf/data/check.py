@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from landslide_tf.data.archive import LANDSLIDE, expected_layout, open_dataset
+from landslide_tf.data.bands import dead_bands_problem
 from landslide_tf.data.bijie import IGNORED_FILES, MODALITIES, NON_LANDSLIDE, stem_clash
 from landslide_tf.data.folder import footprint
 from landslide_tf.data.formats import (
@@ -378,8 +379,10 @@ def _check_multiband(
             key = sample.split or "all"
             report.tiles[key] = report.tiles.get(key, 0) + 1
         positive = total = 0.0
+        valid: dict[str, np.ndarray] = {}  # stem -> finite values per band
         for sample in samples:
-            _, mask = read_bands(sample, data_format, [0])
+            image, mask = read_bands(sample, data_format)
+            valid[sample.stem] = np.isfinite(image).reshape(-1, image.shape[-1]).sum(0)
             if mask is not None:
                 positive += float(np.sum(mask))
                 total += mask.size
@@ -388,6 +391,11 @@ def _check_multiband(
     except DataError as exc:
         report.problems.append(str(exc))
         return
+    counts = [valid[s.stem] for s in split.get("train", []) if s.stem in valid]
+    if counts and len(report.bands) == len(counts[0]):
+        problem = dead_bands_problem(report.bands, np.sum(counts, axis=0))
+        if problem:  # train would stop on it (band_statistics)
+            report.problems.append(problem)
     report.splits = {name: len(tiles) for name, tiles in split.items()}
     report.warnings += overlap_warnings(split)
 

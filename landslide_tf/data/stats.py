@@ -115,7 +115,7 @@ def training_statistics(
             total += image.shape[0] * image.shape[1]
             yield image
 
-    norm = band_statistics(arrays(), band_norm, seed=seed)
+    norm = band_statistics(arrays(), band_norm, seed=seed, names=[names[i] for i in indices])
     return {
         "band_indices": indices,
         "band_stats": norm,
