@@ -382,3 +382,65 @@ def test_a_band_nan_in_every_folder_file_is_named_too(tmp_path):
     report = check_dataset(root)
     assert not report.ok
     assert any("band 2: no valid value in the training split" in p for p in report.problems)
+
+
+# --- case 8: chips of a zero border; a mask with several classes -----------------------------
+
+
+def _bordered_scene(root: Path) -> tuple[Path, Path]:
+    """A 3-band 128 px scene whose outer ring is 0 in every band, with no nodata tag."""
+    from band_data import write_tif
+
+    rng = np.random.default_rng(0)
+    image = np.zeros((128, 128, 3), np.uint8)
+    image[32:96, 32:96] = rng.integers(1, 255, (64, 64, 3))
+    truth = np.zeros((128, 128), np.uint8)
+    truth[40:60, 40:60] = 1
+    return write_tif(root / "scene.tif", image), write_tif(root / "labels.tif", truth)
+
+
+def test_chip_of_a_zero_border_warns_and_skip_empty_leaves_it_out(tmp_path, capsys, caplog):
+    pytest.importorskip("rasterio")
+    image, mask = _bordered_scene(tmp_path / "in")
+    argv = _chip_argv(image, mask, tmp_path / "a", "--negatives", "10")
+    with caplog.at_level("WARNING"):
+        assert call(data_cli.main, argv) == 0
+    assert "are 0 in every band" in caplog.text and "--skip-empty" in caplog.text
+    kept = tree(tmp_path / "a")
+    caplog.clear()
+    argv = _chip_argv(image, mask, tmp_path / "b", "--negatives", "10", "--skip-empty")
+    with caplog.at_level("WARNING"):
+        assert call(data_cli.main, argv) == 0
+    assert "--skip-empty" not in caplog.text
+    out = capsys.readouterr().out
+    assert "all-zero" in out
+    rasterio = pytest.importorskip("rasterio")
+    chips = sorted((tmp_path / "b" / "images").glob("*.tif"))
+    assert chips and len(chips) < len([p for p in kept if p.startswith("images/")])
+    for path in chips:
+        with rasterio.open(path) as ds:
+            assert ds.read().any()  # no all-zero chip
+
+
+def test_chip_mask_with_several_classes_stops_unless_mapped(tmp_path, capsys):
+    rasterio = pytest.importorskip("rasterio")
+    from band_data import write_tif
+
+    image, _ = _chip_scene(tmp_path / "in", size=128)
+    truth = np.zeros((128, 128), np.uint8)
+    truth[10:40, 10:40] = 1
+    truth[70:100, 70:100] = 2
+    mask = write_tif(tmp_path / "in" / "classes.tif", truth)
+    before = tree(tmp_path)
+    rc = call(data_cli.main, _chip_argv(image, mask, tmp_path / "out"))
+    line = one_error_line(capsys)
+    assert rc == 2 and "mask values {0, 1, 2}" in line and "--mask-classes" in line, line
+    assert tree(tmp_path) == before
+
+    argv = _chip_argv(image, mask, tmp_path / "two", "--mask-classes", "2", "--negatives", "0")
+    assert call(data_cli.main, argv) == 0
+    for path in (tmp_path / "two" / "masks").glob("*.tif"):
+        with rasterio.open(path) as ds:
+            assert set(np.unique(ds.read(1)).tolist()) <= {0, 1}
+    names = [p.name for p in (tmp_path / "two" / "images").glob("*.tif")]
+    assert names and all(int(n.split("_r")[1][:5]) >= 32 for n in names)  # class 2's chips only
