@@ -444,3 +444,108 @@ def test_chip_mask_with_several_classes_stops_unless_mapped(tmp_path, capsys):
             assert set(np.unique(ds.read(1)).tolist()) <= {0, 1}
     names = [p.name for p in (tmp_path / "two" / "images").glob("*.tif")]
     assert names and all(int(n.split("_r")[1][:5]) >= 32 for n in names)  # class 2's chips only
+
+
+# --- case 5: one DEM nodata rule in check, train, evaluate and predict ------------------------
+
+
+def _bijie_with_spiked_dems(root: Path, value: int = 65535) -> Path:
+    """A tiny Bijie dataset whose DEMs are 16-bit PNGs with a ``value`` block, no tag."""
+    import cv2
+
+    _tiny_bijie(root, n=6)
+    for path in sorted((root / "landslide" / "dem").glob("*.png")):
+        dem = np.linspace(1200, 1800, 32 * 32).reshape(32, 32).astype(np.uint16)
+        dem[:8, :8] = value
+        cv2.imwrite(str(path), dem)
+    return root
+
+
+def test_a_16_bit_dem_spike_stops_train_and_the_loader_with_the_flag_to_pass(tmp_path, capsys):
+    from landslide_tf.cli import train as train_cli
+    from landslide_tf.data import bijie_spec, find_samples, pipeline, training_statistics
+    from landslide_tf.errors import DataError
+
+    root = _bijie_with_spiked_dems(tmp_path / "d")
+    before = tree(root)
+    assert call(data_cli.main, ["check", str(root)]) == 0  # check warns ...
+    assert "likely nodata; train with --dem-nodata 65535" in capsys.readouterr().out
+    run = tmp_path / "run"
+    rc = call(train_cli.main, ["--data", str(root), "--run-dir", str(run), "--epochs", "1"])
+    line = one_error_line(capsys)  # ... train stops
+    assert rc == 2 and "65535" in line and "--dem-nodata 65535" in line, line
+    assert tree(root) == before and not any(run.glob("*.keras"))
+    samples = find_samples(root)
+    with pytest.raises(DataError, match="--dem-nodata 65535"):  # evaluate's loader too
+        pipeline.load_tile(samples[0], bijie_spec(32))
+    x, _ = pipeline.load_tile(samples[0], bijie_spec(32, nodata=65535.0))
+    assert np.isfinite(x).all()
+    stats = training_statistics(samples, nodata=65535.0)["dem_stats"]
+    assert 1200 <= stats[0] <= 1800  # the spike is not elevation
+
+
+def _folder_with_dem(root: Path, dem_value: float, tag: float | None = None) -> Path:
+    pytest.importorskip("rasterio")
+    from band_data import make_geotiff_folder, write_tif
+
+    make_geotiff_folder(root, n=6, size=16, bands=2, dem=True)
+    for path in (root / "dem").glob("*.tif"):
+        elevation = np.linspace(1000, 1100, 16 * 16).reshape(16, 16).astype(np.float32)
+        elevation[:4, :4] = dem_value
+        write_tif(path, elevation, nodata=tag)
+    return root
+
+
+def test_dem_nodata_is_applied_to_folder_data(tmp_path, capsys):
+    from landslide_tf.cli import train as train_cli
+    from landslide_tf.data import training_statistics
+    from landslide_tf.data.formats import default_spec, find_format_samples, read_tile
+    from landslide_tf.errors import DataError
+
+    root = _folder_with_dem(tmp_path / "f", -9999.0)
+    before = tree(root)
+    assert call(data_cli.main, ["check", str(root)]) == 0
+    assert "--dem-nodata -9999" in capsys.readouterr().out
+    run = tmp_path / "run"
+    argv = ["--data", str(root), "--run-dir", str(run), "--epochs", "1", "--image-size", "16"]
+    rc = call(train_cli.main, argv)
+    line = one_error_line(capsys)
+    assert rc == 2 and "-9999" in line and "--dem-nodata -9999" in line, line
+    assert tree(root) == before
+    samples = find_format_samples("folder", root)
+    with_flag = training_statistics(samples, "folder", root=root, nodata=-9999.0)
+    dem_mean, _ = with_flag["band_stats"]["params"][-1]
+    assert 1000 <= dem_mean <= 1100  # -9999 left out: the flag is applied, not just recorded
+    spec = default_spec("folder", root, size=16)
+    with pytest.raises(DataError, match="--dem-nodata -9999"):
+        read_tile(samples[0], spec)
+    image, _, _, _ = read_tile(samples[0], spec.replace(nodata=-9999.0))
+    assert np.isnan(image[:4, :4, -1]).all() and np.isfinite(image[4:, 4:, -1]).all()
+
+
+def test_a_geotiff_nodata_tag_is_enough(tmp_path):
+    from landslide_tf.data import training_statistics
+    from landslide_tf.data.formats import find_format_samples
+
+    root = _folder_with_dem(tmp_path / "f", -9999.0, tag=-9999.0)
+    samples = find_format_samples("folder", root)
+    dem_mean, _ = training_statistics(samples, "folder", root=root)["band_stats"]["params"][-1]
+    assert 1000 <= dem_mean <= 1100
+
+
+def test_predict_scene_dem_with_a_spike_stops_unless_flagged(tmp_path):
+    pytest.importorskip("rasterio")
+    from band_data import write_tif
+
+    from landslide_tf.data.spec import bijie_spec
+    from landslide_tf.errors import DataError
+    from landslide_tf.inference.scene_io import open_scene
+
+    elevation = np.linspace(1000, 1100, 64 * 64).reshape(64, 64).astype(np.float32)
+    elevation[:, :20] = -9999.0
+    dem = write_tif(tmp_path / "dem.tif", elevation)
+    spec = bijie_spec(32, modalities="dem")
+    with pytest.raises(DataError, match=r"dem.tif: .*-9999.*--dem-nodata -9999"):
+        open_scene(None, dem, spec=spec)
+    open_scene(None, dem, spec=spec, dem_nodata=-9999.0).close()  # --dem-nodata
+    open_scene(None, dem, spec=spec.replace(nodata=-9999.0)).close()  # the run's own value
