@@ -549,3 +549,26 @@ def test_predict_scene_dem_with_a_spike_stops_unless_flagged(tmp_path):
         open_scene(None, dem, spec=spec)
     open_scene(None, dem, spec=spec, dem_nodata=-9999.0).close()  # --dem-nodata
     open_scene(None, dem, spec=spec.replace(nodata=-9999.0)).close()  # the run's own value
+
+
+def test_a_multiband_run_keeps_its_dem_nodata_for_inference():
+    from keras import ops
+
+    from landslide_tf.data.preprocess import preprocess
+    from landslide_tf.data.spec import InputSpec
+
+    config = {
+        "data_format": "folder",
+        "bands": ["1", "dem"],
+        "band_stats": {"method": "standard", "params": [[0.0, 1.0], [1050.0, 30.0]]},
+        "available_bands": ["1", "dem"],
+        "band_indices": [0, 1],
+        "image_size": 8,
+        "dem_nodata": -9999.0,
+    }
+    spec = InputSpec.from_config(config)
+    assert spec.nodata == -9999.0
+    image = np.full((8, 8, 2), 1050.0, np.float32)
+    image[:4, :, 1] = -9999.0
+    x = ops.convert_to_numpy(preprocess(image, None, spec))
+    np.testing.assert_allclose(x[..., 1], 0.0)  # -9999 filled like NaN, not -368 std
