@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Predict a tile or a scene as the parsed ``args`` say; print what was written."""
-    from landslide_tf.cli.quiet import interactive_stdout
+    from landslide_tf.console import interactive_stdout
     from landslide_tf.inference.predict import check_out_path, check_threshold, predict_image
     from landslide_tf.inference.predictor import Predictor
     from landslide_tf.inference.scene import DEFAULT_OVERLAP, predict_scene
