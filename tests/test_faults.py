@@ -452,7 +452,9 @@ def test_evaluate_in_a_read_only_run_dir_prints_the_metrics(run_copy, monkeypatc
 
     monkeypatch.setattr(evaluate, "atomic_write_json", refuse)
     before = (run_copy / "metrics.json").read_text()
-    assert call(evaluate.main, [str(run_copy)]) == 2
+    from landslide_tf.cli import evaluate as evaluate_cli  # main lives in cli/ now
+
+    assert call(evaluate_cli.main, [str(run_copy)]) == 2
     captured = capsys.readouterr()
     assert "mIoU" in captured.out  # the metrics are shown
     line = [x for x in captured.err.splitlines() if x.startswith("error: ")]
