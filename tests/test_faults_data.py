@@ -572,3 +572,16 @@ def test_a_multiband_run_keeps_its_dem_nodata_for_inference():
     image[:4, :, 1] = -9999.0
     x = ops.convert_to_numpy(preprocess(image, None, spec))
     np.testing.assert_allclose(x[..., 1], 0.0)  # -9999 filled like NaN, not -368 std
+
+
+# --- the real data: the new checks raise no false alarm ---------------------------------------
+
+REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "l4s-rgb-dev"
+
+
+@pytest.mark.skipif(not (REAL / "landslide").is_dir(), reason=f"real data absent ({REAL})")
+def test_the_real_rgb_tiles_pass_the_file_checks_before_decoding():
+    from landslide_tf.data import bijie_spec, find_samples, pipeline
+
+    samples = find_samples(REAL, modalities="rgb")[:200]  # read only, never written
+    pipeline.validate_files(samples, bijie_spec(128, modalities="rgb"))
