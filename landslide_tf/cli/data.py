@@ -70,6 +70,28 @@ def _add_chip_parser(sub: Any) -> None:
     p.add_argument("--negatives", type=float, default=0.2, help="negatives per landslide chip")
     p.add_argument("--max-nodata", type=float, default=0.5, help="most nodata share (0.5)")
     p.add_argument("--seed", type=int, default=0, help="seed for the negatives (default 0)")
+    p.add_argument(
+        "--skip-empty",
+        action="store_true",
+        help="leave out chips that are 0 in every band (a zero border without a nodata tag)",
+    )
+    p.add_argument(
+        "--mask-classes",
+        type=_classes,
+        help="mask values that are landslide, e.g. 1,2 (needed when the mask has several)",
+    )
+
+
+def _classes(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected integer mask values such as 1,2"
+        ) from None
+    if not values:
+        raise argparse.ArgumentTypeError("expected at least one mask value, e.g. 1,2")
+    return values
 
 
 def _run_chip(args: argparse.Namespace) -> int:
@@ -88,6 +110,8 @@ def _run_chip(args: argparse.Namespace) -> int:
         negatives=args.negatives,
         max_nodata=args.max_nodata,
         seed=args.seed,
+        skip_empty=args.skip_empty,
+        mask_classes=args.mask_classes,
     )
     print(result.format())
     return 0

@@ -2,13 +2,17 @@
 
 ``open_dataset(path)`` returns the folder holding ``landslide/``; a zip is extracted once,
 next to it into ``<zip stem>/``, by ``safe_extract``, which checks every entry before writing
-anything. Extraction never deletes or overwrites what it did not create: ``<zip stem>/`` must
-be new (or carry our marker from an earlier extraction), otherwise it is refused. The
+anything and verifies every entry's CRC and declared size while inflating. Extraction never
+deletes or overwrites what it did not create: ``<zip stem>/`` must be new (or carry our marker
+from an earlier extraction), otherwise it is refused. The marker records the zip's key
+(``zip_key``: size, mtime and a hash of the central directory): a zip replaced by another one
+with the same name is extracted again (the earlier extraction, ours, is replaced). The
 uncompressed size is bounded (``unzip_budget``) before and while inflating. Import these names from ``landslide_tf.data`` (or ``landslide_tf.data.bijie``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
@@ -17,6 +21,7 @@ import tempfile
 import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from landslide_tf.errors import DataError
 
@@ -25,6 +30,38 @@ logger = logging.getLogger(__name__)
 LANDSLIDE = "landslide"
 #: Marker written after a zip file was fully extracted.
 EXTRACTED_MARKER = ".landslide_tf_extracted"
+
+
+def zip_key(zip_path: str | Path) -> str:
+    """What identifies a zip's content: size, mtime and a hash of its central directory.
+
+    The central directory lists every entry's name, CRC-32, sizes and offset, so a different
+    zip with the same name (and even the same size) gets a different key.
+    """
+    zip_path = Path(zip_path)
+    st = zip_path.stat()
+    digest = hashlib.sha256()
+    try:
+        with zipfile.ZipFile(zip_path) as archive:
+            for info in archive.infolist():
+                digest.update(
+                    f"{info.filename}\0{info.CRC}\0{info.compress_size}\0{info.file_size}\0"
+                    f"{info.header_offset}\n".encode()
+                )
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise DataError(f"{zip_path}: not a readable zip file ({exc}); download it again") from None
+    return (
+        f"size={st.st_size} mtime_ns={st.st_mtime_ns} central_directory_sha256={digest.hexdigest()}"
+    )
+
+
+def _marker_key(target: Path) -> str | None:
+    """The key recorded by an earlier extraction into ``target`` (None: not ours)."""
+    try:
+        lines = (target / EXTRACTED_MARKER).read_text().splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return lines[1] if len(lines) > 1 else ""  # "" = an older marker without a key
 
 
 def expected_layout(root: str | Path) -> str:
@@ -167,7 +204,7 @@ def _inflate(
         written.append(dest)
         size = 0
         with archive.open(info) as src, open(dest, "xb") as out:
-            while chunk := src.read(_CHUNK):
+            while chunk := _read_entry(src, zip_path, info):
                 size += len(chunk)
                 total += len(chunk)
                 if size > info.file_size:
@@ -178,6 +215,25 @@ def _inflate(
                 if total > budget:
                     raise _too_big(zip_path, total, budget)
                 out.write(chunk)
+        if size != info.file_size:
+            raise DataError(
+                f"{zip_path}: entry {info.filename!r} holds {size:,} bytes but declares "
+                f"{info.file_size:,}; the zip is damaged: download it again"
+            )
+
+
+def _read_entry(src: Any, zip_path: Path, info: zipfile.ZipInfo) -> bytes:
+    """The next piece of an entry; a CRC or deflate error as one line naming the entry."""
+    try:
+        return src.read(_CHUNK)
+    except (zipfile.BadZipFile, EOFError, zlib.error) as exc:
+        raise DataError(
+            f"{zip_path}: entry {info.filename!r} is damaged ({exc}); download the zip again"
+        ) from None
+
+
+#: How many folder levels inside an extracted zip are searched for ``landslide/``.
+LAYOUT_SEARCH_DEPTH = 4
 
 
 def find_layout_root(folder: Path, max_depth: int = 2) -> Path | None:
@@ -192,6 +248,35 @@ def find_layout_root(folder: Path, max_depth: int = 2) -> Path | None:
         if found is not None:
             return found
     return None
+
+
+def _extract_into(path: Path, target: Path, key: str, *, replace: bool) -> None:
+    """Extract ``path`` beside itself, then move it onto ``target`` (ours when ``replace``)."""
+    logger.info("extracting %s into %s", path, target)
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.extracting-", dir=target.parent))
+    except OSError as exc:
+        raise DataError(
+            f"{path}: cannot extract next to the zip into {target} ({exc.strerror})"
+        ) from None
+    try:
+        safe_extract(path, tmp)
+        # the marker comes last: an extraction that failed is never marked complete
+        (tmp / EXTRACTED_MARKER).write_text(f"{path.name}\n{key}\n")
+        if replace:  # our earlier extraction of a different zip: moved aside, then removed
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+            target.rename(old / target.name)
+            tmp.rename(target)
+            shutil.rmtree(old, ignore_errors=True)
+            return
+        if target.exists() or target.is_symlink():  # appeared meanwhile: never replace it
+            raise DataError(f"{path}: {target} appeared while extracting; rerun")
+        tmp.rename(target)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot extract next to the zip into {target} ({exc})") from None
+    finally:
+        if tmp.exists():  # created by mkdtemp above: ours to remove
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def open_dataset(path: str | Path) -> Path:
@@ -212,33 +297,36 @@ def open_dataset(path: str | Path) -> Path:
     if path.suffix.lower() != ".zip":
         raise DataError(f"{path}: expected a dataset folder or a .zip file")
     target = path.with_suffix("")
-    if not (target / EXTRACTED_MARKER).is_file():
-        if target.exists() or target.is_symlink():
+    key = zip_key(path)
+    recorded = _marker_key(target)
+    if recorded != key:
+        if recorded is None and (target.exists() or target.is_symlink()):
             raise DataError(
                 f"{path}: cannot extract into {target}: it exists and was not extracted by "
                 f"landslide_tf (no {EXTRACTED_MARKER}); move it away, or pass the folder itself"
             )
-        logger.info("extracting %s into %s", path, target)
-        try:
-            tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.extracting-", dir=target.parent))
-        except OSError as exc:
-            raise DataError(
-                f"{path}: cannot extract next to the zip into {target} ({exc.strerror})"
-            ) from None
-        try:
-            safe_extract(path, tmp)
-            (tmp / EXTRACTED_MARKER).write_text(f"{path.name}\n")
-            if target.exists() or target.is_symlink():  # appeared meanwhile: never replace it
-                raise DataError(f"{path}: {target} appeared while extracting; rerun")
-            tmp.rename(target)
-        except OSError as exc:
-            raise DataError(
-                f"{path}: cannot extract next to the zip into {target} ({exc})"
-            ) from None
-        finally:
-            if tmp.exists():  # created by mkdtemp above: ours to remove
-                shutil.rmtree(tmp, ignore_errors=True)
-    root = find_layout_root(target)
+        if recorded is not None:
+            logger.warning(
+                "%s changed since it was extracted into %s (size, date or entries differ): "
+                "extracting it again",
+                path,
+                target,
+            )
+        _extract_into(path, target, key, replace=recorded is not None)
+    root = find_layout_root(target, max_depth=LAYOUT_SEARCH_DEPTH)
     if root is None:
-        raise DataError(f"{path}: the zip holds no landslide/ folder; {expected_layout('<zip>')}")
+        raise DataError(
+            f"{path}: no landslide/ folder within {LAYOUT_SEARCH_DEPTH} folder levels of the "
+            f"zip (extracted into {target}); {expected_layout('<zip>')}, or pass the folder "
+            "that holds landslide/ instead of the zip"
+        )
+    depth = len(root.relative_to(target).parts)
+    if depth > 1:
+        logger.warning(
+            "%s: found the dataset layout %d folders deep, at %s; using it (pass that folder "
+            "as the data to skip the search)",
+            path,
+            depth,
+            root,
+        )
     return root

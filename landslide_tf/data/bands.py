@@ -26,7 +26,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from landslide_tf.data.spec import InputSpec
-from landslide_tf.errors import UserError
+from landslide_tf.errors import DataError, UserError
 
 #: Landslide4Sense band order inside every ``image_N.h5`` (Ghorbanzadeh et al. 2022).
 L4S_BANDS = (*(f"B{i}" for i in range(1, 13)), "slope", "dem")
@@ -107,8 +107,27 @@ def band_indices(names: Sequence[str], available: Sequence[str]) -> list[int]:
     return [available.index(name) for name in names]
 
 
+def dead_bands_problem(names: Sequence[str], valid_counts: Sequence[float]) -> str | None:
+    """One line naming the bands without a single valid value in the training split, or None.
+
+    A band that is NaN (or nodata) in every file would train as a constant, dead channel.
+    """
+    dead = [str(n) for n, c in zip(names, valid_counts, strict=True) if not c]
+    if not dead:
+        return None
+    listed = ", ".join(dead)
+    return (
+        f"band{'s' if len(dead) > 1 else ''} {listed}: no valid value in the training split "
+        "(NaN or nodata in every file); leave "
+        f"{'them' if len(dead) > 1 else 'it'} out with --bands, or fix the files"
+    )
+
+
 def band_statistics(
-    arrays: Iterable[np.ndarray], method: str = "standard", seed: int = 0
+    arrays: Iterable[np.ndarray],
+    method: str = "standard",
+    seed: int = 0,
+    names: Sequence[str] | None = None,
 ) -> dict[str, object]:
     """Per-band normalisation parameters from training arrays.
 
@@ -116,9 +135,13 @@ def band_statistics(
         arrays: ``(H, W, C)`` float arrays in user units (NaN = missing), the training split.
         method: ``standard`` (mean, std) or ``percentile`` (p2, p98).
         seed: for the pixel sample behind the percentiles.
+        names: the bands' names (default ``1``..``C``), for the error below.
 
     Returns:
         ``{"method": method, "params": [[a, b], ...]}`` (one pair per band).
+
+    Raises:
+        DataError: a band without one finite value (``dead_bands_problem``).
     """
     if method not in BAND_NORMS:
         raise UserError(f"unknown --band-norm {method!r}; expected one of {', '.join(BAND_NORMS)}")
@@ -141,6 +164,11 @@ def band_statistics(
             samples.append(flat[rng.choice(len(flat), keep, replace=False)].astype(np.float32))
     if total is None:
         raise UserError("no training tiles to compute band statistics from")
+    problem = dead_bands_problem(
+        list(names) if names is not None else [str(i + 1) for i in range(len(count))], count
+    )
+    if problem:
+        raise DataError(problem)
     if method == "standard":
         mean = np.divide(total, np.maximum(count, 1))
         std = np.sqrt(np.maximum(total_sq / np.maximum(count, 1) - mean**2, 0.0))

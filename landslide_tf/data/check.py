@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from landslide_tf.data.archive import LANDSLIDE, expected_layout, open_dataset
+from landslide_tf.data.bands import dead_bands_problem
 from landslide_tf.data.bijie import IGNORED_FILES, MODALITIES, NON_LANDSLIDE, stem_clash
 from landslide_tf.data.folder import footprint
 from landslide_tf.data.formats import (
@@ -35,9 +36,11 @@ from landslide_tf.data.formats import (
     check_format,
     detect_format,
     find_format_samples,
+    partial_layout_problem,
     plan_splits,
     read_bands,
 )
+from landslide_tf.data.nodata import dem_nodata_warning
 from landslide_tf.data.readers import decode_dem, decode_mask, decode_rgb, tile_size_problem
 from landslide_tf.data.sample import Sample
 from landslide_tf.errors import DataError, UserError
@@ -282,37 +285,9 @@ def _check_group(root: Path, group: str, modalities: str, report: CheckReport, s
     report.usable[group] = usable
 
 
-#: A value at the type's extreme held by at least this share of a DEM's cells ...
-SPIKE_MIN_SHARE = 0.005
-#: ... and this far (share of the type's range) from every other value looks like nodata.
-SPIKE_MIN_GAP = 0.1
-
-
 def nodata_spike(dem: np.ndarray) -> str | None:
-    """Why a DEM looks like it holds a nodata block at its type's extreme value (or None).
-
-    The PNG type is 16-bit when any value exceeds 255. A spike is the minimum or maximum of
-    that type (0, 255 or 65535) on at least ``SPIKE_MIN_SHARE`` of the cells, separated from
-    every other value by at least ``SPIKE_MIN_GAP`` of the type's range.
-    """
-    top = 65535.0 if float(np.nanmax(dem)) > 255 else 255.0
-    values, counts = np.unique(dem[np.isfinite(dem)], return_counts=True)
-    if values.size < 2:
-        return None
-    for extreme, index, neighbour in ((0.0, 0, 1), (top, -1, -2)):
-        if values[index] != extreme:
-            continue
-        share = counts[index] / counts.sum()
-        gap = abs(float(values[neighbour]) - extreme)
-        if share >= SPIKE_MIN_SHARE and gap >= SPIKE_MIN_GAP * top:
-            rest = values[1:] if index == 0 else values[:-1]
-            return (
-                f"{100 * share:.1f} % of the DEM cells are {extreme:g}, the "
-                f"{'16' if top > 255 else '8'}-bit extreme, far from the other values "
-                f"({rest.min():g}..{rest.max():g}): likely nodata; train with --dem-nodata "
-                f"{extreme:g}"
-            )
-    return None
+    """Why a DEM looks like it holds a nodata block (or None): ``nodata.dem_nodata_warning``."""
+    return dem_nodata_warning(dem)
 
 
 #: Overlapping tiles named per warning before "... and N more".
@@ -377,8 +352,14 @@ def _check_multiband(
             key = sample.split or "all"
             report.tiles[key] = report.tiles.get(key, 0) + 1
         positive = total = 0.0
+        valid: dict[str, np.ndarray] = {}  # stem -> finite values per band
         for sample in samples:
-            _, mask = read_bands(sample, data_format, [0])
+            image, mask = read_bands(sample, data_format)
+            valid[sample.stem] = np.isfinite(image).reshape(-1, image.shape[-1]).sum(0)
+            if "dem" in report.bands and len(report.bands) == image.shape[-1]:
+                spike = dem_nodata_warning(image[..., report.bands.index("dem")])
+                if spike:  # the same finding stops train/predict without --dem-nodata
+                    report.warnings.append(f"{sample.dem or sample.image}: {spike}")
             if mask is not None:
                 positive += float(np.sum(mask))
                 total += mask.size
@@ -387,6 +368,11 @@ def _check_multiband(
     except DataError as exc:
         report.problems.append(str(exc))
         return
+    counts = [valid[s.stem] for s in split.get("train", []) if s.stem in valid]
+    if counts and len(report.bands) == len(counts[0]):
+        problem = dead_bands_problem(report.bands, np.sum(counts, axis=0))
+        if problem:  # train would stop on it (band_statistics)
+            report.problems.append(problem)
     report.splits = {name: len(tiles) for name, tiles in split.items()}
     report.warnings += overlap_warnings(split)
 
@@ -419,6 +405,10 @@ def check_dataset(
         try:
             name = detect_format(path)
         except DataError:  # no known layout: the Bijie check lists what is missing
+            partial = partial_layout_problem(path)
+            if partial:  # part of the folder layout: name what it lacks, not Bijie's
+                report.problems.append(partial)
+                return report
             name = None
     try:
         fmt = check_format(name)

@@ -24,11 +24,13 @@ import json
 import logging
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from landslide_tf import files
 from landslide_tf.data.folder import require_rasterio
 from landslide_tf.errors import DataError, UserError, require_module
 
@@ -44,12 +46,14 @@ class ChipResult:
     negatives: int
     skipped_nodata: int
     skipped_small: int
+    skipped_empty: int = 0
 
     def format(self) -> str:
+        empty = f", {self.skipped_empty} all-zero" if self.skipped_empty else ""
         return (
             f"wrote {self.landslide} landslide and {self.negatives} negative chips to {self.out} "
-            f"(skipped {self.skipped_nodata} mostly-nodata and {self.skipped_small} chips "
-            "below --min-landslide)"
+            f"(skipped {self.skipped_nodata} mostly-nodata{empty} and {self.skipped_small} "
+            "chips below --min-landslide)"
         )
 
 
@@ -69,8 +73,14 @@ def _overlaps(a: Any, b: tuple[float, float, float, float]) -> bool:
     return min(a.right, b[2]) > max(a.left, b[0]) and min(a.top, b[3]) > max(a.bottom, b[1])
 
 
-def _label_raster(ds: Any, mask: Path | None, labels: Path | None) -> np.ndarray:
-    """The labels on the image grid as ``(H, W)`` uint8 in {0, 1}."""
+def _label_raster(
+    ds: Any, mask: Path | None, labels: Path | None, classes: tuple[int, ...] | None = None
+) -> np.ndarray:
+    """The labels on the image grid as ``(H, W)`` uint8 in {0, 1}.
+
+    A mask with more than one non-zero value (classes) needs ``classes``, the values that are
+    landslide; merging them silently could train on the wrong class.
+    """
     rasterio = require_rasterio()
     from rasterio.warp import transform_bounds
 
@@ -111,6 +121,17 @@ def _label_raster(ds: Any, mask: Path | None, labels: Path | None) -> np.ndarray
             nodata = mds.nodata
     if nodata is not None:
         array = np.where(array == nodata, 0, array)
+    if classes is not None:
+        return np.isin(array, classes).astype(np.uint8)
+    values = np.unique(array)
+    positive = values[values != 0]
+    if positive.size > 1 and set(positive.tolist()) != {255}:
+        shown = ", ".join(str(v) for v in values[:8]) + (", ..." if values.size > 8 else "")
+        listed = ",".join(str(v) for v in positive[:8])
+        raise DataError(
+            f"{mask}: mask values {{{shown}}}: more than one class; say which values are "
+            f"landslide with --mask-classes (e.g. --mask-classes {listed}, or one of them)"
+        )
     return (array > 0).astype(np.uint8)
 
 
@@ -165,8 +186,14 @@ def chip_scene(
     negatives: float = 0.2,
     max_nodata: float = 0.5,
     seed: int = 0,
+    skip_empty: bool = False,
+    mask_classes: Sequence[int] | None = None,
 ) -> ChipResult:
     """Cut ``image`` + labels into ``out/images``, ``out/masks`` (+ ``out/dem``).
+
+    Chips whose pixels are 0 in every band (a zero border without a nodata tag) are left out
+    with ``skip_empty``; otherwise a warning names their count and the flag. ``mask_classes``:
+    the mask values that are landslide (needed when the mask holds more than one class).
 
     Raises:
         UserError: bad options, a non-empty ``out``.
@@ -189,9 +216,23 @@ def chip_scene(
         if path is not None and not Path(path).is_file():
             raise UserError(f"{path}: no such file")
     with rasterio.open(image) as ds:
-        truth = _label_raster(ds, Path(mask) if mask else None, Path(labels) if labels else None)
+        classes = tuple(int(v) for v in mask_classes) if mask_classes else None
+        truth = _label_raster(
+            ds, Path(mask) if mask else None, Path(labels) if labels else None, classes
+        )
         valid = ds.dataset_mask() > 0  # (H, W): False where every band is nodata
-        plan = _plan(truth, valid, size, stride, min_landslide, negatives, max_nodata, seed)
+        zero = _all_zero(ds)
+        plan = _plan(
+            truth, valid, size, stride, min_landslide, negatives, max_nodata, seed, zero, skip_empty
+        )
+        if plan["empty_kept"]:
+            logger.warning(
+                "%s: %d of %d chips are 0 in every band (a zero border without a nodata tag?); "
+                "pass --skip-empty to leave them out, or set the scene's nodata to 0",
+                image,
+                plan["empty_kept"],
+                len(plan["chips"]),
+            )
         dem_ds = rasterio.open(dem) if dem is not None else None
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent.resolve()))
         try:
@@ -208,15 +249,15 @@ def chip_scene(
                 }
                 for key in ("blockxsize", "blockysize", "tiled"):
                     meta.pop(key, None)
-                with rasterio.open(tmp / "images" / f"{stem}.tif", "w", **meta) as dst:
-                    dst.write(ds.read(window=win))
-                    for i, text in enumerate(ds.descriptions):
-                        if text:
-                            dst.set_band_description(i + 1, text)
+                _write_tif(
+                    tmp / "images" / f"{stem}.tif",
+                    meta,
+                    ds.read(window=win),
+                    ds.descriptions,
+                )
                 chip_mask = truth[row : row + win.height, col : col + win.width]
                 mask_meta = meta | {"count": 1, "dtype": "uint8", "nodata": None}
-                with rasterio.open(tmp / "masks" / f"{stem}.tif", "w", **mask_meta) as dst:
-                    dst.write(chip_mask[np.newaxis])
+                _write_tif(tmp / "masks" / f"{stem}.tif", mask_meta, chip_mask[np.newaxis])
                 if dem_ds is not None:
                     _write_dem(dem_ds, ds, meta, tmp / "dem" / f"{stem}.tif")
             if out.exists():  # an empty folder the user made
@@ -224,12 +265,22 @@ def chip_scene(
             else:
                 tmp.rename(out)
         except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.rmtree(tmp, ignore_errors=True)  # a full disk: nothing partial is left
             raise
         finally:
             if dem_ds is not None:
                 dem_ds.close()
-    return ChipResult(out, plan["landslide"], plan["negatives"], plan["nodata"], plan["small"])
+    return ChipResult(
+        out, plan["landslide"], plan["negatives"], plan["nodata"], plan["small"], plan["empty"]
+    )
+
+
+def _all_zero(ds: Any) -> np.ndarray:
+    """``(H, W)`` True where every band is 0 (read one band at a time)."""
+    zero = np.ones((ds.height, ds.width), bool)
+    for band in range(1, ds.count + 1):
+        zero &= ds.read(band) == 0
+    return zero
 
 
 def _move_into(tmp: Path, out: Path) -> None:
@@ -247,17 +298,25 @@ def _plan(
     negatives: float,
     max_nodata: float,
     seed: int,
+    zero: np.ndarray | None = None,
+    skip_empty: bool = False,
 ) -> dict[str, Any]:
     """Which windows become chips, and the counts of the rest."""
     height, width = truth.shape
     positive, negative = [], []
-    skipped_nodata = skipped_small = 0
+    skipped_nodata = skipped_small = skipped_empty = 0
+    empty: set[tuple[int, int]] = set()
     for row in starts(height, size, stride):
         for col in starts(width, size, stride):
             window = (slice(row, row + size), slice(col, col + size))
             if 1.0 - valid[window].mean() > max_nodata:
                 skipped_nodata += 1
                 continue
+            if zero is not None and zero[window].all():
+                if skip_empty:
+                    skipped_empty += 1
+                    continue
+                empty.add((row, col))
             share = float(truth[window].mean())
             if share > 0 and share >= min_landslide:
                 positive.append((row, col))
@@ -279,12 +338,13 @@ def _plan(
         "negatives": len(chosen),
         "nodata": skipped_nodata,
         "small": skipped_small,
+        "empty": skipped_empty,
+        "empty_kept": sum(1 for c in positive + chosen if c in empty),
     }
 
 
 def _write_dem(dem_ds: Any, ds: Any, meta: dict[str, Any], path: Path) -> None:
     """The DEM warped (bilinear) onto the chip's grid, float32, nodata NaN."""
-    import rasterio
     from rasterio.enums import Resampling
     from rasterio.vrt import WarpedVRT
 
@@ -300,5 +360,22 @@ def _write_dem(dem_ds: Any, ds: Any, meta: dict[str, Any], path: Path) -> None:
     ) as vrt:
         array = vrt.read(1)
     dem_meta = meta | {"count": 1, "dtype": "float32", "nodata": np.nan}
-    with rasterio.open(path, "w", **dem_meta) as dst:
-        dst.write(array[np.newaxis])
+    _write_tif(path, dem_meta, array[np.newaxis])
+
+
+def _write_tif(path: Path, meta: dict[str, Any], array: np.ndarray, descriptions: Any = ()) -> None:
+    """One GeoTIFF, encoded in memory and written through ``files.atomic_write_bytes``.
+
+    libtiff reports a full disk only on stderr (the file is left short or empty); encoding in
+    memory and writing the bytes ourselves turns it into an ``OSError`` naming ``path``.
+    """
+    from rasterio.io import MemoryFile
+
+    with MemoryFile() as memory:
+        with memory.open(**meta) as dst:
+            dst.write(array)
+            for i, text in enumerate(descriptions or ()):
+                if text:
+                    dst.set_band_description(i + 1, text)
+        data = memory.read()
+    files.atomic_write_bytes(path, data)

@@ -29,6 +29,7 @@ from landslide_tf.data import l4s as l4s_format
 from landslide_tf.data.archive import LANDSLIDE
 from landslide_tf.data.bands import L4S_BANDS, resolve_bands
 from landslide_tf.data.bijie import find_samples, read_sample_arrays
+from landslide_tf.data.nodata import apply_dem_nodata, check_dem_nodata
 from landslide_tf.data.sample import Sample
 from landslide_tf.data.spec import InputSpec, bijie_spec, multiband_spec
 from landslide_tf.data.split import (
@@ -246,8 +247,37 @@ def detect_format(root: str | Path) -> str:
     for name in DETECT_ORDER:
         if FORMATS[name].detect(root):
             return name
+    partial = partial_layout_problem(root)
+    if partial:
+        raise DataError(partial)
     layouts = "; ".join(f"{f.name}: {f.description}" for f in FORMATS.values())
     raise DataError(f"{root}: no known dataset layout; expected one of {layouts}")
+
+
+def partial_layout_problem(root: str | Path) -> str | None:
+    """What is missing from a folder that has part of the ``folder`` layout (None: not that).
+
+    ``images/`` (+ ``dem/``) without ``masks/`` is the folder format missing its masks, not a
+    Bijie dataset: say so rather than list every layout.
+    """
+    root = Path(root)
+    has = {
+        n
+        for n in (folder_format.IMAGES, folder_format.MASKS, folder_format.DEM)
+        if (root / n).is_dir()
+    }
+    if folder_format.IMAGES in has and folder_format.MASKS not in has:
+        return (
+            f"{root / folder_format.MASKS}: folder not found; the folder format needs "
+            f"{', '.join(sorted(f'{n}/' for n in has))} beside masks/<stem>.tif (or .png) "
+            "with the same stems (> 0 = landslide)"
+        )
+    if folder_format.MASKS in has and folder_format.IMAGES not in has:
+        return (
+            f"{root / folder_format.IMAGES}: folder not found; the folder format needs "
+            "images/<stem>.tif (or .png) beside masks/ with the same stems"
+        )
+    return None
 
 
 def is_multiband(data_format: str | None) -> bool:
@@ -274,12 +304,27 @@ def available_bands(data_format: str | None, root: str | Path) -> list[str]:
 def read_tile(sample: Sample, spec: InputSpec, data_format: str | None = None) -> RawTile:
     """Raw arrays of one tile, as ``preprocess`` takes them: ``(image, dem, mask, notes)``.
 
+    The DEM nodata rule is applied here, for every format and every caller (train,
+    evaluate, explain): ``spec.nodata`` becomes NaN in a multi-band ``dem`` band; without
+    it, a DEM with a suspicious value (``nodata.check_dem_nodata``) stops in one line.
+
     Args:
         sample: the tile.
         spec: the run's input (which bands; the format defaults to ``spec.data_format``).
         data_format: overrides ``spec.data_format``.
     """
-    return check_format(data_format or spec.data_format).read(sample, spec)
+    fmt = check_format(data_format or spec.data_format)
+    image, dem, mask, notes = fmt.read(sample, spec)
+    if fmt.multiband and image is not None:
+        names = [b.name for b in spec.image_bands]
+        image = apply_dem_nodata(image, names, spec.nodata)
+        if "dem" in names:
+            check_dem_nodata(
+                image[..., names.index("dem")], sample.dem or sample.image, spec.nodata
+            )
+    elif dem is not None:
+        check_dem_nodata(dem, sample.dem, spec.nodata)
+    return image, dem, mask, notes
 
 
 def default_spec(data_format: str | None, root: str | Path, size: int = 128) -> InputSpec:

@@ -85,7 +85,9 @@ def decoded_bytes(n: int, image_size: int, channels: int) -> int:
 # ------------------------------------------------------------------------------ file checks
 
 
-def _check_file(path: Path, png: bool) -> None:
+def _check_file(path: Path, png: bool, rgb: bool = False) -> None:
+    """What a file's bytes show without decoding: present, non-empty, PNG signature and
+    chunks; for an RGB image (``rgb``) also the colour type of its header (not grayscale)."""
     try:
         data = path.read_bytes() if png else path.open("rb").read(1)
     except FileNotFoundError:
@@ -97,10 +99,20 @@ def _check_file(path: Path, png: bool) -> None:
     if not png:
         return
     if data[:8] != PNG_SIGNATURE:
-        raise DataError(f"{path}: not a PNG file; expected a PNG image")
+        kind = "a JPEG" if data[:3] == b"\xff\xd8\xff" else "not a PNG"
+        if data[:4] in (b"II*\x00", b"MM\x00*"):
+            kind = "a TIFF"
+        raise DataError(f"{path}: {kind} file; expected a PNG image")
     problem = png_structure_problem(data)
     if problem:
         raise DataError(f"{path}: corrupt PNG ({problem}); expected a valid PNG image")
+    colour = data[25] if len(data) > 25 else None  # IHDR: 0 gray, 2 RGB, 3 palette, 4, 6
+    if rgb and colour in (0, 4):
+        channels = 1 if colour == 0 else 2
+        raise DataError(
+            f"{path}: grayscale image ({channels} channel{'s' if channels > 1 else ''}); "
+            "expected an RGB PNG with 3 channels (a DEM in the image folder?)"
+        )
 
 
 def validate_files(
@@ -115,8 +127,10 @@ def validate_files(
     fmt = check_format(data_format or spec.data_format)
     for sample in samples:
         paths = []
+        image = None
         if spec.uses_image or fmt.multiband:
-            paths.append(Path(sample.image))
+            image = Path(sample.image)
+            paths.append(image)
         if spec.uses_dem and not fmt.multiband:
             if sample.dem is None:
                 raise DataError(
@@ -128,7 +142,7 @@ def validate_files(
         if sample.mask is not None:
             paths.append(Path(sample.mask))
         for path in paths:
-            _check_file(path, png=not fmt.multiband)
+            _check_file(path, png=not fmt.multiband, rgb=path == image and not fmt.multiband)
 
 
 # ------------------------------------------------------------------------------ decoding
@@ -226,14 +240,20 @@ def fill_cache(ds: tf.data.Dataset, reader: TileReader, n: int) -> tf.data.Datas
     start = time.monotonic()
     cached = ds.cache()
     count = 0
+    error: DataError | None = None
+    batches = iter(cached.batch(64))
     try:
-        for x, _ in cached.batch(64):
+        for x, _ in batches:
             count += int(x.shape[0])
     except tf.errors.OpError as exc:
-        if reader.error is not None:
-            raise reader.error from None
         first = str(exc.message).strip().splitlines()[0] if exc.message else type(exc).__name__
-        raise DataError(f"reading the tiles failed: {first}") from None
+        error = reader.error or DataError(f"reading the tiles failed: {first}")
+    finally:
+        # Shut the iterator (and its decode threads) down now: an iterator kept alive by a
+        # traceback until interpreter exit aborts the process (exit 134) after the error.
+        del batches
+    if error is not None:
+        raise error.with_traceback(None)
     if count != n:  # pragma: no cover - defensive
         raise DataError(f"read {count} tiles, expected {n}")
     took = time.monotonic() - start
@@ -347,6 +367,10 @@ def make_dataset(
                 CACHE_MB_ENV,
             )
             in_memory = False
+    # Every file is checked before any tf.data iterator exists: an error raised from inside
+    # the parallel decode left worker threads running at exit, and the process aborted
+    # ("terminate called without an active exception", exit 134) after the error line.
+    validate_files(samples, spec, name)
     if in_memory:
         tiles, reader = tile_dataset(samples, spec, name)
         with summarized_notes():  # one line per kind of reader note, not one per file
@@ -354,7 +378,6 @@ def make_dataset(
         if shuffle:
             ds = ds.shuffle(len(samples), seed=seed, reshuffle_each_iteration=True)
     else:
-        validate_files(samples, spec, name)
         ds, _ = tile_dataset(samples, spec, name, shuffle_seed=seed if shuffle else None)
     if augment:
         # Colour jitter only for uint8 RGB imagery: multi-band inputs are standardised bands.

@@ -167,6 +167,12 @@ def preprocess(image: Any, dem: Any, spec: InputSpec) -> Any:
     if image_bands:
         if image is None:
             raise ValueError(f"this input ({spec.describe()}) needs the image")
+        names = [b.name for b in image_bands]
+        if spec.nodata is not None and "dem" in names and spec.image_dtype != "uint8":
+            # --dem-nodata of a multi-band run: its "dem" band's value is missing (as NaN)
+            column = ops.array([n == "dem" for n in names])
+            hit = ops.logical_and(ops.equal(image, float(spec.nodata)), column)
+            image = ops.where(hit, ops.full_like(image, math.nan), image)
         x = resize(normalize_image(image, image_bands), size)
         for i, band in enumerate(image_bands):
             channels[band.name] = x[..., i : i + 1]

@@ -407,7 +407,7 @@ def _legacy_multiband(values: Mapping[str, Any], size: int) -> InputSpec:
             "'band_stats'): retrain it with this version"
         )
     native = values.get("native_size")
-    return multiband_spec(
+    spec = multiband_spec(
         names,
         str(norm["method"]),
         norm["params"],
@@ -417,6 +417,9 @@ def _legacy_multiband(values: Mapping[str, Any], size: int) -> InputSpec:
         source_indices=tuple(values.get("band_indices") or ()),
         native_size=None if native is None else int(native),
     )
+    nodata = values.get("nodata", values.get("dem_nodata"))
+    # --dem-nodata of a multi-band run: the value of its band named "dem" (issue 23)
+    return spec if nodata is None else spec.replace(nodata=float(nodata))
 
 
 def _legacy_dem_stats(

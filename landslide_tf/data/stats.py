@@ -17,6 +17,7 @@ import numpy as np
 from landslide_tf.data.bands import band_indices, band_statistics
 from landslide_tf.data.bijie import read_sample_arrays
 from landslide_tf.data.formats import DEFAULT_SEED, available_bands, check_format, read_bands
+from landslide_tf.data.nodata import apply_dem_nodata, check_dem_nodata
 from landslide_tf.data.readers import read_dem, read_mask
 from landslide_tf.data.sample import Sample
 
@@ -32,6 +33,7 @@ def dem_statistics(samples: Sequence[Sample], nodata: float | None = None) -> tu
         if sample.dem is None:
             continue
         dem = read_dem(sample.dem).astype(np.float64)
+        check_dem_nodata(dem, sample.dem, nodata)
         valid = np.isfinite(dem) if nodata is None else np.isfinite(dem) & (dem != nodata)
         dem = dem[valid]
         total += float(dem.sum())
@@ -88,7 +90,8 @@ def training_statistics(
         bands: multi-band: the run's band names (None = every band).
         band_norm: multi-band: ``standard`` or ``percentile``.
         dem: Bijie: whether the run uses the DEM (``dem_stats`` is None otherwise).
-        nodata: Bijie: DEM value marking missing cells.
+        nodata: DEM value marking missing cells (multi-band: in the band named ``dem``);
+            without it a DEM with a suspicious value stops (``nodata.check_dem_nodata``).
         seed: multi-band: seeds the pixel sample of the percentiles.
 
     Returns:
@@ -105,17 +108,23 @@ def training_statistics(
     indices = band_indices(list(bands or names), names)
     positive, total, sides = 0.0, 0.0, []
 
+    chosen = [names[i] for i in indices]
+
     def arrays() -> Iterator[np.ndarray]:
         nonlocal positive, total
         for sample in samples:
             image, mask = read_bands(sample, fmt.name, indices)
+            image = apply_dem_nodata(image, chosen, nodata)
+            if "dem" in chosen:
+                where = sample.dem or sample.image
+                check_dem_nodata(image[..., chosen.index("dem")], where, nodata)
             sides.append(max(image.shape[:2]))
             if mask is not None:
                 positive += float(mask.sum())
             total += image.shape[0] * image.shape[1]
             yield image
 
-    norm = band_statistics(arrays(), band_norm, seed=seed)
+    norm = band_statistics(arrays(), band_norm, seed=seed, names=chosen)
     return {
         "band_indices": indices,
         "band_stats": norm,

@@ -113,6 +113,7 @@ def predict_image(
         ``landslide_pixels``, ``landslide_fraction``, ``shape``.
     """
     from landslide_tf.data import read_dem, read_rgb
+    from landslide_tf.data.nodata import check_dem_nodata
 
     check_threshold(threshold)
     check_out_path(out, (".png",))
@@ -121,6 +122,8 @@ def predict_image(
     settings = predictor.settings
     rgb = read_rgb(image) if settings.uses_image and image is not None else None
     elevation = read_dem(dem) if settings.uses_dem and dem is not None else None
+    if elevation is not None:
+        check_dem_nodata(elevation, dem, settings.nodata)
     if settings.uses_image and rgb is None:
         raise UserError(f"this model ({settings.modalities}) needs --image")
     if settings.uses_dem and elevation is None:

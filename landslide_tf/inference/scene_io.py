@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from landslide_tf.data.nodata import check_dem_nodata
 from landslide_tf.data.spec import InputSpec, bijie_spec
 from landslide_tf.errors import DataError, UserError, require_module
 from landslide_tf.files import (
@@ -288,7 +289,8 @@ def _open_into(
     if dem is None or not (spec.uses_dem or needs_dem):
         return
     try:
-        _open_dem(scene, image, image_ds, Path(dem), dem_nodata)
+        known = dem_nodata if dem_nodata is not None else spec.nodata  # flag, else the run's
+        _open_dem(scene, image, image_ds, Path(dem), dem_nodata, known)
     finally:
         if isinstance(scene.image, RasterImage):
             scene.image.dem = scene.dem
@@ -300,11 +302,15 @@ def _open_dem(
     image_ds: Any,
     dem: Path,
     dem_nodata: float | None,
+    known: float | None = None,
 ) -> None:
+    """``known``: the nodata value in force without the file's tag (flag or run)."""
     if is_raster(dem):
         dem_ds = open_dataset(dem)
         scene.closers.append(dem_ds)
         nodata = dem_nodata if dem_nodata is not None else dem_ds.nodata
+        if nodata is None and known is None:  # no flag, tag or run value: refuse a spike
+            check_dem_nodata(_overview(dem_ds), dem, None)
         if image is None:  # DEM-only model: the DEM grid is the scene grid
             scene.dem = RasterDem(dem_ds, nodata)
             scene.height, scene.width = dem_ds.height, dem_ds.width
@@ -327,12 +333,21 @@ def _open_dem(
     else:
         array = _read_png_dem(dem).astype(np.float32)
         nodata = dem_nodata
+        check_dem_nodata(array, dem, known)
         if image is None:
             scene.height, scene.width = array.shape
     if nodata is not None and not math.isnan(nodata):
         array[array == nodata] = np.nan
     check_extents((scene.height, scene.width), array.shape)
     scene.dem = ArraySource(_resample_whole(array, scene.height, scene.width))
+
+
+def _overview(dem_ds: Any, side: int = 1024) -> np.ndarray:
+    """The DEM's first band read at most ``side`` px a side (nearest: values kept)."""
+    from rasterio.enums import Resampling
+
+    shape = (min(dem_ds.height, side), min(dem_ds.width, side))
+    return dem_ds.read(1, out_shape=shape, resampling=Resampling.nearest).astype(np.float32)
 
 
 def warped_dem(

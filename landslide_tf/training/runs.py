@@ -156,6 +156,8 @@ def dataset_options(config: TrainConfig, raw: dict[str, Any] | None = None) -> d
     from landslide_tf.data.spec import InputSpec
 
     spec = InputSpec.from_config({**(raw or {}), **config.to_dict()})
+    if config.dem_nodata is not None and spec.nodata != config.dem_nodata:
+        spec = spec.replace(nodata=float(config.dem_nodata))  # e.g. evaluate --dem-nodata
     return {"spec": spec, "data_format": config.data_format or "bijie"}
 
 
