@@ -95,3 +95,25 @@ def test_paper_protocol_on_l4s(tmp_path):
     assert config["data_format"] == "l4s" and config["bands"] == ["B2", "B3", "B4", "slope", "dem"]
     assert (out / "split" / "test.txt").read_text().split() == ["test_7", "test_8"]
     assert (out / "fig5_predictions.png").is_file()  # figures read l4s tiles too
+
+
+def test_bands_md_records_its_command_and_settings(tmp_path):
+    """Issue 22 item 7: bands.md says how it was made."""
+    rows = [
+        {"band_set": "RGB", "bands": "rgb", "runs": 1, "failed": 0, "miou_mean": 0.5,
+         "miou_std": 0.0, "iou_landslide_mean": 0.2, "iou_landslide_std": 0.0, "f1_mean": 0.3,
+         "f1_std": 0.0, "delta_prev": None, "delta_rgb": 0.0},
+    ]  # fmt: skip
+    command = "python -m landslide_tf.experiments bands --data D --out O --epochs 2"
+    write_bands_outputs(rows, tmp_path, "folder", settings={"epochs": 2, "lr": 1e-5},
+                        command=command)  # fmt: skip
+    text = (tmp_path / "bands.md").read_text()
+    assert command in text and "epochs=2" in text and "lr=1e-05" in text
+
+
+def test_bands_is_listed_beside_the_studies(capsys):
+    from landslide_tf.cli.experiments import main
+
+    assert main(["--list"]) == 0
+    names = [line.split()[0] for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert {"paper", "quick", "bands"} <= set(names)

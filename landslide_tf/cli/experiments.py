@@ -90,6 +90,9 @@ def _run(args: argparse.Namespace, argv: list[str] | None) -> int:
     if args.list:
         for name in available_studies():
             print(name)
+        print(
+            "bands  (what each band set adds: RGB, + DEM, + slope, ...; see docs/readme_experiments.md)"
+        )
         return 0
     if not args.study or not args.out:
         raise UserError("usage: python -m landslide_tf.experiments STUDY --out OUT [--data DIR]")
@@ -104,7 +107,10 @@ def _run(args: argparse.Namespace, argv: list[str] | None) -> int:
 
     overrides.update(format_overrides(args))
     if args.study == "bands":  # issue 13: the band-set ablation
-        return bands_main(args, overrides, lambda line: print(line, flush=True))
+        shown = "python -m landslide_tf.experiments " + " ".join(
+            sys.argv[1:] if argv is None else argv
+        )
+        return bands_main(args, overrides, lambda line: print(line, flush=True), command=shown)
     study = load_study(args.study).with_overrides(
         train=overrides, seeds=args.seeds, select_on=args.select_on
     )

@@ -94,6 +94,7 @@ def run_bands_study(
     jobs: int = 1,
     progress: Any = logger.info,
     verbose: int = 0,
+    command: str | None = None,
 ) -> list[dict[str, Any]]:
     """Train ``model`` on every band set with the same split and seeds; write the outputs.
 
@@ -128,9 +129,17 @@ def run_bands_study(
             values["run_dir"] = str(out / "runs" / spec.name)
             spec.config = TrainConfig.from_dict(values).to_dict()
             specs.append(spec)
+    epochs = int(study.train.get("epochs", TrainConfig().epochs))
+    progress(
+        f"plan: {len(sets)} band sets x {len(study.seed_list)} seed(s) = {len(specs)} runs of "
+        f"{model} ({loss}), {epochs} epochs each ({len(specs) * epochs} epochs in all, lr "
+        f"{study.train.get('lr', TrainConfig().lr):g}); a run's cost is about {epochs} times "
+        "its first epoch, which the first run's log shows (--epochs and --seeds shorten it)"
+    )
     results = run_all(specs, jobs=jobs, progress=progress, verbose=verbose)
     rows = summarise(sets, specs, results)
-    write_bands_outputs(rows, out, fmt)
+    settings = {**study.train, "model": model, "loss": loss, "seeds": study.seed_list}
+    write_bands_outputs(rows, out, fmt, settings=settings, command=command)
     progress(f"wrote {out / 'bands.md'}, {out / 'bands.csv'} and {out / 'bands.png'}")
     return rows
 
@@ -175,8 +184,16 @@ def _delta(value: float | None) -> str:
     return "" if value is None else f"{value:+.4f}"
 
 
-def write_bands_outputs(rows: list[dict[str, Any]], out: Path, data_format: str) -> None:
-    """``bands.md`` (table), ``bands.csv`` and ``bands.png`` (mIoU mean +- std per set)."""
+def write_bands_outputs(
+    rows: list[dict[str, Any]],
+    out: Path,
+    data_format: str,
+    *,
+    settings: dict[str, Any] | None = None,
+    command: str | None = None,
+) -> None:
+    """``bands.md`` (table, then the command and settings it ran with), ``bands.csv`` and
+    ``bands.png`` (mIoU mean +- std per set)."""
     lines = [
         f"# Bands study ({data_format}): test metrics, mean ± std over seeds",
         "",
@@ -189,6 +206,11 @@ def write_bands_outputs(rows: list[dict[str, Any]], out: Path, data_format: str)
             f"{_pm(r, 'iou_landslide')} | {_pm(r, 'f1')} | {_delta(r['delta_prev'])} | "
             f"{_delta(r['delta_rgb'])} |"
         )
+    if command:
+        lines += ["", "Command:", "", f"    {command}"]
+    if settings:
+        shown = ", ".join(f"{k}={v}" for k, v in sorted(settings.items()) if v is not None)
+        lines += ["", f"Settings of every run: {shown}."]
     atomic_write_text(out / "bands.md", "\n".join(lines) + "\n")
     atomic_write_text(out / "bands.csv", csv_string(list(rows[0]), rows))
     import matplotlib
@@ -213,7 +235,9 @@ def write_bands_outputs(rows: list[dict[str, Any]], out: Path, data_format: str)
     plt.close(fig)
 
 
-def bands_main(args: Any, overrides: dict[str, Any], progress: Any) -> int:
+def bands_main(
+    args: Any, overrides: dict[str, Any], progress: Any, command: str | None = None
+) -> int:
     """``python -m landslide_tf.experiments bands``: 0 when every run finished, else 1."""
     from landslide_tf.experiments.study import load_study
 
@@ -228,7 +252,7 @@ def bands_main(args: Any, overrides: dict[str, Any], progress: Any) -> int:
         raise UserError(f"dataset {args.data} does not exist")
     rows = run_bands_study(
         study, args.data, args.out, model=model, loss=loss, jobs=args.jobs, progress=progress,
-        verbose=2 if args.verbose else 0,
+        verbose=2 if args.verbose else 0, command=command,
     )  # fmt: skip
     print((Path(args.out) / "bands.md").read_text())
     return 1 if any(r["failed"] for r in rows) else 0
