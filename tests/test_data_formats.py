@@ -108,6 +108,14 @@ def test_resolve_data_config(l4s_dir, synth_dir):
         formats.resolve_data_config(TrainConfig(data_format="folder"), l4s_dir)
 
 
+def test_multiband_config_records_only_the_channels_it_applies(l4s_dir, synth_dir):
+    """Issue 22 item 6: the quick preset's slope channel is a Bijie DEM channel; an L4S run
+    does not derive it, so its config.json must not say it does."""
+    quick = TrainConfig(derived=["slope"])
+    assert formats.resolve_data_config(quick, l4s_dir).derived == []
+    assert formats.resolve_data_config(quick, synth_dir).derived == ["slope"]
+
+
 def test_band_statistics_standard_and_percentile():
     rng = np.random.default_rng(0)
     arrays = [rng.normal([10, 100], [2, 20], (16, 16, 2)) for _ in range(4)]

@@ -407,7 +407,14 @@ def resolve_data_config(config: Any, root: str | Path) -> Any:
         # Bijie is stored as data_format None: runs made before the formats existed resume.
         return dataclasses.replace(config, data_format=None, bands=None, modalities=modalities)
     names = resolve_bands(config.bands, available_bands(name, root), name)
-    return dataclasses.replace(config, data_format=name, bands=names)
+    if config.derived:  # config.json records only what is applied (issue 22)
+        logger.info(
+            "%s data: --derived %s is not applied (derived channels come from a Bijie DEM "
+            "file; a multi-band dataset carries its bands: choose them with --bands)",
+            name,
+            " ".join(config.derived),
+        )
+    return dataclasses.replace(config, data_format=name, bands=names, derived=[])
 
 
 def add_data_format_args(parser: Any) -> None:
