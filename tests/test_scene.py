@@ -277,10 +277,18 @@ def test_preview_rows_are_the_subsampled_probability_map():
     np.testing.assert_array_equal(picture.prob, prob[::5, ::5])
 
 
+def test_scale_bar_lengths_are_round_numbers():
+    from landslide_tf.inference.preview import scale_bar_length
+
+    assert [scale_bar_length(v) for v in (0.7, 1.0, 3.9, 740.0, 12_000.0)] == [
+        0.5, 1.0, 2.0, 500.0, 10_000.0,
+    ]  # fmt: skip
+
+
 def test_scene_preview_outlines_the_mask(predictor, tmp_path):
     import cv2
 
-    from landslide_tf.inference.preview import OUTLINE_RGB
+    from landslide_tf.inference.preview import LEGEND_HEIGHT, OUTLINE_RGB
 
     image, dem = raw_inputs(100, 100, seed=2)
     write_png(tmp_path / "s.png", image)
@@ -294,7 +302,9 @@ def test_scene_preview_outlines_the_mask(predictor, tmp_path):
                                  preview=tmp_path / "view.png")  # fmt: skip
     assert result.preview == tmp_path / "view.png" and "view.png" in result.format()
     view = cv2.cvtColor(cv2.imread(str(result.preview)), cv2.COLOR_BGR2RGB)
-    assert view.shape == (100, 100, 3)
+    assert view.shape == (100 + LEGEND_HEIGHT, 100, 3)
+    legend, view = view[100:], view[:100]
+    assert (legend == OUTLINE_RGB).all(axis=-1).any()  # the legend shows the outline colour
     outline = (view == OUTLINE_RGB).all(axis=-1)
     assert outline.any() and not outline.all()
     np.testing.assert_array_equal(view[~outline], image[~outline])  # the scene elsewhere

@@ -77,7 +77,10 @@ def _tile_panels(
             ax.set_title(title, fontsize=8)
     heat_ax = axes[len(panels)]
     heat_ax.imshow(background)
-    heat_ax.imshow(cam, cmap="jet", alpha=0.5, vmin=0.0, vmax=1.0)
+    heat = heat_ax.imshow(cam, cmap="jet", alpha=0.5, vmin=0.0, vmax=1.0)
+    bar = heat_ax.figure.colorbar(heat, ax=heat_ax, fraction=0.046, pad=0.02)
+    bar.set_label("CAM (0-1)", fontsize=6)
+    bar.ax.tick_params(labelsize=6)
     if mask is not None and truth.any():
         heat_ax.contour(truth > 0.5, levels=[0.5], colors="white", linewidths=0.8)
     if titles:

@@ -19,6 +19,16 @@ from landslide_tf.files import encode_image
 
 DEFAULT_MAX_SIDE = 1024
 OUTLINE_RGB = (255, 230, 0)  # yellow: visible on vegetation, soil and rock
+#: Height in pixels of the legend strip under the preview.
+LEGEND_HEIGHT = 24
+
+
+def scale_bar_length(longest: float) -> float:
+    """The largest 1, 2 or 5 x 10**k ground length not above ``longest`` (for a scale bar)."""
+    if longest <= 0:
+        return 0.0
+    power = 10 ** math.floor(math.log10(longest))
+    return max(step * power for step in (1, 2, 5) if step * power <= longest)
 
 
 class ScenePreview:
@@ -59,8 +69,12 @@ class ScenePreview:
         dem = np.stack([scene.dem.read(r, 0, 1, self.width)[0, ::f] for r in rows])
         return dem_preview(dem)
 
-    def save(self, path: str | Path, background: np.ndarray) -> Path:
-        """Draw the outlines of ``prob >= threshold`` on ``background`` and write a PNG."""
+    def save(
+        self, path: str | Path, background: np.ndarray, pixel_size: float | None = None
+    ) -> Path:
+        """Draw the outlines of ``prob >= threshold`` on ``background``, a legend strip
+        below it (outline colour and threshold, and a scale bar when ``pixel_size``, the
+        scene's ground size of one pixel in CRS units, is known) and write a PNG."""
         import cv2
 
         path = Path(path)
@@ -71,9 +85,29 @@ class ScenePreview:
         canvas = np.ascontiguousarray(background[..., :3], dtype=np.uint8)
         thickness = max(1, round(max(self.shape) / 400))
         cv2.drawContours(canvas, contours, -1, OUTLINE_RGB, thickness)
+        canvas = np.concatenate([canvas, self.legend(canvas.shape[1], pixel_size)], axis=0)
         path.parent.mkdir(parents=True, exist_ok=True)
         encode_image(path, cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR))
         return path
+
+    def legend(self, width: int, pixel_size: float | None) -> np.ndarray:
+        """A white strip ``(LEGEND_HEIGHT, width, 3)``: outline swatch, label, scale bar."""
+        import cv2
+
+        strip = np.full((LEGEND_HEIGHT, width, 3), 255, np.uint8)
+        mid = LEGEND_HEIGHT // 2
+        cv2.line(strip, (6, mid), (30, mid), OUTLINE_RGB, 3)
+        font, scale = cv2.FONT_HERSHEY_SIMPLEX, 0.4
+        label = f"landslide (p >= {self.threshold:.2f})"
+        cv2.putText(strip, label, (36, mid + 4), font, scale, (0, 0, 0), 1, cv2.LINE_AA)
+        if pixel_size and pixel_size > 0:
+            metres = scale_bar_length(width / 4 * self.factor * pixel_size)
+            bar = max(1, round(metres / (self.factor * pixel_size)))
+            right = width - 8
+            cv2.line(strip, (right - bar, mid + 4), (right, mid + 4), (0, 0, 0), 2)
+            text = f"{metres / 1000:g} km" if metres >= 1000 else f"{metres:g} m"
+            cv2.putText(strip, text, (right - bar, mid - 4), font, scale, (0, 0, 0), 1, cv2.LINE_AA)
+        return strip
 
 
 class _Tap:

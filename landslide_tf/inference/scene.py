@@ -296,7 +296,8 @@ def _predict_scene(
         writer.close()
         written.append(out)
         if picture is not None:
-            picture.save(preview, picture.background(scene, settings.uses_image))
+            pixel = abs(scene.transform.a) if scene.transform is not None else None
+            picture.save(preview, picture.background(scene, settings.uses_image), pixel)
             written.append(Path(preview))
         n_polygons = None
         if polygons is not None:
