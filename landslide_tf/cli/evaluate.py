@@ -67,9 +67,11 @@ def _run(args: argparse.Namespace) -> int:
     print(json.dumps(shown, indent=2))
     print(format_metrics(result))
     if "split" in result:
-        print(
-            f"split      {result['split']} ({result['n_tiles']} tiles, threshold {result['threshold']:.3f})"
-        )
+        role = result.get("split_role", result["split"])
+        print(f"split      {role} ({result['n_tiles']} tiles, threshold {result['threshold']:.3f})")
+    if result.get("threshold_plateau"):
+        lo, hi = result["threshold_plateau"]
+        print(f"F1 plateau thresholds {lo:g}..{hi:g} (F1 within 0.01 of the best on val)")
     if result["file"] is None:
         raise UserError(f"the metrics above could not be saved: {result['write_error']}")
     path = Path(args.run_dir) / result["file"]

@@ -11,11 +11,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from landslide_tf.metrics.thresholds import read_threshold
+
 #: File the study writes into each run dir: wall time, status and the requested config.
 RECORD_FILE = "experiment.json"
 ERROR_FILE = "error.txt"
-#: The run's validation-tuned threshold (``landslide_tf.training.runs.THRESHOLD_FILE``; no keras here).
-THRESHOLD_FILE = "threshold.json"
 
 
 def run_name(model: str, loss: str, seed: int) -> str:
@@ -145,11 +145,12 @@ def read_test_metrics(run_dir: Path) -> dict[str, float]:
 
 
 def read_tuned_threshold(run_dir: Path) -> float | None:
-    """The threshold in ``run_dir/threshold.json`` (None when absent or unreadable)."""
-    try:
-        return float(json.loads((Path(run_dir) / THRESHOLD_FILE).read_text())["threshold"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    """The threshold in ``run_dir/threshold.json`` (None when absent).
+
+    Raises:
+        DataError: the file is damaged (one line; ``metrics.thresholds.read_threshold``).
+    """
+    return read_threshold(run_dir)
 
 
 def threshold_source(run_dir: Path, metrics: dict[str, Any]) -> str:

@@ -96,6 +96,8 @@ class TrainConfig:
     warmup_epochs: float = 0.0
     tta: bool = False
     tune_threshold: bool = False
+    # issue 20: honest protocol: carve a selection split of this share of train (0 = off)
+    select_from_train: float = 0.0
     # issue 13: data formats and bands
     data_format: str | None = None
     bands: list[str] | None = None
