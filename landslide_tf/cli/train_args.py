@@ -210,6 +210,12 @@ def add_recipe_args(p: argparse.ArgumentParser) -> None:
         "FRACTION of train (checkpoint and threshold chosen there) and score the given val "
         "once, as 'val (untouched)' (default off)",
     )
+    p.add_argument(
+        "--select-seed",
+        type=int,
+        metavar="N",
+        help="seed of the --select-from-train selection (default 0; independent of --seed)",
+    )
 
 
 def add_speed_args(parser: argparse.ArgumentParser) -> None:

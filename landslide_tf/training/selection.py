@@ -5,14 +5,17 @@ epochs, checkpoint and threshold on val and then reporting val scores the choice
 data that made them. With ``--select-from-train F`` the run instead
 
 - carves a seeded *selection* split of ``F`` of the given train tiles (``round(F n)``, at
-  least one, and at least one tile left to train on);
+  least one, and at least one tile left to train on), seeded by ``--select-seed`` (default
+  0, not the training seed: runs of several seeds, e.g. an ensemble, share one selection);
 - trains on the rest, and uses the selection as the run's ``val``: the checkpoint
   (``best.keras``, highest val mIoU) and the tuned threshold are chosen there;
 - scores the given val once, after training, as the run's ``test``: reported as
   ``val (untouched)`` (``split_role``; ``protocol: select-from-train`` in the metrics).
 
-The selection depends only on the seed and the set of train stems (they are sorted before
-the seeded shuffle), so evaluate, export and a resumed run recompute the same split;
+The selection is ``random.Random(select_seed).sample(stems, round(F n))`` over the stems in
+the order of the given ``train.txt``: the rule of ``benchmarks/_protocol.honest_splits``, so
+the flag reproduces the lists of the committed benchmark records. It depends only on the
+seed and the list, so evaluate, export and a resumed run recompute the same split;
 ``config.json`` records the fraction, the seed, the sizes and a hash of each list, and
 ``RUN/selection.txt`` lists the selected stems. Nothing here imports TensorFlow.
 """
@@ -20,11 +23,10 @@ the seeded shuffle), so evaluate, export and a resumed run recompute the same sp
 from __future__ import annotations
 
 import hashlib
+import random
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from landslide_tf.errors import UserError
 
@@ -93,16 +95,14 @@ def carve_selection(splits: dict[str, list], fraction: float, seed: int) -> dict
             "--select-from-train is for split lists with train and val only; these have a "
             "test list: drop --select-from-train (val then selects, test scores)"
         )
-    stems = sorted({s.stem for s in splits["train"]})
-    n_select = int(round(fraction * len(stems)))
-    n_select = max(1, n_select)
+    stems = list(dict.fromkeys(s.stem for s in splits["train"]))  # the given list's order
+    n_select = max(1, round(fraction * len(stems)))
     if n_select >= len(stems):
         raise UserError(
             f"--select-from-train {fraction:g} leaves no training tiles "
             f"({len(stems)} train tiles): use a smaller fraction"
         )
-    order = np.random.default_rng(seed).permutation(len(stems))
-    selected = {stems[i] for i in order[:n_select]}
+    selected = set(random.Random(seed).sample(stems, n_select))
     return {
         "train": [s for s in splits["train"] if s.stem not in selected],
         "val": [s for s in splits["train"] if s.stem in selected],
@@ -115,7 +115,7 @@ def apply_selection(config: Any, splits: dict[str, list]) -> dict[str, list]:
     fraction = float(getattr(config, "select_from_train", 0.0) or 0.0)
     if not fraction:
         return splits
-    return carve_selection(splits, fraction, int(config.seed))
+    return carve_selection(splits, fraction, int(config.select_seed))
 
 
 def record_selection(config: Any, run_dir: Path, splits: dict[str, list]) -> dict[str, Any]:
@@ -139,7 +139,7 @@ def record_selection(config: Any, run_dir: Path, splits: dict[str, list]) -> dic
         "protocol": PROTOCOL,
         "selection": {
             "fraction": float(config.select_from_train),
-            "seed": int(config.seed),
+            "seed": int(config.select_seed),
             "split_roles": dict(SPLIT_ROLES),
             "sizes": {name: len(set(v)) for name, v in stems.items()},
             "hashes": {
