@@ -138,7 +138,8 @@ def test_cli_errors_are_one_line_exit_2(argv, message, fake_run, tmp_path, capsy
 # ------------------------------------------------- issue 12: the tuned threshold and TTA
 def test_tune_threshold_is_stored_in_the_run_and_used_afterwards(fake_run):
     from landslide_tf.inference.settings import InferenceSettings
-    from landslide_tf.training.runs import THRESHOLD_FILE, read_run_config
+    from landslide_tf.metrics.thresholds import THRESHOLD_FILE
+    from landslide_tf.training.runs import read_run_config
 
     run_dir, _ = fake_run
     tuned = evaluate_run(run_dir, tune_threshold=True)

@@ -144,18 +144,9 @@ def read_test_metrics(run_dir: Path) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
 
 
-def read_tuned_threshold(run_dir: Path) -> float | None:
-    """The threshold in ``run_dir/threshold.json`` (None when absent).
-
-    Raises:
-        DataError: the file is damaged (one line; ``metrics.thresholds.read_threshold``).
-    """
-    return read_threshold(run_dir)
-
-
 def threshold_source(run_dir: Path, metrics: dict[str, Any]) -> str:
     """``"tuned"`` when ``metrics`` were scored at the run's tuned threshold, else ``"config"``."""
-    tuned = read_tuned_threshold(run_dir)
+    tuned = read_threshold(run_dir)  # a damaged file: one DataError line
     value = metrics.get("threshold")
     if tuned is not None and value is not None and abs(float(value) - tuned) < 1e-9:
         return "tuned"

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from landslide_tf.errors import UserError
-from landslide_tf.metrics.thresholds import THRESHOLD_FILE as THRESHOLD_FILE  # re-exported
 from landslide_tf.metrics.thresholds import read_threshold
 from landslide_tf.training.config import TrainConfig
 
@@ -32,18 +31,13 @@ CONFIG_FILE = "config.json"
 SPLITS = ("train", "val", "test")
 
 
-def tuned_threshold(run_dir: str | Path) -> float | None:
-    """The threshold in ``run_dir/threshold.json``, or None (``metrics.thresholds``' reader).
+def run_threshold(run_dir: str | Path, config: TrainConfig) -> float:
+    """The decision threshold of a run: the tuned one if stored, else ``config.threshold``.
 
     Raises:
-        DataError: the file is damaged (one line).
+        DataError: ``threshold.json`` is damaged (``metrics.thresholds.read_threshold``).
     """
-    return read_threshold(run_dir)
-
-
-def run_threshold(run_dir: str | Path, config: TrainConfig) -> float:
-    """The decision threshold of a run: the tuned one if stored, else ``config.threshold``."""
-    tuned = tuned_threshold(run_dir)
+    tuned = read_threshold(run_dir)
     return float(config.threshold) if tuned is None else tuned
 
 
