@@ -4,7 +4,8 @@ The data folder (l4s-rgb-dev) has a train and a val list only. Every recipe choi
 checkpoint kept, the tuned threshold of the strong recipes) is made on a **selection split
 carved from train** (``--select-from-train 0.15``: a seeded random 15 % of train.txt, seed
 ``--select-seed``), and the given val list is scored once, untouched, after training: that
-is the "val (untouched)" figure. ``train`` has no such flag yet, so this script writes the
+is the "val (untouched)" figure. ``train --select-from-train`` applies the same rule (same
+seeded sample) inside one run; this script writes the
 three lists itself into ``OUT/splits-...`` (train minus selection -> ``train.txt``,
 selection -> ``val.txt``, the given val -> ``test.txt``) and passes that folder as
 ``--split-dir``; the record names the lists' sizes and hash.

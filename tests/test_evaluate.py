@@ -138,7 +138,8 @@ def test_cli_errors_are_one_line_exit_2(argv, message, fake_run, tmp_path, capsy
 # ------------------------------------------------- issue 12: the tuned threshold and TTA
 def test_tune_threshold_is_stored_in_the_run_and_used_afterwards(fake_run):
     from landslide_tf.inference.settings import InferenceSettings
-    from landslide_tf.training.runs import THRESHOLD_FILE, read_run_config
+    from landslide_tf.metrics.thresholds import THRESHOLD_FILE
+    from landslide_tf.training.runs import read_run_config
 
     run_dir, _ = fake_run
     tuned = evaluate_run(run_dir, tune_threshold=True)
@@ -194,3 +195,35 @@ def test_per_file_notes_are_said_once_per_kind(synth_dir, tmp_path, caplog):
     notes = [r.getMessage() for r in caplog.records if "alpha channel" in r.getMessage()]
     assert 1 <= len(notes) <= 2, notes  # one per split read (val for tuning, then test)
     assert all("files: RGBA image" in note for note in notes), notes
+
+
+# ------------------------------- issue 21: one threshold reader, a robust tuned threshold
+@pytest.mark.parametrize("text", ["{not json", '{"threshold": 2}', "[]", '{"metric": "f1"}'])
+def test_damaged_threshold_json_is_one_line_data_error_in_evaluate_and_predictor(fake_run, text):
+    from landslide_tf.errors import DataError
+    from landslide_tf.inference.predictor import Predictor
+
+    run_dir, _ = fake_run
+    (run_dir / "threshold.json").write_text(text)
+    for load in (lambda: evaluate_run(run_dir), lambda: Predictor.load(run_dir)):
+        with pytest.raises(DataError) as info:
+            load()
+        assert "\n" not in str(info.value) and "threshold.json" in str(info.value)
+
+
+def test_tuned_threshold_records_metric_shrinkage_and_plateau(fake_run, capsys):
+    run_dir, _ = fake_run
+    result = evaluate_run(run_dir, tune_threshold=True)
+    stored = json.loads((run_dir / "threshold.json").read_text())
+    assert stored["metric"] == "f1" and stored["split"] == "val"
+    assert 0 < stored["shrink_weight"] < 1 and stored["n_positive"] > 0
+    lo, hi = stored["plateau"]
+    assert lo <= stored["best"] <= hi
+    assert stored["threshold"] == pytest.approx(
+        0.5 + stored["shrink_weight"] * (stored["best"] - 0.5), abs=1e-4
+    )
+    assert result["threshold_plateau"] == stored["plateau"]
+    assert evaluate_run(run_dir, tune_threshold=True, tune_metric="miou")["threshold"] > 0
+    assert json.loads((run_dir / "threshold.json").read_text())["metric"] == "miou"
+    assert main([str(run_dir)]) == 0  # at the stored threshold: the plateau is printed
+    assert "F1 plateau thresholds" in capsys.readouterr().out

@@ -244,3 +244,57 @@ def test_export_cli_refuses_a_threshold_outside_0_1(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error:") and "--threshold" in err
     assert not (tmp_path / "saved").exists()
+
+
+# --------------------- issue 22 item 6: the card says at which threshold it scored
+def _card(run: Path, threshold: float) -> tuple[dict, str]:
+    from landslide_tf.inference.model_card import model_card, model_card_markdown, read_json
+    from landslide_tf.inference.settings import InferenceSettings
+
+    settings = InferenceSettings(threshold=threshold)
+    card = model_card(
+        {"model": "unet"}, settings, metrics=read_json(run / "metrics.json"), run_dir=run
+    )
+    return card, model_card_markdown(json.loads(json.dumps(card)))
+
+
+def test_model_card_metrics_at_the_exported_threshold(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    scored = {"miou": 0.61, "f1": 0.42, "threshold": 0.5, "split": "test"}
+    (run / "metrics.json").write_text(json.dumps(scored))
+
+    # metrics at 0.5, mask at 0.4, nothing stored at 0.4: said, not invented
+    card, markdown = _card(run, 0.4)
+    assert card["test_metrics"] == scored and card["test_metrics_threshold"] == 0.5
+    exported = card["metrics_at_exported_threshold"]
+    assert exported["threshold"] == 0.4 and exported["metrics"] is None
+    assert "not computed" in exported["note"] and "--threshold 0.4" in exported["note"]
+    assert "## Test metrics (at threshold 0.5)" in markdown
+    assert "## Test metrics at the exported threshold (0.4)" in markdown
+    assert "not computed" in markdown
+
+    # evaluate --threshold 0.4 wrote metrics_test.json: the card takes it from there
+    at_04 = {"miou": 0.63, "f1": 0.47, "threshold": 0.4, "split": "test"}
+    (run / "metrics_test.json").write_text(json.dumps(at_04))
+    exported = _card(run, 0.4)[0]["metrics_at_exported_threshold"]
+    assert exported["source"] == "metrics_test.json" and exported["metrics"] == at_04
+
+    # the usual case: training scored at the exported (tuned) threshold
+    card, markdown = _card(run, 0.5)
+    assert card["metrics_at_exported_threshold"]["source"] == "metrics.json"
+    assert card["metrics_at_exported_threshold"]["metrics"] == scored
+    assert "- from metrics.json" in markdown
+
+
+def test_model_card_reports_the_tuning_and_its_f1_plateau(tmp_path):
+    from landslide_tf.metrics.thresholds import write_threshold
+
+    run = tmp_path / "run"
+    run.mkdir()
+    info = {"metric": "f1", "best": 0.7, "shrink_weight": 0.8, "n_positive": 80000}
+    write_threshold(run, 0.66, **info, plateau=[0.55, 0.78], plateau_tolerance=0.01, split="val")
+    card, markdown = _card(run, 0.66)
+    assert card["threshold_tuning"]["plateau"] == [0.55, 0.78]
+    assert "F1 plateau" in markdown and "0.55 to 0.78" in markdown
+    assert "none recorded" in markdown and "not computed (no test metrics stored)" in markdown

@@ -406,3 +406,69 @@ def test_damaged_threshold_file_is_one_line_data_error(tmp_path, text):
         read_threshold(tmp_path)
     message = str(info.value)
     assert "\n" not in message and str(tmp_path / THRESHOLD_FILE) in message
+
+
+# ------------------------------------------- issue 21: thresholds that travel
+def _overlapping(n_pos: int, n_neg: int) -> SegmentationMetrics:
+    """Positives spread over [0.7, 1], negatives over [0, 0.75]: F1 peaks at about 0.7."""
+    m = SegmentationMetrics()
+    prob = np.concatenate([np.linspace(0.7, 1.0, n_pos), np.linspace(0.0, 0.75, n_neg)])
+    truth = np.concatenate([np.ones(n_pos, bool), np.zeros(n_neg, bool)])
+    m.update(truth, prob)
+    return m
+
+
+def test_robust_threshold_with_many_positives_stays_at_the_f1_optimum():
+    from landslide_tf.metrics.thresholds import SHRINK_PIXELS, tune_threshold
+
+    m = _overlapping(1_000_000, 1_000_000)
+    info = tune_threshold(m)
+    assert info["metric"] == "f1" and info["best"] == m.best_threshold("f1")
+    assert 0.69 <= info["best"] <= 0.75  # a clear optimum away from 0.5
+    assert info["n_positive"] == 1_000_000
+    assert info["shrink_weight"] == pytest.approx(1_000_000 / (1_000_000 + SHRINK_PIXELS))
+    assert info["threshold"] == pytest.approx(info["best"], abs=0.01)
+
+
+def test_robust_threshold_with_few_positives_moves_toward_one_half():
+    from landslide_tf.metrics.thresholds import SHRINK_PIXELS, tune_threshold
+
+    m = _overlapping(200, 200)  # the same shape, a hundredth of a tile of evidence
+    info = tune_threshold(m)
+    assert 0.69 <= info["best"] <= 0.75
+    weight = 200 / (200 + SHRINK_PIXELS)
+    assert info["shrink_weight"] == pytest.approx(weight)
+    assert info["threshold"] == pytest.approx(0.5 + weight * (info["best"] - 0.5), abs=1e-4)
+    assert abs(info["threshold"] - 0.5) < 0.01
+    # no shrinkage: the raw optimum
+    assert tune_threshold(m, shrink_pixels=0)["threshold"] == info["best"]
+    # shrinkage is monotone in the evidence
+    more = tune_threshold(_overlapping(20_000, 20_000))
+    assert info["threshold"] < more["threshold"] < info["best"]
+
+
+def test_f1_plateau_bounds():
+    from landslide_tf.metrics.thresholds import tune_threshold
+
+    m = SegmentationMetrics(bins=100)
+    # 10 scars at 0.8, 9 background pixels at 0.3 and one look-alike at 0.6
+    m.update(np.array([1] * 10 + [0] * 10), np.array([0.8] * 10 + [0.3] * 9 + [0.6]))
+    # F1 = 1 for thresholds in (0.6, 0.8]; 20/21 = 0.952 in (0.3, 0.6]: outside 0.01
+    info = tune_threshold(m, shrink_pixels=0)
+    assert info["plateau"] == [pytest.approx(0.61), pytest.approx(0.8)]
+    assert info["plateau_tolerance"] == 0.01
+    assert m.plateau(0.7, tolerance=0.05) == (pytest.approx(0.31), pytest.approx(0.8))
+    assert m.plateau(0.2) == (pytest.approx(0.2), pytest.approx(0.2))  # not on the plateau
+    # the plateau is of F1 even when the threshold maximises mIoU
+    assert tune_threshold(m, metric="miou", shrink_pixels=0)["plateau"] == info["plateau"]
+
+
+def test_tuned_threshold_info_round_trips_through_the_one_file(tmp_path):
+    from landslide_tf.metrics.thresholds import read_threshold_info, tune_threshold
+
+    m = _overlapping(500, 500)
+    info = tune_threshold(m)
+    write_threshold(tmp_path, **info, split="val", tta=False)
+    assert read_threshold(tmp_path) == info["threshold"]
+    stored = read_threshold_info(tmp_path)
+    assert stored["plateau"] == info["plateau"] and stored["metric"] == "f1"

@@ -1,6 +1,8 @@
 """Tests for landslide_tf.training.recipe: --preset strong, given split lists, scoring after training."""
 
 import json
+import random
+import re
 from pathlib import Path
 
 import pytest
@@ -104,3 +106,114 @@ def test_given_read_only_lists_train_records_them_and_skip_test(synth_dir, tmp_p
     assert main([*argv, "--test-split", "val"]) == 0
     assert "val metrics of" in capsys.readouterr().out
     assert _snapshot(given) == before
+
+
+# ------------------------------------ issue 20: --select-from-train, the honest protocol
+class _Tile:
+    def __init__(self, stem: str) -> None:
+        self.stem = stem
+
+
+def _given(n_train: int = 40, n_val: int = 10) -> dict[str, list]:
+    return {
+        "train": [_Tile(f"t{i:03d}") for i in range(n_train)],
+        "val": [_Tile(f"v{i:03d}") for i in range(n_val)],
+        "test": [],
+    }
+
+
+def test_selection_is_disjoint_and_deterministic_for_a_seed():
+    from landslide_tf.training.selection import carve_selection
+
+    given = _given()
+    carved = carve_selection(given, 0.25, seed=7)
+    stems = {name: {s.stem for s in v} for name, v in carved.items()}
+    assert len(stems["val"]) == 10 and len(stems["train"]) == 30
+    assert not stems["train"] & stems["val"] and not stems["train"] & stems["test"]
+    assert not stems["val"] & stems["test"]
+    assert stems["train"] | stems["val"] == {s.stem for s in given["train"]}
+    assert stems["test"] == {s.stem for s in given["val"]}  # scored, never selected on
+    again = carve_selection(_given(), 0.25, seed=7)
+    assert {s.stem for s in again["val"]} == stems["val"]
+    # the rule of benchmarks/_protocol.honest_splits: the flag reproduces its lists
+    train_list = [s.stem for s in given["train"]]
+    assert stems["val"] == set(random.Random(7).sample(train_list, 10))
+    assert {s.stem for s in carve_selection(given, 0.25, seed=8)["val"]} != stems["val"]
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"select_from_train": 1.5}, "must be in (0, 1)"),
+        ({"split_dir": None}, "needs given split lists"),
+        ({"test_split": "val"}, "drop --test-split val"),
+    ],
+)
+def test_select_from_train_bad_settings_are_one_line_errors(changes, message):
+    from landslide_tf.training.selection import validate_selection
+
+    config = TrainConfig(**{"select_from_train": 0.2, "split_dir": "given", **changes})
+    with pytest.raises(UserError, match=re.escape(message)):
+        validate_selection(config)
+
+
+def test_select_from_train_refuses_lists_with_a_test_split():
+    from landslide_tf.training.selection import carve_selection
+
+    with pytest.raises(UserError, match="train and val only"):
+        carve_selection({**_given(), "test": [_Tile("x")]}, 0.2, seed=1)
+
+
+def test_train_select_from_train_scores_val_once_untouched(
+    synth_dir, tmp_path, capsys, monkeypatch
+):
+    from landslide_tf.data import find_samples, pipeline
+
+    stems = sorted({s.stem for s in find_samples(synth_dir)})
+    given = tmp_path / "given"
+    given.mkdir()
+    (given / "train.txt").write_text("".join(f"{s}\n" for s in stems[:16]))
+    (given / "val.txt").write_text("".join(f"{s}\n" for s in stems[16:24]))
+    val_stems = set(stems[16:24])
+    calls: list[set[str]] = []
+    real = pipeline.make_dataset
+
+    def spy(samples, *args, **kwargs):
+        calls.append({s.stem for s in samples})
+        return real(samples, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "make_dataset", spy)
+    run_dir = tmp_path / "run"
+    argv = [
+        "--model", "unet", "--data", str(synth_dir), "--split-dir", str(given),
+        "--run-dir", str(run_dir), "--image-size", "32", "--base-filters", "4", "--depth", "2",
+        "--epochs", "1", "--batch-size", "4", "--lr", "1e-3", "--verbose", "0",
+        "--tune-threshold", "--select-from-train", "0.25",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "val (untouched) metrics of" in out and "F1 plateau" in out
+
+    # every read before the final scoring stays off val; after it only its pictures
+    touching = [i for i, c in enumerate(calls) if c & val_stems]
+    assert touching and calls[touching[0]] == val_stems
+    assert all(c <= val_stems for c in calls[touching[0] :])  # predictions.png
+    selection = set((run_dir / "selection.txt").read_text().split())
+    assert len(selection) == 4 and selection <= set(stems[:16])
+    assert any(c == selection for c in calls[: touching[0]])  # checkpoint + threshold there
+
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["select_from_train"] == 0.25 and config["protocol"] == "select-from-train"
+    record = config["selection"]
+    assert record["seed"] == config["select_seed"] == 0 and record["sizes"] == {
+        "train": 12,
+        "val": 4,
+        "test": 8,
+    }
+    assert set(record["hashes"]) == {"given_train", "given_val", "train", "selection"}
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["split_role"] == "val (untouched)" and metrics["n_tiles"] == 8
+    assert metrics["protocol"] == "select-from-train"
+    tuned = json.loads((run_dir / "threshold.json").read_text())
+    assert tuned["split_role"] == "selection (carved from train)"
+    assert metrics["threshold"] == tuned["threshold"]

@@ -33,7 +33,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--tune-threshold",
         action="store_true",
-        help="pick the threshold maximizing mIoU on val, store it in the run, then evaluate",
+        help="pick the threshold on val (max landslide F1 over all its pixels, shrunk toward "
+        "0.5 when it has few landslide pixels; F1 plateau reported), store it in the run, "
+        "then evaluate",
+    )
+    parser.add_argument(
+        "--tune-metric",
+        choices=("f1", "miou"),
+        default="f1",
+        help="what --tune-threshold maximizes (default f1; miou as in earlier releases)",
     )
     parser.add_argument(
         "--dem-nodata",
@@ -62,14 +70,17 @@ def _run(args: argparse.Namespace) -> int:
         dem_nodata=args.dem_nodata,
         tta=args.tta,
         precision=args.precision,
+        tune_metric=args.tune_metric,
     )
     shown = {k: result[k] for k in METRIC_KEYS if k in result}
     print(json.dumps(shown, indent=2))
     print(format_metrics(result))
     if "split" in result:
-        print(
-            f"split      {result['split']} ({result['n_tiles']} tiles, threshold {result['threshold']:.3f})"
-        )
+        role = result.get("split_role", result["split"])
+        print(f"split      {role} ({result['n_tiles']} tiles, threshold {result['threshold']:.3f})")
+    if result.get("threshold_plateau"):
+        lo, hi = result["threshold_plateau"]
+        print(f"F1 plateau thresholds {lo:g}..{hi:g} (F1 within 0.01 of the best on val)")
     if result["file"] is None:
         raise UserError(f"the metrics above could not be saved: {result['write_error']}")
     path = Path(args.run_dir) / result["file"]

@@ -50,6 +50,10 @@ def _run(args: argparse.Namespace) -> int:
         print(result["note"])
     if "split" in result:
         name = "metrics.json" if result["split"] == "test" else f"metrics_{result['split']}.json"
-        print(f"{result['split']} metrics of {run_dir}/best.keras ({name}):")
+        role = result.get("split_role", result["split"])
+        print(f"{role} metrics of {run_dir}/best.keras ({name}):")
         print(format_metrics(result))
+        if result.get("threshold_plateau"):
+            lo, hi = result["threshold_plateau"]
+            print(f"F1 plateau (within 0.01 of the best F1 on val): thresholds {lo:g}..{hi:g}")
     return 0

@@ -202,6 +202,20 @@ def add_recipe_args(p: argparse.ArgumentParser) -> None:
         default=None,
         help="after training, tune the threshold on val and store it in the run",
     )
+    p.add_argument(
+        "--select-from-train",
+        type=float,
+        metavar="FRACTION",
+        help="honest protocol for train+val split lists: carve a seeded selection split of "
+        "FRACTION of train (checkpoint and threshold chosen there) and score the given val "
+        "once, as 'val (untouched)' (default off)",
+    )
+    p.add_argument(
+        "--select-seed",
+        type=int,
+        metavar="N",
+        help="seed of the --select-from-train selection (default 0; independent of --seed)",
+    )
 
 
 def add_speed_args(parser: argparse.ArgumentParser) -> None:

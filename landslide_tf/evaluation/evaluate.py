@@ -32,10 +32,10 @@ from landslide_tf.inference.predictor import load_inference_model
 from landslide_tf.inference.settings import INFERENCE_PRECISION
 from landslide_tf.inference.tta import apply_model
 from landslide_tf.metrics.segmentation import SCORE_KEYS
+from landslide_tf.metrics.thresholds import TUNE_METRIC, read_threshold_info, write_threshold
 from landslide_tf.training.precision import model_precision
 from landslide_tf.training.runs import (
     SPLITS,
-    THRESHOLD_FILE,
     dataset_options,
     read_run_config,
     run_splits,
@@ -111,6 +111,7 @@ def evaluate_run(
     dem_nodata: float | None = None,
     tta: bool | None = None,
     precision: str | None = INFERENCE_PRECISION,
+    tune_metric: str = TUNE_METRIC,
 ) -> dict[str, Any]:
     """Evaluate ``best.keras`` of a run on one split and write the metrics file.
 
@@ -121,14 +122,19 @@ def evaluate_run(
         threshold: probability threshold for the landslide class; default the run's: the
             tuned one in ``threshold.json`` if any, else ``config.threshold`` (0.5 unless
             trained with ``--threshold``).
-        tune_threshold: choose the threshold that maximizes mIoU on the validation split
-            (``SegmentationMetrics.best_threshold``), store it in ``run_dir/threshold.json``
-            (the run's threshold from then on), then evaluate ``split`` with it.
+        tune_threshold: choose the threshold on the validation split (the selection split
+            of a ``--select-from-train`` run) over all its pixels: the one that maximizes
+            ``tune_metric``, shrunk toward 0.5 when the split has few landslide pixels, with
+            the F1 plateau (``landslide_tf.metrics.thresholds.tune_threshold``); store it in
+            ``run_dir/threshold.json`` (the run's threshold from then on), then evaluate
+            ``split`` with it.
         dem_nodata: DEM nodata value overriding the run's ``dem_nodata``.
         tta: flip averaging (``landslide_tf.inference.tta``); default the run's ``tta``.
         precision: compute in this precision: ``float32`` (default, as every inference path,
             so evaluate, predict and the SavedModel agree), ``auto``, ``bfloat16``,
             ``float16``; ``None`` = the precision the run trained in.
+        tune_metric: what ``tune_threshold`` maximizes: ``f1`` (landslide F1, default) or
+            ``miou`` (the choice of earlier releases).
 
     Returns:
         Metrics dict with the keys of ``METRIC_KEYS`` plus ``n_pixels``, ``split`` and
@@ -159,17 +165,35 @@ def evaluate_run(
         )
 
     overridden = threshold is not None or tune_threshold
+    from landslide_tf.metrics.thresholds import tune_threshold as robust_threshold
+    from landslide_tf.training.selection import split_role
+
+    tuning = None
     if tune_threshold:
         val = accumulate(model, splits["val"], batch_size=batch, tta=tta, **options)
-        threshold = float(val.best_threshold(metric="miou"))
-        logger.info("threshold tuned on the validation split (best mIoU): %.4f", threshold)
-        atomic_write_json(
-            run_dir / THRESHOLD_FILE,
-            {"threshold": threshold, "metric": "miou", "split": "val", "tta": tta},
+        try:
+            tuning = robust_threshold(val, metric=tune_metric)
+        except ValueError as exc:
+            raise UserError(f"cannot tune the threshold: {exc}") from None
+        tuning.update(split="val", split_role=split_role(config, "val"), tta=tta)
+        threshold = tuning["threshold"]
+        logger.info(
+            "threshold tuned on %s (best %s at %.4f, %d landslide pixels, weight %.2f): %.4f; "
+            "F1 plateau [%.3f, %.3f]",
+            tuning["split_role"],
+            tune_metric,
+            tuning["best"],
+            tuning["n_positive"],
+            tuning["shrink_weight"],
+            threshold,
+            *tuning["plateau"],
         )
+        write_threshold(run_dir, **tuning)
         tuned = val if split == "val" else None
     else:
         tuned = None
+        if threshold is None:
+            tuning = read_threshold_info(run_dir)
     if threshold is None:
         threshold = run_threshold(run_dir, config)
     stats = tuned or accumulate(model, splits[split], batch_size=batch, tta=tta, **options)
@@ -177,8 +201,15 @@ def evaluate_run(
     result["split"] = split
     result["tta"] = tta
     result["inference_precision"] = used_precision  # "precision" is the metric
+    role = split_role(config, split)
+    if role != split:
+        result["split_role"] = role
+        result["protocol"] = "select-from-train"
     if tune_threshold:
         result["threshold_tuned_on"] = "val"
+    if tuning is not None and abs(float(tuning["threshold"]) - float(threshold)) < 1e-9:
+        result["threshold_plateau"] = tuning.get("plateau")
+        result["threshold_metric"] = tuning.get("metric")
     for key, value in list(result.items()):
         if isinstance(value, float) and not math.isfinite(value):
             result[key] = None  # JSON has no NaN: null, with the reason beside it

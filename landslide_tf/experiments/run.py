@@ -73,5 +73,9 @@ def _train_locked(config: TrainConfig, force: bool, verbose: int | str) -> dict[
     )
     metrics = finish_run(config, run_dir, splits)
     shown = "test" if splits["test"] else "val"
-    plot_run_predictions(config, run_dir, splits[shown], fitted.options, split=shown)
+    from landslide_tf.training.selection import split_role
+
+    # under --select-from-train the test tiles are the given val: titled "val (untouched)"
+    role = split_role(config, shown)
+    plot_run_predictions(config, run_dir, splits[shown], fitted.options, split=role)
     return {**metrics, **about}

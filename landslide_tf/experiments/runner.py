@@ -39,10 +39,10 @@ from landslide_tf.experiments.runs import (
     RunResult,
     RunSpec,
     read_test_metrics,
-    read_tuned_threshold,
     read_val_miou,
 )
 from landslide_tf.files import atomic_write_text
+from landslide_tf.metrics.thresholds import read_threshold
 from landslide_tf.training.config import TrainConfig, config_differences
 
 logger = logging.getLogger(__name__)
@@ -123,7 +123,7 @@ def rescore_at_tuned_threshold(run_dir: Path) -> bool:
     ``evaluate_run`` at the run's threshold (the tuned one) rewrites ``metrics.json``; a
     failure is logged and the old metrics kept. Returns whether it re-scored.
     """
-    tuned = read_tuned_threshold(run_dir)
+    tuned = read_threshold(run_dir)
     if tuned is None:
         return False
     used = read_test_metrics(run_dir).get("threshold")

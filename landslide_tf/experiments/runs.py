@@ -11,11 +11,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from landslide_tf.metrics.thresholds import read_threshold
+
 #: File the study writes into each run dir: wall time, status and the requested config.
 RECORD_FILE = "experiment.json"
 ERROR_FILE = "error.txt"
-#: The run's validation-tuned threshold (``landslide_tf.training.runs.THRESHOLD_FILE``; no keras here).
-THRESHOLD_FILE = "threshold.json"
 
 
 def run_name(model: str, loss: str, seed: int) -> str:
@@ -144,17 +144,9 @@ def read_test_metrics(run_dir: Path) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
 
 
-def read_tuned_threshold(run_dir: Path) -> float | None:
-    """The threshold in ``run_dir/threshold.json`` (None when absent or unreadable)."""
-    try:
-        return float(json.loads((Path(run_dir) / THRESHOLD_FILE).read_text())["threshold"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
 def threshold_source(run_dir: Path, metrics: dict[str, Any]) -> str:
     """``"tuned"`` when ``metrics`` were scored at the run's tuned threshold, else ``"config"``."""
-    tuned = read_tuned_threshold(run_dir)
+    tuned = read_threshold(run_dir)  # a damaged file: one DataError line
     value = metrics.get("threshold")
     if tuned is not None and value is not None and abs(float(value) - tuned) < 1e-9:
         return "tuned"

@@ -2,6 +2,15 @@
 
 ``landslide_tf.inference.export`` writes it as ``assets/model_card.json`` and ``assets/MODEL_CARD.md``;
 ``Predictor.from_saved_model`` reads the JSON back for the preprocessing settings.
+
+Metrics and thresholds (issue 22, item 6): ``test_metrics`` is the run's ``metrics.json``
+as stored, and ``test_metrics_threshold`` says at which threshold it was computed.
+``metrics_at_exported_threshold`` holds the test metrics at the threshold the SavedModel's
+``mask`` uses: taken from ``metrics.json`` when its threshold is the exported one, else from
+``metrics_test.json`` (``evaluate --threshold T``) when that file is at the exported
+threshold; otherwise they are *not computed* (export does not read the dataset: it may not
+be there), and the card says so with the command that computes them. ``threshold_tuning``
+is the run's ``threshold.json`` (metric, shrinkage, F1 plateau) when it has one.
 """
 
 from __future__ import annotations
@@ -13,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from landslide_tf.inference.settings import InferenceSettings
+from landslide_tf.metrics.thresholds import read_threshold_info
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +64,46 @@ def read_json(path: Path) -> dict[str, Any] | None:
     except json.JSONDecodeError:
         logger.warning("ignoring unreadable %s", path)
         return None
+
+
+#: Two thresholds closer than this are the same (both lie on the metrics' 1e-4 grid).
+SAME_THRESHOLD = 1e-6
+
+
+def metrics_at_threshold(
+    threshold: float, metrics: dict[str, Any] | None, run_dir: Path | None
+) -> dict[str, Any]:
+    """The test metrics at ``threshold``, from the stored metrics files, or a note.
+
+    Returns:
+        ``{"threshold", "source", "metrics"}`` (``source`` the file they come from), or
+        ``{"threshold", "source": None, "metrics": None, "note"}`` when no stored file is at
+        that threshold.
+    """
+    candidates = [("metrics.json", metrics)]
+    if run_dir is not None:
+        candidates.append(("metrics_test.json", read_json(run_dir / "metrics_test.json")))
+    for name, values in candidates:
+        stored = (values or {}).get("threshold")
+        if isinstance(stored, (int, float)) and abs(stored - threshold) < SAME_THRESHOLD:
+            return {"threshold": threshold, "source": name, "metrics": values}
+    where = run_dir if run_dir is not None else "RUN"
+    at = (metrics or {}).get("threshold")
+    if not metrics:
+        reason = "no test metrics stored"
+    elif not isinstance(at, (int, float)):
+        reason = "the stored test metrics do not say their threshold"
+    else:
+        reason = f"the stored test metrics are at {at:g}"
+    return {
+        "threshold": threshold,
+        "source": None,
+        "metrics": None,
+        "note": (
+            f"not computed ({reason}); run python -m landslide_tf.evaluate {where} "
+            f"--threshold {threshold:g}, then export again"
+        ),
+    }
 
 
 def model_card(
@@ -114,6 +164,12 @@ def model_card(
             "seed": config.get("seed"),
         },
         "test_metrics": metrics,
+        "test_metrics_threshold": (metrics or {}).get("threshold"),
+        "test_split_role": (metrics or {}).get("split_role", (metrics or {}).get("split")),
+        "metrics_at_exported_threshold": metrics_at_threshold(
+            float(settings.threshold), metrics, run
+        ),
+        "threshold_tuning": read_threshold_info(run) if run is not None else None,
         "signatures": signature_summary(settings),
         "settings": settings.to_dict(),
         "config": config,
@@ -240,13 +296,44 @@ def model_card_markdown(card: dict[str, Any]) -> str:
         f"- epochs {data['epochs']}, batch size {data['batch_size']}, lr {data['lr']}, "
         f"seed {data['seed']}",
         "",
-        "## Test metrics",
     ]
+    tuning = card.get("threshold_tuning")
+    if tuning and tuning.get("plateau"):
+        lo, hi = tuning["plateau"]
+        lines += [
+            "",
+            "## Threshold",
+            f"- tuned on {tuning.get('split_role', tuning.get('split', 'val'))}: best "
+            f"{tuning.get('metric', '?')} at {tuning.get('best', tuning['threshold'])}, shrunk "
+            f"toward 0.5 with weight {tuning.get('shrink_weight', 1.0):.3f} "
+            f"({tuning.get('n_positive', '?')} landslide pixels) to {tuning['threshold']}",
+            f"- F1 plateau (F1 within {tuning.get('plateau_tolerance', 0.01)} of the best): "
+            f"thresholds {lo:g} to {hi:g}",
+        ]
     metrics = card["test_metrics"]
+    role = card.get("test_split_role") or "test"
+    at = card.get("test_metrics_threshold")
+    heading = "## Test metrics" if at is None else f"## Test metrics (at threshold {at:g})"
+    lines += ["", heading]
     if metrics:
-        for key, value in metrics.items():
-            shown = f"{value:.4f}" if isinstance(value, float) else value
-            lines.append(f"- {key}: {shown}")
+        lines.append(f"- split: {role}")
+        lines += _metric_lines(metrics)
     else:
         lines.append("- none recorded (no metrics.json in the run)")
+    exported = card.get("metrics_at_exported_threshold")
+    if exported:
+        lines += ["", f"## Test metrics at the exported threshold ({exported['threshold']:g})"]
+        if exported["metrics"] is None:
+            lines.append(f"- {exported['note']}")
+        else:
+            lines.append(f"- from {exported['source']}")
+            lines += _metric_lines(exported["metrics"])
     return "\n".join(lines) + "\n"
+
+
+def _metric_lines(metrics: dict[str, Any]) -> list[str]:
+    lines = []
+    for key, value in metrics.items():
+        shown = f"{value:.4f}" if isinstance(value, float) else value
+        lines.append(f"- {key}: {shown}")
+    return lines

@@ -128,11 +128,15 @@ class InferenceSettings:
 
 
 def stored_threshold(values: Mapping[str, Any], run_dir: str | Path | None) -> float:
-    """The run's validation-tuned threshold (``threshold.json``) if any, else ``threshold``."""
-    if run_dir is not None:
-        from landslide_tf.training.runs import tuned_threshold
+    """The run's validation-tuned threshold (``threshold.json``) if any, else ``threshold``.
 
-        tuned = tuned_threshold(run_dir)
+    Raises:
+        DataError: ``threshold.json`` is damaged (one line).
+    """
+    if run_dir is not None:
+        from landslide_tf.metrics.thresholds import read_threshold
+
+        tuned = read_threshold(run_dir)
         if tuned is not None:
             return float(tuned)
     return float(values.get("threshold", 0.5))

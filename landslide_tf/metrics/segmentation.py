@@ -281,10 +281,49 @@ class SegmentationMetrics:
         k_lo, k_hi = max(k_lo, 0), min(k_hi, self.bins)
         if k_lo > k_hi:
             raise ValueError(f"empty threshold range [{low}, {high}] for bins={self.bins}")
-        scores = self._scores(**self._confusion_all())[metric][k_lo : k_hi + 1]
+        scores = self.scores_by_threshold(metric)[k_lo : k_hi + 1]
         candidates = np.flatnonzero(scores >= scores.max() - 1e-12) + k_lo
         best = candidates[np.argmin(np.abs(self.edges[candidates] - 0.5))]
         return float(self.edges[best])
+
+    def scores_by_threshold(self, metric: str) -> np.ndarray:
+        """``metric`` (one of ``TUNABLE_METRICS``) at every grid threshold ``k / bins``."""
+        if metric not in TUNABLE_METRICS:
+            raise ValueError(f"unknown metric {metric!r}; valid: {', '.join(TUNABLE_METRICS)}")
+        return self._scores(**self._confusion_all())[metric]
+
+    def plateau(
+        self, at: float, metric: str = "f1", tolerance: float = 0.01
+    ) -> tuple[float, float]:
+        """The contiguous range of grid thresholds around ``at`` whose ``metric`` is within
+        ``tolerance`` of the best ``metric`` over all thresholds.
+
+        A wide plateau says the choice of threshold barely matters there; a narrow one that
+        the tuned value is fragile. ``at`` should be the best threshold (``best_threshold``);
+        when ``at`` itself is not within the tolerance, the range is ``(at, at)``.
+
+        Returns:
+            ``(lo, hi)``, grid thresholds with ``lo <= at <= hi``.
+        """
+        if self.n_pixels == 0:
+            raise ValueError("no pixels accumulated: call update() before plateau()")
+        scores = self.scores_by_threshold(metric)
+        good = scores >= scores.max() - float(tolerance) - 1e-12
+        k = self._grid_index(at)
+        if not good[k]:
+            return float(self.edges[k]), float(self.edges[k])
+        lo = k
+        while lo > 0 and good[lo - 1]:
+            lo -= 1
+        hi = k
+        while hi < self.bins and good[hi + 1]:
+            hi += 1
+        return float(self.edges[lo]), float(self.edges[hi])
+
+    @property
+    def n_positive(self) -> int:
+        """Landslide pixels accumulated so far."""
+        return int(self.hist_landslide.sum())
 
 
 def format_metrics(d: dict[str, Any]) -> str:

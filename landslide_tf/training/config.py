@@ -98,6 +98,9 @@ class TrainConfig:
     warmup_epochs: float = 0.0
     tta: bool = False
     tune_threshold: bool = False
+    # issue 20: honest protocol: carve a selection split of this share of train (0 = off)
+    select_from_train: float = 0.0
+    select_seed: int = 0  # the selection's seed (shared by runs of different --seed)
     # issue 13: data formats and bands
     data_format: str | None = None
     bands: list[str] | None = None

@@ -37,8 +37,10 @@ def prepare_splits(config: TrainConfig, data_root: Path, run_dir: Path) -> tuple
     out_dir = config.split_dir or run_dir
     splits = ldata.plan_splits(config.data_format, samples, config.seed, out_dir)
     from landslide_tf.training.recipe import given_test_missing
+    from landslide_tf.training.selection import apply_selection
 
-    no_test_list = given_test_missing(config)
+    splits = apply_selection(config, splits)  # issue 20: --select-from-train
+    no_test_list = given_test_missing(config) and not config.select_from_train
     for split in SPLITS:
         if not splits[split] and not (split == "test" and no_test_list):
             raise UserError(

@@ -39,6 +39,7 @@ RUN_ARTIFACTS = (
     "logs",
     "threshold.json",  # issue 12: the tuned threshold
     "split_lists",  # issue 12: copies of given split lists
+    "selection.txt",  # issue 20: the selection split carved from train
 )
 
 
@@ -65,6 +66,9 @@ def validated(config: TrainConfig) -> TrainConfig:
     config = config.resolved()
     validate_config(config)
     validate_recipe(config)
+    from landslide_tf.training.selection import validate_selection
+
+    validate_selection(config)
     return config
 
 

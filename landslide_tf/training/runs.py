@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from landslide_tf.errors import UserError
+from landslide_tf.metrics.thresholds import read_threshold
 from landslide_tf.training.config import TrainConfig
 
 if TYPE_CHECKING:
@@ -28,33 +29,15 @@ if TYPE_CHECKING:
 
 CONFIG_FILE = "config.json"
 SPLITS = ("train", "val", "test")
-#: The validation-tuned decision threshold of a run (``evaluate --tune-threshold`` writes it).
-THRESHOLD_FILE = "threshold.json"
-
-
-def tuned_threshold(run_dir: str | Path) -> float | None:
-    """The threshold stored in ``run_dir/threshold.json``, or None when none was tuned.
-
-    Raises:
-        UserError: the file is damaged.
-    """
-    path = Path(run_dir) / THRESHOLD_FILE
-    if not path.is_file():
-        return None
-    try:
-        value = float(json.loads(path.read_text())["threshold"])
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-        raise UserError(
-            f"{path} is damaged: run evaluate --tune-threshold again or delete it"
-        ) from None
-    if not 0.0 <= value <= 1.0:
-        raise UserError(f"{path}: threshold {value} is not in [0, 1]; delete it or tune again")
-    return value
 
 
 def run_threshold(run_dir: str | Path, config: TrainConfig) -> float:
-    """The decision threshold of a run: the tuned one if stored, else ``config.threshold``."""
-    tuned = tuned_threshold(run_dir)
+    """The decision threshold of a run: the tuned one if stored, else ``config.threshold``.
+
+    Raises:
+        DataError: ``threshold.json`` is damaged (``metrics.thresholds.read_threshold``).
+    """
+    tuned = read_threshold(run_dir)
     return float(config.threshold) if tuned is None else tuned
 
 
@@ -172,7 +155,9 @@ def run_splits(
         data: dataset folder or zip overriding ``config.data`` (e.g. the data moved).
 
     Returns:
-        ``{"train": [...], "val": [...], "test": [...]}`` of ``landslide_tf.data.Sample``.
+        ``{"train": [...], "val": [...], "test": [...]}`` of ``landslide_tf.data.Sample``;
+        for a ``--select-from-train`` run, val is the selection and test the given val
+        (``landslide_tf.training.selection``).
     """
     from landslide_tf import data as ldata
 
@@ -185,4 +170,9 @@ def run_splits(
     samples = ldata.find_format_samples(
         config.data_format, root, modalities=config.modalities, negatives=config.negatives
     )
-    return ldata.plan_splits(config.data_format, samples, config.seed, config.split_dir or run_dir)
+    from landslide_tf.training.selection import apply_selection
+
+    splits = ldata.plan_splits(
+        config.data_format, samples, config.seed, config.split_dir or run_dir
+    )
+    return apply_selection(config, splits)  # issue 20: the same carve as training

@@ -38,6 +38,7 @@ from landslide_tf.training.rundir import (
     validated,
 )
 from landslide_tf.training.runs import CONFIG_FILE, dataset_options
+from landslide_tf.training.selection import record_selection
 
 logger = logging.getLogger(__name__)
 
@@ -130,6 +131,7 @@ def fit_run(config: TrainConfig, *, force: bool = False, verbose: int | str = "a
 
     raw.update({**config.to_dict(), "loss_kwargs": loss_kwargs})
     raw.update(record_split_lists(config, run_dir))
+    raw.update(record_selection(config, run_dir, splits))  # issue 20: --select-from-train
     raw.update(run_precision(config, stored))  # issue 14: precision_used + precision_reason
     raw.update(run_steps_per_execution(config, global_batch, len(splits["train"])))
     config = dataclasses.replace(config, steps_per_execution=raw["steps_per_execution_used"])
