@@ -96,7 +96,7 @@ def test_load_run_gives_config_and_model(fake_run):
     config, model = load_run(run_dir)
     assert config.model == "unet" and config.loss == "bce"
     assert tuple(model.output_shape) == (None, SIZE, SIZE, 1)
-    with pytest.raises(UserError, match="last.keras not found"):
+    with pytest.raises(UserError, match="last.keras not found: the run has no finished epoch"):
         load_run(run_dir, which="last")
 
 
@@ -227,3 +227,14 @@ def test_tuned_threshold_records_metric_shrinkage_and_plateau(fake_run, capsys):
     assert json.loads((run_dir / "threshold.json").read_text())["metric"] == "miou"
     assert main([str(run_dir)]) == 0  # at the stored threshold: the plateau is printed
     assert "F1 plateau thresholds" in capsys.readouterr().out
+
+
+def test_missing_best_keras_after_finished_epochs_says_so(fake_run):
+    """Issue 23 case 15: not "training did not complete an epoch?" when it did."""
+    import json
+
+    run_dir, _ = fake_run
+    (run_dir / "state.json").write_text(json.dumps({"epochs_done": 2}))
+    (run_dir / "best.keras").unlink()
+    with pytest.raises(UserError, match="missing although .*state.json records 2 finished"):
+        evaluate_run(run_dir)

@@ -69,7 +69,7 @@ def test_adamw_schedule_follows_the_restored_iteration_count(tmp_path):
         ({"lr_schedule": "step"}, "unknown --lr-schedule"),
         ({"weight_decay": 1e-4}, "needs --optimizer adamw"),
         ({"optimizer": "adamw", "weight_decay": -1.0}, "weight decay must be"),
-        ({"warmup_epochs": 50.0}, "warm-up epochs"),
+        ({"warmup_epochs": 50.0}, r"warm-up of 50 epochs \(--warmup-epochs; --preset strong"),
     ],
 )
 def test_bad_settings_are_one_line_user_errors(changes, message):

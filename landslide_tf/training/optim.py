@@ -97,7 +97,9 @@ def validate_optim(config: TrainConfig) -> None:
         raise UserError(f"weight decay must be >= 0, got {config.weight_decay}")
     if not 0 <= config.warmup_epochs < config.epochs:
         raise UserError(
-            f"warm-up epochs must be in [0, epochs={config.epochs}), got {config.warmup_epochs}"
+            f"a warm-up of {config.warmup_epochs:g} epochs (--warmup-epochs; --preset strong "
+            f"sets 1) must be shorter than the run (--epochs {config.epochs}): give "
+            "--warmup-epochs 0 or a fraction such as 0.25, or more --epochs"
         )
     if config.optimizer == "adam" and config.weight_decay:
         raise UserError("--weight-decay needs --optimizer adamw (Adam has no decoupled decay)")

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from landslide_tf.errors import UserError
 from landslide_tf.metrics.thresholds import read_threshold
 from landslide_tf.training.config import TrainConfig
+from landslide_tf.training.runstate import STATE_FILE
 
 if TYPE_CHECKING:
     import keras
@@ -97,7 +98,18 @@ def load_model_file(path: str | Path) -> keras.Model:
 
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"model file {path} not found (training did not complete an epoch?)")
+        done = 0
+        if (path.parent / STATE_FILE).is_file():
+            try:
+                done = int(json.loads((path.parent / STATE_FILE).read_text())["epochs_done"])
+            except (OSError, ValueError, KeyError, TypeError):
+                done = 0
+        if done:
+            raise UserError(
+                f"model file {path} is missing although {path.parent / STATE_FILE} records "
+                f"{done} finished epoch(s): restore it, or retrain with --force"
+            )
+        raise UserError(f"model file {path} not found: the run has no finished epoch yet")
     try:
         return keras.models.load_model(path, compile=False, safe_mode=True)
     except Exception as exc:  # noqa: BLE001  (keras raises many types for damaged files)
