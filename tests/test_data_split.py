@@ -129,3 +129,43 @@ def test_only_one_given_list_is_an_error(tmp_path):
     with pytest.raises(DataError, match="has train.txt but no val.txt"):
         make_split(_samples(5, 0), out_dir=tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["train.txt"]
+
+
+def _grid(n: int, stride: float = 1.0) -> tuple[list[Sample], list[tuple[float, ...]]]:
+    """An ``n`` x ``n`` grid of unit chips, ``stride`` apart (0.5: half-overlapping)."""
+    samples, boxes = [], []
+    for r in range(n):
+        for c in range(n):
+            stem = f"c{r:03d}_{c:03d}"
+            samples.append(Sample(stem, Path(f"{stem}.tif"), None, None, False))
+            boxes.append((c * stride, r * stride, c * stride + 1.0, r * stride + 1.0))
+    return samples, boxes
+
+
+def test_spatial_split_keeps_a_one_chip_buffer_between_splits():
+    from landslide_tf.data.split import spatial_split
+
+    samples, boxes = _grid(40)
+    split = spatial_split(samples, boxes, seed=0)
+    box = dict(zip((s.stem for s in samples), boxes, strict=True))
+    sizes = {k: len(v) for k, v in split.items()}
+    assert all(sizes.values()) and sizes["train"] > sizes["val"] + sizes["test"]
+    for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
+        for s in split[a]:
+            for t in split[b]:
+                p, q = box[s.stem], box[t.stem]
+                gap = max(max(p[0], q[0]) - min(p[2], q[2]), max(p[1], q[1]) - min(p[3], q[3]))
+                assert gap >= 1.0, (s.stem, t.stem)
+
+
+def test_spatial_split_gives_up_when_the_buffer_would_eat_train(caplog):
+    """36 chips of one small scene: three splits exist, but every buffered one leaves train
+    under a third of its share, so the caller's random split (with its warning) is used."""
+    import logging
+
+    from landslide_tf.data.split import spatial_split
+
+    samples, boxes = _grid(6)
+    with caplog.at_level(logging.INFO, logger="landslide_tf.data.split"):
+        assert spatial_split(samples, boxes, seed=0) is None
+    assert "would leave train 7 of 36 chips" in caplog.text  # a split existed, and was refused

@@ -106,7 +106,8 @@ def _plan_folder(samples: list[Sample], seed: int) -> dict[str, list[Sample]]:
             return split
         logger.warning(
             "folder: the %d georeferenced chips cover too small an area for a spatial split "
-            "(train, val and test blocks one chip apart): a random split is used, and "
+            "(train, val and test blocks one chip apart, train keeping a third of its "
+            "share): a random split is used, and "
             "overlapping chips may sit in different splits (data check warns)",
             len(samples),
         )

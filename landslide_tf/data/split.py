@@ -167,10 +167,11 @@ def make_split(
     return split
 
 
-#: Spatial blocks start this many chips wide (halved while there are too few blocks).
-BLOCK_CHIPS = 4
-#: The fewest spatial blocks a split is planned over before the blocks are made smaller.
-MIN_BLOCKS = 12
+#: Spatial block widths tried, in chips; the one that loses the fewest chips to the buffer
+#: wins.
+BLOCK_SIZES = (16, 8, 4, 2, 1)
+#: The fewest spatial blocks a split is planned over.
+MIN_BLOCKS = 6
 
 
 def spatial_split(
@@ -181,11 +182,12 @@ def spatial_split(
 ) -> dict[str, list[Sample]] | None:
     """A blocked spatial split of georeferenced chips (spatial cross-validation).
 
-    The chips' extent is cut into square blocks (``BLOCK_CHIPS`` chips wide, smaller while
-    there are fewer than ``MIN_BLOCKS``); whole blocks go to train, val or test (seeded, by
-    chip count toward ``fractions``), so overlapping windows of one area stay together. A
-    buffer of one chip separates the splits: a chip that comes within one chip width of a
-    chip of another split is left out (test wins over val, val over train).
+    The chips' extent is cut into square blocks (each width of ``BLOCK_SIZES`` giving at
+    least ``MIN_BLOCKS`` blocks is tried; the one losing the fewest chips to the buffer
+    wins); whole blocks go to train, val or test (seeded, by chip count toward
+    ``fractions``), so overlapping windows of one area stay together. A buffer of one chip
+    separates the splits: a chip that comes within one chip width of a chip of another split
+    is left out (test wins over val, val over train).
 
     Args:
         samples: the chips.
@@ -193,25 +195,49 @@ def spatial_split(
 
     Returns:
         ``{"train", "val", "test"}`` sorted by stem, or None when the area is too small for
-        three non-empty splits (the caller falls back to a random split and says so).
+        three non-empty splits, or when the buffer would leave train under a third of its
+        share (the caller falls back to a random split and says so).
     """
     if len(samples) != len(boxes) or len(samples) < 3:
         return None
     b = np.asarray(boxes, np.float64)  # (N, 4): left, bottom, right, top
     w = float(np.median(b[:, 2] - b[:, 0]))
     h = float(np.median(b[:, 3] - b[:, 1]))
+    targets = np.asarray(fractions, np.float64) * len(samples)
+    best = None
+    for chips in BLOCK_SIZES:  # the block size that loses the fewest chips to the buffer
+        plan = _blocked(samples, b, w, h, chips, seed, targets)
+        if plan is not None and (best is None or plan[1].sum() > best[1].sum()):
+            best = plan
+    if best is None:
+        return None
+    out, keep, blocks, chips = best
+    if len(out["train"]) < targets[0] / 3:  # a buffer that eats the training data
+        logger.info(
+            "spatial split: the one-chip buffer would leave train %d of %d chips",
+            len(out["train"]), len(samples),
+        )  # fmt: skip
+        return None
+    dropped = int((~keep).sum())
+    logger.info(
+        "spatial split over %d blocks of %d chip(s): train %d, val %d, test %d; %d chip(s) "
+        "left out as a one-chip buffer between splits",
+        blocks, chips, len(out["train"]), len(out["val"]), len(out["test"]), dropped,
+    )  # fmt: skip
+    return out
+
+
+def _blocked(samples, b, w, h, chips, seed, targets):
+    """One blocked split with blocks ``chips`` chips wide: ``(split, keep, n_blocks, chips)``,
+    or None when a split would be empty or there are fewer blocks than ``MIN_BLOCKS``."""
     cx, cy = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
-    chips = BLOCK_CHIPS
-    while True:
-        size = chips * max(w, h)
-        keys = np.stack([np.floor((cx - cx.min()) / size), np.floor((cy - cy.min()) / size)], 1)
-        blocks, block_of = np.unique(keys, axis=0, return_inverse=True)
-        if len(blocks) >= MIN_BLOCKS or chips <= 1:
-            break
-        chips = max(1, chips // 2)
+    size = chips * max(w, h)
+    keys = np.stack([np.floor((cx - cx.min()) / size), np.floor((cy - cy.min()) / size)], 1)
+    blocks, block_of = np.unique(keys, axis=0, return_inverse=True)
+    if len(blocks) < MIN_BLOCKS:
+        return None
     order = np.random.default_rng(seed).permutation(len(blocks))
     counts = np.bincount(block_of.ravel(), minlength=len(blocks))
-    targets = np.asarray(fractions, np.float64) * len(samples)
     filled = np.zeros(3)
     assigned = np.zeros(len(blocks), int)
     for block in order:  # each block to the split furthest below its share
@@ -235,10 +261,4 @@ def spatial_split(
     }  # fmt: skip
     if not out["train"] or not out["val"] or not out["test"]:
         return None
-    dropped = int((~keep).sum())
-    logger.info(
-        "spatial split over %d blocks of %d chip(s): train %d, val %d, test %d; %d chip(s) "
-        "left out as a one-chip buffer between splits",
-        len(blocks), chips, len(out["train"]), len(out["val"]), len(out["test"]), dropped,
-    )  # fmt: skip
-    return out
+    return out, keep, len(blocks), chips
