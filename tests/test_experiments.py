@@ -323,6 +323,25 @@ def test_run_all_records_failures_and_goes_on(tmp_path, monkeypatch):
     done = [line for line in lines if line.startswith("[")]
     assert done[0].startswith("[1/3] resunet-bce-s42: done earlier") and "0.700" in done[0]
     assert "FAILED" in done[1] and done[2].startswith("[3/3] unet-bce-s42: ")
+    # a failed run gives no estimate; after the last one nothing is left to estimate
+    assert not any("left:" in line for line in lines)
+
+
+def test_run_all_estimates_the_time_left_from_the_runs_trained(tmp_path, monkeypatch):
+    import landslide_tf.experiments.run as train_mod
+
+    def fake_train(config, verbose=0):
+        _finish(_spec(tmp_path, config.model, config.loss, config.seed), miou=0.5)
+        return {"miou": 0.5}
+
+    monkeypatch.setattr(train_mod, "train", fake_train)
+    specs = [_spec(tmp_path, "unet", loss) for loss in ("bce", "dice", "focal")]
+    lines = []
+    runner.run_all(specs, progress=lines.append)
+    estimates = [line.strip() for line in lines if "left:" in line]
+    assert len(estimates) == 2  # after the first and the second run, none after the last
+    assert "2 run(s) to train" in estimates[0] and "trained so far" in estimates[0]
+    assert "1 run(s) to train" in estimates[1] and "of the 2 trained" in estimates[1]
 
 
 def test_visible_gpus_from_environment(monkeypatch):

@@ -134,7 +134,8 @@ def run_bands_study(
         f"plan: {len(sets)} band sets x {len(study.seed_list)} seed(s) = {len(specs)} runs of "
         f"{model} ({loss}), {epochs} epochs each ({len(specs) * epochs} epochs in all, lr "
         f"{study.train.get('lr', TrainConfig().lr):g}); a run's cost is about {epochs} times "
-        "its first epoch, which the first run's log shows (--epochs and --seeds shorten it)"
+        "its first epoch, which the first run's log shows; after each run the time left is "
+        "estimated (--epochs and --seeds shorten it)"
     )
     results = run_all(specs, jobs=jobs, progress=progress, verbose=verbose)
     rows = summarise(sets, specs, results)

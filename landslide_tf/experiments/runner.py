@@ -278,11 +278,18 @@ def run_all(
             results[spec.name] = cached
             progress(f"[{done}/{total}] {stage}{spec.name}: {_describe(cached)}")
 
+    walls: list[float] = []  # wall seconds of the runs trained here, for the estimate
+
     def report(result: RunResult) -> None:
         nonlocal done
         done += 1
         results[result.name] = result
         progress(f"[{done}/{total}] {stage}{result.name}: {_describe(result)}")
+        if result.status == "trained" and result.wall_s:
+            walls.append(result.wall_s)
+        left = len(todo) - sum(1 for s in todo if s.name in results)
+        if walls and left:
+            progress(f"      {_estimate(walls, left, jobs)}")
 
     if jobs <= 1:
         for spec in todo:
@@ -333,6 +340,16 @@ def _run_parallel(
         for proc in active:  # interrupted: stop the children we started
             proc.terminate()
             proc.join()
+
+
+def _estimate(walls: Sequence[float], left: int, jobs: int) -> str:
+    """``about 12 min left: 3 run(s) ...`` from the mean wall time of the runs trained so far."""
+    seconds = sum(walls) / len(walls) * left / max(1, min(jobs, left))
+    when = f"{seconds / 60:.0f} min" if seconds >= 120 else f"{seconds:.0f} s"
+    return (
+        f"about {when} left: {left} run(s) to train, at the mean wall time of the "
+        f"{len(walls)} trained so far"
+    )
 
 
 def _describe(result: RunResult) -> str:
