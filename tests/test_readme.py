@@ -47,3 +47,44 @@ def test_every_readme_output_is_ignored_by_git():
         if done.returncode != 0:
             missed.append(value)
     assert missed == []
+
+
+def _documents() -> list[Path]:
+    return [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def test_every_module_path_the_docs_name_exists():
+    """A file path such as ``landslide_tf/training/optim.py`` in README.md or docs/ exists
+    (the redesign moved modules; the docs must follow)."""
+    missing = [
+        f"{doc.name}: {path}"
+        for doc in _documents()
+        for path in sorted(set(re.findall(r"landslide_tf/[a-z_/]+\.py", doc.read_text())))
+        if not (ROOT / path).is_file()
+    ]
+    assert missing == []
+
+
+def test_every_dotted_name_the_docs_name_imports():
+    """``landslide_tf.x.y`` in README.md or docs/ is a module or an attribute of one
+    (placeholders in capitals, such as ``landslide_tf.X``, are skipped)."""
+    import importlib
+
+    missing = []
+    for doc in _documents():
+        for name in sorted(set(re.findall(r"landslide_tf(?:\.[A-Za-z_]\w*)+", doc.read_text()))):
+            parts = name.split(".")
+            if any(p.isupper() for p in parts):
+                continue
+            for cut in range(len(parts), 0, -1):
+                try:
+                    obj = importlib.import_module(".".join(parts[:cut]))
+                    break
+                except ImportError:
+                    continue
+            for attr in parts[cut:]:
+                if not hasattr(obj, attr):
+                    missing.append(f"{doc.name}: {name}")
+                    break
+                obj = getattr(obj, attr)
+    assert missing == []
