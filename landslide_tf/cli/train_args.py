@@ -191,6 +191,13 @@ def add_recipe_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr-schedule", choices=SCHEDULE_NAMES, help=f"default {d.lr_schedule}")
     p.add_argument("--warmup-epochs", type=float, help="linear warm-up before the cosine decay")
     p.add_argument(
+        "--ema",
+        type=float,
+        metavar="MOMENTUM",
+        help="keep a moving average of the weights (e.g. 0.99) for validation, best.keras and "
+        "the final model (default 0: off)",
+    )
+    p.add_argument(
         "--tta",
         action=argparse.BooleanOptionalAction,
         default=None,

@@ -3,14 +3,20 @@
 ``ResumeCheckpoint`` commits each epoch with the protocol of ``landslide_tf.training.runstate``
 (per-epoch checkpoint, then ``state.json`` atomically, then roll forward), so a ``kill -9``
 anywhere loses at most the epoch in progress and a resume trains no epoch twice.
+
+With ``--ema`` (an optimizer that keeps a moving average of the weights) the per-epoch
+checkpoint keeps the raw weights and the optimizer's average, so a resume is exact, while
+``best.keras`` holds the averaged weights (``averaged_weights``) that validation scored
+(``validation_callbacks`` swaps them in for validation).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +34,34 @@ from landslide_tf.training.runstate import (
 )
 
 logger = logging.getLogger(__name__)
+
+
+def uses_ema(model: keras.Model) -> bool:
+    """Whether the model's optimizer keeps a moving average of the weights."""
+    opt = model.optimizer
+    return bool(getattr(getattr(opt, "inner_optimizer", opt), "use_ema", False))
+
+
+@contextlib.contextmanager
+def averaged_weights(model: keras.Model) -> Iterator[None]:
+    """The optimizer's moving average in the model's weights for the block (no-op without
+    EMA); the raw weights are put back exactly afterwards."""
+    if not uses_ema(model):
+        yield
+        return
+    variables = model.trainable_variables
+    raw = [keras.ops.convert_to_numpy(v) for v in variables]
+    model.optimizer.finalize_variable_values(variables)
+    try:
+        yield
+    finally:
+        for variable, value in zip(variables, raw, strict=True):
+            variable.assign(value)
+
+
+def validation_callbacks(model: keras.Model) -> list[keras.callbacks.Callback]:
+    """Callbacks that make validation score the averaged weights (empty without EMA)."""
+    return [keras.callbacks.SwapEMAWeights(swap_on_epoch=False)] if uses_ema(model) else []
 
 
 class NaNGuard(keras.callbacks.Callback):
@@ -123,7 +157,8 @@ class ResumeCheckpoint(keras.callbacks.Callback):
             atomic_save_model(self.model, self.run_dir / checkpoint)
             fault_point("after-checkpoint", number)
             if pending is not None:
-                atomic_save_model(self.model, self.run_dir / pending)
+                with averaged_weights(self.model):  # what validation scored
+                    atomic_save_model(self.model, self.run_dir / pending)
                 fault_point("after-best", number)
         except BaseException:
             # nothing of this epoch is committed (state.json is the commit point): remove

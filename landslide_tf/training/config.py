@@ -96,6 +96,8 @@ class TrainConfig:
     weight_decay: float = 0.0
     lr_schedule: str = "constant"
     warmup_epochs: float = 0.0
+    # issue 21: exponential moving average of the weights (momentum; 0 = off)
+    ema: float = 0.0
     tta: bool = False
     tune_threshold: bool = False
     # issue 20: honest protocol: carve a selection split of this share of train (0 = off)

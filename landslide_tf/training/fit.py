@@ -171,7 +171,7 @@ def fit_model(
             validation_data=val_ds,
             epochs=stop,
             initial_epoch=start,
-            callbacks=[guard, checkpoint, tensorboard],
+            callbacks=[guard, *callbacks.validation_callbacks(model), checkpoint, tensorboard],
             shuffle=False,  # the dataset reshuffles itself, seeded
             verbose=progress_verbosity(verbose),
         )

@@ -10,7 +10,11 @@ warming up again.
   ``weight_decay``; biases and normalization parameters are not decayed);
 - ``lr_schedule``: ``constant`` (the paper's) or ``cosine``: a linear warm-up from 0 to
   ``lr`` over ``warmup_epochs`` epochs, then a cosine decay to ``COSINE_FLOOR * lr`` at the
-  last step of ``epochs``.
+  last step of ``epochs``;
+- ``ema``: with a momentum in (0, 1) the optimizer keeps an exponential moving average of the
+  weights (Keras ``use_ema``); validation, ``best.keras`` and the final weights use the
+  average, the resume checkpoint keeps the raw weights and the average (see
+  ``landslide_tf.training.callbacks``).
 """
 
 from __future__ import annotations
@@ -31,19 +35,19 @@ COSINE_FLOOR = 0.01
 NO_DECAY = ("bias", "gamma", "beta", "moving_mean", "moving_variance")
 
 
-def _adam(lr: Any, weight_decay: float) -> keras.optimizers.Optimizer:
+def _adam(lr: Any, weight_decay: float, **ema: Any) -> keras.optimizers.Optimizer:
     if weight_decay:
         raise UserError("--weight-decay needs --optimizer adamw (Adam has no decoupled decay)")
-    return keras.optimizers.Adam(learning_rate=lr)
+    return keras.optimizers.Adam(learning_rate=lr, **ema)
 
 
-def _adamw(lr: Any, weight_decay: float) -> keras.optimizers.Optimizer:
-    opt = keras.optimizers.AdamW(learning_rate=lr, weight_decay=weight_decay)
+def _adamw(lr: Any, weight_decay: float, **ema: Any) -> keras.optimizers.Optimizer:
+    opt = keras.optimizers.AdamW(learning_rate=lr, weight_decay=weight_decay, **ema)
     opt.exclude_from_weight_decay(var_names=list(NO_DECAY))
     return opt
 
 
-#: name -> builder(learning_rate or schedule, weight_decay).
+#: name -> builder(learning_rate or schedule, weight_decay, **ema keyword arguments).
 OPTIMIZERS: dict[str, Callable[..., keras.optimizers.Optimizer]] = {
     "adam": _adam,
     "adamw": _adamw,
@@ -101,6 +105,11 @@ def validate_optim(config: TrainConfig) -> None:
             f"sets 1) must be shorter than the run (--epochs {config.epochs}): give "
             "--warmup-epochs 0 or a fraction such as 0.25, or more --epochs"
         )
+    if not (0 <= config.ema < 1):
+        raise UserError(
+            f"--ema is the moving average's momentum: 0 (off) or in (0, 1) such as 0.99, "
+            f"got {config.ema}"
+        )
     if config.optimizer == "adam" and config.weight_decay:
         raise UserError("--weight-decay needs --optimizer adamw (Adam has no decoupled decay)")
 
@@ -111,4 +120,5 @@ def build_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimize
     lr = learning_rate(
         config.lr, config.lr_schedule, config.epochs, steps_per_epoch, config.warmup_epochs
     )
-    return OPTIMIZERS[config.optimizer](lr, config.weight_decay)
+    ema = {"use_ema": True, "ema_momentum": float(config.ema)} if config.ema else {}
+    return OPTIMIZERS[config.optimizer](lr, config.weight_decay, **ema)
