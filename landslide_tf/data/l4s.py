@@ -12,7 +12,7 @@ and masks are paired by the number in their file names. The dataset's own splits
 as given; a split without masks (the official validation and test labels were withheld for
 years) is not used, and ``split_given`` explains what takes its place.
 
-h5py is an optional extra: ``pip install 'landslide_tf[l4s]'``.
+h5py (the ``.h5`` reader) is installed with TensorFlow.
 """
 
 from __future__ import annotations
@@ -41,8 +41,8 @@ IMAGE_KEY = "img"
 MASK_KEY = "mask"
 
 _NO_H5PY = (
-    "reading Landslide4Sense .h5 files needs h5py, an optional extra: "
-    "pip install 'landslide_tf[l4s]' (or pip install h5py)"
+    "reading Landslide4Sense .h5 files needs h5py, which TensorFlow installs; this "
+    "environment lacks it: pip install h5py"
 )
 
 
