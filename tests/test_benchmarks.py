@@ -193,10 +193,27 @@ def test_real_quality(tmp_path):
     assert set(record["data"]["splits"]) == {"train", "select", "val"}
 
 
-@pytest.mark.parametrize("name", ["precision_quality", "real_quality"])
+@pytest.mark.slow
+def test_time_to_quality(tmp_path):
+    data = synthetic(tmp_path / "synth", n=16, lists=True)
+    argv = ["--data", str(data), "--recipes", "quick", "--epochs", "2"]
+    out = tmp_path / "out"
+    record = run("time_to_quality", [*argv, "--out", str(out)], tmp_path / "r")
+    figures = record["figures"]
+    quick = figures["recipes"]["quick"]
+    assert figures["reference"] == "quick" and quick["capped"] is True
+    assert [p["epoch"] for p in quick["curve"]] == [1, 2]
+    cpu = [p["cpu_s"] for p in quick["curve"]]
+    assert 0 < cpu[0] < cpu[1]  # cumulative
+    assert all(0 <= p["selection_f1"] <= 1 for p in quick["curve"])
+    assert 0 <= quick["val_untouched_f1"] <= 1 and quick["ratio_to_reference"] == 1.0
+    assert (out / "time_to_quality.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("name", ["precision_quality", "real_quality", "time_to_quality"])
 def test_real_data_benchmarks_skip_cleanly(tmp_path, capsys, name):
     argv = ["--data", str(tmp_path / "absent"), "--results", str(tmp_path / "r")]
-    if name == "real_quality":
+    if name in ("real_quality", "time_to_quality"):
         argv += ["--out", str(tmp_path / "out")]
     assert load(name).main(argv) == 0
     assert "skipped" in capsys.readouterr().out
