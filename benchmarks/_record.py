@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import importlib.metadata
 import json
 import os
 import platform
@@ -101,6 +102,11 @@ def machine_info() -> dict[str, Any]:
         mod = sys.modules.get(module)
         if mod is not None:
             info[module] = getattr(mod, "__version__", "?")
+        else:  # not imported here (a script that trains in subprocesses): the installed one
+            try:
+                info[module] = importlib.metadata.version(module)
+            except importlib.metadata.PackageNotFoundError:
+                pass
     info["gpus"] = _gpus()
     return info
 

@@ -191,6 +191,8 @@ def test_real_quality(tmp_path):
     assert {"f1", "miou", "auc"} <= set(row["val_untouched"])
     assert figures["protocol"].startswith("select-from-train")
     assert set(record["data"]["splits"]) == {"train", "select", "val"}
+    # training ran in subprocesses, yet the record names the TensorFlow and Keras it used
+    assert record["machine"]["tensorflow"] and record["machine"]["keras"]
 
 
 @pytest.mark.slow
