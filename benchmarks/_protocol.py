@@ -2,8 +2,9 @@
 
 Recipe choices (the checkpoint kept, a tuned threshold, ...) are made on a seeded random
 share of the given train list, the **selection** split; the given val list is scored once,
-untouched, after training. ``train`` has no flag for it yet, so the benchmarks write the
-three lists into a folder of their own and pass it as ``--split-dir``: train minus selection
+untouched, after training. ``train --select-from-train`` does this inside one run; the
+benchmarks write the three lists into a folder of their own, so that every recipe of one
+record trains on the very same lists, and pass it as ``--split-dir``: train minus selection
 as ``train.txt``, the selection as ``val.txt`` (what ``train`` selects on) and the given val
 as ``test.txt`` (what ``train`` scores at the end into ``metrics.json``).
 """

@@ -272,15 +272,11 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point."""
-    parser = argparse.ArgumentParser(
-        description="Train named recipes on l4s-rgb-dev train (selection carved from it), "
-        "score the untouched val once, print a table and write a result record."
-    )
+def add_run_args(parser: argparse.ArgumentParser, recipes: list[str]) -> None:
+    """The options of scripts that train recipes under the honest protocol."""
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="l4s-rgb-dev folder")
     parser.add_argument("--out", type=Path, default=REPO / "results" / "real_quality")
-    parser.add_argument("--recipes", nargs="+", choices=sorted(RECIPES), default=list(RECIPES))
+    parser.add_argument("--recipes", nargs="+", choices=sorted(RECIPES), default=recipes)
     parser.add_argument("--epochs", type=int, help="cap every recipe at N epochs (marked)")
     parser.add_argument(
         "--limit-tiles", type=int, help="first N stems of train.txt and val.txt (marked)"
@@ -293,26 +289,30 @@ def main(argv: list[str] | None = None) -> int:
         help="share of train carved out as the selection split (default 0.15)",
     )
     parser.add_argument("--select-seed", type=int, default=0, help="seed of the selection")
-    parser.add_argument("--json", type=Path, help="also write the rows here (default OUT/)")
     add_results_args(parser)
-    args = parser.parse_args(argv)
+
+
+def train_recipes(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
+    """Check ``add_run_args``' options, write the honest split lists, train (or report) each
+    recipe: ``(0, {"data", "out", "lists", "protocol", "rows", "recorder"})``, or ``(code, {})``
+    to exit with (0: no data folder, a message said so; 2: a bad option)."""
     data = args.data.expanduser().resolve()
     if not (data / "train.txt").is_file() or not (data / "val.txt").is_file():
         print(f"skipped: {data} with train.txt and val.txt not found (nothing to benchmark)")
-        return 0
+        return 0, {}
     for flag, value in (("--epochs", args.epochs), ("--limit-tiles", args.limit_tiles)):
         if value is not None and value < 1:
             print(f"error: {flag} must be at least 1, got {value}", file=sys.stderr)
-            return 2
+            return 2, {}
     if not 0 < args.select_from_train < 1:
         print("error: --select-from-train must be between 0 and 1", file=sys.stderr)
-        return 2
+        return 2, {}
     out = args.out.expanduser().resolve()
     if out == data or data in out.parents:
         print(
             f"error: --out {out} is inside the data folder {data}: choose another", file=sys.stderr
         )
-        return 2
+        return 2, {}
     out.mkdir(parents=True, exist_ok=True)
     fraction, seed = args.select_from_train, args.select_seed
     protocol = protocol_name(fraction, seed)
@@ -323,6 +323,26 @@ def main(argv: list[str] | None = None) -> int:
             bench_recipe(r, data, split_dir, runs, args.epochs, args.limit_tiles, protocol)
             for r in args.recipes
         ]
+    return 0, {"data": data, "out": out, "lists": lists, "protocol": protocol, "rows": rows,
+               "recorder": recorder}  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point."""
+    parser = argparse.ArgumentParser(
+        description="Train named recipes on l4s-rgb-dev train (selection carved from it), "
+        "score the untouched val once, print a table and write a result record."
+    )
+    add_run_args(parser, list(RECIPES))
+    parser.add_argument("--json", type=Path, help="also write the rows here (default OUT/)")
+    args = parser.parse_args(argv)
+    code, done = train_recipes(args)
+    if not done:
+        return code
+    data, out, lists, protocol, rows, recorder = (
+        done[k] for k in ("data", "out", "lists", "protocol", "rows", "recorder")
+    )
+    fraction, seed = args.select_from_train, args.select_seed
     table = markdown_table(rows)
     where = machine()
     print(f"\nval (untouched) of {data.name}, {protocol} ({where}):\n")

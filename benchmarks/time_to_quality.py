@@ -37,9 +37,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from _protocol import honest_splits, protocol_name  # noqa: E402
-from _record import Recorder, add_results_args, save, sha256_lines, split_summary  # noqa: E402
-from real_quality import DEFAULT_DATA, RECIPES, bench_recipe  # noqa: E402
+from _record import save, sha256_lines, split_summary  # noqa: E402
+from real_quality import RECIPES, add_run_args, train_recipes  # noqa: E402
 
 #: How close to the reference's best selection F1 counts as "reached".
 TOLERANCE = 0.005
@@ -105,48 +104,20 @@ def main(argv: list[str] | None = None) -> int:
         description="Train recipes under the honest protocol and plot selection F1 against "
         "CPU seconds, with each recipe's untouched-val F1; write a result record."
     )
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="l4s-rgb-dev folder")
-    parser.add_argument("--out", type=Path, default=REPO / "results" / "real_quality")
-    parser.add_argument(
-        "--recipes", nargs="+", choices=sorted(RECIPES), default=["strong", "quick"]
-    )
+    add_run_args(parser, ["strong", "quick"])
     parser.add_argument("--reference", choices=sorted(RECIPES), help="default: first recipe")
     parser.add_argument("--tolerance", type=float, default=TOLERANCE)
-    parser.add_argument("--epochs", type=int, help="cap every recipe at N epochs (marked)")
-    parser.add_argument("--limit-tiles", type=int, help="first N stems of each list (marked)")
-    parser.add_argument("--select-from-train", type=float, default=0.15, metavar="FRACTION")
-    parser.add_argument("--select-seed", type=int, default=0)
-    add_results_args(parser)
     args = parser.parse_args(argv)
-    data = args.data.expanduser().resolve()
-    if not (data / "train.txt").is_file() or not (data / "val.txt").is_file():
-        print(f"skipped: {data} with train.txt and val.txt not found (nothing to benchmark)")
-        return 0
     reference = args.reference or args.recipes[0]
     if reference not in args.recipes:
         print(f"error: --reference {reference} is not among --recipes", file=sys.stderr)
         return 2
-    for flag, value in (("--epochs", args.epochs), ("--limit-tiles", args.limit_tiles)):
-        if value is not None and value < 1:
-            print(f"error: {flag} must be at least 1, got {value}", file=sys.stderr)
-            return 2
-    if not 0 < args.select_from_train < 1:
-        print("error: --select-from-train must be between 0 and 1", file=sys.stderr)
-        return 2
-    out = args.out.expanduser().resolve()
-    if out == data or data in out.parents:
-        print(f"error: --out {out} is inside the data folder {data}", file=sys.stderr)
-        return 2
-    out.mkdir(parents=True, exist_ok=True)
-    fraction, seed = args.select_from_train, args.select_seed
-    protocol = protocol_name(fraction, seed)
-    split_dir, lists = honest_splits(data, out, fraction, seed, args.limit_tiles)
-    runs = out / f"runs-s{fraction:g}-seed{seed}"
-    with Recorder() as recorder:
-        rows = [
-            bench_recipe(r, data, split_dir, runs, args.epochs, args.limit_tiles, protocol)
-            for r in args.recipes
-        ]
+    code, done = train_recipes(args)
+    if not done:
+        return code
+    data, out, lists, protocol, rows, recorder = (
+        done[k] for k in ("data", "out", "lists", "protocol", "rows", "recorder")
+    )
     failed = [r["recipe"] for r in rows if r.get("status") == "failed"]
     if failed:
         print(f"error: {', '.join(failed)} failed (see the logs under {out / 'logs'})")
