@@ -5,7 +5,7 @@
 anywhere loses at most the epoch in progress and a resume trains no epoch twice.
 
 With ``--ema`` (an optimizer that keeps a moving average of the weights) the per-epoch
-checkpoint keeps the raw weights and the optimizer's average, so a resume is exact, while
+checkpoint keeps the raw weights and the optimizer's average, so a resume goes on with both, while
 ``best.keras`` holds the averaged weights (``averaged_weights``) that validation scored
 (``validation_callbacks`` swaps them in for validation).
 """
