@@ -271,3 +271,39 @@ def test_one_answer_per_model_predictor_scene_and_saved_model(tmp_path):
     # the rule matters: the model as trained (bfloat16) answers differently
     trained = Predictor.load(run, precision=None).predict(image, dem)
     assert np.abs(trained - ours).max() > ONE_ANSWER_ATOL
+
+
+def test_one_answer_per_model_evaluate_scores_what_predict_gives(tmp_path):
+    """Issue 22 item 1, the evaluate leg: a run trained in bfloat16 is evaluated, with no
+    precision flag, by the same float32 model that predict, scene and the SavedModel use
+    (test above): its figures equal those of the Predictor's probabilities on the same tiles."""
+    from landslide_tf.data import find_samples, synthesize
+    from landslide_tf.data.bijie import read_sample_arrays
+    from landslide_tf.evaluation.evaluate import evaluate_run
+    from landslide_tf.experiments.run import train
+    from landslide_tf.inference.predictor import Predictor
+    from landslide_tf.metrics.segmentation import SegmentationMetrics
+
+    data = synthesize(tmp_path / "bijie", n=16, seed=0, min_size=32, max_size=32)  # no resize
+    run = tmp_path / "run"
+    config = TrainConfig(model="unet", data=str(data), run_dir=str(run), epochs=1, image_size=32,
+                         base_filters=4, depth=2, batch_size=4, lr=1e-2, precision="bfloat16")  # fmt: skip
+    try:
+        train(config, verbose=0)
+    finally:
+        prec.apply_precision("float32")
+    assert json.loads((run / "config.json").read_text())["precision"] == "bfloat16"
+    scored = evaluate_run(run, split="test")
+    assert scored["inference_precision"] == "float32"
+
+    stems = set((run / "test.txt").read_text().split())
+    predictor = Predictor.load(run)
+    ours = SegmentationMetrics()
+    for sample in (s for s in find_samples(data) if s.stem in stems):
+        rgb, dem, mask, _ = read_sample_arrays(sample)
+        prob = predictor.predict(rgb, dem)
+        truth = (np.zeros(prob.shape) if mask is None else mask > 0).astype(np.float32)
+        ours.update(truth[np.newaxis, ..., np.newaxis], prob[np.newaxis, ..., np.newaxis])
+    expected = ours.result(threshold=scored["threshold"])
+    for key in ("auc", "miou", "f1", "precision", "recall"):
+        assert scored[key] == pytest.approx(expected[key], abs=1e-4), key
