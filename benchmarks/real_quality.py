@@ -49,7 +49,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
@@ -292,27 +292,38 @@ def add_run_args(parser: argparse.ArgumentParser, recipes: list[str]) -> None:
     add_results_args(parser)
 
 
-def train_recipes(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
+class Trained(NamedTuple):
+    """What ``train_recipes`` did: the data folder, OUT, the split lists, the protocol's
+    name, one row per recipe and the load recorder that watched the training."""
+
+    data: Path
+    out: Path
+    lists: dict[str, list[str]]
+    protocol: str
+    rows: list[dict[str, Any]]
+    recorder: Recorder
+
+
+def train_recipes(args: argparse.Namespace) -> Trained | int:
     """Check ``add_run_args``' options, write the honest split lists, train (or report) each
-    recipe: ``(0, {"data", "out", "lists", "protocol", "rows", "recorder"})``, or ``(code, {})``
-    to exit with (0: no data folder, a message said so; 2: a bad option)."""
+    recipe; or the exit code (0: no data folder, a message said so; 2: a bad option)."""
     data = args.data.expanduser().resolve()
     if not (data / "train.txt").is_file() or not (data / "val.txt").is_file():
         print(f"skipped: {data} with train.txt and val.txt not found (nothing to benchmark)")
-        return 0, {}
+        return 0
     for flag, value in (("--epochs", args.epochs), ("--limit-tiles", args.limit_tiles)):
         if value is not None and value < 1:
             print(f"error: {flag} must be at least 1, got {value}", file=sys.stderr)
-            return 2, {}
+            return 2
     if not 0 < args.select_from_train < 1:
         print("error: --select-from-train must be between 0 and 1", file=sys.stderr)
-        return 2, {}
+        return 2
     out = args.out.expanduser().resolve()
     if out == data or data in out.parents:
         print(
             f"error: --out {out} is inside the data folder {data}: choose another", file=sys.stderr
         )
-        return 2, {}
+        return 2
     out.mkdir(parents=True, exist_ok=True)
     fraction, seed = args.select_from_train, args.select_seed
     protocol = protocol_name(fraction, seed)
@@ -323,8 +334,7 @@ def train_recipes(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
             bench_recipe(r, data, split_dir, runs, args.epochs, args.limit_tiles, protocol)
             for r in args.recipes
         ]
-    return 0, {"data": data, "out": out, "lists": lists, "protocol": protocol, "rows": rows,
-               "recorder": recorder}  # fmt: skip
+    return Trained(data, out, lists, protocol, rows, recorder)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -336,12 +346,10 @@ def main(argv: list[str] | None = None) -> int:
     add_run_args(parser, list(RECIPES))
     parser.add_argument("--json", type=Path, help="also write the rows here (default OUT/)")
     args = parser.parse_args(argv)
-    code, done = train_recipes(args)
-    if not done:
-        return code
-    data, out, lists, protocol, rows, recorder = (
-        done[k] for k in ("data", "out", "lists", "protocol", "rows", "recorder")
-    )
+    done = train_recipes(args)
+    if isinstance(done, int):
+        return done
+    data, out, lists, protocol, rows, recorder = done
     fraction, seed = args.select_from_train, args.select_seed
     table = markdown_table(rows)
     where = machine()

@@ -112,12 +112,10 @@ def main(argv: list[str] | None = None) -> int:
     if reference not in args.recipes:
         print(f"error: --reference {reference} is not among --recipes", file=sys.stderr)
         return 2
-    code, done = train_recipes(args)
-    if not done:
-        return code
-    data, out, lists, protocol, rows, recorder = (
-        done[k] for k in ("data", "out", "lists", "protocol", "rows", "recorder")
-    )
+    done = train_recipes(args)
+    if isinstance(done, int):
+        return done
+    data, out, lists, protocol, rows, recorder = done
     failed = [r["recipe"] for r in rows if r.get("status") == "failed"]
     if failed:
         print(f"error: {', '.join(failed)} failed (see the logs under {out / 'logs'})")

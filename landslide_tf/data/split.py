@@ -208,7 +208,7 @@ def spatial_split(
     for chips in BLOCK_SIZES:  # the block size that loses the fewest chips to the buffer
         plan = _blocked(samples, b, w, h, chips, seed, targets)
         if plan is not None and (best is None or plan[1].sum() > best[1].sum()):
-            best = plan
+            best = (*plan, chips)
     if best is None:
         return None
     out, keep, blocks, chips = best
@@ -228,7 +228,7 @@ def spatial_split(
 
 
 def _blocked(samples, b, w, h, chips, seed, targets):
-    """One blocked split with blocks ``chips`` chips wide: ``(split, keep, n_blocks, chips)``,
+    """One blocked split with blocks ``chips`` chips wide: ``(split, keep, n_blocks)``,
     or None when a split would be empty or there are fewer blocks than ``MIN_BLOCKS``."""
     cx, cy = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
     size = chips * max(w, h)
@@ -261,4 +261,4 @@ def _blocked(samples, b, w, h, chips, seed, targets):
     }  # fmt: skip
     if not out["train"] or not out["val"] or not out["test"]:
         return None
-    return out, keep, len(blocks), chips
+    return out, keep, len(blocks)
