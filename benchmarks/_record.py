@@ -37,6 +37,8 @@ SCHEMA = 1
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 RESULTS_ENV = "LANDSLIDE_TF_RESULTS"
+#: The commit of a copy of the tree that has no ``.git`` (set by whoever copied it).
+COMMIT_ENV = "LANDSLIDE_TF_COMMIT"
 #: CPU flags worth naming beside a speed figure (the rest of /proc/cpuinfo's list is noise).
 FLAGS_OF_INTEREST = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "fma", "sse4_2")
 #: Fields every record has (tests check them).
@@ -66,7 +68,8 @@ def git_commit() -> tuple[str, bool]:
             check=True,
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
-        return "unknown", False
+        # A copy of the tree without .git (an accelerator machine's): the caller names it.
+        return os.environ.get(COMMIT_ENV, "unknown"), False
     return rev, bool(status)
 
 
@@ -113,8 +116,15 @@ def machine_info() -> dict[str, Any]:
 
 def _gpus() -> list[str]:
     tf = sys.modules.get("tensorflow")
-    if tf is None:
-        return []
+    if tf is None:  # no TensorFlow here (a JAX machine): ask the driver
+        try:
+            out = subprocess.run(
+                ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+                capture_output=True, text=True, timeout=20, check=True,
+            ).stdout  # fmt: skip
+        except (OSError, subprocess.SubprocessError):
+            return []
+        return [line.strip() for line in out.splitlines() if line.strip()]
     try:
         return [
             tf.config.experimental.get_device_details(g).get("device_name", g.name)
