@@ -128,8 +128,9 @@ def settings(name: str) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- data
 
 
-def pack(data: Path, split_dir: Path, out: Path) -> None:
-    """Tiles of ``train``/``val``/``test`` lists as one compressed .npz (RGB uint8, masks bits)."""
+def pack(data: Path, split_dir: Path, out: Path, size: int | None = None) -> None:
+    """Tiles of ``train``/``val``/``test`` lists as one compressed .npz (RGB uint8, masks bits),
+    all on one grid: ``size`` px, else the first tile's."""
     import cv2
     import numpy as np
 
@@ -144,8 +145,16 @@ def pack(data: Path, split_dir: Path, out: Path) -> None:
             )
             if image is None or mask is None:
                 raise SystemExit(f"error: cannot read tile {stem} under {data}")
+            if size is None:
+                size = image.shape[0]
+            grid = (size, size)
+            if image.shape[1::-1] != grid:
+                image = cv2.resize(image, grid, interpolation=cv2.INTER_LINEAR)
+            mask = (mask[..., :3].max(axis=-1) if mask.ndim == 3 else mask) > 0  # no alpha
+            if mask.shape[::-1] != grid:
+                mask = cv2.resize(mask.astype("uint8"), grid, interpolation=cv2.INTER_NEAREST) > 0
             xs.append(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
-            ys.append((mask[..., :3].max(axis=-1) if mask.ndim == 3 else mask) > 0)  # no alpha
+            ys.append(mask)
         arrays[f"{key}_x"] = np.stack(xs)
         arrays[f"{key}_y"] = np.packbits(np.stack(ys), axis=-1)
         arrays[f"{key}_sha256"] = np.array(sha256_lines(stems))
@@ -484,7 +493,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> int:
     splits = {k: int(len(d[k][1])) for k in ("train", "sel", "val")}
     data = {"name": args.data.stem, "splits": splits,
             "split_sha256": {k: d[f"{k}_sha256"] for k in ("train", "sel", "val")}}  # fmt: skip
-    save(args, __file__, argv, figures, recorder=recorder, data=data)
+    save(args, Path(__file__).name, argv, figures, recorder=recorder, data=data)
     return 0 if any("val_untouched" in r for r in rows) else 1
 
 
@@ -512,6 +521,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("data", type=Path)
     p.add_argument("split_dir", type=Path)
     p.add_argument("out", type=Path)
+    p.add_argument("--size", type=int, help="resample every tile to N px (default: as read)")
     r = sub.add_parser("run", help="train variants in parallel; write a record")
     r.add_argument("--data", type=Path, required=True)
     r.add_argument("--variants", nargs="+", default=list(VARIANTS))
@@ -536,7 +546,7 @@ def main(argv: list[str] | None = None) -> int:
     o.add_argument("--limit", type=int)
     args = parser.parse_args(argv)
     if args.cmd == "pack":
-        pack(args.data, args.split_dir, args.out)
+        pack(args.data, args.split_dir, args.out, args.size)
         return 0
     if args.cmd == "one":
         train_one(args.variant, args.data, args.work, args.epochs, args.limit)

@@ -220,3 +220,82 @@ def test_real_data_benchmarks_skip_cleanly(tmp_path, capsys, name):
     assert load(name).main(argv) == 0
     assert "skipped" in capsys.readouterr().out
     assert not (tmp_path / "r").exists()
+
+
+def _tiny_run(data: Path, split_dir: Path, run_dir: Path, seed: int) -> Path:
+    """One tiny RGB run trained on ``split_dir``'s lists (val = selection, test = val)."""
+    from landslide_tf.train import main as train_main
+
+    argv = ["--data", str(data), "--modalities", "rgb", "--split-dir", str(split_dir),
+            "--test-split", "test", "--run-dir", str(run_dir), "--epochs", "1",
+            "--seed", str(seed), "--batch-size", "2", *TINY]  # fmt: skip
+    assert train_main(argv) == 0
+    return run_dir
+
+
+def _honest_lists(data: Path, folder: Path) -> Path:
+    """train/val(selection)/test(val) lists over a synthetic set's landslide tiles."""
+    from landslide_tf.data import find_samples
+
+    stems = sorted(s.stem for s in find_samples(data))
+    folder.mkdir()
+    for name, part in (("train", stems[:8]), ("val", stems[8:11]), ("test", stems[11:])):
+        (folder / f"{name}.txt").write_text("".join(f"{s}\n" for s in part))
+    return folder
+
+
+@pytest.mark.slow
+def test_ensemble_quality(tmp_path):
+    data = synthetic(tmp_path / "synth", n=14)
+    lists = _honest_lists(data, tmp_path / "lists")
+    runs = [_tiny_run(data, lists, tmp_path / f"run{k}", seed=k) for k in (0, 1)]
+    argv = ["--members", *map(str, runs), "--split-dir", str(lists), "--data", str(data),
+            "--out", str(tmp_path / "ensemble")]  # fmt: skip
+    record = run("ensemble_quality", argv, tmp_path / "r")
+    figures = record["figures"]
+    assert figures["k"] == 2 and len(figures["members"]) == 2
+    assert figures["members_cpu_s"] > 0 and figures["members_cpu_h"] >= 0
+    assert all(m["cpu_source"] == "epochs only (history.csv)" for m in figures["members"])
+    assert 0 <= figures["val_untouched"]["f1"] <= 1 and figures["val_untouched"]["n_tiles"] == 3
+    assert figures["threshold"] == figures["threshold_tuning"]["threshold"]
+    assert any(line.startswith("serving_default(") for line in figures["signatures"])
+    assert record["data"]["splits"] == {"select": 3, "val": 3}
+    # the ensemble is ONE SavedModel that plain TensorFlow loads
+    import tensorflow as tf
+
+    assert tf.saved_model.load(figures["saved_model"]).signatures
+
+
+@pytest.mark.slow
+def test_ideas_screen(tmp_path):
+    """Pack a synthetic set, then screen two U-Net variants with the JAX backend, without
+    TensorFlow (a stand-in package that refuses the import), as on the GPU machine."""
+    import os
+    import subprocess
+
+    data = synthetic(tmp_path / "synth", n=14)
+    lists = _honest_lists(data, tmp_path / "lists")
+    packed = tmp_path / "tiles.npz"
+    assert (
+        load("ideas_screen").main(["pack", str(data), str(lists), str(packed), "--size", "64"]) == 0
+    )
+    no_tf = tmp_path / "no_tf" / "tensorflow"
+    no_tf.mkdir(parents=True)
+    (no_tf / "__init__.py").write_text("raise ImportError('no TensorFlow on this machine')\n")
+    env = dict(os.environ, KERAS_BACKEND="jax", PYTHONPATH=str(no_tf.parent),
+               JAX_PLATFORMS="cpu")  # fmt: skip
+    cmd = [sys.executable, str(BENCH / "ideas_screen.py"), "run", "--data", str(packed),
+           "--variants", "fast_unet26", "fast_unet26_lr2", "--epochs", "1", "--parallel", "2",
+           "--work", str(tmp_path / "work"), "--results", str(tmp_path / "r")]  # fmt: skip
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    record = json.loads((tmp_path / "r" / "ideas_screen.json").read_text())
+    assert record["figures"]["backend"] == "jax"
+    rows = {r["variant"]: r for r in record["figures"]["rows"]}
+    assert rows["fast_unet26"]["status"] == "trained" and rows["fast_unet26"]["epochs_done"] == 1
+    assert rows["fast_unet26_lr2"]["settings"]["lr"] == 2e-3
+    ens = rows["ens_fast_unet_x2"]
+    assert ens["status"] == "ensemble" and ens["members"] == ["fast_unet26", "fast_unet26_lr2"]
+    for row in rows.values():
+        assert 0 <= row["val_untouched"]["f1"] <= 1
+    assert record["data"]["splits"] == {"train": 8, "sel": 3, "val": 3}

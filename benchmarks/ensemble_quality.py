@@ -1,0 +1,178 @@
+"""Untouched-val quality of an ensemble exported as ONE SavedModel (issue 21's "ensemble of K").
+
+The members are run directories trained under the honest protocol (``real_quality.py``'s
+runs: in ``--split-dir``, ``val.txt`` is the selection split carved from train and
+``test.txt`` the given val). The script takes the path users take,
+``python -m landslide_tf.export RUN1 RUN2 ... --out DIR`` (``export_ensemble``: the mean of
+the members' probabilities, the single-run signature), loads that SavedModel back through
+``Predictor.from_saved_model`` (plain ``tf.saved_model.load`` underneath), predicts the
+selection and val tiles, tunes the threshold on the selection (``tune_threshold``: shrinkage
+toward 0.5, F1 plateau) and scores val once at it. Choose the members before running this
+(never by their val figures): the ensemble is then one more recipe, scored once.
+
+Cost: the members' training CPU seconds (each run's ``real_quality.json`` row; else the sum
+of its ``history.csv`` epochs, marked) plus this script's own export and inference.
+
+Usage::
+
+    python benchmarks/ensemble_quality.py --members RUNS/strong RUNS/fast RUNS/fast-lr2e-3 \\
+        --split-dir OUT/splits-s0.15-seed0 --out /tmp/ensemble --name ensemble-strong-fast
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+sys.path.insert(0, str(REPO))
+
+from _record import Recorder, add_results_args, save, sha256_lines  # noqa: E402
+
+DEFAULT_DATA = REPO.parent / "shared" / "data" / "l4s-rgb-dev"
+METRICS = ("f1", "precision", "recall", "iou_landslide", "miou")
+
+
+def member_cost(run_dir: Path) -> dict[str, Any]:
+    """A member's training CPU seconds and recipe (its real_quality row, else history.csv)."""
+    row_path = run_dir / "real_quality.json"
+    metrics = run_dir / "metrics.json"
+    val_f1 = json.loads(metrics.read_text()).get("f1") if metrics.is_file() else None
+    if row_path.is_file():
+        row = json.loads(row_path.read_text())
+        return {"run_dir": str(run_dir), "recipe": row.get("recipe"), "cpu_s": row.get("cpu_s"),
+                "cpu_source": "whole training process", "val_untouched_f1": val_f1}  # fmt: skip
+    total = 0.0
+    with (run_dir / "history.csv").open(newline="") as fh:
+        for r in csv.DictReader(fh):
+            total += float(r.get("cpu_seconds") or 0.0)
+    return {"run_dir": str(run_dir), "recipe": None, "cpu_s": round(total, 1),
+            "cpu_source": "epochs only (history.csv)", "val_untouched_f1": val_f1}  # fmt: skip
+
+
+def read_split(data: Path, split_dir: Path, name: str) -> list[tuple[str, Any, Any]]:
+    """``(stem, uint8 RGB image, 0/1 mask or None)`` of every tile of one split list."""
+    from landslide_tf.data.bijie import find_samples
+    from landslide_tf.data.readers import read_mask, read_rgb, summarized_notes
+
+    samples = {s.stem: s for s in find_samples(data, modalities="rgb")}
+    stems = [s for s in (split_dir / f"{name}.txt").read_text().split() if s]
+    missing = [s for s in stems if s not in samples]
+    if missing:
+        raise SystemExit(f"error: {len(missing)} tiles of {name}.txt not in {data}: {missing[0]}")
+    with summarized_notes():  # one line per kind of note (RGBA alpha dropped ...), not per tile
+        return [
+            (s, read_rgb(samples[s].image),
+             None if samples[s].mask is None else read_mask(samples[s].mask) > 0)
+            for s in stems
+        ]  # fmt: skip
+
+
+def score(predictor: Any, tiles: list[tuple[str, Any, Any]]) -> Any:
+    """``SegmentationMetrics`` of the predictor's probabilities over the tiles (each mask
+    brought to its probability map's grid with nearest neighbour, as evaluation does)."""
+    import cv2
+    import numpy as np
+
+    from landslide_tf.metrics.segmentation import SegmentationMetrics
+
+    m = SegmentationMetrics()
+    for _, image, mask in tiles:
+        prob = predictor.predict(image)
+        if mask is None:
+            mask = np.zeros(prob.shape, bool)
+        if mask.shape != prob.shape:
+            mask = cv2.resize(mask.astype("uint8"), prob.shape[::-1],
+                              interpolation=cv2.INTER_NEAREST)  # fmt: skip
+        m.update(mask.astype("uint8"), prob)
+    return m
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--members", nargs="+", type=Path, required=True, help="run directories")
+    parser.add_argument("--split-dir", type=Path, required=True,
+                        help="val.txt = the selection split, test.txt = the val scored once")  # fmt: skip
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="Bijie-layout folder")
+    parser.add_argument("--out", type=Path, required=True, help="where the SavedModel goes")
+    add_results_args(parser)
+    args = parser.parse_args(argv)
+    data = args.data.expanduser().resolve()
+    if not data.is_dir():
+        print(f"skipped: {data} not found (nothing to benchmark)")
+        return 0
+    for name in ("val", "test"):
+        if not (args.split_dir / f"{name}.txt").is_file():
+            print(f"error: no {name}.txt in --split-dir {args.split_dir}", file=sys.stderr)
+            return 2
+    if len(args.members) < 2:
+        print("error: an ensemble needs at least two --members", file=sys.stderr)
+        return 2
+    for d in args.members:
+        if not (d / "config.json").is_file():
+            print(f"error: {d} is not a run directory (no config.json)", file=sys.stderr)
+            return 2
+    from landslide_tf.inference.export import describe, export_ensemble
+    from landslide_tf.inference.predictor import Predictor
+    from landslide_tf.metrics.thresholds import tune_threshold
+
+    members = [member_cost(d) for d in args.members]
+    start = time.perf_counter()
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    with Recorder() as recorder:
+        saved = Path(export_ensemble(args.members, args.out, overwrite=True))
+        predictor = Predictor.from_saved_model(saved)
+        scores: dict[str, Any] = {}
+        lists: dict[str, list[str]] = {}
+        for split in ("val", "test"):  # the selection first, then the val scored once
+            tiles = read_split(data, args.split_dir, split)
+            scores[split], lists[split] = score(predictor, tiles), [t[0] for t in tiles]
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    own_cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    tuning = tune_threshold(scores["val"])
+    t = tuning["threshold"]
+    result = scores["test"].result(t)
+    val = {k: round(float(result[k]), 4) for k in METRICS}
+    val["auc"] = round(float(scores["test"].auc()), 4)
+    val["n_tiles"] = len(lists["test"])
+    members_cpu = sum(float(m["cpu_s"] or 0.0) for m in members)
+    figures = {
+        "protocol": "members trained on train minus selection; threshold tuned on the "
+        "selection; val scored once, untouched",
+        "members": members,
+        "k": len(members),
+        "members_cpu_s": round(members_cpu, 1),
+        "members_cpu_h": round(members_cpu / 3600.0, 2),
+        "ensemble_eval_cpu_s": round(own_cpu, 1),
+        "ensemble_eval_wall_s": round(time.perf_counter() - start, 1),
+        "saved_model": str(saved),
+        "signatures": describe(saved).splitlines(),
+        "threshold": t,
+        "threshold_tuning": tuning,
+        "selection_f1": round(float(scores["val"].result(t)["f1"]), 4),
+        "val_untouched": val,
+    }
+    print(
+        f"ensemble of {len(members)}: val (untouched) F1 {val['f1']:.3f} (precision "
+        f"{val['precision']:.3f}, recall {val['recall']:.3f}, mIoU {val['miou']:.3f}, AUC "
+        f"{val['auc']:.3f}) at threshold {t:.4f} tuned on the selection; members' training "
+        f"{members_cpu:.0f} CPU s ({members_cpu / 3600:.2f} CPU-h)"
+    )
+    splits = {"select": len(lists["val"]), "val": len(lists["test"])}
+    record_data = {"name": data.name, "splits": splits,
+                   "split_sha256": {"select": sha256_lines(lists["val"]),
+                                    "val": sha256_lines(lists["test"])}}  # fmt: skip
+    save(args, Path(__file__).name, argv, figures, recorder=recorder, data=record_data)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
