@@ -430,7 +430,10 @@ def train_all(args: argparse.Namespace, work: Path) -> tuple[list[dict[str, Any]
                 proc.kill()
             if proc.poll() is None:
                 continue
-            status[name] = "trained" if proc.returncode == 0 else "failed"
+            if proc.returncode == 0:
+                status[name] = "trained"
+            else:
+                status[name] = "killed at the deadline" if name in asked else "failed"
             log.close()
             print(f"{name}: {status[name]} ({time.time() - started:.0f} s)", flush=True)
             del running[name]

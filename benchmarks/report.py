@@ -196,6 +196,86 @@ def register(name: str) -> Callable[[Callable[[Records], str]], Callable[[Record
     return wrap
 
 
+def _screen_window(row: Mapping[str, Any], base: Mapping[str, Any]) -> tuple[str, str]:
+    """Mean selection F1 (per epoch, threshold 0.5) of ``row`` and of ``base`` over their last
+    three common epochs: for variants on base's schedule, the same epochs at the same learning
+    rate (a fair comparison of a screen cut short)."""
+    mine = {p["epoch"]: p["selection_f1"] for p in row.get("curve") or []}
+    ref = {p["epoch"]: p["selection_f1"] for p in base.get("curve") or []}
+    common = sorted(set(mine) & set(ref))[-3:]
+    if not common:
+        return "n/a", "n/a"
+    m = sum(mine[e] for e in common) / len(common)
+    b = sum(ref[e] for e in common) / len(common)
+    return f"{m:.3f} vs {b:.3f} (epochs {common[0]}-{common[-1]})", f"{m - b:+.3f}"
+
+
+@register("ideas")
+def render_ideas(records: Records) -> str:
+    """Issue 21's ideas: the CPU runs under the honest protocol (time-to-quality and ensemble
+    records), then the GPU screen (``ideas_screen``) with each idea against the strong
+    recipe at equal epochs."""
+    parts: list[str] = []
+    cpu_rows: list[list[str]] = []
+    sources: list[Mapping[str, Any]] = []
+    strong = records.get("strong-honest")
+    strong_cpu = strong["figures"]["cpu_seconds"] if strong else None
+    ttq = records.get("time-to-quality")
+    if ttq:
+        sources.append(ttq)
+        for name, res in ttq["figures"]["recipes"].items():
+            ratio = res["cpu_s"] / strong_cpu if strong_cpu and res.get("cpu_s") else None
+            curve = res.get("curve") or []
+            per_epoch = curve[-1]["cpu_s"] / len(curve) if curve else None
+            best_sel = max((p["selection_f1"] for p in curve), default=None)
+            cpu_rows.append([f"`{name}`", fmt(res.get("epochs")), fmt(per_epoch, 0),
+                             fmt(res.get("cpu_s"), 0), fmt(ratio, 2), fmt(best_sel),
+                             fmt(res.get("val_untouched_f1"))])  # fmt: skip
+    for name in sorted(n for n in records if n.startswith("ensemble-")):
+        r = records[name]
+        fig = r["figures"]
+        sources.append(r)
+        members = " + ".join(str(m.get("recipe") or Path(m["run_dir"]).name)
+                             for m in fig["members"])  # fmt: skip
+        ratio = fig["members_cpu_s"] / strong_cpu if strong_cpu else None
+        cpu_rows.append([f"ensemble {members}", "members'", "", fmt(fig["members_cpu_s"], 0),
+                         fmt(ratio, 2), "n/a", fmt(fig["val_untouched"]["f1"])])  # fmt: skip
+    if cpu_rows:
+        columns = ["recipe (CPU trainer)", "epochs", "CPU s per epoch", "CPU s",
+                   "x strong's CPU s", "best epoch's selection F1 (at 0.5)",
+                   "val (untouched) F1"]  # fmt: skip
+        parts += [table(columns, cpu_rows), source_line(*sources)]
+    screen = records.get("ideas_screen")
+    if screen:
+        rows = screen["figures"]["rows"]
+        base = next((r for r in rows if r["variant"] == "base"), {})
+        grid = []
+        for r in rows:
+            if r.get("status") == "ensemble" or "curve" not in r:
+                continue
+            same = r.get("settings", {}).get("epochs") == base.get("settings", {}).get("epochs")
+            window, delta = _screen_window(r, base) if same else ("another schedule", "n/a")
+            val = (r.get("val_untouched") or {}).get("f1")
+            grid.append([f"`{r['variant']}`", r["description"],
+                         f"{r.get('epochs_done')}/{r.get('epochs')}", window, delta,
+                         fmt(r.get("selection_f1")), fmt(val)])  # fmt: skip
+        missing = [f"`{r['variant']}` ({r['status']})" for r in rows if "curve" not in r]
+        columns = ["variant (GPU screen)", "what it tries", "epochs done", "selection F1, "
+                   "last 3 common epochs vs base", "diff", "selection F1 (TTA, tuned)",
+                   "val (untouched) F1"]  # fmt: skip
+        parts += [table(columns, grid)]
+        if missing:
+            parts.append("Not measured (the screen's deadline): " + ", ".join(missing) + ".")
+        if screen.get("note"):
+            parts.append(f"Note (from the record): {screen['note']}")
+        parts.append(source_line(screen))
+    if not parts:
+        return (
+            "No record yet (benchmarks/time_to_quality.py, ensemble_quality.py, ideas_screen.py)."
+        )
+    return "\n\n".join(parts)
+
+
 # ----------------------------------------------------------------------------- driver
 
 
