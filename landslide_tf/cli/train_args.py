@@ -172,6 +172,13 @@ def _add_faults_args(p: argparse.ArgumentParser) -> None:
         help="DEM value marking missing cells, e.g. 65535 or -9999 (NaN always is); filled "
         "with the tile's valid mean before resampling and left out of the DEM statistics",
     )
+    p.add_argument(
+        "--pixel-size",
+        type=float,
+        metavar="METRES",
+        help="ground size of a DEM pixel, in the DEM's elevation unit, for --derived slope: "
+        "slope in true degrees whatever the tile's size (default: per working pixel)",
+    )
 
 
 def add_recipe_args(p: argparse.ArgumentParser) -> None:

@@ -311,6 +311,7 @@ class InputSpec:
         if values.get("data_format") in MULTIBAND_FORMATS:
             return _legacy_multiband(values, size)
         nodata = values.get("nodata", values.get("dem_nodata"))
+        pixel = values.get("pixel_size")
         return bijie_spec(
             size=size,
             modalities=str(values.get("modalities") or "rgb+dem"),
@@ -318,6 +319,7 @@ class InputSpec:
             dem_norm=str(values.get("dem_norm") or "minmax"),
             dem_stats=_legacy_dem_stats(values, run_dir),
             nodata=None if nodata is None else float(nodata),
+            pixel_size=None if pixel is None else float(pixel),
         )
 
 

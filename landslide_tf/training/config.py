@@ -85,6 +85,8 @@ class TrainConfig:
     jit: bool = False
     # issue 15: DEM nodata value (NaN always is nodata), applied wherever preprocessing runs
     dem_nodata: float | None = None
+    # issue 21: ground size of a DEM pixel in the DEM's elevation unit (slope in degrees)
+    pixel_size: float | None = None
     # issue 12: pretrained encoders (landslide_tf.models.encoders)
     encoder: str | None = None
     encoder_weights: str | None = None

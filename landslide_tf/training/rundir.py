@@ -120,6 +120,10 @@ def validate_config(config: TrainConfig) -> None:
         raise UserError(f"seed must be in [0, 2**32 - 1], got {config.seed}")
     if config.dem_nodata is not None and not math.isfinite(config.dem_nodata):
         raise UserError(f"--dem-nodata must be a finite number, got {config.dem_nodata}")
+    if config.pixel_size is not None and not (
+        math.isfinite(config.pixel_size) and config.pixel_size > 0
+    ):
+        raise UserError(f"--pixel-size must be a positive number, got {config.pixel_size}")
     check_loss(config.loss, config.loss_kwargs)
     from landslide_tf.training.encoder_phases import validate_encoder_config
 
