@@ -10,6 +10,9 @@ selection and val tiles, tunes the threshold on the selection (``tune_threshold`
 toward 0.5, F1 plateau) and scores val once at it. Choose the members before running this
 (never by their val figures): the ensemble is then one more recipe, scored once.
 
+One ``--members`` run takes the same path through ``export_run``: a check that the export,
+the reload and this scoring reproduce the run's own ``metrics.json``.
+
 Cost: the members' training CPU seconds (each run's ``real_quality.json`` row; else the sum
 of its ``history.csv`` epochs, marked) plus this script's own export and inference.
 
@@ -113,14 +116,11 @@ def main(argv: list[str] | None = None) -> int:
         if not (args.split_dir / f"{name}.txt").is_file():
             print(f"error: no {name}.txt in --split-dir {args.split_dir}", file=sys.stderr)
             return 2
-    if len(args.members) < 2:
-        print("error: an ensemble needs at least two --members", file=sys.stderr)
-        return 2
     for d in args.members:
         if not (d / "config.json").is_file():
             print(f"error: {d} is not a run directory (no config.json)", file=sys.stderr)
             return 2
-    from landslide_tf.inference.export import describe, export_ensemble
+    from landslide_tf.inference.export import describe, export_ensemble, export_run
     from landslide_tf.inference.predictor import Predictor
     from landslide_tf.metrics.thresholds import tune_threshold
 
@@ -128,7 +128,10 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     before = resource.getrusage(resource.RUSAGE_SELF)
     with Recorder() as recorder:
-        saved = Path(export_ensemble(args.members, args.out, overwrite=True))
+        if len(args.members) == 1:  # one run: the same path, a check on its own metrics.json
+            saved = Path(export_run(args.members[0], args.out, overwrite=True))
+        else:
+            saved = Path(export_ensemble(args.members, args.out, overwrite=True))
         predictor = Predictor.from_saved_model(saved)
         scores: dict[str, Any] = {}
         lists: dict[str, list[str]] = {}

@@ -264,6 +264,11 @@ def test_ensemble_quality(tmp_path):
     import tensorflow as tf
 
     assert tf.saved_model.load(figures["saved_model"]).signatures
+    # one member: the single-run export through the same scoring
+    argv = ["--members", str(runs[0]), "--split-dir", str(lists), "--data", str(data),
+            "--out", str(tmp_path / "single")]  # fmt: skip
+    single = run("ensemble_quality", argv, tmp_path / "r1")["figures"]
+    assert single["k"] == 1 and single["members_cpu_s"] == figures["members"][0]["cpu_s"]
 
 
 @pytest.mark.slow
