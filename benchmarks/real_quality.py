@@ -76,6 +76,11 @@ RECIPES: dict[str, tuple[list[str], int, str]] = {
         24,
         "fast preset with peak learning rate 2e-3",
     ),
+    "fast-no-ema": (
+        ["--preset", "fast", "--ema", "0"],
+        24,
+        "fast preset without the weight EMA (its ablation)",
+    ),
     "strong-resnet18": (
         ["--preset", "strong", "--encoder", "resnet18", "--encoder-weights", "none"],
         40,
