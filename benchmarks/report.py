@@ -238,7 +238,8 @@ def render_ideas(records: Records) -> str:
         members = " + ".join(str(m.get("recipe") or Path(m["run_dir"]).name)
                              for m in fig["members"])  # fmt: skip
         ratio = fig["members_cpu_s"] / strong_cpu if strong_cpu else None
-        cpu_rows.append([f"ensemble {members}", "members'", "", fmt(fig["members_cpu_s"], 0),
+        label = f"ensemble {members}" if fig["k"] > 1 else f"{members} exported alone (check)"
+        cpu_rows.append([label, "members'", "", fmt(fig["members_cpu_s"], 0),
                          fmt(ratio, 2), "n/a", fmt(fig["val_untouched"]["f1"])])  # fmt: skip
     if cpu_rows:
         columns = ["recipe (CPU trainer)", "epochs", "CPU s per epoch", "CPU s",
