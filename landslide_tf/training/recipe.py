@@ -51,11 +51,12 @@ STRONG: dict[str, Any] = {
     "tune_threshold": True,
 }
 
-#: ``--preset fast``: the strong recipe's training choices on a plain U-Net (2.4x cheaper per
-#: epoch than U-Net++ on the 2-core CPU: 64 vs 153 CPU s) for 24 epochs, with a weight EMA:
-#: at most a third of the strong preset's CPU time. Chosen from the GPU screen
-#: (benchmarks/results/ideas_screen.json: at equal CPU cost a U-Net in 26 epochs reached a higher
-#: selection F1 than U-Net++ in 11, and 2x resolution gave nothing for 4x the cost).
+#: ``--preset fast``: the strong recipe's training choices on a plain U-Net (less than half
+#: U-Net++'s CPU seconds per epoch on the 2-core CPU) for 24 epochs, with a weight EMA: at
+#: most a third of the strong preset's CPU time (benchmarks/results/time-to-quality.json), at a
+#: lower F1. Chosen from the GPU screen (benchmarks/results/ideas_screen.json: at equal CPU cost
+#: a U-Net in 26 epochs reached a higher selection F1 than U-Net++ in 11; 2x resolution gave
+#: nothing for 4x the pixels).
 FAST: dict[str, Any] = {**STRONG, "model": "unet", "epochs": 24, "ema": 0.99}
 
 #: Named option sets (``--preset``); explicit command-line flags override them.
