@@ -52,12 +52,13 @@ STRONG: dict[str, Any] = {
 }
 
 #: ``--preset fast``: the strong recipe's training choices on a plain U-Net (less than half
-#: U-Net++'s CPU seconds per epoch on the 2-core CPU) for 24 epochs, with a weight EMA: at
-#: most a third of the strong preset's CPU time (benchmarks/results/time-to-quality.json), at a
-#: lower F1. Chosen from the GPU screen (benchmarks/results/ideas_screen.json: at equal CPU cost
-#: a U-Net in 26 epochs reached a higher selection F1 than U-Net++ in 11; 2x resolution gave
-#: nothing for 4x the pixels).
-FAST: dict[str, Any] = {**STRONG, "model": "unet", "epochs": 24, "ema": 0.99}
+#: U-Net++'s CPU seconds per epoch on the 2-core CPU) for 24 epochs: at most a third of the
+#: strong preset's CPU time (benchmarks/results/time-to-quality.json), at a lower F1. The U-Net
+#: was chosen from the GPU screen (benchmarks/results/ideas_screen.json: at equal CPU cost a
+#: U-Net in 26 epochs reached a higher selection F1 than U-Net++ in 11; 2x resolution gave
+#: nothing for 4x the pixels); no weight EMA and lr 1e-3: their CPU runs (fast, fast-lr2e-3,
+#: fast-no-ema in that record) were compared on the selection split.
+FAST: dict[str, Any] = {**STRONG, "model": "unet", "epochs": 24}
 
 #: Named option sets (``--preset``); explicit command-line flags override them.
 PRESETS: dict[str, dict[str, Any]] = {
