@@ -25,7 +25,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import resource
 import sys
@@ -38,6 +37,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 sys.path.insert(0, str(REPO))
 
 from _record import Recorder, add_results_args, save, sha256_lines  # noqa: E402
+from time_to_quality import read_curve  # noqa: E402
 
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "l4s-rgb-dev"
 METRICS = ("f1", "precision", "recall", "iou_landslide", "miou")
@@ -52,11 +52,9 @@ def member_cost(run_dir: Path) -> dict[str, Any]:
         row = json.loads(row_path.read_text())
         return {"run_dir": str(run_dir), "recipe": row.get("recipe"), "cpu_s": row.get("cpu_s"),
                 "cpu_source": "whole training process", "val_untouched_f1": val_f1}  # fmt: skip
-    total = 0.0
-    with (run_dir / "history.csv").open(newline="") as fh:
-        for r in csv.DictReader(fh):
-            total += float(r.get("cpu_seconds") or 0.0)
-    return {"run_dir": str(run_dir), "recipe": None, "cpu_s": round(total, 1),
+    curve = read_curve(run_dir / "history.csv")
+    total = curve[-1]["cpu_s"] if curve else 0.0
+    return {"run_dir": str(run_dir), "recipe": None, "cpu_s": total,
             "cpu_source": "epochs only (history.csv)", "val_untouched_f1": val_f1}  # fmt: skip
 
 

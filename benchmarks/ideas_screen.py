@@ -243,8 +243,10 @@ def probabilities(model: Any, x: Any, scale: int, tta: bool) -> Any:
     """``(N, H, W)`` float32 probabilities at the tiles' own size (flip-averaged when ``tta``)."""
     import numpy as np
 
+    from landslide_tf.inference.tta import FLIP_AXES  # the package's flips (no TensorFlow)
+
     xin, _ = upsample(x, None, scale)
-    flips = ((), (2,), (1,), (1, 2)) if tta else ((),)
+    flips = FLIP_AXES if tta else ((),)
     total = 0.0
     for axes in flips:
         xf = np.flip(xin, axis=axes) if axes else xin
