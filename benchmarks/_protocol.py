@@ -15,6 +15,10 @@ import os
 import random
 import tempfile
 from pathlib import Path
+from typing import Any
+
+#: The val figures a record keeps (AUC beside them).
+UNTOUCHED_METRICS = ("f1", "precision", "recall", "iou_landslide", "miou")
 
 
 def _stems(path: Path) -> list[str]:
@@ -58,3 +62,40 @@ def honest_splits(
     for name, stems in (("train", fit), ("val", select), ("test", val)):
         _write_list(folder, name, stems)
     return folder, {"train": fit, "select": select, "val": val}
+
+
+def list_tiles(data: Path, split_dir: Path, name: str) -> list[tuple[str, Any, Any]]:
+    """``(stem, uint8 RGB image, bool mask or None)`` of every tile of ``split_dir/name.txt``,
+    read by the package's readers (one line per kind of reader note, not one per tile)."""
+    from landslide_tf.data.bijie import find_samples
+    from landslide_tf.data.readers import read_mask, read_rgb, summarized_notes
+
+    samples = {s.stem: s for s in find_samples(data, modalities="rgb")}
+    stems = _stems(split_dir / f"{name}.txt")
+    missing = [s for s in stems if s not in samples]
+    if missing:
+        raise SystemExit(f"error: {len(missing)} tiles of {name}.txt not in {data}: {missing[0]}")
+    with summarized_notes():
+        return [
+            (s, read_rgb(samples[s].image),
+             None if samples[s].mask is None else read_mask(samples[s].mask) > 0)
+            for s in stems
+        ]  # fmt: skip
+
+
+def untouched_scores(selection: Any, val: Any) -> dict[str, Any]:
+    """The threshold tuned on the selection's ``SegmentationMetrics`` and the val's figures at
+    it (scored once): ``threshold``, ``threshold_tuning``, ``selection_f1``, ``val_untouched``."""
+    from landslide_tf.metrics.thresholds import tune_threshold
+
+    tuning = tune_threshold(selection)
+    t = tuning["threshold"]
+    result = val.result(t)
+    figures = {k: round(float(result[k]), 4) for k in UNTOUCHED_METRICS}
+    figures["auc"] = round(float(val.auc()), 4)
+    return {
+        "threshold": t,
+        "threshold_tuning": tuning,
+        "selection_f1": round(float(selection.result(t)["f1"]), 4),
+        "val_untouched": figures,
+    }

@@ -36,11 +36,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 sys.path.insert(0, str(REPO))
 
+from _protocol import list_tiles, untouched_scores  # noqa: E402
 from _record import Recorder, add_results_args, save, sha256_lines  # noqa: E402
 from time_to_quality import read_curve  # noqa: E402
 
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "l4s-rgb-dev"
-METRICS = ("f1", "precision", "recall", "iou_landslide", "miou")
 
 
 def member_cost(run_dir: Path) -> dict[str, Any]:
@@ -56,24 +56,6 @@ def member_cost(run_dir: Path) -> dict[str, Any]:
     total = curve[-1]["cpu_s"] if curve else 0.0
     return {"run_dir": str(run_dir), "recipe": None, "cpu_s": total,
             "cpu_source": "epochs only (history.csv)", "val_untouched_f1": val_f1}  # fmt: skip
-
-
-def read_split(data: Path, split_dir: Path, name: str) -> list[tuple[str, Any, Any]]:
-    """``(stem, uint8 RGB image, 0/1 mask or None)`` of every tile of one split list."""
-    from landslide_tf.data.bijie import find_samples
-    from landslide_tf.data.readers import read_mask, read_rgb, summarized_notes
-
-    samples = {s.stem: s for s in find_samples(data, modalities="rgb")}
-    stems = [s for s in (split_dir / f"{name}.txt").read_text().split() if s]
-    missing = [s for s in stems if s not in samples]
-    if missing:
-        raise SystemExit(f"error: {len(missing)} tiles of {name}.txt not in {data}: {missing[0]}")
-    with summarized_notes():  # one line per kind of note (RGBA alpha dropped ...), not per tile
-        return [
-            (s, read_rgb(samples[s].image),
-             None if samples[s].mask is None else read_mask(samples[s].mask) > 0)
-            for s in stems
-        ]  # fmt: skip
 
 
 def score(predictor: Any, tiles: list[tuple[str, Any, Any]]) -> Any:
@@ -120,7 +102,6 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     from landslide_tf.inference.export import describe, export_ensemble, export_run
     from landslide_tf.inference.predictor import Predictor
-    from landslide_tf.metrics.thresholds import tune_threshold
 
     members = [member_cost(d) for d in args.members]
     start = time.perf_counter()
@@ -134,15 +115,12 @@ def main(argv: list[str] | None = None) -> int:
         scores: dict[str, Any] = {}
         lists: dict[str, list[str]] = {}
         for split in ("val", "test"):  # the selection first, then the val scored once
-            tiles = read_split(data, args.split_dir, split)
+            tiles = list_tiles(data, args.split_dir, split)
             scores[split], lists[split] = score(predictor, tiles), [t[0] for t in tiles]
     after = resource.getrusage(resource.RUSAGE_SELF)
     own_cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    tuning = tune_threshold(scores["val"])
-    t = tuning["threshold"]
-    result = scores["test"].result(t)
-    val = {k: round(float(result[k]), 4) for k in METRICS}
-    val["auc"] = round(float(scores["test"].auc()), 4)
+    scored = untouched_scores(scores["val"], scores["test"])
+    t, val = scored["threshold"], scored["val_untouched"]
     val["n_tiles"] = len(lists["test"])
     members_cpu = sum(float(m["cpu_s"] or 0.0) for m in members)
     figures = {
@@ -156,10 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         "ensemble_eval_wall_s": round(time.perf_counter() - start, 1),
         "saved_model": str(saved),
         "signatures": describe(saved).splitlines(),
-        "threshold": t,
-        "threshold_tuning": tuning,
-        "selection_f1": round(float(scores["val"].result(t)["f1"]), 4),
-        "val_untouched": val,
+        **scored,
     }
     print(
         f"ensemble of {len(members)}: val (untouched) F1 {val['f1']:.3f} (precision "

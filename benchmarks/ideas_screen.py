@@ -46,6 +46,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 sys.path.insert(0, str(REPO))
 
+from _protocol import list_tiles, untouched_scores  # noqa: E402
 from _record import Recorder, add_results_args, save, sha256_lines  # noqa: E402
 
 #: The strong preset (``landslide_tf.training.recipe.STRONG``) as the screen trains it.
@@ -136,30 +137,25 @@ def pack(data: Path, split_dir: Path, out: Path, size: int | None = None) -> Non
 
     arrays: dict[str, Any] = {}
     for key, list_name in (("train", "train"), ("sel", "val"), ("val", "test")):
-        stems = [s.strip() for s in (split_dir / f"{list_name}.txt").read_text().split() if s]
         xs, ys = [], []
-        for stem in stems:
-            image = cv2.imread(str(data / "landslide" / "image" / f"{stem}.png"), cv2.IMREAD_COLOR)
-            mask = cv2.imread(
-                str(data / "landslide" / "mask" / f"{stem}.png"), cv2.IMREAD_UNCHANGED
-            )
-            if image is None or mask is None:
-                raise SystemExit(f"error: cannot read tile {stem} under {data}")
+        tiles = list_tiles(data, split_dir, list_name)
+        for _, image, mask in tiles:
+            if mask is None:
+                mask = np.zeros(image.shape[:2], bool)
             if size is None:
                 size = image.shape[0]
             grid = (size, size)
             if image.shape[1::-1] != grid:
                 image = cv2.resize(image, grid, interpolation=cv2.INTER_LINEAR)
-            mask = (mask[..., :3].max(axis=-1) if mask.ndim == 3 else mask) > 0  # no alpha
             if mask.shape[::-1] != grid:
                 mask = cv2.resize(mask.astype("uint8"), grid, interpolation=cv2.INTER_NEAREST) > 0
-            xs.append(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+            xs.append(image)
             ys.append(mask)
         arrays[f"{key}_x"] = np.stack(xs)
         arrays[f"{key}_y"] = np.packbits(np.stack(ys), axis=-1)
-        arrays[f"{key}_sha256"] = np.array(sha256_lines(stems))
+        arrays[f"{key}_sha256"] = np.array(sha256_lines(t[0] for t in tiles))
         share = float(np.stack(ys).mean())
-        print(f"{key}: {len(stems)} tiles, landslide share {share:.4f}")
+        print(f"{key}: {len(tiles)} tiles, landslide share {share:.4f}")
     tmp = out.with_name(f".{out.name}.tmp.npz")
     np.savez_compressed(tmp, **arrays)
     os.replace(tmp, out)
@@ -275,7 +271,6 @@ def train_one(name: str, data_path: Path, work: Path, epochs_cap: int | None,
     import numpy as np
 
     from landslide_tf.losses import get_loss
-    from landslide_tf.metrics.thresholds import tune_threshold
     from landslide_tf.models import build_model
 
     s = settings(name)
@@ -370,7 +365,7 @@ def train_one(name: str, data_path: Path, work: Path, epochs_cap: int | None,
     p_val = probabilities(model, xv, s["scale"], tta=True)
     np.save(work / f"{name}_sel.npy", p_sel.astype("float16"))
     np.save(work / f"{name}_val.npy", p_val.astype("float16"))
-    result = scored(ys, p_sel, yv, p_val, tune_threshold)
+    result = scored(ys, p_sel, yv, p_val)
     result.update(
         variant=name, description=VARIANTS[name][1], settings=s, epochs=s["epochs"],
         best_epoch=best["epoch"], train_wall_s=round(train_s, 1),
@@ -381,20 +376,11 @@ def train_one(name: str, data_path: Path, work: Path, epochs_cap: int | None,
     return result
 
 
-def scored(ys: Any, p_sel: Any, yv: Any, p_val: Any, tune: Any) -> dict[str, Any]:
+def scored(ys: Any, p_sel: Any, yv: Any, p_val: Any) -> dict[str, Any]:
     """Threshold tuned on the selection probabilities; the val scored once at it."""
-    sel = score(ys, p_sel)
-    tuning = tune(sel)
-    t = tuning["threshold"]
-    v = score(yv, p_val).result(t)
-    val = {k: round(float(v[k]), 4) for k in ("f1", "precision", "recall", "miou")}
-    val["auc"] = round(float(score(yv, p_val).auc()), 4)
-    return {
-        "threshold": t,
-        "plateau": tuning["plateau"],
-        "selection_f1": round(float(sel.result(t)["f1"]), 4),
-        "val_untouched": val,
-    }
+    out = untouched_scores(score(ys, p_sel), score(yv, p_val))
+    out["plateau"] = out.pop("threshold_tuning")["plateau"]
+    return out
 
 
 # ----------------------------------------------------------------------------- driver
@@ -459,8 +445,6 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> int:
     """Train the variants in parallel processes, score the ensembles, write the record."""
     import numpy as np
 
-    from landslide_tf.metrics.thresholds import tune_threshold
-
     unknown = [v for v in args.variants if v not in VARIANTS]
     if unknown:
         print(f"error: unknown variant(s) {', '.join(unknown)}; known: {', '.join(VARIANTS)}",
@@ -481,7 +465,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> int:
             continue
         p_sel = np.mean([np.load(work / f"{m}_sel.npy").astype("float32") for m in members], 0)
         p_val = np.mean([np.load(work / f"{m}_val.npy").astype("float32") for m in members], 0)
-        row = scored(ys, p_sel, yv, p_val, tune_threshold)
+        row = scored(ys, p_sel, yv, p_val)
         row.update(variant=ens, members=members, status="ensemble",
                    description=f"mean probability of {' + '.join(members)}")  # fmt: skip
         rows.append(row)
