@@ -83,6 +83,19 @@ RECIPES: dict[str, tuple[list[str], int, str]] = {
         "fast candidate: weight EMA 0.99, peak learning rate 2e-3",
     ),
     "fast-no-ema": (["--preset", "fast"], 24, "the fast preset: unet 16, 24 epochs, no EMA"),
+    # round 3 of the time/quality trials: the fast preset at the most epochs its CPU budget
+    # allows (a third of strong's 6,342 CPU s at ~72 CPU s per epoch), and a second strong
+    # member (another training seed) short enough that strong + it stay within 3 CPU-hours
+    "fast-e28": (
+        ["--preset", "fast", "--epochs", "28"],
+        28,
+        "fast preset at 28 epochs (the most within a third of strong's CPU s)",
+    ),
+    "strong-s1-e26": (
+        ["--preset", "strong", "--seed", "1", "--epochs", "26"],
+        26,
+        "strong preset, training seed 1, 26 epochs (second ensemble member)",
+    ),
     "strong-resnet18": (
         ["--preset", "strong", "--encoder", "resnet18", "--encoder-weights", "none"],
         40,
