@@ -238,3 +238,21 @@ def test_missing_best_keras_after_finished_epochs_says_so(fake_run):
     (run_dir / "best.keras").unlink()
     with pytest.raises(UserError, match="missing although .*state.json records 2 finished"):
         evaluate_run(run_dir)
+
+
+def test_tta_transforms_are_recorded_and_named_in_the_metrics_file(fake_run):
+    from landslide_tf.evaluation.evaluate import tta_suffix
+    from landslide_tf.training.config import TrainConfig
+
+    run_dir, _ = fake_run
+    result = evaluate_run(run_dir, tta=True, tta_transforms="dihedral")
+    assert result["tta_transforms"] == "dihedral" and result["file"] == "metrics_test_dihedral.json"
+    assert (run_dir / "metrics_test_dihedral.json").is_file()
+    with pytest.raises(UserError, match="needs flip averaging on"):
+        evaluate_run(run_dir, tta_transforms="dihedral")  # the run's TTA is off
+    flips_run = TrainConfig(tta=True)
+    assert tta_suffix(True, "flips", flips_run) is None
+    assert tta_suffix(True, "dihedral", flips_run) == "dihedral"
+    assert tta_suffix(False, "flips", flips_run) == "notta"
+    assert tta_suffix(True, "flips", TrainConfig(tta=False)) == "tta"
+    assert tta_suffix(True, "flips", TrainConfig(tta=True, tta_transforms="dihedral")) == "flips"

@@ -214,6 +214,15 @@ def test_tta_and_tuned_threshold_travel_into_the_saved_model(tmp_path):
     np.testing.assert_allclose(from_saved.predict(image), with_tta, atol=1e-5)
     with pytest.raises(UserError, match="export the run again with --no-tta"):
         Predictor.load(saved, tta=False)
+    with pytest.raises(UserError, match="--tta --tta-transforms dihedral"):
+        Predictor.load(saved, tta_transforms="dihedral")
+    # the eight dihedral passes travel the same way: one answer from the run and the export
+    d4_run = Predictor.load(run, tta_transforms="dihedral").predict(image)
+    assert np.abs(d4_run - with_tta).max() > 1e-6
+    d4_saved = export_run(run, tmp_path / "saved_d4", tta_transforms="dihedral")
+    card = json.loads((d4_saved / "assets" / "model_card.json").read_text())
+    assert card["settings"]["tta_transforms"] == "dihedral"
+    np.testing.assert_allclose(Predictor.load(d4_saved).predict(image), d4_run, atol=1e-5)
 
 
 def test_mask_output_uses_the_tuned_threshold_unless_export_threshold_overrides(tmp_path):

@@ -98,12 +98,21 @@ def precision_from_args(args: argparse.Namespace) -> str | None:
 
 
 def add_tta_arg(parser: Any) -> None:
-    """``--tta/--no-tta`` (default None: the run's own setting) for the inference commands."""
+    """``--tta/--no-tta`` and ``--tta-transforms`` (default None: the run's own settings) for
+    the inference commands."""
+    from landslide_tf.inference.tta import TTA_TRANSFORMS
+
     parser.add_argument(
         "--tta",
         action=argparse.BooleanOptionalAction,
         default=None,
         help="average over the 4 flips of each input (default: the run's setting)",
+    )
+    parser.add_argument(
+        "--tta-transforms",
+        choices=tuple(TTA_TRANSFORMS),
+        help="what --tta averages: flips (4 passes) or dihedral (8: the flips of the tile "
+        "and of its transpose); default: the run's",
     )
 
 

@@ -69,6 +69,7 @@ def _run(args: argparse.Namespace) -> int:
         tune_threshold=args.tune_threshold,
         dem_nodata=args.dem_nodata,
         tta=args.tta,
+        tta_transforms=args.tta_transforms,
         precision=args.precision,
         tune_metric=args.tune_metric,
     )

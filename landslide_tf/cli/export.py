@@ -3,7 +3,7 @@
 Usage::
 
     python -m landslide_tf.export RUN_DIR [RUN_DIR ...] --out DIR [--dem-nodata V]
-        [--threshold T] [--tta | --no-tta] [--precision float32] [--overwrite]
+        [--threshold T] [--tta | --no-tta] [--tta-transforms dihedral] [--precision float32] [--overwrite]
 
 Several run directories export ONE SavedModel (an ensemble) with the same signatures, whose
 probability is the mean of the members' probabilities; the members must share the input.
@@ -65,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
             dem_nodata=args.dem_nodata,
             overwrite=args.overwrite,
             tta=args.tta,
+            tta_transforms=args.tta_transforms,
             threshold=args.threshold,
             precision=args.precision,
         )

@@ -79,7 +79,11 @@ def run(args: argparse.Namespace) -> int:
         if args.probability is not None:
             check_out_path(args.probability, (".png",), "--probability")
     predictor = Predictor.load(
-        args.model, nodata=args.dem_nodata, tta=args.tta, precision=args.precision
+        args.model,
+        nodata=args.dem_nodata,
+        tta=args.tta,
+        precision=args.precision,
+        tta_transforms=args.tta_transforms,
     )
     scene = args.scene
     if scene is None and predictor.settings.spec.image_dtype != "uint8":

@@ -30,7 +30,7 @@ from landslide_tf.errors import UserError, describe_os_error
 from landslide_tf.files import atomic_write_json
 from landslide_tf.inference.predictor import load_inference_model
 from landslide_tf.inference.settings import INFERENCE_PRECISION
-from landslide_tf.inference.tta import apply_model
+from landslide_tf.inference.tta import DEFAULT_TRANSFORMS, apply_model, check_transforms
 from landslide_tf.metrics.segmentation import SCORE_KEYS
 from landslide_tf.metrics.thresholds import TUNE_METRIC, read_threshold_info, write_threshold
 from landslide_tf.training.precision import model_precision
@@ -54,7 +54,12 @@ METRIC_KEYS = (*SCORE_KEYS, "threshold", "n_tiles")
 
 
 def accumulate(
-    model: keras.Model, samples: list, batch_size: int = 8, tta: bool = False, **data_options: Any
+    model: keras.Model,
+    samples: list,
+    batch_size: int = 8,
+    tta: bool = False,
+    transforms: str = DEFAULT_TRANSFORMS,
+    **data_options: Any,
 ):
     """Run ``model`` over ``samples`` and accumulate whole-split pixel statistics.
 
@@ -62,7 +67,8 @@ def accumulate(
         model: maps ``(N, H, W, C)`` to ``(N, H, W, 1)`` probabilities.
         samples: ``landslide_tf.data.Sample`` list.
         batch_size: tiles per forward pass.
-        tta: average over the four flips of each tile (``landslide_tf.inference.tta``).
+        tta: average over transformed copies of each tile (``landslide_tf.inference.tta``).
+        transforms: which copies: ``"flips"`` (four) or ``"dihedral"`` (eight).
         **data_options: preprocessing options for ``make_dataset`` (see ``dataset_options``).
 
     Returns:
@@ -81,7 +87,7 @@ def accumulate(
     with summarized_notes():  # tiles are decoded while iterating: one line per kind of note
         for x, y in dataset:  # x (B, H, W, C), y (B, H, W, 1)
             # (B, H, W, 1); eager: no tracing for a few batches
-            prob = apply_model(lambda t: model(t, training=False), x, tta)
+            prob = apply_model(lambda t: model(t, training=False), x, tta, transforms)
             metrics.update(np.asarray(y), np.asarray(prob, dtype=np.float32))
     return metrics
 
@@ -102,6 +108,15 @@ def metrics_filename(
     return f"metrics_{split}{suffix}.json"
 
 
+def tta_suffix(tta: bool, transforms: str, config: TrainConfig) -> str | None:
+    """The metrics-file part naming a TTA setting other than the run's (None: the run's)."""
+    if tta == bool(config.tta) and (not tta or transforms == config.tta_transforms):
+        return None
+    if not tta:
+        return "notta"
+    return "tta" if transforms == DEFAULT_TRANSFORMS and not config.tta else transforms
+
+
 def evaluate_run(
     run_dir: str | Path,
     data: str | Path | None = None,
@@ -112,6 +127,7 @@ def evaluate_run(
     tta: bool | None = None,
     precision: str | None = INFERENCE_PRECISION,
     tune_metric: str = TUNE_METRIC,
+    tta_transforms: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate ``best.keras`` of a run on one split and write the metrics file.
 
@@ -135,6 +151,8 @@ def evaluate_run(
             ``float16``; ``None`` = the precision the run trained in.
         tune_metric: what ``tune_threshold`` maximizes: ``f1`` (landslide F1, default) or
             ``miou`` (the choice of earlier releases).
+        tta_transforms: what ``tta`` averages, ``"flips"`` or ``"dihedral"`` (default: the
+            run's ``tta_transforms``); only with ``tta`` on.
 
     Returns:
         Metrics dict with the keys of ``METRIC_KEYS`` plus ``n_pixels``, ``split`` and
@@ -146,6 +164,8 @@ def evaluate_run(
         raise UserError("give either --threshold or --tune-threshold, not both")
     if threshold is not None and not 0.0 <= threshold <= 1.0:
         raise UserError(f"threshold must be in [0, 1], got {threshold}")
+    if tta_transforms is not None:
+        check_transforms(tta_transforms)
     run_dir = Path(run_dir)
     config, raw = read_run_config(run_dir)
     if dem_nodata is not None:
@@ -158,6 +178,10 @@ def evaluate_run(
     options = dataset_options(config, raw)
     batch = max(1, min(8, config.batch_size * 4))
     tta = bool(config.tta if tta is None else tta)
+    if tta_transforms is not None and not tta:
+        raise UserError("--tta-transforms needs flip averaging on: add --tta")
+    transforms = tta_transforms or config.tta_transforms
+    scoring = {"tta": tta, "transforms": transforms, **options}
     if not splits[split]:
         raise UserError(
             f"the run has no {split} split (its split lists in "
@@ -170,12 +194,14 @@ def evaluate_run(
 
     tuning = None
     if tune_threshold:
-        val = accumulate(model, splits["val"], batch_size=batch, tta=tta, **options)
+        val = accumulate(model, splits["val"], batch_size=batch, **scoring)
         try:
             tuning = robust_threshold(val, metric=tune_metric)
         except ValueError as exc:
             raise UserError(f"cannot tune the threshold: {exc}") from None
         tuning.update(split="val", split_role=split_role(config, "val"), tta=tta)
+        if tta:
+            tuning["tta_transforms"] = transforms
         threshold = tuning["threshold"]
         logger.info(
             "threshold tuned on %s (best %s at %.4f, %d landslide pixels, weight %.2f): %.4f; "
@@ -196,10 +222,12 @@ def evaluate_run(
             tuning = read_threshold_info(run_dir)
     if threshold is None:
         threshold = run_threshold(run_dir, config)
-    stats = tuned or accumulate(model, splits[split], batch_size=batch, tta=tta, **options)
+    stats = tuned or accumulate(model, splits[split], batch_size=batch, **scoring)
     result = {k: _plain(v) for k, v in stats.result(threshold=threshold).items()}
     result["split"] = split
     result["tta"] = tta
+    if tta:
+        result["tta_transforms"] = transforms
     result["inference_precision"] = used_precision  # "precision" is the metric
     role = split_role(config, split)
     if role != split:
@@ -221,7 +249,7 @@ def evaluate_run(
     name = metrics_filename(
         split,
         overridden,
-        tta=None if tta == bool(config.tta) else ("tta" if tta else "notta"),
+        tta=tta_suffix(tta, transforms, config),
         precision=None if used_precision == INFERENCE_PRECISION else used_precision,
     )
     try:

@@ -230,7 +230,9 @@ def plot_run_predictions(
     model = load_inference_model(run_dir)
     x, y = next(iter(make_dataset(tiles, batch_size=len(tiles), cache=False, **options)))
     x = np.asarray(x)  # (n, H, W, C)
-    prob = np.asarray(apply_model(lambda t: model(t, training=False), x, bool(config.tta)))
+    prob = np.asarray(
+        apply_model(lambda t: model(t, training=False), x, bool(config.tta), config.tta_transforms)
+    )
     shown, modalities = display_input(x, spec)
     names = list(spec.channel_names)
     dem = spec.dem_band  # the DEM file's band, else a band named dem (Landslide4Sense)

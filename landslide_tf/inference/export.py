@@ -136,6 +136,7 @@ def export_run(
     tta: bool | None = None,
     threshold: float | None = None,
     precision: str | None = INFERENCE_PRECISION,
+    tta_transforms: str | None = None,
 ) -> Path:
     """Export a training run's best model as a SavedModel with a model card.
 
@@ -149,6 +150,8 @@ def export_run(
             run's, the tuned one when ``threshold.json`` exists).
         precision: the SavedModel's arithmetic: ``float32`` (default: runs on any
             hardware), ``bfloat16``, ``float16`` or ``auto`` (this machine's choice).
+        tta_transforms: what the baked averaging covers, ``"flips"`` or ``"dihedral"``
+            (default: the run's).
 
     Returns:
         The output directory.
@@ -162,7 +165,9 @@ def export_run(
     if not (run_dir / "config.json").is_file():
         raise UserError(f"{run_dir} is not a run directory (no config.json)")
     check_out(Path(out), overwrite)  # before the model is loaded
-    predictor = Predictor.load(run_dir, nodata=dem_nodata, tta=tta, precision=precision)
+    predictor = Predictor.load(
+        run_dir, nodata=dem_nodata, tta=tta, precision=precision, tta_transforms=tta_transforms
+    )
     settings, model = predictor.settings, predictor.model
     if threshold is not None:
         settings = settings.replace(threshold=float(threshold))
@@ -187,11 +192,13 @@ def export_ensemble(
     tta: bool | None = None,
     threshold: float | None = None,
     precision: str | None = INFERENCE_PRECISION,
+    tta_transforms: str | None = None,
 ) -> Path:
     """Export several runs as ONE SavedModel whose probability is the mean of theirs.
 
     The members must share the input spec (bands, normalisation, training size, DEM
-    nodata) and flip averaging; the signatures are those of a single run's export. The
+    nodata) and flip averaging (on/off and its transforms; ``tta``/``tta_transforms`` set
+    both for every member); the signatures are those of a single run's export. The
     ``mask`` threshold is ``threshold``, else the members' common one, else their mean. The
     model card is the first member's with ``ensemble`` listing every member.
 
@@ -212,7 +219,12 @@ def export_ensemble(
         if not (d / "config.json").is_file():
             raise UserError(f"{d} is not a run directory (no config.json)")
     check_out(Path(out), overwrite)
-    members = [Predictor.load(d, nodata=dem_nodata, tta=tta, precision=precision) for d in dirs]
+    members = [
+        Predictor.load(
+            d, nodata=dem_nodata, tta=tta, precision=precision, tta_transforms=tta_transforms
+        )
+        for d in dirs
+    ]
     first = members[0].settings
     for d, member in zip(dirs[1:], members[1:], strict=True):
         s = member.settings
@@ -227,6 +239,11 @@ def export_ensemble(
                 f"ensemble members differ in flip averaging ({dirs[0]}: "
                 f"{'on' if first.tta else 'off'}, {d}: {'on' if s.tta else 'off'}): "
                 "pass --tta or --no-tta"
+            )
+        if s.tta and s.tta_transforms != first.tta_transforms:
+            raise UserError(
+                f"ensemble members differ in TTA transforms ({dirs[0]}: "
+                f"{first.tta_transforms}, {d}: {s.tta_transforms}): pass --tta-transforms"
             )
     if threshold is None:
         found = [m.settings.threshold for m in members]

@@ -37,7 +37,7 @@ from landslide_tf.inference.settings import (
     InferenceSettings,
     check_extents,
 )
-from landslide_tf.inference.tta import apply_model
+from landslide_tf.inference.tta import apply_model, check_transforms
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -176,7 +176,7 @@ def raw_probability(
             dem if settings.uses_dem else None,
             settings.spec,
         )  # (N, S, S, C)
-    prob = apply_model(model_fn, x, settings.tta)  # (N, S, S, 1) float32
+    prob = apply_model(model_fn, x, settings.tta, settings.tta_transforms)  # (N, S, S, 1)
     grid = tf.shape(primary)[1:3]
     # preprocess.resize wants a static size; same op (bilinear, antialiased) on a tensor.
     back = tf.image.resize(prob, grid, method="bilinear", antialias=True)[..., 0]
@@ -300,6 +300,7 @@ class Predictor:
         nodata: float | None = None,
         tta: bool | None = None,
         precision: str | None = INFERENCE_PRECISION,
+        tta_transforms: str | None = None,
     ) -> Predictor:
         """Load a run dir, a ``.keras`` file or a SavedModel directory.
 
@@ -308,27 +309,44 @@ class Predictor:
             nodata: DEM nodata value (overrides any stored one; NaN is always nodata).
             tta: flip averaging on or off (default: the run's ``tta``); a SavedModel keeps
                 what it was exported with.
+            tta_transforms: ``"flips"`` or ``"dihedral"`` (default: the run's); only with
+                flip averaging on. A SavedModel keeps what it was exported with.
             precision: what a Keras model computes in (``load_inference_model``): float32
                 by default; ``None`` keeps the precision it was trained in. A SavedModel
                 keeps the precision it was exported in.
         """
         path = Path(path)
+        if tta_transforms is not None:
+            check_transforms(tta_transforms)
         if not path.exists():
             raise UserError(f"model not found: {path}")
         if path.is_dir() and (path / "saved_model.pb").is_file():
             predictor = cls.from_saved_model(path, nodata=nodata)
-            if tta is not None and bool(tta) != predictor.settings.tta:
+            baked = predictor.settings
+            if tta is not None and bool(tta) != baked.tta:
                 raise UserError(
                     f"{path} was exported with flip averaging {'on' if not tta else 'off'}: "
                     f"export the run again with {'--tta' if tta else '--no-tta'}"
                 )
+            if tta_transforms is not None and (
+                not baked.tta or tta_transforms != baked.tta_transforms
+            ):
+                done = baked.tta_transforms if baked.tta else "none"
+                raise UserError(
+                    f"{path} was exported with TTA transforms {done}: export the run again "
+                    f"with --tta --tta-transforms {tta_transforms}"
+                )
             return predictor
         settings = load_settings(path)
+        if tta is not None:
+            settings = settings.replace(tta=bool(tta))
+        if tta_transforms is not None:
+            if not settings.tta:
+                raise UserError("--tta-transforms needs flip averaging on: add --tta")
+            settings = settings.replace(tta_transforms=tta_transforms)
         model = load_inference_model(path, precision)
         if nodata is not None:
             settings = settings.replace(nodata=float(nodata))
-        if tta is not None:
-            settings = settings.replace(tta=bool(tta))
         run_dir = path if path.is_dir() else path.parent
         source = f"run {run_dir}" if path.is_dir() else f"model {path}"
         return cls.from_keras(model, settings, source)

@@ -38,13 +38,16 @@ class InferenceSettings:
     Attributes:
         spec: the run's input (bands, sources, normalisation, training size, DEM nodata).
         threshold: probability at or above which a pixel is a landslide.
-        tta: average the probabilities over the four flips of each input
-            (``landslide_tf.inference.tta``; four forward passes).
+        tta: average the probabilities over transformed copies of each input
+            (``landslide_tf.inference.tta``).
+        tta_transforms: which copies when ``tta``: ``"flips"`` (four forward passes) or
+            ``"dihedral"`` (eight: the flips of the tile and of its transpose).
     """
 
     spec: InputSpec = dataclasses.field(default_factory=bijie_spec)
     threshold: float = 0.5
     tta: bool = False
+    tta_transforms: str = "flips"
 
     # ------------------------------------------------------------------ views of the spec
 
@@ -94,7 +97,8 @@ class InferenceSettings:
         return self.spec.describe()
 
     def replace(self, **changes: Any) -> InferenceSettings:
-        """A copy with ``threshold``/``tta`` changed; ``nodata`` changes the spec's."""
+        """A copy with ``threshold``/``tta``/``tta_transforms`` changed; ``nodata`` changes
+        the spec's."""
         if "nodata" in changes:
             nodata = changes.pop("nodata")
             changes["spec"] = self.spec.replace(nodata=None if nodata is None else float(nodata))
@@ -108,6 +112,7 @@ class InferenceSettings:
             "input": self.spec.to_dict(),
             "threshold": float(self.threshold),
             "tta": bool(self.tta),
+            "tta_transforms": str(self.tta_transforms),
         }
 
     @classmethod
@@ -124,6 +129,7 @@ class InferenceSettings:
             spec=InputSpec.from_config(values, run_dir),
             threshold=stored_threshold(values, run_dir),
             tta=bool(values.get("tta", False)),
+            tta_transforms=str(values.get("tta_transforms") or "flips"),
         )
 
 

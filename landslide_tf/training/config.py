@@ -101,6 +101,8 @@ class TrainConfig:
     # issue 21: exponential moving average of the weights (momentum; 0 = off)
     ema: float = 0.0
     tta: bool = False
+    # which copies TTA averages: "flips" (4 passes) or "dihedral" (8; landslide_tf.inference.tta)
+    tta_transforms: str = "flips"
     tune_threshold: bool = False
     # issue 20: honest protocol: carve a selection split of this share of train (0 = off)
     select_from_train: float = 0.0
@@ -195,6 +197,7 @@ RESUME_FREE_FIELDS = (
     "jit",
     "test_split",
     "tta",
+    "tta_transforms",
     "tune_threshold",
     "precision",
     "mixed_precision",

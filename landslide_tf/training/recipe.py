@@ -96,6 +96,7 @@ SPLIT_COPY = "split_lists"
 def validate_recipe(config: TrainConfig) -> None:
     """One-line ``UserError`` for bad recipe options (called before anything is written)."""
     from landslide_tf.data.augment import AUGMENTATIONS
+    from landslide_tf.inference.tta import check_transforms
     from landslide_tf.training.optim import validate_optim
 
     if config.test_split not in TEST_SPLITS:
@@ -106,6 +107,7 @@ def validate_recipe(config: TrainConfig) -> None:
             f"expected one of {', '.join(AUGMENTATIONS)}"
         )
     validate_optim(config)
+    check_transforms(config.tta_transforms)
 
 
 def given_test_missing(config: TrainConfig) -> bool:
