@@ -10,6 +10,9 @@ selection and val tiles, tunes the threshold on the selection (``tune_threshold`
 toward 0.5, F1 plateau) and scores val once at it. Choose the members before running this
 (never by their val figures): the ensemble is then one more recipe, scored once.
 
+``--tta-transforms dihedral`` bakes the eight-pass TTA into the export (TTA on; default: the
+members' own setting, the four flips for runs trained before it existed).
+
 One ``--members`` run takes the same path through ``export_run``: a check that the export,
 the reload and this scoring reproduce the run's own ``metrics.json``.
 
@@ -80,12 +83,16 @@ def score(predictor: Any, tiles: list[tuple[str, Any, Any]]) -> Any:
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
+    from landslide_tf.inference.tta import TTA_TRANSFORMS  # no TensorFlow import
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--members", nargs="+", type=Path, required=True, help="run directories")
     parser.add_argument("--split-dir", type=Path, required=True,
                         help="val.txt = the selection split, test.txt = the val scored once")  # fmt: skip
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="Bijie-layout folder")
     parser.add_argument("--out", type=Path, required=True, help="where the SavedModel goes")
+    parser.add_argument("--tta-transforms", choices=tuple(TTA_TRANSFORMS),
+                        help="what the baked TTA averages (default: the members' own)")  # fmt: skip
     add_results_args(parser)
     args = parser.parse_args(argv)
     data = args.data.expanduser().resolve()
@@ -104,13 +111,15 @@ def main(argv: list[str] | None = None) -> int:
     from landslide_tf.inference.predictor import Predictor
 
     members = [member_cost(d) for d in args.members]
+    export_options = {"overwrite": True, "tta_transforms": args.tta_transforms,
+                      "tta": True if args.tta_transforms else None}  # fmt: skip
     start = time.perf_counter()
     before = resource.getrusage(resource.RUSAGE_SELF)
     with Recorder() as recorder:
         if len(args.members) == 1:  # one run: the same path, a check on its own metrics.json
-            saved = Path(export_run(args.members[0], args.out, overwrite=True))
+            saved = Path(export_run(args.members[0], args.out, **export_options))
         else:
-            saved = Path(export_ensemble(args.members, args.out, overwrite=True))
+            saved = Path(export_ensemble(args.members, args.out, **export_options))
         predictor = Predictor.from_saved_model(saved)
         scores: dict[str, Any] = {}
         lists: dict[str, list[str]] = {}
@@ -133,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
         "ensemble_eval_cpu_s": round(own_cpu, 1),
         "ensemble_eval_wall_s": round(time.perf_counter() - start, 1),
         "saved_model": str(saved),
+        "tta": bool(predictor.settings.tta),
+        "tta_transforms": predictor.settings.tta_transforms if predictor.settings.tta else None,
         "signatures": describe(saved).splitlines(),
         **scored,
     }

@@ -266,9 +266,11 @@ def test_ensemble_quality(tmp_path):
     assert tf.saved_model.load(figures["saved_model"]).signatures
     # one member: the single-run export through the same scoring
     argv = ["--members", str(runs[0]), "--split-dir", str(lists), "--data", str(data),
-            "--out", str(tmp_path / "single")]  # fmt: skip
+            "--out", str(tmp_path / "single"), "--tta-transforms", "dihedral"]  # fmt: skip
     single = run("ensemble_quality", argv, tmp_path / "r1")["figures"]
     assert single["k"] == 1 and single["members_cpu_s"] == figures["members"][0]["cpu_s"]
+    assert single["tta"] and single["tta_transforms"] == "dihedral"  # baked into the export
+    assert figures["tta_transforms"] is None  # the tiny runs' own setting: no TTA
 
 
 @pytest.mark.slow
