@@ -106,3 +106,17 @@ def test_settings_carry_the_transforms_and_old_runs_read_as_flips():
     )
     d4 = raw_probability(_directional_model, image, None, settings)
     assert not np.allclose(flips.numpy(), d4.numpy())  # the raw-input graph uses the setting
+
+
+def test_the_recipe_names_the_registry_and_refuses_unknown_transforms():
+    import pytest
+
+    from landslide_tf.errors import UserError
+    from landslide_tf.inference.tta import TTA_TRANSFORMS
+    from landslide_tf.training.config import TrainConfig
+    from landslide_tf.training.recipe import TTA_TRANSFORM_NAMES, validate_recipe
+
+    assert tuple(TTA_TRANSFORMS) == TTA_TRANSFORM_NAMES
+    validate_recipe(TrainConfig(tta=True, tta_transforms="dihedral"))
+    with pytest.raises(UserError, match="unknown --tta-transforms 'rot'"):
+        validate_recipe(TrainConfig(tta=True, tta_transforms="rot"))

@@ -16,7 +16,6 @@ from typing import Any
 from landslide_tf.cli.common import add_precision_args, precision_from_args
 from landslide_tf.data.formats import add_data_format_args
 from landslide_tf.errors import UserError
-from landslide_tf.inference.tta import TTA_TRANSFORMS
 from landslide_tf.training.acceleration import SMALL_BATCH
 from landslide_tf.training.config import DEM_NORMS, DERIVED_CHANNELS, MODALITIES, TrainConfig
 from landslide_tf.training.encoder_phases import apply_encoder_defaults
@@ -26,6 +25,7 @@ from landslide_tf.training.recipe import (
     PRESETS,
     SCHEDULE_NAMES,
     TEST_SPLITS,
+    TTA_TRANSFORM_NAMES,
 )
 
 
@@ -214,7 +214,7 @@ def add_recipe_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--tta-transforms",
-        choices=tuple(TTA_TRANSFORMS),
+        choices=TTA_TRANSFORM_NAMES,
         help="what --tta averages: flips (4 passes, default) or dihedral (8: the flips of "
         "the tile and of its transpose)",
     )

@@ -88,6 +88,8 @@ TEST_SPLITS = ("test", "val", "none")
 AUGMENT_POLICIES = ("dihedral", "strong")
 OPTIMIZER_NAMES = ("adam", "adamw")
 SCHEDULE_NAMES = ("constant", "cosine")
+#: ``inference.tta.TTA_TRANSFORMS``' names (training sits below inference: a test keeps them equal).
+TTA_TRANSFORM_NAMES = ("flips", "dihedral")
 
 #: Where the given split lists are copied inside a run directory.
 SPLIT_COPY = "split_lists"
@@ -96,7 +98,6 @@ SPLIT_COPY = "split_lists"
 def validate_recipe(config: TrainConfig) -> None:
     """One-line ``UserError`` for bad recipe options (called before anything is written)."""
     from landslide_tf.data.augment import AUGMENTATIONS
-    from landslide_tf.inference.tta import check_transforms
     from landslide_tf.training.optim import validate_optim
 
     if config.test_split not in TEST_SPLITS:
@@ -107,7 +108,11 @@ def validate_recipe(config: TrainConfig) -> None:
             f"expected one of {', '.join(AUGMENTATIONS)}"
         )
     validate_optim(config)
-    check_transforms(config.tta_transforms)
+    if config.tta_transforms not in TTA_TRANSFORM_NAMES:
+        raise UserError(
+            f"unknown --tta-transforms {config.tta_transforms!r}; "
+            f"expected one of {', '.join(TTA_TRANSFORM_NAMES)}"
+        )
 
 
 def given_test_missing(config: TrainConfig) -> bool:
