@@ -238,7 +238,11 @@ def render_ideas(records: Records) -> str:
         members = " + ".join(str(m.get("recipe") or Path(m["run_dir"]).name)
                              for m in fig["members"])  # fmt: skip
         ratio = fig["members_cpu_s"] / strong_cpu if strong_cpu else None
-        label = f"ensemble {members}" if fig["k"] > 1 else f"{members} exported alone (check)"
+        dihedral = fig.get("tta_transforms") == "dihedral"
+        if fig["k"] > 1:
+            label = f"ensemble {members}" + (", dihedral TTA" if dihedral else "")
+        else:
+            label = f"{members}, dihedral TTA" if dihedral else f"{members} exported alone (check)"
         cpu_rows.append([label, "members'", "", fmt(fig["members_cpu_s"], 0),
                          fmt(ratio, 2), "n/a", fmt(fig["val_untouched"]["f1"])])  # fmt: skip
     if cpu_rows:

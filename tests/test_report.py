@@ -83,3 +83,20 @@ def test_strong_block_renders_no_record_yet_and_then_a_record(copy):
     text = module.render_strong({**records, "strong-x": fake})
     assert "| `strong-x` | p | 40 | 0.500 | 0.400 | 0.600 | 0.700 | 0.900 | 1,234 |" in text
     assert "benchmarks/results/strong-x.json" in text
+
+
+def test_ideas_block_names_the_dihedral_tta_of_an_ensemble_and_a_single_run(copy):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import report as module
+
+    records = dict(module.read_records(copy / "results"))
+    base = records["ensemble-check-strong"]
+    single = json.loads(json.dumps(base))
+    single["figures"]["tta_transforms"] = "dihedral"
+    pair = json.loads(json.dumps(base))
+    pair["figures"].update(k=2, tta_transforms="dihedral",
+                           members=base["figures"]["members"] * 2)  # fmt: skip
+    text = module.render_ideas({**records, "ensemble-check-strong": single, "ensemble-pair": pair})
+    assert "| strong, dihedral TTA |" in text and "exported alone (check)" not in text
+    assert "| ensemble strong + strong, dihedral TTA |" in text
+    assert "exported alone (check)" in module.render_ideas(records)  # four flips: the check
