@@ -229,7 +229,7 @@ def render_ideas(records: Records) -> str:
             per_epoch = curve[-1]["cpu_s"] / len(curve) if curve else None
             best_sel = max((p["selection_f1"] for p in curve), default=None)
             cpu_rows.append([f"`{name}`", fmt(res.get("epochs")), fmt(per_epoch, 0),
-                             fmt(res.get("cpu_s"), 0), fmt(ratio, 2), fmt(best_sel),
+                             fmt(res.get("cpu_s"), 0), fmt(ratio, 2), fmt(best_sel), "n/a",
                              fmt(res.get("val_untouched_f1"))])  # fmt: skip
     for name in sorted(n for n in records if n.startswith("ensemble-")):
         r = records[name]
@@ -243,12 +243,13 @@ def render_ideas(records: Records) -> str:
             label = f"ensemble {members}" + (", dihedral TTA" if dihedral else "")
         else:
             label = f"{members}, dihedral TTA" if dihedral else f"{members} exported alone (check)"
-        cpu_rows.append([label, "members'", "", fmt(fig["members_cpu_s"], 0),
-                         fmt(ratio, 2), "n/a", fmt(fig["val_untouched"]["f1"])])  # fmt: skip
+        cpu_rows.append([label, "members'", "", fmt(fig["members_cpu_s"], 0), fmt(ratio, 2),
+                         "n/a", fmt(fig.get("selection_f1")),
+                         fmt(fig["val_untouched"]["f1"])])  # fmt: skip
     if cpu_rows:
         columns = ["recipe (CPU trainer)", "epochs", "CPU s per epoch", "CPU s",
                    "x strong's CPU s", "best epoch's selection F1 (at 0.5)",
-                   "val (untouched) F1"]  # fmt: skip
+                   "selection F1 (TTA, tuned)", "val (untouched) F1"]  # fmt: skip
         parts += [table(columns, cpu_rows), source_line(*sources)]
     screen = records.get("ideas_screen")
     if screen:

@@ -100,3 +100,6 @@ def test_ideas_block_names_the_dihedral_tta_of_an_ensemble_and_a_single_run(copy
     assert "| strong, dihedral TTA |" in text and "exported alone (check)" not in text
     assert "| ensemble strong + strong, dihedral TTA |" in text
     assert "exported alone (check)" in module.render_ideas(records)  # four flips: the check
+    # the ensemble rows carry the selection F1 their threshold was tuned on (what chooses)
+    row = next(line for line in text.splitlines() if line.startswith("| ensemble strong + strong"))
+    assert f"| {base['figures']['selection_f1']:.3f} |" in row
