@@ -242,7 +242,8 @@ def render_ideas(records: Records) -> str:
         if fig["k"] > 1:
             label = f"ensemble {members}" + (", dihedral TTA" if dihedral else "")
         else:
-            label = f"{members}, dihedral TTA" if dihedral else f"{members} exported alone (check)"
+            label = (f"{members}, dihedral TTA" if dihedral
+                     else f"{members} exported alone (check: `{name}`)")  # fmt: skip
         cpu_rows.append([label, "members'", "", fmt(fig["members_cpu_s"], 0), fmt(ratio, 2),
                          "n/a", fmt(fig.get("selection_f1")),
                          fmt(fig["val_untouched"]["f1"])])  # fmt: skip

@@ -89,17 +89,19 @@ def test_ideas_block_names_the_dihedral_tta_of_an_ensemble_and_a_single_run(copy
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import report as module
 
-    records = dict(module.read_records(copy / "results"))
-    base = records["ensemble-check-strong"]
+    every = dict(module.read_records(copy / "results"))
+    base = every["ensemble-check-strong"]
+    records = {n: r for n, r in every.items() if not n.startswith("ensemble-")}
     single = json.loads(json.dumps(base))
     single["figures"]["tta_transforms"] = "dihedral"
     pair = json.loads(json.dumps(base))
     pair["figures"].update(k=2, tta_transforms="dihedral",
                            members=base["figures"]["members"] * 2)  # fmt: skip
     text = module.render_ideas({**records, "ensemble-check-strong": single, "ensemble-pair": pair})
-    assert "| strong, dihedral TTA |" in text and "exported alone (check)" not in text
+    assert "| strong, dihedral TTA |" in text and "exported alone (check" not in text
     assert "| ensemble strong + strong, dihedral TTA |" in text
-    assert "exported alone (check)" in module.render_ideas(records)  # four flips: the check
+    checks = module.render_ideas({**records, "ensemble-check-strong": base})  # four flips
+    assert "| strong exported alone (check: `ensemble-check-strong`) |" in checks
     # the ensemble rows carry the selection F1 their threshold was tuned on (what chooses)
     row = next(line for line in text.splitlines() if line.startswith("| ensemble strong + strong"))
     assert f"| {base['figures']['selection_f1']:.3f} |" in row
