@@ -96,6 +96,13 @@ RECIPES: dict[str, tuple[list[str], int, str]] = {
         26,
         "strong preset, training seed 1, 26 epochs (second ensemble member)",
     ),
+    # round 4: does bfloat16 (what --precision auto picks on this CPU) cost the fast preset
+    # its quality? (The GPU screen's U-Net in 26 epochs, float32 on JAX, scored 0.663.)
+    "fast-f32": (
+        ["--preset", "fast", "--precision", "float32"],
+        24,
+        "fast preset in float32 instead of bfloat16 (precision ablation)",
+    ),
     "strong-resnet18": (
         ["--preset", "strong", "--encoder", "resnet18", "--encoder-weights", "none"],
         40,
