@@ -103,6 +103,12 @@ RECIPES: dict[str, tuple[list[str], int, str]] = {
         24,
         "fast preset in float32 instead of bfloat16 (precision ablation)",
     ),
+    # deep supervision, paired with strong-s1-e26 (same seed, epochs and selection)
+    "strong-s1-e26-deep": (
+        ["--preset", "strong", "--seed", "1", "--epochs", "26", "--deep-supervision"],
+        26,
+        "strong-s1-e26 with deep supervision (the mean of a head on every x_0_j)",
+    ),
     "strong-resnet18": (
         ["--preset", "strong", "--encoder", "resnet18", "--encoder-weights", "none"],
         40,

@@ -47,6 +47,7 @@ def test_old_config_without_recipe_fields_loads_with_the_paper_defaults():
         (["--test-split", "train"], "invalid choice"),
         (["--augment-policy", "wild"], "invalid choice"),
         (["--weight-decay", "0.1"], "needs --optimizer adamw"),
+        (["--deep-supervision"], "needs a U-Net++ model"),  # the argv's model is unet
     ],
 )
 def test_bad_recipe_flags_exit_2(flags, message, synth_dir, tmp_path, capsys):
@@ -109,6 +110,38 @@ def test_given_read_only_lists_train_records_them_and_skip_test(synth_dir, tmp_p
     assert main([*argv, "--test-split", "val"]) == 0
     assert "val metrics of" in capsys.readouterr().out
     assert _snapshot(given) == before
+
+
+@pytest.mark.slow
+def test_deep_supervision_trains_a_unetpp_whose_heads_are_averaged(synth_dir, tmp_path):
+    import keras
+    import numpy as np
+
+    from landslide_tf.inference.predictor import Predictor
+
+    run_dir = tmp_path / "deep"
+    argv = [
+        "--model", "unetpp", "--deep-supervision", "--data", str(synth_dir), "--run-dir",
+        str(run_dir), "--image-size", "32", "--base-filters", "4", "--depth", "2",
+        "--epochs", "1", "--batch-size", "4", "--verbose", "0",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    assert json.loads((run_dir / "config.json").read_text())["deep_supervision"] is True
+    model = keras.models.load_model(run_dir / "best.keras", compile=False)
+    heads = [layer.name for layer in model.layers if layer.name.startswith("logits_")]
+    assert heads == ["logits_1", "logits_2"]  # one per x_0_j, depth 2
+    assert type(model.get_layer("logits")).__name__ == "Average"
+    x = np.random.default_rng(0).random((1, 32, 32, model.input_shape[-1]), "float32")
+    mean = keras.ops.mean(
+        keras.ops.stack([keras.Model(model.inputs, model.get_layer(h).output)(x) for h in heads]),
+        axis=0,
+    )
+    expected = 1.0 / (1.0 + np.exp(-np.asarray(mean, "float32")))
+    np.testing.assert_allclose(np.asarray(model(x)), expected, atol=1e-5)
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)
+    prob = Predictor.load(run_dir).predict(image, rng.random((32, 32), "float32") * 100)
+    assert prob.shape == (32, 32) and np.isfinite(prob).all()  # the reload path users take
 
 
 # ------------------------------------ issue 20: --select-from-train, the honest protocol

@@ -90,6 +90,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--base-filters", type=int, help=f"default {d.base_filters}")
     p.add_argument("--depth", type=int, help=f"encoder levels, default {d.depth}")
     p.add_argument("--dropout", type=float, help=f"default {d.dropout}")
+    p.add_argument(
+        "--deep-supervision",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="U-Net++ only: a 1x1 head on every first-row decoder node, the output (and the "
+        "loss) on their mean (default off)",
+    )
     p.add_argument("--image-size", type=int, help=f"default {d.image_size}")
     p.add_argument("--data", help="Bijie-layout folder or zip (default: synthetic, made once)")
     p.add_argument("--modalities", choices=MODALITIES, help=f"default {d.modalities}")

@@ -68,6 +68,8 @@ class TrainConfig:
     base_filters: int = 32
     depth: int = 4
     dropout: float = 0.5
+    # issue 21: U-Net++ only: a 1x1 head on every x_0_j, the output their mean
+    deep_supervision: bool = False
     image_size: int = 128
     modalities: str = "rgb+dem"
     derived: list[str] = dataclasses.field(default_factory=list)

@@ -116,6 +116,7 @@ def fit_model(
             base_filters=config.base_filters,
             depth=config.depth,
             dropout=config.dropout,
+            deep_supervision=config.deep_supervision,
             **et.build_kwargs(config, resuming=bool(done)),
         )
         et.set_encoder_frozen(model, et.frozen_at_checkpoint(config, done))

@@ -103,6 +103,12 @@ def validate_config(config: TrainConfig) -> None:
     ):
         if value < low:
             raise UserError(f"{field} must be at least {low}, got {value}")
+    if config.deep_supervision and (not config.model.startswith("unetpp") or config.encoder):
+        raise UserError(
+            f"--deep-supervision needs a U-Net++ model (unetpp*) with its own encoder, "
+            f"not {config.model!r}"
+            + (f" with --encoder {config.encoder}" if config.encoder else "")
+        )
     if config.image_size % (2**config.depth):
         raise UserError(
             f"image size {config.image_size} is not divisible by {2**config.depth} "
