@@ -99,3 +99,21 @@ def untouched_scores(selection: Any, val: Any) -> dict[str, Any]:
         "selection_f1": round(float(selection.result(t)["f1"]), 4),
         "val_untouched": figures,
     }
+
+
+def read_curve(history: Path) -> list[dict[str, float]]:
+    """``[{"epoch", "cpu_s", "selection_f1"}, ...]`` from a run's ``history.csv``."""
+    import csv
+
+    points: list[dict[str, float]] = []
+    total = 0.0
+    with history.open(newline="") as fh:
+        for row in csv.DictReader(fh):
+            total += float(row.get("cpu_seconds") or 0.0)
+            p, r = float(row["val_precision"]), float(row["val_recall"])
+            f1 = 2 * p * r / (p + r) if p + r > 0 else 0.0
+            points.append(
+                {"epoch": int(float(row["epoch"])), "cpu_s": round(total, 1),
+                 "selection_f1": round(f1, 4)}
+            )  # fmt: skip
+    return points

@@ -39,9 +39,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 sys.path.insert(0, str(REPO))
 
-from _protocol import list_tiles, untouched_scores  # noqa: E402
+from _protocol import list_tiles, read_curve, untouched_scores  # noqa: E402
 from _record import Recorder, add_results_args, save, sha256_lines  # noqa: E402
-from time_to_quality import read_curve  # noqa: E402
 
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "l4s-rgb-dev"
 

@@ -54,7 +54,7 @@ from typing import Any, NamedTuple
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from _protocol import honest_splits, protocol_name  # noqa: E402
+from _protocol import honest_splits, protocol_name, read_curve  # noqa: E402
 from _record import Recorder, add_results_args, save, sha256_lines, split_summary  # noqa: E402
 
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "l4s-rgb-dev"
@@ -222,6 +222,17 @@ def _last_line(log: Path) -> str:
     return (errors or lines or ["(no output)"])[-1][:300]
 
 
+def best_selection(run_dir: Path) -> dict[str, Any]:
+    """The best epoch's selection F1 at 0.5 (``history.csv``; what the checkpoint saw), so
+    rows compare with the time-to-quality curves; empty without a history."""
+    history = run_dir / "history.csv"
+    curve = read_curve(history) if history.is_file() else []
+    if not curve:
+        return {}
+    best = max(curve, key=lambda p: p["selection_f1"])
+    return {"best_selection_f1": best["selection_f1"], "best_selection_epoch": best["epoch"]}
+
+
 def bench_recipe(
     recipe: str,
     data: Path,
@@ -241,7 +252,7 @@ def bench_recipe(
     if record_path.is_file():
         row = json.loads(record_path.read_text())
         print(f"{name}: finished earlier, reported from {record_path}", flush=True)
-        return {**row, "status": "reported"}
+        return {**row, **best_selection(run_dir), "status": "reported"}
     cmd = train_command(recipe, data, split_dir, run_dir, cap)
     resumed = 0
     state = run_dir / "state.json"
@@ -273,7 +284,7 @@ def bench_recipe(
     metrics = json.loads(metrics_path.read_text())
     row["val_untouched"] = {k: metrics.get(k) for k in (*METRICS, "threshold", "tta", "n_tiles")}
     row["threshold_tuned"] = (run_dir / "threshold.json").is_file()
-    row["status"] = "trained"
+    row.update(best_selection(run_dir), status="trained")
     tmp = record_path.with_suffix(".tmp")
     tmp.write_text(json.dumps(row, indent=2) + "\n")
     os.replace(tmp, record_path)

@@ -231,6 +231,16 @@ def render_ideas(records: Records) -> str:
             cpu_rows.append([f"`{name}`", fmt(res.get("epochs")), fmt(per_epoch, 0),
                              fmt(res.get("cpu_s"), 0), fmt(ratio, 2), fmt(best_sel), "n/a",
                              fmt(res.get("val_untouched_f1"))])  # fmt: skip
+    for name in sorted(n for n in records if n.startswith("trial-")):  # real_quality trials
+        r = records[name]
+        sources.append(r)
+        for row in r["figures"]["rows"]:
+            cpu, epochs = row.get("cpu_s"), row.get("epochs")
+            ratio = cpu / strong_cpu if strong_cpu and cpu else None
+            per_epoch = cpu / epochs if cpu and epochs else None
+            cpu_rows.append([f"`{row['recipe']}`", fmt(epochs), fmt(per_epoch, 0), fmt(cpu, 0),
+                             fmt(ratio, 2), fmt(row.get("best_selection_f1")), "n/a",
+                             fmt((row.get("val_untouched") or {}).get("f1"))])  # fmt: skip
     for name in sorted(n for n in records if n.startswith("ensemble-")):
         r = records[name]
         fig = r["figures"]
@@ -238,12 +248,13 @@ def render_ideas(records: Records) -> str:
         members = " + ".join(str(m.get("recipe") or Path(m["run_dir"]).name)
                              for m in fig["members"])  # fmt: skip
         ratio = fig["members_cpu_s"] / strong_cpu if strong_cpu else None
-        dihedral = fig.get("tta_transforms") == "dihedral"
+        tta = (  # records older than tta_transforms averaged the four flips
+            "no TTA" if fig.get("tta") is False else f"{fig.get('tta_transforms') or 'flips'} TTA"
+        )
         if fig["k"] > 1:
-            label = f"ensemble {members}" + (", dihedral TTA" if dihedral else "")
+            label = f"ensemble {members}, {tta}"
         else:
-            label = (f"{members}, dihedral TTA" if dihedral
-                     else f"{members} exported alone (check: `{name}`)")  # fmt: skip
+            label = f"{members} alone, {tta} (`{name}`)"
         cpu_rows.append([label, "members'", "", fmt(fig["members_cpu_s"], 0), fmt(ratio, 2),
                          "n/a", fmt(fig.get("selection_f1")),
                          fmt(fig["val_untouched"]["f1"])])  # fmt: skip

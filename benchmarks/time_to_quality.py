@@ -37,29 +37,12 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
+from _protocol import read_curve  # noqa: E402
 from _record import save, sha256_lines, split_summary  # noqa: E402
 from real_quality import RECIPES, add_run_args, train_recipes  # noqa: E402
 
 #: How close to the reference's best selection F1 counts as "reached".
 TOLERANCE = 0.005
-
-
-def read_curve(history: Path) -> list[dict[str, float]]:
-    """``[{"epoch", "cpu_s", "selection_f1"}, ...]`` from a run's ``history.csv``."""
-    import csv
-
-    points: list[dict[str, float]] = []
-    total = 0.0
-    with history.open(newline="") as fh:
-        for row in csv.DictReader(fh):
-            total += float(row.get("cpu_seconds") or 0.0)
-            p, r = float(row["val_precision"]), float(row["val_recall"])
-            f1 = 2 * p * r / (p + r) if p + r > 0 else 0.0
-            points.append(
-                {"epoch": int(float(row["epoch"])), "cpu_s": round(total, 1),
-                 "selection_f1": round(f1, 4)}
-            )  # fmt: skip
-    return points
 
 
 def first_reaching(curve: list[dict[str, float]], target: float) -> float | None:

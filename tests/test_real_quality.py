@@ -87,6 +87,9 @@ def test_finished_runs_are_reported_not_retrained_and_capped_rows_marked(rq, tmp
                              "iou_landslide": 0.33, "miou": 0.6, "auc": 0.9,
                              "threshold": 0.42}}  # fmt: skip
     (run / rq.RECORD).write_text(json.dumps(row))
+    (run / "history.csv").write_text(  # selection F1 at 0.5: 0.48, then 0.6 (epoch 1)
+        "epoch,cpu_seconds,val_precision,val_recall\n0,5,0.4,0.6\n1,5,0.6,0.6\n"
+    )
     argv = ["--data", str(data), "--out", str(out), "--recipes", "strong", "--epochs", "2"]
     results = ["--results", str(tmp_path / "records")]
     assert rq.main([*argv, "--limit-tiles", "4", *results]) == 0  # would fail if it trained
@@ -100,6 +103,8 @@ def test_finished_runs_are_reported_not_retrained_and_capped_rows_marked(rq, tmp
     assert "CAPPED: 2 epochs, 4 tiles per list" in line
     saved = json.loads((out / "real_quality.json").read_text())
     assert saved["rows"][0]["status"] == "reported" and "CPU cores" in saved["machine"]
+    assert saved["rows"][0]["best_selection_f1"] == 0.6
+    assert saved["rows"][0]["best_selection_epoch"] == 1
     record = json.loads((tmp_path / "records" / "real_quality.json").read_text())
     assert record["figures"]["f1"] == 0.5 and record["figures"]["cpu_seconds"] == 12.0
     assert record["figures"]["protocol"] == "select-from-train 0.15 seed 0; val untouched"

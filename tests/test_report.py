@@ -98,10 +98,27 @@ def test_ideas_block_names_the_dihedral_tta_of_an_ensemble_and_a_single_run(copy
     pair["figures"].update(k=2, tta_transforms="dihedral",
                            members=base["figures"]["members"] * 2)  # fmt: skip
     text = module.render_ideas({**records, "ensemble-check-strong": single, "ensemble-pair": pair})
-    assert "| strong, dihedral TTA |" in text and "exported alone (check" not in text
+    assert "| strong alone, dihedral TTA (`ensemble-check-strong`) |" in text
     assert "| ensemble strong + strong, dihedral TTA |" in text
     checks = module.render_ideas({**records, "ensemble-check-strong": base})  # four flips
-    assert "| strong exported alone (check: `ensemble-check-strong`) |" in checks
+    assert "| strong alone, flips TTA (`ensemble-check-strong`) |" in checks
     # the ensemble rows carry the selection F1 their threshold was tuned on (what chooses)
-    row = next(line for line in text.splitlines() if line.startswith("| ensemble strong + strong"))
+    row = next(ln for ln in text.splitlines() if ln.startswith("| ensemble strong + strong"))
     assert f"| {base['figures']['selection_f1']:.3f} |" in row
+
+
+def test_ideas_block_has_a_row_per_real_quality_trial(copy):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import report as module
+
+    records = dict(module.read_records(copy / "results"))
+    trial = json.loads(json.dumps(records["strong-s1-e26"]))
+    trial["name"] = "trial-x"
+    row = trial["figures"]["rows"][0]
+    row.update(recipe="x", epochs=10, cpu_s=1000.0, best_selection_f1=0.61)
+    row["val_untouched"]["f1"] = 0.6
+    strong_cpu = records["strong-honest"]["figures"]["cpu_seconds"]
+    text = module.render_ideas({**records, "trial-x": trial})
+    line = next(ln for ln in text.splitlines() if ln.startswith("| `x` |"))
+    assert line == f"| `x` | 10 | 100 | 1,000 | {1000 / strong_cpu:.2f} | 0.610 | n/a | 0.600 |"
+    assert "benchmarks/results/trial-x.json" in text
