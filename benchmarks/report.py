@@ -294,6 +294,54 @@ def render_ideas(records: Records) -> str:
     return "\n\n".join(parts)
 
 
+DECISIONS = Path(__file__).resolve().parent / "decisions.json"
+
+
+def figure_at(record: Mapping[str, Any], path: str) -> Any:
+    """The figure at a dotted ``path`` in ``record["figures"]``: keys, list indices, and
+    ``[]`` for the best (largest) over a list, e.g. ``recipes.fast.curve.[].selection_f1``."""
+    value: Any = record["figures"]
+    parts = path.split(".")
+    for i, part in enumerate(parts):
+        if part == "[]":
+            rest = ".".join(parts[i + 1 :])
+            values = [figure_at({"figures": item}, rest) if rest else item for item in value]
+            return max(v for v in values if v is not None)
+        value = value[int(part)] if isinstance(value, list) else value[part]
+    return value
+
+
+def decide(rule: Mapping[str, Any], records: Records) -> tuple[float, float, bool]:
+    """A rule's candidate and baseline figures and whether the candidate won by the margin."""
+    cand = float(figure_at(need(records, rule["candidate"][0]), rule["candidate"][1]))
+    base = float(figure_at(need(records, rule["baseline"][0]), rule["baseline"][1]))
+    return cand, base, cand > base + float(rule.get("margin", 0.0))
+
+
+@register("decisions")
+def render_decisions(records: Records, rules: list[Mapping[str, Any]] | None = None) -> str:
+    """Each pre-registered choice (``benchmarks/decisions.json``) with its two figures."""
+    import json
+
+    if rules is None:
+        rules = json.loads(DECISIONS.read_text())["rules"]
+    rows, sources = [], []
+    for rule in rules:
+        cand, base, won = decide(rule, records)
+        for name in (rule["candidate"][0], rule["baseline"][0]):
+            if records[name] not in sources:
+                sources.append(records[name])
+        rows.append([rule["decision"], rule["written"], rule["measure"],
+                     f"{fmt(cand, 4)} (`{rule['candidate'][0]}`)",
+                     f"{fmt(base, 4)} (`{rule['baseline'][0]}`)",
+                     f"> {fmt(float(rule.get('margin', 0.0)))}",
+                     "**yes**" if won else "no"])  # fmt: skip
+    columns = ["choice", "rule written", "measured by", "candidate", "baseline",
+               "needed (candidate - baseline)", "candidate won"]  # fmt: skip
+    named = ", ".join(f"`benchmarks/results/{r['name']}.json`" for r in sources)
+    return table(columns, rows) + f"\n\nRules: `benchmarks/decisions.json`; records: {named}."
+
+
 # ----------------------------------------------------------------------------- driver
 
 

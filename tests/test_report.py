@@ -122,3 +122,36 @@ def test_ideas_block_has_a_row_per_real_quality_trial(copy):
     line = next(ln for ln in text.splitlines() if ln.startswith("| `x` |"))
     assert line == f"| `x` | 10 | 100 | 1,000 | {1000 / strong_cpu:.2f} | 0.610 | n/a | 0.600 |"
     assert "benchmarks/results/trial-x.json" in text
+
+
+def test_decisions_follow_their_records_and_the_margin(copy):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import report as module
+
+    records = dict(module.read_records(copy / "results"))
+    fake = {"name": "cand", "figures": {"selection_f1": 0.7, "curve": [{"f": 0.5}, {"f": 0.8}]}}
+    rule = {"decision": "d", "written": "w", "measure": "m", "candidate": ["cand", "selection_f1"],
+            "baseline": ["cand", "curve.[].f"], "margin": 0.0}  # fmt: skip
+    assert (
+        module.figure_at(fake, "curve.[].f") == 0.8 and module.figure_at(fake, "curve.0.f") == 0.5
+    )
+    assert module.decide(rule, {"cand": fake}) == (0.7, 0.8, False)
+    assert module.decide({**rule, "baseline": ["cand", "curve.0.f"]}, {"cand": fake})[2]
+    assert not module.decide({**rule, "baseline": ["cand", "curve.0.f"], "margin": 0.3},
+                             {"cand": fake})[2]  # fmt: skip
+    text = module.render_decisions({**records, "cand": fake}, rules=[rule])
+    assert "| d | w | m | 0.7000 (`cand`) | 0.8000 (`cand`) | > 0.000 | no |" in text
+    with pytest.raises(module.MissingRecord):
+        module.render_decisions(records, rules=[rule])
+
+
+def test_the_strong_preset_follows_its_tta_decision():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import report as module
+
+    from landslide_tf.training.recipe import STRONG
+
+    rules = json.loads(module.DECISIONS.read_text())["rules"]
+    rule = next(r for r in rules if r["candidate"][0] == "ensemble-strong-dihedral")
+    won = module.decide(rule, module.read_records(ROOT / "benchmarks" / "results"))[2]
+    assert STRONG["tta_transforms"] == ("dihedral" if won else "flips")
