@@ -91,6 +91,14 @@ RECIPES: dict[str, tuple[list[str], int, str]] = {
         28,
         "fast preset at 28 epochs (the most within a third of strong's CPU s)",
     ),
+    # round 5: the Lovasz hinge (+ BCE, which it needs from scratch) instead of BCE + Dice,
+    # paired with fast-e28 (same seed, epochs and selection)
+    "fast-e28-lovasz": (
+        ["--preset", "fast", "--epochs", "28"]
+        + ["--loss", "lovasz_hinge", "--loss-kwargs", "bce_weight=1"],
+        28,
+        "fast-e28 with Lovasz hinge + BCE instead of BCE + Dice",
+    ),
     "strong-s1-e26": (
         ["--preset", "strong", "--seed", "1", "--epochs", "26"],
         26,
