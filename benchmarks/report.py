@@ -39,6 +39,10 @@ class MissingRecord(KeyError):
     """A block needs a record that is not there."""
 
 
+class PendingDone(ValueError):
+    """A decision marked ``pending`` whose records now exist: drop ``pending`` to decide it."""
+
+
 def need(records: Records, name: str) -> Mapping[str, Any]:
     if name not in records:
         raise MissingRecord(name)
@@ -327,6 +331,14 @@ def render_decisions(records: Records, rules: list[Mapping[str, Any]] | None = N
         rules = json.loads(DECISIONS.read_text())["rules"]
     rows, sources = [], []
     for rule in rules:
+        names = {rule["candidate"][0], rule["baseline"][0]}
+        if rule.get("pending"):  # written before its run: the run's record must not exist yet
+            if names <= set(records):
+                raise PendingDone(rule["decision"])
+            rows.append([rule["decision"], rule["written"], rule["measure"],
+                         f"pending (`{rule['candidate'][0]}`)", f"`{rule['baseline'][0]}`",
+                         f"> {fmt(float(rule.get('margin', 0.0)))}", "not yet run"])  # fmt: skip
+            continue
         cand, base, won = decide(rule, records)
         for name in (rule["candidate"][0], rule["baseline"][0]):
             if records[name] not in sources:
@@ -371,6 +383,10 @@ def render_text(
             body = renderer(records).rstrip("\n") + "\n"
         except MissingRecord as exc:
             problems.append(f"{where}: block {name!r} needs record {exc.args[0]!r}")
+            return match.group(0)
+        except PendingDone as exc:
+            problems.append(f"{where}: decision {exc.args[0]!r} is marked pending but its "
+                            "records exist: drop 'pending' from benchmarks/decisions.json")  # fmt: skip
             return match.group(0)
         if changed is not None and body != match.group("body"):
             changed.append(name)

@@ -145,6 +145,20 @@ def test_decisions_follow_their_records_and_the_margin(copy):
         module.render_decisions(records, rules=[rule])
 
 
+def test_a_pending_decision_renders_until_its_record_lands(copy):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import report as module
+
+    records = dict(module.read_records(copy / "results"))
+    rule = {"decision": "d", "written": "w", "measure": "m", "candidate": ["cand", "f"],
+            "baseline": ["cand", "f"], "margin": 0.005, "pending": True}  # fmt: skip
+    text = module.render_decisions(records, rules=[rule])
+    assert "| d | w | m | pending (`cand`) | `cand` | > 0.005 | not yet run |" in text
+    with pytest.raises(module.PendingDone):  # the record landed: the rule must be decided
+        module.render_decisions({**records, "cand": {"name": "cand", "figures": {"f": 1}}},
+                                rules=[rule])  # fmt: skip
+
+
 def test_the_strong_preset_follows_its_tta_decision():
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import report as module
