@@ -224,15 +224,17 @@ def render_ideas(records: Records) -> str:
     sources: list[Mapping[str, Any]] = []
     strong = records.get("strong-honest")
     strong_cpu = strong["figures"]["cpu_seconds"] if strong else None
-    ttq = records.get("time-to-quality")
-    if ttq:
+    for ttq_name in sorted(n for n in records if n.startswith("time-to-quality")):
+        ttq = records[ttq_name]
         sources.append(ttq)
+        again = ttq_name != "time-to-quality"  # a later run: its rows name their record
         for name, res in ttq["figures"]["recipes"].items():
             ratio = res["cpu_s"] / strong_cpu if strong_cpu and res.get("cpu_s") else None
             curve = res.get("curve") or []
             per_epoch = curve[-1]["cpu_s"] / len(curve) if curve else None
             best_sel = max((p["selection_f1"] for p in curve), default=None)
-            cpu_rows.append([f"`{name}`", fmt(res.get("epochs")), fmt(per_epoch, 0),
+            label = f"`{name}` (`{ttq_name}`)" if again else f"`{name}`"
+            cpu_rows.append([label, fmt(res.get("epochs")), fmt(per_epoch, 0),
                              fmt(res.get("cpu_s"), 0), fmt(ratio, 2), fmt(best_sel), "n/a",
                              fmt(res.get("val_untouched_f1"))])  # fmt: skip
     for name in sorted(n for n in records if n.startswith("trial-")):  # real_quality trials

@@ -124,6 +124,20 @@ def test_ideas_block_has_a_row_per_real_quality_trial(copy):
     assert "benchmarks/results/trial-x.json" in text
 
 
+def test_ideas_block_has_rows_from_every_time_to_quality_run(copy):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import report as module
+
+    records = dict(module.read_records(copy / "results"))
+    again = json.loads(json.dumps(records["time-to-quality"]))
+    again["name"] = "time-to-quality-2"
+    again["figures"]["recipes"] = {"y": {**again["figures"]["recipes"]["strong"], "epochs": 7}}
+    text = module.render_ideas({**records, "time-to-quality-2": again})
+    assert any(ln.startswith("| `y` (`time-to-quality-2`) | 7 |") for ln in text.splitlines())
+    assert any(ln.startswith("| `strong` | 40 |") for ln in text.splitlines())
+    assert "benchmarks/results/time-to-quality-2.json" in text
+
+
 def test_decisions_follow_their_records_and_the_margin(copy):
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import report as module
