@@ -99,6 +99,13 @@ RECIPES: dict[str, tuple[list[str], int, str]] = {
         28,
         "fast-e28 with Lovasz hinge + BCE instead of BCE + Dice",
     ),
+    # round 6: Lovasz fine-tuning as the issue names it (the last 4 of fast-e28's epochs)
+    "fast-e28-lovasz-ft": (
+        ["--preset", "fast", "--epochs", "28"]
+        + ["--finetune-loss", "lovasz_hinge", "--finetune-epochs", "4"],
+        28,
+        "fast-e28, its last 4 epochs fine-tuned with the Lovasz hinge",
+    ),
     "strong-s1-e26": (
         ["--preset", "strong", "--seed", "1", "--epochs", "26"],
         26,

@@ -214,6 +214,18 @@ def add_recipe_args(p: argparse.ArgumentParser) -> None:
         "the final model (default 0: off)",
     )
     p.add_argument(
+        "--finetune-loss",
+        metavar="LOSS",
+        help="train the last --finetune-epochs epochs with this loss instead, e.g. lovasz_hinge "
+        "(same optimizer, its schedule goes on; default: off)",
+    )
+    p.add_argument(
+        "--finetune-epochs",
+        type=int,
+        metavar="N",
+        help="how many final epochs --finetune-loss trains (default 0)",
+    )
+    p.add_argument(
         "--tta",
         action=argparse.BooleanOptionalAction,
         default=None,

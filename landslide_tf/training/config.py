@@ -102,6 +102,10 @@ class TrainConfig:
     warmup_epochs: float = 0.0
     # issue 21: exponential moving average of the weights (momentum; 0 = off)
     ema: float = 0.0
+    # issue 21: the last ``finetune_epochs`` epochs train with ``finetune_loss`` (e.g. the
+    # Lovasz hinge) on the same optimizer and schedule; 0 = off
+    finetune_loss: str | None = None
+    finetune_epochs: int = 0
     tta: bool = False
     # which copies TTA averages: "flips" (4 passes) or "dihedral" (8; landslide_tf.inference.tta)
     tta_transforms: str = "flips"

@@ -98,11 +98,12 @@ def fit_model(
     except (TypeError, ValueError) as exc:
         raise UserError(f"bad --loss-kwargs for {config.loss}: {exc}") from None
 
+    finetune = get_loss(config.finetune_loss) if config.finetune_epochs else None
     steps_per_epoch = math.ceil(len(splits["train"]) / global_batch)
 
-    def compile_model(model: keras.Model) -> None:
+    def compile_model(model: keras.Model, loss: Any = loss, optimizer: Any = None) -> None:
         model.compile(
-            optimizer=build_optimizer(config, steps_per_epoch),
+            optimizer=optimizer or build_optimizer(config, steps_per_epoch),
             loss=loss,
             metrics=keras_metrics(threshold=config.threshold),
             jit_compile=config.jit,
@@ -158,14 +159,24 @@ def fit_model(
     tensorboard = callbacks.EpochScalars(run_dir / "logs")
     from landslide_tf.training.distribute import prepare_multiworker_fit
 
-    for start, stop, frozen in et.phases(config, done):
-        if not frozen and et.set_encoder_frozen(model, False):
+    unfrozen_once, compiled_with = False, loss
+    for start, stop, frozen, tuning in loss_phases(et.phases(config, done), config):
+        phase_loss = finetune if tuning else loss
+        if not frozen and not unfrozen_once and et.set_encoder_frozen(model, False):
+            unfrozen_once = True
             with strategy.scope():
-                compile_model(model)  # trainable weights changed: a fresh optimizer...
+                compile_model(model, phase_loss)  # trainable weights changed: a fresh optimizer...
+                compiled_with = phase_loss
                 # ...on the same schedule: its step count goes on from the frozen phase, so
                 # the warm-up is not repeated and the cosine still ends at the last epoch.
                 model.optimizer.iterations.assign(start * steps_per_epoch)
             logger.info("epoch %d: encoder unfrozen", start + 1)
+        elif tuning and compiled_with is not finetune:
+            with strategy.scope():  # the same optimizer (state, step count, schedule) goes on
+                compile_model(model, finetune, optimizer=model.optimizer)
+            compiled_with = finetune
+        if tuning:
+            logger.info("epoch %d: fine-tuning with %s", start + 1, config.finetune_loss)
         prepare_multiworker_fit(model, strategy, train_ds)  # issue 14: Keras 3 workaround
         model.fit(
             train_ds,
@@ -186,6 +197,28 @@ def fit_model(
             f"epochs 1..{epoch - 1} are kept in {run_dir}"
         )
     return config.epochs - done
+
+
+def loss_phases(
+    phases: list[tuple[int, int, bool]], config: TrainConfig
+) -> list[tuple[int, int, bool, bool]]:
+    """The fits of ``phases`` split where ``--finetune-loss`` takes over; ``tuning`` flags
+    the fits that train with it (the last ``finetune_epochs`` epochs).
+
+    >>> loss_phases([(0, 2, True), (2, 5, False)],
+    ...             TrainConfig(epochs=5, finetune_loss="lovasz_hinge", finetune_epochs=2))
+    [(0, 2, True, False), (2, 3, False, False), (3, 5, False, True)]
+    >>> loss_phases([(4, 5, False)], TrainConfig(epochs=5))
+    [(4, 5, False, False)]
+    """
+    boundary = config.epochs - (config.finetune_epochs if config.finetune_loss else 0)
+    out = []
+    for start, stop, frozen in phases:
+        if start < boundary < stop:
+            out += [(start, boundary, frozen, False), (boundary, stop, frozen, True)]
+        else:
+            out.append((start, stop, frozen, start >= boundary))
+    return out
 
 
 def _restore(model: keras.Model, run_dir: Path, state: dict[str, Any]) -> int:

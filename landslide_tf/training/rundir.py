@@ -131,9 +131,29 @@ def validate_config(config: TrainConfig) -> None:
     ):
         raise UserError(f"--pixel-size must be a positive number, got {config.pixel_size}")
     check_loss(config.loss, config.loss_kwargs)
+    validate_finetune(config)
     from landslide_tf.training.encoder_phases import validate_encoder_config
 
     validate_encoder_config(config)
+
+
+def validate_finetune(config: TrainConfig) -> None:
+    """``--finetune-loss`` and ``--finetune-epochs``: both or neither, a known loss, fewer
+    epochs than the run."""
+    from landslide_tf.losses import LOSSES
+
+    loss, n = config.finetune_loss, config.finetune_epochs
+    if not loss and not n:
+        return
+    if not loss or n < 1:
+        raise UserError("--finetune-loss and --finetune-epochs N (N >= 1) go together")
+    if loss not in LOSSES:
+        raise UserError(f"unknown --finetune-loss {loss!r}; expected one of {', '.join(LOSSES)}")
+    if n >= config.epochs:
+        raise UserError(
+            f"--finetune-epochs {n} must be fewer than --epochs {config.epochs} "
+            "(the fine-tuning refines a trained model)"
+        )
 
 
 def check_loss(name: str, kwargs: dict[str, Any]) -> None:
