@@ -98,7 +98,7 @@ def fit_model(
     except (TypeError, ValueError) as exc:
         raise UserError(f"bad --loss-kwargs for {config.loss}: {exc}") from None
 
-    finetune = get_loss(config.finetune_loss) if config.finetune_epochs else None
+    finetune = get_loss(config.finetune_loss) if config.finetune_loss else None
     steps_per_epoch = math.ceil(len(splits["train"]) / global_batch)
 
     def compile_model(model: keras.Model, loss: Any = loss, optimizer: Any = None) -> None:
