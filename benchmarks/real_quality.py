@@ -106,6 +106,19 @@ RECIPES: dict[str, tuple[list[str], int, str]] = {
         28,
         "fast-e28, its last 4 epochs fine-tuned with the Lovasz hinge",
     ),
+    # round 7: twice the optimizer steps for the same pixels (batch 4), and fast-e28 with
+    # another training seed: how far two runs of one recipe fall apart (the seed noise that
+    # every 0.005 margin in benchmarks/decisions.json stands against)
+    "fast-e28-b4": (
+        ["--preset", "fast", "--epochs", "28", "--batch-size", "4"],
+        28,
+        "fast-e28 with batch 4 instead of 8 (twice the steps)",
+    ),
+    "fast-e28-s1": (
+        ["--preset", "fast", "--epochs", "28", "--seed", "1"],
+        28,
+        "fast-e28 with training seed 1 (seed noise)",
+    ),
     "strong-s1-e26": (
         ["--preset", "strong", "--seed", "1", "--epochs", "26"],
         26,
