@@ -129,8 +129,11 @@ def test_freeze_then_unfreeze_resumes_and_serves(synth_dir, tmp_path, monkeypatc
     assert result  # GradCAM runs on the head_features of the encoder model
 
 
-def test_unfreezing_keeps_the_learning_rate_schedule(synth_dir, tmp_path, monkeypatch):
-    """The fresh optimizer after the frozen phase goes on with the schedule's step count."""
+def test_unfreezing_keeps_the_schedule_and_a_resume_after_it_keeps_the_optimizer(
+    synth_dir, tmp_path, monkeypatch
+):
+    """The fresh optimizer after the frozen phase goes on with the schedule's step count; a
+    run resumed after the frozen phase keeps its restored optimizer (Adam moments included)."""
     import keras
 
     from landslide_tf.training.optim import learning_rate
@@ -138,11 +141,35 @@ def test_unfreezing_keeps_the_learning_rate_schedule(synth_dir, tmp_path, monkey
     monkeypatch.setitem(ENCODERS, "tiny_resnet", EncoderSpec("resnet", "none", TINY_RESNET))
     run_dir = tmp_path / "run"
     argv = ["--data", str(synth_dir), "--run-dir", str(run_dir), "--image-size", "32",
-            "--base-filters", "4", "--batch-size", "4", "--model", "unet", "--epochs", "3",
+            "--base-filters", "4", "--batch-size", "4", "--model", "unet",
             "--encoder", "tiny_resnet", "--encoder-weights", "none", "--optimizer", "adamw",
             "--lr-schedule", "cosine", "--warmup-epochs", "1",
             "--freeze-encoder-epochs", "1", "--verbose", "0"]  # fmt: skip
-    assert main(argv) == 0
+    compiles: list[int] = []  # the optimizer object of each compile
+    moments: list[float] = []  # at each fit's start: the sum of |Adam's first moments|
+    original_compile, original_fit = keras.Model.compile, keras.Model.fit
+
+    def compile(model, *args, **kwargs):  # noqa: A001
+        compiles.append(id(kwargs["optimizer"]))
+        return original_compile(model, *args, **kwargs)
+
+    def fit(model, *args, **kwargs):
+        built = [v for v in model.optimizer.variables if "momentum" in v.path]
+        moments.append(sum(float(np.abs(v.numpy()).sum()) for v in built))
+        return original_fit(model, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "compile", compile)
+    monkeypatch.setattr(keras.Model, "fit", fit)
+    assert main([*argv, "--epochs", "2"]) == 0
+    assert len(set(compiles)) == 2  # frozen, then unfrozen with a fresh optimizer
+    compiles.clear()
+    moments.clear()
+    assert main([*argv, "--epochs", "3"]) == 0  # resumes after epoch 2: encoder unfrozen
+    assert len(compiles) == 1  # built, compiled and restored once: no fresh optimizer
+    assert len(moments) == 1 and moments[0] > 0  # the restored moments went on training
+    monkeypatch.setattr(keras.Model, "compile", original_compile)
+    monkeypatch.setattr(keras.Model, "fit", original_fit)
+
     n_train = len((run_dir / "train.txt").read_text().split())
     steps = -(-n_train // 4)
     model = keras.saving.load_model(run_dir / "last.keras", compile=True, safe_mode=False)

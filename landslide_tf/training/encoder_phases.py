@@ -7,7 +7,9 @@ full-resolution ``enc0`` block) with the backbone frozen (its batch norms in inf
 then the backbone is unfrozen and the model recompiled with a fresh optimizer that goes on
 with the learning-rate schedule (its step count continues: no second warm-up). Resume-safe: a
 checkpoint saved in epochs ``1..N`` is restored into a frozen model (its optimizer holds the
-decoder's slots only), then the run continues with the phase it is in.
+decoder's slots only), then the run continues with the phase it is in; one saved after
+epoch ``N`` is restored into an unfrozen model whose optimizer goes on as restored (its
+moments are not reset by a second recompile).
 """
 
 from __future__ import annotations

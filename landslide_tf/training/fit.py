@@ -120,7 +120,8 @@ def fit_model(
             deep_supervision=config.deep_supervision,
             **et.build_kwargs(config, resuming=bool(done)),
         )
-        et.set_encoder_frozen(model, et.frozen_at_checkpoint(config, done))
+        encoder_frozen = et.frozen_at_checkpoint(config, done)
+        et.set_encoder_frozen(model, encoder_frozen)
         compile_model(model)
         if done:
             # Build the optimizer's slots first so load_weights restores them (Adam moments,
@@ -159,11 +160,15 @@ def fit_model(
     tensorboard = callbacks.EpochScalars(run_dir / "logs")
     from landslide_tf.training.distribute import prepare_multiworker_fit
 
-    unfrozen_once, compiled_with = False, loss
+    # Only a model built frozen (a fresh run, or one resumed inside the frozen phase) is
+    # unfrozen and recompiled: one resumed after it was built unfrozen and its optimizer
+    # restored from the checkpoint (Adam moments included), which a recompile would discard.
+    compiled_with = loss
     for start, stop, frozen, tuning in loss_phases(et.phases(config, done), config):
         phase_loss = finetune if tuning else loss
-        if not frozen and not unfrozen_once and et.set_encoder_frozen(model, False):
-            unfrozen_once = True
+        if encoder_frozen and not frozen:
+            et.set_encoder_frozen(model, False)
+            encoder_frozen = False
             with strategy.scope():
                 compile_model(model, phase_loss)  # trainable weights changed: a fresh optimizer...
                 compiled_with = phase_loss
