@@ -167,6 +167,7 @@ class Recorder:
         self.samples: list[float] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.commit: tuple[str, bool] | None = None
 
     def _sample(self) -> None:
         try:
@@ -179,6 +180,9 @@ class Recorder:
             self._sample()
 
     def __enter__(self) -> Recorder:
+        # the code that runs is the tree at the start: a commit made while a long run goes
+        # on must not be named as what ran (see ``save``)
+        self.commit = git_commit()
         self._sample()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -208,9 +212,10 @@ def make_record(
     command: str | None = None,
     load: Mapping[str, Any] | None = None,
     data: Mapping[str, Any] | None = None,
+    commit: tuple[str, bool] | None = None,
 ) -> dict[str, Any]:
-    """The record dict (see the module docstring)."""
-    commit, dirty = git_commit()
+    """The record dict (see the module docstring); ``commit`` is ``(rev, dirty)``, else HEAD now."""
+    commit, dirty = commit or git_commit()
     if command is None:
         command = "python " + " ".join([_shown(sys.argv[0]), *sys.argv[1:]])
     return {
@@ -226,6 +231,19 @@ def make_record(
         "data": dict(data) if data is not None else None,
         "figures": dict(figures),
     }
+
+
+def tree_changed_note(start: tuple[str, bool], end: tuple[str, bool]) -> str:
+    """The record's note when the work tree changed between a run's start and its end.
+
+    >>> tree_changed_note(("a" * 40, False), ("b" * 40, False))
+    'the work tree changed during the run: HEAD aaaaaaaaaa (clean) at the start, bbbbbbbbbb (clean) at the end'
+    """
+
+    def shown(state: tuple[str, bool]) -> str:
+        return f"{state[0][:10]} ({'local changes' if state[1] else 'clean'})"
+
+    return f"the work tree changed during the run: HEAD {shown(start)} at the start, {shown(end)} at the end"
 
 
 def _shown(script: str) -> str:
@@ -289,6 +307,9 @@ def save(
     ``argv`` (the arguments ``main`` was given, else ``sys.argv``).
     """
     name = getattr(args, "name", None) or Path(script).stem
+    start = recorder.commit if recorder is not None else None
+    end = git_commit()
+    changed = start is not None and start != end
     record = make_record(
         name,
         script,
@@ -296,7 +317,11 @@ def save(
         command=command_line(script, argv),
         load=recorder.load() if recorder is not None else None,
         data=data,
+        # the tree at the start, marked dirty when it changed while the run went on
+        commit=(start[0], start[1] or changed) if start is not None else end,
     )
+    if changed:
+        record["note"] = tree_changed_note(start, end)
     path = write_record(record, getattr(args, "results", None))
     print(f"record: {path}")
     return path

@@ -306,3 +306,26 @@ def test_ideas_screen(tmp_path):
     for row in rows.values():
         assert 0 <= row["val_untouched"]["f1"] <= 1
     assert record["data"]["splits"] == {"train": 8, "sel": 3, "val": 3}
+
+
+def test_a_record_names_the_tree_its_run_started_on(tmp_path, monkeypatch, capsys):
+    """A commit made while a long benchmark runs is not named as the code that ran."""
+    sys.path.insert(0, str(BENCH))
+    import argparse
+
+    import _record
+
+    heads = iter([("a" * 40, False), ("b" * 40, False), ("c" * 40, False), ("c" * 40, False)])
+    monkeypatch.setattr(_record, "git_commit", lambda: next(heads))
+    args = argparse.Namespace(results=str(tmp_path), name="changed")
+    with _record.Recorder(every_s=60) as recorder:  # HEAD a at the start
+        pass
+    record = json.loads(_record.save(args, "x.py", [], {}, recorder=recorder).read_text())
+    assert (record["commit"], record["dirty"]) == ("a" * 40, True)  # HEAD b at the end
+    assert "aaaaaaaaaa (clean) at the start, bbbbbbbbbb (clean) at the end" in record["note"]
+
+    args.name = "unchanged"
+    with _record.Recorder(every_s=60) as recorder:  # HEAD c at the start and the end
+        pass
+    record = json.loads(_record.save(args, "x.py", [], {}, recorder=recorder).read_text())
+    assert (record["commit"], record["dirty"]) == ("c" * 40, False) and "note" not in record
