@@ -119,6 +119,17 @@ RECIPES: dict[str, tuple[list[str], int, str]] = {
         28,
         "fast-e28 with training seed 1 (seed noise)",
     ),
+    # round 8: two more seeds of fast-e28, for the spread of one recipe over four seeds
+    "fast-e28-s2": (
+        ["--preset", "fast", "--epochs", "28", "--seed", "2"],
+        28,
+        "fast-e28 with training seed 2 (seed noise)",
+    ),
+    "fast-e28-s3": (
+        ["--preset", "fast", "--epochs", "28", "--seed", "3"],
+        28,
+        "fast-e28 with training seed 3 (seed noise)",
+    ),
     "strong-s1-e26": (
         ["--preset", "strong", "--seed", "1", "--epochs", "26"],
         26,
