@@ -303,6 +303,51 @@ def render_ideas(records: Records) -> str:
 DECISIONS = Path(__file__).resolve().parent / "decisions.json"
 
 
+#: A real_quality recipe trained with another seed: ``NAME-sN`` is recipe ``NAME``, ``--seed N``.
+SEEDED = re.compile(r"^(?P<recipe>.+)-s(?P<seed>\d+)$")
+
+
+def spread(values: list[float]) -> list[str]:
+    """``[mean, min-max, sample standard deviation]`` cells of one figure over the seeds."""
+    mean = sum(values) / len(values)
+    sd = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+    return [fmt(mean), f"{fmt(min(values))}-{fmt(max(values))}", fmt(sd)]
+
+
+@register("seeds")
+def render_seeds(records: Records) -> str:
+    """One recipe over several training seeds (real_quality trials): how far runs of the same
+    recipe fall apart, the noise every decision margin stands against.
+
+    A trial row ``NAME-sN`` joins the row ``NAME`` (the recipe at its default seed); recipes
+    with a single run are left out.
+    """
+    runs: dict[str, list[tuple[str, Mapping[str, Any], Mapping[str, Any]]]] = {}
+    for name in sorted(n for n in records if n.startswith("trial-")):
+        for row in records[name]["figures"]["rows"]:
+            match = SEEDED.match(row["recipe"])
+            recipe, seed = (match["recipe"], match["seed"]) if match else (row["recipe"], "default")
+            runs.setdefault(recipe, []).append((seed, row, records[name]))
+    rows, sources = [], []
+    for recipe, found in sorted(runs.items()):
+        if len(found) < 2 or all(seed == "default" for seed, _, _ in found):
+            continue
+        cpu = [float(row["cpu_s"]) for _, row, _ in found]
+        selection = [float(row["best_selection_f1"]) for _, row, _ in found]
+        val = [float(row["val_untouched"]["f1"]) for _, row, _ in found]
+        seeds = ", ".join(seed for seed, _, _ in found)
+        rows.append([f"`{recipe}`", f"{len(found)} ({seeds})", *spread(selection), *spread(val),
+                     f"{fmt(min(cpu), 0)}-{fmt(max(cpu), 0)}"])  # fmt: skip
+        for _, _, record in found:
+            if record not in sources:
+                sources.append(record)
+    if not rows:
+        return "No recipe has been trained with more than one seed yet."
+    columns = ["recipe", "runs (seeds)", "best selection F1: mean", "min-max", "sd",
+               "val (untouched) F1: mean", "min-max", "sd", "CPU s"]  # fmt: skip
+    return table(columns, rows) + "\n\n" + source_line(*sources)
+
+
 def figure_at(record: Mapping[str, Any], path: str) -> Any:
     """The figure at a dotted ``path`` in ``record["figures"]``: keys, list indices, and
     ``[]`` for the best (largest) over a list, e.g. ``recipes.fast.curve.[].selection_f1``."""

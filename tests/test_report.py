@@ -183,3 +183,27 @@ def test_the_strong_preset_follows_its_tta_decision():
     rule = next(r for r in rules if r["candidate"][0] == "ensemble-strong-dihedral")
     won = module.decide(rule, module.read_records(ROOT / "benchmarks" / "results"))[2]
     assert STRONG["tta_transforms"] == ("dihedral" if won else "flips")
+
+
+def test_seeds_block_joins_a_recipe_with_its_seeded_runs(copy):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import report as module
+
+    records = dict(module.read_records(copy / "results"))
+    trial = json.loads(json.dumps(records["strong-s1-e26"]))
+    base = trial["figures"]["rows"][0]
+    rows = []
+    for recipe, sel, val in (("z", 0.60, 0.62), ("z-s1", 0.62, 0.64), ("z-s2", 0.64, 0.69),
+                             ("lonely", 0.5, 0.5)):  # fmt: skip
+        row = json.loads(json.dumps(base))
+        row.update(recipe=recipe, cpu_s=1000.0, best_selection_f1=sel)
+        row["val_untouched"]["f1"] = val
+        rows.append(row)
+    trial["name"], trial["figures"]["rows"] = "trial-z", rows
+    text = module.render_seeds({"trial-z": trial})
+    lines = [ln for ln in text.splitlines() if ln.startswith("| `")]
+    # one row: z with seeds default, 1 and 2 (lonely has one run); val sd of .62/.64/.69
+    assert lines == ["| `z` | 3 (default, 1, 2) | 0.620 | 0.600-0.640 | 0.020 | 0.650 | "
+                     "0.620-0.690 | 0.036 | 1,000-1,000 |"]  # fmt: skip
+    assert text.count("benchmarks/results/trial-z.json") == 1
+    assert "more than one seed yet" in module.render_seeds({})
