@@ -106,30 +106,22 @@ RECIPES: dict[str, tuple[list[str], int, str]] = {
         28,
         "fast-e28, its last 4 epochs fine-tuned with the Lovasz hinge",
     ),
-    # round 7: twice the optimizer steps for the same pixels (batch 4), and fast-e28 with
-    # another training seed: how far two runs of one recipe fall apart (the seed noise that
-    # every 0.005 margin in benchmarks/decisions.json stands against)
+    # round 7: twice the optimizer steps for the same pixels (batch 4)
     "fast-e28-b4": (
         ["--preset", "fast", "--epochs", "28", "--batch-size", "4"],
         28,
         "fast-e28 with batch 4 instead of 8 (twice the steps)",
     ),
-    "fast-e28-s1": (
-        ["--preset", "fast", "--epochs", "28", "--seed", "1"],
-        28,
-        "fast-e28 with training seed 1 (seed noise)",
-    ),
-    # round 8: two more seeds of fast-e28, for the spread of one recipe over four seeds
-    "fast-e28-s2": (
-        ["--preset", "fast", "--epochs", "28", "--seed", "2"],
-        28,
-        "fast-e28 with training seed 2 (seed noise)",
-    ),
-    "fast-e28-s3": (
-        ["--preset", "fast", "--epochs", "28", "--seed", "3"],
-        28,
-        "fast-e28 with training seed 3 (seed noise)",
-    ),
+    # rounds 7-8: fast-e28 at seeds 1-3 (``NAME-sN``, as benchmarks/report.py's seeds block
+    # joins them), for the spread of one recipe over four seeds
+    **{
+        f"fast-e28-s{seed}": (
+            ["--preset", "fast", "--epochs", "28", "--seed", str(seed)],
+            28,
+            f"fast-e28 with training seed {seed} (seed noise)",
+        )
+        for seed in (1, 2, 3)
+    },
     "strong-s1-e26": (
         ["--preset", "strong", "--seed", "1", "--epochs", "26"],
         26,
