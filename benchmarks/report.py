@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import statistics
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -309,9 +310,8 @@ SEEDED = re.compile(r"^(?P<recipe>.+)-s(?P<seed>\d+)$")
 
 def spread(values: list[float]) -> list[str]:
     """``[mean, min-max, sample standard deviation]`` cells of one figure over the seeds."""
-    mean = sum(values) / len(values)
-    sd = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
-    return [fmt(mean), f"{fmt(min(values))}-{fmt(max(values))}", fmt(sd)]
+    return [fmt(statistics.mean(values)), f"{fmt(min(values))}-{fmt(max(values))}",
+            fmt(statistics.stdev(values))]  # fmt: skip
 
 
 @register("seeds")
