@@ -16,6 +16,11 @@ members' own setting, the four flips for runs trained before it existed).
 One ``--members`` run takes the same path through ``export_run``: a check that the export,
 the reload and this scoring reproduce the run's own ``metrics.json``.
 
+``--each`` scores every member alone instead (``OUT/RUN_NAME``, one SavedModel each) and
+records each one's figures and their means: the runs of one recipe over several training
+seeds, so that a test-time choice such as ``--tta-transforms`` is compared run by run
+(paired) rather than on one seed's draw.
+
 Cost: the members' training CPU seconds (each run's ``real_quality.json`` row; else the sum
 of its ``history.csv`` epochs, marked) plus this script's own export and inference.
 
@@ -33,6 +38,7 @@ import resource
 import sys
 import time
 from pathlib import Path
+from statistics import mean
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
@@ -80,6 +86,24 @@ def score(predictor: Any, tiles: list[tuple[str, Any, Any]]) -> Any:
     return m
 
 
+def score_splits(saved: Path, data: Path, split_dir: Path) -> tuple[Any, dict[str, list[str]]]:
+    """The SavedModel reloaded as users load it, the threshold tuned on the selection
+    (``val.txt``) and the val (``test.txt``) scored once at it; and the two tile lists."""
+    from landslide_tf.inference.predictor import Predictor
+
+    predictor = Predictor.from_saved_model(saved)
+    scores: dict[str, Any] = {}
+    lists: dict[str, list[str]] = {}
+    for split in ("val", "test"):  # the selection first, then the val scored once
+        tiles = list_tiles(data, split_dir, split)
+        scores[split], lists[split] = score(predictor, tiles), [t[0] for t in tiles]
+    scored = untouched_scores(scores["val"], scores["test"])
+    scored["val_untouched"]["n_tiles"] = len(lists["test"])
+    scored["tta"] = bool(predictor.settings.tta)
+    scored["tta_transforms"] = predictor.settings.tta_transforms if predictor.settings.tta else None
+    return scored, lists
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     from landslide_tf.inference.tta import TTA_TRANSFORMS  # no TensorFlow import
@@ -92,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="where the SavedModel goes")
     parser.add_argument("--tta-transforms", choices=tuple(TTA_TRANSFORMS),
                         help="what the baked TTA averages (default: the members' own)")  # fmt: skip
+    parser.add_argument("--each", action="store_true",
+                        help="score every member alone (one SavedModel each) and the means")  # fmt: skip
     add_results_args(parser)
     args = parser.parse_args(argv)
     data = args.data.expanduser().resolve()
@@ -106,8 +132,10 @@ def main(argv: list[str] | None = None) -> int:
         if not (d / "config.json").is_file():
             print(f"error: {d} is not a run directory (no config.json)", file=sys.stderr)
             return 2
+    if args.each and len({d.name for d in args.members}) != len(args.members):
+        print("error: --each needs members with distinct folder names", file=sys.stderr)
+        return 2
     from landslide_tf.inference.export import describe, export_ensemble, export_run
-    from landslide_tf.inference.predictor import Predictor
 
     members = [member_cost(d) for d in args.members]
     export_options = {"overwrite": True, "tta_transforms": args.tta_transforms,
@@ -115,23 +143,24 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     before = resource.getrusage(resource.RUSAGE_SELF)
     with Recorder() as recorder:
-        if len(args.members) == 1:  # one run: the same path, a check on its own metrics.json
-            saved = Path(export_run(args.members[0], args.out, **export_options))
+        if args.each:
+            runs = []
+            for member, run_dir in zip(members, args.members, strict=True):
+                saved = Path(export_run(run_dir, args.out / run_dir.name, **export_options))
+                scored, lists = score_splits(saved, data, args.split_dir)
+                runs.append({**member, "saved_model": str(saved), **scored})
+                print(f"{run_dir.name}: selection F1 {scored['selection_f1']:.4f}, val "
+                      f"(untouched) F1 {scored['val_untouched']['f1']:.4f}", flush=True)  # fmt: skip
         else:
-            saved = Path(export_ensemble(args.members, args.out, **export_options))
-        predictor = Predictor.from_saved_model(saved)
-        scores: dict[str, Any] = {}
-        lists: dict[str, list[str]] = {}
-        for split in ("val", "test"):  # the selection first, then the val scored once
-            tiles = list_tiles(data, args.split_dir, split)
-            scores[split], lists[split] = score(predictor, tiles), [t[0] for t in tiles]
+            if len(args.members) == 1:  # one run: the same path, a check on its metrics.json
+                saved = Path(export_run(args.members[0], args.out, **export_options))
+            else:
+                saved = Path(export_ensemble(args.members, args.out, **export_options))
+            scored, lists = score_splits(saved, data, args.split_dir)
     after = resource.getrusage(resource.RUSAGE_SELF)
     own_cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    scored = untouched_scores(scores["val"], scores["test"])
-    t, val = scored["threshold"], scored["val_untouched"]
-    val["n_tiles"] = len(lists["test"])
     members_cpu = sum(float(m["cpu_s"] or 0.0) for m in members)
-    figures = {
+    figures: dict[str, Any] = {
         "protocol": "members trained on train minus selection; threshold tuned on the "
         "selection; val scored once, untouched",
         "members": members,
@@ -140,18 +169,25 @@ def main(argv: list[str] | None = None) -> int:
         "members_cpu_h": round(members_cpu / 3600.0, 2),
         "ensemble_eval_cpu_s": round(own_cpu, 1),
         "ensemble_eval_wall_s": round(time.perf_counter() - start, 1),
-        "saved_model": str(saved),
-        "tta": bool(predictor.settings.tta),
-        "tta_transforms": predictor.settings.tta_transforms if predictor.settings.tta else None,
-        "signatures": describe(saved).splitlines(),
-        **scored,
     }
-    print(
-        f"ensemble of {len(members)}: val (untouched) F1 {val['f1']:.3f} (precision "
-        f"{val['precision']:.3f}, recall {val['recall']:.3f}, mIoU {val['miou']:.3f}, AUC "
-        f"{val['auc']:.3f}) at threshold {t:.4f} tuned on the selection; members' training "
-        f"{members_cpu:.0f} CPU s ({members_cpu / 3600:.2f} CPU-h)"
-    )
+    if args.each:
+        figures.update(each=True, runs=runs, tta=runs[0]["tta"],
+                       tta_transforms=runs[0]["tta_transforms"],
+                       mean={"selection_f1": round(mean(r["selection_f1"] for r in runs), 4),
+                             "val_untouched_f1": round(mean(r["val_untouched"]["f1"]
+                                                            for r in runs), 4),
+                             "cpu_s": round(members_cpu / len(runs), 1)})  # fmt: skip
+        print(f"each of {len(runs)} alone, mean: selection F1 {figures['mean']['selection_f1']:.4f}"
+              f", val (untouched) F1 {figures['mean']['val_untouched_f1']:.4f}")  # fmt: skip
+    else:
+        figures.update(saved_model=str(saved), signatures=describe(saved).splitlines(), **scored)
+        val, t = scored["val_untouched"], scored["threshold"]
+        print(
+            f"ensemble of {len(members)}: val (untouched) F1 {val['f1']:.3f} (precision "
+            f"{val['precision']:.3f}, recall {val['recall']:.3f}, mIoU {val['miou']:.3f}, "
+            f"AUC {val['auc']:.3f}) at threshold {t:.4f} tuned on the selection; members' "
+            f"training {members_cpu:.0f} CPU s ({members_cpu / 3600:.2f} CPU-h)"
+        )
     splits = {"select": len(lists["val"]), "val": len(lists["test"])}
     record_data = {"name": data.name, "splits": splits,
                    "split_sha256": {"select": sha256_lines(lists["val"]),

@@ -258,6 +258,13 @@ def render_ideas(records: Records) -> str:
         tta = (  # records older than tta_transforms averaged the four flips
             "no TTA" if fig.get("tta") is False else f"{fig.get('tta_transforms') or 'flips'} TTA"
         )
+        if fig.get("each"):  # every member scored alone: the mean over the runs
+            mean = fig["mean"]
+            ratio = mean["cpu_s"] / strong_cpu if strong_cpu else None
+            cpu_rows.append([f"{members}, each alone, {tta}: mean of {fig['k']} (`{name}`)",
+                             "members'", "", fmt(mean["cpu_s"], 0), fmt(ratio, 2), "n/a",
+                             fmt(mean["selection_f1"]), fmt(mean["val_untouched_f1"])])  # fmt: skip
+            continue
         if fig["k"] > 1:
             label = f"ensemble {members}, {tta}"
         else:
@@ -362,10 +369,37 @@ def figure_at(record: Mapping[str, Any], path: str) -> Any:
     return value
 
 
+def arm_pairs(spec: list[Any]) -> list[tuple[str, str]]:
+    """A rule's candidate or baseline as ``(record, path)`` pairs: one ``[record, path]``, or
+    a list of them whose figures are averaged (one recipe's runs over several seeds)."""
+    pairs = spec if isinstance(spec[0], list) else [spec]
+    return [(str(name), str(path)) for name, path in pairs]
+
+
+def arm_names(spec: list[Any]) -> list[str]:
+    """The records an arm reads, each once, in order."""
+    return list(dict.fromkeys(name for name, _ in arm_pairs(spec)))
+
+
+def arm_label(spec: list[Any], value: float) -> str:
+    """``0.6467 (`record`)``, or ``0.6530 (mean of 2: `a`, `b`)`` for an averaged arm."""
+    names = ", ".join(f"`{n}`" for n in arm_names(spec))
+    pairs = arm_pairs(spec)
+    return (
+        f"{fmt(value, 4)} ({names})"
+        if len(pairs) == 1
+        else (f"{fmt(value, 4)} (mean of {len(pairs)}: {names})")
+    )
+
+
+def arm_value(spec: list[Any], records: Records) -> float:
+    return statistics.mean(float(figure_at(need(records, n), p)) for n, p in arm_pairs(spec))
+
+
 def decide(rule: Mapping[str, Any], records: Records) -> tuple[float, float, bool]:
     """A rule's candidate and baseline figures and whether the candidate won by the margin."""
-    cand = float(figure_at(need(records, rule["candidate"][0]), rule["candidate"][1]))
-    base = float(figure_at(need(records, rule["baseline"][0]), rule["baseline"][1]))
+    cand = arm_value(rule["candidate"], records)
+    base = arm_value(rule["baseline"], records)
     return cand, base, cand > base + float(rule.get("margin", 0.0))
 
 
@@ -378,21 +412,22 @@ def render_decisions(records: Records, rules: list[Mapping[str, Any]] | None = N
         rules = json.loads(DECISIONS.read_text())["rules"]
     rows, sources = [], []
     for rule in rules:
-        names = {rule["candidate"][0], rule["baseline"][0]}
+        names = arm_names(rule["candidate"]) + arm_names(rule["baseline"])
         if rule.get("pending"):  # written before its run: the run's record must not exist yet
-            if names <= set(records):
+            if set(names) <= set(records):
                 raise PendingDone(rule["decision"])
+            cand = ", ".join(f"`{n}`" for n in arm_names(rule["candidate"]))
+            base = ", ".join(f"`{n}`" for n in arm_names(rule["baseline"]))
             rows.append([rule["decision"], rule["written"], rule["measure"],
-                         f"pending (`{rule['candidate'][0]}`)", f"`{rule['baseline'][0]}`",
+                         f"pending ({cand})", base,
                          f"> {fmt(float(rule.get('margin', 0.0)))}", "not yet run"])  # fmt: skip
             continue
         cand, base, won = decide(rule, records)
-        for name in (rule["candidate"][0], rule["baseline"][0]):
+        for name in names:
             if records[name] not in sources:
                 sources.append(records[name])
         rows.append([rule["decision"], rule["written"], rule["measure"],
-                     f"{fmt(cand, 4)} (`{rule['candidate'][0]}`)",
-                     f"{fmt(base, 4)} (`{rule['baseline'][0]}`)",
+                     arm_label(rule["candidate"], cand), arm_label(rule["baseline"], base),
                      f"> {fmt(float(rule.get('margin', 0.0)))}",
                      "**yes**" if won else "no"])  # fmt: skip
     columns = ["choice", "rule written", "measured by", "candidate", "baseline",

@@ -271,6 +271,26 @@ def test_ensemble_quality(tmp_path):
     assert single["k"] == 1 and single["members_cpu_s"] == figures["members"][0]["cpu_s"]
     assert single["tta"] and single["tta_transforms"] == "dihedral"  # baked into the export
     assert figures["tta_transforms"] is None  # the tiny runs' own setting: no TTA
+    # --each: every member alone through the same path (paired runs of one recipe), and means
+    argv = ["--members", *map(str, runs), "--split-dir", str(lists), "--data", str(data),
+            "--out", str(tmp_path / "each"), "--tta-transforms", "dihedral", "--each"]  # fmt: skip
+    each = run("ensemble_quality", argv, tmp_path / "r2")["figures"]
+    assert each["each"] and each["k"] == 2 and each["tta_transforms"] == "dihedral"
+    assert [r["run_dir"] for r in each["runs"]] == [str(r) for r in runs]
+    assert [Path(r["saved_model"]).name for r in each["runs"]] == ["run0", "run1"]
+    first = each["runs"][0]  # the same run, export and TTA as the single scoring above
+    assert first["selection_f1"] == single["selection_f1"]
+    assert first["val_untouched"] == single["val_untouched"]
+    assert each["mean"]["selection_f1"] == pytest.approx(
+        sum(r["selection_f1"] for r in each["runs"]) / 2, abs=1e-4
+    )
+    assert each["mean"]["val_untouched_f1"] == pytest.approx(
+        sum(r["val_untouched"]["f1"] for r in each["runs"]) / 2, abs=1e-4
+    )
+    twice = ["--members", str(runs[0]), str(runs[0]), "--split-dir", str(lists), "--data",
+             str(data), "--out", str(tmp_path / "twice"), "--each"]  # fmt: skip
+    assert load("ensemble_quality").main(twice) == 2  # one SavedModel folder per member name
+    assert not (tmp_path / "twice").exists()
 
 
 @pytest.mark.slow

@@ -159,6 +159,46 @@ def test_decisions_follow_their_records_and_the_margin(copy):
         module.render_decisions(records, rules=[rule])
 
 
+def test_a_decision_may_average_an_arm_over_several_runs(copy):
+    """One recipe over several seeds: an arm is a list of ``[record, path]``, its figure the mean."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import report as module
+
+    records = dict(module.read_records(copy / "results"))
+    a = {"name": "a", "figures": {"rows": [{"f": 0.60}, {"f": 0.64}]}}
+    b = {"name": "b", "figures": {"rows": [{"f": 0.61}], "mean": {"f": 0.5}}}
+    rule = {"decision": "d", "written": "w", "measure": "m",
+            "candidate": [["a", "rows.0.f"], ["a", "rows.1.f"]],
+            "baseline": [["b", "rows.0.f"], ["b", "mean.f"]], "margin": 0.06}  # fmt: skip
+    cand, base, won = module.decide(rule, {"a": a, "b": b})
+    assert (cand, base) == (pytest.approx(0.62), pytest.approx(0.555)) and won
+    assert not module.decide({**rule, "margin": 0.07}, {"a": a, "b": b})[2]
+    text = module.render_decisions({**records, "a": a, "b": b}, rules=[rule])
+    assert "| 0.6200 (mean of 2: `a`) | 0.5550 (mean of 2: `b`) | > 0.060 | **yes** |" in text
+    assert "benchmarks/results/a.json" in text and "benchmarks/results/b.json" in text
+    pending = module.render_decisions(records, rules=[{**rule, "pending": True}])
+    assert "| pending (`a`) | `b` | > 0.060 | not yet run |" in pending
+    with pytest.raises(module.PendingDone):
+        module.render_decisions({**records, "a": a, "b": b}, rules=[{**rule, "pending": True}])
+
+
+def test_ideas_block_has_one_row_for_runs_scored_each_alone(copy):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import report as module
+
+    records = dict(module.read_records(copy / "results"))
+    each = json.loads(json.dumps(records["ensemble-check-strong"]))
+    member = each["figures"]["members"][0]
+    each["figures"].update(
+        each=True, k=2, tta_transforms="dihedral", members=[member, {**member, "recipe": "z"}],
+        mean={"selection_f1": 0.6123, "val_untouched_f1": 0.6346, "cpu_s": 1000.0},
+    )  # fmt: skip
+    text = module.render_ideas({**records, "ensemble-each": each})
+    strong_cpu = records["strong-honest"]["figures"]["cpu_seconds"]
+    row = "| strong + z, each alone, dihedral TTA: mean of 2 (`ensemble-each`) | members' |  | "
+    assert f"{row}1,000 | {1000 / strong_cpu:.2f} | n/a | 0.612 | 0.635 |" in text
+
+
 def test_a_pending_decision_renders_until_its_record_lands(copy):
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import report as module
