@@ -122,6 +122,17 @@ RECIPES: dict[str, tuple[list[str], int, str]] = {
         )
         for seed in (1, 2, 3)
     },
+    # round 9: the fast preset at 32 epochs over the same four seeds (paired with fast-e28 run
+    # by run; the CPU budget, a third of strong's 6,342 CPU s, is 2,114)
+    **{
+        f"fast-e32{'' if seed is None else f'-s{seed}'}": (
+            ["--preset", "fast", "--epochs", "32"]
+            + ([] if seed is None else ["--seed", str(seed)]),
+            32,
+            "fast preset at 32 epochs" + ("" if seed is None else f", training seed {seed}"),
+        )
+        for seed in (None, 1, 2, 3)
+    },
     "strong-s1-e26": (
         ["--preset", "strong", "--seed", "1", "--epochs", "26"],
         26,
