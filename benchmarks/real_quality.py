@@ -60,6 +60,9 @@ from _record import Recorder, add_results_args, save, sha256_lines, split_summar
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "l4s-rgb-dev"
 RECORD = "real_quality.json"
 
+#: What ``--preset fast`` trained before round 9 (its length and test-time averaging then).
+FAST_THEN = ["--epochs", "24", "--tta-transforms", "flips"]
+
 #: Recipe name -> (extra train flags, the epochs those flags train for, description).
 #: The epochs are the presets' (``landslide_tf.training.train.PRESETS``; a test keeps them equal).
 RECIPES: dict[str, tuple[list[str], int, str]] = {
@@ -71,44 +74,55 @@ RECIPES: dict[str, tuple[list[str], int, str]] = {
     ),
     "strong": (["--preset", "strong"], 40, "strong preset: unetpp 16, AdamW + cosine, TTA"),
     # the fast preset's candidates, as measured (time-to-quality record): it first had a
-    # weight EMA; fast-no-ema had the higher selection F1 and is the preset now
+    # weight EMA; fast-no-ema had the higher selection F1. They pin what the preset was then
+    # (24 epochs, the four flips); the preset now is ``fast-preset``
     "fast": (
-        ["--preset", "fast", "--ema", "0.99"],
+        ["--preset", "fast", "--ema", "0.99"] + FAST_THEN,
         24,
         "fast candidate: unet 16, 24 epochs, weight EMA 0.99",
     ),
     "fast-lr2e-3": (
-        ["--preset", "fast", "--ema", "0.99", "--lr", "2e-3"],
+        ["--preset", "fast", "--ema", "0.99", "--lr", "2e-3"] + FAST_THEN,
         24,
         "fast candidate: weight EMA 0.99, peak learning rate 2e-3",
     ),
-    "fast-no-ema": (["--preset", "fast"], 24, "the fast preset: unet 16, 24 epochs, no EMA"),
+    "fast-no-ema": (
+        ["--preset", "fast"] + FAST_THEN,
+        24,
+        "the fast preset then: unet 16, 24 epochs, no EMA",
+    ),
+    "fast-preset": (
+        ["--preset", "fast"],
+        32,
+        "the fast preset: unet 16, 32 epochs, dihedral TTA (round 9's decisions)",
+    ),
+    # rounds 3-9 (fast-e28*, fast-e32*) ran with the four flips, the preset's averaging then
     # round 3 of the time/quality trials: the fast preset at the most epochs its CPU budget
     # allows (a third of strong's 6,342 CPU s at ~72 CPU s per epoch), and a second strong
     # member (another training seed) short enough that strong + it stay within 3 CPU-hours
     "fast-e28": (
-        ["--preset", "fast", "--epochs", "28"],
+        ["--preset", "fast", "--tta-transforms", "flips", "--epochs", "28"],
         28,
         "fast preset at 28 epochs (the most within a third of strong's CPU s)",
     ),
     # round 5: the Lovasz hinge (+ BCE, which it needs from scratch) instead of BCE + Dice,
     # paired with fast-e28 (same seed, epochs and selection)
     "fast-e28-lovasz": (
-        ["--preset", "fast", "--epochs", "28"]
+        ["--preset", "fast", "--tta-transforms", "flips", "--epochs", "28"]
         + ["--loss", "lovasz_hinge", "--loss-kwargs", "bce_weight=1"],
         28,
         "fast-e28 with Lovasz hinge + BCE instead of BCE + Dice",
     ),
     # round 6: Lovasz fine-tuning as the issue names it (the last 4 of fast-e28's epochs)
     "fast-e28-lovasz-ft": (
-        ["--preset", "fast", "--epochs", "28"]
+        ["--preset", "fast", "--tta-transforms", "flips", "--epochs", "28"]
         + ["--finetune-loss", "lovasz_hinge", "--finetune-epochs", "4"],
         28,
         "fast-e28, its last 4 epochs fine-tuned with the Lovasz hinge",
     ),
     # round 7: twice the optimizer steps for the same pixels (batch 4)
     "fast-e28-b4": (
-        ["--preset", "fast", "--epochs", "28", "--batch-size", "4"],
+        ["--preset", "fast", "--tta-transforms", "flips", "--epochs", "28", "--batch-size", "4"],
         28,
         "fast-e28 with batch 4 instead of 8 (twice the steps)",
     ),
@@ -116,7 +130,16 @@ RECIPES: dict[str, tuple[list[str], int, str]] = {
     # joins them), for the spread of one recipe over four seeds
     **{
         f"fast-e28-s{seed}": (
-            ["--preset", "fast", "--epochs", "28", "--seed", str(seed)],
+            [
+                "--preset",
+                "fast",
+                "--tta-transforms",
+                "flips",
+                "--epochs",
+                "28",
+                "--seed",
+                str(seed),
+            ],
             28,
             f"fast-e28 with training seed {seed} (seed noise)",
         )
@@ -126,7 +149,7 @@ RECIPES: dict[str, tuple[list[str], int, str]] = {
     # by run; the CPU budget, a third of strong's 6,342 CPU s, is 2,114)
     **{
         f"fast-e32{'' if seed is None else f'-s{seed}'}": (
-            ["--preset", "fast", "--epochs", "32"]
+            ["--preset", "fast", "--tta-transforms", "flips", "--epochs", "32"]
             + ([] if seed is None else ["--seed", str(seed)]),
             32,
             "fast preset at 32 epochs" + ("" if seed is None else f", training seed {seed}"),
@@ -141,7 +164,7 @@ RECIPES: dict[str, tuple[list[str], int, str]] = {
     # round 4: does bfloat16 (what --precision auto picks on this CPU) cost the fast preset
     # its quality? (The GPU screen's U-Net in 26 epochs, float32 on JAX, scored 0.663.)
     "fast-f32": (
-        ["--preset", "fast", "--precision", "float32"],
+        ["--preset", "fast", "--precision", "float32"] + FAST_THEN,
         24,
         "fast preset in float32 instead of bfloat16 (precision ablation)",
     ),

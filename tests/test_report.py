@@ -225,6 +225,24 @@ def test_the_strong_preset_follows_its_tta_decision():
     assert STRONG["tta_transforms"] == ("dihedral" if won else "flips")
 
 
+def test_the_fast_preset_follows_its_decisions():
+    """Its epochs and test-time averaging are what the rules over four seeds decided."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import report as module
+
+    from landslide_tf.training.recipe import FAST
+
+    records = module.read_records(ROOT / "benchmarks" / "results")
+    rules = json.loads(module.DECISIONS.read_text())["rules"]
+    tta = next(r for r in rules if r["candidate"][0] == "ensemble-fast-e28-each-dihedral")
+    assert FAST["tta_transforms"] == ("dihedral" if module.decide(tta, records)[2] else "flips")
+    e32 = next(r for r in rules if r["candidate"][0][0] == "trial-fast-e32")
+    rows = records["trial-fast-e32"]["figures"]["rows"]
+    within = all(row["cpu_s"] <= records["strong-honest"]["figures"]["cpu_seconds"] / 3
+                 for row in rows)  # fmt: skip
+    assert FAST["epochs"] == (32 if module.decide(e32, records)[2] and within else 24)
+
+
 def test_seeds_block_joins_a_recipe_with_its_seeded_runs(copy):
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import report as module
