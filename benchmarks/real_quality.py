@@ -91,11 +91,17 @@ RECIPES: dict[str, tuple[list[str], int, str]] = {
         24,
         "the fast preset then: unet 16, 24 epochs, no EMA",
     ),
-    "fast-preset": (
-        ["--preset", "fast"],
-        32,
-        "the fast preset: unet 16, 32 epochs, dihedral TTA (round 9's decisions)",
-    ),
+    # the fast preset as round 9's decisions left it, at its default seed and seeds 1-3
+    # (``NAME-sN``), so one time_to_quality run measures it against strong over four seeds
+    **{
+        f"fast-preset{'' if seed is None else f'-s{seed}'}": (
+            ["--preset", "fast"] + ([] if seed is None else ["--seed", str(seed)]),
+            32,
+            "the fast preset: unet 16, 32 epochs, dihedral TTA (round 9's decisions)"
+            + ("" if seed is None else f", training seed {seed}"),
+        )
+        for seed in (None, 1, 2, 3)
+    },
     # rounds 3-9 (fast-e28*, fast-e32*) ran with the four flips, the preset's averaging then
     # round 3 of the time/quality trials: the fast preset at the most epochs its CPU budget
     # allows (a third of strong's 6,342 CPU s at ~72 CPU s per epoch), and a second strong
