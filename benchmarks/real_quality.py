@@ -63,9 +63,26 @@ RECORD = "real_quality.json"
 #: What ``--preset fast`` trained before round 9 (its length and test-time averaging then).
 FAST_THEN = ["--epochs", "24", "--tta-transforms", "flips"]
 
+Recipe = tuple[list[str], int, str]
+
+
+def seeded(name: str, flags: list[str], epochs: int, text: str,
+           seeds: tuple[int | None, ...] = (None, 1, 2, 3)) -> dict[str, Recipe]:  # fmt: skip
+    """One recipe at several training seeds: ``NAME`` at its default seed (``None``) and
+    ``NAME-sN`` with ``--seed N``, as benchmarks/report.py's seeds block joins them."""
+    return {
+        name + ("" if seed is None else f"-s{seed}"): (
+            flags + ([] if seed is None else ["--seed", str(seed)]),
+            epochs,
+            text + ("" if seed is None else f", training seed {seed}"),
+        )
+        for seed in seeds
+    }
+
+
 #: Recipe name -> (extra train flags, the epochs those flags train for, description).
 #: The epochs are the presets' (``landslide_tf.training.train.PRESETS``; a test keeps them equal).
-RECIPES: dict[str, tuple[list[str], int, str]] = {
+RECIPES: dict[str, Recipe] = {
     "paper": (["--preset", "paper"], 50, "the paper: unetpp_spatial_ctx, Adam 1e-5, batch 2"),
     "quick": (
         ["--preset", "quick", "--derived"],
@@ -93,15 +110,12 @@ RECIPES: dict[str, tuple[list[str], int, str]] = {
     ),
     # the fast preset as round 9's decisions left it, at its default seed and seeds 1-3
     # (``NAME-sN``), so one time_to_quality run measures it against strong over four seeds
-    **{
-        f"fast-preset{'' if seed is None else f'-s{seed}'}": (
-            ["--preset", "fast"] + ([] if seed is None else ["--seed", str(seed)]),
-            32,
-            "the fast preset: unet 16, 32 epochs, dihedral TTA (round 9's decisions)"
-            + ("" if seed is None else f", training seed {seed}"),
-        )
-        for seed in (None, 1, 2, 3)
-    },
+    **seeded(
+        "fast-preset",
+        ["--preset", "fast"],
+        32,
+        "the fast preset: unet 16, 32 epochs, dihedral TTA (round 9's decisions)",
+    ),
     # rounds 3-9 (fast-e28*, fast-e32*) ran with the four flips, the preset's averaging then
     # round 3 of the time/quality trials: the fast preset at the most epochs its CPU budget
     # allows (a third of strong's 6,342 CPU s at ~72 CPU s per epoch), and a second strong
@@ -153,15 +167,12 @@ RECIPES: dict[str, tuple[list[str], int, str]] = {
     },
     # round 9: the fast preset at 32 epochs over the same four seeds (paired with fast-e28 run
     # by run; the CPU budget, a third of strong's 6,342 CPU s, is 2,114)
-    **{
-        f"fast-e32{'' if seed is None else f'-s{seed}'}": (
-            ["--preset", "fast", "--tta-transforms", "flips", "--epochs", "32"]
-            + ([] if seed is None else ["--seed", str(seed)]),
-            32,
-            "fast preset at 32 epochs" + ("" if seed is None else f", training seed {seed}"),
-        )
-        for seed in (None, 1, 2, 3)
-    },
+    **seeded(
+        "fast-e32",
+        ["--preset", "fast", "--tta-transforms", "flips", "--epochs", "32"],
+        32,
+        "fast preset at 32 epochs",
+    ),
     "strong-s1-e26": (
         ["--preset", "strong", "--seed", "1", "--epochs", "26"],
         26,
