@@ -23,7 +23,7 @@ import statistics
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _record import ROOT, read_records  # noqa: E402
@@ -215,6 +215,45 @@ def _screen_window(row: Mapping[str, Any], base: Mapping[str, Any]) -> tuple[str
     return f"{m:.3f} vs {b:.3f} (epochs {common[0]}-{common[-1]})", f"{m - b:+.3f}"
 
 
+class Run(NamedTuple):
+    """One training run of a recipe, as a time_to_quality or real_quality record has it."""
+
+    recipe: str
+    record_name: str
+    record: Mapping[str, Any]
+    epochs: int | None
+    cpu_s: float | None
+    cpu_s_per_epoch: float | None
+    best_selection_f1: float | None  # the best epoch's, threshold 0.5
+    val_f1: float | None  # val (untouched)
+    reference_cpu_s: float | None  # the same record's reference (strong) run, if it has one
+    reported: bool  # reused from a run trained for another record, not trained for this one
+
+
+def trained_runs(records: Records) -> list[Run]:
+    """Every run in the ``time-to-quality*`` records (their ``recipes``, in record order),
+    then in the real_quality ``trial-*`` records (their ``rows``), records sorted by name."""
+    runs: list[Run] = []
+    for name in sorted(n for n in records if n.startswith("time-to-quality")):
+        fig = records[name]["figures"]
+        ref = fig["recipes"].get(fig.get("reference") or "", {}).get("cpu_s")
+        for recipe, res in fig["recipes"].items():
+            curve = res.get("curve") or []
+            runs.append(Run(recipe, name, records[name], res.get("epochs"), res.get("cpu_s"),
+                            curve[-1]["cpu_s"] / len(curve) if curve else None,
+                            max((p["selection_f1"] for p in curve), default=None),
+                            res.get("val_untouched_f1"), ref,
+                            res.get("status") == "reported"))  # fmt: skip
+    for name in sorted(n for n in records if n.startswith("trial-")):
+        for row in records[name]["figures"]["rows"]:
+            cpu, epochs = row.get("cpu_s"), row.get("epochs")
+            runs.append(Run(row["recipe"], name, records[name], epochs, cpu,
+                            cpu / epochs if cpu and epochs else None,
+                            row.get("best_selection_f1"),
+                            (row.get("val_untouched") or {}).get("f1"), None, False))  # fmt: skip
+    return runs
+
+
 @register("ideas")
 def render_ideas(records: Records) -> str:
     """Issue 21's ideas: the CPU runs under the honest protocol (time-to-quality and ensemble
@@ -225,29 +264,17 @@ def render_ideas(records: Records) -> str:
     sources: list[Mapping[str, Any]] = []
     strong = records.get("strong-honest")
     strong_cpu = strong["figures"]["cpu_seconds"] if strong else None
-    for ttq_name in sorted(n for n in records if n.startswith("time-to-quality")):
-        ttq = records[ttq_name]
-        sources.append(ttq)
-        again = ttq_name != "time-to-quality"  # a later run: its rows name their record
-        for name, res in ttq["figures"]["recipes"].items():
-            ratio = res["cpu_s"] / strong_cpu if strong_cpu and res.get("cpu_s") else None
-            curve = res.get("curve") or []
-            per_epoch = curve[-1]["cpu_s"] / len(curve) if curve else None
-            best_sel = max((p["selection_f1"] for p in curve), default=None)
-            label = f"`{name}` (`{ttq_name}`)" if again else f"`{name}`"
-            cpu_rows.append([label, fmt(res.get("epochs")), fmt(per_epoch, 0),
-                             fmt(res.get("cpu_s"), 0), fmt(ratio, 2), fmt(best_sel), "n/a",
-                             fmt(res.get("val_untouched_f1"))])  # fmt: skip
-    for name in sorted(n for n in records if n.startswith("trial-")):  # real_quality trials
-        r = records[name]
-        sources.append(r)
-        for row in r["figures"]["rows"]:
-            cpu, epochs = row.get("cpu_s"), row.get("epochs")
-            ratio = cpu / strong_cpu if strong_cpu and cpu else None
-            per_epoch = cpu / epochs if cpu and epochs else None
-            cpu_rows.append([f"`{row['recipe']}`", fmt(epochs), fmt(per_epoch, 0), fmt(cpu, 0),
-                             fmt(ratio, 2), fmt(row.get("best_selection_f1")), "n/a",
-                             fmt((row.get("val_untouched") or {}).get("f1"))])  # fmt: skip
+    for run in trained_runs(records):
+        if run.record not in sources:
+            sources.append(run.record)
+        reference = run.reference_cpu_s or strong_cpu  # the same run's strong where it has one
+        ratio = run.cpu_s / reference if reference and run.cpu_s else None
+        per_epoch = run.cpu_s_per_epoch
+        again = run.record_name.startswith("time-to-quality-")  # a later run: rows name it
+        label = f"`{run.recipe}` (`{run.record_name}`)" if again else f"`{run.recipe}`"
+        cpu_rows.append([label, fmt(run.epochs), fmt(per_epoch, 0), fmt(run.cpu_s, 0),
+                         fmt(ratio, 2), fmt(run.best_selection_f1), "n/a",
+                         fmt(run.val_f1)])  # fmt: skip
     for name in sorted(n for n in records if n.startswith("ensemble-")):
         r = records[name]
         fig = r["figures"]
@@ -274,7 +301,8 @@ def render_ideas(records: Records) -> str:
                          fmt(fig["val_untouched"]["f1"])])  # fmt: skip
     if cpu_rows:
         columns = ["recipe (CPU trainer)", "epochs", "CPU s per epoch", "CPU s",
-                   "x strong's CPU s", "best epoch's selection F1 (at 0.5)",
+                   "x strong's CPU s (same run's where the record has one)",
+                   "best epoch's selection F1 (at 0.5)",
                    "selection F1 (TTA, tuned)", "val (untouched) F1"]  # fmt: skip
         parts += [table(columns, cpu_rows), source_line(*sources)]
     screen = records.get("ideas_screen")
@@ -323,31 +351,36 @@ def spread(values: list[float]) -> list[str]:
 
 @register("seeds")
 def render_seeds(records: Records) -> str:
-    """One recipe over several training seeds (real_quality trials): how far runs of the same
-    recipe fall apart, the noise every decision margin stands against.
+    """One recipe over several training seeds (real_quality trials and time_to_quality runs):
+    how far runs of the same recipe fall apart, the noise every decision margin stands against.
 
-    A trial row ``NAME-sN`` joins the row ``NAME`` (the recipe at its default seed); recipes
-    with a single run are left out.
+    A run of ``NAME-sN`` joins the runs of ``NAME`` (the recipe at its default seed); recipes
+    with a single run, or only default-seed runs, are left out, and so are runs a record
+    reports from another (counted where they were trained).
     """
-    runs: dict[str, list[tuple[str, Mapping[str, Any], Mapping[str, Any]]]] = {}
-    for name in sorted(n for n in records if n.startswith("trial-")):
-        for row in records[name]["figures"]["rows"]:
-            match = SEEDED.match(row["recipe"])
-            recipe, seed = (match["recipe"], match["seed"]) if match else (row["recipe"], "default")
-            runs.setdefault(recipe, []).append((seed, row, records[name]))
-    rows, sources = [], []
+    runs: dict[str, list[tuple[str, Run]]] = {}
+    for run in trained_runs(records):
+        if run.reported or None in (run.cpu_s, run.best_selection_f1, run.val_f1):
+            continue  # a reused run counts where it was trained; an unfinished one not at all
+        match = SEEDED.match(run.recipe)
+        recipe, seed = (match["recipe"], match["seed"]) if match else (run.recipe, "default")
+        runs.setdefault(recipe, []).append((seed, run))
+    rows: list[list[str]] = []
+    sources: list[Mapping[str, Any]] = []
     for recipe, found in sorted(runs.items()):
-        if len(found) < 2 or all(seed == "default" for seed, _, _ in found):
+        if len(found) < 2 or all(seed == "default" for seed, _ in found):
             continue
-        cpu = [float(row["cpu_s"]) for _, row, _ in found]
-        selection = [float(row["best_selection_f1"]) for _, row, _ in found]
-        val = [float(row["val_untouched"]["f1"]) for _, row, _ in found]
-        seeds = ", ".join(seed for seed, _, _ in found)
+        cpu = [float(run.cpu_s) for _, run in found if run.cpu_s is not None]
+        selection = [
+            float(r.best_selection_f1) for _, r in found if r.best_selection_f1 is not None
+        ]
+        val = [float(run.val_f1) for _, run in found if run.val_f1 is not None]
+        seeds = ", ".join(seed for seed, _ in found)
         rows.append([f"`{recipe}`", f"{len(found)} ({seeds})", *spread(selection), *spread(val),
                      f"{fmt(min(cpu), 0)}-{fmt(max(cpu), 0)}"])  # fmt: skip
-        for _, _, record in found:
-            if record not in sources:
-                sources.append(record)
+        for _, run in found:
+            if run.record not in sources:
+                sources.append(run.record)
     if not rows:
         return "No recipe has been trained with more than one seed yet."
     columns = ["recipe", "runs (seeds)", "best selection F1: mean", "min-max", "sd",

@@ -124,6 +124,34 @@ def test_ideas_block_has_a_row_per_real_quality_trial(copy):
     assert "benchmarks/results/trial-x.json" in text
 
 
+def test_seeds_and_ideas_blocks_read_time_to_quality_runs(copy):
+    """A time_to_quality record's seeded runs join the seeds block (a run it reports from
+    another record does not), and its rows' CPU ratio is to its own strong run."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import report as module
+
+    records = dict(module.read_records(copy / "results"))
+    ttq = json.loads(json.dumps(records["time-to-quality-r10"]))
+    strong = ttq["figures"]["recipes"]["strong"]
+    point = strong["curve"][0]
+    recipes = {"strong": {**strong, "cpu_s": 3000.0}}
+    for recipe, sel, val, status in (("w", 0.60, 0.62, "trained"), ("w-s1", 0.64, 0.66, "trained"),
+                                     ("w-s2", 0.99, 0.99, "reported")):  # fmt: skip
+        curve = [{**point, "cpu_s": 900.0, "selection_f1": sel}]
+        recipes[recipe] = {**strong, "cpu_s": 1000.0, "epochs": 1, "curve": curve,
+                           "val_untouched_f1": val, "status": status}  # fmt: skip
+    ttq["name"], ttq["figures"]["recipes"] = "time-to-quality-w", recipes
+    text = module.render_seeds({"time-to-quality-w": ttq})
+    lines = [ln for ln in text.splitlines() if ln.startswith("| `")]
+    assert lines == ["| `w` | 2 (default, 1) | 0.620 | 0.600-0.640 | 0.028 | 0.640 | "
+                     "0.620-0.660 | 0.028 | 1,000-1,000 |"]  # fmt: skip
+    assert "benchmarks/results/time-to-quality-w.json" in text
+    text = module.render_ideas({**records, "time-to-quality-w": ttq})
+    # 1,000 CPU s against this record's strong (3,000), not strong-honest's 6,342
+    line = next(ln for ln in text.splitlines() if ln.startswith("| `w` (`time-to-quality-w`)"))
+    assert line == "| `w` (`time-to-quality-w`) | 1 | 900 | 1,000 | 0.33 | 0.600 | n/a | 0.620 |"
+
+
 def test_ideas_block_has_rows_from_every_time_to_quality_run(copy):
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import report as module
