@@ -116,6 +116,15 @@ RECIPES: dict[str, Recipe] = {
         32,
         "the fast preset: unet 16, 32 epochs, dihedral TTA (round 9's decisions)",
     ),
+    # round 11: the fast preset's U-Net one level shallower (depth 3: ~14% fewer CPU s per
+    # training step on the 2-core Xeon, 24.1 against 28.0 ms a tile), the same four seeds, so
+    # one time_to_quality run measures it against strong (rule in benchmarks/decisions.json)
+    **seeded(
+        "fast-d3",
+        ["--preset", "fast", "--depth", "3"],
+        32,
+        "the fast preset with a depth-3 U-Net (one level fewer)",
+    ),
     # rounds 3-9 (fast-e28*, fast-e32*) ran with the four flips, the preset's averaging then
     # round 3 of the time/quality trials: the fast preset at the most epochs its CPU budget
     # allows (a third of strong's 6,342 CPU s at ~72 CPU s per epoch), and a second strong
