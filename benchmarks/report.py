@@ -273,7 +273,7 @@ def render_ideas(records: Records) -> str:
         again = run.record_name.startswith("time-to-quality-")  # a later run: rows name it
         label = f"`{run.recipe}` (`{run.record_name}`)" if again else f"`{run.recipe}`"
         cpu_rows.append([label, fmt(run.epochs), fmt(per_epoch, 0), fmt(run.cpu_s, 0),
-                         fmt(ratio, 2), fmt(run.best_selection_f1), "n/a",
+                         fmt(ratio, 3), fmt(run.best_selection_f1), "n/a",
                          fmt(run.val_f1)])  # fmt: skip
     for name in sorted(n for n in records if n.startswith("ensemble-")):
         r = records[name]
@@ -289,14 +289,14 @@ def render_ideas(records: Records) -> str:
             mean = fig["mean"]
             ratio = mean["cpu_s"] / strong_cpu if strong_cpu else None
             cpu_rows.append([f"{members}, each alone, {tta}: mean of {fig['k']} (`{name}`)",
-                             "members'", "", fmt(mean["cpu_s"], 0), fmt(ratio, 2), "n/a",
+                             "members'", "", fmt(mean["cpu_s"], 0), fmt(ratio, 3), "n/a",
                              fmt(mean["selection_f1"]), fmt(mean["val_untouched_f1"])])  # fmt: skip
             continue
         if fig["k"] > 1:
             label = f"ensemble {members}, {tta}"
         else:
             label = f"{members} alone, {tta} (`{name}`)"
-        cpu_rows.append([label, "members'", "", fmt(fig["members_cpu_s"], 0), fmt(ratio, 2),
+        cpu_rows.append([label, "members'", "", fmt(fig["members_cpu_s"], 0), fmt(ratio, 3),
                          "n/a", fmt(fig.get("selection_f1")),
                          fmt(fig["val_untouched"]["f1"])])  # fmt: skip
     if cpu_rows:

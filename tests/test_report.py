@@ -120,7 +120,7 @@ def test_ideas_block_has_a_row_per_real_quality_trial(copy):
     strong_cpu = records["strong-honest"]["figures"]["cpu_seconds"]
     text = module.render_ideas({**records, "trial-x": trial})
     line = next(ln for ln in text.splitlines() if ln.startswith("| `x` |"))
-    assert line == f"| `x` | 10 | 100 | 1,000 | {1000 / strong_cpu:.2f} | 0.610 | n/a | 0.600 |"
+    assert line == f"| `x` | 10 | 100 | 1,000 | {1000 / strong_cpu:.3f} | 0.610 | n/a | 0.600 |"
     assert "benchmarks/results/trial-x.json" in text
 
 
@@ -149,7 +149,7 @@ def test_seeds_and_ideas_blocks_read_time_to_quality_runs(copy):
     text = module.render_ideas({**records, "time-to-quality-w": ttq})
     # 1,000 CPU s against this record's strong (3,000), not strong-honest's 6,342
     line = next(ln for ln in text.splitlines() if ln.startswith("| `w` (`time-to-quality-w`)"))
-    assert line == "| `w` (`time-to-quality-w`) | 1 | 900 | 1,000 | 0.33 | 0.600 | n/a | 0.620 |"
+    assert line == "| `w` (`time-to-quality-w`) | 1 | 900 | 1,000 | 0.333 | 0.600 | n/a | 0.620 |"
 
 
 def test_ideas_block_has_rows_from_every_time_to_quality_run(copy):
@@ -224,7 +224,7 @@ def test_ideas_block_has_one_row_for_runs_scored_each_alone(copy):
     text = module.render_ideas({**records, "ensemble-each": each})
     strong_cpu = records["strong-honest"]["figures"]["cpu_seconds"]
     row = "| strong + z, each alone, dihedral TTA: mean of 2 (`ensemble-each`) | members' |  | "
-    assert f"{row}1,000 | {1000 / strong_cpu:.2f} | n/a | 0.612 | 0.635 |" in text
+    assert f"{row}1,000 | {1000 / strong_cpu:.3f} | n/a | 0.612 | 0.635 |" in text
 
 
 def test_a_pending_decision_renders_until_its_record_lands(copy):
