@@ -60,6 +60,9 @@ from _record import Recorder, add_results_args, save, sha256_lines, split_summar
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "l4s-rgb-dev"
 RECORD = "real_quality.json"
 
+#: ``--preset fast`` with the depth-4 U-Net it built before round 11: the recipes measured
+#: then pin it, so they train what their records measured.
+FAST_D4 = ["--preset", "fast", "--depth", "4"]
 #: What ``--preset fast`` trained before round 9 (its length and test-time averaging then).
 FAST_THEN = ["--epochs", "24", "--tta-transforms", "flips"]
 
@@ -94,25 +97,25 @@ RECIPES: dict[str, Recipe] = {
     # weight EMA; fast-no-ema had the higher selection F1. They pin what the preset was then
     # (24 epochs, the four flips); the preset now is ``fast-preset``
     "fast": (
-        ["--preset", "fast", "--ema", "0.99"] + FAST_THEN,
+        [*FAST_D4, "--ema", "0.99"] + FAST_THEN,
         24,
         "fast candidate: unet 16, 24 epochs, weight EMA 0.99",
     ),
     "fast-lr2e-3": (
-        ["--preset", "fast", "--ema", "0.99", "--lr", "2e-3"] + FAST_THEN,
+        [*FAST_D4, "--ema", "0.99", "--lr", "2e-3"] + FAST_THEN,
         24,
         "fast candidate: weight EMA 0.99, peak learning rate 2e-3",
     ),
     "fast-no-ema": (
-        ["--preset", "fast"] + FAST_THEN,
+        FAST_D4 + FAST_THEN,
         24,
         "the fast preset then: unet 16, 24 epochs, no EMA",
     ),
-    # the fast preset as round 9's decisions left it, at its default seed and seeds 1-3
+    # the fast preset as round 9's decisions left it (depth 4), at its default seed and seeds 1-3
     # (``NAME-sN``), so one time_to_quality run measures it against strong over four seeds
     **seeded(
         "fast-preset",
-        ["--preset", "fast"],
+        FAST_D4,
         32,
         "the fast preset: unet 16, 32 epochs, dihedral TTA (round 9's decisions)",
     ),
@@ -130,28 +133,28 @@ RECIPES: dict[str, Recipe] = {
     # allows (a third of strong's 6,342 CPU s at ~72 CPU s per epoch), and a second strong
     # member (another training seed) short enough that strong + it stay within 3 CPU-hours
     "fast-e28": (
-        ["--preset", "fast", "--tta-transforms", "flips", "--epochs", "28"],
+        [*FAST_D4, "--tta-transforms", "flips", "--epochs", "28"],
         28,
         "fast preset at 28 epochs (the most within a third of strong's CPU s)",
     ),
     # round 5: the Lovasz hinge (+ BCE, which it needs from scratch) instead of BCE + Dice,
     # paired with fast-e28 (same seed, epochs and selection)
     "fast-e28-lovasz": (
-        ["--preset", "fast", "--tta-transforms", "flips", "--epochs", "28"]
+        [*FAST_D4, "--tta-transforms", "flips", "--epochs", "28"]
         + ["--loss", "lovasz_hinge", "--loss-kwargs", "bce_weight=1"],
         28,
         "fast-e28 with Lovasz hinge + BCE instead of BCE + Dice",
     ),
     # round 6: Lovasz fine-tuning as the issue names it (the last 4 of fast-e28's epochs)
     "fast-e28-lovasz-ft": (
-        ["--preset", "fast", "--tta-transforms", "flips", "--epochs", "28"]
+        [*FAST_D4, "--tta-transforms", "flips", "--epochs", "28"]
         + ["--finetune-loss", "lovasz_hinge", "--finetune-epochs", "4"],
         28,
         "fast-e28, its last 4 epochs fine-tuned with the Lovasz hinge",
     ),
     # round 7: twice the optimizer steps for the same pixels (batch 4)
     "fast-e28-b4": (
-        ["--preset", "fast", "--tta-transforms", "flips", "--epochs", "28", "--batch-size", "4"],
+        [*FAST_D4, "--tta-transforms", "flips", "--epochs", "28", "--batch-size", "4"],
         28,
         "fast-e28 with batch 4 instead of 8 (twice the steps)",
     ),
@@ -160,8 +163,7 @@ RECIPES: dict[str, Recipe] = {
     **{
         f"fast-e28-s{seed}": (
             [
-                "--preset",
-                "fast",
+                *FAST_D4,
                 "--tta-transforms",
                 "flips",
                 "--epochs",
@@ -178,7 +180,7 @@ RECIPES: dict[str, Recipe] = {
     # by run; the CPU budget, a third of strong's 6,342 CPU s, is 2,114)
     **seeded(
         "fast-e32",
-        ["--preset", "fast", "--tta-transforms", "flips", "--epochs", "32"],
+        [*FAST_D4, "--tta-transforms", "flips", "--epochs", "32"],
         32,
         "fast preset at 32 epochs",
     ),
@@ -190,7 +192,7 @@ RECIPES: dict[str, Recipe] = {
     # round 4: does bfloat16 (what --precision auto picks on this CPU) cost the fast preset
     # its quality? (The GPU screen's U-Net in 26 epochs, float32 on JAX, scored 0.663.)
     "fast-f32": (
-        ["--preset", "fast", "--precision", "float32"] + FAST_THEN,
+        [*FAST_D4, "--precision", "float32"] + FAST_THEN,
         24,
         "fast preset in float32 instead of bfloat16 (precision ablation)",
     ),

@@ -254,7 +254,7 @@ def test_the_strong_preset_follows_its_tta_decision():
 
 
 def test_the_fast_preset_follows_its_decisions():
-    """Its epochs and test-time averaging are what the rules over four seeds decided."""
+    """Its epochs, test-time averaging and depth are what the rules over four seeds decided."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import report as module
 
@@ -269,6 +269,8 @@ def test_the_fast_preset_follows_its_decisions():
     within = all(row["cpu_s"] <= records["strong-honest"]["figures"]["cpu_seconds"] / 3
                  for row in rows)  # fmt: skip
     assert FAST["epochs"] == (32 if module.decide(e32, records)[2] and within else 24)
+    d3 = next(r for r in rules if r["candidate"][0][0] == "time-to-quality-r11")
+    assert FAST["depth"] == (3 if module.decide(d3, records)[2] else 4)
 
 
 def test_seeds_block_joins_a_recipe_with_its_seeded_runs(copy):
