@@ -220,14 +220,13 @@ HEADLINE = ("f1", "precision", "recall", "miou", "auc")
 
 
 def warmup_epochs(recipe: str) -> float:
-    """The recipe's linear warm-up in epochs (the strong preset's; 0 for the others)."""
+    """The recipe's linear warm-up in epochs: its preset's (strong and fast, which inherits
+    strong's choices, warm up; the others do not)."""
     flags = RECIPES[recipe][0]
-    if flags[flags.index("--preset") + 1] != "strong":
-        return 0.0
     sys.path.insert(0, str(REPO))  # this checkout's landslide_tf (recipe imports no TF)
-    from landslide_tf.training.recipe import STRONG
+    from landslide_tf.training.recipe import PRESETS
 
-    return float(STRONG["warmup_epochs"])
+    return float(PRESETS[flags[flags.index("--preset") + 1]].get("warmup_epochs", 0.0))
 
 
 def capped_warmup(recipe: str, cap: int | None) -> float | None:

@@ -118,11 +118,14 @@ def test_failed_row_says_why(rq):
     assert "FAILED: error: boom" in table.splitlines()[-1]
 
 
-def test_capped_strong_runs_get_a_warm_up_shorter_than_their_epochs(rq, tmp_path):
+def test_capped_runs_get_a_warm_up_shorter_than_their_epochs(rq, tmp_path):
     cmd = rq.train_command("strong", tmp_path, tmp_path, tmp_path / "r", 1)
     assert cmd[cmd.index("--test-split") + 1] == "test"  # the split dir's test.txt: given val
     assert cmd[cmd.index("--epochs") + 1] == "1"
     assert cmd[cmd.index("--warmup-epochs") + 1] == "0.25"
     assert "--warmup-epochs" not in rq.train_command("strong", tmp_path, tmp_path, tmp_path, 5)
     assert "--warmup-epochs" not in rq.train_command("paper", tmp_path, tmp_path, tmp_path, 1)
+    # the fast preset inherits strong's one-epoch warm-up: a 1-epoch cap shortens it too
+    cmd = rq.train_command("fast-preset", tmp_path, tmp_path, tmp_path / "f", 1)
+    assert cmd[cmd.index("--warmup-epochs") + 1] == "0.25"
     assert "--epochs" not in rq.train_command("strong", tmp_path, tmp_path, tmp_path, None)
