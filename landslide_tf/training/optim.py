@@ -102,7 +102,7 @@ def validate_optim(config: TrainConfig) -> None:
     if not 0 <= config.warmup_epochs < config.epochs:
         raise UserError(
             f"a warm-up of {config.warmup_epochs:g} epochs (--warmup-epochs; --preset strong "
-            f"sets 1) must be shorter than the run (--epochs {config.epochs}): give "
+            f"and fast set 1) must be shorter than the run (--epochs {config.epochs}): give "
             "--warmup-epochs 0 or a fraction such as 0.25, or more --epochs"
         )
     if not (0 <= config.ema < 1):
