@@ -269,10 +269,9 @@ def render_ideas(records: Records) -> str:
             sources.append(run.record)
         reference = run.reference_cpu_s or strong_cpu  # the same run's strong where it has one
         ratio = run.cpu_s / reference if reference and run.cpu_s else None
-        per_epoch = run.cpu_s_per_epoch
         again = run.record_name.startswith("time-to-quality-")  # a later run: rows name it
         label = f"`{run.recipe}` (`{run.record_name}`)" if again else f"`{run.recipe}`"
-        cpu_rows.append([label, fmt(run.epochs), fmt(per_epoch, 0), fmt(run.cpu_s, 0),
+        cpu_rows.append([label, fmt(run.epochs), fmt(run.cpu_s_per_epoch, 0), fmt(run.cpu_s, 0),
                          fmt(ratio, 3), fmt(run.best_selection_f1), "n/a",
                          fmt(run.val_f1)])  # fmt: skip
     for name in sorted(n for n in records if n.startswith("ensemble-")):
@@ -358,27 +357,27 @@ def render_seeds(records: Records) -> str:
     with a single run, or only default-seed runs, are left out, and so are runs a record
     reports from another (counted where they were trained).
     """
-    runs: dict[str, list[tuple[str, Run]]] = {}
+    # recipe -> (seed, run, (CPU s, best selection F1, val F1)) for each finished run
+    runs: dict[str, list[tuple[str, Run, tuple[float, float, float]]]] = {}
     for run in trained_runs(records):
-        if run.reported or None in (run.cpu_s, run.best_selection_f1, run.val_f1):
+        cpu_s, selection_f1, val_f1 = run.cpu_s, run.best_selection_f1, run.val_f1
+        if run.reported or cpu_s is None or selection_f1 is None or val_f1 is None:
             continue  # a reused run counts where it was trained; an unfinished one not at all
         match = SEEDED.match(run.recipe)
         recipe, seed = (match["recipe"], match["seed"]) if match else (run.recipe, "default")
-        runs.setdefault(recipe, []).append((seed, run))
+        runs.setdefault(recipe, []).append((seed, run, (cpu_s, selection_f1, val_f1)))
     rows: list[list[str]] = []
     sources: list[Mapping[str, Any]] = []
     for recipe, found in sorted(runs.items()):
-        if len(found) < 2 or all(seed == "default" for seed, _ in found):
+        if len(found) < 2 or all(seed == "default" for seed, _, _ in found):
             continue
-        cpu = [float(run.cpu_s) for _, run in found if run.cpu_s is not None]
-        selection = [
-            float(r.best_selection_f1) for _, r in found if r.best_selection_f1 is not None
-        ]
-        val = [float(run.val_f1) for _, run in found if run.val_f1 is not None]
-        seeds = ", ".join(seed for seed, _ in found)
+        cpu = [figures[0] for _, _, figures in found]
+        selection = [figures[1] for _, _, figures in found]
+        val = [figures[2] for _, _, figures in found]
+        seeds = ", ".join(seed for seed, _, _ in found)
         rows.append([f"`{recipe}`", f"{len(found)} ({seeds})", *spread(selection), *spread(val),
                      f"{fmt(min(cpu), 0)}-{fmt(max(cpu), 0)}"])  # fmt: skip
-        for _, run in found:
+        for _, run, _ in found:
             if run.record not in sources:
                 sources.append(run.record)
     if not rows:
