@@ -128,6 +128,16 @@ RECIPES: dict[str, Recipe] = {
         32,
         "the fast preset with a depth-3 U-Net (one level fewer)",
     ),
+    # round 12: fast-d3 trained 30 epochs instead of 32. In time-to-quality-r11 the four
+    # fast-d3 runs took 0.326-0.347 of strong's CPU s (mean 0.336); their curves put 30
+    # epochs at 0.307-0.327 (mean 0.317). The rule in benchmarks/decisions.json was written
+    # before this recipe ran
+    **seeded(
+        "fast-d3-e30",
+        ["--preset", "fast", "--depth", "3", "--epochs", "30"],
+        30,
+        "the fast preset with a depth-3 U-Net, 30 epochs",
+    ),
     # rounds 3-9 (fast-e28*, fast-e32*) ran with the four flips, the preset's averaging then
     # round 3 of the time/quality trials: the fast preset at the most epochs its CPU budget
     # allows (a third of strong's 6,342 CPU s at ~72 CPU s per epoch), and a second strong
