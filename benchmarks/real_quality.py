@@ -46,16 +46,27 @@ import platform
 import shlex
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, NamedTuple
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "benchmarks"))
+# this checkout's landslide_tf (the trainings run it too), before an installed one; the
+# modules imported here import no TensorFlow
+sys.path[:0] = [str(REPO / "benchmarks"), str(REPO)]
 
 from _protocol import honest_splits, protocol_name, read_curve  # noqa: E402
 from _record import Recorder, add_results_args, save, sha256_lines, split_summary  # noqa: E402
+
+from landslide_tf.cli.common import (  # noqa: E402
+    EXIT_INTERRUPTED,
+    EXIT_TERMINATED,
+    Terminated,
+    sigterm_as_interrupt,
+)
+from landslide_tf.training.recipe import PRESETS  # noqa: E402
 
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "l4s-rgb-dev"
 RECORD = "real_quality.json"
@@ -233,9 +244,6 @@ def warmup_epochs(recipe: str) -> float:
     """The recipe's linear warm-up in epochs: its preset's (strong and fast, which inherits
     strong's choices, warm up; the others do not)."""
     flags = RECIPES[recipe][0]
-    sys.path.insert(0, str(REPO))  # this checkout's landslide_tf (recipe imports no TF)
-    from landslide_tf.training.recipe import PRESETS
-
     return float(PRESETS[flags[flags.index("--preset") + 1]].get("warmup_epochs", 0.0))
 
 
@@ -284,7 +292,56 @@ def train_command(recipe: str, data: Path, split_dir: Path, run_dir: Path, epoch
     return cmd
 
 
-def run_recipe(cmd: list[str], log: Path) -> dict[str, Any]:
+class Trainings:
+    """The training subprocesses of one benchmark run, each started through ``start``.
+
+    The worker threads (``--jobs``) each wait on their own; Ctrl-C or SIGTERM reaches the main
+    thread only, which calls ``stop``: every training still running is terminated (its worker
+    then reaps it) and none starts after, so an interrupted benchmark leaves no training
+    running without it.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: set[subprocess.Popen] = set()
+        self._stopped = threading.Event()
+
+    def start(self, cmd: list[str], log: Any, env: dict[str, str]) -> subprocess.Popen:
+        """Start ``cmd`` with its output to the open file ``log``, unless ``stop`` came first."""
+        with self._lock:
+            if self._stopped.is_set():
+                raise KeyboardInterrupt("the benchmark is stopping: no new training")
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=env)
+            self._running.add(proc)
+            return proc
+
+    @property
+    def stopping(self) -> bool:
+        """``stop`` was called."""
+        return self._stopped.is_set()
+
+    def pause(self, seconds: float) -> None:
+        """Sleep ``seconds`` between two looks at a training; 0.2 s once ``stop`` is called
+        (the terminated trainings unwind in a few seconds)."""
+        if not self._stopped.wait(seconds):
+            return
+        time.sleep(0.2)
+
+    def finished(self, proc: subprocess.Popen) -> None:
+        """``proc`` was reaped: ``stop`` has nothing more to do for it."""
+        with self._lock:
+            self._running.discard(proc)
+
+    def stop(self) -> None:
+        """Terminate every training still running and refuse new ones."""
+        with self._lock:
+            self._stopped.set()
+            running = list(self._running)
+        for proc in running:
+            proc.terminate()
+
+
+def run_recipe(cmd: list[str], log: Path, trainings: Trainings) -> dict[str, Any]:
     """Run one training subprocess; its exit code, CPU and wall seconds, load average.
 
     The CPU seconds are the child's own (``os.wait4``), so recipes trained side by side
@@ -295,18 +352,20 @@ def run_recipe(cmd: list[str], log: Path) -> dict[str, Any]:
     loads = [os.getloadavg()[0]]
     start = time.perf_counter()
     with log.open("w") as fh:
-        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=REPO, env=env)
+        proc = trainings.start(cmd, fh, env)
         try:
             while True:
                 pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
                 if pid:
                     break
-                time.sleep(10)
+                trainings.pause(10)
                 loads.append(os.getloadavg()[0])
-        except BaseException:  # interrupted: stop the child we started, then re-raise
+        except BaseException:  # interrupted here: stop the child we started, then re-raise
             proc.terminate()
             proc.wait()
             raise
+        finally:
+            trainings.finished(proc)
     proc.returncode = os.waitstatus_to_exitcode(status)
     wall = time.perf_counter() - start
     return {
@@ -342,7 +401,8 @@ def bench_recipe(
     runs: Path,
     epochs: int | None,
     limit: int | None,
-    protocol: str = "",
+    protocol: str,
+    trainings: Trainings,
 ) -> dict[str, Any]:
     """Train (or report) one recipe into ``runs/<run name>``; its row as a dict."""
     flags, nominal, description = RECIPES[recipe]
@@ -363,7 +423,7 @@ def bench_recipe(
     (out / "logs").mkdir(parents=True, exist_ok=True)
     log = out / "logs" / f"{name}.log"
     print(f"{name}: training ({description}), log {log}", flush=True)
-    cost = run_recipe(cmd, log)
+    cost = run_recipe(cmd, log, trainings)
     shown = ["python", "-m", "landslide_tf.train", *cmd[3:]]
     row: dict[str, Any] = {
         "recipe": recipe,
@@ -381,7 +441,10 @@ def bench_recipe(
     metrics_path = run_dir / "metrics.json"  # the test split: the given val, untouched
     if cost["returncode"] != 0 or not metrics_path.is_file():
         row.update(status="failed", error=_last_line(log))
-        print(f"{name}: FAILED ({row['error']})", flush=True)
+        if trainings.stopping:
+            print(f"{name}: stopped (interrupted)", flush=True)
+        else:
+            print(f"{name}: FAILED ({row['error']})", flush=True)
         return row
     metrics = json.loads(metrics_path.read_text())
     row["val_untouched"] = {k: metrics.get(k) for k in (*METRICS, "threshold", "tta", "n_tiles")}
@@ -463,7 +526,8 @@ class Trained(NamedTuple):
 
 def train_recipes(args: argparse.Namespace) -> Trained | int:
     """Check ``add_run_args``' options, write the honest split lists, train (or report) each
-    recipe; or the exit code (0: no data folder, a message said so; 2: a bad option)."""
+    recipe; or the exit code (0: no data folder, a message said so; 2: a bad option; 130 or 143:
+    interrupted by Ctrl-C or SIGTERM, the trainings stopped)."""
     data = args.data.expanduser().resolve()
     if not (data / "train.txt").is_file() or not (data / "val.txt").is_file():
         print(f"skipped: {data} with train.txt and val.txt not found (nothing to benchmark)")
@@ -492,11 +556,32 @@ def train_recipes(args: argparse.Namespace) -> Trained | int:
     split_dir, lists = honest_splits(data, out, fraction, seed, args.limit_tiles)
     runs = out / f"runs-s{fraction:g}-seed{seed}"
 
-    def bench(recipe: str) -> dict[str, Any]:
-        return bench_recipe(recipe, data, split_dir, runs, args.epochs, args.limit_tiles, protocol)
+    trainings = Trainings()
 
-    with Recorder() as recorder, ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        rows = list(pool.map(bench, args.recipes))  # in --recipes order
+    def bench(recipe: str) -> dict[str, Any]:
+        return bench_recipe(
+            recipe, data, split_dir, runs, args.epochs, args.limit_tiles, protocol, trainings
+        )
+
+    try:
+        with (
+            sigterm_as_interrupt(),
+            Recorder() as recorder,
+            ThreadPoolExecutor(max_workers=args.jobs) as pool,
+        ):
+            try:
+                rows = list(pool.map(bench, args.recipes))  # in --recipes order
+            except BaseException:  # Ctrl-C or SIGTERM: no new training, and stop the others
+                pool.shutdown(wait=False, cancel_futures=True)
+                trainings.stop()
+                raise
+    except KeyboardInterrupt as exc:
+        print(
+            "interrupted: the trainings were stopped; rerun the same command to resume "
+            "(finished recipes are reported, the others resume after their last completed epoch)",
+            file=sys.stderr,
+        )
+        return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
     return Trained(data, out, lists, protocol, rows, recorder)
 
 

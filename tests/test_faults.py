@@ -343,6 +343,28 @@ def test_run_cli_turns_a_missed_damaged_file_and_ctrl_c_into_one_line(capsys):
     assert capsys.readouterr().err == "interrupted: rerun\n"
 
 
+def test_run_cli_turns_sigterm_into_the_interrupted_line_and_restores_the_handler(capsys):
+    import time
+
+    from landslide_tf.cli.common import run_cli
+
+    before = signal.getsignal(signal.SIGTERM)
+    cleaned = []
+
+    def killed() -> int:
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler raises before this ends
+            return 0
+        finally:
+            cleaned.append(True)  # what runs after Ctrl-C runs after SIGTERM
+
+    assert run_cli(killed, interrupted="interrupted: rerun") == 143
+    assert capsys.readouterr().err == "interrupted: rerun (terminated by SIGTERM)\n"
+    assert cleaned == [True]
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
 def test_run_cli_turns_os_errors_into_one_line_with_the_path(capsys):
     from landslide_tf.cli.common import run_cli
 

@@ -129,3 +129,59 @@ def test_capped_runs_get_a_warm_up_shorter_than_their_epochs(rq, tmp_path):
     cmd = rq.train_command("fast-preset", tmp_path, tmp_path, tmp_path / "f", 1)
     assert cmd[cmd.index("--warmup-epochs") + 1] == "0.25"
     assert "--epochs" not in rq.train_command("strong", tmp_path, tmp_path, tmp_path, None)
+
+
+SLEEPER = "import os, sys, time; open(sys.argv[1], 'w').write(str(os.getpid())); time.sleep(300)"
+
+DRIVER = """
+import importlib.util, sys
+spec = importlib.util.spec_from_file_location("real_quality", {bench!r})
+rq = importlib.util.module_from_spec(spec)
+sys.modules["real_quality"] = rq
+spec.loader.exec_module(rq)
+# each "training" writes its pid where the test finds it, then waits to be stopped
+rq.train_command = lambda recipe, *_: [sys.executable, "-c", {sleeper!r}, {pids!r} + "/" + recipe]
+sys.exit(rq.main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc to see the processes")
+def test_sigterm_stops_every_training_and_starts_no_other(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import time
+
+    def alive(pid: int) -> bool:  # a zombie waiting for its reaper counts as gone
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except FileNotFoundError:
+            return False
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    driver = tmp_path / "driver.py"
+    driver.write_text(DRIVER.format(bench=str(BENCH), sleeper=SLEEPER, pids=str(pids)))
+    argv = ["--data", str(_data(tmp_path)), "--out", str(tmp_path / "out"), "--jobs", "2",
+            "--recipes", "quick", "strong", "paper"]  # fmt: skip
+    proc = subprocess.Popen([sys.executable, str(driver), *argv], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    started: dict[str, int] = {}
+    try:
+        deadline = time.monotonic() + 60
+        while len(started) < 2 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+            started = {p.name: int(p.read_text()) for p in pids.iterdir() if p.read_text()}
+        assert sorted(started) == ["quick", "strong"]  # --jobs 2: the first two recipes
+        proc.send_signal(signal.SIGTERM)
+        err = proc.communicate(timeout=60)[1]
+        assert proc.returncode == 143, err
+        assert "interrupted: the trainings were stopped" in err
+        assert not any(alive(pid) for pid in started.values())
+        assert not (pids / "paper").exists()  # the third recipe never started
+    finally:
+        proc.kill()
+        for pid in started.values():
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)

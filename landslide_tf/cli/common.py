@@ -6,6 +6,10 @@ Every ``main(argv)`` of the package runs its body through ``run_cli``:
 - ``OSError`` (unwritable folder, path under a regular file, disk full, ...): ``error:`` with
   the path it concerns and what went wrong, exit 2;
 - ``KeyboardInterrupt``: the command's own ``interrupted: ...`` hint, exit 130;
+- SIGTERM: raised as ``Terminated`` (a ``KeyboardInterrupt``, ``sigterm_as_interrupt``) in the
+  main thread, so every ``finally`` and ``except KeyboardInterrupt`` that cleans up after Ctrl-C
+  runs after ``kill`` too (a study stops the training processes it started instead of leaving
+  them running with no parent); the same hint, exit 143;
 - a damaged JSON or zip file that no reader turned into a ``UserError``: one line, exit 2.
 
 ``add_tta_arg`` and ``add_precision_arg`` are the inference commands' shared flags.
@@ -18,9 +22,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import FrameType
 from typing import Any
 
 from landslide_tf.errors import UserError, describe_os_error
@@ -30,6 +38,32 @@ from landslide_tf.training.precision import LEGACY_MIXED, PRECISIONS
 EXIT_USAGE = 2
 #: Exit status after Ctrl-C (128 + SIGINT).
 EXIT_INTERRUPTED = 130
+#: Exit status after SIGTERM (128 + 15), as a shell reports a process killed by it.
+EXIT_TERMINATED = 128 + signal.SIGTERM
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived: raised where the main thread was, and handled like Ctrl-C."""
+
+
+def _raise_terminated(signum: int, frame: FrameType | None) -> None:
+    raise Terminated(f"signal {signum} (SIGTERM)")
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM raises ``Terminated``; the previous handler comes back after.
+
+    Outside the main thread it changes nothing (Python runs signal handlers there only).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def run_cli(
@@ -37,14 +71,15 @@ def run_cli(
     *,
     interrupted: str = "interrupted",
 ) -> int:
-    """Run a CLI body; return its exit status, or 2 / 130 after printing one line.
+    """Run a CLI body; return its exit status, or 2 / 130 / 143 after printing one line.
 
     Args:
         body: the command's work, returning its exit status (0 on success).
-        interrupted: the message printed after Ctrl-C.
+        interrupted: the message printed after Ctrl-C or SIGTERM.
     """
     try:
-        return body()
+        with sigterm_as_interrupt():
+            return body()
     except UserError as exc:
         message = " ".join(str(exc).split("\n"))
         print(f"error: {message}", file=sys.stderr)
@@ -62,6 +97,9 @@ def run_cli(
             file=sys.stderr,
         )
         return EXIT_USAGE
+    except Terminated:
+        print(f"{interrupted} (terminated by SIGTERM)", file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print(interrupted, file=sys.stderr)
         return EXIT_INTERRUPTED
