@@ -435,15 +435,6 @@ def test_jobs_train_in_separate_processes(synth30, tmp_path):
     assert len(_table_rows((out / "table3.md").read_text())) == 1
 
 
-def _alive(pid: int) -> bool:
-    """Running (a zombie waiting for its reaper counts as gone)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state != "Z"
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc to see the processes")
 def test_sigterm_stops_the_study_and_the_training_processes_it_started(synth30, tmp_path):
@@ -452,6 +443,8 @@ def test_sigterm_stops_the_study_and_the_training_processes_it_started(synth30, 
     import signal
     import subprocess
     import sys
+
+    from processes import alive
 
     study = tmp_path / "two.json"
     study.write_text(json.dumps({"name": "two", "stage1": {"bases": ["unet"],
@@ -466,16 +459,16 @@ def test_sigterm_stops_the_study_and_the_training_processes_it_started(synth30, 
             workers += [int(pid) for pid in re.findall(r"training in process (\d+)", line)]
             if len(workers) == 2:
                 break
-        assert len(workers) == 2 and all(map(_alive, workers))
+        assert len(workers) == 2 and all(map(alive, workers))
         proc.send_signal(signal.SIGTERM)
         out = proc.communicate(timeout=120)[0]
         assert proc.returncode == 143, out
         assert "interrupted: rerun the same command to resume (terminated by SIGTERM)" in out
-        assert not any(map(_alive, workers))  # stopped and reaped, not left running
+        assert not any(map(alive, workers))  # stopped and reaped, not left running
     finally:
         proc.kill()
         for pid in workers:
-            if _alive(pid):
+            if alive(pid):
                 os.kill(pid, signal.SIGKILL)
 
 

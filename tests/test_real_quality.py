@@ -152,12 +152,7 @@ def test_sigterm_stops_every_training_and_starts_no_other(tmp_path):
     import subprocess
     import time
 
-    def alive(pid: int) -> bool:  # a zombie waiting for its reaper counts as gone
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except FileNotFoundError:
-            return False
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    from processes import alive
 
     pids = tmp_path / "pids"
     pids.mkdir()
@@ -172,7 +167,7 @@ def test_sigterm_stops_every_training_and_starts_no_other(tmp_path):
         deadline = time.monotonic() + 60
         while len(started) < 2 and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.1)
-            started = {p.name: int(p.read_text()) for p in pids.iterdir() if p.read_text()}
+            started = {p.name: int(t) for p in pids.iterdir() if (t := p.read_text())}
         assert sorted(started) == ["quick", "strong"]  # --jobs 2: the first two recipes
         proc.send_signal(signal.SIGTERM)
         err = proc.communicate(timeout=60)[1]
