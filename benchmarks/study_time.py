@@ -89,8 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         total = 0.0
         print(f"{'run':40s} {'1st s':>7s} {'later s':>8s} {'other s':>8s} {'projected s':>12s}")
         for run_dir in runs:
-            rows = _history(run_dir)
-            if not rows:
+            history = _history(run_dir)
+            if not history:
                 print(f"{run_dir.name:40s} no history (failed?)")
                 continue
             record = (
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
                 if (run_dir / "experiment.json").is_file()
                 else {}
             )
-            epochs = [float(r["seconds"]) for r in rows]
+            epochs = [float(r["seconds"]) for r in history]
             first, later = epochs[0], statistics.median(epochs[1:])
             run_wall = float(record.get("wall_s", sum(epochs)))
             other = max(0.0, run_wall - sum(epochs))

@@ -176,7 +176,13 @@ def test_study_time(tmp_path):
     argv = ["--smoke", "--epochs", "2", "--study", str(study), "--data", str(data)]
     record = run("study_time", argv, tmp_path / "r")
     figures = record["figures"]
-    assert figures["runs"] >= 1 and figures["rows"]
+    # one summary row per run (not a run's epoch history), and the total is their sum
+    assert figures["runs"] == 2 and [r["run"] for r in figures["rows"]] == [
+        "unet-bce-s42",
+        "unet_spatial-bce-s42",
+    ]
+    total = sum(r["projected_s"] for r in figures["rows"])
+    assert figures["projected_h"] == pytest.approx(total / 3600)
     assert figures["projected_h"] > 0 and figures["measured_wall_s"] > 0
 
 
