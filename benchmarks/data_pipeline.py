@@ -35,7 +35,6 @@ import json
 import logging
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -46,7 +45,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from _children import INTERRUPTED, run_child  # noqa: E402
 from _record import Recorder, add_results_args, save, split_summary  # noqa: E402
+
+from landslide_tf.cli.common import run_cli  # noqa: E402
 
 REAL = ROOT.parent / "shared" / "data" / "l4s-rgb-dev"
 
@@ -136,7 +138,7 @@ def _fresh(src: Path, data: Path, modalities: str, negatives: str, limit: int, a
         f"--batch-size={args.batch_size}",
         f"--limit={limit}",
     ]
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    done = run_child(cmd)
     if done.returncode:
         tail = (done.stderr or done.stdout).strip().splitlines()[-1:]
         raise SystemExit(f"{src}: first-epoch run failed: {' '.join(tail)}")
@@ -228,4 +230,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_cli(main, interrupted=INTERRUPTED))

@@ -25,7 +25,6 @@ import json
 import logging
 import os
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,8 +33,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from _children import INTERRUPTED, run_child  # noqa: E402
 from _protocol import honest_splits, protocol_name  # noqa: E402
 from _record import Recorder, add_results_args, save, split_summary  # noqa: E402
+
+from landslide_tf.cli.common import run_cli  # noqa: E402
 
 REAL = ROOT.parent / "shared" / "data" / "l4s-rgb-dev"
 
@@ -55,7 +57,7 @@ def _train(args, split_dir: Path, run_dir: Path, precision: str | None) -> dict:
     env.pop("LANDSLIDE_TF_PRECISION", None)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    proc = run_child(cmd, env=env)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
@@ -146,4 +148,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_cli(main, interrupted=INTERRUPTED))

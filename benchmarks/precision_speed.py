@@ -21,7 +21,6 @@ import csv
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,7 +29,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from _children import INTERRUPTED, run_child  # noqa: E402
 from _record import Recorder, add_results_args, save  # noqa: E402
+
+from landslide_tf.cli.common import run_cli  # noqa: E402
 
 
 def _run(args, data: str, run_dir: Path, precision: str | None) -> dict:
@@ -45,7 +47,7 @@ def _run(args, data: str, run_dir: Path, precision: str | None) -> dict:
     env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
     env.pop("LANDSLIDE_TF_PRECISION", None)
     start = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    proc = run_child(cmd, env=env)
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"train failed ({precision or 'default'}):\n{proc.stderr[-2000:]}")
@@ -133,4 +135,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_cli(main, interrupted=INTERRUPTED))

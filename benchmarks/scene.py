@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,7 +28,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _children import INTERRUPTED, run_child  # noqa: E402
 from _record import Recorder, add_results_args, save  # noqa: E402
+
+from landslide_tf.cli.common import run_cli  # noqa: E402
 
 STRIP = 256
 
@@ -201,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
                 *(["--polygons"] if args.polygons else []),
             ]
             env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-            proc = subprocess.run(command, capture_output=True, text=True, env=env)
+            proc = run_child(command, env=env)
             if proc.returncode != 0:
                 print(proc.stderr[-3000:], file=sys.stderr)
                 return 1
@@ -231,4 +233,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_cli(main, interrupted=INTERRUPTED))

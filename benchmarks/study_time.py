@@ -27,7 +27,6 @@ import csv
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,7 +35,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from _children import INTERRUPTED, run_child  # noqa: E402
 from _record import Recorder, add_results_args, save  # noqa: E402
+
+from landslide_tf.cli.common import run_cli  # noqa: E402
 
 
 def _history(run_dir: Path) -> list[dict]:
@@ -81,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
             cmd += ["--image-size", "32", "--base-filters", "4", "--set", "depth=2"]
         env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
         start = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        proc = run_child(cmd, env=env)
         wall = time.perf_counter() - start
         if proc.returncode not in (0, 1):
             raise SystemExit(f"experiments failed:\n{proc.stderr[-3000:]}")
@@ -145,4 +147,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_cli(main, interrupted=INTERRUPTED))

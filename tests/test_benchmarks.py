@@ -355,3 +355,63 @@ def test_a_record_names_the_tree_its_run_started_on(tmp_path, monkeypatch, capsy
         pass
     record = json.loads(_record.save(args, "x.py", [], {}, recorder=recorder).read_text())
     assert (record["commit"], record["dirty"]) == ("c" * 40, False) and "note" not in record
+
+
+CHILD = """
+import os, signal, sys, time
+def stopped(*_):
+    open(sys.argv[1] + ".terminated", "w").close()  # its own clean-up ran
+    sys.exit(0)
+signal.signal(signal.SIGTERM, stopped)
+open(sys.argv[1], "w").write(str(os.getpid()))
+time.sleep(300)
+"""
+
+CHILD_DRIVER = """
+import sys
+sys.path.insert(0, {bench!r})
+from _children import INTERRUPTED, run_child
+from landslide_tf.cli.common import run_cli
+sys.exit(run_cli(lambda: run_child([sys.executable, "-c", {child!r}, {pid!r}]).returncode,
+                 interrupted=INTERRUPTED))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc to see the processes")
+def test_sigterm_to_a_benchmark_terminates_its_child(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from processes import alive
+
+    pid_file = tmp_path / "child.pid"
+    driver = tmp_path / "driver.py"
+    driver.write_text(CHILD_DRIVER.format(bench=str(BENCH), child=CHILD, pid=str(pid_file)))
+    proc = subprocess.Popen([sys.executable, str(driver)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    child = None
+    try:
+        deadline = time.monotonic() + 60
+        while child is None and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+            child = int(text) if pid_file.is_file() and (text := pid_file.read_text()) else None
+        assert child is not None, proc.communicate(timeout=10)
+        proc.send_signal(signal.SIGTERM)
+        err = proc.communicate(timeout=60)[1]
+        assert proc.returncode == 143, err
+        assert "no result record was written (terminated by SIGTERM)" in err
+        assert not alive(child)
+        assert (tmp_path / "child.pid.terminated").is_file()  # SIGTERM, not SIGKILL
+    finally:
+        proc.kill()
+        if child is not None and alive(child):
+            os.kill(child, signal.SIGKILL)
+
+
+def test_benchmarks_run_their_children_through_run_child():
+    # subprocess.run leaves its child running when SIGTERM reaches the benchmark alone
+    for path in sorted(BENCH.glob("*.py")):
+        if path.name not in ("_record.py", "_children.py"):  # _record: quick git queries
+            assert "subprocess.run(" not in path.read_text(), path.name
