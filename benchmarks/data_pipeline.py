@@ -43,7 +43,8 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
+# this checkout's landslide_tf before an installed one
+sys.path[:0] = [str(ROOT / "benchmarks"), str(ROOT)]
 
 from _children import INTERRUPTED, run_child  # noqa: E402
 from _record import Recorder, add_results_args, save, split_summary  # noqa: E402

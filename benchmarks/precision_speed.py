@@ -27,7 +27,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
+# this checkout's landslide_tf before an installed one
+sys.path[:0] = [str(ROOT / "benchmarks"), str(ROOT)]
 
 from _children import INTERRUPTED, run_child  # noqa: E402
 from _record import Recorder, add_results_args, save  # noqa: E402
@@ -89,7 +90,6 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp, Recorder() as recorder:
         data = args.data
         if data is None:
-            sys.path.insert(0, str(ROOT))
             from landslide_tf.data.synthetic import synthesize
 
             data = str(synthesize(Path(tmp) / "synth", n=args.n, seed=0))

@@ -26,7 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+ROOT = Path(__file__).resolve().parents[1]
+# this checkout's landslide_tf before an installed one
+sys.path[:0] = [str(ROOT / "benchmarks"), str(ROOT)]
 
 from _children import INTERRUPTED, run_child  # noqa: E402
 from _record import Recorder, add_results_args, save  # noqa: E402

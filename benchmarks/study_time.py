@@ -33,7 +33,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
+# this checkout's landslide_tf before an installed one
+sys.path[:0] = [str(ROOT / "benchmarks"), str(ROOT)]
 
 from _children import INTERRUPTED, run_child  # noqa: E402
 from _record import Recorder, add_results_args, save  # noqa: E402
@@ -71,7 +72,6 @@ def main(argv: list[str] | None = None) -> int:
         out = args.out or Path(tmp) / "study"
         data = args.data
         if data is None:
-            sys.path.insert(0, str(ROOT))
             from landslide_tf.data import ensure_default_dataset
 
             data = str(ensure_default_dataset())
