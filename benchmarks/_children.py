@@ -25,8 +25,8 @@ GRACE_S = 30.0
 def run_child(cmd: Sequence[str | Path], **popen: Any) -> subprocess.CompletedProcess:
     """``subprocess.run(cmd, capture_output=True, text=True, **popen)``, stoppable.
 
-    Ctrl-C or SIGTERM (raised as ``KeyboardInterrupt``/``Terminated`` here) terminates the
-    child, waits up to ``GRACE_S`` seconds for it (then kills it) and re-raises.
+    Ctrl-C or SIGTERM (raised as ``KeyboardInterrupt``/``Terminated`` here) stops the child
+    (:func:`stop`) and re-raises.
     """
     with (
         sigterm_as_interrupt(),
@@ -37,10 +37,16 @@ def run_child(cmd: Sequence[str | Path], **popen: Any) -> subprocess.CompletedPr
         try:
             out, err = proc.communicate()
         except BaseException:
-            proc.terminate()
-            try:
-                proc.wait(GRACE_S)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop(proc)
             raise
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """Terminate ``proc`` and reap it: SIGTERM, up to ``GRACE_S`` seconds, then SIGKILL."""
+    proc.terminate()
+    try:
+        proc.wait(GRACE_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

@@ -57,6 +57,7 @@ REPO = Path(__file__).resolve().parents[1]
 # modules imported here import no TensorFlow
 sys.path[:0] = [str(REPO / "benchmarks"), str(REPO)]
 
+from _children import stop  # noqa: E402
 from _protocol import honest_splits, protocol_name, read_curve  # noqa: E402
 from _record import Recorder, add_results_args, save, sha256_lines, split_summary  # noqa: E402
 
@@ -361,8 +362,7 @@ def run_recipe(cmd: list[str], log: Path, trainings: Trainings) -> dict[str, Any
                 trainings.pause(10)
                 loads.append(os.getloadavg()[0])
         except BaseException:  # interrupted here: stop the child we started, then re-raise
-            proc.terminate()
-            proc.wait()
+            stop(proc)
             raise
         finally:
             trainings.finished(proc)
