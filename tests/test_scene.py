@@ -181,6 +181,41 @@ def test_dem_nodata_in_geotiff_is_missing_not_elevation(predictor, tmp_path):
     np.testing.assert_allclose(run("raw.tif", dem_nodata=-9999.0), from_nan, atol=1e-5)
 
 
+def test_run_dem_nodata_is_missing_like_the_argument(run_dir, tmp_path):
+    """The run's ``dem_nodata`` (config.json) masks the DEM as ``dem_nodata=`` does."""
+    import shutil
+
+    from rasterio.transform import from_origin
+
+    run = shutil.copytree(run_dir, tmp_path / "run")
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, "dem_nodata": -9999.0}))
+    predictor = Predictor.load(run)
+    assert predictor.settings.nodata == -9999.0
+    image, dem = raw_inputs(64, 120, seed=5)
+    fine = from_origin(0.0, 640.0, 10.0, 10.0)
+    img = write_tif(tmp_path / "i.tif", image, fine)
+    holed = dem.copy()
+    holed[:, :45] = -9999.0  # the first window (cols 0..39) has no DEM cell
+    write_tif(tmp_path / "same.tif", holed, fine)  # no nodata tag: the run's value applies
+    coarse = holed.copy()
+    coarse[20:40, 50:70] = -9999.0
+    write_tif(tmp_path / "coarse.tif", coarse[::2, ::2].copy(), from_origin(0.0, 640.0, 20, 20))
+
+    def run_scene(dem_name: str, **kwargs) -> np.ndarray:
+        out = tmp_path / f"p_{dem_name}_{len(kwargs)}.npy"
+        scene.predict_scene(
+            predictor, img, out, dem=tmp_path / dem_name, window=40, overlap=0.25, **kwargs
+        )
+        return np.load(out)
+
+    for name in ("same.tif", "coarse.tif"):  # read as is, and warped (bilinear) to the image
+        from_run, from_arg = run_scene(name), run_scene(name, dem_nodata=-9999.0)
+        np.testing.assert_allclose(from_run, from_arg, atol=1e-6)  # NaN where the other is
+    same = run_scene("same.tif")
+    assert np.isnan(same[:, :30]).all() and np.isfinite(same[:, 30:]).all()
+
+
 def test_windows_without_any_dem_cell_are_nodata_with_a_warning(predictor, tmp_path, caplog):
     """Issue 15 item 5: an all-NaN DEM window is not predicted (was 97.6 % landslide)."""
     from rasterio.transform import from_origin
@@ -201,6 +236,13 @@ def test_windows_without_any_dem_cell_are_nodata_with_a_warning(predictor, tmp_p
     assert np.isnan(prob[:, :40]).all()  # only no-DEM windows cover these columns
     assert np.isfinite(prob[:, 80:]).all()
     assert "windows have no valid DEM cell" in caplog.text
+
+
+def test_window_zero_is_refused_before_reading(predictor, tmp_path):
+    for window in (0, 7):
+        with pytest.raises(UserError, match=f"--window must be >= 8 px, got {window}$"):
+            scene.predict_scene(predictor, "s.tif", tmp_path / "p.npy", dem="d.tif", window=window)
+    assert not (tmp_path / "p.npy").exists()
 
 
 def test_dem_extent_mismatch_is_reported(predictor, tmp_path, caplog):

@@ -216,7 +216,8 @@ def predict_scene(
         overlap: overlap between neighbouring windows, a fraction of ``window`` in [0, 0.9].
         batch: windows per network call.
         threshold: decision threshold for the mask and polygons (default: the model's).
-        dem_nodata: DEM nodata value (default: the GeoTIFF's own; NaN always is).
+        dem_nodata: DEM nodata value (default: the GeoTIFF's own, else the run's; NaN
+            always is).
         progress: show a progress bar (``keras.utils.Progbar``); the caller decides whether
             its output is interactive.
         preview: also write this PNG: the scene downsampled to at most 1024 px a side with
@@ -226,7 +227,7 @@ def predict_scene(
         A ``SceneResult``.
     """
     settings = predictor.settings
-    window = int(window or settings.spec.native_size or DEFAULT_WINDOW)
+    window = int(window) if window is not None else settings.spec.native_size or DEFAULT_WINDOW
     if window < 8:
         raise UserError(f"--window must be >= 8 px, got {window}")
     if not 0 <= overlap <= 0.9:

@@ -289,8 +289,7 @@ def _open_into(
     if dem is None or not (spec.uses_dem or needs_dem):
         return
     try:
-        known = dem_nodata if dem_nodata is not None else spec.nodata  # flag, else the run's
-        _open_dem(scene, image, image_ds, Path(dem), dem_nodata, known)
+        _open_dem(scene, image, image_ds, Path(dem), dem_nodata, spec.nodata)
     finally:
         if isinstance(scene.image, RasterImage):
             scene.image.dem = scene.dem
@@ -302,14 +301,20 @@ def _open_dem(
     image_ds: Any,
     dem: Path,
     dem_nodata: float | None,
-    known: float | None = None,
+    run_nodata: float | None = None,
 ) -> None:
-    """``known``: the nodata value in force without the file's tag (flag or run)."""
+    """Open ``dem`` onto the scene grid, its nodata value as NaN.
+
+    The nodata value is ``dem_nodata``, else the GeoTIFF's tag, else ``run_nodata`` (the
+    run's ``dem_nodata``); a NaN tag names no other value, so the run's applies too.
+    """
     if is_raster(dem):
         dem_ds = open_dataset(dem)
         scene.closers.append(dem_ds)
         nodata = dem_nodata if dem_nodata is not None else dem_ds.nodata
-        if nodata is None and known is None:  # no flag, tag or run value: refuse a spike
+        if run_nodata is not None and (nodata is None or math.isnan(nodata)):
+            nodata = run_nodata
+        if nodata is None:  # no flag, tag or run value: refuse a spike
             check_dem_nodata(_overview(dem_ds), dem, None)
         if image is None:  # DEM-only model: the DEM grid is the scene grid
             scene.dem = RasterDem(dem_ds, nodata)
@@ -332,8 +337,8 @@ def _open_dem(
         array = dem_ds.read(1).astype(np.float32)
     else:
         array = _read_png_dem(dem).astype(np.float32)
-        nodata = dem_nodata
-        check_dem_nodata(array, dem, known)
+        nodata = dem_nodata if dem_nodata is not None else run_nodata
+        check_dem_nodata(array, dem, nodata)
         if image is None:
             scene.height, scene.width = array.shape
     if nodata is not None and not math.isnan(nodata):
