@@ -158,14 +158,169 @@ def test_spatial_split_keeps_a_one_chip_buffer_between_splits():
                 assert gap >= 1.0, (s.stem, t.stem)
 
 
-def test_spatial_split_gives_up_when_the_buffer_would_eat_train(caplog):
-    """36 chips of one small scene: three splits exist, but every buffered one leaves train
-    under a third of its share, so the caller's random split (with its warning) is used."""
+def _cross_split_overlaps(split, boxes) -> list[tuple[str, str]]:
+    """Pairs of chips in different splits that share ground (touching edges do not count)."""
+    where = {s.stem: name for name, part in split.items() for s in part}
+    kept = [stem for stem in boxes if stem in where]
+    return [
+        (p, q)
+        for i, p in enumerate(kept)
+        for q in kept[i + 1 :]
+        if where[p] != where[q]
+        and min(boxes[p][2], boxes[q][2]) > max(boxes[p][0], boxes[q][0])
+        and min(boxes[p][3], boxes[q][3]) > max(boxes[p][1], boxes[q][1])
+    ]
+
+
+def test_spatial_split_falls_back_to_the_overlap_buffer(caplog):
+    """36 touching chips of one small scene: every one-chip-buffered split leaves train under
+    a third of its share, so only chips that overlap another split are left out (none here)."""
     import logging
 
     from landslide_tf.data.split import spatial_split
 
     samples, boxes = _grid(6)
     with caplog.at_level(logging.INFO, logger="landslide_tf.data.split"):
-        assert spatial_split(samples, boxes, seed=0) is None
-    assert "would leave train 7 of 36 chips" in caplog.text  # a split existed, and was refused
+        split = spatial_split(samples, boxes, seed=0)
+    assert "a one-chip buffer: no block width" in caplog.text
+    assert "train at most 7 of 36 chips" in caplog.text  # a split existed, and was refused
+    assert "leaving out only overlapping chips: train" in caplog.text
+    assert all(split.values()) and sum(len(v) for v in split.values()) == 36
+
+
+def test_default_chips_of_a_2048_scene_get_a_split_without_shared_ground(caplog):
+    """``data chip`` defaults (256 px every 128 px) on a 2048 x 2048 scene: the one-chip buffer
+    eats train, and the random split used before put 45 of 45 test chips on train ground."""
+    import logging
+
+    from landslide_tf.data.chip import starts
+    from landslide_tf.data.split import spatial_split
+
+    samples, boxes = [], {}
+    for r in starts(2048, 256, 128):
+        for c in starts(2048, 256, 128):
+            samples.append(Sample(f"r{r:05d}_c{c:05d}", Path("x.tif"), None, None, False))
+            boxes[samples[-1].stem] = (c, -(r + 256), c + 256, -r)
+    with caplog.at_level(logging.INFO, logger="landslide_tf.data.split"):
+        split = spatial_split(samples, list(boxes.values()), seed=42)
+    assert "leaving out only overlapping chips" in caplog.text
+    sizes = {k: len(v) for k, v in split.items()}
+    assert all(sizes.values()) and sizes["train"] >= 0.64 * len(samples) / 3, sizes
+    assert _cross_split_overlaps(split, boxes) == []
+
+
+def test_overlapping_chips_too_few_for_a_spatial_split_are_an_error():
+    from landslide_tf.data.split import spatial_split
+
+    samples, boxes = _grid(3, stride=0.5)  # 9 half-overlapping chips
+    with pytest.raises(DataError, match="overlap on the ground") as exc:
+        spatial_split(samples, boxes, seed=0)
+    assert "--stride equal to --size" in str(exc.value) and "\n" not in str(exc.value)
+
+
+def _fake_footprints(monkeypatch, samples, boxes):
+    from landslide_tf.data import folder
+
+    by_image = {s.image: ("EPSG:32633", box) for s, box in zip(samples, boxes, strict=True)}
+    monkeypatch.setattr(folder, "footprint", lambda path: by_image[path])
+
+
+def test_folder_chips_apart_but_too_few_get_the_random_split(monkeypatch, caplog):
+    """Chips that share no ground (touching at most) and are too few to block: the seeded
+    random split, with a warning that says none overlap."""
+    import logging
+
+    from landslide_tf.data.formats import plan_splits
+
+    samples, boxes = _grid(2)  # 4 touching chips
+    _fake_footprints(monkeypatch, samples, boxes)
+    with caplog.at_level(logging.WARNING, logger="landslide_tf.data.formats"):
+        split = plan_splits("folder", samples, seed=3)
+    assert split == make_split(samples, seed=3)
+    assert "none of them overlap another, so a seeded random split is used" in caplog.text
+
+
+def test_folder_overlapping_chips_too_few_are_refused_before_writing(monkeypatch, tmp_path):
+    from landslide_tf.data.formats import plan_splits
+
+    samples, boxes = _grid(3, stride=0.5)
+    _fake_footprints(monkeypatch, samples, boxes)
+    with pytest.raises(DataError, match="re-chip with --stride equal to --size"):
+        plan_splits("folder", samples, seed=0, out_dir=tmp_path / "split")
+    assert not (tmp_path / "split").exists()
+
+
+# ------------------------------------------------------------------ writing the split files
+def test_a_split_with_an_empty_part_is_not_written(tmp_path):
+    with pytest.raises(DataError, match="the val split would be empty") as exc:
+        make_split(_samples(2, 0), seed=0, out_dir=tmp_path / "split")
+    assert "\n" not in str(exc.value)
+    assert not (tmp_path / "split").exists() or not any((tmp_path / "split").iterdir())
+
+
+def test_train_writes_no_split_files_when_a_split_is_empty(tmp_path):
+    """Two tiles and --split-dir D: the run stops, and D gets no lists that a later run
+    with more tiles would reuse (those would leave the new tiles out and stop again)."""
+    from landslide_tf.data import synthesize
+    from landslide_tf.errors import UserError
+    from landslide_tf.training.config import TrainConfig
+    from landslide_tf.training.fit import prepare_splits
+
+    root = synthesize(tmp_path / "data", n=2, negatives=0, min_size=32, max_size=40)
+    lists = tmp_path / "lists"
+    config = TrainConfig(data=str(root), split_dir=str(lists), batch_size=1)
+    with pytest.raises(UserError, match="the val split is empty"):
+        prepare_splits(config, root, tmp_path / "run")
+    assert not lists.exists() or not any(lists.iterdir())
+    synthesize(root, n=30, negatives=0, min_size=32, max_size=40)  # the user adds tiles
+    splits = prepare_splits(config, root, tmp_path / "run")[0]
+    assert sum(len(v) for v in splits.values()) == 30
+    assert sorted(p.name for p in lists.iterdir()) == ["test.txt", "train.txt", "val.txt"]
+
+
+@pytest.mark.parametrize("failing", [1, 2, 3])
+def test_a_failed_write_leaves_no_set_that_reads_as_valid(tmp_path, monkeypatch, failing):
+    """The lists are moved into place as a set: a failure after any of them (here: the
+    ``failing``-th move) never leaves train.txt + val.txt that read as lists without test."""
+    import os
+
+    from landslide_tf import files
+    from landslide_tf.data.split import given_split_files, write_split
+
+    samples = _samples(20, 5)
+    split = make_split(samples, seed=0)
+    moves = []
+    real_replace = os.replace
+
+    def replace(src, dst):
+        moves.append(Path(dst).name)
+        if len(moves) == failing:
+            raise OSError(28, "No space left on device", str(dst))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(files.os, "replace", replace)
+    with pytest.raises(OSError):
+        write_split(tmp_path, split)
+    monkeypatch.undo()
+    assert not [p.name for p in tmp_path.iterdir() if ".tmp" in p.name]  # no temporary left
+    try:
+        given = given_split_files(tmp_path)
+    except DataError:  # test.txt + val.txt: a partial set is refused, not read
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["test.txt", "val.txt"]
+    else:
+        assert given is None  # no set (at most test.txt): the next run makes a new split
+        assert make_split(samples, seed=0, out_dir=tmp_path) == split
+
+
+def test_split_files_with_a_byte_order_mark_are_read(tmp_path):
+    """Lists saved by an editor that writes a UTF-8 byte-order mark (Windows Notepad)."""
+    samples = _samples(10, 0)
+    stems = [s.stem for s in samples]
+    for name, part in (("train", stems[:6]), ("val", stems[6:8]), ("test", stems[8:])):
+        (tmp_path / f"{name}.txt").write_text("\ufeff" + "\n".join(part) + "\n", "utf-8")
+    split = make_split(samples, out_dir=tmp_path)
+    assert {k: [s.stem for s in v] for k, v in split.items()} == {
+        "train": stems[:6],
+        "val": stems[6:8],
+        "test": stems[8:],
+    }

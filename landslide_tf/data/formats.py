@@ -95,9 +95,12 @@ def _plan_generated(samples: list[Sample], seed: int) -> dict[str, list[Sample]]
 
 
 def _plan_folder(samples: list[Sample], seed: int) -> dict[str, list[Sample]]:
-    """Georeferenced chips (one CRS) get a blocked spatial split with a one-chip buffer, so
-    overlapping or adjacent windows never sit in different splits; other folders the seeded
-    random split."""
+    """Georeferenced chips (one CRS) get a blocked spatial split (``spatial_split``), so
+    overlapping windows never sit in different splits; other folders the seeded random split.
+
+    Raises:
+        DataError: overlapping chips that cover too small an area for a spatial split.
+    """
     footprints = [folder_format.footprint(s.image) for s in samples]
     crs = {f[0] for f in footprints if f is not None}
     if samples and None not in footprints and len(crs) == 1:
@@ -105,10 +108,9 @@ def _plan_folder(samples: list[Sample], seed: int) -> dict[str, list[Sample]]:
         if split is not None:
             return split
         logger.warning(
-            "folder: the %d georeferenced chips cover too small an area for a spatial split "
-            "(train, val and test blocks one chip apart, train keeping a third of its "
-            "share): a random split is used, and "
-            "overlapping chips may sit in different splits (data check warns)",
+            "folder: the %d georeferenced chips cover too small an area for a spatial split; "
+            "none of them overlap another, so a seeded random split is used (neighbouring "
+            "chips may sit in different splits)",
             len(samples),
         )
     return make_split(samples, seed=seed)
@@ -361,8 +363,14 @@ def plan_splits(
 
     Split files in ``out_dir`` (``train.txt`` + ``val.txt`` [+ ``test.txt``]) are reused.
     Otherwise the format plans it: ``bijie`` gets the seeded, stratified 64/16/20 split of
-    ``make_split``, ``folder`` a blocked spatial split of georeferenced chips (else that one); ``l4s`` its own splits (see ``_plan_l4s``). The plan is
-    written to ``out_dir`` when given, unless ``write=False`` (``data check``).
+    ``make_split``, ``folder`` a blocked spatial split of georeferenced chips (else that one);
+    ``l4s`` its own splits (see ``_plan_l4s``). The plan is written to ``out_dir`` when given,
+    unless ``write=False`` (``data check``; ``train`` writes it itself once its checks
+    passed).
+
+    Raises:
+        DataError: bad split files; overlapping chips too few for a spatial split; a plan to
+            be written with an empty split (nothing is written).
     """
     samples = list(samples)
     if out_dir is not None and given_split_files(out_dir) is not None:

@@ -8,6 +8,7 @@ study sees the identical split.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,7 +17,7 @@ import numpy as np
 
 from landslide_tf.data.sample import Sample
 from landslide_tf.errors import DataError
-from landslide_tf.files import atomic_write_text
+from landslide_tf.files import staged
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +76,8 @@ def read_split(out_dir: str | Path, samples: Sequence[Sample]) -> dict[str, list
         if name == "test" and not path.is_file():
             split[name] = []
             continue
-        stems = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is not a stem
+        stems = [line.strip() for line in text.splitlines() if line.strip()]
         unknown = [s for s in stems if s not in by_stem]
         if unknown:
             shown = ", ".join(unknown[:5]) + (", ..." if len(unknown) > 5 else "")
@@ -100,12 +102,30 @@ def read_split(out_dir: str | Path, samples: Sequence[Sample]) -> dict[str, list
 
 
 def write_split(out_dir: str | Path, split: dict[str, list[Sample]]) -> None:
-    """Write ``out_dir/{train,val,test}.txt``, one stem per line (duplicates collapsed)."""
+    """Write ``out_dir/{train,val,test}.txt``, one stem per line (duplicates collapsed), as a set.
+
+    The three lists are written to temporary files first and moved into place only once all
+    three are complete, ``test.txt`` first and ``train.txt`` last: a failure leaves no list,
+    or ``test.txt`` (ignored: a new split is made), or ``test.txt`` and ``val.txt`` (refused by
+    ``given_split_files``), never a set that reads as valid.
+
+    Raises:
+        DataError: a split is empty (nothing is written).
+    """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     for name in SPLITS:
-        stems = list(dict.fromkeys(s.stem for s in split[name]))
-        atomic_write_text(out_dir / f"{name}.txt", "".join(f"{stem}\n" for stem in stems))
+        if not split[name]:
+            sizes = ", ".join(f"{k} {len(split[k])}" for k in SPLITS)
+            raise DataError(
+                f"{out_dir}: the {name} split would be empty ({sizes}): use more tiles "
+                "(no split files written)"
+            )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with contextlib.ExitStack() as stack:  # moved into place in reverse: test, val, train
+        for name in SPLITS:
+            stems = dict.fromkeys(s.stem for s in split[name])
+            tmp = stack.enter_context(staged(out_dir / f"{name}.txt"))
+            tmp.write_text("".join(f"{stem}\n" for stem in stems), encoding="utf-8")
 
 
 def make_split(
@@ -128,7 +148,8 @@ def make_split(
         ``{"train": [...], "val": [...], "test": [...]}``, each sorted by stem.
 
     Raises:
-        DataError: existing split files that name stems not in ``samples``.
+        DataError: existing split files that name stems not in ``samples``; with
+            ``out_dir``, a split that would be empty (nothing is written).
     """
     if len(fractions) != 3 or any(f < 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-6:
         raise DataError(f"split fractions {tuple(fractions)}; expected three shares summing to 1")
@@ -172,6 +193,11 @@ def make_split(
 BLOCK_SIZES = (16, 8, 4, 2, 1)
 #: The fewest spatial blocks a split is planned over.
 MIN_BLOCKS = 6
+#: Buffers tried between the splits, in chip widths: one chip, then only what overlaps (0: a
+#: chip sharing ground with a chip of another split is left out; touching edges are kept).
+BUFFERS = (1.0, 0.0)
+#: Relative tolerance (of the chip width) for touching edges: the rule of ``data check``.
+EDGE_TOLERANCE = 1e-6
 
 
 def spatial_split(
@@ -183,53 +209,96 @@ def spatial_split(
     """A blocked spatial split of georeferenced chips (spatial cross-validation).
 
     The chips' extent is cut into square blocks (each width of ``BLOCK_SIZES`` giving at
-    least ``MIN_BLOCKS`` blocks is tried; the one losing the fewest chips to the buffer
-    wins); whole blocks go to train, val or test (seeded, by chip count toward
-    ``fractions``), so overlapping windows of one area stay together. A buffer of one chip
-    separates the splits: a chip that comes within one chip width of a chip of another split
-    is left out (test wins over val, val over train).
+    least ``MIN_BLOCKS`` blocks is tried); whole blocks go to train, val or test (seeded, by
+    chip count toward ``fractions``), so overlapping windows of one area stay together. A
+    buffer of one chip separates the splits: a chip that comes within one chip width of a
+    chip of another split is left out (test wins over val, val over train). Of the block
+    widths that leave train at least a third of its share, the one losing the fewest chips
+    wins. When none does, the minimal buffer is tried the same way: only chips that overlap
+    a chip of another split (positive area; touching edges are fine) are left out.
 
     Args:
         samples: the chips.
         boxes: ``(left, bottom, right, top)`` of each chip, in one CRS.
+        seed: the split seed.
+        fractions: train, val, test shares.
 
     Returns:
-        ``{"train", "val", "test"}`` sorted by stem, or None when the area is too small for
-        three non-empty splits, or when the buffer would leave train under a third of its
-        share (the caller falls back to a random split and says so).
+        ``{"train", "val", "test"}`` sorted by stem, or None when neither buffer gives three
+        non-empty splits with train keeping a third of its share and no two chips overlap
+        (the caller then uses a random split, which cannot put shared ground in two splits).
+
+    Raises:
+        DataError: no such split exists and some chips overlap (a random split would put
+            overlapping chips in different splits).
     """
-    if len(samples) != len(boxes) or len(samples) < 3:
+    if len(samples) != len(boxes) or not samples:
         return None
     b = np.asarray(boxes, np.float64)  # (N, 4): left, bottom, right, top
     w = float(np.median(b[:, 2] - b[:, 0]))
     h = float(np.median(b[:, 3] - b[:, 1]))
     targets = np.asarray(fractions, np.float64) * len(samples)
-    best = None
-    for chips in BLOCK_SIZES:  # the block size that loses the fewest chips to the buffer
-        plan = _blocked(samples, b, w, h, chips, seed, targets)
-        if plan is not None and (best is None or plan[1].sum() > best[1].sum()):
-            best = (*plan, chips)
-    if best is None:
-        return None
-    out, keep, blocks, chips = best
-    if len(out["train"]) < targets[0] / 3:  # a buffer that eats the training data
-        logger.info(
-            "spatial split: the one-chip buffer would leave train %d of %d chips",
-            len(out["train"]), len(samples),
+    for buffer in BUFFERS:
+        best, most_train = None, 0
+        for chips in BLOCK_SIZES:  # the block size that loses the fewest chips to the buffer
+            plan = _blocked(samples, b, w, h, chips, seed, targets, buffer)
+            if plan is None:
+                continue
+            most_train = max(most_train, len(plan[0]["train"]))
+            if len(plan[0]["train"]) >= targets[0] / 3 and (
+                best is None or plan[1].sum() > best[1].sum()
+            ):
+                best = (*plan, chips)
+        what = "a one-chip buffer" if buffer else "leaving out only overlapping chips"
+        if best is None:
+            logger.info(
+                "spatial split, %s: no block width gives non-empty val and test with train "
+                "keeping a third of its share (train at most %d of %d chips)",
+                what, most_train, len(samples),
+            )  # fmt: skip
+            continue
+        out, keep, blocks, chips = best
+        logger.log(
+            logging.INFO if buffer else logging.WARNING,
+            "spatial split over %d blocks of %d chip(s), %s: train %d, val %d, test %d; %d "
+            "chip(s) left out between splits%s",
+            blocks, chips, what, len(out["train"]), len(out["val"]), len(out["test"]),
+            int((~keep).sum()),
+            "" if buffer else " (a one-chip buffer left train too few chips; chips of "
+            "different splits may touch, none overlap)",
         )  # fmt: skip
-        return None
-    dropped = int((~keep).sum())
-    logger.info(
-        "spatial split over %d blocks of %d chip(s): train %d, val %d, test %d; %d chip(s) "
-        "left out as a one-chip buffer between splits",
-        blocks, chips, len(out["train"]), len(out["val"]), len(out["test"]), dropped,
-    )  # fmt: skip
-    return out
+        return out
+    pair = _overlapping_pair(b, EDGE_TOLERANCE * max(w, h))
+    if pair is not None:
+        raise DataError(
+            f"{len(samples)} georeferenced chips overlap on the ground (e.g. "
+            f"{samples[pair[0]].stem} and {samples[pair[1]].stem}) but cover too small an area "
+            "for a spatial split that keeps overlapping chips in one split: re-chip with "
+            "--stride equal to --size, use a larger scene, or give train.txt/val.txt/test.txt "
+            "with --split-dir"
+        )
+    return None
 
 
-def _blocked(samples, b, w, h, chips, seed, targets):
-    """One blocked split with blocks ``chips`` chips wide: ``(split, keep, n_blocks)``,
-    or None when a split would be empty or there are fewer blocks than ``MIN_BLOCKS``."""
+def _overlapping_pair(b: np.ndarray, tol: float) -> tuple[int, int] | None:
+    """The first two boxes (indices) that share ground (more than ``tol`` in x and y)."""
+    for i in range(len(b) - 1):
+        rest = b[i + 1 :]
+        hit = (
+            (rest[:, 0] < b[i, 2] - tol)
+            & (rest[:, 2] > b[i, 0] + tol)
+            & (rest[:, 1] < b[i, 3] - tol)
+            & (rest[:, 3] > b[i, 1] + tol)
+        )
+        if hit.any():
+            return i, i + 1 + int(np.argmax(hit))
+    return None
+
+
+def _blocked(samples, b, w, h, chips, seed, targets, buffer=1.0):
+    """One blocked split with blocks ``chips`` chips wide and ``buffer`` chip widths between
+    splits: ``(split, keep, n_blocks)``, or None when a split would be empty or there are
+    fewer blocks than ``MIN_BLOCKS``."""
     cx, cy = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
     size = chips * max(w, h)
     keys = np.stack([np.floor((cx - cx.min()) / size), np.floor((cy - cy.min()) / size)], 1)
@@ -246,13 +315,15 @@ def _blocked(samples, b, w, h, chips, seed, targets):
         filled[k] += counts[block]
     split_of = assigned[block_of.ravel()]
     keep = np.ones(len(samples), bool)
+    # gap < 0 on both axes: the chips overlap; < one chip width: within the one-chip buffer
+    near_x, near_y = (buffer - EDGE_TOLERANCE) * w, (buffer - EDGE_TOLERANCE) * h
     for low, high in ((1, 2), (0, 2), (0, 1)):  # val near test, train near test, train near val
         a, c = np.flatnonzero((split_of == low) & keep), np.flatnonzero(split_of == high)
         if not len(a) or not len(c):
             continue
         gap_x = np.maximum(b[a, None, 0], b[None, c, 0]) - np.minimum(b[a, None, 2], b[None, c, 2])
         gap_y = np.maximum(b[a, None, 1], b[None, c, 1]) - np.minimum(b[a, None, 3], b[None, c, 3])
-        near = ((gap_x < w - 1e-9 * w) & (gap_y < h - 1e-9 * h)).any(axis=1)
+        near = ((gap_x < near_x) & (gap_y < near_y)).any(axis=1)
         keep[a[near]] = False
     out = {
         name: sorted((s for s, k, ok in zip(samples, split_of, keep, strict=True) if k == i and ok),

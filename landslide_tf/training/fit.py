@@ -27,19 +27,25 @@ class TrainingDiverged(UserError):
 
 
 def prepare_splits(config: TrainConfig, data_root: Path, run_dir: Path) -> tuple:
-    """Samples, split (reused or written), strategy and global batch; checks sizes."""
+    """Samples, split (reused or written), strategy and global batch; checks sizes.
+
+    A new split is written to ``--split-dir`` (or the run directory) only after every check
+    passed, so a run that fails here leaves no split files to be reused by the next one.
+    """
     from landslide_tf import data as ldata
+    from landslide_tf.data.split import given_split_files, write_split
     from landslide_tf.training import distribute
 
     samples = ldata.find_format_samples(
         config.data_format, data_root, modalities=config.modalities, negatives=config.negatives
     )
     out_dir = config.split_dir or run_dir
-    splits = ldata.plan_splits(config.data_format, samples, config.seed, out_dir)
+    new_split = given_split_files(out_dir) is None
+    planned = ldata.plan_splits(config.data_format, samples, config.seed, out_dir, write=False)
     from landslide_tf.training.recipe import given_test_missing
     from landslide_tf.training.selection import apply_selection
 
-    splits = apply_selection(config, splits)  # issue 20: --select-from-train
+    splits = apply_selection(config, planned)  # issue 20: --select-from-train
     no_test_list = given_test_missing(config) and not config.select_from_train
     for split in SPLITS:
         if not splits[split] and not (split == "test" and no_test_list):
@@ -53,6 +59,9 @@ def prepare_splits(config: TrainConfig, data_root: Path, run_dir: Path) -> tuple
             f"batch size {global_batch} is larger than the training split "
             f"({len(splits['train'])} tiles of {len(samples)})"
         )
+    if new_split:  # only once every check passed: a failed run leaves no split files behind
+        write_split(out_dir, planned)
+        logger.info("wrote the split to %s", out_dir)
     return splits, strategy, global_batch
 
 
