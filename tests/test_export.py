@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import tensorflow as tf
-from test_predict import make_run, raw_inputs
+from test_predict import make_run, raw_inputs, write_png
 
 from landslide_tf.cli.export import main
+from landslide_tf.cli.predict import main as predict_main
 from landslide_tf.errors import UserError
 from landslide_tf.inference.export import export_run
 from landslide_tf.inference.predictor import Predictor
@@ -307,3 +310,144 @@ def test_model_card_reports_the_tuning_and_its_f1_plateau(tmp_path):
     assert card["threshold_tuning"]["plateau"] == [0.55, 0.78]
     assert "F1 plateau" in markdown and "0.55 to 0.78" in markdown
     assert "none recorded" in markdown and "not computed (no test metrics stored)" in markdown
+
+
+# --------------------- a TTA export: both signatures average, the card scores it as exported
+@pytest.fixture(scope="module")
+def exported_tta(exported, tmp_path_factory) -> tuple[Path, Path]:
+    """The ``exported`` run, its metrics.json scored at 0.4 without TTA, exported with TTA."""
+    root = tmp_path_factory.mktemp("export_tta")
+    run = Path(shutil.copytree(exported[0], root / "run"))
+    scored = {"miou": 0.61, "threshold": 0.4, "tta": False, "inference_precision": "float32"}
+    (run / "metrics.json").write_text(json.dumps(scored))
+    return run, export_run(run, root / "saved", tta=True)
+
+
+def test_normalized_signature_averages_the_flips_like_serving_default(exported_tta):
+    from landslide_tf.inference.tta import flip_average
+
+    run, saved = exported_tta
+    model = Predictor.load(run).model
+    x = np.random.default_rng(1).random((2, 32, 32, 4)).astype(np.float32)
+    got = tf.saved_model.load(str(saved)).signatures["normalized"](inputs=tf.constant(x))
+    averaged = flip_average(lambda t: model(t, training=False), tf.constant(x))
+    np.testing.assert_allclose(got["probability"].numpy(), averaged.numpy()[..., 0], atol=1e-5)
+    plain = np.asarray(model(x, training=False))[..., 0]
+    assert np.abs(got["probability"].numpy() - plain).max() > 1e-4  # not flip-symmetric
+    np.testing.assert_array_equal(
+        got["mask"].numpy(), (got["probability"].numpy() >= 0.4).astype(np.uint8)
+    )
+
+
+def test_card_of_a_tta_export_ignores_metrics_scored_without_tta(exported_tta):
+    _, saved = exported_tta
+    card = json.loads((saved / "assets" / "model_card.json").read_text())
+    exported = card["metrics_at_exported_threshold"]
+    assert card["test_metrics_threshold"] == 0.4 == exported["threshold"]  # same threshold
+    assert exported["metrics"] is None and exported["source"] is None
+    assert "with TTA off, float32, the export with TTA flips, float32" in exported["note"]
+    assert "--threshold 0.4 --tta --tta-transforms flips" in exported["note"]
+    assert "not computed" in (saved / "assets" / "MODEL_CARD.md").read_text()
+
+
+def _card_with(run: Path, settings, config: dict) -> dict:
+    from landslide_tf.inference.model_card import model_card, read_json
+
+    card = model_card(config, settings, metrics=read_json(run / "metrics.json"), run_dir=run)
+    return card["metrics_at_exported_threshold"]
+
+
+def test_model_card_metrics_must_match_the_exported_tta_and_precision(tmp_path):
+    from landslide_tf.inference.settings import InferenceSettings
+
+    run = tmp_path / "run"
+    run.mkdir()
+    plain, tta = InferenceSettings(threshold=0.5), InferenceSettings(threshold=0.5, tta=True)
+    # an old metrics.json (no tta keys): scored with the run's own TTA setting
+    (run / "metrics.json").write_text(json.dumps({"miou": 0.6, "threshold": 0.5}))
+    assert _card_with(run, tta, {"tta": True})["source"] == "metrics.json"
+    assert _card_with(run, plain, {"tta": True})["metrics"] is None
+    assert _card_with(run, plain, {})["source"] == "metrics.json"
+    note = _card_with(run, tta, {})["note"]
+    assert "TTA off, the export with TTA flips" in note and "--tta --tta-transforms" in note
+    dihedral = tta.replace(tta_transforms="dihedral")
+    assert _card_with(run, dihedral, {"tta": True})["metrics"] is None  # flips != dihedral
+    # evaluate --tta wrote metrics_test_tta.json: the card takes it from there
+    flipped = {"miou": 0.65, "threshold": 0.5, "tta": True, "tta_transforms": "flips"}
+    (run / "metrics_test_tta.json").write_text(json.dumps(flipped))
+    found = _card_with(run, tta, {})
+    assert (found["source"], found["metrics"]) == ("metrics_test_tta.json", flipped)
+    # the precision counts where both sides record it
+    scored = {"miou": 0.6, "threshold": 0.5, "tta": False, "inference_precision": "float32"}
+    (run / "metrics.json").write_text(json.dumps(scored))
+    assert _card_with(run, plain, {"exported_precision": "float32"})["source"] == "metrics.json"
+    assert _card_with(run, plain, {})["source"] == "metrics.json"  # not recorded: not checked
+    other = _card_with(run, plain, {"exported_precision": "bfloat16"})
+    assert other["metrics"] is None and "--precision bfloat16" in other["note"]
+    assert "TTA off, float32, the export with TTA off, bfloat16" in other["note"]
+
+
+# --------------------- --dem-nodata with a SavedModel: applied, or refused, never ignored
+def test_saved_model_refuses_another_nodata_than_the_baked_one(exported, monkeypatch):
+    _, saved = exported
+    assert Predictor.load(saved, nodata=NODATA).settings.nodata == NODATA  # the same: fine
+
+    def not_loaded(*args, **kwargs):
+        raise AssertionError("the SavedModel was loaded before the check")
+
+    monkeypatch.setattr(tf.saved_model, "load", not_loaded)
+    with pytest.raises(UserError, match="exported with DEM nodata -9999 and cannot take") as exc:
+        Predictor.load(saved, nodata=-32768.0)
+    assert "\n" not in str(exc.value) and "--dem-nodata -32768" in str(exc.value)
+
+
+def test_saved_model_without_nodata_takes_the_users_value(exported, tmp_path, capsys):
+    run, _ = exported
+    saved = export_run(run, tmp_path / "saved")  # no nodata baked in
+    from_saved = Predictor.load(saved, nodata=NODATA)
+    assert from_saved.settings.nodata == NODATA  # the predictor says what it applies
+    image, dem = raw_inputs(40, 44, seed=6)
+    holed = dem.copy()
+    holed[5:15, 5:15] = NODATA
+    expected = Predictor.load(run, nodata=NODATA).predict(image, holed)
+    np.testing.assert_allclose(from_saved.predict(image, holed), expected, atol=1e-5)
+
+    # predict --image with a 0-filled DEM block: --dem-nodata 0 is taken, as for the run
+    dem16 = (dem * 100).astype(np.uint16)
+    dem16[:20, :20] = 0
+    img, dem_png = write_png(tmp_path / "i.png", image), write_png(tmp_path / "d.png", dem16)
+    probs = []
+    for model in (run, saved):
+        prob = tmp_path / f"prob_{model.name}.png"
+        args = [str(model), "--image", str(img), "--dem", str(dem_png), "--dem-nodata", "0"]
+        args += ["--out", str(tmp_path / "mask.png"), "--probability", str(prob)]
+        assert predict_main(args) == 0, capsys.readouterr().err
+        probs.append(cv2.imread(str(prob), cv2.IMREAD_UNCHANGED).astype(int))
+    assert np.abs(probs[0] - probs[1]).max() <= 1  # 8-bit rounding of equal probabilities
+
+
+def test_saved_multiband_model_takes_nodata_for_its_dem_band(tmp_path, capsys):
+    from landslide_tf.data.spec import multiband_spec
+    from landslide_tf.inference.export import export_model
+    from landslide_tf.inference.settings import InferenceSettings
+    from landslide_tf.models import build_model
+
+    spec = multiband_spec(("B2", "dem"), "standard", [[0.0, 1.0], [100.0, 20.0]], size=16)
+    settings = InferenceSettings(spec=spec)
+    model = build_model("unet", input_shape=(None, None, 2), base_filters=4, depth=2)
+    saved = export_model(model, settings, tmp_path / "saved")
+    from_saved = Predictor.load(saved, nodata=NODATA)
+    assert from_saved.settings.nodata == NODATA
+    rng = np.random.default_rng(0)
+    bands = np.stack([rng.random((20, 24)), 100 + 20 * rng.random((20, 24))], -1)
+    bands = bands.astype(np.float32)
+    bands[2:9, 3:10, 1] = NODATA
+    expected = Predictor.from_keras(model, settings.replace(nodata=NODATA)).predict(bands)
+    np.testing.assert_allclose(from_saved.predict(bands), expected, atol=1e-5)
+    ignored = Predictor.from_keras(model, settings).predict(bands)
+    assert np.abs(ignored - expected).max() > 1e-4  # the nodata value matters here
+    # predict --image of a float-band model is a small scene: no tile-only extras either
+    out = tmp_path / "mask.png"
+    argv = [str(saved), "--image", str(tmp_path / "a.tif"), "--out", str(out), "--overlay"]
+    assert predict_main(argv) == 2 and not out.exists()
+    assert "--overlay and --probability apply to RGB tiles only" in capsys.readouterr().err

@@ -211,3 +211,27 @@ def test_cli_errors_are_one_line(tmp_path, capsys, run_dir):
     assert err.startswith("error: model not found") and err.count("\n") == 1
     assert main([str(run_dir), "--image", str(tmp_path / "missing.png"), "--out", "m.png"]) == 2
     assert capsys.readouterr().err.startswith("error:")
+
+
+def _not_loaded(*args, **kwargs):
+    raise AssertionError("the model was loaded before the options were checked")
+
+
+@pytest.mark.parametrize("extra", [["--overlay"], ["--probability", "p.png"]])
+def test_cli_refuses_image_only_options_with_scene(extra, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(Predictor, "load", _not_loaded)
+    out = tmp_path / "prob.tif"
+    argv = ["run", "--scene", str(tmp_path / "s.tif"), "--out", str(out), *extra]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err == "error: --overlay and --probability apply to --image only\n"
+    assert not out.exists()
+
+
+def test_cli_checks_out_against_the_library_scene_outputs(tmp_path, capsys, monkeypatch):
+    import landslide_tf.inference.predict as library
+
+    monkeypatch.setattr(Predictor, "load", _not_loaded)
+    monkeypatch.setattr(library, "SCENE_OUTPUTS", (".npy",))  # the one definition
+    assert main(["run", "--scene", str(tmp_path / "s.tif"), "--out", "prob.tif"]) == 2
+    assert "expected .npy" in capsys.readouterr().err

@@ -20,9 +20,6 @@ import logging
 from landslide_tf.cli.common import add_precision_arg, add_tta_arg, run_cli
 from landslide_tf.errors import UserError
 
-#: File types ``--scene`` can write.
-SCENE_OUTPUTS = (".tif", ".tiff", ".png", ".npy")
-
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``python -m landslide_tf.predict`` argument parser."""
@@ -65,7 +62,12 @@ def main(argv: list[str] | None = None) -> int:
 def run(args: argparse.Namespace) -> int:
     """Predict a tile or a scene as the parsed ``args`` say; print what was written."""
     from landslide_tf.console import interactive_stdout
-    from landslide_tf.inference.predict import check_out_path, check_threshold, predict_image
+    from landslide_tf.inference.predict import (
+        SCENE_OUTPUTS,
+        check_out_path,
+        check_threshold,
+        predict_image,
+    )
     from landslide_tf.inference.predictor import Predictor
     from landslide_tf.inference.scene import DEFAULT_OVERLAP, predict_scene
 
@@ -74,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
     check_threshold(args.threshold)  # everything checked before the model is loaded
     if args.scene is not None:
         check_out_path(args.out, SCENE_OUTPUTS)
+        if args.overlay or args.probability is not None:
+            raise UserError("--overlay and --probability apply to --image only")
     else:
         check_out_path(args.out, (".png",))
         if args.probability is not None:
@@ -90,6 +94,11 @@ def run(args: argparse.Namespace) -> int:
         # float bands are read window by window from a GeoTIFF: a tile is a small scene
         if args.image is None:
             raise UserError("this model reads its bands from a GeoTIFF: give --scene FILE")
+        if args.overlay or args.probability is not None:
+            raise UserError(
+                "--overlay and --probability apply to RGB tiles only: this model's --image "
+                "is predicted as a scene (--preview draws its outlines)"
+            )
         scene = args.image
     if scene is not None:
         result = predict_scene(

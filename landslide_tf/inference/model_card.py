@@ -5,12 +5,17 @@
 
 Metrics and thresholds (issue 22, item 6): ``test_metrics`` is the run's ``metrics.json``
 as stored, and ``test_metrics_threshold`` says at which threshold it was computed.
-``metrics_at_exported_threshold`` holds the test metrics at the threshold the SavedModel's
-``mask`` uses: taken from ``metrics.json`` when its threshold is the exported one, else from
-``metrics_test.json`` (``evaluate --threshold T``) when that file is at the exported
-threshold; otherwise they are *not computed* (export does not read the dataset: it may not
-be there), and the card says so with the command that computes them. ``threshold_tuning``
-is the run's ``threshold.json`` (metric, shrinkage, F1 plateau) when it has one.
+``metrics_at_exported_threshold`` holds the test metrics of the SavedModel as exported: at
+the threshold its ``mask`` uses, with its TTA (on/off and transforms) and, where the file
+records it, its precision. They are taken from ``metrics.json`` when it was scored that way,
+else from ``metrics_test.json`` (``evaluate --threshold T``) or another ``metrics_test_*.json``
+(``evaluate --tta``, ``--precision ...``) that was; otherwise they are *not computed* (export
+does not read the dataset: it may not be there), and the card says so with the command that
+computes them. A metrics file without the ``tta``/``tta_transforms`` keys was scored with the
+run's own settings (``config.json``; off and ``flips`` when it has none), as ``evaluate``
+names its files; one without ``inference_precision`` is not checked for precision.
+``threshold_tuning`` is the run's ``threshold.json`` (metric, shrinkage, F1 plateau) when it
+has one.
 """
 
 from __future__ import annotations
@@ -18,10 +23,12 @@ from __future__ import annotations
 import datetime
 import json
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from landslide_tf.inference.settings import InferenceSettings
+from landslide_tf.inference.settings import INFERENCE_PRECISION, InferenceSettings
+from landslide_tf.inference.tta import DEFAULT_TRANSFORMS
 from landslide_tf.metrics.thresholds import read_threshold_info
 
 logger = logging.getLogger(__name__)
@@ -70,22 +77,94 @@ def read_json(path: Path) -> dict[str, Any] | None:
 SAME_THRESHOLD = 1e-6
 
 
-def metrics_at_threshold(
-    threshold: float, metrics: dict[str, Any] | None, run_dir: Path | None
+def scored_with(
+    values: Mapping[str, Any], run_config: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
-    """The test metrics at ``threshold``, from the stored metrics files, or a note.
+    """The settings of a metrics file that change the probabilities it was scored on.
+
+    Args:
+        values: a metrics file (``evaluate`` records ``tta``, ``tta_transforms`` when TTA
+            is on, and ``inference_precision``).
+        run_config: the run's ``config.json``: a missing ``tta``/``tta_transforms`` is the
+            run's own (``InferenceSettings.from_dict``'s defaults, off and ``flips``, when
+            the config has none either).
+
+    Returns:
+        ``{"tta", "tta_transforms" (None when TTA is off), "precision" (None: not recorded)}``.
+    """
+    run = run_config or {}
+    tta = bool(values.get("tta", run.get("tta", False)))
+    transforms = values.get("tta_transforms") or run.get("tta_transforms") or DEFAULT_TRANSFORMS
+    return {
+        "tta": tta,
+        "tta_transforms": str(transforms) if tta else None,
+        "precision": values.get("inference_precision"),
+    }
+
+
+def same_scoring(stored: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
+    """Whether two ``scored_with`` dicts give the same probabilities (an unrecorded precision
+    matches any)."""
+    if (stored["tta"], stored["tta_transforms"]) != (wanted["tta"], wanted["tta_transforms"]):
+        return False
+    return None in (stored["precision"], wanted["precision"]) or (
+        stored["precision"] == wanted["precision"]
+    )
+
+
+def describe_scoring(values: Mapping[str, Any]) -> str:
+    """A ``scored_with`` dict in words: ``TTA off``, ``TTA dihedral, bfloat16``."""
+    words = f"TTA {values['tta_transforms']}" if values["tta"] else "TTA off"
+    return f"{words}, {values['precision']}" if values["precision"] else words
+
+
+def metrics_at_threshold(
+    threshold: float,
+    metrics: dict[str, Any] | None,
+    run_dir: Path | None,
+    *,
+    tta: bool = False,
+    tta_transforms: str = DEFAULT_TRANSFORMS,
+    precision: str | None = None,
+    run_config: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The test metrics of the export, from the stored metrics files, or a note.
+
+    A stored file counts when its threshold is ``threshold`` and it was scored with the
+    export's TTA and precision (``scored_with``: a key the file lacks is the run's setting; an
+    unrecorded precision is not checked).
+
+    Args:
+        threshold: the exported ``mask`` threshold.
+        metrics: the run's ``metrics.json``, if any.
+        run_dir: the run directory (its ``metrics_test*.json``), if known.
+        tta: whether the export averages over TTA transforms.
+        tta_transforms: which (only with ``tta``).
+        precision: the export's precision (None: not checked).
+        run_config: the run's ``config.json`` (its own ``tta``/``tta_transforms``).
 
     Returns:
         ``{"threshold", "source", "metrics"}`` (``source`` the file they come from), or
         ``{"threshold", "source": None, "metrics": None, "note"}`` when no stored file is at
-        that threshold.
+        that threshold with those settings.
     """
+    wanted = {
+        "tta": bool(tta),
+        "tta_transforms": str(tta_transforms) if tta else None,
+        "precision": precision,
+    }
     candidates = [("metrics.json", metrics)]
     if run_dir is not None:
         candidates.append(("metrics_test.json", read_json(run_dir / "metrics_test.json")))
+        for path in sorted(run_dir.glob("metrics_test_*.json")):  # evaluate --tta, --precision
+            candidates.append((path.name, read_json(path)))
     for name, values in candidates:
         stored = (values or {}).get("threshold")
-        if isinstance(stored, (int, float)) and abs(stored - threshold) < SAME_THRESHOLD:
+        if (
+            isinstance(stored, (int, float))
+            and abs(stored - threshold) < SAME_THRESHOLD
+            and same_scoring(scored_with(values, run_config), wanted)
+        ):
             return {"threshold": threshold, "source": name, "metrics": values}
     where = run_dir if run_dir is not None else "RUN"
     at = (metrics or {}).get("threshold")
@@ -93,15 +172,27 @@ def metrics_at_threshold(
         reason = "no test metrics stored"
     elif not isinstance(at, (int, float)):
         reason = "the stored test metrics do not say their threshold"
-    else:
+    elif abs(at - threshold) >= SAME_THRESHOLD:
         reason = f"the stored test metrics are at {at:g}"
+    else:
+        stored_with = describe_scoring(scored_with(metrics, run_config))
+        reason = (
+            f"the stored test metrics are with {stored_with}, "
+            f"the export with {describe_scoring(wanted)}"
+        )
+    run = scored_with({}, run_config)  # what evaluate does unless told
+    flags = f"--threshold {threshold:g}"
+    if (wanted["tta"], wanted["tta_transforms"]) != (run["tta"], run["tta_transforms"]):
+        flags += f" --tta --tta-transforms {tta_transforms}" if tta else " --no-tta"
+    if precision not in (None, INFERENCE_PRECISION):
+        flags += f" --precision {precision}"
     return {
         "threshold": threshold,
         "source": None,
         "metrics": None,
         "note": (
             f"not computed ({reason}); run python -m landslide_tf.evaluate {where} "
-            f"--threshold {threshold:g}, then export again"
+            f"{flags}, then export again"
         ),
     }
 
@@ -167,7 +258,13 @@ def model_card(
         "test_metrics_threshold": (metrics or {}).get("threshold"),
         "test_split_role": (metrics or {}).get("split_role", (metrics or {}).get("split")),
         "metrics_at_exported_threshold": metrics_at_threshold(
-            float(settings.threshold), metrics, run
+            float(settings.threshold),
+            metrics,
+            run,
+            tta=settings.tta,
+            tta_transforms=settings.tta_transforms,
+            precision=config.get("exported_precision"),
+            run_config=config,
         ),
         "threshold_tuning": read_threshold_info(run) if run is not None else None,
         "signatures": signature_summary(settings),

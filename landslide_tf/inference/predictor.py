@@ -262,7 +262,20 @@ class Predictor:
 
     @classmethod
     def from_saved_model(cls, path: str | Path, nodata: float | None = None) -> Predictor:
-        """Predictor over a SavedModel written by ``landslide_tf.inference.export``."""
+        """Predictor over a SavedModel written by ``landslide_tf.inference.export``.
+
+        Args:
+            path: the SavedModel directory (its model card in ``assets/``).
+            nodata: a DEM value to treat as missing. A SavedModel exported without one
+                takes it: before each call the cells equal to it in the DEM (or in the
+                ``dem`` band of a multi-band image) are set to NaN, which the exported
+                graph treats as missing, and ``settings.nodata`` is it. The value an
+                export baked in cannot be undone, so another value is refused.
+
+        Raises:
+            UserError: no model card, or ``nodata`` differs from the one the export baked
+                in (checked before the SavedModel is loaded).
+        """
         import tensorflow as tf
 
         path = Path(path)
@@ -271,20 +284,32 @@ class Predictor:
             raise UserError(f"{path} is a SavedModel without {card_path.relative_to(path)}")
         card = json.loads(card_path.read_text())
         settings = InferenceSettings.from_dict(card["settings"])
-        fill = nodata is not None and settings.uses_dem and settings.nodata is None
-        if fill:
-            logger.warning(
-                "the SavedModel was exported without a DEM nodata value; "
-                "--dem-nodata %s is applied before calling it",
-                nodata,
-            )
+        spec = settings.spec
+        dem_band = (
+            [b.name == "dem" for b in spec.image_bands] if spec.image_dtype != "uint8" else []
+        )
+        fill = None
+        if nodata is not None and (settings.uses_dem or any(dem_band)):
+            baked = settings.nodata
+            if baked is None:
+                settings = settings.replace(nodata=nodata)
+                fill = float(nodata)
+            elif float(nodata) != baked:
+                raise UserError(
+                    f"{path} was exported with DEM nodata {baked:g} and cannot take "
+                    f"--dem-nodata {float(nodata):g}: export the run again with "
+                    f"--dem-nodata {float(nodata):g}, or set those DEM cells to NaN"
+                )
         loaded = tf.saved_model.load(str(path))
         serving = loaded.signatures["serving_default"]
         names = [s.name for s in input_signature(settings)]
 
         def fn(image: Any, dem: Any) -> tf.Tensor:
-            if fill:
-                dem = tf.where(tf.equal(dem, nodata), tf.fill(tf.shape(dem), np.nan), dem)
+            if fill is not None and dem is not None:
+                dem = tf.where(tf.equal(dem, fill), tf.constant(np.nan, dem.dtype), dem)
+            if fill is not None and image is not None and any(dem_band):
+                hit = tf.logical_and(tf.equal(image, fill), tf.constant(dem_band))
+                image = tf.where(hit, tf.constant(np.nan, image.dtype), image)
             given = {"image": image, "dem": dem}
             return serving(**{name: given[name] for name in names})["probability"]
 
@@ -306,7 +331,9 @@ class Predictor:
 
         Args:
             path: the model location.
-            nodata: DEM nodata value (overrides any stored one; NaN is always nodata).
+            nodata: DEM nodata value (overrides a run's stored one; NaN is always nodata).
+                A SavedModel exported without one takes it; one exported with another
+                value refuses it (``from_saved_model``).
             tta: flip averaging on or off (default: the run's ``tta``); a SavedModel keeps
                 what it was exported with.
             tta_transforms: ``"flips"`` or ``"dihedral"`` (default: the run's); only with

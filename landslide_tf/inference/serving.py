@@ -7,7 +7,8 @@ Signatures (for every input the run's ``InputSpec`` describes):
   ``image`` float32 ``[N, H, W, bands]``) -> ``probability`` float32 ``[N, H, W]`` and
   ``mask``; the traced ``raw_probability`` (the predictor's graph) runs inside.
 - ``normalized``: ``inputs`` float32 ``[N, S, S, C]`` already preprocessed -> the same at
-  ``[N, S, S]``.
+  ``[N, S, S]``, averaged over the same TTA transforms as ``serving_default`` when the export
+  has ``tta`` on.
 
 ``mask`` is uint8, 1 where ``probability >= threshold``, else 0.
 """
@@ -24,6 +25,7 @@ import tensorflow as tf
 
 from landslide_tf.inference.predictor import input_signature, raw_probability
 from landslide_tf.inference.settings import MODEL_CARD_JSON, MODEL_CARD_MD, InferenceSettings
+from landslide_tf.inference.tta import apply_model
 
 
 def serving_outputs(prob: tf.Tensor, threshold: float) -> dict[str, tf.Tensor]:
@@ -43,7 +45,8 @@ class ServingModule(tf.Module):
         model: the Keras network (the first member of an ensemble).
         members: the ensemble's networks, or None for one model.
         serving_default: raw inputs -> ``{"probability": (N, H, W), "mask": (N, H, W)}``.
-        normalized: ``inputs`` ``(N, S, S, C)`` -> the same at ``(N, S, S)``.
+        normalized: ``inputs`` ``(N, S, S, C)`` -> the same at ``(N, S, S)`` (flip-averaged
+            like ``serving_default`` when ``settings.tta``).
     """
 
     def __init__(self, model: Any, settings: InferenceSettings) -> None:
@@ -76,7 +79,7 @@ class ServingModule(tf.Module):
         size, channels = settings.image_size, settings.channels
 
         def normalized(inputs: tf.Tensor) -> dict[str, tf.Tensor]:
-            prob = tf.cast(network(inputs), tf.float32)[..., 0]
+            prob = apply_model(network, inputs, settings.tta, settings.tta_transforms)[..., 0]
             return serving_outputs(prob, settings.threshold)
 
         self.serving_default = tf.function(serve, input_signature=signature)
