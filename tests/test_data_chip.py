@@ -92,6 +92,57 @@ def test_mask_that_does_not_overlap_the_image(scene, tmp_path):
     assert not (tmp_path / "chips").exists()
 
 
+def _small_scene(root):
+    """A 128 px 3-band scene on ``SCENE_TRANSFORM`` (no nodata)."""
+    image = np.random.default_rng(0).integers(1, 255, (128, 128, 3)).astype(np.uint8)
+    return write_tif(root / "small.tif", image, transform=SCENE_TRANSFORM)
+
+
+def test_a_mask_with_nan_nodata_is_background(tmp_path):
+    image = _small_scene(tmp_path)
+    truth = np.zeros((128, 128), np.float32)
+    truth[20:40, 20:40] = 1
+    truth[100:] = np.nan  # nodata
+    mask = write_tif(tmp_path / "nan.tif", truth, transform=SCENE_TRANSFORM, nodata=np.nan)
+    out = tmp_path / "chips"
+    result = chip_scene(image, out, mask=mask, size=64, stride=64, negatives=1)
+    assert result.landslide == 1 and result.negatives == 1
+    for path in (out / "masks").glob("*.tif"):
+        with rasterio.open(path) as ds:
+            assert set(np.unique(ds.read(1)).tolist()) <= {0, 1}
+
+
+@pytest.mark.parametrize(
+    ("crs", "origin", "message"),
+    [
+        ("EPSG:32645", (900000.0, 3100000.0), r"dem\.tif: the DEM .* does not overlap the image"),
+        (None, (400000.0, 3100000.0), r"dem\.tif: the DEM has no CRS"),
+    ],
+)
+def test_a_dem_off_the_image_or_without_crs_stops_before_writing(tmp_path, crs, origin, message):
+    image = _small_scene(tmp_path)
+    truth = np.zeros((128, 128), np.uint8)
+    truth[20:40, 20:40] = 1
+    mask = write_tif(tmp_path / "labels.tif", truth, transform=SCENE_TRANSFORM)
+    on_scene = from_origin(400000.0, 3100000.0, 10.0, 10.0)
+    good = write_tif(
+        tmp_path / "good.tif", np.full((64, 64), 300.0, np.float32), transform=on_scene
+    )
+    chip_scene(image, tmp_path / "ok", mask=mask, dem=good, size=64, stride=64)
+    with rasterio.open(next((tmp_path / "ok" / "dem").glob("*.tif"))) as ds:
+        assert np.isfinite(ds.read(1)).all()  # a DEM on the scene (at 10 m) is warped onto it
+    dem = write_tif(
+        tmp_path / "dem.tif",
+        np.full((64, 64), 300.0, np.float32),
+        transform=from_origin(*origin, 10.0, 10.0),
+        crs=crs,
+    )
+    before = sorted(tmp_path.iterdir())
+    with pytest.raises(DataError, match=message):
+        chip_scene(image, tmp_path / "chips", mask=mask, dem=dem, size=64, stride=64)
+    assert sorted(tmp_path.iterdir()) == before  # nothing written, no temporary folder left
+
+
 def test_chip_refuses_a_non_empty_out(scene, tmp_path):
     root, _, _ = scene
     (tmp_path / "chips").mkdir()

@@ -180,6 +180,45 @@ def test_mask_h5_of_another_size(tmp_path):
         find_l4s_samples(tmp_path)
 
 
+@pytest.mark.parametrize(
+    ("names", "message"),
+    [
+        (
+            ["image_1.h5", "image_10.h5", "image_10 (1).h5"],
+            r"image_10 \(1\)\.h5: the file name does",
+        ),
+        (["image_1.h5", "image_10.h5", "image_010.h5"], r"image_10\.h5: tile number 10 again"),
+    ],
+)
+def test_l4s_copies_and_clashing_numbers_are_refused(tmp_path, names, message):
+    for name in names:
+        _h5(tmp_path / "TrainData" / "img" / name, img=np.zeros((8, 8, 14)))
+    for number in (1, 10):
+        _h5(tmp_path / "TrainData" / "mask" / f"mask_{number}.h5", mask=np.zeros((8, 8)))
+    with pytest.raises(DataError, match=message):
+        find_l4s_samples(tmp_path)
+
+
+def test_l4s_image_is_opened_once_per_read(tmp_path, monkeypatch):
+    import h5py
+
+    path = tmp_path / "image_1.h5"
+    _h5(path, img=np.ones((8, 8, 14)))
+    opened = []
+
+    class Counting(h5py.File):
+        def __init__(self, name, *args, **kwargs):
+            opened.append(name)
+            super().__init__(name, *args, **kwargs)
+
+    monkeypatch.setattr(h5py, "File", Counting)
+    assert read_l4s_image(path).shape == (8, 8, 14)
+    assert len(opened) == 1
+    _h5(tmp_path / "bad.h5", data=np.zeros((8, 8, 14)))
+    with pytest.raises(DataError, match=r"bad\.h5: no dataset 'img' \(keys found: data\)"):
+        read_l4s_image(tmp_path / "bad.h5")
+
+
 def test_folder_images_that_disagree_in_band_count(tmp_path):
     write_tif(tmp_path / "images" / "a.tif", np.ones((8, 8, 4), np.uint16))
     write_tif(tmp_path / "images" / "b.tif", np.ones((8, 8, 3), np.uint16))
@@ -205,6 +244,61 @@ def test_image_and_mask_with_different_transforms(tmp_path):
     shifted = from_origin(500100.0, 3000000.0, 10.0, 10.0)
     write_tif(tmp_path / "masks" / "a.tif", np.zeros((8, 8), np.uint8), transform=shifted)
     with pytest.raises(DataError, match=r"masks/a\.tif: mask grid .* differs from its image"):
+        formats.find_format_samples("folder", tmp_path)
+
+
+def test_folder_skips_gis_side_cars_and_os_files(tmp_path):
+    write_tif(tmp_path / "images" / "t000.tif", np.ones((8, 8, 2), np.uint16))
+    write_tif(tmp_path / "masks" / "t000.tif", np.zeros((8, 8), np.uint8))
+    side = ["t000.tfw", "t000.tif.aux.xml", "t000.prj", "t000.pgw", "Thumbs.db", "desktop.ini"]
+    for folder in ("images", "masks"):
+        for name in side:
+            (tmp_path / folder / name).write_text("x")
+    samples = formats.find_format_samples("folder", tmp_path)
+    assert [s.stem for s in samples] == ["t000"]
+
+
+def test_folder_colour_mask_counts_every_colour_channel(tmp_path):
+    import cv2
+
+    from landslide_tf.data.folder import read_folder_mask
+    from landslide_tf.data.readers import read_mask
+
+    mask = np.zeros((8, 8, 4), np.uint8)
+    mask[..., 3] = 255  # opaque alpha: not a label
+    mask[2:4, 2:4, 0] = 255  # blue (OpenCV writes BGR): no red at all
+    path = tmp_path / "mask.png"
+    cv2.imwrite(str(path), mask)
+    got = read_folder_mask(path)
+    assert got.sum() == 4 and got[2:4, 2:4].all()
+    assert (got == read_mask(path)).all()  # the Bijie reader agrees
+
+
+@pytest.mark.parametrize(
+    ("dem_crs", "dem_origin", "message"),
+    [
+        (
+            "EPSG:4326",
+            (500000.0, 3000000.0),
+            r"dem/a\.tif: DEM CRS EPSG:4326 but its image .*a\.tif",
+        ),
+        ("EPSG:32645", (501000.0, 3000000.0), r"dem/a\.tif: DEM bounds .* differ from its image"),
+    ],
+)
+def test_folder_dem_on_another_grid_is_refused(tmp_path, dem_crs, dem_origin, message):
+    from rasterio.transform import from_origin
+
+    write_tif(tmp_path / "images" / "a.tif", np.ones((8, 8, 2), np.uint16))
+    write_tif(tmp_path / "masks" / "a.tif", np.zeros((8, 8), np.uint8))
+    dem = tmp_path / "dem" / "a.tif"
+    coarse = from_origin(500000.0, 3000000.0, 20.0, 20.0)  # the image's extent, 2x the pixel
+    write_tif(dem, np.full((4, 4), 7.0, np.float32), transform=coarse)
+    samples = formats.find_format_samples("folder", tmp_path)
+    image, _ = formats.read_bands(samples[0], "folder", [0, 2])
+    assert image.shape == (8, 8, 2) and np.allclose(image[..., 1], 7.0)  # resampled: fine
+    elsewhere = from_origin(*dem_origin, 20.0, 20.0)
+    write_tif(dem, np.full((4, 4), 7.0, np.float32), transform=elsewhere, crs=dem_crs)
+    with pytest.raises(DataError, match=message):
         formats.find_format_samples("folder", tmp_path)
 
 
@@ -389,8 +483,17 @@ def test_check_warns_about_overlapping_chips_across_splits(tmp_path):
         write_tif(
             tmp_path / "masks" / f"c{i}.tif", np.ones((16, 16), np.uint8), transform=transform
         )
+    # planned here, the chips are too few for a spatial split and a random one would leak
     report = formats_check(tmp_path)
-    assert report.ok
+    assert not report.ok
+    assert any("--stride equal to --size" in p for p in report.problems), report.problems
+    # the user's own lists that put overlapping chips in different splits: a warning
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    for name, stems in {"train": "c0 c1 c2 c3 c4 c5", "val": "c6 c7", "test": "c8 c9"}.items():
+        (lists / f"{name}.txt").write_text("".join(f"{s}\n" for s in stems.split()))
+    report = formats_check(tmp_path, split_dir=lists)
+    assert report.ok, report.problems
     assert any("overlap on the ground across the" in w for w in report.warnings), report.warnings
     apart = tmp_path / "apart"
     for i in range(4):  # side by side: edges touch, no overlap

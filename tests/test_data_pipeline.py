@@ -169,6 +169,26 @@ def test_streaming_shuffles_the_same_tiles(samples, monkeypatch):
     assert not np.array_equal(first, second)  # reshuffled every pass
 
 
+def test_streaming_says_each_kind_of_note_once_not_every_epoch(
+    samples, tmp_path, monkeypatch, caplog
+):
+    import cv2
+
+    rgba = []
+    for sample in samples[:6]:
+        path = tmp_path / f"{sample.stem}.png"
+        bgr = cv2.imread(str(sample.image), cv2.IMREAD_COLOR)
+        cv2.imwrite(str(path), np.dstack([bgr, np.full(bgr.shape[:2], 255, np.uint8)]))
+        rgba.append(dataclasses.replace(sample, image=path))
+    monkeypatch.setenv("LANDSLIDE_TF_CACHE_MB", "0")  # nothing fits: every epoch decodes
+    ds = make_dataset(rgba, image_size=8, batch_size=4, shuffle=True)
+    with caplog.at_level("WARNING", logger="landslide_tf"):
+        for _ in range(3):
+            assert sum(int(x.shape[0]) for x, _ in ds) == 6
+    notes = [r.getMessage() for r in caplog.records if "alpha channel" in r.getMessage()]
+    assert len(notes) == 1 and "6 files: RGBA image" in notes[0], notes
+
+
 @pytest.mark.parametrize("cache", [True, False])
 def test_corrupt_file_is_one_line_data_error(samples, tmp_path, cache):
     import shutil

@@ -485,14 +485,16 @@ def test_a_16_bit_dem_spike_stops_train_and_the_loader_with_the_flag_to_pass(tmp
 
 
 def _folder_with_dem(root: Path, dem_value: float, tag: float | None = None) -> Path:
-    pytest.importorskip("rasterio")
+    rasterio = pytest.importorskip("rasterio")
     from band_data import make_geotiff_folder, write_tif
 
     make_geotiff_folder(root, n=6, size=16, bands=2, dem=True)
     for path in (root / "dem").glob("*.tif"):
         elevation = np.linspace(1000, 1100, 16 * 16).reshape(16, 16).astype(np.float32)
         elevation[:4, :4] = dem_value
-        write_tif(path, elevation, nodata=tag)
+        with rasterio.open(root / "images" / path.name) as ds:
+            transform = ds.transform  # on its image's grid (a DEM elsewhere is refused)
+        write_tif(path, elevation, transform=transform, nodata=tag)
     return root
 
 
@@ -585,3 +587,27 @@ def test_the_real_rgb_tiles_pass_the_file_checks_before_decoding():
 
     samples = find_samples(REAL, modalities="rgb")[:200]  # read only, never written
     pipeline.validate_files(samples, bijie_spec(128, modalities="rgb"))
+
+
+# --- a damaged GeoTIFF (header intact, pixels cut off) ------------------------------------
+
+
+def test_a_truncated_geotiff_is_named_by_check_and_by_the_loader(tmp_path, capsys):
+    pytest.importorskip("rasterio")
+    from band_data import make_geotiff_folder
+
+    from landslide_tf.data import formats
+    from landslide_tf.data.pipeline import load_tile
+    from landslide_tf.errors import DataError
+
+    root = make_geotiff_folder(tmp_path / "f", n=4, size=64, bands=3, dem=False)
+    bad = root / "images" / "t02.tif"
+    data = bad.read_bytes()
+    bad.write_bytes(data[: len(data) // 2])  # the header survives, the pixels do not
+    rc = call(data_cli.main, ["check", str(root)])
+    out = capsys.readouterr().out
+    assert rc != 0 and f"problem: {bad}: damaged GeoTIFF" in out, out
+    samples = formats.find_format_samples("folder", root)
+    spec = formats.default_spec("folder", root, size=32)
+    with pytest.raises(DataError, match=r"t02\.tif: damaged GeoTIFF, its pixels cannot be read"):
+        load_tile(samples[2], spec)

@@ -121,6 +121,8 @@ def _label_raster(
             nodata = mds.nodata
     if nodata is not None:
         array = np.where(array == nodata, 0, array)
+    if np.issubdtype(array.dtype, np.floating):  # NaN (a NaN nodata tag, or untagged) is nodata
+        array = np.where(np.isnan(array), 0, array)
     if classes is not None:
         return np.isin(array, classes).astype(np.uint8)
     values = np.unique(array)
@@ -133,6 +135,25 @@ def _label_raster(
             f"landslide with --mask-classes (e.g. --mask-classes {listed}, or one of them)"
         )
     return (array > 0).astype(np.uint8)
+
+
+def _check_dem(ds: Any, dem_ds: Any, dem: Path) -> None:
+    """Refuse a DEM that cannot be warped onto the image: no CRS (either), or no overlap."""
+    from rasterio.warp import transform_bounds
+
+    if dem_ds.crs is None or ds.crs is None:
+        missing = "the DEM" if dem_ds.crs is None else f"the image {ds.name}"
+        raise DataError(
+            f"{dem}: {missing} has no CRS, so the DEM cannot be placed on the image grid; "
+            "assign the CRS (e.g. gdal_edit.py -a_srs) or warp the DEM onto the image grid"
+        )
+    bounds = transform_bounds(dem_ds.crs, ds.crs, *dem_ds.bounds)
+    if not _overlaps(ds.bounds, bounds):
+        raise DataError(
+            f"{dem}: the DEM (bounds {tuple(round(v, 2) for v in bounds)} in the image CRS) "
+            f"does not overlap the image {ds.name} (bounds "
+            f"{tuple(round(v, 2) for v in ds.bounds)})"
+        )
 
 
 def _rasterise(ds: Any, labels: Path) -> np.ndarray:
@@ -197,7 +218,8 @@ def chip_scene(
 
     Raises:
         UserError: bad options, a non-empty ``out``.
-        DataError: unreadable rasters, labels that do not overlap the image.
+        DataError: unreadable rasters, labels or a DEM that do not overlap the image, a DEM
+            without a CRS.
     """
     rasterio = require_rasterio()
     from rasterio.windows import Window
@@ -220,6 +242,9 @@ def chip_scene(
         truth = _label_raster(
             ds, Path(mask) if mask else None, Path(labels) if labels else None, classes
         )
+        if dem is not None:
+            with rasterio.open(dem) as dem_ds:
+                _check_dem(ds, dem_ds, Path(dem))
         valid = ds.dataset_mask() > 0  # (H, W): False where every band is nodata
         zero = _all_zero(ds)
         plan = _plan(

@@ -3,14 +3,16 @@
 ::
 
     <root>/images/<stem>.tif|.tiff|.png   any band count (the same in every image)
-    <root>/masks/<stem>.tif|.png          one band, > 0 = landslide
+    <root>/masks/<stem>.tif|.png          one band (or colour: any channel), > 0 = landslide
     <root>/dem/<stem>.tif|.png            optional elevation, appended as the band "dem"
 
 Images, masks and DEMs are paired by file stem. GeoTIFFs are read with rasterio (the
 ``geo`` extra): each raster's nodata value becomes NaN (ignored by the statistics, 0 after
 normalisation; in a mask it is background); every image must have the same band count and
-CRS, and a mask must share its image's grid (size and transform). Band names are the
-GeoTIFF band descriptions when every band has a distinct one, else ``1``..``N``.
+CRS, a mask must share its image's grid (size and transform) and a georeferenced DEM its
+image's CRS and extent (its pixel size may differ). Band names are the GeoTIFF band
+descriptions when every band has a distinct one, else ``1``..``N``. GIS side-car files
+(``.tfw``, ``.aux.xml``, ``.prj``, ...) and ``Thumbs.db``/``desktop.ini`` are skipped.
 ``python -m landslide_tf.data chip`` writes this layout from a labelled scene.
 """
 
@@ -22,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from landslide_tf.data.bijie import IGNORED_FILES
 from landslide_tf.data.sample import Sample
 from landslide_tf.errors import DataError, require_module
 
@@ -30,6 +33,9 @@ logger = logging.getLogger(__name__)
 IMAGES, MASKS, DEM = "images", "masks", "dem"
 SUFFIXES = (".tif", ".tiff", ".png")
 GEO_SUFFIXES = (".tif", ".tiff")
+#: GIS side-car files next to a raster, skipped when listing a folder: world files, the
+#: projection, GDAL metadata (``.aux.xml``), overviews and masks.
+SIDE_CAR_SUFFIXES = frozenset(".tfw .tifw .tiffw .pgw .pngw .wld .prj .xml .aux .ovr .msk".split())
 
 
 def expected_layout(root: str | Path) -> str:
@@ -45,14 +51,18 @@ def detect(root: Path) -> bool:
     return (root / IMAGES).is_dir() and (root / MASKS).is_dir()
 
 
+def is_ignored(path: Path) -> bool:
+    """Whether a file is not a tile: hidden, an OS file (``Thumbs.db``) or a GIS side-car."""
+    name = path.name.lower()
+    return name.startswith(".") or name in IGNORED_FILES or path.suffix.lower() in SIDE_CAR_SUFFIXES
+
+
 def _files(folder: Path) -> dict[str, Path]:
     files: dict[str, Path] = {}
     for path in sorted(folder.iterdir()):
-        if path.name.startswith(".") or path.is_dir():
+        if is_ignored(path) or path.is_dir():
             continue
         if path.suffix.lower() not in SUFFIXES:
-            if path.suffix.lower() in (".xml", ".aux", ".ovr"):  # GDAL side-car files
-                continue
             raise DataError(f"{path}: not a GeoTIFF or PNG; {expected_layout(folder.parent)}")
         if path.stem in files:
             raise DataError(f"{path}: two files with the stem {path.stem} in {folder}")
@@ -109,7 +119,10 @@ def footprint(path: str | Path) -> tuple[str, tuple[float, float, float, float]]
     path = Path(path)
     if not _is_geo(path):
         return None
-    head = _header(path)
+    return _footprint(_header(path))
+
+
+def _footprint(head: dict[str, Any]) -> tuple[str, tuple[float, float, float, float]] | None:
     if head["crs"] is None or head["transform"] is None:
         return None
     a, b, c, d, e, f = head["transform"]
@@ -117,6 +130,31 @@ def footprint(path: str | Path) -> tuple[str, tuple[float, float, float, float]]
     xs = [c, c + a * w, c + b * h, c + a * w + b * h]
     ys = [f, f + d * w, f + e * h, f + d * w + e * h]
     return head["crs"], (min(xs), min(ys), max(xs), max(ys))
+
+
+def _check_dem_grid(dem: Path, image: Path, head: dict[str, Any]) -> None:
+    """Refuse a georeferenced DEM in another CRS or extent than its georeferenced image.
+
+    A DEM of another pixel size over the same extent is fine (it is resampled onto the image
+    grid when read); bounds may differ by up to one image pixel.
+    """
+    ours = _footprint(head)
+    theirs = _footprint(_header(dem)) if ours is not None and _is_geo(dem) else None
+    if ours is None or theirs is None:
+        return
+    if theirs[0] != ours[0]:
+        raise DataError(
+            f"{dem}: DEM CRS {theirs[0]} but its image {image} has {ours[0]}; reproject the "
+            "DEM onto the image grid"
+        )
+    a, b, _, d, e, _ = head["transform"]
+    pixel = max(abs(a), abs(b), abs(d), abs(e))
+    if not np.allclose(theirs[1], ours[1], rtol=0, atol=pixel):
+        shown = [tuple(round(v, 3) for v in bounds) for bounds in (theirs[1], ours[1])]
+        raise DataError(
+            f"{dem}: DEM bounds {shown[0]} differ from its image {image} ({shown[1]}) by more "
+            "than a pixel; crop and resample the DEM onto the image grid"
+        )
 
 
 def _read_png(path: Path) -> np.ndarray:
@@ -139,7 +177,8 @@ def find_folder_samples(root: str | Path) -> tuple[list[Sample], list[str]]:
 
     Raises:
         DataError: missing layout, an image without its mask (or DEM), images that disagree in
-            band count or CRS, a mask on another grid than its image.
+            band count or CRS, a mask on another grid than its image, a DEM in another CRS or
+            extent than its image.
     """
     root = Path(root)
     if not detect(root):
@@ -185,6 +224,8 @@ def find_folder_samples(root: str | Path) -> tuple[list[Sample], list[str]]:
                 f"({head['shape'][0]}x{head['shape'][1]} px, transform {head['transform']}); "
                 "rasterise the labels onto the image grid"
             )
+        if dem is not None:
+            _check_dem_grid(dem, image, head)
         samples.append(Sample(stem, image, dem=dem, mask=mask))
     names = band_names(first)
     if dems is not None:
@@ -201,10 +242,18 @@ def band_names(header: dict[str, Any]) -> list[str]:
 
 
 def _read_raster(path: Path) -> np.ndarray:
-    """``(H, W, C)`` float32, nodata -> NaN."""
+    """``(H, W, C)`` float32, nodata -> NaN; ``DataError`` naming the file when it is damaged."""
     if _is_geo(path):
+        rasterio = require_rasterio()
         with _open(path) as ds:
-            array = ds.read().astype(np.float32)  # (C, H, W)
+            try:
+                array = ds.read().astype(np.float32)  # (C, H, W)
+            except rasterio.errors.RasterioError as exc:
+                detail = exc.__cause__ or exc
+                raise DataError(
+                    f"{path}: damaged GeoTIFF, its pixels cannot be read ({detail}); "
+                    "re-export or re-download it"
+                ) from None
             nodata = ds.nodata
         if nodata is not None and not np.isnan(nodata):
             array[array == np.float32(nodata)] = np.nan
@@ -237,6 +286,11 @@ def read_folder_image(sample: Sample, bands: int | None = None) -> np.ndarray:
 
 
 def read_folder_mask(path: str | Path) -> np.ndarray:
-    """A mask raster as ``(H, W)`` uint8 in {0, 1}: > 0 is landslide, nodata is background."""
-    mask = _read_raster(Path(path))[..., 0]
-    return (np.nan_to_num(mask, nan=0.0) > 0).astype(np.uint8)
+    """A mask raster as ``(H, W)`` uint8 in {0, 1}: > 0 is landslide, nodata is background.
+
+    A colour mask counts a pixel > 0 in any of its first three channels (an alpha channel is
+    ignored: the fourth, or the second of grey + alpha), as the Bijie mask reader does.
+    """
+    array = _read_raster(Path(path))  # (H, W, C)
+    colour = array[..., :3] if array.shape[-1] >= 3 else array[..., :1]  # grey + alpha: grey
+    return (np.nan_to_num(colour, nan=0.0).max(axis=-1) > 0).astype(np.uint8)

@@ -77,12 +77,22 @@ def detect(root: Path) -> bool:
 
 
 def _numbered(folder: Path) -> dict[int, Path]:
+    """Tile number -> path of the ``.h5`` files in ``folder``; the name must end in the number."""
     files: dict[int, Path] = {}
     for path in sorted(folder.glob("*.h5")):
-        numbers = re.findall(r"\d+", path.stem)
-        if not numbers:
-            raise DataError(f"{path}: no number in the file name; expected image_N.h5 / mask_N.h5")
-        files[int(numbers[-1])] = path
+        match = re.fullmatch(r".*?(\d+)", path.stem)
+        if match is None:
+            raise DataError(
+                f"{path}: the file name does not end in its tile number; expected image_N.h5 / "
+                "mask_N.h5 (a copy such as 'image_10 (1).h5'? remove or rename it)"
+            )
+        number = int(match.group(1))
+        if number in files:
+            raise DataError(
+                f"{path}: tile number {number} again (also {files[number].name}) in {folder}; "
+                "remove or rename one of them"
+            )
+        files[number] = path
     return files
 
 
@@ -100,6 +110,11 @@ def _dataset_info(path: Path, key: str) -> tuple[tuple[int, ...], list[str]]:
 def check_image(path: Path) -> tuple[int, int]:
     """Validate an image file's key and shape; return its ``(height, width)``."""
     shape, keys = _dataset_info(path, IMAGE_KEY)
+    return _check_image_shape(path, shape, keys)
+
+
+def _check_image_shape(path: Path, shape: tuple[int, ...], keys: list[str]) -> tuple[int, int]:
+    """``check_image`` on a shape already read (``()``: no image dataset) and the file's keys."""
     if not shape:
         raise DataError(
             f"{path}: no dataset {IMAGE_KEY!r} (keys found: {', '.join(keys) or 'none'}); "
@@ -171,9 +186,13 @@ def read_l4s_image(path: str | Path) -> np.ndarray:
     """The 14 bands of ``image_N.h5`` as ``(H, W, 14)`` float32 (non-finite -> NaN)."""
     h5py = require_h5py()
     path = Path(path)
-    check_image(path)
-    with h5py.File(path, "r") as f:
-        return np.asarray(f[IMAGE_KEY][()], np.float32)
+    try:
+        with h5py.File(path, "r") as f:  # validated inside the one open
+            shape = tuple(f[IMAGE_KEY].shape) if IMAGE_KEY in f else ()
+            _check_image_shape(path, shape, sorted(f.keys()))
+            return np.asarray(f[IMAGE_KEY][()], np.float32)
+    except OSError as exc:
+        raise DataError(f"{path}: not a readable HDF5 file ({exc})") from None
 
 
 def read_l4s_mask(path: str | Path) -> np.ndarray:

@@ -153,6 +153,10 @@ class TileReader:
 
     Missing parts are empty arrays (``image`` for DEM-only data, ``dem`` for data without a
     separate DEM, ``mask`` for negatives). The first ``DataError`` is kept in ``error``.
+
+    The readers' notes (an RGBA image, ...) are held until every tile was read once, then
+    logged as one line per kind of note; later passes (streaming epochs) log them at DEBUG
+    level only, so a note is said once per dataset, not once per tile and epoch.
     """
 
     def __init__(self, samples: Sequence[Sample], spec: InputSpec, data_format: str) -> None:
@@ -162,6 +166,8 @@ class TileReader:
         self.image_dtype = np.dtype(spec.image_dtype)
         self.error: DataError | None = None
         self._lock = threading.Lock()
+        self._unread = set(range(len(self.samples)))  # tiles whose notes are not yet held
+        self._notes: list[str] = []
 
     def __call__(self, index: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         sample = self.samples[int(index)]
@@ -171,7 +177,7 @@ class TileReader:
             with self._lock:
                 self.error = self.error or exc
             raise
-        warn(notes)
+        self._note(int(index), notes)
         channels = self.spec.image_channels or 3
         return (
             np.zeros((0, 0, channels), self.image_dtype)
@@ -180,6 +186,21 @@ class TileReader:
             np.zeros((0, 0), np.float32) if dem is None else dem.astype(np.float32, copy=False),
             np.zeros((0, 0), np.uint8) if mask is None else mask.astype(np.uint8, copy=False),
         )
+
+    def _note(self, index: int, notes: list[str]) -> None:
+        """Hold a tile's notes on its first read; after the last tile, log them summarised."""
+        with self._lock:
+            if index not in self._unread:  # a later pass: said already
+                for note in notes:
+                    logger.debug("%s", note)
+                return
+            self._unread.discard(index)
+            self._notes += notes
+            if self._unread or not self._notes:
+                return
+            held, self._notes = self._notes, []
+        with summarized_notes():  # inside an outer block (fill_cache, evaluate) it tallies there
+            warn(held)
 
 
 def tile_dataset(
