@@ -135,6 +135,16 @@ def test_cli_errors_are_one_line_exit_2(argv, message, fake_run, tmp_path, capsy
     assert message in err, err
 
 
+def test_nan_model_output_is_a_one_line_error_exit_2(fake_run, capsys):
+    run_dir, _ = fake_run
+    constant_model(float("nan")).save(run_dir / "best.keras")
+    with pytest.raises(UserError, match="model output is not finite"):
+        evaluate_run(run_dir)
+    assert main([str(run_dir)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("error: model output is not finite")
+
+
 # ------------------------------------------------- issue 12: the tuned threshold and TTA
 def test_tune_threshold_is_stored_in_the_run_and_used_afterwards(fake_run):
     from landslide_tf.inference.settings import InferenceSettings

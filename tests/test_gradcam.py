@@ -10,7 +10,8 @@ import pytest
 from landslide_tf.cli.gradcam import main as gradcam_main
 from landslide_tf.errors import UserError
 from landslide_tf.explain.cam import RegionScoreHead, compute_cam
-from landslide_tf.explain.figures import display_channels
+from landslide_tf.explain.explain import explain_run
+from landslide_tf.explain.figures import display_channels, save_grid, save_overlay
 from landslide_tf.explain.targets import (
     METHODS,
     cam_energy_inside,
@@ -117,6 +118,35 @@ def test_unknown_layer_is_a_one_line_error_listing_valid_names(trained):
         compute_cam(model, x[:1], target="truth")
 
 
+def test_default_layer_of_a_foreign_model_is_its_last_feature_map_not_its_output():
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="feat")(inputs)
+    out = keras.layers.Conv2D(1, 1, activation="sigmoid", name="seg")(x)
+    model = keras.Model(inputs, out, name="foreign")
+    assert resolve_layer(model) == "feat"
+    tiles = np.random.default_rng(0).random((1, 16, 16, 3), dtype=np.float32)
+    assert compute_cam(model, tiles, target="all").shape == (1, 16, 16)
+
+
+def test_figures_leave_the_matplotlib_backend_alone(tmp_path):
+    import matplotlib
+
+    previous = matplotlib.get_backend()
+    matplotlib.use("svg")  # a caller's own backend (a notebook's inline one, say)
+    try:
+        rng = np.random.default_rng(0)
+        x = rng.random((2, 8, 8, 4), dtype=np.float32)
+        masks, probs, cams = np.zeros((2, 8, 8)), rng.random((2, 8, 8)), rng.random((2, 8, 8))
+        one = save_overlay(tmp_path / "one.png", x[0], masks[0], probs[0], cams[0], "title")
+        grid = save_grid(tmp_path / "grid.png", x, masks, probs, cams, ["a", "b"], "title")
+        assert matplotlib.get_backend() == "svg"
+    finally:
+        matplotlib.use(previous)
+    for path in (one, grid):
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["grid.png", "one.png"]  # no temp
+
+
 def test_target_regions_fall_back_to_the_whole_tile():
     probs = np.zeros((2, 4, 4, 1), np.float32)
     probs[0, :2, :2] = 0.9
@@ -211,3 +241,41 @@ def test_predicted_target_uses_the_runs_tuned_threshold(run_dir, tmp_path):
     argv = [str(tuned), "--out", str(tmp_path / "b"), "--n", "1", "--threshold", "0.75"]
     assert gradcam_main(argv) == 0
     assert json.loads((tmp_path / "b" / "energy.json").read_text())["threshold"] == 0.75
+
+
+@pytest.mark.parametrize("value", ["-3", "1.5", "nan"])
+def test_cli_threshold_outside_0_1_is_one_line_exit_2(run_dir, tmp_path, capsys, value):
+    argv = [str(run_dir), "--out", str(tmp_path / "cams"), "--n", "1", "--threshold", value]
+    assert gradcam_main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: threshold must be in [0, 1]") and "\n" not in err
+    assert not (tmp_path / "cams").exists()
+
+
+@pytest.fixture
+def bfloat16_run(run_dir, tmp_path):
+    """``run_dir`` with its best.keras replaced by a tiny U-Net trained in mixed bfloat16."""
+    import shutil
+
+    from landslide_tf.models import build_model
+    from landslide_tf.training.precision import model_precision
+
+    path = tmp_path / "bf16"
+    shutil.copytree(run_dir, path)
+    previous = keras.config.dtype_policy()
+    try:
+        keras.config.set_dtype_policy("mixed_bfloat16")
+        model = build_model(MODEL, input_shape=(SIZE, SIZE, 4), base_filters=4, depth=DEPTH)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    assert model_precision(model) == "bfloat16"
+    model.save(path / "best.keras")
+    return path
+
+
+@pytest.mark.parametrize("method", ["gradcam++", "scorecam"])
+def test_methods_run_on_a_bfloat16_trained_run(bfloat16_run, tmp_path, method):
+    out = tmp_path / "cams"
+    summary = explain_run(bfloat16_run, out=out, method=method, n=1, target="all")
+    assert summary["n_tiles"] == 1 and summary["layer"] == "head_features"
+    assert (out / summary["tiles"][0]["png"]).stat().st_size > 1000

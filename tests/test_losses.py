@@ -246,6 +246,11 @@ def test_unknown_loss_lists_valid_names():
         ("wce", {"class_weights": (-1.0, 2.0)}, "class_weights must be >= 0"),
         ("tversky", {"beta": 2.0}, "beta must be in"),
         ("dice", {"smooth": -1.0}, "smooth must be >= 0"),
+        # NaN and infinity would make the loss NaN
+        ("focal", {"gamma": float("nan")}, "gamma must be finite, got nan"),
+        ("focal_tversky", {"gamma": float("inf")}, "gamma must be finite, got inf"),
+        ("dice", {"smooth": float("inf")}, "smooth must be finite, got inf"),
+        ("bce_dice", {"dice_weight": float("nan")}, "dice_weight must be finite"),
     ],
 )
 def test_bad_arguments_raise_clear_value_error(name, kwargs, match):

@@ -155,9 +155,10 @@ def test_thresholds_on_the_grid_are_exact():
     truth = np.ones_like(prob)
     m.update(truth, prob)
     r = m.result(threshold=t)
-    # p >= 0.3 exactly: t, above, 1.0, 0.30005 are positive
-    assert m.confusion(t)["tp"] == 4
-    assert r["recall"] == pytest.approx(4 / 8)
+    # p >= 0.3 compared in float32, as the Keras metrics and the mask: below (float32 0.3),
+    # t, above, 1.0, 0.30005 are positive; the float32 just below 0.3 is not
+    assert m.confusion(t)["tp"] == 5 == int((prob.astype(np.float32) >= np.float32(t)).sum())
+    assert r["recall"] == pytest.approx(5 / 8)
     assert r["threshold"] == t
     assert m.confusion(1.0)["tp"] == 1  # only p == 1.0
     assert m.confusion(0.0)["tp"] == 8
@@ -472,3 +473,43 @@ def test_tuned_threshold_info_round_trips_through_the_one_file(tmp_path):
     assert read_threshold(tmp_path) == info["threshold"]
     stored = read_threshold_info(tmp_path)
     assert stored["plateau"] == info["plateau"] and stored["metric"] == "f1"
+
+
+def test_probability_exactly_on_the_threshold_counts_as_keras_and_numpy():
+    """A float32 probability equal to float32(t) is landslide, as in BinaryRecall and p >= t."""
+    p, y = np.array([0.7], np.float32), np.array([1])
+    m = SegmentationMetrics()
+    m.update(y, p)
+    assert m.confusion(0.7) == {"tp": 1, "fp": 0, "fn": 0, "tn": 0}
+    assert m.result(0.7)["recall"] == 1.0 and m.result(0.7)["threshold"] == 0.7
+    keras_recall = BinaryRecall(threshold=0.7)
+    keras_recall.update_state(y.astype("float32"), p)
+    assert float(keras_recall.result()) == 1.0
+
+
+@pytest.mark.parametrize("bins", [100, 10000])
+def test_counts_agree_with_float32_comparison_at_every_threshold(bins):
+    rng = np.random.default_rng(5)
+    # half continuous, half exactly on (float32) grid values, where float64 edges differ
+    on_grid = (rng.integers(0, bins + 1, 5000) / bins).astype(np.float32)
+    p = np.concatenate([rng.random(5000, dtype=np.float32), on_grid])
+    y = rng.random(p.size) < 0.3
+    m = SegmentationMetrics(bins=bins)
+    m.update(y, p)
+    for t in (0.0, 0.07, 0.3, 0.5, 0.53, 0.7, 0.9, 1.0):
+        pred = p >= np.float32(t)
+        want = {
+            "tp": int((pred & y).sum()),
+            "fp": int((pred & ~y).sum()),
+            "fn": int((~pred & y).sum()),
+            "tn": int((~pred & ~y).sum()),
+        }
+        assert m.confusion(t) == want, t
+
+
+def test_best_threshold_tie_goes_to_the_lower_of_two_equally_close_thresholds():
+    m = SegmentationMetrics()
+    m.update(np.array([0, 1, 0, 1]), np.array([0.2, 0.3, 0.6999, 0.7]))
+    scores = m.scores_by_threshold("miou")
+    assert scores[3000] == pytest.approx(scores[7000]) and scores.max() == scores[3000]
+    assert m.best_threshold("miou") == 0.3  # |0.3 - 0.5| == |0.7 - 0.5|: the lower one

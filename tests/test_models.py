@@ -5,7 +5,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from landslide_tf.models import MODELS, PAPER_MODELS, build_model, default_gradcam_layer
+from landslide_tf.models import (
+    MODELS,
+    PAPER_MODELS,
+    build_model,
+    default_gradcam_layer,
+    spatial_layers,
+)
 
 # Tiny but real: the "must show" input (64, 64, 4) with 4 base filters and 2 poolings.
 SHAPE = (64, 64, 4)
@@ -238,6 +244,14 @@ def test_default_gradcam_layer_falls_back_to_last_feature_map():
     x = keras.layers.Conv2D(1, 1, name="logits")(x)
     model = keras.Model(inputs, keras.layers.Activation("sigmoid", name="probability")(x))
     assert default_gradcam_layer(model) == "features"
+
+
+def test_default_gradcam_layer_of_a_foreign_model_is_not_its_output():
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", name="feat")(inputs)
+    model = keras.Model(inputs, keras.layers.Conv2D(1, 1, activation="sigmoid", name="seg")(x))
+    assert spatial_layers(model) == ["feat"]
+    assert default_gradcam_layer(model) == "feat"
 
 
 # Default-width parameter counts, as in docs/readme_models.md (from benchmarks/models.py).

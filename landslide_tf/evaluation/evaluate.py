@@ -73,6 +73,9 @@ def accumulate(
 
     Returns:
         A ``landslide_tf.metrics.segmentation.SegmentationMetrics`` holding every pixel of ``samples``.
+
+    Raises:
+        UserError: an empty ``samples``, or the model gives NaN or infinite probabilities.
     """
     from landslide_tf.data.pipeline import make_dataset
     from landslide_tf.data.readers import summarized_notes
@@ -88,7 +91,14 @@ def accumulate(
         for x, y in dataset:  # x (B, H, W, C), y (B, H, W, 1)
             # (B, H, W, 1); eager: no tracing for a few batches
             prob = apply_model(lambda t: model(t, training=False), x, tta, transforms)
-            metrics.update(np.asarray(y), np.asarray(prob, dtype=np.float32))
+            prob = np.asarray(prob, dtype=np.float32)
+            bad = int((~np.isfinite(prob)).sum())
+            if bad:
+                raise UserError(
+                    f"model output is not finite: {bad} of {prob.size} probabilities in a "
+                    "batch are NaN or inf (diverged weights or non-finite inputs?)"
+                )
+            metrics.update(np.asarray(y), prob)
     return metrics
 
 

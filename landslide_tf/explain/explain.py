@@ -61,6 +61,8 @@ def explain_run(
     """CAMs of a trained run on ``n`` tiles of its test split, with figures and energy numbers.
 
     Tiles: the first ``n`` of the split (as in ``RUN_DIR/test.txt``), landslide tiles first.
+    The model computes in float32 (``load_inference_model``), whatever precision the run
+    trained in, as ``evaluate`` and ``predict`` do.
 
     Args:
         run_dir: a run directory of ``landslide_tf.training.train`` (``config.json``, ``best.keras``).
@@ -71,7 +73,8 @@ def explain_run(
         target: see ``compute_cam``.
         n: number of tiles.
         split: ``"test"`` (default), ``"val"`` or ``"train"``.
-        threshold: probability threshold; ``None`` = the run's (tuned ``threshold.json`` if any).
+        threshold: probability threshold in [0, 1]; ``None`` = the run's (tuned
+            ``threshold.json`` if any).
         batch_size: tiles per CAM batch.
         linear: see ``compute_cam``.
 
@@ -80,17 +83,23 @@ def explain_run(
         ``target``, ``n_tiles``, ``mean_energy_inside`` and ``mean_area_share`` (over the
         ``n_tiles_scored`` tiles with landslide pixels and a non-zero map), ``n_zero_maps``,
         ``tiles`` (per-tile rows) and ``files``.
+
+    Raises:
+        UserError: a threshold outside [0, 1], a missing run, split or layer.
     """
     from landslide_tf.data.bands import display_input
     from landslide_tf.data.pipeline import load_tile
     from landslide_tf.explain.cam import compute_cam, predict_probs
-    from landslide_tf.training.runs import dataset_options, load_run, read_run_config, run_threshold
+    from landslide_tf.inference.predictor import load_inference_model
+    from landslide_tf.training.runs import dataset_options, read_run_config, run_threshold
 
+    if threshold is not None and not 0.0 <= threshold <= 1.0:  # NaN fails too
+        raise UserError(f"threshold must be in [0, 1], got {threshold}")
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise UserError(f"run directory not found: {run_dir}")
     config, raw = read_run_config(run_dir)
-    _, model = load_run(run_dir)
+    model = load_inference_model(run_dir)  # float32, as evaluate and predict
     threshold = run_threshold(run_dir, config) if threshold is None else float(threshold)
     layer = resolve_layer(model, layer)
     samples = _pick_samples(run_dir, data, config, split, n)

@@ -1,15 +1,20 @@
 """Figures of the maps: one tile's panels (image, DEM, truth, prediction, heat map) and a grid.
 
-Import these names from ``landslide_tf.explain``.
+Both draw on a private ``matplotlib.figure.Figure`` with the Agg canvas (no pyplot state, the
+caller's matplotlib backend left as it is) and write the PNG atomically. Import these names
+from ``landslide_tf.explain``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def display_channels(
@@ -45,6 +50,27 @@ def _background(rgb: np.ndarray | None, dem: np.ndarray | None) -> np.ndarray:
     if rgb is not None:
         return rgb
     return np.repeat(dem[..., None], 3, axis=-1)
+
+
+def _figure(figsize: tuple[float, float]) -> Figure:
+    """A private ``Figure`` on the Agg canvas: no pyplot state, the caller's backend untouched."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig: Figure, path: str | Path, dpi: int) -> Path:
+    """Lay out ``fig`` and write it as a PNG at ``path`` atomically; return ``path``."""
+    from landslide_tf.files import staged
+
+    fig.tight_layout()
+    path = Path(path)
+    with staged(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png")
+    return path
 
 
 def _tile_panels(
@@ -115,23 +141,15 @@ def save_overlay(
     Returns:
         The path written.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     _, dem = display_channels(x, modalities)
     with_dem = dem is not None and x.shape[-1] > 1
     columns = 5 if with_dem else 4
-    fig, axes = plt.subplots(1, columns, figsize=(2.2 * columns, 2.6))
+    fig = _figure(figsize=(2.2 * columns, 2.6))
+    axes = fig.subplots(1, columns)
     _tile_panels(axes, x, mask, prob, cam, modalities, threshold, with_dem)
     if title:
         fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, path, dpi=100)
 
 
 def save_grid(
@@ -161,16 +179,12 @@ def save_grid(
     Returns:
         The path written.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     n = len(x)
     _, dem = display_channels(x[0], modalities)
     with_dem = dem is not None and x.shape[-1] > 1
     columns = 5 if with_dem else 4
-    fig, axes = plt.subplots(n, columns, figsize=(1.6 * columns, 1.6 * n + 0.5), squeeze=False)
+    fig = _figure(figsize=(1.6 * columns, 1.6 * n + 0.5))
+    axes = fig.subplots(n, columns, squeeze=False)
     for i in range(n):
         mask = None if masks is None else masks[i]
         _tile_panels(
@@ -180,8 +194,4 @@ def save_grid(
             axes[i][0].set_ylabel(labels[i], fontsize=7)
     if title:
         fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=72)
-    plt.close(fig)
-    return path
+    return _save(fig, path, dpi=72)

@@ -30,24 +30,6 @@ EPSILON = 1e-6
 # layers and targets
 
 
-def _spatial_layers(model: keras.Model) -> list[str]:
-    """Names of the layers whose output is ``(N, h, w, c)``, input and output excluded."""
-    import keras
-
-    names = []
-    output_layers = {t._keras_history.operation.name for t in model.outputs}
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.InputLayer) or layer.name in output_layers:
-            continue
-        try:
-            shape = layer.output.shape
-        except (AttributeError, ValueError):  # layers used more than once, nested oddities
-            continue
-        if len(shape) == 4:
-            names.append(layer.name)
-    return names
-
-
 def valid_layers(model: keras.Model) -> list[str]:
     """Layer names that can be explained, the usual choices first.
 
@@ -59,7 +41,9 @@ def valid_layers(model: keras.Model) -> list[str]:
         ``dec{i}_relu2``, encoder convolutions ``enc{i}_conv{j}``, then every other layer with
         a 4-D output, each group in model order.
     """
-    names = _spatial_layers(model)
+    from landslide_tf.models import spatial_layers
+
+    names = spatial_layers(model)
 
     def rank(name: str) -> int:
         if name == "head_features":
@@ -88,11 +72,16 @@ def resolve_layer(model: keras.Model, layer: str | None = None) -> str:
         The layer name.
 
     Raises:
-        UserError: unknown layer, or a layer without a ``(N, h, w, c)`` output; the message lists
-            some valid names.
+        UserError: unknown layer, or a layer without a ``(N, h, w, c)`` output (the message
+            lists some valid names); ``layer=None`` and the model has no such layer.
     """
+    from landslide_tf.models import default_gradcam_layer
+
     if layer is None:
-        layer = _default_layer(model)
+        try:
+            layer = default_gradcam_layer(model)
+        except ValueError as exc:  # no layer with a (N, h, w, c) output
+            raise UserError(str(exc)) from None
     names = [item.name for item in model.layers]
     candidates = valid_layers(model)
     if layer not in names or layer not in candidates:
@@ -101,24 +90,6 @@ def resolve_layer(model: keras.Model, layer: str | None = None) -> str:
         what = "unknown layer" if layer not in names else "layer without a (N, h, w, c) output"
         raise UserError(f"{what} {layer!r} in model {model.name!r}; valid layers: {shown}{more}")
     return layer
-
-
-def _default_layer(model: keras.Model) -> str:
-    try:
-        from landslide_tf.models import default_gradcam_layer
-    except ImportError:  # pragma: no cover - models is part of the package
-        default_gradcam_layer = None
-    if default_gradcam_layer is not None:
-        try:
-            return default_gradcam_layer(model)
-        except (KeyError, ValueError) as exc:  # a model that is not from landslide_tf.models
-            logger.debug("default_gradcam_layer failed (%s); using the last spatial layer", exc)
-    candidates = _spatial_layers(model)
-    if "head_features" in candidates:
-        return "head_features"
-    if not candidates:
-        raise UserError(f"model {model.name!r} has no layer with a (N, h, w, c) output")
-    return candidates[-1]
 
 
 def target_regions(

@@ -6,6 +6,7 @@ here, so ``get_loss("focal", gamma=-1)`` fails with ``loss 'focal': gamma must b
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Sequence
 
@@ -22,9 +23,14 @@ def check_unit(name: str, value: float, *, loss: str) -> float:
 
 
 def check_nonneg(name: str, value: float, *, loss: str) -> float:
-    """``value`` as a float ``>= 0``, else ``ValueError`` naming ``loss`` and ``name``."""
+    """``value`` as a finite float ``>= 0``, else ``ValueError`` naming ``loss`` and ``name``.
+
+    NaN and infinity are refused: they turn the loss into NaN.
+    """
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f"loss {loss!r}: {name} must be a number, got {value!r}")
+    if not math.isfinite(float(value)):
+        raise ValueError(f"loss {loss!r}: {name} must be finite, got {value}")
     if float(value) < 0.0:
         raise ValueError(f"loss {loss!r}: {name} must be >= 0, got {value}")
     return float(value)

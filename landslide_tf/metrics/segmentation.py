@@ -70,11 +70,14 @@ def _safe_div(num: np.ndarray | float, den: np.ndarray | float) -> np.ndarray:
 class SegmentationMetrics:
     """Accumulates binary segmentation metrics over many batches of tiles.
 
-    Probabilities are binned on the edges ``e_k = k / bins`` (``k = 0 .. bins``, computed in
-    float64): a probability ``p`` falls into slot ``k`` when ``e_k <= p < e_{k+1}``, and
-    ``p = 1`` into slot ``bins``. A pixel is predicted landslide iff ``p >= threshold``;
-    for a threshold on the grid this is exact (no binning error), and other thresholds are
-    rounded to the nearest grid edge (``result()["threshold"]`` reports the one used).
+    Probabilities are binned on the edges ``e_k = k / bins`` (``k = 0 .. bins``): a
+    probability ``p`` falls into slot ``k`` when ``e_k <= p < e_{k+1}``, and ``p = 1`` into
+    slot ``bins``. The comparison is in float32, ``float32(p) >= float32(e_k)``, as the Keras
+    metrics, ``threshold_mask`` and the exported ``mask`` compare a float32 probability with
+    a threshold, so a probability exactly on a threshold counts the same everywhere. A pixel
+    is predicted landslide iff ``p >= threshold``; for a threshold on the grid this is exact
+    (no binning error), and other thresholds are rounded to the nearest grid edge
+    (``result()["threshold"]`` reports the one used, as a float64 ``k / bins``).
 
     Args:
         bins: number of bins over [0, 1]; 10000 keeps the AUC within ~1e-4 of the exact
@@ -95,6 +98,7 @@ class SegmentationMetrics:
         # Grid edges e_k = k / bins; np.arange(...) / bins is correctly rounded, so
         # e_k == float(k / bins) == the decimal literal when that is exact (0.5, 0.3, ...).
         self.edges = np.arange(self.bins + 1, dtype=np.float64) / self.bins
+        self._edges32 = self.edges.astype(np.float32)  # what probabilities are compared with
         self.reset()
 
     def reset(self) -> None:
@@ -109,8 +113,11 @@ class SegmentationMetrics:
         return int(self.hist_background.sum() + self.hist_landslide.sum())
 
     def _bin_index(self, prob: np.ndarray) -> np.ndarray:
-        """Slot of each probability: the number of edges ``<= p`` minus one, in [0, bins]."""
-        return np.searchsorted(self.edges, prob, side="right") - 1
+        """Slot of each probability: the number of edges ``<= p`` minus one, in [0, bins].
+
+        Both sides in float32, so slots ``k..bins`` hold exactly the ``p >= float32(e_k)``.
+        """
+        return np.searchsorted(self._edges32, np.asarray(prob, np.float32), side="right") - 1
 
     def update(self, y_true: Any, y_prob: Any, n_tiles: int | None = None) -> None:
         """Add a batch of tiles.
@@ -147,7 +154,7 @@ class SegmentationMetrics:
                 values = np.unique(truth[bad])[:5]
                 raise ValueError(f"y_true must hold only 0 and 1, found {values.tolist()}")
             truth = truth.astype(np.bool_)
-        prob = y_prob.reshape(-1).astype(np.float64)
+        prob = y_prob.reshape(-1).astype(np.float32)
         if prob.size and not (prob.min() >= 0.0 and prob.max() <= 1.0):
             raise ValueError(
                 f"y_prob must be probabilities in [0, 1], found min {np.nanmin(prob)}, "
@@ -283,7 +290,8 @@ class SegmentationMetrics:
             raise ValueError(f"empty threshold range [{low}, {high}] for bins={self.bins}")
         scores = self.scores_by_threshold(metric)[k_lo : k_hi + 1]
         candidates = np.flatnonzero(scores >= scores.max() - 1e-12) + k_lo
-        best = candidates[np.argmin(np.abs(self.edges[candidates] - 0.5))]
+        # distance to 0.5 in half-bins, in integers: |k / bins - 0.5| * 2 bins (exact ties)
+        best = candidates[np.argmin(np.abs(2 * candidates - self.bins))]
         return float(self.edges[best])
 
     def scores_by_threshold(self, metric: str) -> np.ndarray:

@@ -32,6 +32,7 @@ __all__ = [
     "build_unet",
     "build_unetpp",
     "default_gradcam_layer",
+    "spatial_layers",
 ]
 
 PAPER_MODELS = ("unet", "resunet", "unetpp", "unetpp_spatial", "unetpp_ctx", "unetpp_spatial_ctx")
@@ -135,12 +136,36 @@ def build_model(
     )
 
 
+def spatial_layers(model: keras.Model) -> list[str]:
+    """Names of the layers whose output is ``(N, h, w, c)``, input and output layers excluded.
+
+    Args:
+        model: a functional Keras model.
+
+    Returns:
+        The names, in model order.
+    """
+    names = []
+    output_layers = {t._keras_history.operation.name for t in model.outputs}
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.InputLayer) or layer.name in output_layers:
+            continue
+        try:
+            shape = layer.output.shape
+        except (AttributeError, ValueError):  # layers used more than once, nested oddities
+            continue
+        if len(shape) == 4:
+            names.append(layer.name)
+    return names
+
+
 def default_gradcam_layer(model: keras.Model) -> str:
     """The layer GradCAM should look at by default: ``head_features``.
 
     ``head_features`` is the last decoder feature map before the 1x1 ``logits`` conv, at full
     resolution, so heat maps need no up-sampling. Models that lack it (not built here) fall
-    back to the last layer with a 4-D output before ``logits``.
+    back to the last layer with a 4-D output (``spatial_layers``) other than ``logits``: never
+    an output layer of the model.
 
     Args:
         model: A model from :func:`build_model` (or a reloaded one).
@@ -154,13 +179,7 @@ def default_gradcam_layer(model: keras.Model) -> str:
     names = [layer.name for layer in model.layers]
     if "head_features" in names:
         return "head_features"
-    candidates = [
-        layer.name
-        for layer in model.layers
-        if layer.name not in ("logits", "probability")
-        and not isinstance(layer, keras.layers.InputLayer)
-        and len(getattr(layer.output, "shape", ())) == 4
-    ]
+    candidates = [name for name in spatial_layers(model) if name != "logits"]
     if not candidates:
         raise ValueError(f"model {model.name!r} has no 4-D feature layer for GradCAM")
     return candidates[-1]
