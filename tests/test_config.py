@@ -63,3 +63,47 @@ def test_bad_modalities():
         num_channels("rgbd")
     with pytest.raises(ValueError, match="need a DEM"):
         num_channels("rgb", ["slope"])
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ({"strategy": "foo"}, "unknown strategy 'foo'; expected one of default, mirrored"),
+        ({"precision": "fp8"}, "unknown precision 'fp8'; expected one of auto, float32"),
+        ({"steps_per_execution": -5}, "steps per execution must be at least 0, got -5"),
+    ],
+)
+def test_validated_refuses_bad_speed_settings(setting, message):
+    from landslide_tf.errors import UserError
+    from landslide_tf.training.rundir import validated
+
+    with pytest.raises(UserError, match=message):
+        validated(TrainConfig(model="unet", **setting))
+
+
+def test_validated_accepts_the_speed_settings_it_knows():
+    from landslide_tf.training import distribute
+    from landslide_tf.training.config import STRATEGIES
+    from landslide_tf.training.precision import PRECISIONS
+    from landslide_tf.training.rundir import validated
+
+    assert STRATEGIES == distribute.STRATEGIES  # the TF-free copy of the registry
+    for strategy in STRATEGIES:
+        validated(TrainConfig(model="unet", strategy=strategy))
+    for precision in (*PRECISIONS, "mixed"):  # "mixed": a config.json of --mixed-precision
+        validated(TrainConfig(model="unet", precision=precision))
+    for steps in (0, 1, 8):
+        validated(TrainConfig(model="unet", steps_per_execution=steps))
+
+
+def test_scoring_differences_and_what_fixes_the_epochs():
+    from landslide_tf.training.config import epochs_fixed_by, scoring_differences
+
+    base = TrainConfig(model="unet").to_dict()
+    assert scoring_differences(base, {**base, "tta": True})[0] == "tta: False -> True"
+    assert scoring_differences(base, {**base, "tta_transforms": "dihedral"}) == []  # TTA off
+    assert scoring_differences(base, {**base, "epochs": 9, "precision": "float32"}) == []
+    assert epochs_fixed_by(TrainConfig()) is None
+    assert "cosine" in epochs_fixed_by(TrainConfig(lr_schedule="cosine"))
+    tuned = TrainConfig(finetune_loss="lovasz_hinge", finetune_epochs=2)
+    assert "fine-tuning phase (the last 2 epochs)" in epochs_fixed_by(tuned)

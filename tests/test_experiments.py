@@ -97,6 +97,39 @@ def test_bad_overrides_are_user_errors(kwargs, match):
         load_study("paper").with_overrides(**kwargs)
 
 
+@pytest.mark.parametrize(
+    "train, match",
+    [({"test_split": "val"}, "test_split must be 'test'"),
+     ({"strategy": "foo"}, "unknown strategy 'foo'"),
+     ({"precision": "fp8"}, "unknown precision 'fp8'"),
+     ({"steps_per_execution": -5}, "steps per execution must be at least 0"),
+     ({"deep_supervision": True}, "'quick', unet with bce: --deep-supervision needs")],
+)  # fmt: skip
+def test_study_settings_are_checked_for_every_run_up_front(train, match):
+    """Every (model, loss) of the study, not only the default model, before any run."""
+    with pytest.raises(UserError, match=match):
+        load_study("quick").with_overrides(train=train)
+
+
+def test_study_loss_kwargs_are_checked_for_their_loss(tmp_path):
+    study = tmp_path / "kw.json"
+    study.write_text(json.dumps({"name": "kw", "extends": "quick",
+                                 "loss_kwargs": {"focal": {"bogus": 1}}}))  # fmt: skip
+    with pytest.raises(UserError, match="unet with focal: bad --loss-kwargs for focal"):
+        load_study(str(study))
+
+
+def test_study_strategy_flag_has_the_registry_choices(tmp_path, capsys):
+    from landslide_tf.training.config import STRATEGIES
+
+    action = next(a for a in cli.build_parser()._actions if a.dest == "strategy")
+    assert tuple(action.choices) == STRATEGIES
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["quick", "--out", str(tmp_path / "o"), "--strategy", "foo"])
+    assert stop.value.code == 2 and "invalid choice: 'foo'" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
 def test_unknown_study_lists_the_known_ones():
     with pytest.raises(UserError, match="paper"):
         load_study("no-such-study")
@@ -248,6 +281,31 @@ def test_prepare_run_resumes_unfinished_and_retries_failed(tmp_path):
     assert runner.prepare_run(more) is None and more.run_dir.exists()
 
 
+def test_prepare_run_leaves_a_finished_run_with_other_scoring_to_train(tmp_path):
+    """A study asking for TTA does not reuse metrics scored without it (nor moves the run)."""
+    spec = _spec(tmp_path)
+    _finish(spec, miou=0.61)
+    for change in ({"tta": True}, {"tune_threshold": True}, {"tta": True, "tta_transforms":
+                   "dihedral"}):  # fmt: skip
+        asked = _spec(tmp_path, **change)
+        assert runner.prepare_run(asked) is None  # train scores it again
+        assert (spec.run_dir / "metrics.json").is_file() and spec.run_dir.is_dir()
+    flips = _spec(tmp_path, tta_transforms="dihedral")  # without TTA: no difference
+    assert runner.prepare_run(flips).status == "cached"
+
+
+def test_prepare_run_moves_aside_a_cosine_run_asked_for_more_epochs(tmp_path):
+    spec = _spec(tmp_path, lr_schedule="cosine")
+    _finish(spec)
+    more = _spec(tmp_path, lr_schedule="cosine", epochs=5)
+    assert runner.prepare_run(more) is None
+    assert (spec.run_dir.parent / f"{spec.name}.stale-1" / "metrics.json").is_file()
+    constant = _spec(tmp_path / "c")
+    _finish(constant)
+    assert runner.prepare_run(_spec(tmp_path / "c", epochs=5)) is None
+    assert (constant.run_dir / "state.json").is_file()  # kept: train extends it
+
+
 def test_tables_say_which_threshold_each_row_used():
     plain = fake("unet", "dice", miou=0.6, threshold=0.5)
     tuned = [
@@ -342,6 +400,22 @@ def test_run_all_estimates_the_time_left_from_the_runs_trained(tmp_path, monkeyp
     assert len(estimates) == 2  # after the first and the second run, none after the last
     assert "2 run(s) to train" in estimates[0] and "trained so far" in estimates[0]
     assert "1 run(s) to train" in estimates[1] and "of the 2 trained" in estimates[1]
+
+
+def test_killed_child_is_failed_not_the_earlier_runs_record(tmp_path):
+    """A child killed before writing its record: the earlier run's experiment.json and
+    metrics.json (kept for a rerun with more epochs) are not this run's result."""
+    spec = _spec(tmp_path, epochs=8)
+    _finish(spec, miou=0.42, epochs=5)
+    record = {"status": "trained", "wall_s": 11.0, "pid": 1234, "config": spec.config}
+    (spec.run_dir / "experiment.json").write_text(json.dumps(record))
+    result = runner._result_from_record(spec, -9, 3.0, pid=5678)
+    assert result.status == "failed" and result.metrics == {}
+    assert "exited with code -9" in result.error
+    assert json.loads((spec.run_dir / "experiment.json").read_text())["status"] == "failed"
+    (spec.run_dir / "experiment.json").write_text(json.dumps({**record, "pid": 5678}))
+    ok = runner._result_from_record(spec, 0, 3.0, pid=5678)  # the child's own record
+    assert ok.status == "trained" and ok.metrics["miou"] == 0.42 and ok.wall_s == 11.0
 
 
 def test_visible_gpus_from_environment(monkeypatch):

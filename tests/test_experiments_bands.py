@@ -47,15 +47,14 @@ def test_summary_means_stds_and_deltas(tmp_path):
             metrics = {"miou": miou, "iou_landslide": miou / 2, "f1": miou}
             results.append(RunResult.from_spec(spec, "trained", metrics=metrics))
     rows = summarise(sets, specs, results)
-    assert rows[0]["miou_mean"] == pytest.approx(0.55) and rows[0]["miou_std"] == pytest.approx(
-        0.05
-    )
+    assert rows[0]["miou_mean"] == pytest.approx(0.55)
+    assert rows[0]["miou_std"] == pytest.approx(0.0707107, rel=1e-5)  # sample std (n - 1)
     assert rows[1]["delta_prev"] == pytest.approx(0.15) and rows[1]["delta_rgb"] == pytest.approx(
         0.15
     )
     write_bands_outputs(rows, tmp_path, "l4s")
     table = (tmp_path / "bands.md").read_text()
-    assert "0.5500 ± 0.0500" in table and "+0.1500" in table
+    assert "0.5500 ± 0.0707" in table and "+0.1500" in table
     assert (tmp_path / "bands.png").stat().st_size > 0
     assert specs[0].name == "rgb-unet-dice-s0"
 
@@ -97,6 +96,25 @@ def test_paper_protocol_on_l4s(tmp_path):
     assert (out / "fig5_predictions.png").is_file()  # figures read l4s tiles too
 
 
+def test_bands_std_is_the_tables_sample_std(tmp_path):
+    """bands.csv and the study tables give one seed spread: 0.60, 0.62 -> 0.014, not 0.010."""
+    from landslide_tf.experiments.tables import format_mean_std
+
+    sets = [("RGB", {"modalities": "rgb", "derived": [], "bands": None})]
+    specs = [BandRunSpec("m", "l", s, 1, {"run_dir": str(tmp_path)}, tag="rgb") for s in (1, 2)]
+    results = [
+        RunResult.from_spec(spec, "trained", metrics={"miou": v, "iou_landslide": v, "f1": v})
+        for spec, v in zip(specs, (0.60, 0.62), strict=True)
+    ]
+    row = summarise(sets, specs, results)[0]
+    assert f"{row['miou_mean']:.3f} ± {row['miou_std']:.3f}" == format_mean_std([0.60, 0.62])
+    assert row["miou_std"] == pytest.approx(0.0141421, rel=1e-5)
+    one = summarise(sets, specs[:1], results[:1])[0]  # one seed: no spread, as in the tables
+    assert one["miou_std"] is None
+    write_bands_outputs([one], tmp_path, "bijie")
+    assert "| 0.6000 |" in (tmp_path / "bands.md").read_text()
+
+
 def test_bands_md_records_its_command_and_settings(tmp_path):
     """Issue 22 item 7: bands.md says how it was made."""
     rows = [
@@ -117,3 +135,25 @@ def test_bands_is_listed_beside_the_studies(capsys):
     assert main(["--list"]) == 0
     names = [line.split()[0] for line in capsys.readouterr().out.splitlines() if line.strip()]
     assert {"paper", "quick", "bands"} <= set(names)
+
+
+def test_bands_without_data_uses_the_synthetic_default(tmp_path, monkeypatch, capsys):
+    """No --data: the bands study runs on the default dataset, as the other studies do."""
+    from landslide_tf.cli.experiments import main
+    from landslide_tf.experiments import bands
+
+    default = tmp_path / "synthetic"
+    (default / "landslide").mkdir(parents=True)  # an existing default dataset
+    monkeypatch.setenv("LANDSLIDE_TF_DATA", str(default))
+    used = []
+
+    def fake_study(study, data, out, **kwargs):
+        used.append(data)
+        (tmp_path / "out").mkdir()
+        (tmp_path / "out" / "bands.md").write_text("table\n")
+        return []
+
+    monkeypatch.setattr(bands, "run_bands_study", fake_study)
+    assert main(["bands", "--out", str(tmp_path / "out")]) == 0
+    assert used == [default]
+    assert f"no --data: using the synthetic dataset {default}" in capsys.readouterr().out

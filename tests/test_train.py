@@ -154,6 +154,73 @@ def test_force_retrains_from_scratch(tiny_run, synth_dir, tmp_path):
     assert json.loads((run_dir / "config.json").read_text())["lr"] == 2e-3
 
 
+def test_force_on_a_folder_that_holds_no_run_deletes_nothing(synth_dir, tmp_path, capsys):
+    """--force clears a run; the user's own files in a folder that holds none survive."""
+    run_dir = tmp_path / "mine"
+    (run_dir / "logs").mkdir(parents=True)
+    files = {"logs/notes.txt": "mine", "metrics.json": "{}", "metrics_val.json": "{}",
+             "train.txt": "a\n", "val.txt": "b\n", "test.txt": "c\n"}  # fmt: skip
+    for name, text in files.items():
+        (run_dir / name).write_text(text)
+    rc = run_main([*tiny_argv(synth_dir, run_dir, **{"--batch-size": "100000"}), "--force"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and "holds none" in err, err
+    assert {n: (run_dir / n).read_text() for n in files} == files
+    assert sorted(p.name for p in run_dir.iterdir()) == sorted(
+        ["logs", "metrics.json", "metrics_val.json", "train.txt", "val.txt", "test.txt"]
+    )  # nothing added either
+
+
+def test_force_with_a_bad_option_leaves_the_old_run_whole(tiny_run, synth_dir, tmp_path):
+    """The new run is checked before --force deletes the old one."""
+    _, src, _ = tiny_run
+    run_dir = tmp_path / "kept"
+    shutil.copytree(src, run_dir)
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
+    with pytest.raises(UserError, match="is larger than the training split"):
+        train(tiny(synth_dir, run_dir, batch_size=100000), force=True, verbose=0)
+    assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()} == before
+
+
+def test_finished_run_asked_with_tta_is_scored_again_not_retrained(tiny_run, synth_dir, tmp_path):
+    """Other scoring options on a finished run: metrics.json and config.json follow them."""
+    config, src, first = tiny_run
+    run_dir = tmp_path / "tta"
+    shutil.copytree(src, run_dir)
+    mtime = (run_dir / "best.keras").stat().st_mtime_ns
+    again = train(tiny(synth_dir, run_dir, tta=True, tta_transforms="dihedral"), verbose=0)
+    assert again["epochs_trained"] == 0 and again["resumed_from"] == 1
+    saved = json.loads((run_dir / "metrics.json").read_text())
+    assert saved["tta"] is True and saved["tta_transforms"] == "dihedral"
+    assert not json.loads((src / "metrics.json").read_text())["tta"]  # the source: without
+    stored = json.loads((run_dir / "config.json").read_text())
+    assert stored["tta"] is True and stored["tta_transforms"] == "dihedral"
+    assert (run_dir / "best.keras").stat().st_mtime_ns == mtime  # nothing was fitted
+    assert cb.read_state(run_dir)["epochs_done"] == 1
+    same = train(tiny(synth_dir, run_dir, tta=True, tta_transforms="dihedral"), verbose=0)
+    assert same["miou"] == pytest.approx(saved["miou"])  # now reported as it is
+
+
+def test_a_cosine_run_is_not_extended_a_constant_one_is(tiny_run, synth_dir, tmp_path):
+    """More --epochs would rebuild a cosine schedule for the new total: the lr would jump."""
+    _, src, _ = tiny_run
+    run_dir = tmp_path / "cosine"
+    shutil.copytree(src, run_dir)
+    raw = json.loads((run_dir / "config.json").read_text())
+    (run_dir / "config.json").write_text(json.dumps({**raw, "lr_schedule": "cosine"}))
+    before = sorted(p.name for p in run_dir.iterdir())
+    with pytest.raises(
+        UserError, match=r"cosine learning-rate schedule laid out over 1 ep.*--force"
+    ):
+        train(tiny(synth_dir, run_dir, lr_schedule="cosine", epochs=2), verbose=0)
+    assert sorted(p.name for p in run_dir.iterdir()) == before
+    assert cb.read_state(run_dir)["epochs_done"] == 1
+    constant = tmp_path / "constant"
+    shutil.copytree(src, constant)
+    result = train(tiny(synth_dir, constant, epochs=2), verbose=0)
+    assert result["resumed_from"] == 1 and result["epochs_trained"] == 1
+
+
 def test_torn_last_history_row_is_rewritten_from_state_json(tiny_run, synth_dir, tmp_path):
     """Issue 23 case 10: a resume validates the committed row against state.json."""
     _, src, _ = tiny_run
@@ -406,3 +473,28 @@ def test_quick_preset_drops_its_slope_channel_for_rgb_only_data():
     assert rgb.derived == [] and rgb.channels == 3
     dem = config_from_args(build_parser().parse_args(["--preset", "quick"]))
     assert dem.derived == ["slope"] and dem.channels == 5
+
+
+def test_a_failed_selection_write_keeps_the_old_selection_txt(tmp_path, monkeypatch):
+    """selection.txt is written atomically: a failing write leaves the old list whole."""
+    import errno
+    from types import SimpleNamespace
+
+    from landslide_tf.training.selection import SELECTION_FILE, record_selection
+
+    (tmp_path / SELECTION_FILE).write_text("old\n")
+    config = SimpleNamespace(select_from_train=0.1, select_seed=0)
+    splits = {name: [SimpleNamespace(stem=f"{name}{i}") for i in range(2)]
+              for name in ("train", "val", "test")}  # fmt: skip
+
+    def full_disk(src, dst):
+        raise OSError(errno.ENOSPC, "No space left on device", str(dst))
+
+    monkeypatch.setattr(os, "replace", full_disk)
+    with pytest.raises(OSError):
+        record_selection(config, tmp_path, splits)
+    monkeypatch.undo()
+    assert (tmp_path / SELECTION_FILE).read_text() == "old\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [SELECTION_FILE]  # no temporary left
+    record_selection(config, tmp_path, splits)
+    assert (tmp_path / SELECTION_FILE).read_text() == "val0\nval1\n"

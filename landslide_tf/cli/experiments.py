@@ -14,6 +14,7 @@ import sys
 from landslide_tf.cli.common import add_precision_args, precision_from_args, run_cli
 from landslide_tf.errors import UserError
 from landslide_tf.experiments.study import SELECT_SPLITS, available_studies, load_study
+from landslide_tf.training.config import STRATEGIES
 
 
 class _Parser(argparse.ArgumentParser):
@@ -40,8 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int)
     p.add_argument("--image-size", type=int)
     p.add_argument("--lr", type=float)
-    p.add_argument("--strategy", help="tf.distribute strategy for every run "
-                   "(default, mirrored, multiworker, tpu)")  # fmt: skip
+    p.add_argument("--strategy", choices=STRATEGIES,
+                   help="tf.distribute strategy for every run (default: default)")  # fmt: skip
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="any other training setting, e.g. --set depth=3 (JSON values)")  # fmt: skip
     p.add_argument("--seeds", type=int, help="repeat every run with N seeds (mean ± std)")

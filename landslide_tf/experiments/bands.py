@@ -24,12 +24,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from landslide_tf.errors import UserError
 from landslide_tf.experiments.core import study_format
 from landslide_tf.experiments.runs import RunResult, RunSpec, run_name
-from landslide_tf.experiments.tables import csv_string
+from landslide_tf.experiments.tables import csv_string, mean_std
 from landslide_tf.files import atomic_write_text, staged
 from landslide_tf.training.config import TrainConfig
 
@@ -148,7 +146,8 @@ def run_bands_study(
 def summarise(
     sets: list[tuple[str, dict[str, Any]]], specs: list[BandRunSpec], results: list[RunResult]
 ) -> list[dict[str, Any]]:
-    """Mean and std over seeds per band set, and the mIoU each set adds."""
+    """Mean and sample std over seeds per band set (std None for one seed), and the mIoU
+    each set adds."""
     rows: list[dict[str, Any]] = []
     for label, settings in sets:
         tag = _tag(label)
@@ -162,10 +161,9 @@ def summarise(
                 1 for s, r in zip(specs, results, strict=True) if s.tag == tag and not r.ok
             ),
         }
-        for metric in ("miou", "iou_landslide", "f1"):
-            values = [float(r.metrics[metric]) for r in done if metric in r.metrics]
-            row[f"{metric}_mean"] = float(np.mean(values)) if values else None
-            row[f"{metric}_std"] = float(np.std(values)) if values else None
+        for metric in ("miou", "iou_landslide", "f1"):  # sample std (n - 1), as the tables
+            mean, std, _ = mean_std(r.metrics.get(metric) for r in done)
+            row[f"{metric}_mean"], row[f"{metric}_std"] = mean, std
         rows.append(row)
     base = rows[0]["miou_mean"] if rows else None
     for i, row in enumerate(rows):
@@ -178,7 +176,9 @@ def summarise(
 
 def _pm(row: dict[str, Any], metric: str) -> str:
     mean, std = row[f"{metric}_mean"], row[f"{metric}_std"]
-    return "failed" if mean is None else f"{mean:.4f} ± {std:.4f}"
+    if mean is None:
+        return "failed"
+    return f"{mean:.4f}" if std is None else f"{mean:.4f} ± {std:.4f}"  # one seed: no std
 
 
 def _delta(value: float | None) -> str:
@@ -246,13 +246,19 @@ def bands_main(
     model = overrides.pop("model", None) or BEST_MODEL
     loss = overrides.pop("loss", None) or BEST_LOSS
     overrides.pop("bands", None)  # the study chooses the band sets
-    study = load_study("paper").with_overrides(
-        train=overrides, seeds=args.seeds if args.seeds else 3
-    )
-    if not Path(args.data).exists():
-        raise UserError(f"dataset {args.data} does not exist")
+    paper = load_study("paper")  # its training settings and split; checked for this one run
+    one = dataclasses.replace(paper, bases=[model], losses=[loss], attention_models=[])
+    study = one.with_overrides(train=overrides, seeds=args.seeds if args.seeds else 3)
+    data = args.data
+    if data is None:  # as a study without --data: the synthetic default dataset
+        from landslide_tf.data import ensure_default_dataset
+
+        data = ensure_default_dataset()
+        progress(f"no --data: using the synthetic dataset {data}")
+    elif not Path(data).exists():
+        raise UserError(f"dataset {data} does not exist")
     rows = run_bands_study(
-        study, args.data, args.out, model=model, loss=loss, jobs=args.jobs, progress=progress,
+        study, data, args.out, model=model, loss=loss, jobs=args.jobs, progress=progress,
         verbose=2 if args.verbose else 0, command=command,
     )  # fmt: skip
     print((Path(args.out) / "bands.md").read_text())

@@ -4,8 +4,9 @@ Each run lives in ``OUT/runs/<model>-<loss>-s<seed>/`` (the ``train`` run dir) p
 ``experiment.json`` (status, wall time, the config we asked for) and, for a failed run,
 ``error.txt`` (the traceback). On a rerun:
 
-- ``metrics.json`` present and ``config.json`` equal to the requested config: skipped
-  (status ``cached``);
+- ``metrics.json`` present and ``config.json`` equal to the requested config, scoring
+  options included: skipped (status ``cached``); other scoring options (TTA, threshold
+  tuning): scored again by ``train`` without training;
 - a different config in the folder: the folder is moved aside to ``<name>.stale-<k>`` and
   the run starts afresh;
 - no ``metrics.json`` (interrupted or failed before): trained again; ``train`` resumes from
@@ -43,7 +44,12 @@ from landslide_tf.experiments.runs import (
 )
 from landslide_tf.files import atomic_write_text
 from landslide_tf.metrics.thresholds import read_threshold
-from landslide_tf.training.config import TrainConfig, config_differences
+from landslide_tf.training.config import (
+    TrainConfig,
+    config_differences,
+    epochs_fixed_by,
+    scoring_differences,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -86,9 +92,11 @@ def prepare_run(spec: RunSpec) -> RunResult | None:
     """Return the cached result when the run already finished with this config.
 
     Otherwise clear what would get in the way and return ``None`` (the run is to be trained):
-    a folder holding another config (or more epochs than asked for) is moved aside to
+    a folder holding another config (or more epochs than asked for, or a schedule laid out
+    over another number of epochs: ``epochs_fixed_by``) is moved aside to
     ``<name>.stale-<k>``; the ``error.txt`` of an earlier failure is removed. An interrupted
-    run's checkpoints stay, so ``train`` resumes it.
+    run's checkpoints stay, so ``train`` resumes it; a finished run asked with other scoring
+    options (``SCORING_FIELDS``) is left to ``train``, which scores it again.
     """
     run_dir = spec.run_dir
     saved = _read_json(run_dir / "config.json")
@@ -98,11 +106,15 @@ def prepare_run(spec: RunSpec) -> RunResult | None:
     state = _read_json(run_dir / "state.json") or {}
     epochs_done = int(state.get("epochs_done", 0))
     epochs = int(spec.config["epochs"])
-    if not config_matches(spec.config, saved) or epochs_done > epochs:
+    planned = TrainConfig.from_dict(saved)
+    # a schedule laid out over other epochs cannot go on (train refuses it): start afresh
+    refit = bool(epochs_done and planned.epochs != epochs and epochs_fixed_by(planned))
+    if not config_matches(spec.config, saved) or epochs_done > epochs or refit:
         moved = _move_aside(run_dir)
         logger.warning("%s: the folder holds another config; moved to %s", spec.name, moved)
         return None
-    if epochs_done == epochs and (run_dir / "metrics.json").is_file():
+    rescore = scoring_differences(saved, spec.config)  # train scores it again, fits nothing
+    if epochs_done == epochs and (run_dir / "metrics.json").is_file() and not rescore:
         rescore_at_tuned_threshold(run_dir)
         record = _read_json(run_dir / RECORD_FILE) or {}
         return RunResult.from_spec(
@@ -221,13 +233,25 @@ def _worker(spec: RunSpec, slot: Slot, jobs: int, log_level: int, verbose: int) 
     execute_run(spec, verbose)
 
 
-def _result_from_record(spec: RunSpec, exitcode: int | None, wall: float) -> RunResult:
+def _result_from_record(
+    spec: RunSpec, exitcode: int | None, wall: float, pid: int | None = None
+) -> RunResult:
+    """The result of a training process from the ``experiment.json`` it wrote.
+
+    Args:
+        spec: the run the process trained.
+        exitcode: the process's exit code (negative: killed by that signal).
+        wall: seconds the process ran, used where it wrote no record.
+        pid: the process id; a record written by another process (an earlier invocation's,
+            kept in the run folder), or any record when ``None``, is not this run's result.
+
+    Returns:
+        ``trained`` or ``failed`` as the process recorded, else ``failed`` naming the exit code.
+    """
     record = _read_json(spec.run_dir / RECORD_FILE) or {}
-    if (
-        record.get("status") == "trained"
-        and record.get("pid") is not None
-        and (spec.run_dir / "metrics.json").is_file()
-    ):
+    if pid is None or record.get("pid") != pid:
+        record = {}  # stale: left by an earlier run, not by this process
+    if record.get("status") == "trained" and (spec.run_dir / "metrics.json").is_file():
         return RunResult.from_spec(
             spec,
             "trained",
@@ -335,7 +359,8 @@ def _run_parallel(
                 proc = sentinels[sentinel]
                 proc.join()
                 spec, _, start = active.pop(proc)
-                report(_result_from_record(spec, proc.exitcode, time.perf_counter() - start))
+                wall = time.perf_counter() - start
+                report(_result_from_record(spec, proc.exitcode, wall, proc.pid))
     finally:
         for proc in active:  # interrupted: stop the children we started
             proc.terminate()

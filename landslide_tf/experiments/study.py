@@ -279,10 +279,28 @@ def _check_train_keys(train: dict[str, Any], name: str) -> None:
         raise UserError(
             f"study {name!r}: unknown train settings {unknown}; valid: {', '.join(sorted(known))}"
         )
-    try:  # every run of the study gets these settings: check them before any run starts
-        validated(TrainConfig.from_dict(dict(train)))
+
+
+def study_models(study: Study) -> list[tuple[str, str]]:
+    """Every (model, loss) a run of the study may have: stage 1's bases x losses, and each
+    stage-3 model with every loss (stage 2 picks one of them)."""
+    pairs = [(m, loss) for m in study.bases for loss in study.losses]
+    pairs += [(m, loss) for m in study.attention_models for loss in study.losses]
+    return list(dict.fromkeys(pairs))
+
+
+def validate_run_config(study: Study, model: str, loss: str) -> None:
+    """Check the config of the study's runs of ``model`` with ``loss``, before any run starts.
+
+    Raises:
+        UserError: one line naming the study, the run and the first bad setting.
+    """
+    values = {**study.train, "model": model, "loss": loss,
+              "loss_kwargs": study.loss_kwargs.get(loss, {})}  # fmt: skip
+    try:
+        validated(TrainConfig.from_dict(values))
     except UserError as exc:
-        raise UserError(f"study {name!r}: {exc}") from None
+        raise UserError(f"study {study.name!r}, {model} with {loss}: {exc}") from None
 
 
 def _validate(study: Study) -> None:
@@ -299,3 +317,11 @@ def _validate(study: Study) -> None:
             f"study {study.name!r}: stage3 base {study.attention_base!r} is not a stage-1 base "
             f"{study.bases}"
         )
+    test_split = study.train.get("test_split", "test")
+    if test_split != "test":  # the tables are test metrics; a run scores val at the most
+        raise UserError(
+            f"study {study.name!r}: test_split must be 'test' (the tables report each run's "
+            f"test metrics), got {test_split!r}"
+        )
+    for model, loss in study_models(study):  # every run's config, before any run starts
+        validate_run_config(study, model, loss)

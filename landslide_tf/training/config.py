@@ -20,6 +20,9 @@ PAPER_BEST_LOSS = {"unet": "bce", "resunet": "wce", "unetpp": "dice"}
 MODALITIES = ("rgb+dem", "rgb", "dem")
 DEM_NORMS = ("minmax", "dataset")
 DERIVED_CHANNELS = ("slope", "aspect", "hillshade")
+#: The ``tf.distribute`` strategies, without importing TensorFlow: the names of
+#: ``landslide_tf.training.distribute.STRATEGIES`` (a test keeps them equal).
+STRATEGIES = ("default", "mirrored", "multiworker", "tpu")
 
 
 def default_loss_for(model: str) -> str:
@@ -195,7 +198,9 @@ def config_type_problem(values: Any) -> str | None:
 
 
 #: Fields that may differ without making a run another run: they do not change what is
-#: learned, so ``train`` resumes across them and a study reuses the run.
+#: learned, so ``train`` resumes across them and a study reuses the run. A finished run asked
+#: with other ``SCORING_FIELDS`` is scored again (not retrained); ``epochs`` may grow only
+#: where nothing is laid out over it (``epochs_fixed_by``).
 RESUME_FREE_FIELDS = (
     "run_dir",
     "epochs",
@@ -209,6 +214,42 @@ RESUME_FREE_FIELDS = (
     "mixed_precision",
     "steps_per_execution",
 )
+
+
+#: The fields of ``RESUME_FREE_FIELDS`` that decide how a finished run is scored.
+SCORING_FIELDS = ("test_split", "tta", "tta_transforms", "tune_threshold")
+
+
+def _scoring(values: dict[str, Any]) -> dict[str, Any]:
+    config = TrainConfig.from_dict(values)
+    out = {key: getattr(config, key) for key in SCORING_FIELDS}
+    if not config.tta:
+        out["tta_transforms"] = None  # unused without TTA
+    return out
+
+
+def scoring_differences(stored: dict[str, Any], requested: dict[str, Any]) -> list[str]:
+    """The scoring settings (``SCORING_FIELDS``) in which two configs of one run differ:
+    ``["key: old -> new", ...]``; ``tta_transforms`` counts only with ``tta`` on."""
+    old, new = _scoring(stored), _scoring(requested)
+    return [f"{k}: {old[k]!r} -> {new[k]!r}" for k in SCORING_FIELDS if old[k] != new[k]]
+
+
+def epochs_fixed_by(config: TrainConfig) -> str | None:
+    """What of the run is laid out over its total ``epochs``, fixing them once it trained.
+
+    A ``cosine`` learning rate (with its warm-up) decays to the last step of ``epochs``, and a
+    fine-tuning phase is the last ``finetune_epochs`` of them: a run with either cannot
+    change its ``epochs`` once it trained, the learning rate or the loss would jump mid-run.
+
+    Returns:
+        A description such as ``"its cosine learning-rate schedule"``, or None.
+    """
+    if config.lr_schedule != "constant":
+        return f"its {config.lr_schedule} learning-rate schedule"
+    if config.finetune_loss and config.finetune_epochs:
+        return f"its fine-tuning phase (the last {config.finetune_epochs} epochs)"
+    return None
 
 
 def comparable(values: dict[str, Any]) -> dict[str, Any]:

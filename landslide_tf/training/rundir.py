@@ -18,10 +18,12 @@ from landslide_tf.training.config import (
     DEM_NORMS,
     DERIVED_CHANNELS,
     MODALITIES,
+    STRATEGIES,
     TrainConfig,
     config_differences,
     config_type_problem,
 )
+from landslide_tf.training.precision import LEGACY_MIXED, PRECISIONS
 from landslide_tf.training.recipe import validate_recipe
 from landslide_tf.training.runs import CONFIG_FILE, SPLITS, read_run_config
 
@@ -90,6 +92,14 @@ def validate_config(config: TrainConfig) -> None:
     for name in config.derived:
         if name not in DERIVED_CHANNELS:
             raise UserError(f"unknown derived channel {name!r}; expected {DERIVED_CHANNELS}")
+    if config.strategy not in STRATEGIES:
+        raise UserError(
+            f"unknown strategy {config.strategy!r}; expected one of {', '.join(STRATEGIES)}"
+        )
+    if config.precision not in (*PRECISIONS, LEGACY_MIXED):
+        raise UserError(
+            f"unknown precision {config.precision!r}; expected one of {', '.join(PRECISIONS)}"
+        )
     try:
         config.channels  # noqa: B018  (validates modalities + derived)
     except ValueError as exc:
@@ -100,6 +110,7 @@ def validate_config(config: TrainConfig) -> None:
         ("base filters", config.base_filters, 1),
         ("depth", config.depth, 1),
         ("image size", config.image_size, 8),
+        ("steps per execution", config.steps_per_execution, 0),  # 0 = auto
     ):
         if value < low:
             raise UserError(f"{field} must be at least {low}, got {value}")
@@ -193,7 +204,41 @@ def check_same_config(run_dir: Path, new: dict[str, Any]) -> dict[str, Any]:
     return stored
 
 
+def is_run(run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds a run of this package (its ``config.json`` or ``state.json``)."""
+    return (run_dir / CONFIG_FILE).is_file() or (run_dir / cb.STATE_FILE).is_file()
+
+
+def run_to_clear(run_dir: Path) -> bool:
+    """Whether ``--force`` has a run to clear in ``run_dir``.
+
+    Args:
+        run_dir: the run directory asked for.
+
+    Returns:
+        True when it holds a run (``is_run``); False when it is missing or empty (but for
+        the run lock).
+
+    Raises:
+        UserError: it is a folder that holds files but no run: they are not this package's
+            to delete.
+    """
+    if is_run(run_dir):
+        return True
+    if not run_dir.exists():
+        return False
+    if run_dir.is_dir() and all(p.name == cb.LOCK_FILE for p in run_dir.iterdir()):
+        return False  # empty but for the lock ``train`` holds
+    raise UserError(
+        f"--force clears a run, but {run_dir} holds none (no {CONFIG_FILE} or "
+        f"{cb.STATE_FILE}) and is not empty: nothing was deleted; use a new or empty "
+        "--run-dir, or drop --force"
+    )
+
+
 def clear_run(run_dir: Path, split_dir: str | None) -> None:
+    """Delete the files of the run in ``run_dir`` (``--force``); callers check ``is_run``
+    first. Its split lists go too unless they live in ``split_dir``."""
     for name in RUN_ARTIFACTS:
         path = run_dir / name
         if path.is_dir():

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from landslide_tf.errors import UserError
+from landslide_tf.files import atomic_write_text
 
 #: The ``protocol`` value in config.json and the metrics files.
 PROTOCOL = "select-from-train"
@@ -134,7 +135,7 @@ def record_selection(config: Any, run_dir: Path, splits: dict[str, list]) -> dic
         return {}
     stems = {name: [s.stem for s in v] for name, v in splits.items()}
     selected = list(dict.fromkeys(stems["val"]))
-    (run_dir / SELECTION_FILE).write_text("".join(f"{stem}\n" for stem in selected))
+    atomic_write_text(run_dir / SELECTION_FILE, "".join(f"{stem}\n" for stem in selected))
     return {
         "protocol": PROTOCOL,
         "selection": {

@@ -3,8 +3,10 @@
 ``fit_run`` does everything ``python -m landslide_tf.train`` does before the model is scored:
 the config is resolved and validated before anything is written, a run directory that holds
 another run is refused, an interrupted run resumes after its last completed epoch, and a
-finished one is reported, not retrained (``force`` starts over). Scoring the result (threshold
-tuning, test metrics, pictures) is ``landslide_tf.experiments.run.train``'s, which calls this.
+finished one is reported (scored again when asked with other scoring options), not
+retrained (``force`` starts over; a folder that holds no run is never cleared). Scoring the
+result (threshold tuning, test metrics, pictures) is ``landslide_tf.experiments.run.train``'s,
+which calls this.
 
 The run directory (default ``runs/<model>-<loss>-s<seed>``) receives ``config.json``, the
 split files, ``best.keras`` (highest validation mIoU), ``last.keras`` + ``state.json``
@@ -17,15 +19,21 @@ import dataclasses
 import json
 import logging
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
 from landslide_tf.data.formats import resolve_data_config
 from landslide_tf.errors import UserError
-from landslide_tf.files import atomic_write_json
+from landslide_tf.files import atomic_write_json, atomic_write_text
 from landslide_tf.training import runstate as cb
 from landslide_tf.training.acceleration import run_steps_per_execution
-from landslide_tf.training.config import TrainConfig
+from landslide_tf.training.config import (
+    SCORING_FIELDS,
+    TrainConfig,
+    epochs_fixed_by,
+    scoring_differences,
+)
 from landslide_tf.training.fit import derived_entries, fit_model, prepare_splits
 from landslide_tf.training.precision import apply_precision, run_precision
 from landslide_tf.training.recipe import record_split_lists
@@ -35,9 +43,10 @@ from landslide_tf.training.rundir import (
     clear_run,
     default_run_dir,
     resolve_data,
+    run_to_clear,
     validated,
 )
-from landslide_tf.training.runs import CONFIG_FILE, dataset_options
+from landslide_tf.training.runs import CONFIG_FILE, SPLITS, dataset_options, run_splits
 from landslide_tf.training.selection import record_selection
 
 logger = logging.getLogger(__name__)
@@ -82,7 +91,9 @@ def fit_run(config: TrainConfig, *, force: bool = False, verbose: int | str = "a
         A ``FitResult``.
 
     Raises:
-        UserError: bad options, missing data, a different run in ``run_dir``.
+        UserError: bad options, missing data, a different run in ``run_dir``, other
+            ``epochs`` for a run whose schedule is laid out over them (``epochs_fixed_by``),
+            ``force`` on a non-empty folder that holds no run.
         TrainingDiverged: the loss became NaN or infinite.
     """
     config = validated(config)
@@ -91,11 +102,9 @@ def fit_run(config: TrainConfig, *, force: bool = False, verbose: int | str = "a
     config = dataclasses.replace(config, data=str(data_root), run_dir=str(run_dir))
     config = resolve_data_config(config, data_root)  # issue 13: format + bands
 
-    if force and run_dir.exists():
-        logger.info("--force: clearing %s", run_dir)
-        clear_run(run_dir, config.split_dir)
+    clearing = force and run_to_clear(run_dir)  # a folder that holds no run is not cleared
     stored = None
-    if (run_dir / CONFIG_FILE).is_file():
+    if not clearing and (run_dir / CONFIG_FILE).is_file():
         stored = check_same_config(run_dir, config.to_dict())
     state = cb.read_state(run_dir) if stored is not None else None
     if state is not None:
@@ -106,7 +115,18 @@ def fit_run(config: TrainConfig, *, force: bool = False, verbose: int | str = "a
             f"{run_dir} already has {done} epochs, more than --epochs {config.epochs}; "
             "use --force to retrain"
         )
+    planned = TrainConfig.from_dict(stored).epochs if stored is not None else config.epochs
+    fixed_by = epochs_fixed_by(config)
+    if done and planned != config.epochs and fixed_by:
+        raise UserError(
+            f"{run_dir} trained {done} epochs with {fixed_by} laid out over {planned} "
+            f"epochs; --epochs {config.epochs} would change it mid-run: use --force to "
+            "retrain, or a new --run-dir"
+        )
     if done == config.epochs and (run_dir / "metrics.json").is_file():
+        changed = scoring_differences(stored, config.to_dict())
+        if changed:  # other scoring options: score it again, train nothing
+            return _rescore(config, run_dir, stored, done, changed)
         logger.info("%s is already trained (%d epochs): reporting its metrics", run_dir, done)
         metrics = json.loads((run_dir / "metrics.json").read_text())
         return FitResult(config, run_dir, None, None, 0, done, metrics)
@@ -120,14 +140,17 @@ def fit_run(config: TrainConfig, *, force: bool = False, verbose: int | str = "a
         tf.config.experimental.enable_op_determinism()
 
     created = not run_dir.exists()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    try:  # everything checked before config.json is written
-        splits, strategy, global_batch = prepare_splits(config, data_root, run_dir)
-        raw, loss_kwargs = _run_entries(config, stored, splits["train"])
-    except UserError:
-        if created:  # do not leave a half-made run directory behind a bad argument
-            shutil.rmtree(run_dir, ignore_errors=True)
-        raise
+    if clearing:  # checked before the old run goes
+        splits, strategy, global_batch, raw, loss_kwargs = _force_fresh(config, data_root, run_dir)
+    else:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        try:  # everything checked before config.json is written
+            splits, strategy, global_batch = prepare_splits(config, data_root, run_dir)
+            raw, loss_kwargs = _run_entries(config, stored, splits["train"])
+        except UserError:
+            if created:  # do not leave a half-made run directory behind a bad argument
+                shutil.rmtree(run_dir, ignore_errors=True)
+            raise
 
     raw.update({**config.to_dict(), "loss_kwargs": loss_kwargs})
     raw.update(record_split_lists(config, run_dir))
@@ -147,6 +170,51 @@ def fit_run(config: TrainConfig, *, force: bool = False, verbose: int | str = "a
         apply_precision("float32")
 
     return FitResult(config, run_dir, splits, options, epochs_trained, done)
+
+
+def _rescore(
+    config: TrainConfig, run_dir: Path, stored: dict[str, Any], done: int, changed: list[str]
+) -> FitResult:
+    """A finished run asked with other scoring options (``SCORING_FIELDS``): record them in
+    ``config.json``; the caller scores the run with them (``finish_run``), nothing is fitted.
+
+    Returns:
+        A ``FitResult`` with the splits and no ``metrics``, as after fitting 0 epochs.
+    """
+    logger.info(
+        "%s is already trained (%d epochs): scoring it again (%s)",
+        run_dir,
+        done,
+        ", ".join(changed),
+    )
+    raw = {**stored, **{key: getattr(config, key) for key in SCORING_FIELDS}}
+    splits = run_splits(config, run_dir)  # checked before config.json changes
+    options = dataset_options(config, raw)
+    atomic_write_json(run_dir / CONFIG_FILE, raw)
+    return FitResult(config, run_dir, splits, options, 0, done)
+
+
+def _force_fresh(config: TrainConfig, data_root: Path, run_dir: Path) -> tuple:
+    """``--force`` on a run: check the new run, then clear the old one.
+
+    The split is planned in a scratch folder and checked (split sizes, batch size, loss
+    arguments) there, so a bad option leaves the old run whole; only then are the old run's
+    files deleted and the new split lists moved into ``run_dir``.
+
+    Returns:
+        ``(splits, strategy, global_batch, raw, loss_kwargs)`` as the unforced path has them.
+    """
+    with tempfile.TemporaryDirectory(prefix="landslide_tf-force-") as scratch:
+        splits, strategy, global_batch = prepare_splits(config, data_root, Path(scratch))
+        raw, loss_kwargs = _run_entries(config, None, splits["train"])
+        logger.info("--force: clearing %s", run_dir)
+        clear_run(run_dir, config.split_dir)
+        if config.split_dir is None:  # test, val, train last, as write_split moves them
+            for name in reversed(SPLITS):
+                planned = Path(scratch) / f"{name}.txt"
+                if planned.is_file():
+                    atomic_write_text(run_dir / planned.name, planned.read_text())
+    return splits, strategy, global_batch, raw, loss_kwargs
 
 
 def _run_entries(
