@@ -82,8 +82,6 @@ def _label_raster(
     landslide; merging them silently could train on the wrong class.
     """
     rasterio = require_rasterio()
-    from rasterio.warp import transform_bounds
-
     if labels is not None:
         return _rasterise(ds, labels)
     with rasterio.open(mask) as mds:
@@ -99,13 +97,7 @@ def _label_raster(
                     f"{mask}: {mds.height}x{mds.width} px without georeferencing does not match "
                     f"the image grid {ds.height}x{ds.width}"
                 )
-            bounds = transform_bounds(mds.crs, ds.crs, *mds.bounds)
-            if not _overlaps(ds.bounds, bounds):
-                raise DataError(
-                    f"{mask}: the mask (bounds {tuple(round(v, 2) for v in bounds)} in the image "
-                    f"CRS) does not overlap the image {ds.name} (bounds "
-                    f"{tuple(round(v, 2) for v in ds.bounds)})"
-                )
+            _require_overlap(ds, mds, mask, "mask")
             from rasterio.enums import Resampling
             from rasterio.vrt import WarpedVRT
 
@@ -139,19 +131,24 @@ def _label_raster(
 
 def _check_dem(ds: Any, dem_ds: Any, dem: Path) -> None:
     """Refuse a DEM that cannot be warped onto the image: no CRS (either), or no overlap."""
-    from rasterio.warp import transform_bounds
-
     if dem_ds.crs is None or ds.crs is None:
         missing = "the DEM" if dem_ds.crs is None else f"the image {ds.name}"
         raise DataError(
             f"{dem}: {missing} has no CRS, so the DEM cannot be placed on the image grid; "
             "assign the CRS (e.g. gdal_edit.py -a_srs) or warp the DEM onto the image grid"
         )
-    bounds = transform_bounds(dem_ds.crs, ds.crs, *dem_ds.bounds)
+    _require_overlap(ds, dem_ds, dem, "DEM")
+
+
+def _require_overlap(ds: Any, other: Any, path: Path, what: str) -> None:
+    """``DataError`` when raster ``other`` (at ``path``, a ``what``) misses the image ``ds``."""
+    from rasterio.warp import transform_bounds
+
+    bounds = transform_bounds(other.crs, ds.crs, *other.bounds)
     if not _overlaps(ds.bounds, bounds):
         raise DataError(
-            f"{dem}: the DEM (bounds {tuple(round(v, 2) for v in bounds)} in the image CRS) "
-            f"does not overlap the image {ds.name} (bounds "
+            f"{path}: the {what} (bounds {tuple(round(v, 2) for v in bounds)} in the image "
+            f"CRS) does not overlap the image {ds.name} (bounds "
             f"{tuple(round(v, 2) for v in ds.bounds)})"
         )
 
