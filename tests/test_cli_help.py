@@ -55,3 +55,22 @@ def test_train_parser_choices_match_the_registries():
 
     choices = {a.dest: a.choices for a in build_parser()._actions if a.choices}
     assert tuple(choices["strategy"]) == distribute.STRATEGIES == tuple(distribute._BUILDERS)
+
+
+@pytest.mark.parametrize(
+    "cli, argv",
+    [(cli, ["--no-such-flag"]) for cli in (*CLIS, "encoder_weights")]
+    + [("data", ["check", "--no-such-flag"]), ("predict", ["RUN", "--tta-transforms"])],
+)
+def test_a_bad_flag_is_one_line_and_exit_2(cli, argv, capsys):
+    """Every command's parser (subcommands too) says a usage error in one line, exit 2."""
+    import importlib
+
+    main = importlib.import_module(f"landslide_tf.cli.{cli}").main
+    try:
+        code = main(argv)
+    except SystemExit as exc:
+        code = exc.code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1 and err[0].startswith("error: ") and err[0].endswith("(see --help)"), err

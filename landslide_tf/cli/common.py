@@ -12,7 +12,9 @@ Every ``main(argv)`` of the package runs its body through ``run_cli``:
   them running with no parent); the same hint, exit 143;
 - a damaged JSON or zip file that no reader turned into a ``UserError``: one line, exit 2.
 
-``add_tta_arg`` and ``add_precision_arg`` are the inference commands' shared flags.
+``ArgumentParser`` is every command's parser: a bad flag is one line too (``error: ... (see
+--help)``, exit 2), not argparse's usage block. ``add_tta_arg`` and ``add_precision_arg`` are
+the inference commands' shared flags.
 
 Library code raises; it never prints. Damaged files (a truncated ``config.json``, a corrupt
 ``.keras`` or zip) are turned into ``UserError`` where they are read, naming the file.
@@ -40,6 +42,14 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 #: Exit status after SIGTERM (128 + 15), as a shell reports a process killed by it.
 EXIT_TERMINATED = 128 + signal.SIGTERM
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """``argparse.ArgumentParser`` whose errors are one line, ``error: ... (see --help)``, exit 2
+    (its subcommand parsers are of this class too)."""
+
+    def error(self, message: str) -> None:
+        self.exit(EXIT_USAGE, f"error: {message} (see --help)\n")
 
 
 class Terminated(KeyboardInterrupt):

@@ -14,12 +14,12 @@ import logging
 import time
 from typing import Any
 
-from landslide_tf.cli.common import run_cli
+from landslide_tf.cli.common import ArgumentParser, run_cli
 from landslide_tf.errors import UserError
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m landslide_tf.data", description=__doc__)
+    parser = ArgumentParser(prog="python -m landslide_tf.data", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     synth = sub.add_parser("synth", help="write the synthetic Bijie-like dataset")
     synth.add_argument("--out", required=True, help="destination folder")

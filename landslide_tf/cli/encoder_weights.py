@@ -7,9 +7,7 @@
 
 from __future__ import annotations
 
-import argparse
-
-from landslide_tf.cli.common import run_cli
+from landslide_tf.cli.common import ArgumentParser, run_cli
 from landslide_tf.models.encoder_weights import fetch_preset
 from landslide_tf.models.encoders import ENCODERS
 
@@ -18,7 +16,7 @@ __all__ = ["main"]
 
 def main(argv: list[str] | None = None) -> int:
     """List the encoders, or ``--fetch NAME DIR``: save NAME's ImageNet preset into DIR."""
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="python -m landslide_tf.cli.encoder_weights",
         description="List the pretrained encoders or save one's ImageNet preset for offline use.",
     )

@@ -8,21 +8,16 @@ import json
 import logging
 from pathlib import Path
 
-from landslide_tf.cli.common import add_precision_arg, add_tta_arg, run_cli
+from landslide_tf.cli.common import ArgumentParser, add_precision_arg, add_tta_arg, run_cli
 from landslide_tf.errors import UserError
 from landslide_tf.evaluation.evaluate import METRIC_KEYS, evaluate_run
 from landslide_tf.metrics.segmentation import format_metrics
 from landslide_tf.training.runs import SPLITS
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2
-        self.exit(2, f"error: {message} (see --help)\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The ``python -m landslide_tf.evaluate`` argument parser."""
-    parser = _Parser(
+    parser = ArgumentParser(
         prog="python -m landslide_tf.evaluate",
         description="Evaluate best.keras of a training run on a whole split.",
     )

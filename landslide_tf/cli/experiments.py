@@ -11,21 +11,15 @@ import logging
 import shlex
 import sys
 
-from landslide_tf.cli.common import add_precision_args, precision_from_args, run_cli
+from landslide_tf.cli.common import ArgumentParser, add_precision_args, precision_from_args, run_cli
 from landslide_tf.errors import UserError
 from landslide_tf.experiments.study import SELECT_SPLITS, available_studies, load_study
 from landslide_tf.training.config import STRATEGIES
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse exits 2 too; keep one line
-        self.print_usage(sys.stderr)
-        self.exit(2, f"error: {message}\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (flags override the study's settings)."""
-    p = _Parser(
+    p = ArgumentParser(
         prog="python -m landslide_tf.experiments",
         description="Run a study (the paper's protocol) and write tables, figures and a "
         "README side by side with the paper's numbers.",

@@ -16,12 +16,12 @@ from __future__ import annotations
 import argparse
 import logging
 
-from landslide_tf.cli.common import add_precision_arg, add_tta_arg, run_cli
+from landslide_tf.cli.common import ArgumentParser, add_precision_arg, add_tta_arg, run_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``python -m landslide_tf.export`` argument parser."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m landslide_tf.export",
         description="Write a run's best model as a TensorFlow SavedModel with preprocessing.",
     )

@@ -6,14 +6,14 @@ from __future__ import annotations
 import argparse
 import logging
 
-from landslide_tf.cli.common import run_cli
+from landslide_tf.cli.common import ArgumentParser, run_cli
 from landslide_tf.errors import UserError
 from landslide_tf.explain.explain import explain_run
 from landslide_tf.explain.targets import EPSILON, METHODS, TARGETS
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m landslide_tf.gradcam",
         description="Class activation maps of a trained run on its test tiles, with the share "
         "of CAM energy inside the true landslide region.",

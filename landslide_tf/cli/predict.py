@@ -17,13 +17,13 @@ from __future__ import annotations
 import argparse
 import logging
 
-from landslide_tf.cli.common import add_precision_arg, add_tta_arg, run_cli
+from landslide_tf.cli.common import ArgumentParser, add_precision_arg, add_tta_arg, run_cli
 from landslide_tf.errors import UserError
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``python -m landslide_tf.predict`` argument parser."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m landslide_tf.predict",
         description="Landslide masks for a tile (--image) or a whole scene (--scene).",
     )

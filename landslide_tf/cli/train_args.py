@@ -13,7 +13,7 @@ import dataclasses
 import json
 from typing import Any
 
-from landslide_tf.cli.common import add_precision_args, precision_from_args
+from landslide_tf.cli.common import ArgumentParser, add_precision_args, precision_from_args
 from landslide_tf.data.formats import add_data_format_args
 from landslide_tf.errors import UserError
 from landslide_tf.training.acceleration import SMALL_BATCH
@@ -54,15 +54,10 @@ def _parse_loss_kwargs(items: list[str] | None) -> dict[str, Any]:
     return out
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2
-        self.exit(2, f"error: {message} (see --help)\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The ``python -m landslide_tf.train`` argument parser (unset options stay ``None``)."""
     d = TrainConfig()
-    p = _Parser(
+    p = ArgumentParser(
         prog="python -m landslide_tf.train",
         description="Train a U-Net-family landslide segmentation model (paper defaults).",
     )
