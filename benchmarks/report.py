@@ -250,7 +250,8 @@ def trained_runs(records: Records) -> list[Run]:
             runs.append(Run(row["recipe"], name, records[name], epochs, cpu,
                             cpu / epochs if cpu and epochs else None,
                             row.get("best_selection_f1"),
-                            (row.get("val_untouched") or {}).get("f1"), None, False))  # fmt: skip
+                            (row.get("val_untouched") or {}).get("f1"), None,
+                            row.get("status") == "reported"))  # fmt: skip
     return runs
 
 

@@ -281,11 +281,14 @@ def test_seeds_block_joins_a_recipe_with_its_seeded_runs(copy):
     trial = json.loads(json.dumps(records["strong-s1-e26"]))
     base = trial["figures"]["rows"][0]
     rows = []
-    for recipe, sel, val in (("z", 0.60, 0.62), ("z-s1", 0.62, 0.64), ("z-s2", 0.64, 0.69),
-                             ("lonely", 0.5, 0.5)):  # fmt: skip
+    for recipe, sel, val, status in (("z", 0.60, 0.62, "trained"), ("z-s1", 0.62, 0.64, None),
+                                     ("z-s2", 0.64, 0.69, "trained"), ("lonely", 0.5, 0.5, None),
+                                     ("z", 0.60, 0.62, "reported")):  # fmt: skip
         row = json.loads(json.dumps(base))
         row.update(recipe=recipe, cpu_s=1000.0, best_selection_f1=sel)
         row["val_untouched"]["f1"] = val
+        if status:  # a row real_quality reused from a finished run counts once, not twice
+            row["status"] = status
         rows.append(row)
     trial["name"], trial["figures"]["rows"] = "trial-z", rows
     text = module.render_seeds({"trial-z": trial})
