@@ -77,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
         default="paper",
         help="paper (default), quick (a couple of CPU minutes), strong (real imagery: "
         "augmentation, AdamW + cosine, TTA, tuned threshold) or fast (strong's choices on a "
-        "U-Net for 32 epochs: under a third of strong's CPU time, lower F1); flags override it",
+        "depth-3 U-Net for 32 epochs: about a third of strong's CPU time, lower F1); flags "
+        "override it",
     )
     p.add_argument("--epochs", type=int, help=f"default {d.epochs}")
     p.add_argument("--batch-size", type=int, help=f"per replica, default {d.batch_size}")
