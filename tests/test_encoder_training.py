@@ -15,10 +15,11 @@ from test_predict import raw_inputs  # noqa: E402
 
 from landslide_tf.cli.train import main  # noqa: E402
 from landslide_tf.cli.train_args import build_parser, config_from_args  # noqa: E402
+from landslide_tf.data.bands import L4S_BANDS  # noqa: E402
 from landslide_tf.models import ENCODERS  # noqa: E402
 from landslide_tf.models.encoders import EncoderSpec  # noqa: E402
 from landslide_tf.training.config import TrainConfig  # noqa: E402
-from landslide_tf.training.encoder_phases import phases  # noqa: E402
+from landslide_tf.training.encoder_phases import build_kwargs, phases  # noqa: E402
 from landslide_tf.training.rundir import default_run_dir  # noqa: E402
 
 
@@ -35,6 +36,45 @@ def test_phases_split_frozen_and_unfrozen_epochs():
         (0, 3, True)
     ]
     assert phases(TrainConfig(epochs=3), 1) == [(1, 3, False)]
+
+
+@pytest.mark.parametrize(
+    "data, expected",
+    [
+        ({}, 3),  # Bijie rgb+dem: red, green, blue / 255
+        ({"modalities": "rgb"}, 3),
+        ({"modalities": "dem", "derived": ["slope"]}, 0),
+        ({"data_format": "l4s", "bands": list(L4S_BANDS)}, 0),  # B1, B2, B3 standardised
+        ({"data_format": "l4s", "bands": ["B4", "B3", "B2", "dem"]}, 0),  # standardised RGB
+        ({"data_format": "l4s", "bands": ["B4", "B3", "B2", "dem"], "band_norm": "percentile"}, 3),
+        ({"data_format": "l4s", "bands": ["B2", "B3", "B4"], "band_norm": "percentile"}, 0),
+        (
+            {"data_format": "folder", "bands": ["Red", "Green", "Blue"], "band_norm": "percentile"},
+            3,
+        ),
+        ({"data_format": "folder", "bands": ["1", "2", "3"], "band_norm": "percentile"}, 0),
+    ],
+)
+def test_imagenet_scaling_only_on_rgb_in_unit_range(data, expected):
+    config = TrainConfig(encoder="resnet18", **data)
+    assert build_kwargs(config, resuming=False)["rgb_channels"] == expected
+    assert build_kwargs(config, resuming=True)["rgb_channels"] == expected
+
+
+def test_l4s_encoder_model_leaves_its_bands_unscaled(monkeypatch):
+    """The built model of an ``l4s`` run has no ImageNet scaling; a Bijie one keeps it."""
+    from landslide_tf.models import build_model
+
+    monkeypatch.setitem(ENCODERS, "tiny_resnet", EncoderSpec("resnet", "none", TINY_RESNET))
+    scaled = {}
+    for data, channels in (({"data_format": "l4s", "bands": list(L4S_BANDS)}, 14), ({}, 4)):
+        config = TrainConfig(encoder="tiny_resnet", encoder_weights="none", **data)
+        model = build_model(
+            "unet", (32, 32, channels), base_filters=4, depth=2,
+            **build_kwargs(config, resuming=False),
+        )  # fmt: skip
+        scaled[channels] = len(model.get_layer("encoder_scaling").get_config()["mean"])
+    assert scaled == {14: 0, 4: 3}
 
 
 def test_flags_are_recorded_with_encoder_defaults(tmp_path):
@@ -153,17 +193,31 @@ def test_unfreezing_keeps_the_schedule_and_a_resume_after_it_keeps_the_optimizer
         compiles.append(id(kwargs["optimizer"]))
         return original_compile(model, *args, **kwargs)
 
+    class CtrlCAfterEpoch2(keras.callbacks.Callback):
+        """Ctrl-C once epoch 2 is committed (the run's own callbacks come first)."""
+
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise KeyboardInterrupt
+
+    interrupt = [True]
+
     def fit(model, *args, **kwargs):
         built = [v for v in model.optimizer.variables if "momentum" in v.path]
         moments.append(sum(float(np.abs(v.numpy()).sum()) for v in built))
+        if interrupt[0]:
+            kwargs["callbacks"] = [*kwargs.get("callbacks", []), CtrlCAfterEpoch2()]
         return original_fit(model, *args, **kwargs)
 
     monkeypatch.setattr(keras.Model, "compile", compile)
     monkeypatch.setattr(keras.Model, "fit", fit)
-    assert main([*argv, "--epochs", "2"]) == 0
+    # a 3-epoch run stopped after epoch 2 (a cosine run cannot be extended with --epochs)
+    assert main([*argv, "--epochs", "3"]) == 130
+    assert json.loads((run_dir / "state.json").read_text())["epochs_done"] == 2
     assert len(set(compiles)) == 2  # frozen, then unfrozen with a fresh optimizer
     compiles.clear()
     moments.clear()
+    interrupt[0] = False
     assert main([*argv, "--epochs", "3"]) == 0  # resumes after epoch 2: encoder unfrozen
     assert len(compiles) == 1  # built, compiled and restored once: no fresh optimizer
     assert len(moments) == 1 and moments[0] > 0  # the restored moments went on training

@@ -136,6 +136,65 @@ def test_convert_model_keeps_weights_and_float32_output():
     assert prec.convert_model(full, "float32") is full
 
 
+def nested_policies(model: keras.Model) -> set[str]:
+    """Dtype policies of every weighted layer, inside nested sub-models too (not the wrappers)."""
+    out: set[str] = set()
+    for layer in model.layers:
+        if getattr(layer, "layers", None):
+            out |= nested_policies(layer)
+        elif layer.weights:
+            out.add(layer.dtype_policy.name)
+    return out
+
+
+@pytest.mark.usefixtures("_float32_after")
+def test_model_precision_and_convert_model_see_nested_models():
+    """A float32 wrapper around a bfloat16 sub-model computes mostly in bfloat16."""
+    inner_in = keras.Input((4,))
+    hidden = keras.layers.Dense(4, dtype="mixed_bfloat16")(inner_in)
+    hidden = keras.layers.Dense(4, dtype="mixed_bfloat16")(hidden)
+    inner = keras.Model(inner_in, keras.layers.Dense(4, dtype="mixed_bfloat16")(hidden))
+    outer_in = keras.Input((4,))
+    outer = keras.Model(outer_in, inner(keras.layers.Dense(4)(outer_in)))
+    assert prec.model_precision(outer) == "bfloat16"
+    full = prec.convert_model(outer, "float32")
+    assert full is not outer and nested_policies(full) == {"float32"}
+
+
+@pytest.mark.usefixtures("_float32_after")
+@pytest.mark.parametrize("source, target", [("bfloat16", "float32"), ("float32", "bfloat16")])
+def test_convert_model_converts_the_pretrained_encoder(source, target, monkeypatch):
+    """Every layer of the converted model, the ``encoder`` sub-model's included, computes in
+    the target precision: the output is the one of the model built in that precision."""
+    pytest.importorskip("keras_hub")
+    from test_encoders import TINY_RESNET
+
+    from landslide_tf.models import ENCODERS, build_model
+    from landslide_tf.models.encoders import EncoderSpec
+
+    monkeypatch.setitem(ENCODERS, "tiny_resnet", EncoderSpec("resnet", "none", TINY_RESNET))
+    kwargs = {"input_shape": (32, 32, 4), "base_filters": 4, "depth": 2,
+              "encoder": "tiny_resnet", "encoder_weights": "none"}  # fmt: skip
+    prec.apply_precision(source)
+    model = build_model("unet", **kwargs)
+    prec.apply_precision(target)
+    reference = build_model("unet", **kwargs)
+    reference.set_weights(model.get_weights())
+    prec.apply_precision("float32")
+    model.get_layer("encoder").trainable = False  # a frozen encoder stays frozen
+
+    converted = prec.convert_model(model, target)
+    assert not converted.get_layer("encoder").trainable
+    assert nested_policies(converted) == {prec.POLICIES[target]}
+    assert nested_policies(converted.get_layer("encoder")) == {prec.POLICIES[target]}
+    assert prec.model_precision(converted) == target
+    x = np.random.default_rng(0).random((2, 32, 32, 4), dtype=np.float32)
+    np.testing.assert_allclose(
+        np.asarray(converted(x)), np.asarray(reference(x)), rtol=0, atol=1e-6
+    )
+    assert prec.convert_model(converted, target) is converted
+
+
 @pytest.mark.usefixtures("_float32_after")
 def test_apply_precision_sets_the_global_policy():
     assert prec.apply_precision("float16") == "mixed_float16"

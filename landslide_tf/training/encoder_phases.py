@@ -17,6 +17,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from landslide_tf.data.bands import ALIASES
+from landslide_tf.data.spec import MULTIBAND_FORMATS, RGB_NAMES
 from landslide_tf.errors import UserError
 from landslide_tf.training.config import TrainConfig
 
@@ -25,6 +27,7 @@ __all__ = [
     "build_kwargs",
     "frozen_at_checkpoint",
     "phases",
+    "rgb_channels",
     "set_encoder_frozen",
     "validate_encoder_config",
 ]
@@ -73,17 +76,44 @@ def validate_encoder_config(config: TrainConfig) -> None:
         )
 
 
+def rgb_channels(config: TrainConfig) -> int:
+    """Leading input channels that are RGB in ``[0, 1]`` and get the encoder's ImageNet scaling.
+
+    Bijie: the 3 RGB channels (``/255``), none with ``--modalities dem``. Multi-band data
+    (``l4s``, ``folder``): 3 only when the first three bands are red, green, blue
+    (Landslide4Sense ``B4,B3,B2`` or bands named ``red,green,blue``) with
+    ``--band-norm percentile`` (clipped to ``[0, 1]``); otherwise none, since the bands are
+    standardised already or are not the colours ImageNet saw.
+
+    >>> rgb_channels(TrainConfig(data_format="l4s", bands=["B4", "B3", "B2"]))
+    0
+    >>> rgb_channels(TrainConfig(data_format="l4s", bands=["B4", "B3", "B2"],
+    ...                          band_norm="percentile"))
+    3
+    """
+    if config.data_format not in MULTIBAND_FORMATS:
+        return 0 if config.modalities == "dem" else 3
+    if config.band_norm != "percentile":
+        return 0
+    first = tuple(str(name).lower() for name in (config.bands or [])[:3])
+    trios = (RGB_NAMES, tuple(ALIASES["l4s"]["rgb"]))
+    return 3 if any(first == tuple(n.lower() for n in trio) for trio in trios) else 0
+
+
 def build_kwargs(config: TrainConfig, resuming: bool) -> dict[str, Any]:
     """``build_model`` keyword arguments for the encoder (empty without one).
 
     When resuming, the weights come from ``last.keras``, so the backbone is built with
-    ``"none"`` (no download, no preset needed).
+    ``"none"`` (no download, no preset needed). ``rgb_channels`` is :func:`rgb_channels`.
     """
     if not config.encoder:
         return {}
     weights = "none" if resuming else (config.encoder_weights or "imagenet")
-    rgb = 0 if config.modalities == "dem" else None
-    return {"encoder": config.encoder, "encoder_weights": weights, "rgb_channels": rgb}
+    return {
+        "encoder": config.encoder,
+        "encoder_weights": weights,
+        "rgb_channels": rgb_channels(config),
+    }
 
 
 def frozen_at_checkpoint(config: TrainConfig, epochs_done: int) -> bool:

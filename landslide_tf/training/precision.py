@@ -31,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -182,19 +183,29 @@ def requested_precision(values: dict[str, Any]) -> str:
     return LEGACY_MIXED if values.get("mixed_precision") else "float32"
 
 
+def _weighted_layer_policies(model: Any) -> Counter[str]:
+    """Dtype policy names of the weighted layers of ``model``, nested sub-models included.
+
+    A sub-model (e.g. the pretrained ``encoder``) counts through its own layers, not as one
+    layer, so a backbone left in another precision is seen.
+    """
+    names: Counter[str] = Counter()
+    for layer in getattr(model, "layers", []):
+        if getattr(layer, "layers", None):
+            names.update(_weighted_layer_policies(layer))
+        elif layer.weights and hasattr(layer, "dtype_policy"):
+            names[layer.dtype_policy.name] += 1
+    return names
+
+
 def model_precision(model: Any) -> str:
     """The precision a Keras model computes in (the policy of most of its weighted layers).
 
-    The model's own ``dtype_policy`` is not reliable after loading a ``.keras`` file (the
+    The layers of nested sub-models (the pretrained ``encoder``) are counted too. The
+    model's own ``dtype_policy`` is not reliable after loading a ``.keras`` file (the
     functional wrapper takes the global policy); the layers keep theirs.
     """
-    from collections import Counter
-
-    names = Counter(
-        layer.dtype_policy.name
-        for layer in getattr(model, "layers", [])
-        if layer.weights and hasattr(layer, "dtype_policy")
-    )
+    names = _weighted_layer_policies(model)
     name = names.most_common(1)[0][0] if names else model.dtype_policy.name
     for precision, policy in POLICIES.items():
         if policy == name:
@@ -205,15 +216,17 @@ def model_precision(model: Any) -> str:
 def convert_model(model: Any, precision: str) -> Any:
     """A copy of ``model`` computing in ``precision`` with the same (float32) weights.
 
-    Returns ``model`` itself when it already computes in that precision.
+    Nested sub-models (the pretrained ``encoder``) are cloned too, so every layer computes
+    in ``precision``. Returns ``model`` itself when all its weighted layers, nested ones
+    included, already do.
     """
     import keras
 
     if precision not in POLICIES:
         raise UserError(f"unknown precision {precision!r}; expected one of {', '.join(POLICIES)}")
-    if model_precision(model) == precision:
-        return model
     policy = POLICIES[precision]
+    if (set(_weighted_layer_policies(model)) or {model.dtype_policy.name}) == {policy}:
+        return model
 
     def clone(layer: Any) -> Any:
         config = layer.get_config()
@@ -228,9 +241,12 @@ def convert_model(model: Any, precision: str) -> Any:
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(policy)
     try:
-        copy = keras.models.clone_model(model, clone_function=clone)
+        copy = keras.models.clone_model(model, clone_function=clone, recursive=True)
     finally:
         keras.mixed_precision.set_global_policy(previous)
+    for layer in model.layers:
+        if getattr(layer, "layers", None) and not layer.trainable:
+            copy.get_layer(layer.name).trainable = False  # a frozen encoder stays frozen
     copy.set_weights(model.get_weights())
     return copy
 
