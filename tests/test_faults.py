@@ -220,6 +220,27 @@ def test_damaged_checkpoint_falls_back_to_the_previous_one(two_epoch_run, synth_
     assert [row["epoch"] for row in cb.read_history(run_dir / "history.csv")] == [1, 2, 3]
 
 
+def test_fallback_past_the_best_epoch_takes_the_restored_best(two_epoch_run, synth_dir, caplog):
+    """Epoch 2 was the best (a value no retrained epoch reaches) and its checkpoint is
+    damaged: after falling back to epoch 1, best.keras, best_value and best_epoch describe
+    one epoch of the run's history, not the discarded epoch 2."""
+    from landslide_tf.cli.train import main
+    from landslide_tf.training import runstate as cb
+
+    run_dir = two_epoch_run
+    state = cb.read_state(run_dir)
+    (run_dir / "state.json").write_text(json.dumps({**state, "best_epoch": 2, "best_value": 1.0}))
+    lost = (run_dir / "best.keras").read_bytes()
+    (run_dir / "epoch-0002.keras").write_bytes(b"PK\x03\x04 truncated")
+    assert call(main, tiny_flags(synth_dir, run_dir, 3)) == 0
+    state = cb.read_state(run_dir)
+    rows = {row["epoch"]: row for row in cb.read_history(run_dir / "history.csv")}
+    assert state["best_value"] < 1.0
+    assert f"{state['best_value']:.6g}" == f"{rows[state['best_epoch']]['val_miou']:.6g}"
+    assert (run_dir / "best.keras").read_bytes() != lost
+    assert "best.keras held epoch 2, discarded by the fallback" in caplog.text
+
+
 def test_no_loadable_checkpoint_says_force_and_deletes_nothing(two_epoch_run, synth_dir, capsys):
     from landslide_tf.cli.train import main
 

@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+#: The validation value that selects ``best.keras`` (higher is better).
+MONITOR = "val_miou"
+
 
 class TrainingDiverged(UserError):
     """The training loss became NaN or infinite."""
@@ -156,13 +159,17 @@ def fit_model(
     if state and done == int(state["epochs_done"]):  # a torn last row is rewritten from state
         history = cb.reconcile_history(history, state, run_dir / cb.HISTORY_FILE)
     history = [row for row in history if row["epoch"] <= done]
+    best_value = float(state["best_value"]) if state else -math.inf
+    best_epoch = int(state["best_epoch"]) if state else 0
+    if best_epoch > done:  # fell back past the best epoch: best.keras holds discarded weights
+        best_value, best_epoch = _best_after_fallback(model, run_dir, history, done, best_epoch)
     guard = callbacks.NaNGuard()
     checkpoint = callbacks.ResumeCheckpoint(
         run_dir,
-        monitor="val_miou",
+        monitor=MONITOR,
         history=history,
-        best_value=float(state["best_value"]) if state else -math.inf,
-        best_epoch=int(state["best_epoch"]) if state else 0,
+        best_value=best_value,
+        best_epoch=best_epoch,
         nan_guard=guard,
         extra_state={"epochs": config.epochs},
     )
@@ -259,6 +266,57 @@ def _restore(model: keras.Model, run_dir: Path, state: dict[str, Any]) -> int:
         f"{run_dir}: cannot resume ({'; '.join(problems)}) and no earlier checkpoint is "
         "left; rerun with --force to start this run over (nothing was deleted)"
     )
+
+
+def _best_after_fallback(
+    model: keras.Model, run_dir: Path, history: list[dict], done: int, lost: int
+) -> tuple[float, int]:
+    """The best value and epoch after a resume fell back to epoch ``done``, before the best
+    epoch ``lost`` (whose weights ``best.keras`` holds, from a discarded epoch).
+
+    ``best.keras`` is rewritten from the restored model (its averaged weights, as validation
+    scored them), so it, the best value and the best epoch all describe epoch ``done``; the
+    weights of an earlier, better epoch were replaced by epoch ``lost``'s and cannot be
+    brought back (a warning says so).
+
+    Returns:
+        ``(best_value, best_epoch)`` for ``ResumeCheckpoint``: epoch ``done``'s, or
+        ``(-inf, 0)`` when its history row has no finite value (the next epoch then
+        rewrites ``best.keras``).
+    """
+    from landslide_tf.training.callbacks import averaged_weights
+
+    row = next((r for r in history if r["epoch"] == done), {})
+    value = row.get(MONITOR)
+    if value is None or not math.isfinite(value):
+        logger.warning(
+            "best.keras holds epoch %d, discarded by the fallback; epoch %d has no %s: "
+            "the next epoch replaces it",
+            lost,
+            done,
+            MONITOR,
+        )
+        return -math.inf, 0
+    with averaged_weights(model):  # what validation scored
+        cb.atomic_save_model(model, run_dir / cb.BEST_MODEL)
+    scored = [r for r in history if math.isfinite(r.get(MONITOR, -math.inf))]
+    earlier = max(scored, key=lambda r: r[MONITOR])
+    lost_note = ""
+    if earlier[MONITOR] > value:
+        lost_note = (
+            f"; epoch {earlier['epoch']}'s better weights ({MONITOR} "
+            f"{earlier[MONITOR]:.4f}) were replaced by epoch {lost}'s and are lost"
+        )
+    logger.warning(
+        "best.keras held epoch %d, discarded by the fallback: it now holds the restored epoch "
+        "%d (%s %.4f)%s",
+        lost,
+        done,
+        MONITOR,
+        value,
+        lost_note,
+    )
+    return float(value), done
 
 
 def progress_verbosity(verbose: int | str) -> int | str:
