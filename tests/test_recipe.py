@@ -65,8 +65,18 @@ def test_validate_recipe_names_the_bad_value():
         validate_recipe(TrainConfig(test_split="x"))
 
 
+def test_tuning_the_threshold_on_the_scored_val_split_is_refused():
+    with pytest.raises(UserError, match="would tune the threshold on the split it scores") as exc:
+        validate_recipe(TrainConfig(test_split="val", tune_threshold=True))
+    assert "--select-from-train" in str(exc.value) and "\n" not in str(exc.value)
+    validate_recipe(TrainConfig(test_split="val"))  # scored at the run's threshold
+    validate_recipe(TrainConfig(test_split="test", tune_threshold=True))
+
+
 @pytest.mark.slow
-def test_given_read_only_lists_train_records_them_and_skip_test(synth_dir, tmp_path, capsys):
+def test_given_read_only_lists_train_records_them_and_skip_test(
+    synth_dir, tmp_path, capsys, caplog
+):
     from landslide_tf.data import find_samples
 
     stems = sorted({s.stem for s in find_samples(synth_dir)})
@@ -105,10 +115,15 @@ def test_given_read_only_lists_train_records_them_and_skip_test(synth_dir, tmp_p
     val = json.loads((run_dir / "metrics_val.json").read_text())
     assert val["threshold"] == tuned["threshold"] and val["n_tiles"] == 8
 
-    # --test-split val scores val (resume-free: the finished run is only re-scored)
+    # --test-split val with the preset's --tune-threshold would tune on the scored split
     capsys.readouterr()
-    assert main([*argv, "--test-split", "val"]) == 0
+    assert main([*argv, "--test-split", "val"]) == 2
+    assert "would tune the threshold on the split it scores" in capsys.readouterr().err
+    # without it val is scored (resume-free: the finished run is only re-scored), with a
+    # warning that the stored threshold was tuned on val
+    assert main([*argv, "--test-split", "val", "--no-tune-threshold"]) == 0
     assert "val metrics of" in capsys.readouterr().out
+    assert "scored at the threshold tuned on val itself" in caplog.text
     assert _snapshot(given) == before
 
 

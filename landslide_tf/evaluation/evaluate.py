@@ -301,6 +301,13 @@ def finish_run(config: TrainConfig, run_dir: Path, splits: dict[str, list]) -> d
         note = "--test-split none: no split scored"
     if note is not None:  # the CLI prints it
         return {**tuned, "note": note}
+    stored = read_threshold_info(run_dir) if target == "val" else None
+    if stored and stored.get("split") == "val" and stored.get("split_role", "val") == "val":
+        logger.warning(
+            "%s: val is scored at the threshold tuned on val itself (threshold.json): an "
+            "optimistic score; --select-from-train tunes on a selection carved from train",
+            run_dir,
+        )
     metrics = evaluate_run(run_dir, split=target)
     metrics.pop("file", None)
     return metrics

@@ -114,6 +114,12 @@ def validate_recipe(config: TrainConfig) -> None:
 
     if config.test_split not in TEST_SPLITS:
         raise UserError(f"unknown --test-split {config.test_split!r}; expected {TEST_SPLITS}")
+    if config.test_split == "val" and config.tune_threshold and not config.select_from_train:
+        raise UserError(
+            "--tune-threshold with --test-split val would tune the threshold on the split it "
+            "scores: add --no-tune-threshold, or use --select-from-train FRACTION (tuned on a "
+            "selection carved from train, val scored untouched)"
+        )
     if config.augment_policy not in AUGMENTATIONS:
         raise UserError(
             f"unknown --augment-policy {config.augment_policy!r}; "
