@@ -327,6 +327,18 @@ def test_bad_arguments_exit_2_with_one_line(flags, message, synth_dir, tmp_path,
     assert not run_dir.exists()  # no half-made run dir left behind
 
 
+@pytest.mark.parametrize("negatives", ["bogus", "-1", "nan"])
+def test_unknown_negatives_are_refused_with_the_valid_values(negatives):
+    from landslide_tf.errors import UserError
+    from landslide_tf.training.config import TrainConfig
+    from landslide_tf.training.rundir import validated
+
+    with pytest.raises(UserError, match=f"unknown --negatives '{negatives}'; expected 'off', 'on'"):
+        validated(TrainConfig(negatives=negatives))
+    for good in ("off", "on", "0.5"):
+        assert validated(TrainConfig(negatives=good)).negatives == good
+
+
 def test_missing_data_dir_exits_2(tmp_path, capsys):
     rc = main(["--model", "unet", "--data", str(tmp_path / "absent"), "--run-dir", str(tmp_path)])
     err = capsys.readouterr().err.strip()

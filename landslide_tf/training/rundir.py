@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from landslide_tf.errors import UserError
+from landslide_tf.errors import DataError, UserError
 from landslide_tf.training import runstate as cb
 from landslide_tf.training.config import (
     DEM_NORMS,
@@ -87,6 +87,15 @@ def validate_config(config: TrainConfig) -> None:
         raise UserError(
             f"unknown modalities {config.modalities!r}; expected one of {', '.join(MODALITIES)}"
         )
+    from landslide_tf.data.bijie import parse_negatives
+
+    try:
+        parse_negatives(config.negatives)
+    except DataError:
+        raise UserError(
+            f"unknown --negatives {config.negatives!r}; expected 'off', 'on' or a positive "
+            "ratio such as 0.5 (negative tiles per landslide tile)"
+        ) from None
     if config.dem_norm not in DEM_NORMS:
         raise UserError(f"unknown --dem-norm {config.dem_norm!r}; expected {DEM_NORMS}")
     for name in config.derived:
