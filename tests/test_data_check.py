@@ -106,3 +106,22 @@ def test_missing_root_and_layout(tmp_path):
 def test_unknown_modalities(synth_dir):
     report = check_dataset(synth_dir, modalities="rgbd")
     assert not report.ok and "unknown modalities" in report.problems[0]
+
+
+def test_split_is_the_one_train_plans_with_the_same_negatives(synth_dir, tmp_path, capsys):
+    from landslide_tf.cli.data import main
+    from landslide_tf.training.config import TrainConfig
+    from landslide_tf.training.fit import prepare_splits
+
+    counts = {}
+    for negatives in ("on", "0.1"):
+        config = TrainConfig(data=str(synth_dir), negatives=negatives, seed=3, batch_size=1)
+        planned = prepare_splits(config, synth_dir, tmp_path / negatives)[0]
+        counts[negatives] = {name: len(tiles) for name, tiles in planned.items()}
+        report = check_dataset(synth_dir, seed=3, negatives=negatives)
+        assert report.splits == counts[negatives]
+        assert sum(report.splits.values()) > 24  # negatives included
+    assert main(["check", str(synth_dir), "--seed", "3", "--negatives", "on"]) == 0
+    shown = ", ".join(f"{k} {v}" for k, v in counts["on"].items())
+    assert f"split used by train (seed 3, negatives on): {shown}" in capsys.readouterr().out
+    assert check_dataset(synth_dir, negatives="bogus").problems[0].startswith("negatives='bogus'")

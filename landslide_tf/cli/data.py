@@ -52,6 +52,12 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--split-dir", help="split files train would reuse (train --split-dir); never written"
     )
+    check.add_argument(
+        "--negatives",
+        default="off",
+        help="bijie: non-landslide tiles in the split, as train --negatives: off (default), "
+        "on, or negatives per landslide tile",
+    )
     _add_chip_parser(sub)  # issue 13
     return parser
 
@@ -154,6 +160,7 @@ def _run(args: argparse.Namespace) -> int:
         data_format=args.data_format,
         seed=args.seed,
         split_dir=args.split_dir,
+        negatives=args.negatives,
     )
     print(report.format())
     return 0 if report.ok else 1

@@ -27,7 +27,13 @@ import numpy as np
 
 from landslide_tf.data.archive import LANDSLIDE, expected_layout, open_dataset
 from landslide_tf.data.bands import dead_bands_problem
-from landslide_tf.data.bijie import IGNORED_FILES, MODALITIES, NON_LANDSLIDE, stem_clash
+from landslide_tf.data.bijie import (
+    IGNORED_FILES,
+    MODALITIES,
+    NON_LANDSLIDE,
+    parse_negatives,
+    stem_clash,
+)
 from landslide_tf.data.folder import footprint
 from landslide_tf.data.formats import (
     DEFAULT_SEED,
@@ -72,6 +78,7 @@ class CheckReport:
         tiles: multi-band: labelled tiles per split the dataset assigns (``all`` if none).
         splits: the train/val/test split ``train`` would use (tiles per split).
         seed: the split seed.
+        negatives: Bijie: the non-landslide tiles the split includes (``train --negatives``).
     """
 
     root: str
@@ -81,6 +88,7 @@ class CheckReport:
     tiles: dict[str, int] = dataclasses.field(default_factory=dict)
     splits: dict[str, int] = dataclasses.field(default_factory=dict)
     seed: int = DEFAULT_SEED
+    negatives: str = "off"
     counts: dict[str, int] = dataclasses.field(default_factory=dict)
     usable: dict[str, int] = dataclasses.field(default_factory=dict)
     size_min: tuple[int, int] | None = None
@@ -107,7 +115,9 @@ class CheckReport:
         if not self.splits:
             return None
         counts = ", ".join(f"{k} {v}" for k, v in self.splits.items())
-        return f"split used by train (seed {self.seed}): {counts}"
+        shown = self.negatives != "off" and not self.multiband
+        negatives = f", negatives {self.negatives}" if shown else ""
+        return f"split used by train (seed {self.seed}{negatives}): {counts}"
 
     def format(self) -> str:
         """Human-readable multi-line report."""
@@ -384,6 +394,7 @@ def check_dataset(
     data_format: str | None = None,
     seed: int = DEFAULT_SEED,
     split_dir: str | Path | None = None,
+    negatives: str = "off",
 ) -> CheckReport:
     """Validate a dataset folder or zip of any format and collect its problems (never raises).
 
@@ -394,11 +405,13 @@ def check_dataset(
         data_format: ``bijie``, ``l4s`` or ``folder``; None detects it from the layout.
         seed: the split seed (``train --seed``) of the reported split.
         split_dir: split files ``train`` would reuse (``train --split-dir``); never written.
+        negatives: Bijie: ``off``, ``on`` or a ratio, as ``train --negatives``: the
+            non-landslide tiles the reported split includes.
 
     Returns:
         A ``CheckReport``; ``report.ok`` tells whether the dataset is usable.
     """
-    report = CheckReport(root=str(root), modalities=modalities, seed=seed)
+    report = CheckReport(root=str(root), modalities=modalities, seed=seed, negatives=negatives)
     path = Path(root)
     name = data_format
     if name is None and path.is_dir():
@@ -425,6 +438,7 @@ def check_dataset(
         )
         return report
     try:
+        parse_negatives(negatives)
         folder = open_dataset(root)
     except DataError as exc:
         report.problems.append(str(exc))
@@ -454,7 +468,9 @@ def check_dataset(
         report.problems.append(f"{folder}: no usable landslide tile; {expected_layout(folder)}")
     if report.ok:
         try:
-            samples = find_format_samples("bijie", folder, modalities=modalities)
+            samples = find_format_samples(
+                "bijie", folder, modalities=modalities, negatives=negatives
+            )
             split = plan_splits("bijie", samples, seed, split_dir, write=False)
             report.splits = {name: len(tiles) for name, tiles in split.items()}
         except DataError as exc:
