@@ -105,6 +105,40 @@ def test_deterministic_and_prefix(tmp_path):
     assert (c / rel).read_bytes() != (d / rel).read_bytes()
 
 
+def _tree(root):
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_a_smaller_set_replaces_a_larger_one_as_a_whole(tmp_path):
+    out = tmp_path / "data"
+    synthesize(out, n=6, seed=1, max_size=40, min_size=32)
+    synthesize(out, n=2, seed=2, max_size=40, min_size=32)
+    alone = _tree(synthesize(tmp_path / "alone", n=2, seed=2, max_size=40, min_size=32))
+    assert _tree(out) == alone  # the n=2 set only: no tile of the seed-1 set left
+    assert json.loads((out / "synthetic.json").read_text())["n"] == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["alone", "data"]  # no staging left
+
+
+def test_a_folder_with_other_files_is_refused_and_untouched(tmp_path):
+    from landslide_tf.errors import UserError
+
+    out = synthesize(tmp_path / "data", n=2, seed=0, negatives=0, max_size=40, min_size=32)
+    (out / "landslide" / "mask" / "my_fix.png").write_bytes(b"mine")
+    before = _tree(out)
+    with pytest.raises(UserError, match="holds more than a synthetic set") as exc:
+        synthesize(out, n=3, seed=0, max_size=40, min_size=32)
+    assert "my_fix.png" in str(exc.value) and "\n" not in str(exc.value)
+    assert _tree(out) == before
+    user = tmp_path / "user"
+    user.mkdir()
+    (user / "notes.txt").write_text("mine")
+    with pytest.raises(UserError, match="nothing was written"):
+        synthesize(user, n=1)
+    assert _tree(user) == {"notes.txt": b"mine"}
+    with pytest.raises(UserError, match="is a file"):
+        synthesize(user / "notes.txt", n=1)
+
+
 def test_make_tile_sizes():
     rgb, dem, mask = make_tile(np.random.default_rng(0), True, min_size=40, max_size=50)
     assert 40 <= rgb.shape[0] <= 50 and rgb.shape[:2] == dem.shape == mask.shape

@@ -26,10 +26,19 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from landslide_tf.errors import UserError
+from landslide_tf.files import remove_stale_staging, staged_dir
+
 logger = logging.getLogger(__name__)
 
 #: Bump when the generator's output changes (names the default cache folder).
 VERSION = 1
+#: ``synthetic.json``'s ``generator``, and the file itself: what marks a folder as a set
+#: that ``synthesize`` wrote (and may replace).
+GENERATOR = "landslide_tf.data.synthetic"
+INFO_FILE = "synthetic.json"
+#: The folders of each group, in the official layout.
+FOLDERS = {"landslide": ("image", "dem", "mask"), "non-landslide": ("image", "dem")}
 #: Steepness (elevation change over the tile width, per tile width) above which ground is a
 #: slope where scars may occur, and below which it is flat ground for look-alikes.
 STEEP = 1.6
@@ -241,6 +250,41 @@ def _write(path: Path, array: np.ndarray) -> None:
         raise OSError(f"cannot write {path}")
 
 
+def _synthetic_files(info: dict) -> set[Path]:
+    """The files a synthetic set with ``info`` (its ``synthetic.json``) consists of."""
+    files = {Path(INFO_FILE)}
+    for group, prefix, count in (
+        ("landslide", "syn", info["n"]),
+        ("non-landslide", "neg", info["negatives"]),
+    ):
+        for i in range(count):
+            files.update(Path(group, sub, f"{prefix}{i:04d}.png") for sub in FOLDERS[group])
+    return files
+
+
+def _check_replaceable(out: Path) -> None:
+    """``UserError`` unless ``out`` is missing, an empty folder, or a synthetic set written by
+    ``synthesize`` and nothing else (the folders it may replace as a whole)."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise UserError(f"{out} is a file, not a folder: choose another --out")
+    found = {p.relative_to(out) for p in out.rglob("*") if not p.is_dir()}
+    ours: set[Path] = set()
+    try:
+        info = json.loads((out / INFO_FILE).read_text())
+        if info["generator"] == GENERATOR:
+            ours = _synthetic_files(info)
+    except (OSError, ValueError, TypeError, KeyError):
+        pass  # no readable synthetic.json: nothing in the folder is ours
+    others = sorted(found - ours)
+    if others:
+        raise UserError(
+            f"{out} is not empty and holds more than a synthetic set of landslide_tf "
+            f"({out / others[0]}): nothing was written; choose a new or empty folder"
+        )
+
+
 def synthesize(
     out_dir: str | Path,
     n: int = 24,
@@ -251,8 +295,12 @@ def synthesize(
 ) -> Path:
     """Write a synthetic Bijie-like dataset in the official layout.
 
+    The set is written into a staging folder beside ``out_dir`` that replaces it once
+    complete, so a folder never mixes two sets and a failed write leaves it as it was.
+
     Args:
-        out_dir: destination folder (created; existing tiles of the same names are replaced).
+        out_dir: destination folder: new, empty, or a synthetic set written here before
+            (replaced as a whole); any other folder is refused.
         n: number of landslide tiles (stems ``syn0000``...).
         seed: the whole dataset is a function of the seed.
         negatives: number of non-landslide tiles (stems ``neg0000``...); default ``n // 4``.
@@ -261,6 +309,11 @@ def synthesize(
 
     Returns:
         ``out_dir`` as a Path.
+
+    Raises:
+        ValueError: bad ``n`` or tile sizes.
+        UserError: ``out_dir`` is a file, or a non-empty folder that holds anything but a
+            synthetic set of this package (nothing is written or deleted).
     """
     if n < 1:
         raise ValueError(f"n={n}; expected at least one landslide tile")
@@ -268,35 +321,34 @@ def synthesize(
         raise ValueError(f"tile sizes {min_size}..{max_size}; expected 16 <= min <= max")
     negatives = n // 4 if negatives is None else int(negatives)
     out = Path(out_dir)
-    folders = {
-        "landslide": ("image", "dem", "mask"),
-        "non-landslide": ("image", "dem"),
-    }
-    for group, subs in folders.items():
-        for sub in subs:
-            (out / group / sub).mkdir(parents=True, exist_ok=True)
-    for kind, group, prefix, count in (
-        (0, "landslide", "syn", n),
-        (1, "non-landslide", "neg", negatives),
-    ):
-        for i in range(count):
-            rng = np.random.default_rng([seed, kind, i])
-            rgb, dem, mask = make_tile(rng, kind == 0, min_size, max_size)
-            stem = f"{prefix}{i:04d}"
-            _write(out / group / "image" / f"{stem}.png", rgb)
-            _write(out / group / "dem" / f"{stem}.png", dem)
-            if kind == 0:
-                _write(out / group / "mask" / f"{stem}.png", mask)
-    info = {
-        "generator": "landslide_tf.data.synthetic",
-        "version": VERSION,
-        "n": n,
-        "negatives": negatives,
-        "seed": seed,
-        "min_size": min_size,
-        "max_size": max_size,
-    }
-    (out / "synthetic.json").write_text(json.dumps(info, indent=2) + "\n")
+    _check_replaceable(out)
+    remove_stale_staging(out.parent, out.name)  # what a killed earlier call left
+    with staged_dir(out) as stage:
+        for group, subs in FOLDERS.items():
+            for sub in subs:
+                (stage / group / sub).mkdir(parents=True)
+        for kind, group, prefix, count in (
+            (0, "landslide", "syn", n),
+            (1, "non-landslide", "neg", negatives),
+        ):
+            for i in range(count):
+                rng = np.random.default_rng([seed, kind, i])
+                rgb, dem, mask = make_tile(rng, kind == 0, min_size, max_size)
+                stem = f"{prefix}{i:04d}"
+                _write(stage / group / "image" / f"{stem}.png", rgb)
+                _write(stage / group / "dem" / f"{stem}.png", dem)
+                if kind == 0:
+                    _write(stage / group / "mask" / f"{stem}.png", mask)
+        info = {
+            "generator": GENERATOR,
+            "version": VERSION,
+            "n": n,
+            "negatives": negatives,
+            "seed": seed,
+            "min_size": min_size,
+            "max_size": max_size,
+        }
+        (stage / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
     logger.info("wrote %d landslide and %d non-landslide synthetic tiles to %s", n, negatives, out)
     return out
 
