@@ -262,18 +262,13 @@ def _read_raster(path: Path) -> np.ndarray:
     return array[..., np.newaxis] if array.ndim == 2 else array
 
 
-def read_folder_image(sample: Sample, bands: int | None = None) -> np.ndarray:
+def read_folder_image(sample: Sample) -> np.ndarray:
     """Image bands (+ the DEM as the last band) ``(H, W, C)`` float32 in the file's units.
 
     Args:
         sample: the tile.
-        bands: the image band count the dataset has (checked for PNG images).
     """
     image = _read_raster(Path(sample.image))
-    if bands is not None and image.shape[-1] != bands:
-        raise DataError(
-            f"{sample.image}: {image.shape[-1]} band(s) but the folder's images have {bands}"
-        )
     if sample.dem is None:
         return image
     dem = _read_raster(Path(sample.dem))[..., :1]

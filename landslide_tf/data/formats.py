@@ -283,11 +283,6 @@ def partial_layout_problem(root: str | Path) -> str | None:
     return None
 
 
-def is_multiband(data_format: str | None) -> bool:
-    """Whether runs of this format use ``--bands`` (``l4s``, ``folder``)."""
-    return check_format(data_format).multiband
-
-
 def find_format_samples(
     data_format: str | None,
     root: str | Path,
