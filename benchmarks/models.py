@@ -17,7 +17,7 @@ Usage::
     python benchmarks/models.py                   # six paper models + peers
     python benchmarks/models.py --quick           # 2 timed steps, batch 2
     python benchmarks/models.py --models unet unetpp --no-peers --json out.json
-    python benchmarks/models.py --models unet unetpp --encoders resnet18 --steps 0
+    python benchmarks/models.py --models unet unetpp --encoders resnet18 --steps 0  # record 'encoders'
 
 ``--encoders`` measures each model with each keras-hub encoder (random weights, no download;
 depth 5 unless ``--depth`` is given) instead of the peers.
@@ -108,6 +108,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.encoders and "--depth" not in (argv if argv is not None else sys.argv):
         args.depth = 5  # every backbone stage (strides 2..32)
+    if args.encoders and not args.name:  # the README's encoder table, not its six-model one
+        args.name = "encoders"
     args.models = args.models or list(PAPER_MODELS)
     args.batch = args.batch or (2 if args.quick else 4)
     if args.steps is None:

@@ -80,6 +80,15 @@ def test_models(tmp_path):
     assert row["params"] > 0 and row["gflops"] > 0 and row["train_tiles_s"] > 0
 
 
+def test_models_with_encoders_records_under_encoders_not_the_six_model_table():
+    """``--encoders`` without ``--name`` writes the ``encoders`` record the README's encoder
+    table reads, instead of replacing the six-model ``models`` record."""
+    models = load("models")
+    assert models.parse_args(["--encoders", "resnet18", "--steps", "0"]).name == "encoders"
+    assert models.parse_args(["--encoders", "resnet18", "--name", "x"]).name == "x"
+    assert models.parse_args(["--steps", "0"]).name is None  # the script's name: models
+
+
 def _comparison(tmp_path, name, count):
     argv = ["--models", "unet", "--no-peers", "--batch-sizes", "1", f"--{count}", "1"]
     record = run(name, [*argv, "--warmup", "0", *TINY], tmp_path)
