@@ -13,8 +13,10 @@ from landslide_tf.experiments.run import train
 from landslide_tf.training import runstate as rs
 from landslide_tf.training.callbacks import averaged_weights, uses_ema
 from landslide_tf.training.config import TrainConfig
+from landslide_tf.training.fit import prepare_splits
 from landslide_tf.training.optim import build_optimizer
 from landslide_tf.training.runs import load_model_file
+from landslide_tf.training.train import fit_run
 
 
 def _weights(model: keras.Model) -> list[np.ndarray]:
@@ -90,3 +92,62 @@ def test_best_keras_holds_the_average_the_checkpoint_keeps_both(synth_dir, tmp_p
     assert not all(np.allclose(a, b) for a, b in zip(best, raw, strict=True))
     train(_tiny(synth_dir, run, epochs=2), verbose=0)  # a resume with the average goes on
     assert [r["epoch"] for r in rs.read_history(run / "history.csv")] == [1, 2]
+
+
+class _CtrlCAfter(keras.callbacks.Callback):
+    """Ctrl-C once epoch ``number`` is committed (the run's own callbacks come first)."""
+
+    def __init__(self, number: int) -> None:
+        super().__init__()
+        self.number = number
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 == self.number:
+            raise KeyboardInterrupt
+
+
+def test_the_next_phase_starts_from_the_raw_weights_as_a_resume_there_does(
+    synth_dir, tmp_path, monkeypatch
+):
+    """``fit`` ends by copying the average into the weights; the fine-tuning fit must start
+    from the raw weights that epoch 2's checkpoint keeps, as a run resumed there does. One
+    step per epoch (the batch is the whole training split), so an unbroken run and a resumed
+    one train on the same data and end alike."""
+    lists = tmp_path / "lists"
+    plan = TrainConfig(data=str(synth_dir), split_dir=str(lists), batch_size=1)
+    n_train = len(prepare_splits(plan, synth_dir, tmp_path / "plan")[0]["train"])
+
+    def config(name: str) -> TrainConfig:
+        return _tiny(synth_dir, tmp_path / name, epochs=3, finetune_loss="dice",
+                     finetune_epochs=1, batch_size=n_train, split_dir=str(lists),
+                     dropout=0.0)  # fmt: skip
+
+    starts: list[list[np.ndarray]] = []  # the weights each fit starts from
+    stop_after: list[int] = []
+    original_fit = keras.Model.fit
+
+    def fit(model, *args, **kwargs):
+        starts.append(_weights(model))
+        if stop_after:
+            kwargs["callbacks"] = [*kwargs["callbacks"], _CtrlCAfter(stop_after[0])]
+        return original_fit(model, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "fit", fit)
+    fit_run(config("unbroken"), verbose=0)
+    assert len(starts) == 2  # the base loss (epochs 1-2), then the fine-tuning (epoch 3)
+    raw = _weights(load_model_file(tmp_path / "unbroken" / rs.checkpoint_name(2)))
+    assert all(np.array_equal(a, b) for a, b in zip(starts[1], raw, strict=True))
+
+    starts.clear()
+    stop_after.append(2)
+    with pytest.raises(KeyboardInterrupt):
+        fit_run(config("resumed"), verbose=0)
+    stop_after.clear()
+    fit_run(config("resumed"), verbose=0)  # resumes at the phase boundary
+    assert len(starts) == 2
+    unbroken = _weights(load_model_file(tmp_path / "unbroken" / rs.LAST_MODEL))
+    resumed = _weights(load_model_file(tmp_path / "resumed" / rs.LAST_MODEL))
+    # only the order of the tiles inside the one batch differs: float rounding (the average
+    # copied into the weights moved them by ~1e-3 before)
+    diff = max(float(np.max(np.abs(a - b))) for a, b in zip(unbroken, resumed, strict=True))
+    assert diff < 1e-5

@@ -7,7 +7,10 @@ anywhere loses at most the epoch in progress and a resume trains no epoch twice.
 With ``--ema`` (an optimizer that keeps a moving average of the weights) the per-epoch
 checkpoint keeps the raw weights and the optimizer's average, so a resume goes on with both, while
 ``best.keras`` holds the averaged weights (``averaged_weights``) that validation scored
-(``validation_callbacks`` swaps them in for validation).
+(``validation_callbacks`` swaps them in for validation). Keras ``fit`` ends by copying the
+average into the weights; between the fits of one run (frozen encoder, fine-tuning loss)
+``KeepRawWeights`` puts the raw weights back, so the next phase starts from them, as a run
+resumed at that boundary does from its checkpoint.
 """
 
 from __future__ import annotations
@@ -62,6 +65,33 @@ def averaged_weights(model: keras.Model) -> Iterator[None]:
 def validation_callbacks(model: keras.Model) -> list[keras.callbacks.Callback]:
     """Callbacks that make validation score the averaged weights (empty without EMA)."""
     return [keras.callbacks.SwapEMAWeights(swap_on_epoch=False)] if uses_ema(model) else []
+
+
+class KeepRawWeights(keras.callbacks.Callback):
+    """Put the raw weights back when ``fit`` ends, undoing its copy of the moving average.
+
+    With EMA, Keras ``fit`` ends with ``optimizer.finalize_variable_values``, which overwrites
+    the weights with the average. A run that fits once per phase (frozen encoder, then
+    unfrozen; the base loss, then ``--finetune-loss``) adds this callback to every fit but the
+    last, so the next phase starts from the raw weights of the last epoch, exactly as that
+    epoch's checkpoint keeps them and as a run resumed at the boundary starts. The last fit
+    keeps the average (the final model holds it).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._raw: list[Any] | None = None
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if epoch + 1 == self.params.get("epochs"):  # the fit's last epoch, as checkpointed
+            self._raw = [keras.ops.convert_to_numpy(v) for v in self.model.trainable_variables]
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        if self._raw is None:
+            return
+        for variable, value in zip(self.model.trainable_variables, self._raw, strict=True):
+            variable.assign(value)
+        self._raw = None
 
 
 class NaNGuard(keras.callbacks.Callback):

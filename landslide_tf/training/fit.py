@@ -180,7 +180,8 @@ def fit_model(
     # unfrozen and recompiled: one resumed after it was built unfrozen and its optimizer
     # restored from the checkpoint (Adam moments included), which a recompile would discard.
     compiled_with = loss
-    for start, stop, frozen, tuning in loss_phases(et.phases(config, done), config):
+    fits = loss_phases(et.phases(config, done), config)
+    for number, (start, stop, frozen, tuning) in enumerate(fits, 1):
         phase_loss = finetune if tuning else loss
         if encoder_frozen and not frozen:
             et.set_encoder_frozen(model, False)
@@ -199,12 +200,22 @@ def fit_model(
         if tuning:
             logger.info("epoch %d: fine-tuning with %s", start + 1, config.finetune_loss)
         prepare_multiworker_fit(model, strategy, train_ds)  # issue 14: Keras 3 workaround
+        # with EMA, fit ends on the average: the next phase starts from the raw weights, as
+        # one resumed at this boundary does from the checkpoint (only the last fit keeps it)
+        last = number == len(fits)
+        keep_raw = [] if last or not callbacks.uses_ema(model) else [callbacks.KeepRawWeights()]
         model.fit(
             train_ds,
             validation_data=val_ds,
             epochs=stop,
             initial_epoch=start,
-            callbacks=[guard, *callbacks.validation_callbacks(model), checkpoint, tensorboard],
+            callbacks=[
+                guard,
+                *callbacks.validation_callbacks(model),
+                checkpoint,
+                tensorboard,
+                *keep_raw,
+            ],
             shuffle=False,  # the dataset reshuffles itself, seeded
             verbose=progress_verbosity(verbose),
         )
