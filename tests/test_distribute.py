@@ -274,3 +274,85 @@ def test_train_cli_with_mixed_precision_or_jit_finishes_on_cpu(synth_dir, tmp_pa
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert 0.0 <= metrics["miou"] <= 1.0
     assert (run_dir / "best.keras").is_file()
+
+
+# Runs in a fresh interpreter with 2 logical CPUs: a cosine run trained 1 of 2 epochs under
+# the default strategy with --batch-size 4 (global batch 4), then resumed under
+# ``mirrored`` (2 replicas): --batch-size 4 would make the global batch 8 and is refused,
+# --batch-size 2 keeps it at 4 and goes on. A run from before the record is resumed as is.
+_RESUME_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    from landslide_tf.training.distribute import split_logical_cpus
+    split_logical_cpus(2)
+    import keras
+    from landslide_tf.cli.train import main
+
+    data, root = sys.argv[1], sys.argv[2]
+    original_fit = keras.Model.fit
+
+    class CtrlCAfterEpoch1(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 0:
+                raise KeyboardInterrupt
+
+    def interrupted_fit(model, *args, **kwargs):
+        kwargs["callbacks"] = [*kwargs["callbacks"], CtrlCAfterEpoch1()]
+        return original_fit(model, *args, **kwargs)
+
+    def train(run, *extra, interrupt=False):
+        keras.Model.fit = interrupted_fit if interrupt else original_fit
+        argv = ["--data", data, "--run-dir", f"{root}/{run}", "--model", "unet",
+                "--image-size", "32", "--base-filters", "4", "--depth", "2", "--epochs", "2",
+                "--lr-schedule", "cosine", "--precision", "float32", "--verbose", "0", *extra]
+        code = main(argv)
+        print(json.dumps({"run": run, "code": code}), file=sys.stderr, flush=True)
+        return code
+
+    def config(run):
+        with open(f"{root}/{run}/config.json") as f:
+            return json.load(f)
+
+    out = {"interrupted": train("run", "--batch-size", "4", interrupt=True)}
+    out["recorded"] = config("run").get("global_batch")
+    out["other_global"] = train("run", "--batch-size", "4", "--strategy", "mirrored")
+    out["same_global"] = train("run", "--batch-size", "2", "--strategy", "mirrored")
+    with open(f"{root}/run/state.json") as f:
+        out["iterations"] = json.load(f)["optimizer_iterations"]
+    out["final"] = {k: config("run").get(k) for k in ("global_batch", "batch_size", "strategy")}
+    with open(f"{root}/run/train.txt") as f:
+        out["n_train"] = len(f.read().split())
+
+    train("old", "--batch-size", "4", interrupt=True)
+    old = config("old")
+    old.pop("global_batch", None)  # a config.json from before the record
+    with open(f"{root}/old/config.json", "w") as f:
+        json.dump(old, f)
+    out["old"] = train("old", "--batch-size", "4", "--strategy", "mirrored")
+    out["old_recorded"] = config("old").get("global_batch", "absent")
+    print(json.dumps(out))
+    """
+)
+
+
+def test_a_resume_under_another_strategy_keeps_the_global_batch(synth_dir, tmp_path):
+    """--batch-size is per replica: a resume whose --strategy changes the global batch is
+    refused (the restored step count and the cosine schedule were counted with the old steps
+    per epoch) with the --batch-size that keeps it, which then resumes."""
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES="")
+    proc = subprocess.run(
+        [sys.executable, "-c", _RESUME_SCRIPT, str(synth_dir), str(tmp_path)],
+        capture_output=True, text=True, env=env, timeout=900,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["interrupted"] == 130 and out["recorded"] == 4
+    assert out["other_global"] == 2
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, proc.stderr[-3000:]
+    assert "global batch of 4" in errors[0] and "makes it 8" in errors[0]
+    assert "use --batch-size 2 so that the global batch stays 4, or --force" in errors[0]
+    assert out["same_global"] == 0
+    assert out["final"] == {"global_batch": 4, "batch_size": 2, "strategy": "mirrored"}
+    assert out["iterations"] == 2 * -(-out["n_train"] // 4)  # both epochs counted in steps of 4
+    assert out["old"] == 0 and out["old_recorded"] == "absent"  # cannot know: not refused

@@ -200,7 +200,8 @@ def config_type_problem(values: Any) -> str | None:
 #: Fields that may differ without making a run another run: they do not change what is
 #: learned, so ``train`` resumes across them and a study reuses the run. A finished run asked
 #: with other ``SCORING_FIELDS`` is scored again (not retrained); ``epochs`` may grow only
-#: where nothing is laid out over it (``epochs_fixed_by``).
+#: where nothing is laid out over it (``epochs_fixed_by``), and ``strategy`` may change only
+#: where the global batch stays the one recorded in ``GLOBAL_BATCH`` (``train`` checks it).
 RESUME_FREE_FIELDS = (
     "run_dir",
     "epochs",
@@ -214,6 +215,12 @@ RESUME_FREE_FIELDS = (
     "mixed_precision",
     "steps_per_execution",
 )
+
+
+#: ``config.json`` entry: the global batch (``batch_size`` per replica x replicas) the run's
+#: epochs trained with; the steps per epoch, and so the optimizer's step count that the
+#: learning-rate schedule follows, are counted with it. Runs from before it have none.
+GLOBAL_BATCH = "global_batch"
 
 
 #: The fields of ``RESUME_FREE_FIELDS`` that decide how a finished run is scored.

@@ -29,6 +29,7 @@ from landslide_tf.files import atomic_write_json, atomic_write_text
 from landslide_tf.training import runstate as cb
 from landslide_tf.training.acceleration import run_steps_per_execution
 from landslide_tf.training.config import (
+    GLOBAL_BATCH,
     SCORING_FIELDS,
     TrainConfig,
     epochs_fixed_by,
@@ -46,7 +47,13 @@ from landslide_tf.training.rundir import (
     run_to_clear,
     validated,
 )
-from landslide_tf.training.runs import CONFIG_FILE, SPLITS, dataset_options, run_splits
+from landslide_tf.training.runs import (
+    CONFIG_FILE,
+    SPLITS,
+    dataset_options,
+    read_run_config,
+    run_splits,
+)
 from landslide_tf.training.selection import record_selection
 
 logger = logging.getLogger(__name__)
@@ -93,7 +100,9 @@ def fit_run(config: TrainConfig, *, force: bool = False, verbose: int | str = "a
     Raises:
         UserError: bad options, missing data, a different run in ``run_dir``, other
             ``epochs`` for a run whose schedule is laid out over them (``epochs_fixed_by``),
-            ``force`` on a non-empty folder that holds no run.
+            another global batch for a run that trained epochs (``--strategy`` with the same
+            ``--batch-size`` per replica on another number of replicas), ``force`` on a
+            non-empty folder that holds no run.
         TrainingDiverged: the loss became NaN or infinite.
     """
     config = validated(config)
@@ -105,7 +114,7 @@ def fit_run(config: TrainConfig, *, force: bool = False, verbose: int | str = "a
     clearing = force and run_to_clear(run_dir)  # a folder that holds no run is not cleared
     stored = None
     if not clearing and (run_dir / CONFIG_FILE).is_file():
-        stored = check_same_config(run_dir, config.to_dict())
+        stored = check_same_config(run_dir, _requested(run_dir, config))
     state = cb.read_state(run_dir) if stored is not None else None
     if state is not None:
         cb.roll_forward(run_dir, state)  # finish a save interrupted after its commit
@@ -124,6 +133,8 @@ def fit_run(config: TrainConfig, *, force: bool = False, verbose: int | str = "a
             "retrain, or a new --run-dir"
         )
     if done == config.epochs and (run_dir / "metrics.json").is_file():
+        if stored is not None and config.batch_size != TrainConfig.from_dict(stored).batch_size:
+            _check_global_batch(config, run_dir, stored, done, _global_batch(config))
         changed = scoring_differences(stored, config.to_dict())
         if changed:  # other scoring options: score it again, train nothing
             return _rescore(config, run_dir, stored, done, changed)
@@ -146,6 +157,7 @@ def fit_run(config: TrainConfig, *, force: bool = False, verbose: int | str = "a
         run_dir.mkdir(parents=True, exist_ok=True)
         try:  # everything checked before config.json is written
             splits, strategy, global_batch = prepare_splits(config, data_root, run_dir)
+            _check_global_batch(config, run_dir, stored, done, global_batch)
             raw, loss_kwargs = _run_entries(config, stored, splits["train"])
         except UserError:
             if created:  # do not leave a half-made run directory behind a bad argument
@@ -153,6 +165,8 @@ def fit_run(config: TrainConfig, *, force: bool = False, verbose: int | str = "a
             raise
 
     raw.update({**config.to_dict(), "loss_kwargs": loss_kwargs})
+    if not done:  # a resumed run keeps the global batch its epochs trained with
+        raw[GLOBAL_BATCH] = global_batch
     raw.update(record_split_lists(config, run_dir))
     raw.update(record_selection(config, run_dir, splits))  # issue 20: --select-from-train
     raw.update(run_precision(config, stored))  # issue 14: precision_used + precision_reason
@@ -170,6 +184,71 @@ def fit_run(config: TrainConfig, *, force: bool = False, verbose: int | str = "a
         apply_precision("float32")
 
     return FitResult(config, run_dir, splits, options, epochs_trained, done)
+
+
+def _requested(run_dir: Path, config: TrainConfig) -> dict[str, Any]:
+    """``config`` as ``check_same_config`` compares it with the run in ``run_dir``.
+
+    Where ``config.json`` records the run's global batch (``GLOBAL_BATCH``), ``--batch-size``
+    is compared as stored: another per-replica batch may keep that global batch under another
+    ``--strategy``, which ``_check_global_batch`` decides once the strategy is built.
+    """
+    requested = config.to_dict()
+    _, raw = read_run_config(run_dir)
+    if _recorded_global_batch(raw) is not None:
+        requested["batch_size"] = TrainConfig.from_dict(raw).batch_size
+    return requested
+
+
+def _recorded_global_batch(stored: dict[str, Any] | None) -> int | None:
+    """The global batch ``config.json`` records; None for a run from before the record."""
+    value = (stored or {}).get(GLOBAL_BATCH)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _global_batch(config: TrainConfig) -> int:
+    """The global batch of ``config`` on this machine (builds its ``--strategy``)."""
+    from landslide_tf.training import distribute
+
+    strategy = distribute.get_strategy(config.strategy)
+    return distribute.global_batch_size(config.batch_size, strategy)
+
+
+def _check_global_batch(
+    config: TrainConfig,
+    run_dir: Path,
+    stored: dict[str, Any] | None,
+    done: int,
+    global_batch: int,
+) -> None:
+    """Refuse to go on with another global batch than the run's epochs trained with.
+
+    ``--batch-size`` is per replica, so another ``--strategy`` (or another number of devices)
+    changes the global batch and the steps per epoch, while the restored optimizer's step
+    count, which the learning-rate schedule follows, was counted with the recorded ones.
+    Not checked: a run with no epoch done, one from before the record (``GLOBAL_BATCH``),
+    and a finished one asked with its own ``--batch-size`` (nothing trains; it is scored).
+
+    Raises:
+        UserError: another global batch; names the ``--batch-size`` that keeps it, and
+            ``--force``.
+    """
+    recorded = _recorded_global_batch(stored)
+    if not done or recorded is None or recorded == global_batch:
+        return
+    if done >= config.epochs and config.batch_size == TrainConfig.from_dict(stored).batch_size:
+        return
+    replicas = global_batch // config.batch_size
+    if recorded % replicas:
+        how = f"no --batch-size keeps {recorded} on {replicas} replicas: use the run's --strategy"
+    else:
+        how = f"use --batch-size {recorded // replicas} so that the global batch stays {recorded}"
+    raise UserError(
+        f"{run_dir} trained {done} epochs with a global batch of {recorded}; --strategy "
+        f"{config.strategy} with --batch-size {config.batch_size} on {replicas} replica(s) "
+        f"makes it {global_batch}, which changes the steps per epoch its optimizer's step "
+        f"count and learning-rate schedule were counted with: {how}, or --force to retrain"
+    )
 
 
 def _rescore(
