@@ -69,6 +69,14 @@ class _Compiles:
         monkeypatch.setattr(keras.Model, "compile", compile)
 
 
+class _CtrlCAfterEpoch2(keras.callbacks.Callback):
+    """Ctrl-C once epoch 2 is committed (the run's own callbacks come first)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+
 def test_the_last_epochs_finetune_on_the_same_optimizer_also_after_a_resume(
     synth_dir, tmp_path, monkeypatch, caplog
 ):
@@ -83,6 +91,20 @@ def test_the_last_epochs_finetune_on_the_same_optimizer_also_after_a_resume(
     assert compiles.calls[0][1] == compiles.calls[1][1]  # the optimizer (and schedule) go on
     assert "epoch 2: fine-tuning with lovasz_hinge" in caplog.text
 
+    # a fine-tuning run cannot change --epochs once it trained: stop a 3-epoch run after
+    # epoch 2 (Ctrl-C once it is committed), then resume it at the fine-tuning boundary
+    run = tmp_path / "ft3"
+    original_fit = keras.Model.fit
+
+    def interrupted_fit(model, *args, **kwargs):
+        kwargs["callbacks"] = [*kwargs["callbacks"], _CtrlCAfterEpoch2()]
+        return original_fit(model, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "fit", interrupted_fit)
+    with pytest.raises(KeyboardInterrupt):
+        train(_tiny(synth_dir, run, epochs=3), verbose=0)
+    monkeypatch.setattr(keras.Model, "fit", original_fit)
+    assert len(rs.read_history(run / rs.HISTORY_FILE)) == 2
     compiles.calls.clear()
     train(_tiny(synth_dir, run, epochs=3), verbose=0)  # resumes after epoch 2 of 3
     assert len(rs.read_history(run / rs.HISTORY_FILE)) == 3
