@@ -264,7 +264,7 @@ def test_train_writes_no_split_files_when_a_split_is_empty(tmp_path):
     from landslide_tf.data import synthesize
     from landslide_tf.errors import UserError
     from landslide_tf.training.config import TrainConfig
-    from landslide_tf.training.fit import prepare_splits
+    from landslide_tf.training.fit import prepare_splits, write_planned_split
 
     root = synthesize(tmp_path / "data", n=2, negatives=0, min_size=32, max_size=40)
     lists = tmp_path / "lists"
@@ -273,7 +273,9 @@ def test_train_writes_no_split_files_when_a_split_is_empty(tmp_path):
         prepare_splits(config, root, tmp_path / "run")
     assert not lists.exists() or not any(lists.iterdir())
     synthesize(root, n=30, negatives=0, min_size=32, max_size=40)  # the user adds tiles
-    splits = prepare_splits(config, root, tmp_path / "run")[0]
+    splits, _, _, plan = prepare_splits(config, root, tmp_path / "run")
+    assert not lists.exists() or not any(lists.iterdir())  # written once the run's checks pass
+    write_planned_split(config, tmp_path / "run", plan)
     assert sum(len(v) for v in splits.values()) == 30
     assert sorted(p.name for p in lists.iterdir()) == ["test.txt", "train.txt", "val.txt"]
 

@@ -201,6 +201,25 @@ def test_finished_run_asked_with_tta_is_scored_again_not_retrained(tiny_run, syn
     assert same["miou"] == pytest.approx(saved["miou"])  # now reported as it is
 
 
+def test_a_rescore_stopped_before_scoring_is_scored_again_not_reported_stale(
+    tiny_run, synth_dir, tmp_path
+):
+    """config.json names the new scoring options only once the old metrics are gone: a
+    re-score that stops before scoring (here: fit_run alone) is scored on the next call."""
+    from landslide_tf.training.train import fit_run
+
+    _, src, _ = tiny_run
+    run_dir = tmp_path / "stopped"
+    shutil.copytree(src, run_dir)
+    fitted = fit_run(tiny(synth_dir, run_dir, tta=True), verbose=0)  # no finish_run after it
+    assert fitted.metrics is None and fitted.epochs_trained == 0
+    assert json.loads((run_dir / "config.json").read_text())["tta"] is True
+    assert not (run_dir / "metrics.json").exists()  # not the non-TTA scores under TTA's name
+    again = train(tiny(synth_dir, run_dir, tta=True), verbose=0)
+    assert again["epochs_trained"] == 0
+    assert json.loads((run_dir / "metrics.json").read_text())["tta"] is True
+
+
 def test_a_cosine_run_is_not_extended_a_constant_one_is(tiny_run, synth_dir, tmp_path):
     """More --epochs would rebuild a cosine schedule for the new total: the lr would jump."""
     _, src, _ = tiny_run

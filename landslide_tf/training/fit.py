@@ -30,13 +30,16 @@ class TrainingDiverged(UserError):
 
 
 def prepare_splits(config: TrainConfig, data_root: Path, run_dir: Path) -> tuple:
-    """Samples, split (reused or written), strategy and global batch; checks sizes.
+    """Samples, split, strategy and global batch; checks sizes. Writes nothing.
 
-    A new split is written to ``--split-dir`` (or the run directory) only after every check
-    passed, so a run that fails here leaves no split files to be reused by the next one.
+    Returns:
+        ``(splits, strategy, global_batch, plan)``: ``plan`` is the new split to write with
+        ``write_planned_split`` once every check of the run passed (None: lists in
+        ``--split-dir``, or the run directory, are reused), so a run that fails leaves no
+        split files to be reused by the next one.
     """
     from landslide_tf import data as ldata
-    from landslide_tf.data.split import given_split_files, write_split
+    from landslide_tf.data.split import given_split_files
     from landslide_tf.training import distribute
 
     samples = ldata.find_format_samples(
@@ -62,10 +65,17 @@ def prepare_splits(config: TrainConfig, data_root: Path, run_dir: Path) -> tuple
             f"batch size {global_batch} is larger than the training split "
             f"({len(splits['train'])} tiles of {len(samples)})"
         )
-    if new_split:  # only once every check passed: a failed run leaves no split files behind
-        write_split(out_dir, planned)
+    return splits, strategy, global_batch, planned if new_split else None
+
+
+def write_planned_split(config: TrainConfig, run_dir: Path, plan: dict | None) -> None:
+    """Write ``prepare_splits``' new ``plan`` (if any) to ``--split-dir`` or ``run_dir``."""
+    from landslide_tf.data.split import write_split
+
+    if plan is not None:
+        out_dir = config.split_dir or run_dir
+        write_split(out_dir, plan)
         logger.info("wrote the split to %s", out_dir)
-    return splits, strategy, global_batch
 
 
 def derived_entries(config: TrainConfig, train_samples: list) -> dict[str, Any]:

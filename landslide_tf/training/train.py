@@ -25,7 +25,7 @@ from typing import Any
 
 from landslide_tf.data.formats import resolve_data_config
 from landslide_tf.errors import UserError
-from landslide_tf.files import atomic_write_json, atomic_write_text
+from landslide_tf.files import atomic_write_json
 from landslide_tf.training import runstate as cb
 from landslide_tf.training.acceleration import run_steps_per_execution
 from landslide_tf.training.config import (
@@ -35,7 +35,12 @@ from landslide_tf.training.config import (
     epochs_fixed_by,
     scoring_differences,
 )
-from landslide_tf.training.fit import derived_entries, fit_model, prepare_splits
+from landslide_tf.training.fit import (
+    derived_entries,
+    fit_model,
+    prepare_splits,
+    write_planned_split,
+)
 from landslide_tf.training.precision import apply_precision, run_precision
 from landslide_tf.training.recipe import record_split_lists
 from landslide_tf.training.rundir import (
@@ -49,7 +54,6 @@ from landslide_tf.training.rundir import (
 )
 from landslide_tf.training.runs import (
     CONFIG_FILE,
-    SPLITS,
     dataset_options,
     read_run_config,
     run_splits,
@@ -133,7 +137,7 @@ def fit_run(config: TrainConfig, *, force: bool = False, verbose: int | str = "a
             "retrain, or a new --run-dir"
         )
     if done == config.epochs and (run_dir / "metrics.json").is_file():
-        if stored is not None and config.batch_size != TrainConfig.from_dict(stored).batch_size:
+        if config.batch_size != TrainConfig.from_dict(stored).batch_size:  # else: as trained
             _check_global_batch(config, run_dir, stored, done, _global_batch(config))
         changed = scoring_differences(stored, config.to_dict())
         if changed:  # other scoring options: score it again, train nothing
@@ -156,9 +160,10 @@ def fit_run(config: TrainConfig, *, force: bool = False, verbose: int | str = "a
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
         try:  # everything checked before config.json is written
-            splits, strategy, global_batch = prepare_splits(config, data_root, run_dir)
+            splits, strategy, global_batch, plan = prepare_splits(config, data_root, run_dir)
             _check_global_batch(config, run_dir, stored, done, global_batch)
             raw, loss_kwargs = _run_entries(config, stored, splits["train"])
+            write_planned_split(config, run_dir, plan)  # every check passed
         except UserError:
             if created:  # do not leave a half-made run directory behind a bad argument
                 shutil.rmtree(run_dir, ignore_errors=True)
@@ -269,6 +274,9 @@ def _rescore(
     raw = {**stored, **{key: getattr(config, key) for key in SCORING_FIELDS}}
     splits = run_splits(config, run_dir)  # checked before config.json changes
     options = dataset_options(config, raw)
+    # metrics.json was scored with the old options: gone before config.json names the new
+    # ones, so a scoring that fails leaves a run that is scored again, not reported stale
+    (run_dir / "metrics.json").unlink(missing_ok=True)
     atomic_write_json(run_dir / CONFIG_FILE, raw)
     return FitResult(config, run_dir, splits, options, 0, done)
 
@@ -276,23 +284,19 @@ def _rescore(
 def _force_fresh(config: TrainConfig, data_root: Path, run_dir: Path) -> tuple:
     """``--force`` on a run: check the new run, then clear the old one.
 
-    The split is planned in a scratch folder and checked (split sizes, batch size, loss
-    arguments) there, so a bad option leaves the old run whole; only then are the old run's
-    files deleted and the new split lists moved into ``run_dir``.
+    The split is planned as for a new run (the old run's own lists are not reused) and
+    checked (split sizes, batch size, loss arguments) first, so a bad option leaves the old
+    run whole; only then are the old run's files deleted and the new split written.
 
     Returns:
         ``(splits, strategy, global_batch, raw, loss_kwargs)`` as the unforced path has them.
     """
-    with tempfile.TemporaryDirectory(prefix="landslide_tf-force-") as scratch:
-        splits, strategy, global_batch = prepare_splits(config, data_root, Path(scratch))
-        raw, loss_kwargs = _run_entries(config, None, splits["train"])
-        logger.info("--force: clearing %s", run_dir)
-        clear_run(run_dir, config.split_dir)
-        if config.split_dir is None:  # test, val, train last, as write_split moves them
-            for name in reversed(SPLITS):
-                planned = Path(scratch) / f"{name}.txt"
-                if planned.is_file():
-                    atomic_write_text(run_dir / planned.name, planned.read_text())
+    with tempfile.TemporaryDirectory(prefix="landslide_tf-force-") as nowhere:  # no lists
+        splits, strategy, global_batch, plan = prepare_splits(config, data_root, Path(nowhere))
+    raw, loss_kwargs = _run_entries(config, None, splits["train"])
+    logger.info("--force: clearing %s", run_dir)
+    clear_run(run_dir, config.split_dir)
+    write_planned_split(config, run_dir, plan)
     return splits, strategy, global_batch, raw, loss_kwargs
 
 
