@@ -17,7 +17,13 @@ from landslide_tf.cli.common import ArgumentParser, add_precision_args, precisio
 from landslide_tf.data.formats import add_data_format_args
 from landslide_tf.errors import UserError
 from landslide_tf.training.acceleration import SMALL_BATCH
-from landslide_tf.training.config import DEM_NORMS, DERIVED_CHANNELS, MODALITIES, TrainConfig
+from landslide_tf.training.config import (
+    DEM_NORMS,
+    DERIVED_CHANNELS,
+    MODALITIES,
+    STRATEGIES,
+    TrainConfig,
+)
 from landslide_tf.training.encoder_phases import apply_encoder_defaults
 from landslide_tf.training.recipe import (
     AUGMENT_POLICIES,
@@ -122,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, help=f"for test metrics, default {d.threshold}")
     p.add_argument(
         "--strategy",
-        choices=("default", "mirrored", "multiworker", "tpu"),
+        choices=STRATEGIES,
         help="tf.distribute strategy (default: default)",
     )
     add_speed_args(p)  # issue 14: --precision, --mixed-precision, --steps-per-execution

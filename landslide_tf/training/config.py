@@ -20,8 +20,8 @@ PAPER_BEST_LOSS = {"unet": "bce", "resunet": "wce", "unetpp": "dice"}
 MODALITIES = ("rgb+dem", "rgb", "dem")
 DEM_NORMS = ("minmax", "dataset")
 DERIVED_CHANNELS = ("slope", "aspect", "hillshade")
-#: The ``tf.distribute`` strategies, without importing TensorFlow: the names of
-#: ``landslide_tf.training.distribute.STRATEGIES`` (a test keeps them equal).
+#: The ``tf.distribute`` strategy names (``--strategy``), without importing TensorFlow;
+#: ``landslide_tf.training.distribute`` builds them (a test keeps its builders equal).
 STRATEGIES = ("default", "mirrored", "multiworker", "tpu")
 
 

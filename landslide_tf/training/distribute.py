@@ -30,11 +30,9 @@ import keras
 import tensorflow as tf
 
 from landslide_tf.errors import UserError
+from landslide_tf.training.config import STRATEGIES  # the names; _BUILDERS builds them
 
 logger = logging.getLogger(__name__)
-
-#: Strategy names accepted by ``get_strategy`` and the ``--strategy`` flags.
-STRATEGIES = ("default", "mirrored", "multiworker", "tpu")
 
 
 def _default_strategy() -> tf.distribute.Strategy:
