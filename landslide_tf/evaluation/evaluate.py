@@ -32,7 +32,12 @@ from landslide_tf.inference.predictor import load_inference_model
 from landslide_tf.inference.settings import INFERENCE_PRECISION
 from landslide_tf.inference.tta import DEFAULT_TRANSFORMS, apply_model, check_transforms
 from landslide_tf.metrics.segmentation import SCORE_KEYS
-from landslide_tf.metrics.thresholds import TUNE_METRIC, read_threshold_info, write_threshold
+from landslide_tf.metrics.thresholds import (
+    TUNE_METRIC,
+    read_threshold_info,
+    validate_threshold,
+    write_threshold,
+)
 from landslide_tf.training.precision import model_precision
 from landslide_tf.training.runs import (
     SPLITS,
@@ -172,8 +177,7 @@ def evaluate_run(
         raise UserError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
     if threshold is not None and tune_threshold:
         raise UserError("give either --threshold or --tune-threshold, not both")
-    if threshold is not None and not 0.0 <= threshold <= 1.0:
-        raise UserError(f"threshold must be in [0, 1], got {threshold}")
+    validate_threshold(threshold)
     if tta_transforms is not None:
         check_transforms(tta_transforms)
     run_dir = Path(run_dir)

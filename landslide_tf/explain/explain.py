@@ -22,6 +22,7 @@ from landslide_tf.explain.targets import (
     mask_area_share,
     resolve_layer,
 )
+from landslide_tf.metrics.thresholds import validate_threshold
 
 logger = logging.getLogger(__name__)
 
@@ -93,8 +94,7 @@ def explain_run(
     from landslide_tf.inference.predictor import load_inference_model
     from landslide_tf.training.runs import dataset_options, read_run_config, run_threshold
 
-    if threshold is not None and not 0.0 <= threshold <= 1.0:  # NaN fails too
-        raise UserError(f"threshold must be in [0, 1], got {threshold}")
+    validate_threshold(threshold)
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise UserError(f"run directory not found: {run_dir}")

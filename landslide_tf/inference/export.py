@@ -38,6 +38,7 @@ from landslide_tf.files import remove_stale_staging, staged_dir
 from landslide_tf.inference.model_card import model_card, model_card_markdown, read_json
 from landslide_tf.inference.predictor import Predictor
 from landslide_tf.inference.settings import INFERENCE_PRECISION, InferenceSettings
+from landslide_tf.metrics.thresholds import validate_threshold
 
 logger = logging.getLogger(__name__)
 
@@ -159,8 +160,7 @@ def export_run(
     from landslide_tf.training.precision import model_precision
     from landslide_tf.training.runs import read_config_json
 
-    if threshold is not None and not 0.0 <= threshold <= 1.0:
-        raise UserError(f"--threshold must be in [0, 1], got {threshold}")
+    validate_threshold(threshold, "--threshold")
     run_dir = Path(run_dir)
     if not (run_dir / "config.json").is_file():
         raise UserError(f"{run_dir} is not a run directory (no config.json)")
@@ -213,8 +213,7 @@ def export_ensemble(
         raise UserError("an ensemble needs at least two run directories")
     if len({d.resolve() for d in dirs}) != len(dirs):
         raise UserError("an ensemble lists the same run directory twice")
-    if threshold is not None and not 0.0 <= threshold <= 1.0:
-        raise UserError(f"--threshold must be in [0, 1], got {threshold}")
+    validate_threshold(threshold, "--threshold")
     for d in dirs:
         if not (d / "config.json").is_file():
             raise UserError(f"{d} is not a run directory (no config.json)")

@@ -29,7 +29,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from landslide_tf.errors import DataError
+from landslide_tf.errors import DataError, UserError
 from landslide_tf.files import atomic_write_json
 
 __all__ = [
@@ -57,6 +57,13 @@ PLATEAU_TOLERANCE = 0.01
 
 #: The default metric the threshold maximises.
 TUNE_METRIC = "f1"
+
+
+def validate_threshold(threshold: float | None, name: str = "threshold") -> None:
+    """``UserError`` (one line, naming ``name``: a flag such as ``--threshold``) unless
+    ``threshold`` is None or in ``[0, 1]`` (NaN is not)."""
+    if threshold is not None and not 0.0 <= threshold <= 1.0:
+        raise UserError(f"{name} must be in [0, 1], got {threshold}")
 
 
 def tune_threshold(

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from landslide_tf.errors import DataError, UserError
+from landslide_tf.metrics.thresholds import validate_threshold
 from landslide_tf.training import runstate as cb
 from landslide_tf.training.config import (
     DEM_NORMS,
@@ -138,8 +139,7 @@ def validate_config(config: TrainConfig) -> None:
         raise UserError(f"learning rate must be a positive number, got {config.lr}")
     if not 0.0 <= config.dropout < 1.0:
         raise UserError(f"dropout must be in [0, 1), got {config.dropout}")
-    if not 0.0 <= config.threshold <= 1.0:
-        raise UserError(f"threshold must be in [0, 1], got {config.threshold}")
+    validate_threshold(config.threshold)
     if isinstance(config.seed, bool) or not isinstance(config.seed, int):
         raise UserError(f"seed must be an integer, got {config.seed!r}")
     if not 0 <= config.seed < 2**32:
@@ -246,7 +246,7 @@ def run_to_clear(run_dir: Path) -> bool:
 
 
 def clear_run(run_dir: Path, split_dir: str | None) -> None:
-    """Delete the files of the run in ``run_dir`` (``--force``); callers check ``is_run``
+    """Delete the files of the run in ``run_dir`` (``--force``); callers check ``run_to_clear``
     first. Its split lists go too unless they live in ``split_dir``."""
     for name in RUN_ARTIFACTS:
         path = run_dir / name
