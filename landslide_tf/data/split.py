@@ -295,7 +295,7 @@ def _overlapping_pair(b: np.ndarray, tol: float) -> tuple[int, int] | None:
     return None
 
 
-def _blocked(samples, b, w, h, chips, seed, targets, buffer=1.0):
+def _blocked(samples, b, w, h, chips, seed, targets, buffer):
     """One blocked split with blocks ``chips`` chips wide and ``buffer`` chip widths between
     splits: ``(split, keep, n_blocks)``, or None when a split would be empty or there are
     fewer blocks than ``MIN_BLOCKS``."""

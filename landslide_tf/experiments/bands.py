@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from landslide_tf.errors import UserError
-from landslide_tf.experiments.core import study_format
+from landslide_tf.experiments.core import study_data, study_format
 from landslide_tf.experiments.runs import RunResult, RunSpec, run_name
 from landslide_tf.experiments.tables import csv_string, mean_std
 from landslide_tf.files import atomic_write_text, staged
@@ -249,14 +249,9 @@ def bands_main(
     paper = load_study("paper")  # its training settings and split; checked for this one run
     one = dataclasses.replace(paper, bases=[model], losses=[loss], attention_models=[])
     study = one.with_overrides(train=overrides, seeds=args.seeds if args.seeds else 3)
-    data = args.data
-    if data is None:  # as a study without --data: the synthetic default dataset
-        from landslide_tf.data import ensure_default_dataset
-
-        data = ensure_default_dataset()
-        progress(f"no --data: using the synthetic dataset {data}")
-    elif not Path(data).exists():
-        raise UserError(f"dataset {data} does not exist")
+    if args.data is not None and not Path(args.data).exists():
+        raise UserError(f"dataset {args.data} does not exist")
+    data = study_data(args.data, progress)  # as a study without --data: the synthetic set
     rows = run_bands_study(
         study, data, args.out, model=model, loss=loss, jobs=args.jobs, progress=progress,
         verbose=2 if args.verbose else 0, command=command,

@@ -6,7 +6,7 @@ import dataclasses
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -113,12 +113,7 @@ def run_study(
     out = Path(out).resolve()
     (out / "runs").mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "study.json", json.dumps(study.to_dict(), indent=2) + "\n")
-    if data is None:
-        from landslide_tf.data import ensure_default_dataset
-
-        data = ensure_default_dataset()
-        progress(f"no --data: using the synthetic dataset {data}")
-    root, sizes = prepare_split(study, data, out)
+    root, sizes = prepare_split(study, study_data(data, progress), out)
     study = resolve_study_data(study, root)  # issue 13: format + bands in every run's config
     progress(f"split: train {sizes['train']}, val {sizes['val']}, test {sizes['test']} tiles "
              f"({out / 'split'})")  # fmt: skip
@@ -185,6 +180,17 @@ def _log_results(out: Path, results: Sequence[RunResult]) -> None:
                      "run": r.name, "status": r.status, "wall_s": r.wall_s,
                      "miou": r.metrics.get("miou"), "error": r.error}  # fmt: skip
             fh.write(json.dumps(entry) + "\n")
+
+
+def study_data(data: str | Path | None, progress: Callable[[str], None]) -> str | Path:
+    """The dataset a study trains on: ``data``, or without it the synthetic default (said)."""
+    if data is not None:
+        return data
+    from landslide_tf.data import ensure_default_dataset
+
+    data = ensure_default_dataset()
+    progress(f"no --data: using the synthetic dataset {data}")
+    return data
 
 
 def study_format(study: Any, root: Path) -> str:

@@ -233,9 +233,7 @@ def _worker(spec: RunSpec, slot: Slot, jobs: int, log_level: int, verbose: int) 
     execute_run(spec, verbose)
 
 
-def _result_from_record(
-    spec: RunSpec, exitcode: int | None, wall: float, pid: int | None = None
-) -> RunResult:
+def _result_from_record(spec: RunSpec, exitcode: int | None, wall: float, pid: int) -> RunResult:
     """The result of a training process from the ``experiment.json`` it wrote.
 
     Args:
@@ -243,13 +241,13 @@ def _result_from_record(
         exitcode: the process's exit code (negative: killed by that signal).
         wall: seconds the process ran, used where it wrote no record.
         pid: the process id; a record written by another process (an earlier invocation's,
-            kept in the run folder), or any record when ``None``, is not this run's result.
+            kept in the run folder) is not this run's result.
 
     Returns:
         ``trained`` or ``failed`` as the process recorded, else ``failed`` naming the exit code.
     """
     record = _read_json(spec.run_dir / RECORD_FILE) or {}
-    if pid is None or record.get("pid") != pid:
+    if record.get("pid") != pid:
         record = {}  # stale: left by an earlier run, not by this process
     if record.get("status") == "trained" and (spec.run_dir / "metrics.json").is_file():
         return RunResult.from_spec(

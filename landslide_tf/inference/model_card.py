@@ -148,11 +148,9 @@ def metrics_at_threshold(
         ``{"threshold", "source": None, "metrics": None, "note"}`` when no stored file is at
         that threshold with those settings.
     """
-    wanted = {
-        "tta": bool(tta),
-        "tta_transforms": str(tta_transforms) if tta else None,
-        "precision": precision,
-    }
+    wanted = scored_with(
+        {"tta": bool(tta), "tta_transforms": tta_transforms, "inference_precision": precision}
+    )
     candidates = [("metrics.json", metrics)]
     if run_dir is not None:
         candidates.append(("metrics_test.json", read_json(run_dir / "metrics_test.json")))
