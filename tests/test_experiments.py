@@ -477,20 +477,43 @@ def test_paper_study_tiny_end_to_end_and_resume(synth30, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_failing_run_is_recorded_and_others_finish(synth30, tmp_path, capsys):
+def test_failing_run_is_recorded_and_others_finish(synth30, tmp_path, capsys, monkeypatch):
+    """A run that fails while training (settings are checked before any run starts, so the
+    failure is injected: the dice run's training raises) is recorded; the others finish."""
+    from landslide_tf.experiments import run as run_module
+
+    real_train = run_module.train
+
+    def train(config, **kwargs):
+        if config.loss == "dice":
+            raise RuntimeError("injected failure")
+        return real_train(config, **kwargs)
+
+    monkeypatch.setattr(run_module, "train", train)
+    study = tmp_path / "broken.json"
+    study.write_text(json.dumps({"name": "broken", "train": {"batch_size": 2},
+                                 "stage1": {"bases": ["unet"], "losses": ["bce", "dice"]},
+                                 "stage3": {"base": "unet", "models": []}}))  # fmt: skip
+    out = tmp_path / "o"
+    code = cli.main([str(study), "--data", str(synth30), "--out", str(out), *TINY])
+    assert code == 1
+    assert "unet-dice-s42" in capsys.readouterr().err
+    assert "injected failure" in (out / "runs" / "unet-dice-s42" / "error.txt").read_text()
+    assert (out / "runs" / "unet-bce-s42" / "metrics.json").is_file()
+    table1 = (out / "table1.csv").read_text()
+    assert "unet,dice,0,1" in table1
+    assert "failed" in (out / "table1.md").read_text()
+
+
+def test_a_study_with_an_unknown_loss_is_refused_before_any_run(synth30, tmp_path, capsys):
     study = tmp_path / "broken.json"
     study.write_text(json.dumps({"name": "broken", "train": {"batch_size": 2},
                                  "stage1": {"bases": ["unet"], "losses": ["bce", "nope"]},
                                  "stage3": {"base": "unet", "models": []}}))  # fmt: skip
     out = tmp_path / "o"
-    code = cli.main([str(study), "--data", str(synth30), "--out", str(out), *TINY])
-    assert code == 1
-    assert "unet-nope-s42" in capsys.readouterr().err
-    assert (out / "runs" / "unet-nope-s42" / "error.txt").is_file()
-    assert (out / "runs" / "unet-bce-s42" / "metrics.json").is_file()
-    table1 = (out / "table1.csv").read_text()
-    assert "unet,nope,0,1" in table1
-    assert "failed" in (out / "table1.md").read_text()
+    assert cli.main([str(study), "--data", str(synth30), "--out", str(out), *TINY]) == 2
+    assert "unknown loss 'nope'" in capsys.readouterr().err
+    assert not (out / "runs").exists() or not any((out / "runs").iterdir())
 
 
 @pytest.mark.slow
