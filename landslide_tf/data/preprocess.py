@@ -152,6 +152,24 @@ def normalize_image(image: Any, bands: Sequence[Band]) -> Any:
     return ops.where(ops.isfinite(y), y, ops.zeros_like(y))
 
 
+def dem_band_nodata_to_nan(image: Any, spec: InputSpec, nodata: float | None) -> Any:
+    """``image`` with the ``nodata`` cells of its ``dem`` band as NaN (missing).
+
+    Only a multi-band (float) image has a ``dem`` band; others are returned as they are.
+
+    Args:
+        image: ``(..., H, W, bands)`` in the user's units.
+        spec: the input spec (its ``image_bands`` name the bands).
+        nodata: the DEM nodata value (``--dem-nodata``), or None.
+    """
+    names = [b.name for b in spec.image_bands]
+    if nodata is None or "dem" not in names or spec.image_dtype == "uint8":
+        return image
+    column = ops.array([n == "dem" for n in names])
+    hit = ops.logical_and(ops.equal(image, float(nodata)), column)
+    return ops.where(hit, ops.full_like(image, math.nan), image)
+
+
 def preprocess(image: Any, dem: Any, spec: InputSpec) -> Any:
     """Raw inputs to the network input ``(..., S, S, C)`` float32, channels in spec order.
 
@@ -167,12 +185,7 @@ def preprocess(image: Any, dem: Any, spec: InputSpec) -> Any:
     if image_bands:
         if image is None:
             raise ValueError(f"this input ({spec.describe()}) needs the image")
-        names = [b.name for b in image_bands]
-        if spec.nodata is not None and "dem" in names and spec.image_dtype != "uint8":
-            # --dem-nodata of a multi-band run: its "dem" band's value is missing (as NaN)
-            column = ops.array([n == "dem" for n in names])
-            hit = ops.logical_and(ops.equal(image, float(spec.nodata)), column)
-            image = ops.where(hit, ops.full_like(image, math.nan), image)
+        image = dem_band_nodata_to_nan(image, spec, spec.nodata)
         x = resize(normalize_image(image, image_bands), size)
         for i, band in enumerate(image_bands):
             channels[band.name] = x[..., i : i + 1]

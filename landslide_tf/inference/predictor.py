@@ -278,6 +278,8 @@ class Predictor:
         """
         import tensorflow as tf
 
+        from landslide_tf.data.preprocess import dem_band_nodata_to_nan
+
         path = Path(path)
         card_path = path / "assets" / MODEL_CARD_JSON
         if not card_path.is_file():
@@ -285,11 +287,9 @@ class Predictor:
         card = json.loads(card_path.read_text())
         settings = InferenceSettings.from_dict(card["settings"])
         spec = settings.spec
-        dem_band = (
-            [b.name == "dem" for b in spec.image_bands] if spec.image_dtype != "uint8" else []
-        )
+        dem_band = spec.image_dtype != "uint8" and any(b.name == "dem" for b in spec.image_bands)
         fill = None
-        if nodata is not None and (settings.uses_dem or any(dem_band)):
+        if nodata is not None and (settings.uses_dem or dem_band):
             baked = settings.nodata
             if baked is None:
                 settings = settings.replace(nodata=nodata)
@@ -307,9 +307,8 @@ class Predictor:
         def fn(image: Any, dem: Any) -> tf.Tensor:
             if fill is not None and dem is not None:
                 dem = tf.where(tf.equal(dem, fill), tf.constant(np.nan, dem.dtype), dem)
-            if fill is not None and image is not None and any(dem_band):
-                hit = tf.logical_and(tf.equal(image, fill), tf.constant(dem_band))
-                image = tf.where(hit, tf.constant(np.nan, image.dtype), image)
+            if fill is not None and image is not None:
+                image = dem_band_nodata_to_nan(image, spec, fill)
             given = {"image": image, "dem": dem}
             return serving(**{name: given[name] for name in names})["probability"]
 
