@@ -645,8 +645,9 @@ def _tile_argv(run_dir: Path, synth_dir: Path, out: str, *extra: str) -> list[st
         ("mask", (), "has no extension; expected .png"),
         ("mask.jpeg", (), "ends in '.jpeg'; expected .png"),
         ("FOLDER", (), "is a folder"),
-        ("mask.png", ("--threshold", "5"), "--threshold must be in (0, 1), got 5"),
-        ("mask.png", ("--threshold", "0"), "--threshold must be in (0, 1), got 0"),
+        ("mask.png", ("--threshold", "5"), "--threshold must be in [0, 1], got 5.0"),
+        ("mask.png", ("--threshold", "-0.1"), "--threshold must be in [0, 1], got -0.1"),
+        ("mask.png", ("--threshold", "nan"), "--threshold must be in [0, 1], got nan"),
         ("mask.png", ("--probability", "p.txt"), "--probability"),
     ],
 )

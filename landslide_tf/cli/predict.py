@@ -65,15 +65,15 @@ def run(args: argparse.Namespace) -> int:
     from landslide_tf.inference.predict import (
         SCENE_OUTPUTS,
         check_out_path,
-        check_threshold,
         predict_image,
     )
     from landslide_tf.inference.predictor import Predictor
     from landslide_tf.inference.scene import DEFAULT_OVERLAP, predict_scene
+    from landslide_tf.metrics.thresholds import validate_threshold
 
     if args.image is None and args.scene is None and args.dem is None:
         raise UserError("give --image (a tile), --scene (a whole scene) or --dem")
-    check_threshold(args.threshold)  # everything checked before the model is loaded
+    validate_threshold(args.threshold, "--threshold")  # everything checked before the model is loaded
     if args.scene is not None:
         check_out_path(args.out, SCENE_OUTPUTS)
         if args.overlay or args.probability is not None:

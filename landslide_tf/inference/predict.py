@@ -19,6 +19,7 @@ from landslide_tf.errors import UserError
 from landslide_tf.files import encode_image
 from landslide_tf.inference.predictor import Predictor
 from landslide_tf.inference.preview import dem_preview
+from landslide_tf.metrics.thresholds import validate_threshold
 
 logger = logging.getLogger(__name__)
 
@@ -75,12 +76,6 @@ def check_out_path(path: str | Path, allowed: tuple[str, ...], flag: str = "--ou
     return path
 
 
-def check_threshold(threshold: float | None) -> None:
-    """A decision threshold must lie strictly between 0 and 1 (None: the model's)."""
-    if threshold is not None and not 0.0 < threshold < 1.0:
-        raise UserError(f"--threshold must be in (0, 1), got {threshold:g}")
-
-
 def overlay_path(out: str | Path) -> Path:
     """Where ``--overlay`` writes: ``mask.png`` -> ``mask_overlay.png``."""
     out = Path(out)
@@ -115,7 +110,7 @@ def predict_image(
     from landslide_tf.data import read_dem, read_rgb
     from landslide_tf.data.nodata import check_dem_nodata
 
-    check_threshold(threshold)
+    validate_threshold(threshold, "--threshold")
     check_out_path(out, (".png",))
     if probability is not None:
         check_out_path(probability, (".png",), "--probability")
