@@ -326,3 +326,37 @@ def test_split_files_with_a_byte_order_mark_are_read(tmp_path):
         "val": stems[6:8],
         "test": stems[8:],
     }
+
+
+def test_a_lone_test_list_with_other_tiles_is_never_overwritten(tmp_path):
+    """A folder with only test.txt (someone's held-out tiles) gets no new split over it
+    unless the new split's test tiles are the same ones (a list this seed wrote before)."""
+    samples = _samples(20, 5)
+    theirs = "".join(f"{s.stem}\n" for s in samples[:3])
+    (tmp_path / "test.txt").write_text(theirs)
+    with pytest.raises(DataError, match="no train.txt and val.txt beside it") as exc:
+        make_split(samples, seed=0, out_dir=tmp_path)
+    assert "\n" not in str(exc.value)
+    assert (tmp_path / "test.txt").read_text() == theirs  # kept, and nothing else written
+    assert [p.name for p in tmp_path.iterdir()] == ["test.txt"]
+
+    ours = make_split(samples, seed=0)  # the same seed's own test list is replaced
+    (tmp_path / "test.txt").write_text("".join(f"{s.stem}\n" for s in reversed(ours["test"])))
+    assert make_split(samples, seed=0, out_dir=tmp_path) == ours
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["test.txt", "train.txt", "val.txt"]
+
+
+def test_train_refuses_a_lone_foreign_test_list_before_writing(tmp_path):
+    """``prepare_splits`` refuses the new split at once, so the run leaves nothing behind."""
+    from landslide_tf.data import synthesize
+    from landslide_tf.training.config import TrainConfig
+    from landslide_tf.training.fit import prepare_splits
+
+    root = synthesize(tmp_path / "data", n=12, negatives=0, min_size=32, max_size=40)
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    (lists / "test.txt").write_text("somewhere_else_001\n")
+    config = TrainConfig(data=str(root), split_dir=str(lists), batch_size=1)
+    with pytest.raises(DataError, match="lists 1 tile"):
+        prepare_splits(config, root, tmp_path / "run")
+    assert [p.name for p in lists.iterdir()] == ["test.txt"]

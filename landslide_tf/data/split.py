@@ -101,16 +101,44 @@ def read_split(out_dir: str | Path, samples: Sequence[Sample]) -> dict[str, list
     return split
 
 
+def check_lone_test_list(out_dir: str | Path, split: dict[str, list[Sample]]) -> None:
+    """Refuse to write a new split over a ``test.txt`` that lists other tiles.
+
+    A folder with ``test.txt`` but neither ``train.txt`` nor ``val.txt`` is not a set of
+    lists (``given_split_files``), so a new split is made there. Its ``test.txt`` is then
+    replaced only when it names the same tiles as the new test split (a list this seed wrote
+    before a failed write, say); any other list may be someone's held-out tiles and is kept.
+
+    Raises:
+        DataError: ``out_dir/test.txt`` exists alone and lists other stems than
+            ``split["test"]`` (nothing is written).
+    """
+    path = Path(out_dir) / "test.txt"
+    if not path.is_file():
+        return
+    listed = {line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines()}
+    listed.discard("")
+    if listed != {s.stem for s in split["test"]}:
+        raise DataError(
+            f"{path} lists {len(listed)} tile(s) but there is no train.txt and val.txt beside "
+            "it, and the new split's test tiles differ: add train.txt and val.txt to use it, "
+            "or move it away to make a new split (no split files written)"
+        )
+
+
 def write_split(out_dir: str | Path, split: dict[str, list[Sample]]) -> None:
     """Write ``out_dir/{train,val,test}.txt``, one stem per line (duplicates collapsed), as a set.
 
     The three lists are written to temporary files first and moved into place only once all
     three are complete, ``test.txt`` first and ``train.txt`` last: a failure leaves no list,
-    or ``test.txt`` (ignored: a new split is made), or ``test.txt`` and ``val.txt`` (refused by
-    ``given_split_files``), never a set that reads as valid.
+    or ``test.txt`` (a new split is made; the same seed writes the same one over it), or
+    ``test.txt`` and ``val.txt`` (refused by ``given_split_files``), never a set that reads as
+    valid. A lone ``test.txt`` that lists other tiles is never overwritten
+    (``check_lone_test_list``).
 
     Raises:
-        DataError: a split is empty (nothing is written).
+        DataError: a split is empty, or a lone ``test.txt`` lists other tiles (nothing is
+            written).
     """
     out_dir = Path(out_dir)
     for name in SPLITS:
@@ -120,6 +148,7 @@ def write_split(out_dir: str | Path, split: dict[str, list[Sample]]) -> None:
                 f"{out_dir}: the {name} split would be empty ({sizes}): use more tiles "
                 "(no split files written)"
             )
+    check_lone_test_list(out_dir, split)
     out_dir.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:  # moved into place in reverse: test, val, train
         for name in SPLITS:

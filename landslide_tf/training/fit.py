@@ -39,7 +39,7 @@ def prepare_splits(config: TrainConfig, data_root: Path, run_dir: Path) -> tuple
         split files to be reused by the next one.
     """
     from landslide_tf import data as ldata
-    from landslide_tf.data.split import given_split_files
+    from landslide_tf.data.split import check_lone_test_list, given_split_files
     from landslide_tf.training import distribute
 
     samples = ldata.find_format_samples(
@@ -48,6 +48,8 @@ def prepare_splits(config: TrainConfig, data_root: Path, run_dir: Path) -> tuple
     out_dir = config.split_dir or run_dir
     new_split = given_split_files(out_dir) is None
     planned = ldata.plan_splits(config.data_format, samples, config.seed, out_dir, write=False)
+    if new_split:  # refused now, before the run directory holds anything
+        check_lone_test_list(out_dir, planned)
     from landslide_tf.training.recipe import given_test_missing
     from landslide_tf.training.selection import apply_selection
 
