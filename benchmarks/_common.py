@@ -249,8 +249,10 @@ def write_json(path: Path | None, args: argparse.Namespace, **payload: Any) -> N
     """Write ``{"machine", "args", **payload}`` as JSON to ``path`` (nothing if ``None``)."""
     if path is None:
         return
+    from landslide_tf.files import atomic_write_text
+
     data = {"machine": machine_description(), "args": vars(args), **payload}
-    path.write_text(json.dumps(data, indent=2, default=str))
+    atomic_write_text(path, json.dumps(data, indent=2, default=str) + "\n")
 
 
 @dataclass(frozen=True)

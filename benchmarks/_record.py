@@ -274,14 +274,22 @@ def read_records(directory: str | Path | None = None) -> dict[str, dict[str, Any
     return out
 
 
-def add_results_args(parser: Any) -> None:
-    """Add ``--results DIR`` (where the record goes) and ``--name`` (the record's name)."""
+def add_results_args(parser: Any, default_name: str | None = None) -> None:
+    """Add ``--results DIR`` (where the record goes) and ``--name`` (the record's name).
+
+    ``default_name``: the name ``benchmarks/report.py`` reads records of this script by
+    (``time-to-quality``, ``ensemble-...``); None: the script's name.
+    """
     parser.add_argument(
         "--results",
         type=Path,
         help=f"write the result record here (default: ${RESULTS_ENV} or benchmarks/results)",
     )
-    parser.add_argument("--name", help="record name (default: the script's name)")
+    parser.add_argument(
+        "--name",
+        default=default_name,
+        help=f"record name (default: {default_name or 'the script name'})",
+    )
 
 
 def command_line(script: str, argv: list[str] | None) -> str:

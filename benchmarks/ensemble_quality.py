@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="what the baked TTA averages (default: the members' own)")  # fmt: skip
     parser.add_argument("--each", action="store_true",
                         help="score every member alone (one SavedModel each) and the means")  # fmt: skip
-    add_results_args(parser)
+    add_results_args(parser, "ensemble-quality")  # report.py reads ensemble-* records
     args = parser.parse_args(argv)
     data = args.data.expanduser().resolve()
     if not data.is_dir():

@@ -132,7 +132,9 @@ def main(argv: list[str] | None = None) -> int:
         f"cpu {results['float32']['cpu_s'] / results['auto']['cpu_s']:.2f}x (float32 / auto)"
     )
     if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
+        from landslide_tf.files import atomic_write_text
+
+        atomic_write_text(args.json, json.dumps(results, indent=2) + "\n")
     figures = {
         "model": args.model,
         "base_filters": args.base_filters,

@@ -67,6 +67,7 @@ from landslide_tf.cli.common import (  # noqa: E402
     Terminated,
     sigterm_as_interrupt,
 )
+from landslide_tf.files import atomic_write_text  # noqa: E402
 from landslide_tf.training.recipe import PRESETS  # noqa: E402
 
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "l4s-rgb-dev"
@@ -489,8 +490,11 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def add_run_args(parser: argparse.ArgumentParser, recipes: list[str]) -> None:
-    """The options of scripts that train recipes under the honest protocol."""
+def add_run_args(
+    parser: argparse.ArgumentParser, recipes: list[str], record_name: str | None = None
+) -> None:
+    """The options of scripts that train recipes under the honest protocol (``record_name``:
+    the default ``--name``, see ``_record.add_results_args``)."""
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="l4s-rgb-dev folder")
     parser.add_argument("--out", type=Path, default=REPO / "results" / "real_quality")
     parser.add_argument("--recipes", nargs="+", choices=sorted(RECIPES), default=recipes)
@@ -509,7 +513,7 @@ def add_run_args(parser: argparse.ArgumentParser, recipes: list[str]) -> None:
     parser.add_argument(
         "--jobs", type=int, default=1, help="recipes trained side by side (default 1)"
     )
-    add_results_args(parser)
+    add_results_args(parser, record_name)
 
 
 class Trained(NamedTuple):
@@ -607,7 +611,7 @@ def main(argv: list[str] | None = None) -> int:
               "table": table}  # fmt: skip
     path = args.json or out / "real_quality.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2) + "\n")
+    atomic_write_text(path, json.dumps(result, indent=2) + "\n")
     print(f"wrote {path}")
     failed = any(r.get("status") == "failed" for r in rows)
     figures: dict[str, Any] = {

@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         description="Train recipes under the honest protocol and plot selection F1 against "
         "CPU seconds, with each recipe's untouched-val F1; write a result record."
     )
-    add_run_args(parser, ["strong", "quick"])
+    add_run_args(parser, ["strong", "quick"], "time-to-quality")  # the name report.py reads
     parser.add_argument("--reference", choices=sorted(RECIPES), help="default: first recipe")
     parser.add_argument("--tolerance", type=float, default=TOLERANCE)
     args = parser.parse_args(argv)

@@ -73,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.image is None and args.scene is None and args.dem is None:
         raise UserError("give --image (a tile), --scene (a whole scene) or --dem")
-    validate_threshold(args.threshold, "--threshold")  # everything checked before the model is loaded
+    # everything is checked before the model is loaded
+    validate_threshold(args.threshold, "--threshold")
     if args.scene is not None:
         check_out_path(args.out, SCENE_OUTPUTS)
         if args.overlay or args.probability is not None:
