@@ -240,6 +240,33 @@ def test_a_cosine_run_is_not_extended_a_constant_one_is(tiny_run, synth_dir, tmp
     assert result["resumed_from"] == 1 and result["epochs_trained"] == 1
 
 
+def test_a_continued_run_stopped_before_scoring_is_scored_again(
+    tiny_run, synth_dir, tmp_path, monkeypatch
+):
+    """A finished 1-epoch run continued to 2 epochs and stopped after training but before its
+    new metrics.json: the next call scores the 2-epoch run, never reports the 1-epoch figures."""
+    from landslide_tf.experiments import run as run_module
+
+    _, src, _ = tiny_run
+    run_dir = tmp_path / "continued"
+    shutil.copytree(src, run_dir)
+    assert (run_dir / "metrics.json").is_file()
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run_module, "finish_run", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny(synth_dir, run_dir, epochs=2), verbose=0)
+    monkeypatch.undo()
+    assert cb.read_state(run_dir)["epochs_done"] == 2
+    assert not (run_dir / "metrics.json").exists()  # the 1-epoch figures went with config.json
+    result = train(tiny(synth_dir, run_dir, epochs=2), verbose=0)
+    assert result["epochs_trained"] == 0 and result["resumed_from"] == 2
+    again = json.loads((run_dir / "metrics.json").read_text())
+    assert again == {k: v for k, v in result.items() if k in again}
+
+
 def test_torn_last_history_row_is_rewritten_from_state_json(tiny_run, synth_dir, tmp_path):
     """Issue 23 case 10: a resume validates the committed row against state.json."""
     _, src, _ = tiny_run
