@@ -130,6 +130,56 @@ def test_study_strategy_flag_has_the_registry_choices(tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize(
+    "content, match",
+    [({"split": [1, 2]}, "is malformed: AttributeError"),
+     ({"stage3": "unetpp_ctx"}, "is malformed: AttributeError"),
+     ({"stage1": {"bases": ["unet", "unet"], "losses": ["bce"]}}, "stage1 bases name unet twice"),
+     ({"stage1": {"bases": ["unet"], "losses": ["bce", "dice", "bce"]}},
+      "stage1 losses name bce twice"),
+     ({"stage3": {"base": "unet", "models": ["unetpp_ctx", "unetpp_ctx"]}},
+      "stage3 models name unetpp_ctx twice")],
+)  # fmt: skip
+def test_malformed_or_repeating_study_files_are_one_line(tmp_path, content, match):
+    """A section of the wrong type is one line, not a traceback; a repeated base, loss or
+    model would train one run directory twice and count its row twice in the tables."""
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps({"name": "bad", "extends": "quick", **content}))
+    with pytest.raises(UserError, match=match) as exc:
+        load_study(str(path))
+    assert "\n" not in str(exc.value)
+
+
+def test_a_study_file_that_is_not_text_is_one_line(tmp_path):
+    path = tmp_path / "binary.json"
+    path.write_bytes(b"\xff\xfe\x00{")
+    with pytest.raises(UserError, match="is not valid JSON"):
+        load_study(str(path))
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [(["quick", "--figure-tiles", "0"], "--figure-tiles must be at least 1, got 0"),
+     (["bands", "--seeds", "0"], "seeds must be at least 1, got 0")],
+)  # fmt: skip
+def test_study_counts_below_one_are_refused_before_any_run(tmp_path, capsys, argv, message):
+    """Checked up front: not after the whole study (figures), not silently 3 (bands)."""
+    out = tmp_path / "o"
+    assert cli.main([*argv, "--out", str(out)]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_a_metric_no_finished_run_has_is_na_not_failed():
+    """AUC is null for a test split with one class: the run finished, the cell says n/a."""
+    results = [fake("unet", "dice", auc=None), fake("unet", "dice", seed=43, auc=float("nan"))]
+    md, rows = tables.table3(results, [("unet", "dice")], seeds=2)
+    (line,) = _table_rows(md)
+    assert "n/a" in line and "failed" not in line and rows[0]["n"] == 2
+    md1, _ = tables.table1(results, ["unet"], ["dice"], {"unet": "dice"}, "test", 2)
+    assert "0.500 ± 0.000" in md1
+
+
 def test_unknown_study_lists_the_known_ones():
     with pytest.raises(UserError, match="paper"):
         load_study("no-such-study")

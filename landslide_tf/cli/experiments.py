@@ -93,6 +93,8 @@ def _run(args: argparse.Namespace, argv: list[str] | None) -> int:
         raise UserError("usage: python -m landslide_tf.experiments STUDY --out OUT [--data DIR]")
     if args.jobs < 1:
         raise UserError(f"--jobs must be at least 1, got {args.jobs}")
+    if args.figure_tiles < 1:  # checked now, not after the study when the figures are drawn
+        raise UserError(f"--figure-tiles must be at least 1, got {args.figure_tiles}")
     overrides = _parse_sets(args.set)
     flags = dict(epochs=args.epochs, base_filters=args.base_filters,
                  batch_size=args.batch_size, image_size=args.image_size, lr=args.lr,

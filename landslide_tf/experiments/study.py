@@ -216,7 +216,7 @@ def _read_raw(name_or_path: str | Path, _seen: tuple[str, ...] = ()) -> tuple[di
 def _parse(path: Path) -> dict[str, Any]:
     try:
         raw = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise UserError(f"study file {path} is not valid JSON: {exc}") from None
     if not isinstance(raw, dict):
         raise UserError(f"study file {path} must hold a JSON object")
@@ -265,7 +265,8 @@ def load_study(name_or_path: str | Path) -> Study:
             loss_kwargs=dict(raw.get("loss_kwargs", {})),
             source=source,
         )
-    except (KeyError, TypeError, ValueError) as exc:
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:  # AttributeError: a
+        # section that is not an object ("split": [1, 2])
         raise UserError(f"study {name!r} ({source}) is malformed: {exc!r}") from None
     _check_train_keys(study.train, name)
     _validate(study)
@@ -312,6 +313,11 @@ def _validate(study: Study) -> None:
         raise UserError(f"split fractions must be 3 numbers summing to 1: {study.split_fractions}")
     if not study.bases or not study.losses:
         raise UserError(f"study {study.name!r}: stage1 needs at least one base and one loss")
+    for what, names in (("stage1 bases", study.bases), ("stage1 losses", study.losses),
+                        ("stage3 models", study.attention_models)):  # fmt: skip
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:  # one run directory trained twice, its row counted twice in the tables
+            raise UserError(f"study {study.name!r}: {what} name {', '.join(twice)} twice")
     if study.attention_models and study.attention_base not in study.bases:
         raise UserError(
             f"study {study.name!r}: stage3 base {study.attention_base!r} is not a stage-1 base "

@@ -58,6 +58,14 @@ def format_mean_std(values: Sequence[float], digits: int = 3, expected: int | No
     return text
 
 
+def _metric_cell(values: Sequence[float | None], seeds: int | None) -> str:
+    """``format_mean_std`` of the finished runs' ``values`` of one metric; ``n/a`` where runs
+    finished but none has the metric (AUC of a test split with one class is null)."""
+    if values and all(v is None or not math.isfinite(float(v)) for v in values):
+        return "n/a"
+    return format_mean_std(values, expected=seeds)
+
+
 def _fmt_diff(ours: float | None, paper: float | None, digits: int = 3) -> str:
     if ours is None or paper is None:
         return ""
@@ -148,7 +156,7 @@ def table1(
             mean, std, n = mean_std(values)
             val_mean, _, _ = mean_std(r.val_miou for r in runs if r.ok)
             paper = PAPER_TABLE1.get(base, {}).get(loss)
-            text = format_mean_std(values, expected=seeds)
+            text = _metric_cell(values, seeds)
             if any(r.ok and r.threshold_source == "tuned" for r in runs):
                 text += " †"
             if selected.get(base) == loss:
@@ -230,7 +238,7 @@ def table3(
             values = [r.metrics.get(m) for r in ok]
             mean, std, _ = mean_std(values)
             row[f"{m}_mean"], row[f"{m}_std"] = mean, std
-            text = format_mean_std(values, expected=seeds) if runs else "not run"
+            text = _metric_cell(values, seeds) if runs else "not run"
             if m in METRICS:
                 ref = paper.get(m)
                 ref = float(ref) if ref is not None else None
