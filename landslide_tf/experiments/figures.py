@@ -15,6 +15,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from landslide_tf.data.bands import display_input
+from landslide_tf.data.spec import InputSpec
 from landslide_tf.experiments.reference import loss_label, model_label
 from landslide_tf.experiments.runs import RunResult
 from landslide_tf.files import staged
@@ -63,11 +65,14 @@ def plot_study_loss_curves(runs: Sequence[RunResult], path: Path) -> Path:
     return path
 
 
-def load_test_tiles(run: RunResult, n: int = 4) -> tuple[np.ndarray, np.ndarray, list[str], str]:
+def load_test_tiles(
+    run: RunResult, n: int = 4
+) -> tuple[np.ndarray, np.ndarray, list[str], InputSpec]:
     """The first ``n`` test tiles of a run's split (landslide tiles first), preprocessed.
 
     Returns:
-        ``(x (N, H, W, C), y (N, H, W, 1), stems, modalities)``.
+        ``(x (N, H, W, C), y (N, H, W, 1), stems, spec)``: ``spec`` is the run's input spec
+        (from its ``config.json``), which says what the channels of ``x`` are.
     """
     from landslide_tf.data.pipeline import load_tile  # any format
     from landslide_tf.training.runs import dataset_options, read_run_config, run_splits
@@ -81,16 +86,35 @@ def load_test_tiles(run: RunResult, n: int = 4) -> tuple[np.ndarray, np.ndarray,
     pairs = [load_tile(s, **options) for s in test[:n]]
     x = np.stack([p[0] for p in pairs])  # (N, H, W, C)
     y = np.stack([p[1] for p in pairs])  # (N, H, W, 1)
-    return x, y, [s.stem for s in test[:n]], config.modalities
+    return x, y, [s.stem for s in test[:n]], options["spec"]
 
 
-def _split_channels(x: np.ndarray, modalities: str) -> tuple[np.ndarray | None, np.ndarray | None]:
-    from landslide_tf.explain.figures import display_channels
+def study_panels(
+    x: np.ndarray, spec: InputSpec
+) -> tuple[np.ndarray | None, np.ndarray | None, str]:
+    """What figures 5 and 6 show of network inputs ``x (N, H, W, C)``, as a run's own
+    ``predictions.png`` does (``landslide_tf.evaluation.plots.plot_run_predictions``).
 
-    pairs = [display_channels(tile, modalities) for tile in x]
-    rgb = None if pairs[0][0] is None else np.stack([p[0] for p in pairs])
-    dem = None if pairs[0][1] is None else np.stack([p[1] for p in pairs])
-    return rgb, dem
+    Multi-band inputs (l4s, folder): a stretched RGB of the bands named B4, B3, B2 (else the
+    first three bands; ``landslide_tf.data.bands.display_input``), labelled by
+    ``spec.display_label()``, and the band named ``dem`` as the model sees it. Bijie inputs:
+    the RGB and the DEM (scaled to [0, 1] per tile) of the spec's modalities.
+
+    Returns:
+        ``(rgb (N, H, W, 3) or None, dem (N, H, W) or None, image column label)``.
+    """
+    shown, modalities = display_input(x, spec)
+    if not spec.multiband:
+        from landslide_tf.explain.figures import display_channels
+
+        pairs = [display_channels(tile, modalities) for tile in shown]
+        rgb = None if pairs[0][0] is None else np.stack([p[0] for p in pairs])
+        dem = None if pairs[0][1] is None else np.stack([p[1] for p in pairs])
+        return rgb, dem, "image (RGB)"
+    names = spec.channel_names
+    dem_name = spec.dem_band.name if spec.dem_band is not None else "dem"
+    dem = x[..., names.index(dem_name)] if dem_name in names else None  # (N, H, W)
+    return shown, dem, spec.display_label()
 
 
 def predict_and_explain(
@@ -128,36 +152,43 @@ def plot_study_predictions(
     x: np.ndarray,
     y: np.ndarray,
     stems: Sequence[str],
-    modalities: str,
+    spec: InputSpec,
     probs: dict[str, np.ndarray],
     path: Path,
 ) -> Path:
-    """Fig. 5: test tiles (rows): image, DEM, truth, each model's probability map."""
+    """Fig. 5: test tiles (rows): image, DEM, truth, each model's probability map.
+
+    ``spec`` is the run's input spec (``load_test_tiles``); ``study_panels`` picks the image
+    and DEM panels from it.
+    """
     from landslide_tf.evaluation.plots import plot_predictions
 
-    rgb, dem = _split_channels(x, modalities)
+    rgb, dem, image_label = study_panels(x, spec)
     return plot_predictions(rgb, dem, y, probs, path, names=stems,
-                            title="Test tiles: each model's landslide probability")  # fmt: skip
+                            title="Test tiles: each model's landslide probability",
+                            image_label=image_label)  # fmt: skip
 
 
-def plot_study_gradcam(
+def study_gradcam_figure(
     x: np.ndarray,
     y: np.ndarray,
     stems: Sequence[str],
-    modalities: str,
+    spec: InputSpec,
     cams: dict[str, np.ndarray],
     energy: dict[str, list[float]],
-    path: Path,
-) -> Path:
-    """Fig. 6: GradCAM over the image per model (columns) and tile (rows).
+) -> Figure:
+    """Fig. 6 as a ``Figure``: GradCAM over the image per model (columns) and tile (rows).
 
     Each panel title gives the share of the CAM energy inside the true landslide mask (the
     mask's own area share is what an evenly spread map would score); column titles give the
-    mean share over the tiles.
+    mean share over the tiles (``mean_energy``). The background is ``study_panels``' image
+    (the DEM where the run has no image bands); a multi-band run names its bands above the
+    first column.
     """
-    rgb, dem = _split_channels(x, modalities)
+    rgb, dem, image_label = study_panels(x, spec)
     background = rgb if rgb is not None else np.repeat(dem[..., None], 3, axis=-1)
     n, labels = len(x), list(cams)
+    means = mean_energy(energy)
     cols = 1 + len(labels)
     fig = Figure(figsize=(2.3 * cols, 2.4 * n + 0.6), layout="constrained")
     FigureCanvasAgg(fig)
@@ -168,25 +199,43 @@ def plot_study_gradcam(
         ax.imshow(background[i])
         if truth[i].any():
             ax.contour(truth[i] > 0.5, levels=[0.5], colors="white", linewidths=0.8)
-        ax.set_title(f"{stems[i]}: mask {truth[i].mean():.0%} of tile", fontsize=8)
+        head = f"{image_label}\n" if i == 0 and spec.multiband else ""
+        ax.set_title(f"{head}{stems[i]}: mask {truth[i].mean():.0%} of tile", fontsize=8)
         for j, label in enumerate(labels, start=1):
             ax = axes[i, j]
             ax.imshow(background[i])
             ax.imshow(cams[label][i], cmap="jet", alpha=0.5, vmin=0.0, vmax=1.0)
             if truth[i].any():
                 ax.contour(truth[i] > 0.5, levels=[0.5], colors="white", linewidths=0.8)
-            share = energy[label][i]
-            text = "n/a" if share is None or math.isnan(share) else f"{share:.0%}"
-            head = f"{label}\n" if i == 0 else ""
-            ax.set_title(f"{head}inside mask: {text}", fontsize=8)
+            head = f"{label}\nmean inside mask: {_share(means[label])}\n" if i == 0 else ""
+            ax.set_title(f"{head}inside mask: {_share(energy[label][i])}", fontsize=8)
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])
     fig.suptitle("GradCAM (white: true landslide); title: share of CAM energy inside the mask")
+    return fig
+
+
+def plot_study_gradcam(
+    x: np.ndarray,
+    y: np.ndarray,
+    stems: Sequence[str],
+    spec: InputSpec,
+    cams: dict[str, np.ndarray],
+    energy: dict[str, list[float]],
+    path: Path,
+) -> Path:
+    """Fig. 6 (``study_gradcam_figure``) written to the PNG ``path``."""
+    fig = study_gradcam_figure(x, y, stems, spec, cams, energy)
     path.parent.mkdir(parents=True, exist_ok=True)
     with staged(path) as tmp:
         fig.savefig(tmp, dpi=80)
     return path
+
+
+def _share(share: float | None) -> str:
+    """``0.42`` -> ``42%``; an undefined share (no mask, CAM failed) -> ``n/a``."""
+    return "n/a" if share is None or math.isnan(share) else f"{share:.0%}"
 
 
 def mean_energy(energy: dict[str, list[float]]) -> dict[str, float]:
