@@ -648,6 +648,69 @@ def test_no_data_uses_the_synthetic_default_and_says_so(synth30, tmp_path, monke
         assert text.index(report.SYNTHETIC_NOTE) < text.index("paper"), name
 
 
+def _one_study(tmp_path, name="one", bases=("unet",), **extra):
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps({"name": name, "train": {"batch_size": 2},
+                                "stage1": {"bases": list(bases), "losses": ["bce"]},
+                                "stage3": {"base": "unet", "models": []}, **extra}))  # fmt: skip
+    return path
+
+
+def test_a_study_refuses_another_split_in_its_out_and_keeps_study_json(
+    synth30, tmp_path, monkeypatch, capsys
+):
+    """OUT/split/plan.json names the split options: a study asking for others is refused
+    (not silently given the old split), as is a new split beside finished runs; a refused
+    call leaves study.json (the description of the results in OUT) as it was."""
+    import landslide_tf.experiments.run as train_mod
+    from landslide_tf.experiments import report
+
+    def fake_train(config, verbose=0):
+        _finish(RunSpec(config.model, config.loss, config.seed, 1, config.to_dict()), miou=0.4)
+        return {"miou": 0.4}
+
+    monkeypatch.setattr(train_mod, "train", fake_train)
+    monkeypatch.setattr(report, "write_figures", lambda outcome, n=4: None)
+    out = tmp_path / "o"
+    argv = ["--data", str(synth30), "--out", str(out)]
+    assert cli.main([str(_one_study(tmp_path)), *argv]) == 0
+    plan = json.loads((out / "split" / "plan.json").read_text())
+    assert plan["seed"] == 42 and plan["fractions"] == [0.64, 0.16, 0.2]
+    described = (out / "study.json").read_text()
+    lists = {p.name: p.read_text() for p in (out / "split").glob("*.txt")}
+    other = _one_study(tmp_path, "other", split={"seed": 7})
+    capsys.readouterr()
+    assert cli.main([str(other), *argv]) == 2
+    assert "was made with other split options: seed 42 (asked: 7)" in capsys.readouterr().err
+    assert (out / "study.json").read_text() == described
+    assert {p.name: p.read_text() for p in (out / "split").glob("*.txt")} == lists
+    assert cli.main([str(_one_study(tmp_path)), *argv]) == 0  # the same options: reused
+    import shutil
+
+    shutil.rmtree(out / "split")
+    assert cli.main([str(_one_study(tmp_path)), *argv]) == 2
+    assert "holds runs (unet-bce-s42, ...)" in capsys.readouterr().err
+    assert not (out / "split").exists()
+
+
+def test_runs_log_keeps_the_runs_an_interrupted_stage_finished(synth30, tmp_path, monkeypatch):
+    import landslide_tf.experiments.run as train_mod
+    from landslide_tf.experiments.core import run_study
+    from landslide_tf.experiments.study import load_study as load
+
+    def fake_train(config, verbose=0):
+        if config.model == "unet":
+            raise KeyboardInterrupt  # Ctrl-C during the stage's second run
+        _finish(RunSpec(config.model, config.loss, config.seed, 1, config.to_dict()), miou=0.4)
+        return {"miou": 0.4}
+
+    monkeypatch.setattr(train_mod, "train", fake_train)
+    study = load(str(_one_study(tmp_path, bases=("resunet", "unet"))))
+    with pytest.raises(KeyboardInterrupt):
+        run_study(study, synth30, tmp_path / "o")
+    assert _log_statuses(tmp_path / "o") == [("resunet-bce-s42", "trained")]
+
+
 # --- issue 14: --jobs placement on faked GPU lists
 
 

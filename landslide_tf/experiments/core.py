@@ -24,13 +24,15 @@ from landslide_tf.experiments.report import (
 from landslide_tf.experiments.runner import Progress, run_all
 from landslide_tf.experiments.runs import RunResult, RunSpec, run_name
 from landslide_tf.experiments.study import Study
-from landslide_tf.files import atomic_write_text
+from landslide_tf.files import atomic_write_json, atomic_write_text
 from landslide_tf.training.config import PAPER_BEST_LOSS, TrainConfig
 
 logger = logging.getLogger(__name__)
 
 #: Append-only log of every run outcome of every invocation (``OUT/runs.log.jsonl``).
 RUN_LOG = "runs.log.jsonl"
+#: The options the shared split was made with (``OUT/split/plan.json``).
+SPLIT_PLAN = "plan.json"
 
 
 def make_spec(
@@ -50,8 +52,65 @@ def make_spec(
     return RunSpec(model, loss, seed, stage, TrainConfig.from_dict(values).to_dict())
 
 
+def split_plan(study: Study) -> dict[str, Any]:
+    """The options that decide a study's shared split (what ``OUT/split/plan.json`` holds)."""
+    return {
+        "seed": study.split_seed,
+        "fractions": list(study.split_fractions),
+        "modalities": study.train.get("modalities", "rgb+dem"),
+        "negatives": study.train.get("negatives", "off"),
+        "data_format": study.train.get("data_format"),
+    }
+
+
+def check_split_plan(study: Study, out: Path) -> bool:
+    """Whether ``OUT/split`` holds lists to reuse; refuse lists of another split.
+
+    Lists made by a study with other split options (``plan.json``) would silently stand for
+    the split this study asks for; and a new split beside runs already in ``OUT/runs`` would
+    mix runs scored on two test splits in one table.
+
+    Raises:
+        UserError: ``OUT/split`` was made with other options, or it has no lists while
+            ``OUT/runs`` holds runs (nothing is written).
+    """
+    from landslide_tf.data.split import given_split_files
+
+    split_dir = out / "split"
+    if given_split_files(split_dir) is not None:
+        path = split_dir / SPLIT_PLAN
+        if path.is_file():  # lists without plan.json: given by hand, or an older study
+            try:
+                made = json.loads(path.read_text())
+            except ValueError as exc:  # OSError: the command line's one line naming the path
+                raise UserError(
+                    f"{path} is damaged ({exc}): delete it to reuse the lists"
+                ) from None
+            if not isinstance(made, dict):
+                raise UserError(
+                    f"{path} is damaged (not a JSON object): delete it to reuse the lists"
+                )
+            wanted = split_plan(study)
+            differ = sorted(k for k in wanted if made.get(k) != wanted[k])
+            if differ:
+                shown = ", ".join(f"{k} {made.get(k)!r} (asked: {wanted[k]!r})" for k in differ)
+                raise UserError(
+                    f"{split_dir} was made with other split options: {shown}; use another "
+                    "--out, or the options of that study"
+                )
+        return True
+    trained = sorted((out / "runs").glob("*/config.json"))
+    if trained:
+        raise UserError(
+            f"{out / 'runs'} holds runs ({trained[0].parent.name}, ...) but {split_dir} has no "
+            "split lists: a new split would mix test splits in one table; use another --out"
+        )
+    return False
+
+
 def prepare_split(study: Study, data: str | Path, out: Path) -> tuple[Path, dict[str, int]]:
-    """Write (or reuse) the one split all runs share, in ``OUT/split/``.
+    """Write (or reuse) the one split all runs share, in ``OUT/split/`` (with ``plan.json``,
+    the options it was made with: a later study with other options is refused).
 
     Returns:
         ``(dataset root, split sizes)``.
@@ -61,6 +120,8 @@ def prepare_split(study: Study, data: str | Path, out: Path) -> tuple[Path, dict
     if not Path(data).exists():
         raise UserError(f"dataset {data} does not exist")
     root = ldata.open_dataset(data).resolve()
+    study = resolve_study_data(study, root)  # the data format decides the split too
+    reused = check_split_plan(study, out)
     split = multiband_split(study, root, out)  # issue 13: l4s / folder datasets
     if split is None:
         samples = ldata.find_samples(
@@ -74,6 +135,8 @@ def prepare_split(study: Study, data: str | Path, out: Path) -> tuple[Path, dict
     sizes = {k: len(v) for k, v in split.items()}
     if min(sizes.values()) == 0:
         raise UserError(f"the split of {root} has an empty part {sizes}: need more tiles")
+    if not reused:
+        atomic_write_json(out / "split" / SPLIT_PLAN, split_plan(study))
     return root, sizes
 
 
@@ -111,9 +174,11 @@ def run_study(
     start = time.perf_counter()
     started = datetime.now(timezone.utc)
     out = Path(out).resolve()
-    (out / "runs").mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "study.json", json.dumps(study.to_dict(), indent=2) + "\n")
     root, sizes = prepare_split(study, study_data(data, progress), out)
+    (out / "runs").mkdir(parents=True, exist_ok=True)
+    # after the data and the split passed their checks: a refused call keeps the description
+    # of the results already in OUT
+    atomic_write_text(out / "study.json", json.dumps(study.to_dict(), indent=2) + "\n")
     study = resolve_study_data(study, root)  # issue 13: format + bands in every run's config
     progress(f"split: train {sizes['train']}, val {sizes['val']}, test {sizes['test']} tiles "
              f"({out / 'split'})")  # fmt: skip
@@ -126,10 +191,12 @@ def run_study(
         for seed in seeds
     ]
     total = len(stage1) + len(study.attention_models) * len(seeds)
-    results = run_all(
-        stage1, jobs=jobs, progress=progress, counter=(0, total), stage="stage 1 ", verbose=verbose
-    )
-    _log_results(out, results)
+
+    def log(result: RunResult) -> None:  # each outcome as it comes, not at a stage's end
+        _log_results(out, [result])
+
+    results = run_all(stage1, jobs=jobs, progress=progress, counter=(0, total),
+                      stage="stage 1 ", verbose=verbose, on_result=log)  # fmt: skip
 
     selected = tables.select_best_losses(results, study.bases, study.losses, study.select_on)
     for base, loss in selected.items():
@@ -153,8 +220,7 @@ def run_study(
     ]
     if stage3:
         more = run_all(stage3, jobs=jobs, progress=progress, counter=(len(stage1), total),
-                       stage="stage 3 ", verbose=verbose)  # fmt: skip
-        _log_results(out, more)
+                       stage="stage 3 ", verbose=verbose, on_result=log)  # fmt: skip
         results += more
 
     outcome = StudyOutcome(

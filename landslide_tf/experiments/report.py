@@ -130,7 +130,7 @@ def write_figures(outcome: StudyOutcome, n: int = 4) -> None:
         logger.warning("fig4 failed: %r", exc)
         outcome.figures["fig4_loss_curves.png"] = f"failed: {exc!r}"
     try:
-        x, y, stems, modalities = figures.load_test_tiles(runs[0], n)
+        x, y, stems, spec = figures.load_test_tiles(runs[0], n)
         probs, cams, energy = figures.predict_and_explain(runs, x, y)
     except Exception as exc:  # noqa: BLE001
         logger.warning("predictions for figures 5/6 failed: %r", exc)
@@ -138,7 +138,7 @@ def write_figures(outcome: StudyOutcome, n: int = 4) -> None:
         outcome.figures["fig6_gradcam.png"] = f"failed: {exc!r}"
         return
     try:
-        figures.plot_study_predictions(x, y, stems, modalities, probs,
+        figures.plot_study_predictions(x, y, stems, spec, probs,
                                        out / "fig5_predictions.png")  # fmt: skip
         outcome.figures["fig5_predictions.png"] = "ok"
     except Exception as exc:  # noqa: BLE001
@@ -147,7 +147,7 @@ def write_figures(outcome: StudyOutcome, n: int = 4) -> None:
     try:
         if not cams:
             raise RuntimeError("GradCAM failed for every model (see the log)")
-        figures.plot_study_gradcam(x, y, stems, modalities, cams, energy,
+        figures.plot_study_gradcam(x, y, stems, spec, cams, energy,
                                    out / "fig6_gradcam.png")  # fmt: skip
         outcome.figures["fig6_gradcam.png"] = "ok"
         outcome.gradcam_energy = figures.mean_energy(energy)

@@ -273,6 +273,7 @@ def run_all(
     counter: tuple[int, int] = (0, 0),
     stage: str = "",
     verbose: int = 0,
+    on_result: Callable[[RunResult], None] | None = None,
 ) -> list[RunResult]:
     """Run (or skip) every spec; return one result per spec, in order.
 
@@ -283,6 +284,9 @@ def run_all(
         counter: ``(runs already reported, total runs of the study)`` for the progress lines.
         stage: label put in the progress lines.
         verbose: Keras ``fit`` verbosity of each run.
+        on_result: called with each result as soon as it is known (a cached run's at once,
+            a trained or failed run's when it ends), so an interrupted stage keeps a record
+            of the runs it finished.
 
     Returns:
         The results, in the order of ``specs``.
@@ -299,6 +303,8 @@ def run_all(
             done += 1
             results[spec.name] = cached
             progress(f"[{done}/{total}] {stage}{spec.name}: {_describe(cached)}")
+            if on_result is not None:
+                on_result(cached)
 
     walls: list[float] = []  # wall seconds of the runs trained here, for the estimate
 
@@ -307,6 +313,8 @@ def run_all(
         done += 1
         results[result.name] = result
         progress(f"[{done}/{total}] {stage}{result.name}: {_describe(result)}")
+        if on_result is not None:
+            on_result(result)
         if result.status == "trained" and result.wall_s:
             walls.append(result.wall_s)
         left = len(todo) - sum(1 for s in todo if s.name in results)
