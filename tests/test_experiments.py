@@ -435,6 +435,29 @@ def test_run_all_records_failures_and_goes_on(tmp_path, monkeypatch):
     assert not any("left:" in line for line in lines)
 
 
+def test_a_run_only_scored_again_is_rescored_with_its_training_wall_time(tmp_path, monkeypatch):
+    """Other scoring options on a finished run: train fits 0 epochs and scores it again; the
+    study says so and keeps the wall time of the training, not of the scoring."""
+    import landslide_tf.experiments.run as train_mod
+
+    spec = _spec(tmp_path)
+    _finish(spec, miou=0.5)
+    record = {"status": "trained", "wall_s": 11.0, "pid": 1, "config": spec.config}
+    (spec.run_dir / "experiment.json").write_text(json.dumps(record))
+    about = {"epochs_trained": 0, "resumed_from": 2}
+    monkeypatch.setattr(train_mod, "train", lambda config, verbose=0: dict(about))
+    result = runner.execute_run(spec, 0)
+    assert result.status == "rescored" and result.ok and result.wall_s == 11.0
+    saved = json.loads((spec.run_dir / "experiment.json").read_text())
+    assert saved["status"] == "rescored" and saved["wall_s"] == 11.0
+    assert "scored again" in runner._describe(result)
+    ok = runner._result_from_record(spec, 0, 3.0, pid=saved["pid"])  # as a parallel job
+    assert ok.status == "rescored" and ok.wall_s == 11.0
+    about.update(epochs_trained=2, resumed_from=0)  # epochs trained here: its own wall time
+    result = runner.execute_run(spec, 0)
+    assert result.status == "trained" and result.wall_s < 11.0
+
+
 def test_run_all_estimates_the_time_left_from_the_runs_trained(tmp_path, monkeypatch):
     import landslide_tf.experiments.run as train_mod
 

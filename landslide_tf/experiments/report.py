@@ -259,8 +259,10 @@ def write_readme(outcome: StudyOutcome, root: Path, command: str | None, started
         "",
         "## Runs",
         "",
-        "Status `trained` = trained by this invocation, `cached` = finished earlier with the "
-        "same config (its wall time is from then), `failed` = see `runs/<run>/error.txt`.",
+        "Status `trained` = trained by this invocation, `rescored` = trained earlier and "
+        "scored again by this invocation (other scoring options), `cached` = finished earlier "
+        "with the same config (the wall time of both is the training's, from then), "
+        "`failed` = see `runs/<run>/error.txt`.",
         "",
         "| run | stage | status | wall time (s) | test mIoU | val mIoU | error |",
         "| --- | --- | --- | --- | --- | --- | --- |",

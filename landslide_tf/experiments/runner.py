@@ -187,9 +187,10 @@ def execute_run(spec: RunSpec, verbose: int = 0) -> RunResult:
 
     from landslide_tf.experiments.run import train
 
+    earlier = _read_json(spec.run_dir / RECORD_FILE) or {}  # before train replaces anything
     start = time.perf_counter()
     try:
-        train(TrainConfig.from_dict(spec.config), verbose=verbose)
+        about = train(TrainConfig.from_dict(spec.config), verbose=verbose)
         metrics = read_test_metrics(spec.run_dir)
     except Exception as exc:  # noqa: BLE001 - one failing run must not stop the study
         wall = time.perf_counter() - start
@@ -198,9 +199,14 @@ def execute_run(spec: RunSpec, verbose: int = 0) -> RunResult:
     finally:
         keras.backend.clear_session()
     wall = time.perf_counter() - start
-    _write_record(spec, "trained", wall)
+    status = "trained"
+    if not about.get("epochs_trained") and about.get("resumed_from"):  # only scored here
+        status = "rescored"
+        if earlier.get("status") in ("trained", "rescored") and earlier.get("wall_s"):
+            wall = float(earlier["wall_s"])  # the training's wall time, not the scoring's
+    _write_record(spec, status, wall)
     return RunResult.from_spec(
-        spec, "trained", metrics=metrics, val_miou=read_val_miou(spec.run_dir), wall_s=wall
+        spec, status, metrics=metrics, val_miou=read_val_miou(spec.run_dir), wall_s=wall
     )
 
 
@@ -244,15 +250,19 @@ def _result_from_record(spec: RunSpec, exitcode: int | None, wall: float, pid: i
             kept in the run folder) is not this run's result.
 
     Returns:
-        ``trained`` or ``failed`` as the process recorded, else ``failed`` naming the exit code.
+        ``trained``, ``rescored`` or ``failed`` as the process recorded, else ``failed``
+        naming the exit code.
     """
     record = _read_json(spec.run_dir / RECORD_FILE) or {}
     if record.get("pid") != pid:
         record = {}  # stale: left by an earlier run, not by this process
-    if record.get("status") == "trained" and (spec.run_dir / "metrics.json").is_file():
+    if (
+        record.get("status") in ("trained", "rescored")
+        and (spec.run_dir / "metrics.json").is_file()
+    ):
         return RunResult.from_spec(
             spec,
-            "trained",
+            record["status"],
             metrics=read_test_metrics(spec.run_dir),
             val_miou=read_val_miou(spec.run_dir),
             wall_s=record.get("wall_s", wall),
@@ -387,7 +397,8 @@ def _describe(result: RunResult) -> str:
     if result.status == "failed":
         return f"FAILED after {result.wall_s or 0:.1f} s: {result.error}"
     miou = result.metrics.get("miou")
-    text = "done earlier (same config), " if result.status == "cached" else ""
+    text = {"cached": "done earlier (same config), ",
+            "rescored": "trained earlier, scored again now; "}.get(result.status, "")  # fmt: skip
     if result.wall_s is not None:
         text += f"{result.wall_s:.1f} s, "
     text += f"test mIoU {miou:.3f}" if miou is not None else "no test mIoU"

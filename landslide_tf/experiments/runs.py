@@ -57,12 +57,15 @@ class RunResult:
     Attributes:
         name: run folder name.
         model, loss, seed, stage: as in ``RunSpec``.
-        status: ``"trained"`` (this invocation), ``"cached"`` (finished earlier, same config)
-            or ``"failed"``.
+        status: ``"trained"`` (epochs trained by this invocation), ``"rescored"`` (trained
+            earlier, scored again by this invocation: other scoring options, or a run stopped
+            before it was scored), ``"cached"`` (finished earlier, same config) or
+            ``"failed"``.
         metrics: test metrics (``miou``, ``auc``, ``precision``, ``recall``, ``f1``,
             ``accuracy``, ...); empty when failed.
         val_miou: validation mIoU of the kept checkpoint, when known.
-        wall_s: training wall time in seconds (of the invocation that trained it).
+        wall_s: training wall time in seconds (of the invocation that trained it; a
+            ``rescored`` run keeps it where it was recorded).
         error: one-line error for failed runs.
         run_dir: the run folder.
         threshold_source: ``"tuned"`` when the test metrics are at the run's
@@ -85,7 +88,7 @@ class RunResult:
 
     @property
     def ok(self) -> bool:
-        return self.status in ("trained", "cached")
+        return self.status in ("trained", "rescored", "cached")
 
     def score(self, split: str, metric: str = "miou") -> float | None:
         """The selection score: a test metric, or the validation mIoU for ``split="val"``."""
