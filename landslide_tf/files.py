@@ -145,6 +145,29 @@ def encode_image(path: str | Path, array: Any, params: list[int] | None = None) 
     atomic_write_bytes(path, buffer.tobytes())
 
 
+def make_temp_dir(parent: str | Path, prefix: str, suffix: str = "") -> Path:
+    """A new folder in ``parent`` (``tempfile.mkdtemp``) with the permissions of a folder
+    made by ``mkdir``: ``mkdtemp``'s 0700 would leave a dataset or a SavedModel renamed into
+    place unreadable to the other users of a shared machine."""
+    path = Path(tempfile.mkdtemp(prefix=prefix, suffix=suffix, dir=parent))
+    os.chmod(path, 0o777 & ~_umask())
+    return path
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where Linux says it (``os.umask`` can
+    only be read by setting it, which other threads writing files would see)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
+
+
 @contextlib.contextmanager
 def staged_dir(path: str | Path) -> Iterator[Path]:
     """Yield a new staging folder beside ``path``; on success it replaces ``path``.
@@ -156,7 +179,7 @@ def staged_dir(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        stage = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".staging", dir=path.parent))
+        stage = make_temp_dir(path.parent, f".{path.name}.", ".staging")
     except OSError as exc:
         raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
     try:

@@ -91,3 +91,18 @@ def test_stale_staging_of_a_killed_process_is_removed_and_nothing_else(tmp_path)
     assert len(removed) == 1 and user.is_dir()
     with files.staged_dir(tmp_path / "live") as stage:  # a live process's stage is kept
         assert files.remove_stale_staging(tmp_path, "live") == [] and stage.is_dir()
+
+
+def test_staged_dir_gets_the_permissions_of_a_made_folder(tmp_path):
+    """mkdtemp's 0700 would make a dataset or SavedModel renamed into place private."""
+    import os
+    import stat
+
+    from landslide_tf.files import staged_dir
+
+    with staged_dir(tmp_path / "out") as stage:
+        (stage / "a.txt").write_text("a")
+    made = tmp_path / "made"
+    made.mkdir()
+    mode = stat.S_IMODE(os.stat(tmp_path / "out").st_mode)
+    assert mode == stat.S_IMODE(os.stat(made).st_mode) and mode & 0o044
