@@ -192,6 +192,11 @@ def fit_model(
     # unfrozen and recompiled: one resumed after it was built unfrozen and its optimizer
     # restored from the checkpoint (Adam moments included), which a recompile would discard.
     compiled_with = loss
+    if done < config.epochs:  # a finished run continued: its metrics.json scored the old
+        # best model; gone before a new epoch commits, so a run stopped before it is scored
+        # is scored on the next call, never reported with the old figures (kept when the
+        # resume itself fails: a damaged checkpoint changes nothing)
+        (run_dir / "metrics.json").unlink(missing_ok=True)
     fits = loss_phases(et.phases(config, done), config)
     for number, (start, stop, frozen, tuning) in enumerate(fits, 1):
         phase_loss = finetune if tuning else loss

@@ -177,10 +177,6 @@ def fit_run(config: TrainConfig, *, force: bool = False, verbose: int | str = "a
     raw.update(run_precision(config, stored))  # issue 14: precision_used + precision_reason
     raw.update(run_steps_per_execution(config, global_batch, len(splits["train"])))
     config = dataclasses.replace(config, steps_per_execution=raw["steps_per_execution_used"])
-    # a finished run continued to more epochs: its metrics.json scored the old best model, so
-    # it goes before config.json names the new epochs (a run stopped before it is scored
-    # again is then scored on the next call, never reported with the old figures)
-    (run_dir / "metrics.json").unlink(missing_ok=True)
     atomic_write_json(run_dir / CONFIG_FILE, raw)
     options = dataset_options(config, raw)
 
