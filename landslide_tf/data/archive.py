@@ -2,46 +2,58 @@
 
 ``open_dataset(path)`` returns the folder holding ``landslide/``; a zip is extracted once,
 next to it into ``<zip stem>/``, by ``safe_extract``, which checks every entry before writing
-anything and verifies every entry's CRC and declared size while inflating. Extraction never
-deletes or overwrites what it did not create: ``<zip stem>/`` must be new (or carry our marker
-from an earlier extraction), otherwise it is refused. The marker records the zip's key
-(``zip_key``: size, mtime and a hash of the central directory): a zip replaced by another one
-with the same name is extracted again (the earlier extraction, ours, is replaced). The
-uncompressed size is bounded (``unzip_budget``) before and while inflating. Import these names from ``landslide_tf.data`` (or ``landslide_tf.data.bijie``).
+anything (paths, symlinks, encryption, the compression method, the declared sizes) and
+verifies every entry's CRC and declared size while inflating. Extraction never deletes or
+overwrites what it did not create: ``<zip stem>/`` must be new (or carry our marker from an
+earlier extraction), otherwise it is refused. The marker records the zip's key (``zip_key``:
+its size and a hash of its central directory, so touching the zip changes nothing) and the
+entries extracted. A zip replaced by one with other content is extracted again and replaces
+the earlier extraction only when that holds nothing but the earlier zip's entries: a file the
+user added there (a split list, notes) stops it with one line naming the file. The start of
+an extraction is logged as a warning (the ``data`` command shows warnings only), then its
+progress every ``PROGRESS_EVERY_S`` seconds. The uncompressed size is bounded
+(``unzip_budget``) before and while inflating. Import these names from ``landslide_tf.data``
+(or ``landslide_tf.data.bijie``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import shutil
 import stat
-import tempfile
+import time
 import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from landslide_tf.errors import DataError
+from landslide_tf.files import make_temp_dir
 
 logger = logging.getLogger(__name__)
 
 LANDSLIDE = "landslide"
-#: Marker written after a zip file was fully extracted.
+#: Marker written after a zip file was fully extracted: the zip's name, its ``zip_key`` and
+#: the JSON list of the entries extracted (what a later extraction may replace).
 EXTRACTED_MARKER = ".landslide_tf_extracted"
+#: Log the progress of an extraction every this many seconds (as ``load_tiles`` does).
+PROGRESS_EVERY_S = 10.0
 
 
 def zip_key(zip_path: str | Path) -> str:
-    """What identifies a zip's content: size, mtime and a hash of its central directory.
+    """What identifies a zip's content: its size and a hash of its central directory.
 
     The central directory lists every entry's name, CRC-32, sizes and offset, so a different
-    zip with the same name (and even the same size) gets a different key.
+    zip with the same name (and even the same size) gets a different key, while the same zip
+    copied or touched (a new mtime) keeps its key and is not extracted again.
     """
     zip_path = Path(zip_path)
-    st = zip_path.stat()
     digest = hashlib.sha256()
     try:
+        size = zip_path.stat().st_size
         with zipfile.ZipFile(zip_path) as archive:
             for info in archive.infolist():
                 digest.update(
@@ -50,18 +62,79 @@ def zip_key(zip_path: str | Path) -> str:
                 )
     except (zipfile.BadZipFile, OSError) as exc:
         raise DataError(f"{zip_path}: not a readable zip file ({exc}); download it again") from None
-    return (
-        f"size={st.st_size} mtime_ns={st.st_mtime_ns} central_directory_sha256={digest.hexdigest()}"
-    )
+    return f"size={size} central_directory_sha256={digest.hexdigest()}"
 
 
-def _marker_key(target: Path) -> str | None:
-    """The key recorded by an earlier extraction into ``target`` (None: not ours)."""
+def _same_zip(recorded: str, key: str) -> bool:
+    """True when two keys name the same content (an mtime in an older key is ignored)."""
+
+    def fields(text: str) -> dict[str, str]:
+        pairs = dict(part.partition("=")[::2] for part in text.split())
+        pairs.pop("mtime_ns", None)
+        return pairs
+
+    return bool(recorded) and fields(recorded) == fields(key)
+
+
+def _read_marker(target: Path) -> tuple[str, list[str] | None] | None:
+    """The key and the entries recorded by our earlier extraction into ``target``.
+
+    None: no marker (not ours). The key is "" for a marker without one, the entries None for
+    a marker without their list (both written by older versions)."""
     try:
         lines = (target / EXTRACTED_MARKER).read_text().splitlines()
     except (OSError, UnicodeDecodeError):
         return None
-    return lines[1] if len(lines) > 1 else ""  # "" = an older marker without a key
+    key = lines[1] if len(lines) > 1 else ""
+    try:
+        entries = json.loads(lines[2]) if len(lines) > 2 else None
+    except ValueError:
+        entries = None
+    if not isinstance(entries, list) or not all(isinstance(e, str) for e in entries):
+        entries = None
+    return key, entries
+
+
+def _entry_path(info: zipfile.ZipInfo) -> PurePosixPath:
+    return PurePosixPath(info.filename.replace("\\", "/"))
+
+
+def _foreign_files(target: Path, entries: list[str]) -> list[Path]:
+    """Files and folders in ``target`` that neither ``entries`` (an earlier zip's) nor the
+    marker account for: the user's, never to be deleted."""
+    ours = {EXTRACTED_MARKER}
+    for name in entries:
+        path = PurePosixPath(name)
+        ours.update(p.as_posix() for p in (path, *path.parents))
+    foreign = []
+    for folder, dirs, names in os.walk(target):  # symbolic links are listed, never followed
+        rel = Path(folder).relative_to(target)
+        dirs.sort()
+        for name in list(dirs):
+            if (rel / name).as_posix() not in ours:
+                foreign.append(Path(folder) / name)
+                dirs.remove(name)  # reported as a whole
+        foreign.extend(Path(folder) / n for n in sorted(names) if (rel / n).as_posix() not in ours)
+    return foreign
+
+
+def _refuse_foreign(path: Path, target: Path, entries: list[str] | None) -> None:
+    """Raise unless ``target`` (our earlier extraction) holds only what the zip put there."""
+    if entries is None:
+        raise DataError(
+            f"{path} changed since it was extracted into {target}, by an older landslide_tf "
+            "that kept no list of the files it wrote, so files of yours there cannot be told "
+            f"apart: move what you want to keep out of {target}, remove {target} and rerun "
+            "(or rename the zip to extract it into a new folder)"
+        )
+    foreign = _foreign_files(target, entries)
+    if foreign:
+        raise DataError(
+            f"{path} changed since it was extracted into {target}, which also holds "
+            f"{len(foreign)} file(s) the zip did not put there (first: {foreign[0]}); "
+            "extracting again would delete them: move them out of it and rerun (or rename "
+            "the zip to extract it into a new folder)"
+        )
 
 
 def expected_layout(root: str | Path) -> str:
@@ -72,21 +145,50 @@ def expected_layout(root: str | Path) -> str:
     )
 
 
-def _zip_member_problem(info: zipfile.ZipInfo, target: Path) -> str | None:
-    """Why a zip entry must not be extracted into ``target`` (None when it is safe)."""
+#: Compression methods Python's zipfile reads (bzip2 and LZMA where Python has them).
+READABLE_METHODS = frozenset(
+    {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
+)
+#: Names of the other methods (APPNOTE 4.4.5), for the message.
+_METHOD_NAMES = {
+    1: "Shrink",
+    6: "Implode",
+    9: "Deflate64",
+    10: "PKWARE Implode",
+    93: "Zstandard",
+    95: "XZ",
+    96: "JPEG",
+    97: "WavPack",
+    98: "PPMd",
+    99: "AES encryption",
+}
+_REZIP = (
+    "extract it with 7-Zip or unzip and pass the folder, or re-zip it with standard "
+    "deflate (zip -r, or Python's zipfile)"
+)
+
+
+def _zip_member_problem(info: zipfile.ZipInfo, target: Path) -> tuple[str, str] | None:
+    """Why a zip entry must not be extracted into ``target`` and what to do (None: safe)."""
     name = info.filename
-    pure = PurePosixPath(name.replace("\\", "/"))
+    pure = _entry_path(info)
+    inside = f"expected entries inside {target}"
     if pure.is_absolute() or (len(name) > 1 and name[1] == ":"):
-        return "absolute path"
+        return "absolute path", inside
     if ".." in pure.parts:
-        return "'..' path component"
+        return "'..' path component", inside
     mode = (info.external_attr >> 16) & 0o170000
     if mode and stat.S_ISLNK(mode):
-        return "symbolic link"
+        return "symbolic link", inside
     dest = (target / pure).resolve()
     base = target.resolve()
     if dest != base and base not in dest.parents:
-        return "lands outside the target folder"
+        return "lands outside the target folder", inside
+    if info.flag_bits & 0x41 or info.compress_type == 99:  # bit 6: strong encryption
+        return "encrypted", f"{_REZIP} without a password"
+    if info.compress_type not in READABLE_METHODS:
+        method = _METHOD_NAMES.get(info.compress_type, "an unknown method")
+        return f"compressed with {method}, method {info.compress_type}, unreadable here", _REZIP
     return None
 
 
@@ -121,12 +223,37 @@ def _too_big(zip_path: Path, size: int, budget: int) -> DataError:
     )
 
 
+def _open_zip(zip_path: Path) -> zipfile.ZipFile:
+    try:
+        return zipfile.ZipFile(zip_path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise DataError(f"{zip_path}: not a readable zip file ({exc}); download it again") from None
+
+
+def _check_entries(archive: zipfile.ZipFile, zip_path: Path, target: Path, budget: int) -> int:
+    """Refuse an unsafe or unreadable entry or a zip bomb (nothing written); return the
+    declared uncompressed size. Messages name ``target``, where the entries would go."""
+    declared = 0
+    for info in archive.infolist():
+        problem = _zip_member_problem(info, target)
+        if problem:
+            raise DataError(
+                f"{zip_path}: refused to extract entry {info.filename!r} ({problem[0]}); "
+                f"{problem[1]}"
+            )
+        declared += info.file_size
+        if declared > budget:
+            raise _too_big(zip_path, declared, budget)
+    return declared
+
+
 def safe_extract(zip_path: str | Path, target: str | Path, max_bytes: int | None = None) -> Path:
     """Extract a zip file into ``target``, refusing unsafe entries and zip bombs.
 
-    Every entry is checked before anything is written (paths, symlinks, the declared sizes
-    against ``max_bytes``); while inflating, each entry is streamed in 1 MiB pieces and
-    stopped as soon as it outgrows its declared size or the budget. On any failure, the files
+    Every entry is checked before anything is written (paths, symlinks, encryption, the
+    compression method, the declared sizes against ``max_bytes``); while inflating, each entry
+    is streamed in 1 MiB pieces and stopped as soon as it outgrows its declared size or the
+    budget. Progress is logged every ``PROGRESS_EVERY_S`` seconds. On any failure, the files
     written so far are removed (``target`` too, when this call created it).
 
     Args:
@@ -138,32 +265,20 @@ def safe_extract(zip_path: str | Path, target: str | Path, max_bytes: int | None
         ``target`` as a Path.
 
     Raises:
-        DataError: bad zip file, an entry with an absolute path, ``..`` or a symlink, or more
-            uncompressed bytes than the budget.
+        DataError: bad zip file, an entry with an absolute path, ``..`` or a symlink, an
+            encrypted entry or one compressed with a method Python cannot read (Deflate64),
+            a damaged entry, or more uncompressed bytes than the budget.
     """
     zip_path, target = Path(zip_path), Path(target)
-    try:
-        archive = zipfile.ZipFile(zip_path)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise DataError(f"{zip_path}: not a readable zip file ({exc}); download it again") from None
+    archive = _open_zip(zip_path)
     budget = unzip_budget(zip_path) if max_bytes is None else max_bytes
     with archive:
-        declared = 0
-        for info in archive.infolist():
-            problem = _zip_member_problem(info, target)
-            if problem:
-                raise DataError(
-                    f"{zip_path}: refused to extract entry {info.filename!r} ({problem}); "
-                    f"expected entries inside {target}"
-                )
-            declared += info.file_size
-            if declared > budget:
-                raise _too_big(zip_path, declared, budget)
+        declared = _check_entries(archive, zip_path, target, budget)
         created = not target.exists()
         written: list[Path] = []
         try:
             target.mkdir(parents=True, exist_ok=True)
-            _inflate(archive, zip_path, target, budget, written)
+            _inflate(archive, zip_path, target, budget, written, declared)
         except BaseException as exc:
             for path in reversed(written):  # only what this call wrote
                 if path.is_dir():
@@ -185,13 +300,25 @@ def _rmdir_quiet(path: Path) -> None:
         pass
 
 
+def _mb(size: int) -> str:
+    return f"{size / 1e6:,.1f} MB"
+
+
 def _inflate(
-    archive: zipfile.ZipFile, zip_path: Path, target: Path, budget: int, written: list[Path]
+    archive: zipfile.ZipFile,
+    zip_path: Path,
+    target: Path,
+    budget: int,
+    written: list[Path],
+    declared: int,
 ) -> None:
     """Stream every entry into ``target``, recording each path created in ``written``."""
-    total = 0
-    for info in archive.infolist():
-        dest = target / PurePosixPath(info.filename.replace("\\", "/"))
+    total = done = 0
+    infos = archive.infolist()
+    files = sum(not info.is_dir() for info in infos)
+    start = last = time.monotonic()
+    for info in infos:
+        dest = target / _entry_path(info)
         missing = [p for p in [dest, *dest.parents] if p != target and target in p.parents]
         for folder in reversed(missing if info.is_dir() else missing[1:]):
             if not folder.exists():
@@ -203,7 +330,7 @@ def _inflate(
             raise DataError(f"{zip_path}: entry {info.filename!r} appears twice; refused")
         written.append(dest)
         size = 0
-        with archive.open(info) as src, open(dest, "xb") as out:
+        with _open_entry(archive, zip_path, info) as src, open(dest, "xb") as out:
             while chunk := _read_entry(src, zip_path, info):
                 size += len(chunk)
                 total += len(chunk)
@@ -215,6 +342,19 @@ def _inflate(
                 if total > budget:
                     raise _too_big(zip_path, total, budget)
                 out.write(chunk)
+                now = time.monotonic()
+                if now - last >= PROGRESS_EVERY_S:  # also inside one large entry
+                    logger.warning(
+                        "extracting %s: %d/%d files, %s of %s (%.0f s)",
+                        zip_path.name,
+                        done,
+                        files,
+                        _mb(total),
+                        _mb(declared),
+                        now - start,
+                    )
+                    last = now
+        done += 1
         if size != info.file_size:
             raise DataError(
                 f"{zip_path}: entry {info.filename!r} holds {size:,} bytes but declares "
@@ -222,14 +362,40 @@ def _inflate(
             )
 
 
+#: What zipfile raises on an entry it cannot decode: damage, a password it lacks, a method it
+#: does not have (Deflate64), bzip2's "Invalid data stream" (an OSError).
+_ENTRY_ERRORS = (
+    zipfile.BadZipFile,
+    EOFError,
+    zlib.error,
+    RuntimeError,
+    NotImplementedError,
+    OSError,
+)
+
+
+def _open_entry(archive: zipfile.ZipFile, zip_path: Path, info: zipfile.ZipInfo) -> Any:
+    """``archive.open(info)``; what zipfile raises as one line naming the entry."""
+    try:
+        return archive.open(info)
+    except _ENTRY_ERRORS as exc:
+        raise _unreadable(zip_path, info, exc) from None
+
+
 def _read_entry(src: Any, zip_path: Path, info: zipfile.ZipInfo) -> bytes:
-    """The next piece of an entry; a CRC or deflate error as one line naming the entry."""
+    """The next piece of an entry; a CRC or decompression error as one line naming it."""
     try:
         return src.read(_CHUNK)
-    except (zipfile.BadZipFile, EOFError, zlib.error) as exc:
-        raise DataError(
-            f"{zip_path}: entry {info.filename!r} is damaged ({exc}); download the zip again"
-        ) from None
+    except _ENTRY_ERRORS as exc:
+        raise _unreadable(zip_path, info, exc) from None
+
+
+def _unreadable(zip_path: Path, info: zipfile.ZipInfo, exc: BaseException) -> DataError:
+    if isinstance(exc, (RuntimeError, NotImplementedError)):  # a password, a method
+        return DataError(f"{zip_path}: cannot read entry {info.filename!r} ({exc}); {_REZIP}")
+    return DataError(
+        f"{zip_path}: entry {info.filename!r} is damaged ({exc}); download the zip again"
+    )
 
 
 #: How many folder levels inside an extracted zip are searched for ``landslide/``.
@@ -250,24 +416,34 @@ def find_layout_root(folder: Path, max_depth: int = 2) -> Path | None:
     return None
 
 
-def _extract_into(path: Path, target: Path, key: str, *, replace: bool) -> None:
-    """Extract ``path`` beside itself, then move it onto ``target`` (ours when ``replace``)."""
-    logger.info("extracting %s into %s", path, target)
+def _extract_into(path: Path, target: Path, key: str, old: list[str] | None) -> None:
+    """Extract ``path`` beside itself, then move it onto ``target``.
+
+    ``old``: the entries of our earlier extraction in ``target``, which is replaced (None:
+    ``target`` must not exist). The caller checked the entries and ``target``'s content."""
     try:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.extracting-", dir=target.parent))
+        tmp = make_temp_dir(target.parent, f".{target.name}.extracting-")
     except OSError as exc:
         raise DataError(
             f"{path}: cannot extract next to the zip into {target} ({exc.strerror})"
         ) from None
     try:
         safe_extract(path, tmp)
+        with zipfile.ZipFile(path) as archive:
+            entries = [_entry_path(i).as_posix() for i in archive.infolist()]
         # the marker comes last: an extraction that failed is never marked complete
-        (tmp / EXTRACTED_MARKER).write_text(f"{path.name}\n{key}\n")
-        if replace:  # our earlier extraction of a different zip: moved aside, then removed
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-            target.rename(old / target.name)
-            tmp.rename(target)
-            shutil.rmtree(old, ignore_errors=True)
+        (tmp / EXTRACTED_MARKER).write_text(f"{path.name}\n{key}\n{json.dumps(entries)}\n")
+        if old is not None:  # our earlier extraction of a different zip: moved aside, removed
+            _refuse_foreign(path, target, old)  # again: the extraction may have taken long
+            aside = make_temp_dir(target.parent, f".{target.name}.old-")
+            target.rename(aside / target.name)
+            try:
+                tmp.rename(target)
+            except OSError:
+                (aside / target.name).rename(target)  # the earlier extraction stays in place
+                aside.rmdir()
+                raise
+            shutil.rmtree(aside, ignore_errors=True)
             return
         if target.exists() or target.is_symlink():  # appeared meanwhile: never replace it
             raise DataError(f"{path}: {target} appeared while extracting; rerun")
@@ -275,7 +451,7 @@ def _extract_into(path: Path, target: Path, key: str, *, replace: bool) -> None:
     except OSError as exc:
         raise DataError(f"{path}: cannot extract next to the zip into {target} ({exc})") from None
     finally:
-        if tmp.exists():  # created by mkdtemp above: ours to remove
+        if tmp.exists():  # created by make_temp_dir above: ours to remove
             shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -283,11 +459,14 @@ def open_dataset(path: str | Path) -> Path:
     """Return the dataset folder for a folder or a downloaded ``.zip``.
 
     A folder is returned as is. A ``.zip`` is extracted safely once, next to it into
-    ``<zip stem>/``, and the folder holding ``landslide/`` inside it is returned.
+    ``<zip stem>/``, and the folder holding ``landslide/`` inside it is returned. A zip whose
+    content changed is extracted again, replacing the earlier extraction only when that holds
+    nothing but the earlier zip's entries.
 
     Raises:
-        DataError: the path does not exist, the zip is unreadable or unsafe, or the zip does
-            not contain the layout.
+        DataError: the path does not exist, the zip is unreadable or unsafe, ``<zip stem>/``
+            exists and is not ours (or holds files of the user's and the zip changed), or the
+            zip does not contain the layout.
     """
     path = Path(path).expanduser()
     if not path.exists():
@@ -298,21 +477,31 @@ def open_dataset(path: str | Path) -> Path:
         raise DataError(f"{path}: expected a dataset folder or a .zip file")
     target = path.with_suffix("")
     key = zip_key(path)
-    recorded = _marker_key(target)
-    if recorded != key:
-        if recorded is None and (target.exists() or target.is_symlink()):
+    marker = _read_marker(target)
+    if marker is None or not _same_zip(marker[0], key):
+        if marker is None and (target.exists() or target.is_symlink()):
             raise DataError(
                 f"{path}: cannot extract into {target}: it exists and was not extracted by "
                 f"landslide_tf (no {EXTRACTED_MARKER}); move it away, or pass the folder itself"
             )
-        if recorded is not None:
+        with _open_zip(path) as archive:  # everything checked before anything is written
+            declared = _check_entries(archive, path, target, unzip_budget(path))
+            count = sum(not info.is_dir() for info in archive.infolist())
+        if marker is not None:
+            _refuse_foreign(path, target, marker[1])
+        size = f"{count} files, {_mb(declared)}"
+        if marker is None:
             logger.warning(
-                "%s changed since it was extracted into %s (size, date or entries differ): "
-                "extracting it again",
+                "extracting %s (%s) into %s once; later runs reuse it", path, size, target
+            )
+        else:
+            logger.warning(
+                "%s changed since it was extracted into %s: extracting it again (%s)",
                 path,
                 target,
+                size,
             )
-        _extract_into(path, target, key, replace=recorded is not None)
+        _extract_into(path, target, key, None if marker is None else marker[1])
     root = find_layout_root(target, max_depth=LAYOUT_SEARCH_DEPTH)
     if root is None:
         raise DataError(
