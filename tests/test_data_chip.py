@@ -1,12 +1,19 @@
 """``python -m landslide_tf.data chip``: georeferenced chips that lie exactly on the scene."""
 
+import errno
 import json
+import logging
+import os
+import shutil
+import stat
+import subprocess
 
 import numpy as np
 import pytest
 from band_data import blob_mask, write_tif
 
-from landslide_tf.data.chip import chip_scene, starts
+from landslide_tf import files
+from landslide_tf.data.chip import chip_scene, progress_line, starts
 from landslide_tf.errors import DataError, UserError
 
 rasterio = pytest.importorskip("rasterio")
@@ -242,3 +249,230 @@ def test_data_check_warns_on_a_hand_made_leaking_split(tmp_path, capsys):
     data_main(["check", str(out), "--split-dir", str(lists)])
     shown = capsys.readouterr()
     assert "overlap on the ground across the train and val splits" in shown.out + shown.err
+
+
+# --- review fixes: malformed labels, --negatives, damaged rasters, progress, staging --------
+
+
+def _labelled(root):
+    """The small scene and a mask with one landslide square (64 px chips: 1 of 4 positive)."""
+    truth = np.zeros((128, 128), np.uint8)
+    truth[20:40, 20:40] = 1
+    return _small_scene(root), write_tif(root / "labels.tif", truth, transform=SCENE_TRANSFORM)
+
+
+def _truncate(path):
+    """Cut a GeoTIFF's bytes in half: its header still opens, its pixels cannot be read."""
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+def _square():
+    x0, y0 = SCENE_TRANSFORM * (10, 10)
+    x1, y1 = SCENE_TRANSFORM * (40, 40)
+    return [[[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]]
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (  # a string for coordinates segfaulted rasterio.features.bounds
+            {
+                "features": [
+                    {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": "x"}}
+                ]
+            },
+            r"feature 0: geometry \(Polygon\): coordinates is the string 'x'; expected a list",
+        ),
+        ({"features": [1, 2]}, r"feature 0 is the number 1; expected a GeoJSON object"),
+        ({"features": "abc"}, r'"features" is the string \'abc\'; expected a list'),
+        (
+            {"features": [{"type": "Feature", "geometry": None}, {"geometry": "Polygon"}]},
+            r"feature 1: geometry is the string 'Polygon'",
+        ),
+        (
+            {"features": [{"geometry": {"type": "Polygon", "coordinates": []}}]},
+            r"feature 0: geometry \(Polygon\): coordinates has 0 items; expected at least 1",
+        ),
+        (
+            {"features": [{"geometry": {"type": "Point", "coordinates": [1.0]}}]},
+            r"feature 0: .*coordinates is a list of 1; expected an \[x, y\] position",
+        ),
+        (
+            {"features": [{"geometry": {"type": "Blob", "coordinates": [1.0, 2.0]}}]},
+            r"feature 0: geometry \"type\" is the string 'Blob'; expected one of Point, ",
+        ),
+        (
+            {
+                "type": "GeometryCollection",
+                "geometries": [{"type": "Polygon", "coordinates": [[]]}],
+            },
+            r"the geometry: geometry\.geometries\[0\] \(Polygon\): coordinates\[0\] has 0 items",
+        ),
+        ([1, 2], r"the GeoJSON is a list of 2; expected an object"),
+    ],
+)
+def test_malformed_geojson_labels_stop_naming_the_file_and_feature(tmp_path, data, message):
+    """Review item 1: malformed GeoJSON crashed rasterio (a segfault, AttributeError,
+    IndexError); every shape is now checked first and named in one DataError."""
+    image = _small_scene(tmp_path)
+    labels = tmp_path / "slides.geojson"
+    labels.write_text(json.dumps(data))
+    before = sorted(tmp_path.iterdir())
+    with pytest.raises(DataError, match=r"slides\.geojson: " + message):
+        chip_scene(image, tmp_path / "chips", labels=labels, size=64, stride=64)
+    assert sorted(tmp_path.iterdir()) == before
+
+
+def test_a_geometry_collection_and_unlocated_features_are_labels(tmp_path):
+    image = _small_scene(tmp_path)
+    labels = tmp_path / "slides.geojson"
+    polygon = {"type": "Polygon", "coordinates": _square()}
+    collection = {"type": "GeometryCollection", "geometries": [polygon]}
+    features = [{"type": "Feature", "geometry": None}, {"type": "Feature", "geometry": collection}]
+    labels.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    out = tmp_path / "chips"
+    result = chip_scene(image, out, labels=labels, size=64, stride=64, negatives=0)
+    assert result.landslide == 1
+    with rasterio.open(next((out / "masks").glob("*.tif"))) as m:
+        assert m.read(1).sum() == 30 * 30
+
+
+@pytest.mark.parametrize("negatives", [float("nan"), float("inf"), -1.0])
+def test_negatives_must_be_a_finite_number(tmp_path, negatives):
+    """Review item 2: NaN passed ``negatives < 0`` and crashed in ``int(round(...))``."""
+    image, mask = _labelled(tmp_path)
+    with pytest.raises(UserError, match=r"--negatives .*expected a finite number >= 0"):
+        chip_scene(image, tmp_path / "chips", mask=mask, size=64, stride=64, negatives=negatives)
+    assert not (tmp_path / "chips").exists()
+
+
+def test_a_huge_negatives_keeps_every_negative(tmp_path):
+    image, mask = _labelled(tmp_path)
+    result = chip_scene(image, tmp_path / "chips", mask=mask, size=32, stride=32, negatives=1e308)
+    assert (result.landslide, result.negatives) == (4, 12)  # 1e308 * 4 overflowed to inf
+
+
+@pytest.mark.parametrize("damaged", ["image", "mask", "dem"])
+def test_a_truncated_raster_is_named_before_anything_is_written(tmp_path, damaged):
+    """Review item 3: "Read failed. See previous exception for details." named no file, and a
+    truncated DEM failed only while chips were being written."""
+    image, mask = _labelled(tmp_path)
+    elevation = np.random.default_rng(1).normal(300, 20, (64, 64)).astype(np.float32)
+    dem = write_tif(
+        tmp_path / "dem.tif", elevation, transform=from_origin(400000.0, 3100000.0, 10.0, 10.0)
+    )
+    _truncate({"image": image, "mask": mask, "dem": dem}[damaged])
+    before = sorted(tmp_path.iterdir())
+    name = {"image": "small", "mask": "labels", "dem": "dem"}[damaged]
+    with pytest.raises(DataError, match=rf"{name}\.tif: unreadable raster \(.*\)"):
+        chip_scene(image, tmp_path / "chips", mask=mask, dem=dem, size=64, stride=64)
+    assert sorted(tmp_path.iterdir()) == before  # no chip, no staging folder
+
+
+def test_a_truncated_image_is_one_error_line_from_the_cli(tmp_path, capsys):
+    from landslide_tf.cli.data import main as data_main
+
+    image, mask = _labelled(tmp_path)
+    _truncate(image)
+    argv = ["chip", "--image", str(image), "--mask", str(mask), "--out", str(tmp_path / "c")]
+    assert data_main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {image}: unreadable raster"), err
+
+
+def test_progress_lines_count_the_chips(tmp_path, caplog):
+    """Review item 4: a long run printed nothing; the interval is injectable (0: every chip)."""
+    assert progress_line(120, 961, 10.4) == "wrote 120/961 chips (10 s)"
+    image, mask = _labelled(tmp_path)
+    lines = []
+    result = chip_scene(
+        image, tmp_path / "chips", mask=mask, size=64, stride=64, negatives=3,
+        progress=lines.append, progress_every_s=0,
+    )  # fmt: skip
+    total = result.landslide + result.negatives
+    assert [line.split(" (")[0] for line in lines] == [
+        f"wrote {k}/{total} chips" for k in range(1, total + 1)
+    ]
+    quiet = []
+    chip_scene(image, tmp_path / "again", mask=mask, size=64, stride=64, progress=quiet.append)
+    assert quiet == []  # a run shorter than PROGRESS_EVERY_S reports nothing
+    with caplog.at_level(logging.WARNING, logger="landslide_tf.data.chip"):
+        chip_scene(image, tmp_path / "logged", mask=mask, size=64, stride=64, progress_every_s=0)
+    # by default a warning: the data command shows warnings only
+    assert [r.getMessage().split(" (")[0] for r in caplog.records] == ["wrote 1/1 chips"]
+
+
+def test_the_chip_folder_gets_the_umask_permissions(tmp_path):
+    """Review item 5a: ``tempfile.mkdtemp`` left the renamed folder at 0700."""
+    image, mask = _labelled(tmp_path)
+    previous = os.umask(0o022)
+    try:
+        chip_scene(image, tmp_path / "chips", mask=mask, size=64, stride=64)
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "chips").stat().st_mode) == 0o755
+
+
+def _dead_pid():
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
+
+
+def test_what_a_killed_chip_left_is_cleared_by_the_next_run(tmp_path, monkeypatch):
+    """Review item 5b: the staging folder follows ``files.staged_dir``'s convention, so what
+    a SIGKILL leaves (the folder, its mark, some chips) is removed by the next run, and
+    nothing else is."""
+    image, mask = _labelled(tmp_path)
+    out = tmp_path / "work" / "chips"
+    out.parent.mkdir()
+    real = files.atomic_write_bytes
+    left = []
+
+    def killed(path, data):  # the run dies after its first chip
+        real(path, data)
+        stage = path.parent.parent
+        shutil.copytree(stage, tmp_path / "snapshot")
+        left.append(stage)
+        raise OSError(errno.EIO, "killed", str(path))
+
+    monkeypatch.setattr(files, "atomic_write_bytes", killed)
+    with pytest.raises(OSError, match="killed"):
+        chip_scene(image, out, mask=mask, size=64, stride=64)
+    monkeypatch.undo()
+    assert os.listdir(out.parent) == []  # an ordinary failure cleans up after itself
+    (tmp_path / "snapshot").rename(left[0])  # what SIGKILL leaves: the folder as it was
+    assert (left[0] / files.STAGING_MARK).read_text().strip() == str(os.getpid())
+    (left[0] / files.STAGING_MARK).write_text(f"{_dead_pid()}\n")
+    mine = [out.parent / ".chips.mine.staging", out.parent / ".chips-old"]  # no mark
+    running = out.parent / ".chips.running.staging"  # a live process's
+    for folder in [*mine, running]:
+        folder.mkdir()
+        (folder / "keep.txt").write_text("keep")
+    (running / files.STAGING_MARK).write_text(f"{os.getpid()}\n")
+    chip_scene(image, out, mask=mask, size=64, stride=64)
+    assert not left[0].exists()
+    assert sorted(p.name for p in out.parent.iterdir()) == sorted(
+        ["chips", *(p.name for p in mine), running.name]
+    )
+    assert all((p / "keep.txt").read_text() == "keep" for p in [*mine, running])
+    assert not (out / files.STAGING_MARK).exists() and len(list((out / "images").iterdir())) == 1
+
+
+@pytest.mark.parametrize("where", ["nodir/sub", "afile.txt/sub"])
+def test_out_in_a_missing_folder_names_out(tmp_path, where, capsys):
+    """Review item 5c: the error named the temporary folder (``.../nodir/.sub-bqss07u0``)."""
+    from landslide_tf.cli.data import main as data_main
+
+    image, mask = _labelled(tmp_path)
+    (tmp_path / "afile.txt").write_text("mine")
+    out = tmp_path / where
+    with pytest.raises(UserError, match=rf"--out {out}: {out.parent} (does not exist|is not a)"):
+        chip_scene(image, out, mask=mask, size=64, stride=64)
+    argv = ["chip", "--image", str(image), "--mask", str(mask), "--out", str(out)]
+    assert data_main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: --out {out}: "), err
+    assert (tmp_path / "afile.txt").read_text() == "mine" and not (tmp_path / "nodir").exists()

@@ -13,18 +13,30 @@ px (the last row and column flush with the scene) become chips when at most
 ``min_landslide`` (and above 0) are kept, chips without landslide pixels are kept as
 negatives (``negatives`` per landslide chip, a seeded choice), the rest are skipped.
 Every chip keeps the scene's CRS, dtype, nodata and band descriptions, with the window's
-transform, so it lies exactly on the scene. The folder is written into a temporary folder
-and renamed into place: ``DIR`` must not exist or be empty.
+transform, so it lies exactly on the scene.
+
+Everything is checked before anything is written: the options, ``DIR`` (new or empty, in an
+existing folder), the label polygons (their GeoJSON structure, in full: rasterio crashes on
+malformed coordinates), and every input raster's pixels (a damaged image, mask or DEM stops
+with its name). The chips are written into a staging folder beside ``DIR`` (the convention
+of ``files.staged_dir``: ``.DIR.*.staging``, carrying ``files.STAGING_MARK``) and moved into
+place at the end; what a killed run left there is removed by the next run. A progress line
+(``wrote 120/961 chips (10 s)``) goes to ``progress`` at most every ``PROGRESS_EVERY_S``
+seconds; by default it is logged as a warning, as ``archive`` logs its progress (the ``data``
+command shows warnings only), so a large scene is not silent for minutes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
+import math
+import os
 import shutil
-import tempfile
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +47,20 @@ from landslide_tf.data.folder import require_rasterio
 from landslide_tf.errors import DataError, UserError, require_module
 
 logger = logging.getLogger(__name__)
+
+#: Report progress at most every this many seconds while chips are written.
+PROGRESS_EVERY_S = 10.0
+
+#: The least number of items at each nesting level of a geometry's ``"coordinates"`` (outer
+#: level first; the innermost items are ``[x, y]`` positions), as rasterio burns them.
+GEOMETRY_LEVELS: dict[str, tuple[int, ...]] = {
+    "Point": (),
+    "MultiPoint": (1,),
+    "LineString": (2,),
+    "MultiLineString": (1, 2),
+    "Polygon": (1, 4),
+    "MultiPolygon": (1, 1, 4),
+}
 
 
 @dataclasses.dataclass
@@ -81,10 +107,9 @@ def _label_raster(
     A mask with more than one non-zero value (classes) needs ``classes``, the values that are
     landslide; merging them silently could train on the wrong class.
     """
-    rasterio = require_rasterio()
     if labels is not None:
         return _rasterise(ds, labels)
-    with rasterio.open(mask) as mds:
+    with _open(mask) as mds, _reading(mask):
         same = (mds.height, mds.width) == (ds.height, ds.width) and (
             mds.transform.almost_equals(ds.transform) or mds.crs is None
         )
@@ -138,6 +163,57 @@ def _check_dem(ds: Any, dem_ds: Any, dem: Path) -> None:
             "assign the CRS (e.g. gdal_edit.py -a_srs) or warp the DEM onto the image grid"
         )
     _require_overlap(ds, dem_ds, dem, "DEM")
+    with _reading(dem):
+        _read_footprint(ds, dem_ds)
+
+
+def _read_footprint(ds: Any, dem_ds: Any, most: int = 256) -> None:
+    """Read the DEM where it lies under the image ``ds``, decimated to at most ``most`` px a
+    side (every block is touched): a damaged DEM stops before any chip is written."""
+    from rasterio.errors import RasterioError
+    from rasterio.warp import transform_bounds
+    from rasterio.windows import Window, from_bounds
+
+    whole = Window(0, 0, dem_ds.width, dem_ds.height)
+    try:
+        box = transform_bounds(ds.crs, dem_ds.crs, *ds.bounds)
+        win = from_bounds(*box, transform=dem_ds.transform)
+        col0, row0 = max(0, math.floor(win.col_off)), max(0, math.floor(win.row_off))
+        col1 = min(dem_ds.width, math.ceil(win.col_off + win.width))
+        row1 = min(dem_ds.height, math.ceil(win.row_off + win.height))
+        window = Window(col0, row0, col1 - col0, row1 - row0)
+    except (RasterioError, ValueError, ZeroDivisionError):  # a rotated grid: all of it
+        window = whole
+    if window.width < 1 or window.height < 1:
+        window = whole
+    shape = (min(int(window.height), most), min(int(window.width), most))
+    dem_ds.read(1, window=window, out_shape=shape)
+
+
+def _open(path: Path) -> Any:
+    """``rasterio.open(path)``; ``DataError`` naming ``path`` when it is not a readable raster."""
+    rasterio = require_rasterio()
+    with _reading(path):
+        return rasterio.open(path)
+
+
+@contextlib.contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """Turn rasterio's errors inside the block (a truncated or damaged file: "Read failed. See
+    previous exception for details.") into one ``DataError`` naming ``path`` and the reason."""
+    from rasterio.errors import RasterioError
+
+    try:
+        yield
+    except RasterioError as exc:
+        reasons, seen = [], exc
+        while seen is not None and len(reasons) < 8:
+            reasons.append(" ".join(str(seen).split()) or type(seen).__name__)
+            seen = seen.__cause__ or (None if seen.__suppress_context__ else seen.__context__)
+        raise DataError(
+            f"{path}: unreadable raster ({reasons[-1]}); is it truncated or damaged? "
+            "re-export or re-download it"
+        ) from None
 
 
 def _require_overlap(ds: Any, other: Any, path: Path, what: str) -> None:
@@ -154,15 +230,14 @@ def _require_overlap(ds: Any, other: Any, path: Path, what: str) -> None:
 
 
 def _rasterise(ds: Any, labels: Path) -> np.ndarray:
+    from rasterio.errors import RasterioError
     from rasterio.features import rasterize
 
     if labels.suffix.lower() in (".geojson", ".json"):
         try:
             data = json.loads(labels.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
             raise DataError(f"{labels}: not valid GeoJSON ({exc})") from None
-        features = data.get("features", [data]) if isinstance(data, dict) else []
-        shapes = [f.get("geometry", f) for f in features if f]
     else:
         fiona = require_module(
             "fiona",
@@ -170,25 +245,155 @@ def _rasterise(ds: Any, labels: Path) -> np.ndarray:
             "GeoJSON in the image CRS",
         )
         with fiona.open(labels) as src:
-            shapes = [dict(f["geometry"]) for f in src]
-    shapes = [s for s in shapes if s and s.get("type")]
+            data = {"features": [{"geometry": f["geometry"]} for f in src]}
+    shapes = _label_geometries(data, labels)
     if not shapes:
         raise DataError(f"{labels}: no polygon in the label file")
-    from rasterio.features import bounds as shape_bounds
-
-    boxes = [shape_bounds(s) for s in shapes]
-    if not any(_overlaps(ds.bounds, b) for b in boxes):
+    if not any(_overlaps(ds.bounds, _bounds(s)) for s in shapes):
         raise DataError(
             f"{labels}: no label polygon overlaps the image {ds.name} (labels must be in the "
             f"image CRS {ds.crs})"
         )
-    return rasterize(
-        [(s, 1) for s in shapes],
-        out_shape=(ds.height, ds.width),
-        transform=ds.transform,
-        fill=0,
-        dtype="uint8",
-    )
+    try:
+        return rasterize(
+            [(s, 1) for s in shapes],
+            out_shape=(ds.height, ds.width),
+            transform=ds.transform,
+            fill=0,
+            dtype="uint8",
+        )
+    except (TypeError, IndexError, ValueError, RasterioError) as exc:
+        raise DataError(f"{labels}: the label geometries cannot be rasterised ({exc})") from None
+
+
+def _label_geometries(data: Any, labels: Path) -> list[Mapping[str, Any]]:
+    """The geometries of a GeoJSON FeatureCollection, Feature or geometry (features without a
+    geometry are left out), each checked in full by ``geometry_problem``.
+
+    Raises:
+        DataError: naming ``labels`` and the feature index, for anything else.
+    """
+    if not isinstance(data, Mapping):
+        raise DataError(
+            f"{labels}: the GeoJSON is {_kind(data)}; expected an object (a FeatureCollection, "
+            "a Feature or a geometry)"
+        )
+    if "features" in data:
+        features = data["features"]
+        if not isinstance(features, list):
+            raise DataError(
+                f'{labels}: "features" is {_kind(features)}; expected a list of features'
+            )
+        items = [(f"feature {i}", f) for i, f in enumerate(features)]
+    else:
+        items = [("feature 0" if data.get("type") == "Feature" else "the geometry", data)]
+    shapes = []
+    for where, feature in items:
+        if not isinstance(feature, Mapping):
+            raise DataError(f"{labels}: {where} is {_kind(feature)}; expected a GeoJSON object")
+        geometry = feature
+        if "geometry" in feature or feature.get("type") == "Feature":
+            geometry = feature.get("geometry")
+            if geometry is None:  # a feature without a location: nothing to burn
+                continue
+        problem = geometry_problem(geometry)
+        if problem:
+            raise DataError(f"{labels}: {where}: {problem}")
+        shapes.append(geometry)
+    return shapes
+
+
+def geometry_problem(geometry: Any) -> str | None:
+    """Why ``geometry`` is not a GeoJSON geometry that rasterio can burn, or ``None``.
+
+    Checked in full before rasterio sees it: malformed coordinates crash rasterio (a string
+    segfaults ``rasterio.features.bounds``; a short position raises ``IndexError``).
+
+    >>> geometry_problem({"type": "Point", "coordinates": [1.0, 2.0]}) is None
+    True
+    >>> geometry_problem({"type": "Polygon", "coordinates": []})
+    'geometry (Polygon): coordinates has 0 items; expected at least 1'
+    """
+    known = ", ".join([*GEOMETRY_LEVELS, "GeometryCollection"])
+    stack = [("geometry", geometry)]
+    while stack:  # a GeometryCollection nests: no recursion on what the file says
+        name, geom = stack.pop()
+        if not isinstance(geom, Mapping):
+            return f'{name} is {_kind(geom)}; expected an object with "type" and "coordinates"'
+        kind = geom.get("type")
+        if kind == "GeometryCollection":
+            parts = geom.get("geometries")
+            if not isinstance(parts, list) or not parts:
+                return f'{name}: "geometries" is {_kind(parts)}; expected a non-empty list'
+            stack.extend(
+                (f"{name}.geometries[{j}]", g) for j, g in reversed(list(enumerate(parts)))
+            )
+            continue
+        if not isinstance(kind, str) or kind not in GEOMETRY_LEVELS:
+            return f'{name} "type" is {_kind(kind)}; expected one of {known}'
+        if "coordinates" not in geom:
+            return f'{name} ({kind}) has no "coordinates"'
+        problem = _coordinates_problem(geom["coordinates"], GEOMETRY_LEVELS[kind], "coordinates")
+        if problem:
+            return f"{name} ({kind}): {problem}"
+    return None
+
+
+def _coordinates_problem(value: Any, least: tuple[int, ...], name: str) -> str | None:
+    """What is wrong with ``value``: lists nested ``len(least)`` deep (each level at least
+    ``least[i]`` long) around ``[x, y]`` positions of finite numbers; ``None`` if nothing."""
+    if not least:
+        if isinstance(value, (list, tuple)) and len(value) >= 2 and all(map(_finite, value)):
+            return None
+        return f"{name} is {_kind(value)}; expected an [x, y] position of finite numbers"
+    if not isinstance(value, (list, tuple)):
+        return f"{name} is {_kind(value)}; expected a list"
+    if len(value) < least[0]:
+        return f"{name} has {len(value)} items; expected at least {least[0]}"
+    for j, item in enumerate(value):
+        problem = _coordinates_problem(item, least[1:], f"{name}[{j}]")
+        if problem:
+            return problem
+    return None
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _kind(value: Any) -> str:
+    """What a JSON value is, in words (for messages)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return f"the string {value[:40]!r}"
+    if isinstance(value, (list, tuple)):
+        return f"a list of {len(value)}" if value else "an empty list"
+    if isinstance(value, Mapping):
+        return "an object"
+    return type(value).__name__
+
+
+def _bounds(geometry: Mapping[str, Any]) -> tuple[float, float, float, float]:
+    """``(left, bottom, right, top)`` of a geometry that ``geometry_problem`` accepted (its
+    positions, not a ``"bbox"`` member the file may state wrongly)."""
+    xs, ys = [], []
+    stack: list[Any] = [geometry]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, Mapping):
+            collection = item.get("type") == "GeometryCollection"
+            stack.extend(item["geometries"] if collection else [item["coordinates"]])
+        elif item and isinstance(item[0], (list, tuple)):
+            stack.extend(item)
+        else:
+            xs.append(item[0])
+            ys.append(item[1])
+    return min(xs), min(ys), max(xs), max(ys)
 
 
 def chip_scene(
@@ -206,44 +411,48 @@ def chip_scene(
     seed: int = 0,
     skip_empty: bool = False,
     mask_classes: Sequence[int] | None = None,
+    progress: Callable[[str], None] | None = None,
+    progress_every_s: float = PROGRESS_EVERY_S,
 ) -> ChipResult:
     """Cut ``image`` + labels into ``out/images``, ``out/masks`` (+ ``out/dem``).
 
     Chips whose pixels are 0 in every band (a zero border without a nodata tag) are left out
     with ``skip_empty``; otherwise a warning names their count and the flag. ``mask_classes``:
     the mask values that are landslide (needed when the mask holds more than one class).
+    ``progress`` is called with a ``progress_line`` at most every ``progress_every_s``
+    seconds while chips are written (default: a warning of this module's logger).
 
     Raises:
-        UserError: bad options, a non-empty ``out``.
-        DataError: unreadable rasters, labels or a DEM that do not overlap the image, a DEM
-            without a CRS.
+        UserError: bad options, a non-empty ``out``, ``out`` in a folder that does not exist.
+        DataError: unreadable rasters, malformed label polygons, labels or a DEM that do not
+            overlap the image, a DEM without a CRS.
     """
-    rasterio = require_rasterio()
-    from rasterio.windows import Window
-    from rasterio.windows import transform as window_transform
-
+    require_rasterio()  # a one-line UserError when it is missing
     image, out = Path(image), Path(out)
     if (mask is None) == (labels is None):
         raise UserError("give the labels as --mask RASTER or --labels POLYGONS (one of them)")
     if size < 8 or stride < 1:
         raise UserError(f"--size {size} --stride {stride}; expected size >= 8, stride >= 1")
-    if not 0 <= min_landslide <= 1 or negatives < 0 or not 0 <= max_nodata <= 1:
-        raise UserError("--min-landslide and --max-nodata must be in [0, 1], --negatives >= 0")
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise UserError(f"{out} exists and is not empty: give a new --out folder")
+    if not 0 <= min_landslide <= 1 or not 0 <= max_nodata <= 1:
+        raise UserError("--min-landslide and --max-nodata must be in [0, 1]")
+    if not math.isfinite(negatives) or negatives < 0:
+        raise UserError(f"--negatives {negatives}; expected a finite number >= 0")
+    _check_out(out)
     for path in (image, mask, labels, dem):
         if path is not None and not Path(path).is_file():
             raise UserError(f"{path}: no such file")
-    with rasterio.open(image) as ds:
+    dem = Path(dem) if dem is not None else None
+    with _open(image) as ds:
         classes = tuple(int(v) for v in mask_classes) if mask_classes else None
         truth = _label_raster(
             ds, Path(mask) if mask else None, Path(labels) if labels else None, classes
         )
         if dem is not None:
-            with rasterio.open(dem) as dem_ds:
-                _check_dem(ds, dem_ds, Path(dem))
-        valid = ds.dataset_mask() > 0  # (H, W): False where every band is nodata
-        zero = _all_zero(ds)
+            with _open(dem) as dem_ds:
+                _check_dem(ds, dem_ds, dem)
+        with _reading(image):
+            valid = ds.dataset_mask() > 0  # (H, W): False where every band is nodata
+            zero = _all_zero(ds)
         plan = _plan(
             truth, valid, size, stride, min_landslide, negatives, max_nodata, seed, zero, skip_empty
         )
@@ -255,50 +464,123 @@ def chip_scene(
                 plan["empty_kept"],
                 len(plan["chips"]),
             )
-        dem_ds = rasterio.open(dem) if dem is not None else None
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent.resolve()))
-        try:
-            for sub in ("images", "masks", *(("dem",) if dem_ds else ())):
-                (tmp / sub).mkdir()
-            profile = ds.profile | {"driver": "GTiff", "compress": "deflate"}
-            for row, col in plan["chips"]:
-                win = Window(col, row, min(size, ds.width), min(size, ds.height))
-                stem = f"{image.stem}_r{row:05d}_c{col:05d}"
-                meta = profile | {
-                    "height": win.height,
-                    "width": win.width,
-                    "transform": window_transform(win, ds.transform),
-                }
-                for key in ("blockxsize", "blockysize", "tiled"):
-                    meta.pop(key, None)
-                _write_tif(
-                    tmp / "images" / f"{stem}.tif",
-                    meta,
-                    ds.read(window=win),
-                    ds.descriptions,
-                )
-                chip_mask = truth[row : row + win.height, col : col + win.width]
-                mask_meta = meta | {"count": 1, "dtype": "uint8", "nodata": None}
-                _write_tif(tmp / "masks" / f"{stem}.tif", mask_meta, chip_mask[np.newaxis])
-                if dem_ds is not None:
-                    _write_dem(dem_ds, ds, meta, tmp / "dem" / f"{stem}.tif")
-            if out.exists():  # an empty folder the user made
-                _move_into(tmp, out)
-            else:
-                tmp.rename(out)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)  # a full disk: nothing partial is left
-            raise
-        finally:
-            if dem_ds is not None:
-                dem_ds.close()
+        files.remove_stale_staging(out.parent, out.name)  # what a killed earlier run left
+        with contextlib.ExitStack() as stack:
+            dem_ds = stack.enter_context(_open(dem)) if dem is not None else None
+            stage = stack.enter_context(_staging(out))
+            report = progress or _log_progress
+            chips = plan["chips"]
+            _write_chips(
+                ds, dem_ds, dem, truth, chips, stage, image, size, report, progress_every_s
+            )
     return ChipResult(
         out, plan["landslide"], plan["negatives"], plan["nodata"], plan["small"], plan["empty"]
     )
 
 
+def progress_line(done: int, total: int, elapsed_s: float) -> str:
+    """The progress line of ``chip_scene``.
+
+    >>> progress_line(120, 961, 10.4)
+    'wrote 120/961 chips (10 s)'
+    """
+    return f"wrote {done}/{total} chips ({elapsed_s:.0f} s)"
+
+
+def _log_progress(line: str) -> None:
+    logger.warning("%s", line)  # the data command shows warnings only
+
+
+def _write_chips(
+    ds: Any,
+    dem_ds: Any,
+    dem: Path | None,
+    truth: np.ndarray,
+    chips: Sequence[tuple[int, int]],
+    stage: Path,
+    image: Path,
+    size: int,
+    progress: Callable[[str], None],
+    every_s: float,
+) -> None:
+    """Write the ``chips`` (window offsets ``(row, col)``) of ``ds``, its labels ``truth`` and
+    the DEM ``dem_ds`` (read from ``dem``; or none) into ``stage``; ``progress`` gets a line at
+    most every ``every_s`` seconds."""
+    from rasterio.windows import Window
+    from rasterio.windows import transform as window_transform
+
+    for sub in ("images", "masks", *(("dem",) if dem_ds is not None else ())):
+        (stage / sub).mkdir()
+    profile = ds.profile | {"driver": "GTiff", "compress": "deflate"}
+    start = last = time.monotonic()
+    for done, (row, col) in enumerate(chips, 1):
+        win = Window(col, row, min(size, ds.width), min(size, ds.height))
+        stem = f"{image.stem}_r{row:05d}_c{col:05d}"
+        meta = profile | {
+            "height": win.height,
+            "width": win.width,
+            "transform": window_transform(win, ds.transform),
+        }
+        for key in ("blockxsize", "blockysize", "tiled"):
+            meta.pop(key, None)
+        with _reading(image):
+            pixels = ds.read(window=win)  # (bands, h, w)
+        _write_tif(stage / "images" / f"{stem}.tif", meta, pixels, ds.descriptions)
+        chip_mask = truth[row : row + win.height, col : col + win.width]
+        mask_meta = meta | {"count": 1, "dtype": "uint8", "nodata": None}
+        _write_tif(stage / "masks" / f"{stem}.tif", mask_meta, chip_mask[np.newaxis])
+        if dem_ds is not None and dem is not None:
+            _write_dem(dem_ds, ds, meta, stage / "dem" / f"{stem}.tif", dem)
+        now = time.monotonic()
+        if now - last >= every_s:
+            progress(progress_line(done, len(chips), now - start))
+            last = now
+
+
+def _check_out(out: Path) -> None:
+    """``UserError`` unless ``out`` may be written: new or empty, in an existing folder."""
+    parent = out.parent
+    if not parent.is_dir():
+        what = "is not a folder" if parent.exists() else "does not exist"
+        raise UserError(f"--out {out}: {parent} {what}; give --out in an existing folder")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UserError(f"{out} exists and is not empty: give a new --out folder")
+
+
+@contextlib.contextmanager
+def _staging(out: Path) -> Iterator[Path]:
+    """A new staging folder beside ``out``; on success its contents become ``out``.
+
+    It follows ``files.staged_dir``'s convention (``.NAME.*.staging``, made with the umask's
+    permissions, carrying ``files.STAGING_MARK`` with this process id), so
+    ``files.remove_stale_staging`` clears what a killed run left. ``staged_dir`` itself
+    would replace an empty ``out`` the user made (moved aside and deleted: its owner,
+    permissions or mount point lost); here the chips are moved into it instead. On failure
+    the staging folder is removed and ``out`` is untouched.
+    """
+    try:
+        stage = files.make_temp_dir(out.parent, f".{out.name}.", ".staging")
+    except OSError as exc:  # name --out, not the temporary folder
+        raise OSError(exc.errno, exc.strerror or str(exc), str(out)) from None
+    try:
+        try:
+            (stage / files.STAGING_MARK).write_text(f"{os.getpid()}\n")
+        except OSError as exc:
+            raise OSError(exc.errno, exc.strerror or str(exc), str(out)) from None
+        yield stage
+        (stage / files.STAGING_MARK).unlink()
+        if out.exists():  # an empty folder the user made
+            _move_into(stage, out)
+        else:
+            stage.rename(out)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)  # a full disk: nothing partial is left
+        raise
+
+
 def _all_zero(ds: Any) -> np.ndarray:
-    """``(H, W)`` True where every band is 0 (read one band at a time)."""
+    """``(H, W)`` True where every band is 0 (read one band at a time: every pixel of the
+    image is read here, so a damaged image stops before anything is written)."""
     zero = np.ones((ds.height, ds.width), bool)
     for band in range(1, ds.count + 1):
         zero &= ds.read(band) == 0
@@ -346,7 +628,8 @@ def _plan(
                 negative.append((row, col))
             else:
                 skipped_small += 1
-    keep = min(len(negative), int(round(negatives * len(positive))))
+    wanted = negatives * len(positive)  # inf for a huge --negatives: keep them all
+    keep = len(negative) if wanted >= len(negative) else int(round(wanted))
     order = np.random.default_rng(seed).permutation(len(negative))[:keep]
     chosen = [negative[i] for i in sorted(order)]
     if not positive:
@@ -365,21 +648,24 @@ def _plan(
     }
 
 
-def _write_dem(dem_ds: Any, ds: Any, meta: dict[str, Any], path: Path) -> None:
-    """The DEM warped (bilinear) onto the chip's grid, float32, nodata NaN."""
+def _write_dem(dem_ds: Any, ds: Any, meta: dict[str, Any], path: Path, dem: Path) -> None:
+    """The DEM (at ``dem``) warped (bilinear) onto the chip's grid, float32, nodata NaN."""
     from rasterio.enums import Resampling
     from rasterio.vrt import WarpedVRT
 
-    with WarpedVRT(
-        dem_ds,
-        crs=ds.crs,
-        transform=meta["transform"],
-        width=meta["width"],
-        height=meta["height"],
-        resampling=Resampling.bilinear,
-        nodata=np.nan,
-        dtype="float32",
-    ) as vrt:
+    with (
+        _reading(dem),
+        WarpedVRT(
+            dem_ds,
+            crs=ds.crs,
+            transform=meta["transform"],
+            width=meta["width"],
+            height=meta["height"],
+            resampling=Resampling.bilinear,
+            nodata=np.nan,
+            dtype="float32",
+        ) as vrt,
+    ):
         array = vrt.read(1)
     dem_meta = meta | {"count": 1, "dtype": "float32", "nodata": np.nan}
     _write_tif(path, dem_meta, array[np.newaxis])
