@@ -67,7 +67,7 @@ def test_lists_every_problem(synth_dir, tmp_path):
 
 
 def test_fixable_oddities_are_warnings(synth_dir, tmp_path):
-    root = _copy(synth_dir, tmp_path / "ds", count=3, negatives=0)
+    root = _copy(synth_dir, tmp_path / "ds", count=6, negatives=0)  # 6: no empty split
     mask_path = root / "landslide/mask/syn0000.png"
     mask = cv2.imread(str(mask_path), 0)
     cv2.imwrite(str(mask_path), (mask > 0).astype(np.uint8))  # 0/1 mask
@@ -88,7 +88,7 @@ def test_fixable_oddities_are_warnings(synth_dir, tmp_path):
 
 
 def test_mixed_dem_bit_depths_warn(synth_dir, tmp_path):
-    root = _copy(synth_dir, tmp_path / "ds", count=2, negatives=0)
+    root = _copy(synth_dir, tmp_path / "ds", count=6, negatives=0)  # 6: no empty split
     path = root / "landslide/dem/syn0000.png"
     cv2.imwrite(str(path), cv2.imread(str(path), 0).astype(np.uint16) * 256)
     report = check_dataset(root)

@@ -160,20 +160,20 @@ def _zip(folder: Path, zip_path: Path, prefix: str = "") -> Path:
 def test_a_zip_replaced_by_another_with_the_same_name_is_extracted_again(tmp_path, capsys):
     from landslide_tf.data import archive
 
-    first = _tiny_bijie(tmp_path / "a", n=3, seed=0)
-    second = _tiny_bijie(tmp_path / "b", n=5, seed=1)
+    first = _tiny_bijie(tmp_path / "a", n=6, seed=0)  # 6 and 8: check finds no empty split
+    second = _tiny_bijie(tmp_path / "b", n=8, seed=1)
     data = tmp_path / "data"
     data.mkdir()
     zip_path = _zip(first, data / "X.zip")
     assert call(data_cli.main, ["check", str(zip_path)]) == 0
     old = tree(data / "X")
-    assert sum(1 for p in old if p.startswith("landslide/image/")) == 3
+    assert sum(1 for p in old if p.startswith("landslide/image/")) == 6
 
     _zip(second, data / "X.zip")  # same name, other content
     os.utime(zip_path, ns=(1, (data / "X").stat().st_mtime_ns))  # even an older mtime
     assert call(data_cli.main, ["check", str(zip_path)]) == 0
     new = tree(data / "X")
-    assert sum(1 for p in new if p.startswith("landslide/image/")) == 5
+    assert sum(1 for p in new if p.startswith("landslide/image/")) == 8
     assert new != old
     marker = (data / "X" / archive.EXTRACTED_MARKER).read_text().splitlines()
     assert marker[1] == archive.zip_key(zip_path)

@@ -177,3 +177,15 @@ def add_precision_arg(parser: Any, default: str = "float32") -> None:
         help=f"arithmetic of the model (default {default}: the same answer on every path; "
         "auto = bfloat16/float16 where the hardware is fast at it)",
     )
+
+
+def seed_type(text: str) -> int:
+    """argparse ``type`` of a ``--seed``: an integer in [0, 2**32), as numpy's generators
+    take (a usage error, exit 2, instead of numpy's traceback)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected an integer seed") from None
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"{value}: a seed must be in [0, 2**32 - 1]")
+    return value

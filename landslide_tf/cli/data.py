@@ -14,7 +14,7 @@ import logging
 import time
 from typing import Any
 
-from landslide_tf.cli.common import ArgumentParser, run_cli
+from landslide_tf.cli.common import ArgumentParser, run_cli, seed_type
 from landslide_tf.errors import UserError
 
 
@@ -24,7 +24,7 @@ def _parser() -> argparse.ArgumentParser:
     synth = sub.add_parser("synth", help="write the synthetic Bijie-like dataset")
     synth.add_argument("--out", required=True, help="destination folder")
     synth.add_argument("--n", type=int, default=120, help="landslide tiles (default 120)")
-    synth.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    synth.add_argument("--seed", type=seed_type, default=0, help="random seed (default 0)")
     synth.add_argument(
         "--negatives", type=int, default=None, help="non-landslide tiles (default n // 4)"
     )
@@ -45,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.add_argument(
         "--seed",
-        type=int,
+        type=seed_type,
         default=42,  # TrainConfig.seed: the split train makes by default
         help="split seed, as train --seed (default 42): the split train would use is shown",
     )
@@ -55,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--negatives",
         default="off",
+        type=_negatives,
         help="bijie: non-landslide tiles in the split, as train --negatives: off (default), "
         "on, or negatives per landslide tile",
     )
@@ -75,7 +76,7 @@ def _add_chip_parser(sub: Any) -> None:
     p.add_argument("--min-landslide", type=float, default=0.0, help="least landslide share")
     p.add_argument("--negatives", type=float, default=0.2, help="negatives per landslide chip")
     p.add_argument("--max-nodata", type=float, default=0.5, help="most nodata share (0.5)")
-    p.add_argument("--seed", type=int, default=0, help="seed for the negatives (default 0)")
+    p.add_argument("--seed", type=seed_type, default=0, help="seed for the negatives (default 0)")
     p.add_argument(
         "--skip-empty",
         action="store_true",
@@ -86,6 +87,17 @@ def _add_chip_parser(sub: Any) -> None:
         type=_classes,
         help="mask values that are landslide, e.g. 1,2 (needed when the mask has several)",
     )
+
+
+def _negatives(text: str) -> str:
+    """``check --negatives`` checked as ``train --negatives`` is (a usage error, exit 2)."""
+    from landslide_tf.data.bijie import parse_negatives
+
+    try:
+        parse_negatives(text)
+    except UserError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def _classes(text: str) -> list[int]:

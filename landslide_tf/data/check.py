@@ -49,6 +49,7 @@ from landslide_tf.data.formats import (
 from landslide_tf.data.nodata import dem_nodata_warning
 from landslide_tf.data.readers import decode_dem, decode_mask, decode_rgb, tile_size_problem
 from landslide_tf.data.sample import Sample
+from landslide_tf.data.split import given_split_files
 from landslide_tf.errors import DataError, UserError
 
 logger = logging.getLogger(__name__)
@@ -149,9 +150,10 @@ class CheckReport:
         lines += [f"note: {note}" for note in self.notes]
         if self.warnings:
             lines.append(f"warnings ({len(self.warnings)}, fixed when loading):")
-            lines += [f"  - {w}" for w in self.warnings[:MAX_WARNINGS_SHOWN]]
-            if len(self.warnings) > MAX_WARNINGS_SHOWN:
-                lines.append(f"  ... and {len(self.warnings) - MAX_WARNINGS_SHOWN} more")
+            grouped = grouped_warnings(self.warnings)
+            lines += [f"  - {w}" for w in grouped[:MAX_WARNINGS_SHOWN]]
+            if len(grouped) > MAX_WARNINGS_SHOWN:
+                lines.append(f"  ... and {len(grouped) - MAX_WARNINGS_SHOWN} more kinds")
         if self.problems:
             lines.append(f"problems ({len(self.problems)}):")
             lines += [f"  - {p}" for p in self.problems]
@@ -171,10 +173,49 @@ class CheckReport:
             lines.append(self.split_line())
         if self.landslide_share is not None:
             lines.append(f"landslide share: {100 * self.landslide_share:.2f} % of pixels")
-        lines += [f"warning: {w}" for w in self.warnings]
+        lines += [f"warning: {w}" for w in grouped_warnings(self.warnings)]
         lines += [f"problem: {p}" for p in self.problems]
         lines.append("ok" if self.ok else "NOT usable")
         return "\n".join(lines)
+
+
+def empty_split_problems(splits: dict[str, int], split_dir: str | Path | None) -> list[str]:
+    """The split parts ``train`` would refuse as empty (``training.fit.prepare_splits``):
+    train and val always; test unless ``split_dir`` ships train/val lists without a test list."""
+    given = given_split_files(split_dir) if split_dir is not None else None
+    test_optional = given is not None and given["test"] is None
+    sizes = ", ".join(f"{k} {v}" for k, v in splits.items())
+    return [
+        f"the {name} split is empty ({sizes}): train stops; use more tiles"
+        for name in ("train", "val", "test")
+        if not splits.get(name) and not (name == "test" and test_optional)
+    ]
+
+
+def grouped_warnings(warnings: list[str]) -> list[str]:
+    """One line per kind of warning, in order of first appearance: ``PATH: what`` for a
+    kind one file has, ``N files: what (e.g. PATH)`` for a kind many have, so a note every
+    tile carries (an alpha channel dropped) does not hide the rarer ones."""
+    kinds: dict[str, list[str]] = {}
+    for warning in warnings:
+        path, sep, what = warning.partition(": ")
+        if not sep or not _looks_like_path(path):
+            path, what = "", warning
+        kinds.setdefault(what, []).append(path)
+    lines = []
+    for what, paths in kinds.items():
+        if len(paths) == 1:
+            lines.append(f"{paths[0]}: {what}" if paths[0] else what)
+        elif any(paths):
+            example = next(p for p in paths if p)
+            lines.append(f"{len(paths):,} files: {what} (e.g. {example})")
+        else:
+            lines.append(f"{what} ({len(paths):,} times)")
+    return lines
+
+
+def _looks_like_path(text: str) -> bool:
+    return "/" in text or "\\" in text or Path(text).suffix.lower() in (".png", ".h5", ".tif")
 
 
 def _list_pngs(folder: Path, report: CheckReport) -> dict[str, Path]:
@@ -384,6 +425,7 @@ def _check_multiband(
         if problem:  # train would stop on it (band_statistics)
             report.problems.append(problem)
     report.splits = {name: len(tiles) for name, tiles in split.items()}
+    report.problems += empty_split_problems(report.splits, split_dir)
     report.warnings += overlap_warnings(split)
 
 
@@ -473,6 +515,7 @@ def check_dataset(
             )
             split = plan_splits("bijie", samples, seed, split_dir, write=False)
             report.splits = {name: len(tiles) for name, tiles in split.items()}
+            report.problems += empty_split_problems(report.splits, split_dir)
         except DataError as exc:
             report.problems.append(str(exc))
     logger.info("checked %s in %.1f s", folder, time.monotonic() - start)
