@@ -171,3 +171,29 @@ def test_default_dir_without_env(monkeypatch, tmp_path):
     monkeypatch.delenv("LANDSLIDE_TF_DATA", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
     assert default_data_dir() == tmp_path / ".cache" / "landslide_tf" / "synthetic-v1"
+
+
+def test_links_and_empty_folders_of_the_user_are_refused_and_kept(tmp_path):
+    """A folder holding only a user's link or empty folder is not empty: refused, kept; a
+    linked --out is refused rather than replaced by a folder."""
+    from landslide_tf.errors import UserError
+
+    target = tmp_path / "userdata"
+    target.mkdir()
+    (target / "keep.txt").write_text("mine")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "mylink").symlink_to(target)
+    (out / "emptysub").mkdir()
+    with pytest.raises(UserError, match="holds more than a synthetic set"):
+        synthesize(out, n=1)
+    assert sorted(p.name for p in out.iterdir()) == ["emptysub", "mylink"]
+    assert (out / "mylink").is_symlink() and (target / "keep.txt").read_text() == "mine"
+    linked = tmp_path / "linked"
+    linked.symlink_to(target)
+    with pytest.raises(UserError, match="is a symbolic link"):
+        synthesize(linked, n=1)
+    assert linked.is_symlink() and sorted(p.name for p in target.iterdir()) == ["keep.txt"]
+    # a set of our own with no negatives (empty non-landslide folders) is still replaced
+    own = synthesize(tmp_path / "own", n=2, negatives=0, max_size=40, min_size=32)
+    assert synthesize(own, n=3, negatives=0, max_size=40, min_size=32) == own

@@ -265,19 +265,28 @@ def _synthetic_files(info: dict) -> set[Path]:
 def _check_replaceable(out: Path) -> None:
     """``UserError`` unless ``out`` is missing, an empty folder, or a synthetic set written by
     ``synthesize`` and nothing else (the folders it may replace as a whole)."""
+    if out.is_symlink():  # replacing it would put a folder where the user's link was
+        raise UserError(f"{out} is a symbolic link: give the folder it points to as --out")
     if not out.exists():
         return
     if not out.is_dir():
         raise UserError(f"{out} is a file, not a folder: choose another --out")
-    found = {p.relative_to(out) for p in out.rglob("*") if not p.is_dir()}
     ours: set[Path] = set()
     try:
         info = json.loads((out / INFO_FILE).read_text())
         if info["generator"] == GENERATOR:
             ours = _synthetic_files(info)
+            ours |= {Path(group) for group in FOLDERS}
+            ours |= {Path(group, sub) for group, subs in FOLDERS.items() for sub in subs}
     except (OSError, ValueError, TypeError, KeyError):
         pass  # no readable synthetic.json: nothing in the folder is ours
-    others = sorted(found - ours)
+    # folders and links count too: an empty folder or a link of the user's is theirs
+    found = {p.relative_to(out): p for p in out.rglob("*")}
+    others = sorted(
+        rel
+        for rel, path in found.items()
+        if rel not in ours or (path.is_symlink() and path.is_dir())
+    )
     if others:
         raise UserError(
             f"{out} is not empty and holds more than a synthetic set of landslide_tf "
