@@ -166,6 +166,119 @@ def test_mirrored_loss_close_to_plain_single_device_fit(mirrored_run):
     np.testing.assert_allclose(mirrored, single, rtol=1e-2)
 
 
+# Runs in a fresh interpreter with 2 logical CPUs: the losses that return one value for the
+# whole batch (not one per pixel) under ``mirrored``. One tiny model with one 1x1-conv sigmoid
+# head per loss (heads share no weights, so each head's update comes from its own loss) takes
+# one SGD step on a global batch of 4 (2 tiles per replica); the reference computes each loss
+# on each replica's 2 tiles on one device and averages the two gradients, i.e. trains on the
+# mean of the per-replica losses. Keras once returned these 0-d losses unscaled, so the
+# replicas' gradients were summed: twice the reference step and twice the logged loss.
+_WHOLE_BATCH = ("dice", "bce_dice", "tversky", "focal_tversky", "lovasz_hinge")
+_WHOLE_BATCH_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    from landslide_tf.training.distribute import configure_threads, get_strategy
+    from landslide_tf.training.distribute import split_logical_cpus
+    configure_threads(2, cores=2)
+    split_logical_cpus(2)
+    import numpy as np, keras, tensorflow as tf
+    from landslide_tf.losses import get_loss
+
+    NAMES, PER_REPLICA, LR = sys.argv[1].split(","), 2, 0.5
+    strategy = get_strategy("mirrored")
+    replicas = strategy.num_replicas_in_sync
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(PER_REPLICA * replicas, 8, 8, 2)).astype("float32")  # (n, h, w, c)
+    y = np.zeros((len(x), 8, 8, 1), "float32")  # (n, h, w, 1)
+    y[0, :6, :6] = y[1, 2:5, :3] = y[2, :1, :1] = 1  # replica 1: big scars; replica 2: a dot
+
+    def build():
+        inputs = keras.Input((8, 8, 2))
+        heads = {
+            n: keras.layers.Activation("sigmoid", dtype="float32", name=n)(
+                keras.layers.Conv2D(1, 1, name=f"{n}_logits")(inputs)
+            )
+            for n in NAMES
+        }
+        return keras.Model(inputs, heads)
+
+    keras.utils.set_random_seed(0)
+    init = build().get_weights()
+
+    with strategy.scope():
+        model = build()
+        model.set_weights(init)
+        model.compile(optimizer=keras.optimizers.SGD(LR),
+                      loss={n: get_loss(n) for n in NAMES})
+        logs = model.fit(x, {n: y for n in NAMES}, batch_size=len(x), epochs=1, verbose=0,
+                         shuffle=False).history
+    mirrored = {v.path: np.asarray(v) for v in model.trainable_weights}
+
+    ref = build()
+    ref.set_weights(init)
+    out = ref(x)
+    with tf.GradientTape() as tape:
+        per_replica = {n: [] for n in NAMES}
+        for r in range(replicas):
+            part = slice(r * PER_REPLICA, (r + 1) * PER_REPLICA)
+            pred = ref(x[part])
+            for n in NAMES:
+                per_replica[n].append(get_loss(n)(y[part], pred[n]))
+        total = sum(tf.add_n(v) / replicas for v in per_replica.values())
+    grads = tape.gradient(total, ref.trainable_weights)
+    result = {}
+    for n in NAMES:
+        paths = [v.path for v in ref.trainable_weights if v.path.startswith(f"{n}_logits/")]
+        ref_delta = [-LR * np.asarray(g) for v, g in zip(ref.trainable_weights, grads)
+                     if v.path in paths]
+        start = [w for v, w in zip(ref.trainable_weights, init) if v.path in paths]
+        result[n] = {
+            "mirrored_delta": np.concatenate([(mirrored[p] - w).ravel()
+                                              for p, w in zip(paths, start)]).tolist(),
+            "reference_delta": np.concatenate([d.ravel() for d in ref_delta]).tolist(),
+            "mirrored_loss": float(logs[f"{n}_loss"][0]),
+            "per_replica_losses": [float(v) for v in per_replica[n]],
+            "whole_batch_loss": float(get_loss(n)(y, out[n])),
+        }
+    print(json.dumps({"replicas": replicas, "losses": result}))
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def whole_batch_run() -> dict:
+    """Run the whole-batch-loss scenario once and return its JSON results."""
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES="")
+    proc = subprocess.run(
+        [sys.executable, "-c", _WHOLE_BATCH_SCRIPT, ",".join(_WHOLE_BATCH)],
+        capture_output=True, text=True, env=env, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("name", _WHOLE_BATCH)
+def test_mirrored_whole_batch_loss_is_the_mean_over_replicas(whole_batch_run, name):
+    assert whole_batch_run["replicas"] == 2
+    run = whole_batch_run["losses"][name]
+    per_replica = np.array(run["per_replica_losses"])
+    # the logged loss is the mean of the replicas' losses, not their sum
+    assert run["mirrored_loss"] == pytest.approx(per_replica.mean(), rel=1e-5)
+    assert run["mirrored_loss"] < 0.75 * per_replica.sum()
+    # and the step is the single-device step on that mean (a summed loss would double it)
+    mirrored, reference = np.array(run["mirrored_delta"]), np.array(run["reference_delta"])
+    assert np.abs(reference).max() > 1e-3  # the weights moved
+    np.testing.assert_allclose(mirrored, reference, rtol=1e-4, atol=1e-7)
+
+
+def test_mirrored_dice_is_per_replica_not_over_the_global_batch(whole_batch_run):
+    # docs/readme_performance.md: under several replicas a whole-batch loss such as Dice is
+    # computed on each replica's batch and averaged, which differs from one Dice over all
+    # tiles of the global batch (here replica 2 holds only a one-pixel scar).
+    run = whole_batch_run["losses"]["dice"]
+    assert abs(run["mirrored_loss"] - run["whole_batch_loss"]) > 0.01
+
+
 def test_configure_threads_before_init(mirrored_run):
     assert mirrored_run["threads"] == [1, 1]
     assert mirrored_run["tf_threads"] == [1, 1]

@@ -204,9 +204,22 @@ def test_bce_dice_is_the_sum():
     assert total == pytest.approx(expected, rel=1e-5)
 
 
-@pytest.mark.parametrize("name", list(LOSSES))
-def test_gradient_is_finite_and_nonzero(name):
-    loss = get_loss(name)
+# Focal with gamma < 1: Keras' focal factor (1 - v_t)^gamma had an infinite slope (NaN
+# gradients) at predictions of exactly 0 or 1, which a float32 sigmoid reaches.
+GRADIENT_CASES = [(name, {}) for name in LOSSES] + [
+    ("focal", {"gamma": 0.0}),
+    ("focal", {"gamma": 0.5}),
+    ("focal", {"gamma": 0.5, "alpha": None}),
+]
+
+
+@pytest.mark.parametrize(
+    "name, kwargs",
+    GRADIENT_CASES,
+    ids=[n + "".join(f"-{k}={v}" for k, v in kw.items()) for n, kw in GRADIENT_CASES],
+)
+def test_gradient_is_finite_and_nonzero(name, kwargs):
+    loss = get_loss(name, **kwargs)
     y = tf.constant(as4d(GT))
     for start in (np.clip(as4d(TABLES[2][0]), 0.2, 0.8), as4d(GT)):  # imperfect, perfect
         v = tf.Variable(start)
@@ -218,6 +231,39 @@ def test_gradient_is_finite_and_nonzero(name):
     with tf.GradientTape() as tape:
         out = loss(y, v)
     assert np.abs(tape.gradient(out, v).numpy()).sum() > 0
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.5, 2.0])
+def test_focal_gradient_is_finite_through_a_saturated_sigmoid(gamma):
+    # Logits far past float32 saturation: sigmoid gives exactly 1.0 and 0.0, right and wrong.
+    z = tf.Variable([[[[30.0], [-120.0]], [[30.0], [-120.0]]]])  # (1, 2, 2, 1)
+    y = tf.constant([[[[1.0], [0.0]], [[0.0], [1.0]]]])
+    loss = get_loss("focal", gamma=gamma)
+    with tf.GradientTape() as tape:
+        out = loss(y, keras.activations.sigmoid(z))
+    grad = tape.gradient(out, z).numpy()
+    assert np.isfinite(float(out)) and np.all(np.isfinite(grad))
+    assert grad[0, 1, 0, 0] > 0 and grad[0, 1, 1, 0] < 0  # the wrong pixels are pushed back
+
+
+def test_focal_keeps_the_keras_config_and_old_runs_still_load(tmp_path):
+    # get_loss("focal") used to build Keras' own class; it is now a registered subclass with
+    # the same config keys and values, and a model saved with the old loss still loads.
+    old = keras.losses.BinaryFocalCrossentropy(
+        apply_class_balancing=True, alpha=0.25, gamma=2.0, from_logits=False, name="focal"
+    )
+    new = get_loss("focal")
+    assert isinstance(new, keras.losses.BinaryFocalCrossentropy)
+    assert new.get_config() == old.get_config()
+    assert type(new).from_config(old.get_config()).get_config() == old.get_config()
+    model = _tiny_model()
+    model.compile(optimizer="sgd", loss=old)
+    model.save(tmp_path / "old.keras")
+    restored = keras.saving.load_model(tmp_path / "old.keras")
+    assert isinstance(restored.loss, keras.losses.BinaryFocalCrossentropy)
+    assert restored.loss.name == "focal" and restored.loss.get_config() == old.get_config()
+    y, v = as4d(GT), np.clip(as4d(TABLES[4][0]), 0.1, 0.9)
+    assert value(restored.loss, y, v) == pytest.approx(value(new, y, v), rel=1e-6)
 
 
 @pytest.mark.parametrize("name", list(LOSSES))
@@ -264,11 +310,13 @@ def test_bad_arguments_raise_clear_value_error(name, kwargs, match):
         ("bce", {}),
         ("focal", {"alpha": 0.4, "gamma": 1.5}),
         ("focal", {"alpha": None}),
+        ("focal", {"gamma": 0.5}),
         ("dice", {"smooth": 0.5}),
         ("wce", {"class_weights": (0.6, 3.2)}),
         ("bce_dice", {"dice_weight": 2.0}),
         ("tversky", {"alpha": 0.2, "beta": 0.8}),
         ("focal_tversky", {"gamma": 1.5}),
+        ("lovasz_hinge", {"bce_weight": 0.5}),
     ],
 )
 def test_config_json_round_trip(name, kwargs):

@@ -12,8 +12,9 @@ Names (``LOSSES`` / ``get_loss``):
                 (``keras.losses.BinaryCrossentropy``; identical maths)
 ``focal``       ``-(1/X) sum_i a_t (1 - v_t)^gamma log(v_t)``, ``v_t = y v + (1 - y)(1 - v)``,
                 ``a_t = alpha`` for landslide and ``1 - alpha`` for background pixels
-                (Lin et al. 2017; ``keras.losses.BinaryFocalCrossentropy`` with class
-                balancing; identical maths). ``alpha=None`` drops the balancing term.
+                (Lin et al. 2017; ``FocalLoss``: ``keras.losses.BinaryFocalCrossentropy``
+                with class balancing, identical maths, the factor ``(1 - v_t)^gamma`` from
+                clipped probabilities). ``alpha=None`` drops the balancing term.
 ``dice``        ``1 - (2 sum(y v) + s) / (sum y + sum v + s)`` over the whole batch
 ``wce``         ``-(1/X) sum_i sum_c w_c y_ic log v_ic`` over the classes {background,
                 landslide} with ``v_i1 = v_i``, ``v_i0 = 1 - v_i``
@@ -24,6 +25,8 @@ Names (``LOSSES`` / ``get_loss``):
 ==============  ==========================================================================
 
 ``X`` is the number of pixels in the batch and ``s`` a smoothing constant (default 1.0).
+Under several replicas a whole-batch loss (Dice, Tversky, ...) is taken over each replica's
+batch and averaged (``whole_batch_loss``).
 
 Modules: :mod:`~landslide_tf.losses.functions` (the pure functions and ``wce_weights``),
 :mod:`~landslide_tf.losses.classes` (the Keras ``Loss`` classes),
@@ -37,15 +40,18 @@ from __future__ import annotations
 from landslide_tf.losses.classes import (
     BCEDiceLoss,
     DiceLoss,
+    FocalLoss,
     FocalTverskyLoss,
     TverskyLoss,
     WeightedCrossentropy,
+    whole_batch_loss,
 )
 from landslide_tf.losses.functions import (
     DEFAULT_LANDSLIDE_FRACTION,
     DEFAULT_SMOOTH,
     binary_crossentropy,
     dice_loss,
+    focal_crossentropy,
     focal_tversky_loss,
     tversky_index,
     tversky_loss,
@@ -61,12 +67,14 @@ __all__ = [
     "LOSSES",
     "BCEDiceLoss",
     "DiceLoss",
+    "FocalLoss",
     "FocalTverskyLoss",
     "LovaszHingeLoss",
     "TverskyLoss",
     "WeightedCrossentropy",
     "binary_crossentropy",
     "dice_loss",
+    "focal_crossentropy",
     "focal_tversky_loss",
     "get_loss",
     "loss_arguments",
@@ -75,4 +83,5 @@ __all__ = [
     "tversky_loss",
     "wce_weights",
     "weighted_crossentropy",
+    "whole_batch_loss",
 ]

@@ -1,6 +1,11 @@
-"""The Keras ``Loss`` classes of the losses Keras does not ship: thin wrappers over
+"""The Keras ``Loss`` classes of the package: thin wrappers over
 :mod:`landslide_tf.losses.functions`, argument checks at construction, ``get_config`` = super
 + own arguments, registered for ``.keras`` files (package ``landslide_tf``).
+
+The whole-batch losses (Dice, BCE + Dice, Tversky, focal Tversky and the Lovasz hinge of
+:mod:`landslide_tf.losses.lovasz`) return their one value through :func:`whole_batch_loss`,
+so that under a ``tf.distribute`` strategy Keras averages it over the replicas as it does a
+per-pixel loss, instead of summing it.
 """
 
 from __future__ import annotations
@@ -17,13 +22,40 @@ from landslide_tf.losses.functions import (
     DEFAULT_SMOOTH,
     binary_crossentropy,
     dice_loss,
+    focal_crossentropy,
     focal_tversky_loss,
     tversky_loss,
     wce_weights,
     weighted_crossentropy,
 )
 
-__all__ = ["BCEDiceLoss", "DiceLoss", "FocalTverskyLoss", "TverskyLoss", "WeightedCrossentropy"]
+__all__ = [
+    "BCEDiceLoss",
+    "DiceLoss",
+    "FocalLoss",
+    "FocalTverskyLoss",
+    "TverskyLoss",
+    "WeightedCrossentropy",
+    "whole_batch_loss",
+]
+
+
+def whole_batch_loss(value: Any) -> Any:
+    """A 0-d loss of the whole batch as a ``(1,)`` tensor, for ``Loss.call`` to return.
+
+    Keras' reduction returns a 0-d value untouched, so under a ``tf.distribute`` strategy
+    with ``N`` replicas it skips the division by ``N`` that it applies to per-pixel losses
+    (``keras.src.losses.loss.reduce_values``): the all-reduce then sums the replicas'
+    gradients, ``N`` times too large, and Keras logs ``N`` times the loss. Shape ``(1,)``
+    takes the mean-reduction path: the sum of one element divided by 1 (bit-for-bit the
+    value on one device), then by ``N``; so each replica's batch gets its own value and
+    training follows the mean of them. ``Loss.__call__`` still returns a scalar.
+
+    Example:
+        >>> tuple(whole_batch_loss(0.5).shape)
+        (1,)
+    """
+    return ops.reshape(value, (1,))
 
 
 @keras.saving.register_keras_serializable(package="landslide_tf")
@@ -38,7 +70,7 @@ class DiceLoss(keras.losses.Loss):
     Args:
         smooth: smoothing ``s`` >= 0 (pixels), default 1.0.
         name: loss name.
-        reduction: Keras reduction (the value is already a scalar).
+        reduction: Keras reduction of the one batch value (see ``whole_batch_loss``).
         dtype: computation dtype, default float32.
 
     Example:
@@ -59,7 +91,7 @@ class DiceLoss(keras.losses.Loss):
         self.smooth = check_nonneg("smooth", smooth, loss="dice")
 
     def call(self, y_true: Any, y_pred: Any) -> Any:
-        return dice_loss(y_true, y_pred, self.smooth)
+        return whole_batch_loss(dice_loss(y_true, y_pred, self.smooth))
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
@@ -113,6 +145,60 @@ class WeightedCrossentropy(keras.losses.Loss):
 
 
 @keras.saving.register_keras_serializable(package="landslide_tf")
+class FocalLoss(keras.losses.BinaryFocalCrossentropy):
+    """``keras.losses.BinaryFocalCrossentropy`` with a finite gradient for every ``gamma >= 0``.
+
+    Same arguments, maths and config keys as the Keras class (this is the ``focal`` of
+    ``get_loss``), computed by :func:`~landslide_tf.losses.functions.focal_crossentropy`:
+    the focal factor ``(1 - v_t)^gamma`` takes clipped probabilities, so a float32 sigmoid
+    saturated to exactly 0 or 1 no longer gives NaN gradients for ``gamma < 1``. Runs saved
+    with the Keras class still load (as that class).
+
+    Args:
+        apply_class_balancing: weigh landslide pixels by ``alpha``, background by ``1 - alpha``.
+        alpha: the landslide weight in [0, 1], default 0.25.
+        gamma: the focusing exponent >= 0, default 2.
+        from_logits: whether ``y_pred`` holds logits (the models output probabilities).
+        label_smoothing: in [0, 1], default 0.
+        axis: the axis to average over before the reduction, default -1.
+        name: loss name.
+        reduction: Keras reduction over pixels (mean by default).
+        dtype: computation dtype, default float32.
+
+    Example:
+        With ``gamma = 0`` and no balancing it is BCE: ``-log 0.5``:
+
+        >>> round(float(FocalLoss(gamma=0.0)([[1.0]], [[0.5]])), 4)
+        0.6931
+    """
+
+    def __init__(
+        self,
+        apply_class_balancing: bool = False,
+        alpha: float = 0.25,
+        gamma: float = 2.0,
+        from_logits: bool = False,
+        label_smoothing: float = 0.0,
+        axis: int = -1,
+        reduction: str | None = "sum_over_batch_size",
+        name: str = "focal",
+        dtype: Any = None,
+    ) -> None:
+        super().__init__(
+            apply_class_balancing=bool(apply_class_balancing),
+            alpha=check_unit("alpha", alpha, loss=name),
+            gamma=check_nonneg("gamma", gamma, loss=name),
+            from_logits=from_logits,
+            label_smoothing=check_unit("label_smoothing", label_smoothing, loss=name),
+            axis=axis,
+            reduction=reduction,
+            name=name,
+            dtype=dtype,
+        )
+        self.fn = focal_crossentropy  # Keras' LossFunctionWrapper.call runs self.fn
+
+
+@keras.saving.register_keras_serializable(package="landslide_tf")
 class BCEDiceLoss(keras.losses.Loss):
     """``bce_weight * BCE + dice_weight * Dice`` (Dice as in ``DiceLoss``).
 
@@ -121,7 +207,7 @@ class BCEDiceLoss(keras.losses.Loss):
         dice_weight: weight of the batch Dice loss, default 1.
         smooth: Dice smoothing, default 1.0.
         name: loss name.
-        reduction: Keras reduction (the value is already a scalar).
+        reduction: Keras reduction of the one batch value (see ``whole_batch_loss``).
         dtype: computation dtype, default float32.
 
     Example:
@@ -147,7 +233,8 @@ class BCEDiceLoss(keras.losses.Loss):
 
     def call(self, y_true: Any, y_pred: Any) -> Any:
         bce = ops.mean(binary_crossentropy(y_true, y_pred))
-        return self.bce_weight * bce + self.dice_weight * dice_loss(y_true, y_pred, self.smooth)
+        dice = dice_loss(y_true, y_pred, self.smooth)
+        return whole_batch_loss(self.bce_weight * bce + self.dice_weight * dice)
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
@@ -170,7 +257,7 @@ class TverskyLoss(keras.losses.Loss):
         beta: weight of false negatives in [0, 1].
         smooth: smoothing ``s`` >= 0, default 1.0.
         name: loss name.
-        reduction: Keras reduction (the value is already a scalar).
+        reduction: Keras reduction of the one batch value (see ``whole_batch_loss``).
         dtype: computation dtype, default float32.
 
     Example:
@@ -193,7 +280,7 @@ class TverskyLoss(keras.losses.Loss):
         self.smooth = check_nonneg("smooth", smooth, loss=name)
 
     def call(self, y_true: Any, y_pred: Any) -> Any:
-        return tversky_loss(y_true, y_pred, self.alpha, self.beta, self.smooth)
+        return whole_batch_loss(tversky_loss(y_true, y_pred, self.alpha, self.beta, self.smooth))
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
@@ -212,7 +299,7 @@ class FocalTverskyLoss(TverskyLoss):
             ``gamma < 1`` raises the loss of tiles that are already nearly right.
         smooth: smoothing ``s`` >= 0, default 1.0.
         name: loss name.
-        reduction: Keras reduction (the value is already a scalar).
+        reduction: Keras reduction of the one batch value (see ``whole_batch_loss``).
         dtype: computation dtype, default float32.
 
     Example:
@@ -237,7 +324,8 @@ class FocalTverskyLoss(TverskyLoss):
         self.gamma = check_nonneg("gamma", gamma, loss=name)
 
     def call(self, y_true: Any, y_pred: Any) -> Any:
-        return focal_tversky_loss(y_true, y_pred, self.alpha, self.beta, self.gamma, self.smooth)
+        loss = focal_tversky_loss(y_true, y_pred, self.alpha, self.beta, self.gamma, self.smooth)
+        return whole_batch_loss(loss)
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()

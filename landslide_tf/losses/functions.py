@@ -53,6 +53,66 @@ def binary_crossentropy(y_true: Any, y_pred: Any) -> Any:
     return -(y_true * ops.log(y_pred) + (1.0 - y_true) * ops.log(1.0 - y_pred))
 
 
+def focal_crossentropy(
+    y_true: Any,
+    y_pred: Any,
+    apply_class_balancing: bool = False,
+    alpha: float = 0.25,
+    gamma: float = 2.0,
+    from_logits: bool = False,
+    label_smoothing: float = 0.0,
+    axis: int = -1,
+) -> Any:
+    """``keras.losses.binary_focal_crossentropy`` with a focal factor that stays differentiable.
+
+    Same arguments and maths: ``a_t (1 - v_t)^gamma BCE(y, v)``, averaged over ``axis``, with
+    ``v_t = y v + (1 - y)(1 - v)``. Keras clips ``v`` only inside the logarithm of the BCE,
+    so once a float32 sigmoid saturates to exactly 0 or 1, ``1 - v_t`` is 0 and for
+    ``gamma < 1`` the gradient of ``(1 - v_t)^gamma`` is infinite (NaN after the chain
+    rule). Here ``v_t`` comes from ``clip_probabilities(v)``, so ``1 - v_t >= eps``; the BCE
+    term is Keras' own (``keras.ops.binary_crossentropy``, which takes the logits of a Keras
+    sigmoid output when it has them), so values change only where ``v`` is within ``eps`` of
+    0 or 1, by at most ``eps^gamma`` times that pixel's BCE.
+
+    Args:
+        y_true: ``(N, H, W, 1)`` in {0, 1}.
+        y_pred: ``(N, H, W, 1)`` probabilities (logits with ``from_logits=True``).
+        apply_class_balancing: weigh landslide pixels by ``alpha`` and background pixels by
+            ``1 - alpha``.
+        alpha: the landslide weight in [0, 1].
+        gamma: the focusing exponent >= 0.
+        from_logits: whether ``y_pred`` holds logits.
+        label_smoothing: squeeze the labels towards 0.5 by this much.
+        axis: the axis to average over.
+
+    Returns:
+        ``(N, H, W)`` float losses (the input shape without ``axis``).
+
+    Example:
+        A saturated, correct prediction has a finite gradient for ``gamma = 0.5``:
+
+        >>> import tensorflow as tf
+        >>> v = tf.Variable([[1.0], [0.0]])
+        >>> with tf.GradientTape() as tape:
+        ...     loss = ops.mean(focal_crossentropy([[1.0], [0.0]], v, gamma=0.5))
+        >>> bool(ops.all(ops.isfinite(tape.gradient(loss, v))))
+        True
+    """
+    y_pred = ops.convert_to_tensor(y_pred)
+    y_true = ops.cast(y_true, y_pred.dtype)
+    if label_smoothing:
+        y_true = y_true * (1.0 - label_smoothing) + 0.5 * label_smoothing
+    if from_logits:
+        y_pred = ops.sigmoid(y_pred)
+    bce = ops.binary_crossentropy(y_true, y_pred, from_logits=False)
+    v = clip_probabilities(y_pred)
+    p_t = y_true * v + (1.0 - y_true) * (1.0 - v)
+    focal = ops.power(1.0 - p_t, gamma) * bce
+    if apply_class_balancing:
+        focal = (y_true * alpha + (1.0 - y_true) * (1.0 - alpha)) * focal
+    return ops.mean(focal, axis=axis)
+
+
 def weighted_crossentropy(
     y_true: Any, y_pred: Any, class_weights: tuple[float, float] = (1.0, 1.0)
 ) -> Any:

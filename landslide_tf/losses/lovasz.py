@@ -21,6 +21,7 @@ import keras
 from keras import ops
 
 from landslide_tf.losses.checks import check_nonneg
+from landslide_tf.losses.classes import whole_batch_loss
 from landslide_tf.losses.functions import as_float32, binary_crossentropy, clip_probabilities
 
 
@@ -71,7 +72,7 @@ class LovaszHingeLoss(keras.losses.Loss):
     Args:
         bce_weight: weight of an added mean BCE term, default 0 (pure Lovasz hinge).
         name: loss name.
-        reduction: Keras reduction (the value is already a scalar).
+        reduction: Keras reduction of the one batch value (see ``whole_batch_loss``).
         dtype: computation dtype, default float32.
 
     Example:
@@ -93,7 +94,7 @@ class LovaszHingeLoss(keras.losses.Loss):
         loss = lovasz_hinge(y_true, y_pred)
         if self.bce_weight:
             loss = loss + self.bce_weight * ops.mean(binary_crossentropy(y_true, y_pred))
-        return loss
+        return whole_batch_loss(loss)
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()

@@ -1,9 +1,10 @@
 """The loss registry: ``LOSSES`` (name -> constructor) and ``get_loss(name, **kwargs)``.
 
 ``get_loss`` fails with the valid names for an unknown loss and with the valid keywords for
-an unknown argument; ``bce`` and ``focal`` are Keras' own losses, built by :func:`bce` and
-:func:`focal`; the others are :mod:`landslide_tf.losses.classes` and
-:mod:`landslide_tf.losses.lovasz`.
+an unknown argument; ``bce`` is Keras' own loss, built by :func:`bce`, and ``focal`` is
+:class:`~landslide_tf.losses.classes.FocalLoss` (Keras' focal loss with a finite gradient
+for ``gamma < 1``), built by :func:`focal`; the others are
+:mod:`landslide_tf.losses.classes` and :mod:`landslide_tf.losses.lovasz`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from landslide_tf.losses.checks import check_nonneg, check_unit
 from landslide_tf.losses.classes import (
     BCEDiceLoss,
     DiceLoss,
+    FocalLoss,
     FocalTverskyLoss,
     TverskyLoss,
     WeightedCrossentropy,
@@ -39,15 +41,17 @@ def bce(label_smoothing: float = 0.0) -> keras.losses.Loss:
 
 
 def focal(alpha: float | None = 0.25, gamma: float = 2.0) -> keras.losses.Loss:
-    """Binary focal loss with ``alpha_t`` balancing (``keras.losses.BinaryFocalCrossentropy``).
+    """Binary focal loss with ``alpha_t`` balancing (:class:`FocalLoss`).
 
     ``alpha`` weighs landslide pixels and ``1 - alpha`` background pixels; ``alpha=None``
-    switches the balancing off. Defaults are Lin et al.'s (0.25, 2.0).
+    switches the balancing off. Defaults are Lin et al.'s (0.25, 2.0). The maths is
+    ``keras.losses.BinaryFocalCrossentropy``'s, with a gradient that stays finite for
+    ``0 <= gamma < 1`` at saturated predictions.
     """
     gamma = check_nonneg("gamma", gamma, loss="focal")
     if alpha is not None:
         alpha = check_unit("alpha", alpha, loss="focal")
-    return keras.losses.BinaryFocalCrossentropy(
+    return FocalLoss(
         apply_class_balancing=alpha is not None,
         alpha=0.25 if alpha is None else alpha,
         gamma=gamma,
@@ -86,7 +90,7 @@ def get_loss(name: str, **kwargs: Any) -> keras.losses.Loss:
 
     Args:
         name: one of ``LOSSES`` (``bce``, ``focal``, ``dice``, ``wce``, ``bce_dice``,
-            ``tversky``, ``focal_tversky``).
+            ``tversky``, ``focal_tversky``, ``lovasz_hinge``).
         **kwargs: that loss's arguments, for example ``alpha=0.25, gamma=2.0`` for
             ``focal`` or ``class_weights=(0.575, 3.85)`` for ``wce``.
 

@@ -192,7 +192,7 @@ def residual_block(
 ) -> Any:
     """Residual block: ``relu(bn(conv(relu(bn(conv(x))))) + shortcut(x))``.
 
-    Layers: ``{prefix}_conv1, _bn1, _relu1 [, attention1], _conv2, _bn2 [, attention2],
+    Layers: ``{prefix}_conv1, _bn1 [, attention1], _relu1, _conv2, _bn2 [, attention2],
     _shortcut (1x1 conv) + _shortcut_bn`` (only when the channel count changes), ``_add``,
     ``_relu2`` (or ``out_name``). Attention sits after conv1 + BN (before ``_relu1``) and
     after conv2 + BN (before the addition).
