@@ -271,3 +271,26 @@ def test_the_extracted_folder_follows_the_umask(tmp_path):
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "X").stat().st_mode) == 0o755
+
+
+@pytest.mark.parametrize(
+    "names, found",
+    [(["L4S/TrainData/img/image_1.h5"], False),
+     (["images/a.tif", "masks/a.tif"], False),
+     (["a/b/c/d/landslide/image/x.png"], True),
+     (["a/b/c/d/e/landslide/image/x.png"], False),  # deeper than the search after extraction
+     ([".hidden/landslide/image/x.png"], False),
+     (["Bijie/landslide/"], True)],
+)  # fmt: skip
+def test_has_layout_looks_where_the_search_after_extraction_looks(names, found):
+    assert archive._has_layout(names) is found
+
+
+def test_a_zip_without_the_bijie_layout_is_refused_before_extraction(tmp_path, capsys):
+    """An l4s or folder dataset zipped: one line saying zips are read as Bijie, and no
+    extracted folder left behind (it used to extract everything, then fail)."""
+    zip_path = make_zip(tmp_path / "L4S.zip", {"TrainData/img/image_1.h5": b"h5"})
+    with pytest.raises(DataError, match="a zip is read as the Bijie layout") as exc:
+        archive.open_dataset(zip_path)
+    assert "nothing extracted" in str(exc.value) and "\n" not in str(exc.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["L4S.zip"]

@@ -2,7 +2,7 @@
 
 ``python -m landslide_tf.data synth --out DIR --n N --seed S`` writes the synthetic
 Bijie-like dataset; ``python -m landslide_tf.data check DIR [--modalities rgb]`` validates a
-dataset folder or zip (any format: bijie, l4s, folder) and lists every problem (exit 0 when
+dataset folder (any format: bijie, l4s, folder) or a Bijie .zip and lists every problem (exit 0 when
 usable, 1 otherwise, 2 on usage errors); ``python -m landslide_tf.data chip ...`` cuts a
 labelled scene into a ``folder``-format training set (see ``landslide_tf.data.chip``).
 """
@@ -31,7 +31,9 @@ def _parser() -> argparse.ArgumentParser:
     synth.add_argument("--min-size", type=int, default=80, help="smallest tile side (px)")
     synth.add_argument("--max-size", type=int, default=300, help="largest tile side (px)")
     check = sub.add_parser("check", help="validate a dataset folder or .zip")
-    check.add_argument("root", help="dataset folder (holding landslide/) or its .zip")
+    check.add_argument(
+        "root", help="dataset folder (bijie, l4s or folder format) or a Bijie dataset's .zip"
+    )
     check.add_argument(
         "--modalities",
         default="rgb+dem",

@@ -402,6 +402,20 @@ def _unreadable(zip_path: Path, info: zipfile.ZipInfo, exc: BaseException) -> Da
 LAYOUT_SEARCH_DEPTH = 4
 
 
+def _has_layout(names: list[str]) -> bool:
+    """Whether a zip's entry ``names`` hold a ``landslide/`` folder where
+    ``find_layout_root`` looks for it after extraction (at most ``LAYOUT_SEARCH_DEPTH`` deep,
+    no hidden folder on the way)."""
+    for name in names:
+        parts = name.replace("\\", "/").split("/")[:-1]  # the folders of the entry
+        for part in parts[: LAYOUT_SEARCH_DEPTH + 1]:
+            if part == LANDSLIDE:
+                return True
+            if part.startswith("."):
+                break
+    return False
+
+
 def find_layout_root(folder: Path, max_depth: int = 2) -> Path | None:
     """The folder (``folder`` itself or below) that holds ``landslide/``."""
     if (folder / LANDSLIDE).is_dir():
@@ -487,6 +501,13 @@ def open_dataset(path: str | Path) -> Path:
         with _open_zip(path) as archive:  # everything checked before anything is written
             declared = _check_entries(archive, path, target, unzip_budget(path))
             count = sum(not info.is_dir() for info in archive.infolist())
+            if not _has_layout(archive.namelist()):
+                raise DataError(
+                    f"{path}: no landslide/ folder within {LAYOUT_SEARCH_DEPTH} folder levels "
+                    "of the zip (nothing extracted): a zip is read as the Bijie layout; "
+                    f"{expected_layout('<zip>')}, or pass the folder that holds landslide/ "
+                    "(an l4s or folder dataset: extract it and pass its folder)"
+                )
         if marker is not None:
             _refuse_foreign(path, target, marker[1])
         size = f"{count} files, {_mb(declared)}"
