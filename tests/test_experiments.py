@@ -542,10 +542,12 @@ def test_paper_study_tiny_end_to_end_and_resume(synth30, tmp_path, capsys):
     assert cli.main(args) == 0
     second = _log_statuses(out)[15:]
     retrained = sorted(r for r, s in second if s == "trained")
-    assert retrained == ["resunet-dice-s42", "unet-focal-s42"]
+    assert retrained == ["resunet-dice-s42"]  # all its files gone: trained again
+    # its checkpoints kept, its metrics lost: scored again, no epoch trained
+    assert [r for r, s in second if s == "rescored"] == ["unet-focal-s42"]
     assert sum(s == "cached" for _, s in second) == 13
     for run, stamp in stamps.items():
-        if run not in retrained:
+        if run not in ("resunet-dice-s42", "unet-focal-s42"):
             assert (out / "runs" / run / "metrics.json").stat().st_mtime_ns == stamp
 
 
