@@ -168,6 +168,23 @@ def _umask() -> int:
     return umask
 
 
+def new_staging_dir(path: str | Path) -> Path:
+    """A new staging folder beside ``path`` (``.NAME.*.staging``, ``make_temp_dir``) that
+    carries ``STAGING_MARK`` with this process id, so ``remove_stale_staging`` clears it if
+    the process is killed. Errors name ``path``, not the temporary folder."""
+    path = Path(path)
+    try:
+        stage = make_temp_dir(path.parent, f".{path.name}.", ".staging")
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
+    try:  # a full disk may fail here already: the error names path, not the marker
+        (stage / STAGING_MARK).write_text(f"{os.getpid()}\n")
+    except OSError as exc:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
+    return stage
+
+
 @contextlib.contextmanager
 def staged_dir(path: str | Path) -> Iterator[Path]:
     """Yield a new staging folder beside ``path``; on success it replaces ``path``.
@@ -178,15 +195,8 @@ def staged_dir(path: str | Path) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    stage = new_staging_dir(path)
     try:
-        stage = make_temp_dir(path.parent, f".{path.name}.", ".staging")
-    except OSError as exc:
-        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
-    try:
-        try:  # a full disk may fail here already: the error names path, not the marker
-            (stage / STAGING_MARK).write_text(f"{os.getpid()}\n")
-        except OSError as exc:
-            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
         yield stage
         (stage / STAGING_MARK).unlink()
         old = None

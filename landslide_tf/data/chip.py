@@ -33,7 +33,6 @@ import dataclasses
 import json
 import logging
 import math
-import os
 import shutil
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -551,22 +550,14 @@ def _check_out(out: Path) -> None:
 def _staging(out: Path) -> Iterator[Path]:
     """A new staging folder beside ``out``; on success its contents become ``out``.
 
-    It follows ``files.staged_dir``'s convention (``.NAME.*.staging``, made with the umask's
-    permissions, carrying ``files.STAGING_MARK`` with this process id), so
+    The folder is ``files.new_staging_dir``'s, as ``files.staged_dir`` makes it, so
     ``files.remove_stale_staging`` clears what a killed run left. ``staged_dir`` itself
     would replace an empty ``out`` the user made (moved aside and deleted: its owner,
     permissions or mount point lost); here the chips are moved into it instead. On failure
     the staging folder is removed and ``out`` is untouched.
     """
+    stage = files.new_staging_dir(out)  # errors name --out, not the temporary folder
     try:
-        stage = files.make_temp_dir(out.parent, f".{out.name}.", ".staging")
-    except OSError as exc:  # name --out, not the temporary folder
-        raise OSError(exc.errno, exc.strerror or str(exc), str(out)) from None
-    try:
-        try:
-            (stage / files.STAGING_MARK).write_text(f"{os.getpid()}\n")
-        except OSError as exc:
-            raise OSError(exc.errno, exc.strerror or str(exc), str(out)) from None
         yield stage
         (stage / files.STAGING_MARK).unlink()
         if out.exists():  # an empty folder the user made
