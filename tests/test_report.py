@@ -268,9 +268,12 @@ def test_the_fast_preset_follows_its_decisions():
     rows = records["trial-fast-e32"]["figures"]["rows"]
     within = all(row["cpu_s"] <= records["strong-honest"]["figures"]["cpu_seconds"] / 3
                  for row in rows)  # fmt: skip
-    assert FAST["epochs"] == (32 if module.decide(e32, records)[2] and within else 24)
+    longer = 32 if module.decide(e32, records)[2] and within else 24
     d3 = next(r for r in rules if r["candidate"][0][0] == "time-to-quality-r11")
     assert FAST["depth"] == (3 if module.decide(d3, records)[2] else 4)
+    e30 = next(r for r in rules if r["candidate"][0][0] == "time-to-quality-r12")
+    assert "pending" not in e30  # its record exists: decided
+    assert FAST["epochs"] == (30 if longer == 32 and module.decide(e30, records)[2] else longer)
 
 
 def test_seeds_block_joins_a_recipe_with_its_seeded_runs(copy):

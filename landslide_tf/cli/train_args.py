@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="paper",
         help="paper (default), quick (a couple of CPU minutes), strong (real imagery: "
         "augmentation, AdamW + cosine, TTA, tuned threshold) or fast (strong's choices on a "
-        "depth-3 U-Net for 32 epochs: about a third of strong's CPU time, lower F1); flags "
+        "depth-3 U-Net for 30 epochs: under a third of strong's CPU time, lower F1); flags "
         "override it",
     )
     p.add_argument("--epochs", type=int, help=f"default {d.epochs}")
