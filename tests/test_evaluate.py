@@ -266,3 +266,52 @@ def test_tta_transforms_are_recorded_and_named_in_the_metrics_file(fake_run):
     assert tta_suffix(False, "flips", flips_run) == "notta"
     assert tta_suffix(True, "flips", TrainConfig(tta=False)) == "tta"
     assert tta_suffix(True, "flips", TrainConfig(tta=True, tta_transforms="dihedral")) == "flips"
+
+
+# ------------------------- review: the stored threshold is tuned as predict and export apply it
+@pytest.mark.parametrize(
+    "settings, named",
+    [
+        ({"tta": True}, "--tta"),
+        ({"tta": True, "tta_transforms": "dihedral"}, "--tta"),
+        ({"precision": "bfloat16"}, "--precision"),
+        ({"dem_nodata": -9999.0}, "--dem-nodata"),
+    ],
+)
+def test_tune_threshold_refuses_settings_other_than_the_runs(fake_run, settings, named):
+    """predict and the SavedModel apply threshold.json with the run's own TTA, float32 and
+    DEM nodata: a threshold tuned on other probabilities must not be stored in the run."""
+    run_dir, _ = fake_run
+    with pytest.raises(UserError, match=f"--tune-threshold stores .*{named}") as info:
+        evaluate_run(run_dir, tune_threshold=True, **settings)
+    assert "\n" not in str(info.value)
+    assert not (run_dir / "threshold.json").exists()
+    assert not list(run_dir.glob("metrics*.json"))
+    evaluate_run(run_dir, **settings)  # scoring under other settings stays allowed
+
+
+def test_tune_threshold_under_the_runs_own_settings_is_allowed(fake_run):
+    run_dir, _ = fake_run
+    config = json.loads((run_dir / "config.json").read_text())
+    nodata = config.get("dem_nodata")
+    result = evaluate_run(run_dir, tune_threshold=True, tta=False, precision="float32",
+                          dem_nodata=nodata)  # fmt: skip
+    assert (run_dir / "threshold.json").is_file() and result["threshold_tuned_on"] == "val"
+
+
+@pytest.mark.parametrize("plateau", [[0.4], [0.3, None], [0.6, 0.2], "0.2-0.6", [True, 1]])
+def test_damaged_plateau_in_threshold_json_is_one_line_exit_2(fake_run, capsys, plateau):
+    """Review finding: only "threshold" was checked; evaluate unpacked the plateau after
+    writing the metrics and the model card formatted it: tracebacks."""
+    from landslide_tf.errors import DataError
+    from landslide_tf.metrics.thresholds import read_threshold_info
+
+    run_dir, _ = fake_run
+    (run_dir / "threshold.json").write_text(json.dumps({"threshold": 0.5, "plateau": plateau}))
+    with pytest.raises(DataError, match="plateau"):
+        read_threshold_info(run_dir)
+    assert main([str(run_dir)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "threshold.json" in err and "\n" not in err
+    (run_dir / "threshold.json").write_text(json.dumps({"threshold": 0.5, "plateau": [0.2, 0.6]}))
+    assert read_threshold_info(run_dir)["plateau"] == [0.2, 0.6]

@@ -182,6 +182,7 @@ def evaluate_run(
         check_transforms(tta_transforms)
     run_dir = Path(run_dir)
     config, raw = read_run_config(run_dir)
+    nodata_changed = dem_nodata is not None and dem_nodata != config.dem_nodata
     if dem_nodata is not None:
         if not math.isfinite(dem_nodata):
             raise UserError(f"--dem-nodata must be a finite number, got {dem_nodata}")
@@ -195,6 +196,8 @@ def evaluate_run(
     if tta_transforms is not None and not tta:
         raise UserError("--tta-transforms needs flip averaging on: add --tta")
     transforms = tta_transforms or config.tta_transforms
+    if tune_threshold:
+        check_tuning_settings(config, tta, transforms, used_precision, nodata_changed)
     scoring = {"tta": tta, "transforms": transforms, **options}
     if not splits[split]:
         raise UserError(
@@ -273,6 +276,36 @@ def evaluate_run(
         return {**result, "file": None, "write_error": describe_os_error(exc)}
     logger.info("wrote %s", run_dir / name)
     return {**result, "file": name}
+
+
+def check_tuning_settings(
+    config: TrainConfig, tta: bool, transforms: str, precision: str, nodata_changed: bool
+) -> None:
+    """Refuse ``--tune-threshold`` under inference settings other than the run's own.
+
+    The tuned threshold is stored in the run and used by predict, export and every later
+    evaluate with the run's averaging, in float32 and with the run's DEM nodata; tuned on
+    other probabilities, it would threshold the exported mask at a value chosen for another
+    model output.
+
+    Raises:
+        UserError: naming what differs.
+    """
+    differs = []
+    if tta != bool(config.tta):
+        differs.append("--tta" if tta else "--no-tta")
+    elif tta and transforms != config.tta_transforms:
+        differs.append(f"--tta-transforms {transforms}")
+    if precision != INFERENCE_PRECISION:
+        differs.append(f"--precision ({precision})")
+    if nodata_changed:
+        differs.append("--dem-nodata")
+    if differs:
+        raise UserError(
+            f"--tune-threshold stores the run's threshold, which predict and export apply "
+            f"with the run's own settings; {', '.join(differs)} would tune it on other "
+            "probabilities: tune without them (score other settings with --threshold)"
+        )
 
 
 def _plain(value: Any) -> Any:

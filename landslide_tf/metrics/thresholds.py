@@ -125,12 +125,33 @@ def threshold_path(run_dir: str | Path) -> Path:
 
 def read_threshold_info(run_dir: str | Path) -> dict[str, Any] | None:
     """The whole ``threshold.json`` of a run (checked as :func:`read_threshold` does), or
-    ``None`` when there is none."""
+    ``None`` when there is none.
+
+    Raises:
+        DataError: as :func:`read_threshold`, or a ``plateau`` that is not two numbers
+            ``lo <= hi`` in ``[0, 1]`` (the commands print it as a range).
+    """
     value = read_threshold(run_dir)
     if value is None:
         return None
-    info = json.loads(threshold_path(run_dir).read_text())
+    path = threshold_path(run_dir)
+    info = json.loads(path.read_text())
+    plateau = info.get("plateau")
+    if plateau is not None and not _is_range(plateau):
+        raise DataError(
+            f"{path}: plateau {plateau!r} is not [lo, hi] in [0, 1]; "
+            "run evaluate --tune-threshold again or delete it"
+        )
     return {**info, "threshold": value}
+
+
+def _is_range(value: Any) -> bool:
+    """Whether ``value`` is ``[lo, hi]``: two numbers (not bools), ``0 <= lo <= hi <= 1``."""
+    if not isinstance(value, list) or len(value) != 2:
+        return False
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        return False
+    return 0.0 <= value[0] <= value[1] <= 1.0
 
 
 def read_threshold(run_dir: str | Path) -> float | None:
