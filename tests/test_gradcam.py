@@ -279,3 +279,54 @@ def test_methods_run_on_a_bfloat16_trained_run(bfloat16_run, tmp_path, method):
     summary = explain_run(bfloat16_run, out=out, method=method, n=1, target="all")
     assert summary["n_tiles"] == 1 and summary["layer"] == "head_features"
     assert (out / summary["tiles"][0]["png"]).stat().st_size > 1000
+
+
+def test_predicted_region_is_the_runs_own_prediction_with_its_tta(run_dir, synth_dir, tmp_path):
+    """Review finding: explain_run thresholded the plain model's probabilities, while
+    evaluate, predict and the SavedModel average a TTA run's flips; the predicted target
+    region and predicted_share must be the run's own prediction."""
+    import shutil
+
+    from landslide_tf.data import find_samples
+    from landslide_tf.data.pipeline import load_tile
+    from landslide_tf.inference.tta import apply_model
+    from landslide_tf.training.runs import dataset_options, read_run_config
+
+    tta_run = tmp_path / "tta"
+    shutil.copytree(run_dir, tta_run)
+    config = json.loads((tta_run / "config.json").read_text())
+    config.update(tta=True, tta_transforms="dihedral")
+    (tta_run / "config.json").write_text(json.dumps(config))
+    summary = explain_run(tta_run, out=tmp_path / "cams", n=4, threshold=0.5)
+
+    run_config, raw = read_run_config(tta_run)
+    options = dataset_options(run_config, raw)
+    by_stem = {s.stem: s for s in find_samples(synth_dir, modalities="rgb+dem")}
+    model = keras.models.load_model(tta_run / "best.keras")
+    plain_differs = False
+    for row in summary["tiles"]:
+        x = load_tile(by_stem[row["stem"]], **options)[0][None]
+        averaged = np.asarray(apply_model(lambda t: model(t, training=False), x, True, "dihedral"))
+        plain = np.asarray(model(x, training=False))
+        assert row["predicted_share"] == pytest.approx(float((averaged >= 0.5).mean()), abs=1e-9)
+        plain_differs |= float((plain >= 0.5).mean()) != float((averaged >= 0.5).mean())
+    assert plain_differs  # the check can tell the two apart on these tiles
+
+
+def test_energy_files_are_replaced_whole_or_not_at_all(run_dir, tmp_path, monkeypatch):
+    """Review finding: energy.json and energy.csv were written in place, so a failure while
+    writing the table left a truncated energy.csv beside a new energy.json."""
+    import csv
+    import errno
+
+    out = tmp_path / "cams"
+    explain_run(run_dir, out=out, n=2)
+    before = {name: (out / name).read_bytes() for name in ("energy.json", "energy.csv")}
+
+    def full_disk(self, rows):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(csv.DictWriter, "writerows", full_disk)
+    with pytest.raises(OSError):
+        explain_run(run_dir, out=out, n=3)
+    assert {name: (out / name).read_bytes() for name in before} == before

@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from landslide_tf.errors import UserError
 from landslide_tf.explain.targets import EPSILON, METHODS, TARGETS, resolve_layer, target_regions
+from landslide_tf.inference.tta import DEFAULT_TRANSFORMS, apply_model
 
 logger = logging.getLogger(__name__)
 
@@ -115,14 +116,27 @@ def _check_input(model: keras.Model, x: np.ndarray) -> np.ndarray:
     return x
 
 
-def predict_probs(model: keras.Model, x: np.ndarray, batch_size: int = 8) -> np.ndarray:
+def predict_probs(
+    model: keras.Model,
+    x: np.ndarray,
+    batch_size: int = 8,
+    tta: bool = False,
+    transforms: str = DEFAULT_TRANSFORMS,
+) -> np.ndarray:
     """Probabilities ``(N, H, W, 1)`` of ``x (N, H, W, C)``, in eager batches.
 
     Plain calls (not ``predict``) so that different tile counts do not retrace a tf.function.
+    With ``tta`` the probabilities are averaged over ``transforms`` as evaluate, predict and
+    the SavedModel average them (``landslide_tf.inference.tta.apply_model``), so the
+    "predicted" region is the run's own prediction.
     """
     batch_size = max(1, int(batch_size))
     parts = [
-        keras.ops.convert_to_numpy(model(x[start : start + batch_size], training=False))
+        keras.ops.convert_to_numpy(
+            apply_model(
+                lambda t: model(t, training=False), x[start : start + batch_size], tta, transforms
+            )
+        )
         for start in range(0, len(x), batch_size)
     ]
     return np.concatenate(parts, axis=0).astype(np.float32)

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import csv
-import json
+import io
 import logging
 import math
 from pathlib import Path
@@ -22,6 +22,7 @@ from landslide_tf.explain.targets import (
     mask_area_share,
     resolve_layer,
 )
+from landslide_tf.files import atomic_write_json, atomic_write_text
 from landslide_tf.metrics.thresholds import validate_threshold
 
 logger = logging.getLogger(__name__)
@@ -112,7 +113,8 @@ def explain_run(
         ys.append(y)
     x = np.stack(xs).astype(np.float32)  # (N, H, W, C)
     masks = np.stack(ys)[..., 0]  # (N, H, W)
-    probs = predict_probs(model, x, batch_size)  # (N, H, W, 1)
+    # (N, H, W, 1): the run's own prediction (its TTA); the CAMs explain the plain model
+    probs = predict_probs(model, x, batch_size, bool(config.tta), config.tta_transforms)
     cams = compute_cam(
         model,
         x,
@@ -186,9 +188,10 @@ def explain_run(
         "files": {"grid": grid.name, "json": "energy.json", "csv": "energy.csv"},
         "out": str(out),
     }
-    (out / "energy.json").write_text(json.dumps(summary, indent=2) + "\n")
-    with open(out / "energy.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    table = io.StringIO(newline="")
+    writer = csv.DictWriter(table, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_json(out / "energy.json", summary)
+    atomic_write_text(out / "energy.csv", table.getvalue())
     return summary
