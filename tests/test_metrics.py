@@ -513,3 +513,16 @@ def test_best_threshold_tie_goes_to_the_lower_of_two_equally_close_thresholds():
     scores = m.scores_by_threshold("miou")
     assert scores[3000] == pytest.approx(scores[7000]) and scores.max() == scores[3000]
     assert m.best_threshold("miou") == 0.3  # |0.3 - 0.5| == |0.7 - 0.5|: the lower one
+
+
+def test_keras_metrics_divide_fractional_weighted_counts_exactly():
+    """Review finding: the ratio was floored at a denominator of 1, so weighted counts below
+    one pixel gave 0.5 for one correctly called pixel of weight 0.5."""
+    expected = {"precision": 1.0, "recall": 1.0, "miou": 1.0}
+    for metric in keras_metrics(threshold=0.5):
+        metric.update_state([1.0, 0.0], [0.9, 0.1], sample_weight=[0.5, 0.25])
+        value = float(keras.ops.convert_to_numpy(metric.result()))
+        assert value == pytest.approx(expected[metric.name], abs=1e-6), metric.name
+    empty = BinaryPrecision()
+    empty.update_state([1.0], [0.1], sample_weight=[0.5])  # no predicted landslide: 0, not nan
+    assert float(keras.ops.convert_to_numpy(empty.result())) == 0.0

@@ -30,8 +30,11 @@ __all__ = [
 
 
 def _ratio(num: Any, den: Any) -> Any:
-    """``num / den``, 0 where ``den == 0``."""
-    return ops.where(den > 0, num / ops.maximum(den, 1.0), ops.zeros_like(num))
+    """``num / den``, 0 where ``den == 0`` (weighted counts may be fractions: no floor at 1)."""
+    positive = den > 0
+    return ops.where(
+        positive, num / ops.where(positive, den, ops.ones_like(den)), ops.zeros_like(num)
+    )
 
 
 @keras.saving.register_keras_serializable(package="landslide_tf")
