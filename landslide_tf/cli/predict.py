@@ -32,7 +32,11 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--image", help="RGB tile (PNG), resized to the training size whole")
     source.add_argument("--scene", help="whole scene (GeoTIFF, or a small PNG): sliding windows")
     parser.add_argument("--dem", help="DEM (PNG for --image; GeoTIFF or PNG for --scene)")
-    parser.add_argument("--out", required=True, help="mask PNG (--image) or probability map")
+    parser.add_argument(
+        "--out",
+        required=True,
+        help="--image: mask PNG (0/255); --scene: probability map (.tif, .png or .npy)",
+    )
     parser.add_argument("--overlay", action="store_true", help="also write <out>_overlay.png")
     parser.add_argument("--threshold", type=float, help="decision threshold (default: model's)")
     parser.add_argument("--probability", help="--image: also write probabilities as 8-bit PNG")
@@ -65,10 +69,13 @@ def run(args: argparse.Namespace) -> int:
     from landslide_tf.inference.predict import (
         SCENE_OUTPUTS,
         check_out_path,
+        check_outputs_apart,
+        model_inputs,
+        overlay_path,
         predict_image,
     )
-    from landslide_tf.inference.predictor import Predictor
-    from landslide_tf.inference.scene import DEFAULT_OVERLAP, predict_scene
+    from landslide_tf.inference.predictor import Predictor, read_settings
+    from landslide_tf.inference.scene import DEFAULT_OVERLAP, check_scene_options, predict_scene
     from landslide_tf.metrics.thresholds import validate_threshold
 
     if args.image is None and args.scene is None and args.dem is None:
@@ -83,6 +90,36 @@ def run(args: argparse.Namespace) -> int:
         check_out_path(args.out, (".png",))
         if args.probability is not None:
             check_out_path(args.probability, (".png",), "--probability")
+        for option in ("polygons", "window", "overlap", "preview"):
+            if getattr(args, option) is not None:
+                raise UserError(f"--{option} applies to --scene only")
+    overlap = DEFAULT_OVERLAP if args.overlap is None else args.overlap
+    check_scene_options(
+        polygons=args.polygons,
+        preview=args.preview,
+        window=args.window,
+        overlap=overlap,
+        batch=args.batch,
+    )
+    check_outputs_apart(
+        [*model_inputs(args.model), ("--image", args.image),
+         ("--scene", args.scene), ("--dem", args.dem)],
+        [("--out", args.out), ("--probability", args.probability),
+         ("--overlay", overlay_path(args.out) if args.overlay else None),
+         ("--polygons", args.polygons), ("--preview", args.preview)],
+    )  # fmt: skip
+    scene = args.scene
+    if scene is None and read_settings(args.model).spec.image_dtype != "uint8":
+        # float bands are read window by window from a GeoTIFF: such a tile is predicted
+        # as a small scene, and --out is its 0/255 mask as for any --image
+        if args.image is None:
+            raise UserError("this model reads its bands from a GeoTIFF: give --scene FILE")
+        if args.overlay or args.probability is not None:
+            raise UserError(
+                "--overlay and --probability apply to RGB tiles only: for this model's "
+                "probabilities give --scene FILE (with --preview for its outlines)"
+            )
+        scene = args.image
     predictor = Predictor.load(
         args.model,
         nodata=args.dem_nodata,
@@ -90,17 +127,6 @@ def run(args: argparse.Namespace) -> int:
         precision=args.precision,
         tta_transforms=args.tta_transforms,
     )
-    scene = args.scene
-    if scene is None and predictor.settings.spec.image_dtype != "uint8":
-        # float bands are read window by window from a GeoTIFF: a tile is a small scene
-        if args.image is None:
-            raise UserError("this model reads its bands from a GeoTIFF: give --scene FILE")
-        if args.overlay or args.probability is not None:
-            raise UserError(
-                "--overlay and --probability apply to RGB tiles only: this model's --image "
-                "is predicted as a scene (--preview draws its outlines)"
-            )
-        scene = args.image
     if scene is not None:
         result = predict_scene(
             predictor,
@@ -110,17 +136,15 @@ def run(args: argparse.Namespace) -> int:
             polygons=args.polygons,
             preview=args.preview,
             window=args.window,
-            overlap=DEFAULT_OVERLAP if args.overlap is None else args.overlap,
+            overlap=overlap,
             batch=args.batch,
             threshold=args.threshold,
             dem_nodata=args.dem_nodata,
             progress=not args.quiet and interactive_stdout(),
+            mask_png=args.scene is None,
         )
         print(result.format())
         return 0
-    for option in ("polygons", "window", "overlap", "preview"):
-        if getattr(args, option) is not None:
-            raise UserError(f"--{option} applies to --scene only")
     result = predict_image(
         predictor,
         args.image,

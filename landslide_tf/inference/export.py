@@ -200,7 +200,8 @@ def export_ensemble(
     nodata) and flip averaging (on/off and its transforms; ``tta``/``tta_transforms`` set
     both for every member); the signatures are those of a single run's export. The
     ``mask`` threshold is ``threshold``, else the members' common one, else their mean. The
-    model card is the first member's with ``ensemble`` listing every member.
+    model card is the first member's with ``ensemble`` listing every member (with its own
+    test metrics); the ensemble's own test metrics are not computed (the card says so).
 
     Raises:
         UserError: fewer than two runs, the same run twice, or members that disagree.
@@ -252,13 +253,8 @@ def export_ensemble(
     config = read_config_json(dirs[0] / "config.json")
     config["exported_precision"] = model_precision(models[0])
     parameters = sum(int(m.count_params()) for m in models)
-    card = model_card(
-        config,
-        settings,
-        metrics=read_json(dirs[0] / "metrics.json"),
-        run_dir=dirs[0],
-        parameters=parameters,
-    )
+    # no test metrics of its own: the first member's are not the ensemble's (model_card)
+    card = model_card(config, settings, run_dir=dirs[0], parameters=parameters, ensemble=True)
     card["ensemble"] = {
         "rule": "mean of the members' probabilities",
         "members": [

@@ -3,6 +3,11 @@
 ``landslide_tf.inference.export`` writes it as ``assets/model_card.json`` and ``assets/MODEL_CARD.md``;
 ``Predictor.from_saved_model`` reads the JSON back for the preprocessing settings.
 
+An ensemble's card (``export_ensemble``) has no test metrics, no
+``metrics_at_exported_threshold`` values and no threshold tuning: they would be its first
+member's, and nothing scores the ensemble at export; each member's test metrics are listed
+under ``ensemble.members``.
+
 Metrics and thresholds (issue 22, item 6): ``test_metrics`` is the run's ``metrics.json``
 as stored, and ``test_metrics_threshold`` says at which threshold it was computed.
 ``metrics_at_exported_threshold`` holds the test metrics of the SavedModel as exported: at
@@ -195,6 +200,20 @@ def metrics_at_threshold(
     }
 
 
+#: What an ensemble's card says instead of test metrics: nothing scores the mean of the
+#: members at export, and no member's metrics are the ensemble's.
+ENSEMBLE_METRICS_NOTE = (
+    "not computed: the ensemble (the mean of its members' probabilities) was not scored at "
+    "export, and a member's test metrics are not the ensemble's; each member's own are in "
+    "model_card.json under ensemble.members"
+)
+
+
+def ensemble_metrics(threshold: float) -> dict[str, Any]:
+    """``metrics_at_exported_threshold`` of an ensemble: not computed, with the note."""
+    return {"threshold": threshold, "source": None, "metrics": None, "note": ENSEMBLE_METRICS_NOTE}
+
+
 def model_card(
     config: dict[str, Any],
     settings: InferenceSettings,
@@ -202,16 +221,22 @@ def model_card(
     metrics: dict[str, Any] | None = None,
     run_dir: str | Path | None = None,
     parameters: int | None = None,
+    ensemble: bool = False,
 ) -> dict[str, Any]:
     """The model card as a JSON-ready dict.
 
     Args:
-        config: the run's ``config.json`` contents.
+        config: the run's ``config.json`` contents (an ensemble's first member's).
         settings: the preprocessing baked into the export.
         metrics: the run's ``metrics.json`` (test metrics), if any.
         run_dir: the run directory (for split sizes and provenance).
         parameters: the network's parameter count.
+        ensemble: the card of an ensemble: no test metrics and no threshold tuning of
+            its own (``metrics``, the run's metrics files and ``threshold.json`` are
+            the first member's, not the ensemble's), ``ensemble_metrics`` instead.
     """
+    if ensemble:
+        metrics = None
     run = Path(run_dir) if run_dir is not None else None
     split = {
         name: _count_lines(run / f"{name}.txt") if run is not None else None
@@ -224,6 +249,18 @@ def model_card(
         loss = default_loss_for(str(config["model"]))
     import tensorflow as tf
 
+    if ensemble:
+        exported = ensemble_metrics(float(settings.threshold))
+    else:
+        exported = metrics_at_threshold(
+            float(settings.threshold),
+            metrics,
+            run,
+            tta=settings.tta,
+            tta_transforms=settings.tta_transforms,
+            precision=config.get("exported_precision"),
+            run_config=config,
+        )
     return {
         "format": "landslide_tf model card 1",
         "landslide_tf_version": package_version(),
@@ -255,16 +292,8 @@ def model_card(
         "test_metrics": metrics,
         "test_metrics_threshold": (metrics or {}).get("threshold"),
         "test_split_role": (metrics or {}).get("split_role", (metrics or {}).get("split")),
-        "metrics_at_exported_threshold": metrics_at_threshold(
-            float(settings.threshold),
-            metrics,
-            run,
-            tta=settings.tta,
-            tta_transforms=settings.tta_transforms,
-            precision=config.get("exported_precision"),
-            run_config=config,
-        ),
-        "threshold_tuning": read_threshold_info(run) if run is not None else None,
+        "metrics_at_exported_threshold": exported,
+        "threshold_tuning": read_threshold_info(run) if run is not None and not ensemble else None,
         "signatures": signature_summary(settings),
         "settings": settings.to_dict(),
         "config": config,
@@ -413,6 +442,8 @@ def model_card_markdown(card: dict[str, Any]) -> str:
     if metrics:
         lines.append(f"- split: {role}")
         lines += _metric_lines(metrics)
+    elif ensemble:
+        lines.append(f"- {ENSEMBLE_METRICS_NOTE}")
     else:
         lines.append("- none recorded (no metrics.json in the run)")
     exported = card.get("metrics_at_exported_threshold")

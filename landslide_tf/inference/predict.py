@@ -9,7 +9,10 @@ The command line is ``landslide_tf.cli.predict``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +30,8 @@ logger = logging.getLogger(__name__)
 OVERLAY_COLOR = (255, 0, 0)
 #: File types a scene prediction can write.
 SCENE_OUTPUTS = (".tif", ".tiff", ".png", ".npy")
+#: File types of ``--polygons`` (GeoJSON).
+POLYGON_OUTPUTS = (".geojson", ".json")
 
 
 # ----------------------------------------------------------------------------- images
@@ -66,14 +71,132 @@ def write_png(path: Path, array: np.ndarray) -> None:
 
 
 def check_out_path(path: str | Path, allowed: tuple[str, ...], flag: str = "--out") -> Path:
-    """Refuse an output path that is a folder or lacks one of the ``allowed`` extensions."""
+    """Refuse an output path that is a folder, lacks one of the ``allowed`` extensions or
+    lies under a file (its folders are made when missing: one of them must not be a file)."""
     path = Path(path)
     if path.is_dir():
         raise UserError(f"{flag} {path} is a folder; give a file name ending in {allowed[0]}")
     if path.suffix.lower() not in allowed:
         got = f"ends in {path.suffix!r}" if path.suffix else "has no extension"
         raise UserError(f"{flag} {path} {got}; expected {' or '.join(allowed)}")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UserError(f"{flag} {path}: {parent} is a file, not a folder")
+            break
     return path
+
+
+def same_file(a: str | Path, b: str | Path) -> bool:
+    """Whether two paths name one file: ``os.path.samefile`` where both exist (links, ``..``),
+    else equal resolved paths."""
+    a, b = Path(a), Path(b)
+    if a.exists() and b.exists():
+        try:
+            return os.path.samefile(a, b)
+        except OSError:
+            pass
+    try:
+        return a.resolve() == b.resolve()
+    except (OSError, RuntimeError):  # a link loop: compare the paths as given
+        return a.absolute() == b.absolute()
+
+
+def check_outputs_apart(
+    inputs: Iterable[tuple[str, str | Path | None]],
+    outputs: Iterable[tuple[str, str | Path | None]],
+) -> None:
+    """Refuse an output that is the same file as an input or as another output.
+
+    Args:
+        inputs: ``(flag, path)`` pairs read by the command (None: not given).
+        outputs: ``(flag, path)`` pairs it writes (None: not written).
+
+    Raises:
+        UserError: one line naming both flags and paths.
+    """
+    given_inputs = [(flag, Path(p)) for flag, p in inputs if p is not None]
+    seen: list[tuple[str, Path]] = []
+    for flag, raw in outputs:
+        if raw is None:
+            continue
+        path = Path(raw)
+        for other_flag, other in given_inputs:
+            if same_file(path, other):
+                raise UserError(
+                    f"{flag} {path} is the same file as the input {other_flag} {other}: "
+                    f"writing it would replace that input; choose another {flag}"
+                )
+        for other_flag, other in seen:
+            if same_file(path, other):
+                raise UserError(
+                    f"{flag} {path} is the same file as {other_flag} {other}: give each "
+                    "output its own path"
+                )
+        seen.append((flag, path))
+
+
+def model_inputs(model: str | Path) -> list[tuple[str, Path]]:
+    """``("MODEL", path)`` for a model location and, for a directory (a run, a SavedModel),
+    every file directly in it (``config.json``, ``best.keras``, ``saved_model.pb``): the
+    inputs of ``check_outputs_apart`` that no output may replace."""
+    model = Path(model)
+    found = [("MODEL", model)]
+    if model.is_dir():
+        found += [("MODEL", path) for path in sorted(model.iterdir()) if path.is_file()]
+    return found
+
+
+class OutputSet:
+    """Outputs of one prediction that stand or fall together.
+
+    Each output is written inside ``with outputs.writing(path):`` (atomically). A file
+    already at ``path`` (the user's earlier output) is first kept aside as a hard link beside
+    it (``.NAME.PID.old``), so that ``rollback`` after a later failure puts it back instead of
+    leaving this run's outputs or nothing; ``commit`` drops the kept copies.
+    """
+
+    def __init__(self) -> None:
+        self.done: list[tuple[Path, Path | None]] = []
+
+    @contextlib.contextmanager
+    def writing(self, path: str | Path) -> Iterator[Path]:
+        """Yield ``path`` for the block that writes it; note it once written."""
+        path = Path(path)
+        kept = None
+        if path.is_file():
+            kept = path.with_name(f".{path.name}.{os.getpid()}.old")
+            try:
+                kept.unlink(missing_ok=True)  # a leftover of an earlier process of this id
+                os.link(path, kept)
+            except OSError:  # no hard links here: the earlier file cannot be kept
+                kept = None
+        try:
+            yield path
+        except BaseException:
+            if kept is not None:  # the atomic write failed: the earlier file is in place
+                kept.unlink(missing_ok=True)
+            raise
+        self.done.append((path, kept))
+
+    def commit(self) -> None:
+        """Every output is written: drop the kept earlier files."""
+        for _, kept in self.done:
+            if kept is not None:
+                kept.unlink(missing_ok=True)
+        self.done = []
+
+    def rollback(self) -> None:
+        """A later output failed: put the earlier files back, remove this run's others."""
+        for path, kept in reversed(self.done):
+            try:
+                if kept is not None:
+                    os.replace(kept, path)
+                else:
+                    path.unlink(missing_ok=True)
+            except OSError:
+                logger.warning("could not restore %s after a failed prediction", path)
+        self.done = []
 
 
 def overlay_path(out: str | Path) -> Path:
@@ -114,6 +237,11 @@ def predict_image(
     check_out_path(out, (".png",))
     if probability is not None:
         check_out_path(probability, (".png",), "--probability")
+    check_outputs_apart(
+        [("--image", image), ("--dem", dem)],
+        [("--out", out), ("--probability", probability),
+         ("--overlay", overlay_path(out) if overlay else None)],
+    )  # fmt: skip
     settings = predictor.settings
     rgb = read_rgb(image) if settings.uses_image and image is not None else None
     elevation = read_dem(dem) if settings.uses_dem and dem is not None else None
@@ -131,15 +259,15 @@ def predict_image(
     threshold = predictor.threshold if threshold is None else float(threshold)
     mask = threshold_mask(prob, threshold)
     out = Path(out)
-    written: list[Path] = []
+    written = OutputSet()
     try:
         result = _write_outputs(
             out, prob, mask, threshold, rgb, elevation, image, overlay, probability, written
         )
     except BaseException:
-        for path in written:  # all or nothing: a failed output removes the others
-            path.unlink(missing_ok=True)
+        written.rollback()  # all or nothing: a failed output undoes the others
         raise
+    written.commit()
     return result
 
 
@@ -153,13 +281,13 @@ def _write_outputs(
     image: str | Path | None,
     overlay: bool,
     probability: str | Path | None,
-    written: list[Path],
+    written: OutputSet,
 ) -> dict[str, Any]:
-    """Write the mask and the extras of ``predict_image``, listing each in ``written``."""
+    """Write the mask and the extras of ``predict_image``, noting each in ``written``."""
     from landslide_tf.data import read_rgb
 
-    write_png(out, mask * 255)
-    written.append(out)
+    with written.writing(out):
+        write_png(out, mask * 255)
     result: dict[str, Any] = {
         "out": str(out),
         "shape": list(prob.shape),
@@ -171,8 +299,8 @@ def _write_outputs(
     }
     if probability is not None:
         shown = np.nan_to_num(prob, nan=0.0)  # no valid DEM cell: nodata, 0 in a PNG
-        write_png(Path(probability), np.round(shown * 255).astype(np.uint8))
-        written.append(Path(probability))
+        with written.writing(probability):
+            write_png(Path(probability), np.round(shown * 255).astype(np.uint8))
         result["probability"] = str(probability)
     if overlay:
         if rgb is None and image is not None:
@@ -184,7 +312,7 @@ def _write_outputs(
 
             base = cv2.resize(base, mask.shape[::-1], interpolation=cv2.INTER_AREA)
         path = overlay_path(out)
-        write_png(path, make_overlay(base, mask))
-        written.append(path)
+        with written.writing(path):
+            write_png(path, make_overlay(base, mask))
         result["overlay"] = str(path)
     return result

@@ -201,6 +201,61 @@ def no_dem_as_nodata(prob: tf.Tensor, dem: tf.Tensor, nodata: float | None) -> t
     return tf.where(has_dem, prob, tf.constant(np.nan, prob.dtype))
 
 
+def one_line(exc: BaseException) -> str:
+    """The first line of an exception's message (TensorFlow's own text for its errors), with
+    its type: ``DataLossError: Checksum does not match``."""
+    text = str(getattr(exc, "message", "") or exc).strip()
+    first = text.splitlines()[0] if text else ""
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
+def read_model_card(path: str | Path) -> tuple[dict[str, Any], InferenceSettings]:
+    """The model card of a SavedModel written by ``landslide_tf.inference.export`` and the
+    inference settings it records (``assets/model_card.json``); the network is not loaded.
+
+    Raises:
+        UserError: no model card; ``DataError`` when it is not JSON or has no valid
+            ``settings`` (one line naming the file).
+    """
+    path = Path(path)
+    card_path = path / "assets" / MODEL_CARD_JSON
+    if not card_path.is_file():
+        raise UserError(f"{path} is a SavedModel without {card_path.relative_to(path)}")
+    hint = "export the run again"
+    try:
+        card = json.loads(card_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"{card_path} is damaged: not valid JSON ({exc}); {hint}") from None
+    try:
+        settings = InferenceSettings.from_dict(card["settings"])
+    except UserError as exc:
+        raise DataError(f"{card_path} is damaged: {exc}; {hint}") from None
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        what = f"no {exc}" if isinstance(exc, KeyError) else one_line(exc)
+        raise DataError(f"{card_path} is damaged: settings unreadable ({what}); {hint}") from None
+    return card, settings
+
+
+def read_settings(path: str | Path) -> InferenceSettings:
+    """The inference settings a model location records, read without loading the network:
+    a SavedModel's model card, a run directory's ``config.json``, the ``config.json`` beside a
+    ``.keras`` file (else the defaults, as ``Predictor.load`` takes them).
+
+    For checks before the model is loaded (``predict``: does this model take RGB tiles?).
+
+    Raises:
+        UserError: the path does not exist or is no model; a damaged config or card.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"model not found: {path}")
+    if path.is_dir() and (path / "saved_model.pb").is_file():
+        return read_model_card(path)[1]
+    if path.is_file() and path.suffix == ".keras" and not (path.parent / "config.json").is_file():
+        return InferenceSettings()  # Predictor.load warns about the defaults
+    return load_settings(path)
+
+
 # ----------------------------------------------------------------------------- predictor
 
 
@@ -274,18 +329,16 @@ class Predictor:
 
         Raises:
             UserError: no model card, or ``nodata`` differs from the one the export baked
-                in (checked before the SavedModel is loaded).
+                in (checked before the SavedModel is loaded); ``DataError`` (one line naming
+                the path) for a damaged model card or SavedModel (a truncated variables
+                file, no ``serving_default``).
         """
         import tensorflow as tf
 
         from landslide_tf.data.preprocess import dem_band_nodata_to_nan
 
         path = Path(path)
-        card_path = path / "assets" / MODEL_CARD_JSON
-        if not card_path.is_file():
-            raise UserError(f"{path} is a SavedModel without {card_path.relative_to(path)}")
-        card = json.loads(card_path.read_text())
-        settings = InferenceSettings.from_dict(card["settings"])
+        card, settings = read_model_card(path)
         spec = settings.spec
         dem_band = spec.image_dtype != "uint8" and any(b.name == "dem" for b in spec.image_bands)
         fill = None
@@ -300,8 +353,15 @@ class Predictor:
                     f"--dem-nodata {float(nodata):g}: export the run again with "
                     f"--dem-nodata {float(nodata):g}, or set those DEM cells to NaN"
                 )
-        loaded = tf.saved_model.load(str(path))
-        serving = loaded.signatures["serving_default"]
+        try:
+            loaded = tf.saved_model.load(str(path))
+            serving = loaded.signatures["serving_default"]
+        except (tf.errors.OpError, KeyError, TypeError, ValueError, IndexError) as exc:
+            # a damaged variables file (a truncated one: IndexError "Read less bytes than
+            # requested"), a damaged graph, no serving signature
+            raise DataError(
+                f"{path} is a damaged SavedModel ({one_line(exc)}); export the run again"
+            ) from None
         names = [s.name for s in input_signature(settings)]
 
         def fn(image: Any, dem: Any) -> tf.Tensor:

@@ -56,6 +56,12 @@ import numpy as np
 
 from landslide_tf.errors import UserError
 from landslide_tf.inference.polygons import write_polygons
+from landslide_tf.inference.predict import (
+    POLYGON_OUTPUTS,
+    OutputSet,
+    check_out_path,
+    check_outputs_apart,
+)
 from landslide_tf.inference.predictor import Predictor
 from landslide_tf.inference.preview import ScenePreview
 from landslide_tf.inference.scene_io import (
@@ -185,6 +191,70 @@ def blend_weights(
 # ----------------------------------------------------------------------------- predict
 
 
+def check_scene_options(
+    *,
+    polygons: str | Path | None = None,
+    preview: str | Path | None = None,
+    window: int | None = None,
+    overlap: float = DEFAULT_OVERLAP,
+    batch: int = 4,
+) -> None:
+    """Check the options of a scene prediction that need no model (before it is loaded).
+
+    Raises:
+        UserError: ``window`` under 8 px, ``overlap`` outside [0, 0.9], ``batch`` under 1,
+            ``polygons`` without rasterio or not a ``.geojson`` file that can be written,
+            ``preview`` not a ``.png`` file that can be written.
+    """
+    if window is not None and window < 8:
+        raise UserError(f"--window must be >= 8 px, got {window}")
+    if not 0 <= overlap <= 0.9:
+        raise UserError(f"--overlap must be in [0, 0.9], got {overlap}")
+    if batch < 1:
+        raise UserError(f"--batch must be >= 1, got {batch}")
+    if polygons is not None:
+        require_rasterio()
+        check_out_path(polygons, POLYGON_OUTPUTS, "--polygons")
+    if preview is not None:
+        check_out_path(preview, (".png",), "--preview")
+
+
+def metre_pixel_size(crs: Any, transform: Any) -> float | None:
+    """The ground size of one scene pixel in metres, or None where it is not known in metres.
+
+    Only a projected CRS has linear units (a geographic one, such as EPSG:4326, is in
+    degrees); they are converted to metres (US survey feet too). No CRS: None.
+    """
+    if crs is None or transform is None or not getattr(crs, "is_projected", False):
+        return None
+    try:
+        _, to_metres = crs.linear_units_factor
+    except Exception:  # noqa: BLE001 - rasterio's CRSError: no linear units known
+        return None
+    size = abs(float(transform.a)) * float(to_metres)
+    return size if np.isfinite(size) and size > 0 else None
+
+
+def terrain_scale_warning(spec: Any, ground: float | None) -> str | None:
+    """Why the terrain channels would be wrong on this scene, or None.
+
+    Slope and aspect take the run's ``--pixel-size`` as the ground size of one input pixel;
+    a scene window is read on the scene's grid, so the slope is in degrees only when the
+    scene's pixels have that size (``ground``, metres; None where it is not known).
+    """
+    if not spec.derived or spec.pixel_size is None or ground is None:
+        return None
+    trained = float(spec.pixel_size)
+    if abs(ground - trained) <= 0.01 * trained:
+        return None
+    return (
+        f"the scene's pixels are {ground:g} m, the run's terrain channels "
+        f"({', '.join(spec.derived)}) were computed for {trained:g} m pixels: slopes will be "
+        f"{trained / ground:.3g}x off; resample the scene and DEM to {trained:g} m first "
+        f"(gdalwarp -tr {trained:g} {trained:g})"
+    )
+
+
 def predict_scene(
     predictor: Predictor,
     image: str | Path | None,
@@ -199,8 +269,13 @@ def predict_scene(
     dem_nodata: float | None = None,
     progress: bool = False,
     preview: str | Path | None = None,
+    mask_png: bool = False,
 ) -> SceneResult:
     """Predict a whole scene with overlapping, blended windows (any model).
+
+    Every option and output path is checked before anything is read; the outputs are
+    written together at the end (``out`` last), and a failure leaves none of them, with the
+    files they would have replaced in place.
 
     Args:
         predictor: the model (``Predictor.load``).
@@ -222,26 +297,30 @@ def predict_scene(
             its output is interactive.
         preview: also write this PNG: the scene downsampled to at most 1024 px a side with
             the outlines of the landslide mask (``landslide_tf.inference.preview``).
+        mask_png: write ``out`` (a ``.png``) as the landslide mask, 255 where the
+            probability is at least ``threshold``, else 0 (``predict --image`` of a
+            multi-band model), instead of the probabilities.
 
     Returns:
         A ``SceneResult``.
     """
     settings = predictor.settings
+    check_scene_options(
+        polygons=polygons, preview=preview, window=window, overlap=overlap, batch=batch
+    )
     window = int(window) if window is not None else settings.spec.native_size or DEFAULT_WINDOW
     if window < 8:
         raise UserError(f"--window must be >= 8 px, got {window}")
-    if not 0 <= overlap <= 0.9:
-        raise UserError(f"--overlap must be in [0, 0.9], got {overlap}")
-    if batch < 1:
-        raise UserError(f"--batch must be >= 1, got {batch}")
     if settings.uses_image and image is None:
         raise UserError(f"this model ({settings.modalities}) needs --scene imagery")
     if settings.uses_dem and dem is None:
         raise UserError(f"this model ({settings.modalities}) needs --dem")
-    if polygons is not None:
-        require_rasterio()
-    if preview is not None and Path(preview).suffix.lower() != ".png":
-        raise UserError(f"--preview {preview}: expected a .png file")
+    if mask_png and Path(out).suffix.lower() != ".png":
+        raise UserError(f"--out {out}: a landslide mask is written as a .png file")
+    check_outputs_apart(
+        [("--scene", image), ("--dem", dem)],
+        [("--out", out), ("--polygons", polygons), ("--preview", preview)],
+    )
     threshold = settings.threshold if threshold is None else float(threshold)
     out = Path(out)
     with contextlib.ExitStack() as stack:
@@ -262,6 +341,7 @@ def predict_scene(
             dem_nodata,
             progress,
             preview,
+            mask_png,
         )
 
 
@@ -278,6 +358,7 @@ def _predict_scene(
     dem_nodata: float | None,
     progress: bool,
     preview: str | Path | None = None,
+    mask_png: bool = False,
 ) -> SceneResult:
     settings = predictor.settings
     start = time.perf_counter()
@@ -287,30 +368,36 @@ def _predict_scene(
         dem_nodata=dem_nodata,
         spec=settings.spec,
     )
+    warning = terrain_scale_warning(settings.spec, metre_pixel_size(scene.crs, scene.transform))
+    if warning is not None:
+        logger.warning("%s", warning)
     writer: SceneWriter | None = None
-    written: list[Path] = []  # removed again when a later output fails: all or nothing
+    # all or nothing: the map is finished under a temporary name, the extras are written
+    # (an earlier file at their path kept aside), then the map is moved onto `out`
+    extras = OutputSet()
     try:
-        writer = SceneWriter(out, scene, threshold, polygons is not None)
+        writer = SceneWriter(out, scene, threshold, polygons is not None, mask_png=mask_png)
         picture = ScenePreview(scene.height, scene.width, threshold) if preview else None
         sink = picture.tap(writer) if picture is not None else writer
         windows, win = _run_windows(predictor, scene, sink, window, overlap, batch, progress)
-        writer.close()
-        written.append(out)
-        if picture is not None:
-            pixel = abs(scene.transform.a) if scene.transform is not None else None
-            picture.save(preview, picture.background(scene, settings.uses_image), pixel)
-            written.append(Path(preview))
+        writer.finish()
         n_polygons = None
         if polygons is not None:
-            n_polygons = _polygons(writer, scene, Path(polygons), out)
+            with extras.writing(polygons):
+                n_polygons = _polygons(writer, scene, Path(polygons), out)
+        if picture is not None:
+            pixel = metre_pixel_size(scene.crs, scene.transform)  # no scale bar in degrees
+            with extras.writing(preview):
+                picture.save(preview, picture.background(scene, settings.uses_image), pixel)
+        writer.commit()
     except BaseException:
-        for path in written:
-            path.unlink(missing_ok=True)
+        extras.rollback()
         raise
     finally:
         scene.close()
         if writer is not None:
             writer.cleanup()
+    extras.commit()
     return SceneResult.of(
         out, scene, writer, windows, win, start, threshold, polygons, n_polygons, preview
     )
@@ -381,8 +468,11 @@ def _run_windows(
                 dems = np.stack([scene.dem.read(row, c, win_h, win_w) for c in chunk])
             probs = predictor.predict_batch(images, dems)  # (b, win_h, win_w)
             for j, (col, prob) in enumerate(zip(chunk, probs, strict=True)):
-                if dems is not None and not np.isfinite(dems[j]).any():
-                    no_dem += 1  # nothing to predict from: left as nodata (weight 0)
+                finite = np.isfinite(prob)
+                if not finite.any():
+                    # no valid DEM cell (NaN, or the nodata value): nothing to predict
+                    # from, left as nodata (weight 0)
+                    no_dem += 1
                     continue
                 weight = blend_weights(
                     win_h,
@@ -393,7 +483,9 @@ def _run_windows(
                     left=k + j == 0,
                     right=k + j == len(cols) - 1,
                 )
-                acc[:, col : col + win_w] += weight * prob
+                # only finite probabilities count: a NaN cell would blank the neighbours'
+                weight = np.where(finite, weight, 0.0).astype(np.float32)
+                acc[:, col : col + win_w] += weight * np.where(finite, prob, 0.0)
                 wsum[:, col : col + win_w] += weight
             done += len(chunk)
             if bar is not None:

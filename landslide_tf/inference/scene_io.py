@@ -396,15 +396,29 @@ def warped_dem(
 class SceneWriter:
     """Row-strip sink for probabilities (and the thresholded mask for polygons).
 
-    A GeoTIFF is written strip by strip to a temporary name beside ``out``; ``close``
-    checks that it reads back and only then moves it onto ``out``. A failed or short write
-    (a full disk) removes the temporary file and raises ``OSError`` naming ``out``; so does
-    ``cleanup`` after any failure. PNG and ``.npy`` outputs are encoded in memory and written
-    atomically (``landslide_tf.files``).
+    A GeoTIFF is written strip by strip to a temporary name beside ``out``; ``finish``
+    checks that it reads back and ``commit`` then moves it onto ``out`` (``close`` does
+    both), so other outputs can be written in between and a failure of theirs leaves ``out``
+    as it was. A failed or short write (a full disk) removes the temporary file and raises
+    ``OSError`` naming ``out``; so does ``cleanup`` after any failure. PNG and ``.npy``
+    outputs are encoded in memory and written atomically (``landslide_tf.files``) by
+    ``commit``. With ``mask_png`` a PNG ``out`` is the 0/255 landslide mask instead of the
+    8-bit probabilities.
     """
 
-    def __init__(self, out: Path, scene: Scene, threshold: float, polygons: bool) -> None:
+    def __init__(
+        self,
+        out: Path,
+        scene: Scene,
+        threshold: float,
+        polygons: bool,
+        *,
+        mask_png: bool = False,
+    ) -> None:
         self.out = out
+        self.mask_png = mask_png
+        self.encoded: bytes | None = None  # a finished .npy
+        self.picture: np.ndarray | None = None  # a finished PNG
         self.tmp: Path | None = None
         self.prob_ds: Any = None
         self.mask_ds: Any = None
@@ -465,8 +479,10 @@ class SceneWriter:
             if self.mask_array is not None:
                 self.mask_array[row : row + prob.shape[0]] = mask
 
-    def close(self) -> None:
-        """Flush files (PNG: 8-bit probabilities 0..255; .npy: float32) into place."""
+    def finish(self) -> None:
+        """Complete the output without moving it onto ``out`` yet: a GeoTIFF is closed and
+        read back (so is the mask for polygons); PNG (8-bit probabilities 0..255, or the
+        0/255 mask) and ``.npy`` (float32) are encoded in memory."""
         if self.geo:
             try:
                 ds, self.prob_ds = self.prob_ds, None
@@ -480,15 +496,33 @@ class SceneWriter:
                 raise
             except Exception as exc:
                 raise write_error(exc, self.out) from exc
-            os.replace(self.tmp, self.out)
-            self.tmp = None
         elif self.out.suffix.lower() == ".npy":
             buffer = io.BytesIO()
             np.save(buffer, self.prob_array)
-            atomic_write_bytes(self.out, buffer.getvalue())
+            self.encoded = buffer.getvalue()
+        elif self.mask_png:  # NaN (nodata) is no landslide
+            with np.errstate(invalid="ignore"):
+                self.picture = (self.prob_array >= self.threshold).astype(np.uint8) * 255
         else:
             prob = np.nan_to_num(self.prob_array, nan=0.0)  # PNG has no nodata
-            encode_image(self.out, np.round(prob * 255).astype(np.uint8))
+            self.picture = np.round(prob * 255).astype(np.uint8)
+
+    def commit(self) -> None:
+        """Move the finished output onto ``out`` (PNG and ``.npy``: write it atomically)."""
+        if self.geo:
+            os.replace(self.tmp, self.out)
+            self.tmp = None
+        elif self.encoded is not None:
+            data, self.encoded = self.encoded, None
+            atomic_write_bytes(self.out, data)
+        else:
+            picture, self.picture = self.picture, None
+            encode_image(self.out, picture)
+
+    def close(self) -> None:
+        """``finish``, then ``commit``: the output is in place."""
+        self.finish()
+        self.commit()
 
     def cleanup(self) -> None:
         """Close what is open and remove the temporary files (after a failure: everything
