@@ -62,6 +62,39 @@ def averaged_weights(model: keras.Model) -> Iterator[None]:
             variable.assign(value)
 
 
+def moving_averages(model: keras.Model) -> dict[int, Any]:
+    """The optimizer's moving average of each trainable weight, keyed by ``id(variable)``
+    (empty without EMA or before the optimizer is built); the weights are left as they are."""
+    if not uses_ema(model) or not model.optimizer.built:
+        return {}
+    with averaged_weights(model):
+        return {id(v): keras.ops.convert_to_numpy(v) for v in model.trainable_variables}
+
+
+def start_moving_averages(model: keras.Model, averages: Mapping[int, Any]) -> None:
+    """Build a fresh EMA optimizer and start its moving averages from ``averages``
+    (``moving_averages`` of the optimizer it replaces), else from the weights themselves.
+
+    Keras creates the averages as zeros and copies the weights into them only on the step
+    where ``optimizer.iterations`` is 0. An optimizer that goes on with an earlier step count
+    (the fresh one after the frozen-encoder phase) never has that step, so its averages would
+    start from zeros and validation, ``best.keras`` and the final model would score weights
+    shrunk toward 0. A no-op without EMA.
+    """
+    if not uses_ema(model):
+        return
+    variables = model.trainable_variables
+    model.optimizer.build(variables)
+    inner = getattr(model.optimizer, "inner_optimizer", model.optimizer)
+    # Keras keeps them in this attribute only (its SwapEMAWeights callback reads it too),
+    # one per variable of ``build``, None where a variable has no average
+    slots = inner._model_variables_moving_average
+    for variable, average in zip(variables, slots, strict=True):
+        if average is not None:
+            value = averages.get(id(variable))
+            average.assign(keras.ops.convert_to_numpy(variable) if value is None else value)
+
+
 def validation_callbacks(model: keras.Model) -> list[keras.callbacks.Callback]:
     """Callbacks that make validation score the averaged weights (empty without EMA)."""
     return [keras.callbacks.SwapEMAWeights(swap_on_epoch=False)] if uses_ema(model) else []

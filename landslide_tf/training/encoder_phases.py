@@ -5,7 +5,9 @@ imagenet|none|PATH`` (default ``imagenet`` when an encoder is given) and
 ``--freeze-encoder-epochs N``: the first ``N`` epochs train the decoder (and the model's own
 full-resolution ``enc0`` block) with the backbone frozen (its batch norms in inference mode),
 then the backbone is unfrozen and the model recompiled with a fresh optimizer that goes on
-with the learning-rate schedule (its step count continues: no second warm-up). Resume-safe: a
+with the learning-rate schedule (its step count continues: no second warm-up) and, with
+``--ema``, with the moving average (the frozen phase's for the weights it trained, the
+weights themselves for the backbone's; ``callbacks.start_moving_averages``). Resume-safe: a
 checkpoint saved in epochs ``1..N`` is restored into a frozen model (its optimizer holds the
 decoder's slots only), then the run continues with the phase it is in; one saved after
 epoch ``N`` is restored into an unfrozen model whose optimizer goes on as restored (its

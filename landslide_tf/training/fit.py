@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from landslide_tf.errors import UserError
+from landslide_tf.metrics.thresholds import threshold_path
 from landslide_tf.training import runstate as cb
 from landslide_tf.training.config import TrainConfig
 from landslide_tf.training.runs import SPLITS
@@ -197,10 +198,13 @@ def fit_model(
         # is scored on the next call, never reported with the old figures (kept when the
         # resume itself fails: a damaged checkpoint changes nothing)
         (run_dir / "metrics.json").unlink(missing_ok=True)
+        if state:  # tuned on the old best.keras, which the coming epochs may replace
+            threshold_path(run_dir).unlink(missing_ok=True)
     fits = loss_phases(et.phases(config, done), config)
     for number, (start, stop, frozen, tuning) in enumerate(fits, 1):
         phase_loss = finetune if tuning else loss
         if encoder_frozen and not frozen:
+            averages = callbacks.moving_averages(model)  # the frozen phase's, with --ema
             et.set_encoder_frozen(model, False)
             encoder_frozen = False
             with strategy.scope():
@@ -209,6 +213,9 @@ def fit_model(
                 # ...on the same schedule: its step count goes on from the frozen phase, so
                 # the warm-up is not repeated and the cosine still ends at the last epoch.
                 model.optimizer.iterations.assign(start * steps_per_epoch)
+                # Keras starts a moving average from the weights only at step 0, which this
+                # optimizer never sees: without this it would start from zeros
+                callbacks.start_moving_averages(model, averages)
             logger.info("epoch %d: encoder unfrozen", start + 1)
         elif tuning and compiled_with is not finetune:
             with strategy.scope():  # the same optimizer (state, step count, schedule) goes on

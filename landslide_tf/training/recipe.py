@@ -26,7 +26,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from landslide_tf.errors import UserError
+from landslide_tf.errors import DataError, UserError
 from landslide_tf.training.config import TrainConfig
 
 logger = logging.getLogger(__name__)
@@ -170,3 +170,60 @@ def record_split_lists(config: TrainConfig, run_dir: Path) -> dict[str, Any]:
             shutil.copyfile(path, tmp)
             tmp.replace(copy_dir / f"{name}.txt")
     return {"split_files": {k: (str(v) if v is not None else None) for k, v in given.items()}}
+
+
+def check_split_lists(config: TrainConfig, run_dir: Path, done: int) -> None:
+    """Refuse to go on with a run whose given split lists changed since it trained.
+
+    A run resumed, extended or scored again reads the lists in ``--split-dir`` anew, while
+    its ``done`` epochs trained on the ones copied into ``RUN/split_lists/``
+    (``record_split_lists``): going on would train the remaining epochs on other tiles,
+    replace the copies and record the new lists as if the run had always used them. The
+    lists are compared as sequences of stems (blank lines and spaces aside; the order
+    counts, since ``--select-from-train`` carves by it). Not checked: a split kept in the run
+    directory itself, and a run from before the copies.
+
+    Raises:
+        UserError: one line naming the list that changed, how, and what to do.
+        DataError: a list is not text.
+    """
+    from landslide_tf.data.split import SPLITS
+
+    if not config.split_dir:
+        return
+    source = Path(config.split_dir).expanduser().resolve()
+    copies = run_dir / SPLIT_COPY
+    if source == run_dir.resolve() or not copies.is_dir():
+        return
+    for name in SPLITS:
+        recorded, given = copies / f"{name}.txt", source / f"{name}.txt"
+        old = _stems(recorded) if recorded.is_file() else None
+        new = _stems(given) if given.is_file() else None
+        if old == new:
+            continue
+        if old is None:
+            how, fix = "the run trained without it", "remove it"
+        elif new is None:
+            how, fix = "it is missing", f"restore it from {recorded}"
+        else:
+            lost, gained = len(set(old) - set(new)), len(set(new) - set(old))
+            how = (
+                f"{lost} stem(s) removed, {gained} added"
+                if lost or gained
+                else "the same stems, reordered or repeated"
+            )
+            fix = f"restore it from {recorded}"
+        raise UserError(
+            f"{given} changed since {run_dir} trained {done} epoch(s) with it ({how}): "
+            f"{fix} to go on with this run, or train on the new lists in a new --run-dir "
+            "or with --force"
+        )
+
+
+def _stems(path: Path) -> list[str]:
+    """The stems of a split list, in order (as ``landslide_tf.data.split.read_split`` reads)."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise DataError(f"{path} is not a text list of tile stems") from None
+    return [line.strip() for line in text.splitlines() if line.strip()]

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from landslide_tf.errors import DataError, UserError
-from landslide_tf.metrics.thresholds import validate_threshold
+from landslide_tf.metrics.thresholds import THRESHOLD_FILE, validate_threshold
 from landslide_tf.training import runstate as cb
 from landslide_tf.training.config import (
     DEM_NORMS,
@@ -40,10 +40,20 @@ RUN_ARTIFACTS = (
     "loss_curve.png",
     "predictions.png",
     "logs",
-    "threshold.json",  # issue 12: the tuned threshold
+    THRESHOLD_FILE,  # issue 12: the tuned threshold
     "split_lists",  # issue 12: copies of given split lists
     "selection.txt",  # issue 20: the selection split carved from train
 )
+
+
+#: Run files (besides ``runstate``'s own) whose temporaries a killed write may leave.
+TEMPORARY_NAMES = (*(name for name in RUN_ARTIFACTS if Path(name).suffix), "metrics*.json")
+
+
+def remove_stale_run_temporaries(run_dir: Path) -> list[Path]:
+    """Remove the temporary files of the run's files left in ``run_dir`` by a killed process
+    (``runstate.remove_stale_temporaries``); a live process's are kept."""
+    return cb.remove_stale_temporaries(run_dir, TEMPORARY_NAMES)
 
 
 def default_run_dir(config: TrainConfig) -> Path:
@@ -247,7 +257,8 @@ def run_to_clear(run_dir: Path) -> bool:
 
 def clear_run(run_dir: Path, split_dir: str | None) -> None:
     """Delete the files of the run in ``run_dir`` (``--force``); callers check ``run_to_clear``
-    first. Its split lists go too unless they live in ``split_dir``."""
+    first. Its split lists go too unless they live in ``split_dir``, and so do the temporary
+    files a killed save left (``remove_stale_run_temporaries``)."""
     for name in RUN_ARTIFACTS:
         path = run_dir / name
         if path.is_dir():
@@ -256,6 +267,7 @@ def clear_run(run_dir: Path, split_dir: str | None) -> None:
             path.unlink()
     for path in [*run_dir.glob("metrics*.json"), *cb.checkpoint_files(run_dir)]:
         path.unlink()
+    remove_stale_run_temporaries(run_dir)
     if split_dir is None:
         for split in SPLITS:
             (run_dir / f"{split}.txt").unlink(missing_ok=True)

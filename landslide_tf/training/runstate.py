@@ -29,9 +29,11 @@ from __future__ import annotations
 
 import csv
 import fcntl
+import fnmatch
 import io
 import json
 import logging
+import math
 import os
 import re
 import shutil
@@ -91,10 +93,16 @@ def atomic_save_model(model: Any, path: str | Path) -> None:
 def read_state(run_dir: str | Path) -> dict[str, Any] | None:
     """The committed training state of a run directory, or ``None`` before epoch 1 ends.
 
+    Every entry a resume reads is checked here, so a damaged file is one line naming it
+    rather than a ``KeyError`` or ``ValueError`` later: ``epochs_done`` and ``best_epoch``
+    (integers ``>= 0``, the best epoch not after the last one), ``best_value`` (a number),
+    ``checkpoint`` and ``best_pending`` (plain file names or absent) and ``last_row`` (the
+    committed epoch's history row: numbers, its ``epoch`` the last one, or absent).
+
     Raises:
-        UserError: ``state.json`` is damaged (not JSON, or without a valid ``epochs_done``).
+        DataError: ``state.json`` is damaged (not JSON, or an entry missing or invalid).
     """
-    from landslide_tf.errors import UserError
+    from landslide_tf.errors import DataError
 
     path = Path(run_dir) / STATE_FILE
     if not path.is_file():
@@ -103,18 +111,52 @@ def read_state(run_dir: str | Path) -> dict[str, Any] | None:
     try:
         state = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path} is damaged ({exc}); {hint}") from None
+        raise DataError(f"{path} is damaged ({exc}); {hint}") from None
     if not isinstance(state, dict):
-        raise UserError(f"{path} is damaged (not a JSON object); {hint}")
-    for key in ("epochs_done", "best_epoch"):
-        value = state.get(key, 0)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise UserError(f"{path} is damaged ({key}={value!r}); {hint}")
+        raise DataError(f"{path} is damaged (not a JSON object); {hint}")
+    problem = state_problem(state)
+    if problem is not None:
+        raise DataError(f"{path} is damaged ({problem}); {hint}")
+    return state
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def state_problem(state: Mapping[str, Any]) -> str | None:
+    """What is wrong with the entries of a ``state.json`` (``"key=value"``), or None.
+
+    >>> state_problem({"epochs_done": 1, "best_epoch": 1, "best_value": 0.4})
+    >>> state_problem({"checkpoint": "epoch-0001.keras"})
+    'no epochs_done'
+    >>> state_problem({"epochs_done": 1, "best_epoch": 1, "best_value": None})
+    'best_value=None'
+    """
+    for key in ("epochs_done", "best_epoch", "best_value"):
+        if key not in state:
+            return f"no {key}"
+        value = state[key]
+        if key == "best_value":  # -inf: no epoch scored yet
+            if not _is_number(value) or math.isnan(value) or value == math.inf:
+                return f"{key}={value!r}"
+        elif isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            return f"{key}={value!r}"
+    if state["best_epoch"] > state["epochs_done"]:
+        return f"best_epoch={state['best_epoch']!r} after epochs_done={state['epochs_done']!r}"
     for key in ("checkpoint", "best_pending"):
         name = state.get(key)
         if name is not None and (not isinstance(name, str) or Path(name).name != name):
-            raise UserError(f"{path} is damaged ({key}={name!r}); {hint}")
-    return state
+            return f"{key}={name!r}"
+    row = state.get("last_row")
+    if row is None:
+        return None
+    if not isinstance(row, dict) or row.get("epoch") != state["epochs_done"]:
+        return f"last_row={row!r}"[:120]
+    for key, value in row.items():
+        if not _is_number(value):
+            return f"last_row[{key!r}]={value!r}"[:120]
+    return None
 
 
 def _link_or_copy(source: Path, dest: Path) -> None:
@@ -148,6 +190,65 @@ def roll_forward(run_dir: str | Path, state: Mapping[str, Any]) -> None:
     for path in checkpoint_files(run_dir):
         if path.name not in keep and path.name != pending:
             path.unlink(missing_ok=True)
+
+
+#: ``landslide_tf.files.staged``'s temporary name of a file: ``.NAME.PID.tmp.SUFFIX``.
+_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.tmp(?P<suffix>\.[^.]*)?$")
+
+
+def stale_temporaries(run_dir: str | Path, names: Sequence[str] = ()) -> list[Path]:
+    """Temporary files of a run's files that a killed process left in ``run_dir``.
+
+    A save killed midway (``kill -9`` inside ``model.save``) leaves its temporary file
+    (``files.staged``: ``.NAME.PID.tmp.SUFFIX``, a whole model for a checkpoint) that no
+    later save reuses. Only the temporaries of this module's files (per-epoch checkpoints,
+    pending and public best models, ``last.keras``, ``state.json``, ``history.csv``) and of
+    ``names`` (``fnmatch`` patterns) count, and only those whose process is gone: a live
+    process may still be writing its own.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        return []
+    own = (BEST_MODEL, LAST_MODEL, STATE_FILE, HISTORY_FILE)
+    found = []
+    for path in run_dir.iterdir():
+        match = _TEMPORARY.match(path.name)
+        if match is None or not path.is_file() or path.is_symlink():
+            continue
+        name = match["name"]
+        if match["suffix"] != (Path(name).suffix or None):
+            continue
+        ours = name in own or _CHECKPOINT.match(name) or _PENDING_BEST.match(name)
+        if not (ours or any(fnmatch.fnmatchcase(name, pattern) for pattern in names)):
+            continue
+        if not process_alive(int(match["pid"])):
+            found.append(path)
+    return sorted(found)
+
+
+def remove_stale_temporaries(run_dir: str | Path, names: Sequence[str] = ()) -> list[Path]:
+    """Remove ``stale_temporaries(run_dir, names)``; the paths removed (logged)."""
+    removed = []
+    for path in stale_temporaries(run_dir, names):
+        path.unlink(missing_ok=True)
+        removed.append(path)
+        logger.info("removed %s, left by a killed save", path)
+    return removed
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this machine (one of another user counts)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OverflowError:
+        return False
+    return True
 
 
 def resume_checkpoint(run_dir: str | Path, state: Mapping[str, Any]) -> list[tuple[int, Path]]:

@@ -42,12 +42,13 @@ from landslide_tf.training.fit import (
     write_planned_split,
 )
 from landslide_tf.training.precision import apply_precision, run_precision
-from landslide_tf.training.recipe import record_split_lists
+from landslide_tf.training.recipe import check_split_lists, record_split_lists
 from landslide_tf.training.rundir import (
     check_loss,
     check_same_config,
     clear_run,
     default_run_dir,
+    remove_stale_run_temporaries,
     resolve_data,
     run_to_clear,
     validated,
@@ -122,6 +123,8 @@ def fit_run(config: TrainConfig, *, force: bool = False, verbose: int | str = "a
     state = cb.read_state(run_dir) if stored is not None else None
     if state is not None:
         cb.roll_forward(run_dir, state)  # finish a save interrupted after its commit
+    if stored is not None:  # a save killed midway left its temporary file (a whole model)
+        remove_stale_run_temporaries(run_dir)
     done = int(state["epochs_done"]) if state else 0
     if done > config.epochs:
         raise UserError(
@@ -141,10 +144,14 @@ def fit_run(config: TrainConfig, *, force: bool = False, verbose: int | str = "a
             _check_global_batch(config, run_dir, stored, done, _global_batch(config))
         changed = scoring_differences(stored, config.to_dict())
         if changed:  # other scoring options: score it again, train nothing
+            check_split_lists(config, run_dir, done)
             return _rescore(config, run_dir, stored, done, changed)
         logger.info("%s is already trained (%d epochs): reporting its metrics", run_dir, done)
         metrics = json.loads((run_dir / "metrics.json").read_text())
         return FitResult(config, run_dir, None, None, 0, done, metrics)
+
+    if done:  # the epochs trained saw the recorded lists: refused before anything is written
+        check_split_lists(config, run_dir, done)
 
     import keras
 
