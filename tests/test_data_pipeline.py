@@ -247,3 +247,30 @@ def test_cached_pipeline_decodes_each_tile_once(samples, monkeypatch):
     for _ in range(2):
         list(lazy)
     assert len(calls) == 3 * len(samples)  # streaming decodes every pass
+
+
+@pytest.mark.parametrize("part", ["image", "mask"])
+@pytest.mark.parametrize("cache", [True, False])
+def test_a_tile_too_small_is_refused_before_any_iterator(samples, tmp_path, cache, part):
+    """Review finding: streamed (cache=False or over the memory budget), a 4x4 PNG was only
+    found while decoding inside the tf.data iterator: a TensorFlow traceback, not one line."""
+    import cv2
+
+    from landslide_tf.errors import DataError
+
+    small = tmp_path / f"small-{part}.png"
+    cv2.imwrite(str(small), np.full((4, 4, 3) if part == "image" else (4, 4), 255, np.uint8))
+    tiles = [dataclasses.replace(samples[0], **{part: small}), *samples[1:4]]
+    with pytest.raises(DataError, match=r"4x4 px; tiles must be at least 8 px a side") as info:
+        make_dataset(tiles, image_size=8, batch_size=2, cache=cache)
+    assert "\n" not in str(info.value) and str(small) in str(info.value)
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "lots"])
+def test_a_non_finite_cache_budget_is_one_line(monkeypatch, value):
+    from landslide_tf.data.pipeline import memory_budget_bytes
+    from landslide_tf.errors import DataError
+
+    monkeypatch.setenv("LANDSLIDE_TF_CACHE_MB", value)
+    with pytest.raises(DataError, match="LANDSLIDE_TF_CACHE_MB"):
+        memory_budget_bytes()

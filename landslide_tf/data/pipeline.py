@@ -35,7 +35,13 @@ from keras import ops
 from landslide_tf.data.augment import augment_dataset, make_augmenter
 from landslide_tf.data.formats import check_format, read_tile
 from landslide_tf.data.preprocess import preprocess, preprocess_mask
-from landslide_tf.data.readers import PNG_SIGNATURE, png_structure_problem, summarized_notes, warn
+from landslide_tf.data.readers import (
+    PNG_SIGNATURE,
+    png_structure_problem,
+    summarized_notes,
+    tile_size_problem,
+    warn,
+)
 from landslide_tf.data.sample import Sample
 from landslide_tf.data.spec import InputSpec
 from landslide_tf.data.stats import sample_landslide_fraction
@@ -71,8 +77,8 @@ def memory_budget_bytes() -> int:
     if raw:
         try:
             return int(float(raw) * 2**20)
-        except ValueError:
-            raise DataError(f"${CACHE_MB_ENV}={raw!r}; expected a number of MiB") from None
+        except (ValueError, OverflowError):  # "inf": OverflowError; "nan": ValueError
+            raise DataError(f"${CACHE_MB_ENV}={raw!r}; expected a finite number of MiB") from None
     free = available_memory_bytes()
     return int(free * MEMORY_SHARE) if free else 4 * 2**30
 
@@ -106,6 +112,12 @@ def _check_file(path: Path, png: bool, rgb: bool = False) -> None:
     problem = png_structure_problem(data)
     if problem:
         raise DataError(f"{path}: corrupt PNG ({problem}); expected a valid PNG image")
+    # IHDR (checked by png_structure_problem): width and height, big-endian, at bytes 16-23;
+    # a tile too small to train on is found here, not mid-epoch inside a tf.data iterator
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    problem = tile_size_problem(path, np.empty((height, width, 0), np.uint8))
+    if problem:
+        raise DataError(problem)
     colour = data[25] if len(data) > 25 else None  # IHDR: 0 gray, 2 RGB, 3 palette, 4, 6
     if rgb and colour in (0, 4):
         channels = 1 if colour == 0 else 2
