@@ -281,3 +281,24 @@ def test_fetch_cli_lists_and_fails_offline_in_one_line(monkeypatch, tmp_path, ca
     assert main(["--fetch", "vgg", str(tmp_path / "out")]) == 2
     assert "unknown encoder 'vgg'" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_damaged_cached_preset_says_to_delete_the_cached_copy(monkeypatch, tmp_path):
+    """Review finding: with a cached copy that fails to load (a truncated download), the
+    message sent the user to --fetch, which reads the same cached copy and fails alike."""
+    import kagglehub
+
+    cache = tmp_path / "cache"
+    cached = cache / "models" / "keras" / "resnet_v1" / "keras" / "resnet_18_imagenet"
+    (cached / "3").mkdir(parents=True)
+
+    def damaged(*args, **kwargs):
+        raise OSError("Unable to synchronously open file (truncated file: eof = 5000)")
+
+    monkeypatch.setenv("KAGGLEHUB_CACHE", str(cache))
+    monkeypatch.setattr(kagglehub, "model_download", damaged)
+    with pytest.raises(UserError) as info:
+        build_model("unet", (SIZE, SIZE, 4), depth=5, encoder="resnet18")
+    message = str(info.value)
+    assert "\n" not in message and str(cached) in message and "delete that folder" in message
+    assert "--fetch" not in message

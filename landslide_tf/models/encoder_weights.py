@@ -98,7 +98,21 @@ def _backbone_class(spec: EncoderSpec) -> Any:
     }[spec.family]
 
 
+def cached_preset_dirs(preset: str) -> list[Path]:
+    """kagglehub's cached copies of a keras-hub preset
+    (``CACHE/models/OWNER/MODEL/FRAMEWORK/PRESET``; each holds version folders)."""
+    return sorted(p for p in kaggle_cache_dir().glob(f"models/*/*/*/{preset}") if p.is_dir())
+
+
 def _fetch_message(name: str, spec: EncoderSpec, reason: str) -> str:
+    cached = cached_preset_dirs(spec.preset)
+    if cached:  # --fetch would read the same copy again: say how to get a fresh one
+        return (
+            f"cannot load the ImageNet weights of encoder {name} (keras-hub preset "
+            f"{spec.preset}): {reason}; a cached copy is at {cached[0]}: if a download was "
+            "interrupted it is damaged, so delete that folder and retry (with internet), or "
+            "pass --encoder-weights DIR (or --encoder-weights none)"
+        )
     return (
         f"cannot fetch the ImageNet weights of encoder {name} (keras-hub preset {spec.preset}, "
         f"cached in {kaggle_cache_dir()}): {reason}; with internet run "
