@@ -268,3 +268,21 @@ def test_train_select_from_train_scores_val_once_untouched(
     tuned = json.loads((run_dir / "threshold.json").read_text())
     assert tuned["split_role"] == "selection (carved from train)"
     assert metrics["threshold"] == tuned["threshold"]
+
+
+def test_flips_of_oriented_terrain_channels_are_warned_about(caplog):
+    """Review finding: --augment (and --tta) flip and rotate derived aspect/hillshade as
+    pixels, so their direction disagrees with the DEM; the docs named aspect only."""
+    from landslide_tf.training.recipe import oriented_channels_warning
+
+    shade = TrainConfig(modalities="rgb+dem", derived=["slope", "hillshade"], augment=True)
+    message = oriented_channels_warning(shade)
+    assert message is not None and "--augment" in message and "hillshade" in message
+    assert "slope" not in message.split("channel")[0]  # slope is not named as affected
+    both = TrainConfig(modalities="dem", derived=["aspect"], augment=True, tta=True)
+    assert "--augment and --tta" in oriented_channels_warning(both)
+    assert oriented_channels_warning(TrainConfig(derived=["slope"], augment=True, tta=True)) is None
+    assert oriented_channels_warning(TrainConfig(derived=["aspect"])) is None  # nothing flips
+    with caplog.at_level("WARNING", logger="landslide_tf"):
+        validate_recipe(shade)
+    assert any("hillshade" in r.getMessage() for r in caplog.records)

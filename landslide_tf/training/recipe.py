@@ -133,6 +133,34 @@ def validate_recipe(config: TrainConfig) -> None:
             f"unknown --tta-transforms {config.tta_transforms!r}; "
             f"expected one of {', '.join(TTA_TRANSFORM_NAMES)}"
         )
+    warning = oriented_channels_warning(config)
+    if warning:
+        logger.warning("%s", warning)
+
+
+#: Derived terrain channels that encode a direction (north-up): a flip or a rotation of the
+#: tile moves their pixels but does not turn the direction they encode.
+ORIENTED_CHANNELS = ("aspect", "hillshade")
+
+
+def oriented_channels_warning(config: TrainConfig) -> str | None:
+    """Why ``--augment`` or ``--tta`` would feed the network aspect or hillshade channels that
+    disagree with the DEM beside them (None when they would not).
+
+    Flips and rotations act on the computed channels as pixels (``data.augment``,
+    ``inference.tta``): the hillshade of a rotated tile keeps the light of the unrotated
+    one, and aspect keeps its old compass direction, while inference on unrotated tiles
+    sees them consistent.
+    """
+    oriented = [name for name in config.derived if name in ORIENTED_CHANNELS]
+    moved = [flag for flag, on in (("--augment", config.augment), ("--tta", config.tta)) if on]
+    if not oriented or not moved:
+        return None
+    return (
+        f"{' and '.join(moved)} flip and rotate the derived {', '.join(oriented)} channel(s) "
+        "as pixels, so their direction no longer matches the DEM's (slope is unaffected): "
+        "use --derived slope, or train without them"
+    )
 
 
 def given_test_missing(config: TrainConfig) -> bool:
