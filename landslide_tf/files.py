@@ -228,17 +228,20 @@ def remove_stale_staging(folder: str | Path, name: str) -> list[Path]:
             pid = int(mark.read_text().strip() or 0)
         except (OSError, ValueError):
             pid = 0
-        if pid and _alive(pid):
+        if process_alive(pid):
             continue
         shutil.rmtree(stage, ignore_errors=True)
         removed.append(stage)
     return removed
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this machine (one of another user counts)."""
+    if pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):
         return False
     except PermissionError:
         return True

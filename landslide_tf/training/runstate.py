@@ -44,7 +44,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from landslide_tf.files import atomic_write_text, staged
+from landslide_tf.files import atomic_write_text, process_alive, staged
 
 logger = logging.getLogger(__name__)
 
@@ -234,21 +234,6 @@ def remove_stale_temporaries(run_dir: str | Path, names: Sequence[str] = ()) -> 
         removed.append(path)
         logger.info("removed %s, left by a killed save", path)
     return removed
-
-
-def process_alive(pid: int) -> bool:
-    """Whether process ``pid`` exists on this machine (one of another user counts)."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except OverflowError:
-        return False
-    return True
 
 
 def resume_checkpoint(run_dir: str | Path, state: Mapping[str, Any]) -> list[tuple[int, Path]]:
