@@ -74,3 +74,17 @@ def test_a_bad_flag_is_one_line_and_exit_2(cli, argv, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert len(err) == 1 and err[0].startswith("error: ") and err[0].endswith("(see --help)"), err
+
+
+@pytest.mark.parametrize("argv", [[], ["nonsense"]])
+def test_the_console_script_without_a_known_command_is_one_line_exit_2(argv, capsys):
+    """Review finding: `landslide-tf` alone printed the whole usage to stdout, exit 2; a usage
+    error is one line on stderr everywhere else."""
+    from landslide_tf.cli.main import COMMANDS, main
+
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert captured.out == "" and len(err) == 1 and err[0].startswith("error: ")
+    assert err[0].endswith("(see --help)") and all(name in err[0] for name in COMMANDS)
+    assert main(["--help"]) == 0 and "commands:" in capsys.readouterr().out

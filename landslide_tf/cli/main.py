@@ -40,9 +40,12 @@ def usage() -> str:
 def main(argv: list[str] | None = None) -> int:
     """Dispatch to a subcommand's ``main``; its exit code is returned."""
     args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0] in ("-h", "--help"):
+    if not args:  # a usage error as every parser says one: one line on stderr, exit 2
+        print(f"error: give a command: {', '.join(COMMANDS)} (see --help)", file=sys.stderr)
+        return 2
+    if args[0] in ("-h", "--help"):
         print(usage())
-        return 0 if args else 2
+        return 0
     if args[0] in ("-V", "--version"):
         from landslide_tf import __version__
 
@@ -50,8 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     command, rest = args[0], args[1:]
     if command not in COMMANDS:
-        print(f"error: unknown command {command!r}; expected one of {', '.join(COMMANDS)}",
-              file=sys.stderr)  # fmt: skip
+        print(f"error: unknown command {command!r}; expected one of {', '.join(COMMANDS)} "
+              "(see --help)", file=sys.stderr)  # fmt: skip
         return 2
     module = importlib.import_module(COMMANDS[command][0])
     return module.main(rest)
