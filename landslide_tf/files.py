@@ -26,6 +26,7 @@ import contextlib
 import errno
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -38,6 +39,19 @@ STAGING_MARK = ".landslide_tf_staging"
 
 def _tmp_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.tmp{path.suffix}")
+
+
+#: ``_tmp_name``'s pattern read back: ``.NAME.PID.tmp.SUFFIX`` (SUFFIX that of NAME).
+_TMP_NAME = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.tmp(?P<suffix>\.[^.]*)?$")
+
+
+def temporary_of(path: str | Path) -> tuple[str, int] | None:
+    """``(NAME, PID)`` when ``path`` is a temporary file ``staged`` writes for NAME in
+    process PID (``temporary_path``), else None."""
+    match = _TMP_NAME.match(Path(path).name)
+    if match is None or match["suffix"] != (Path(match["name"]).suffix or None):
+        return None
+    return match["name"], int(match["pid"])
 
 
 def temporary_path(path: str | Path) -> Path:

@@ -44,7 +44,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from landslide_tf.files import atomic_write_text, process_alive, staged
+from landslide_tf.files import atomic_write_text, process_alive, staged, temporary_of
 
 logger = logging.getLogger(__name__)
 
@@ -193,9 +193,6 @@ def roll_forward(run_dir: str | Path, state: Mapping[str, Any]) -> None:
 
 
 #: ``landslide_tf.files.staged``'s temporary name of a file: ``.NAME.PID.tmp.SUFFIX``.
-_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.tmp(?P<suffix>\.[^.]*)?$")
-
-
 def stale_temporaries(run_dir: str | Path, names: Sequence[str] = ()) -> list[Path]:
     """Temporary files of a run's files that a killed process left in ``run_dir``.
 
@@ -212,16 +209,14 @@ def stale_temporaries(run_dir: str | Path, names: Sequence[str] = ()) -> list[Pa
     own = (BEST_MODEL, LAST_MODEL, STATE_FILE, HISTORY_FILE)
     found = []
     for path in run_dir.iterdir():
-        match = _TEMPORARY.match(path.name)
-        if match is None or not path.is_file() or path.is_symlink():
+        temporary = temporary_of(path)
+        if temporary is None or not path.is_file() or path.is_symlink():
             continue
-        name = match["name"]
-        if match["suffix"] != (Path(name).suffix or None):
-            continue
+        name, pid = temporary
         ours = name in own or _CHECKPOINT.match(name) or _PENDING_BEST.match(name)
         if not (ours or any(fnmatch.fnmatchcase(name, pattern) for pattern in names)):
             continue
-        if not process_alive(int(match["pid"])):
+        if not process_alive(pid):
             found.append(path)
     return sorted(found)
 
