@@ -37,14 +37,23 @@ def check_nonneg(name: str, value: float, *, loss: str) -> float:
 
 
 def check_class_weights(value: Sequence[float], *, loss: str) -> tuple[float, float]:
-    """Two non-negative weights ``(w_background, w_landslide)``, not both zero."""
+    """Two finite, non-negative weights ``(w_background, w_landslide)``, not both zero.
+
+    A string is not two numbers (``"13"`` would read as (1, 3)), nor are booleans; an
+    infinite weight turns the loss into NaN (``inf * 0`` on the other class's pixels).
+    """
     try:
-        w0, w1 = (float(v) for v in value)
+        items = () if isinstance(value, (str, bytes)) else tuple(value)
+        if any(isinstance(v, bool) or not isinstance(v, numbers.Real) for v in items):
+            raise TypeError
+        w0, w1 = (float(v) for v in items)
     except (TypeError, ValueError):
         raise ValueError(
             f"loss {loss!r}: class_weights must be two numbers (w_background, w_landslide), "
             f"got {value!r}"
         ) from None
+    if not (math.isfinite(w0) and math.isfinite(w1)):
+        raise ValueError(f"loss {loss!r}: class_weights must be finite, got ({w0}, {w1})")
     if not (w0 >= 0.0 and w1 >= 0.0) or w0 + w1 == 0.0:
         raise ValueError(
             f"loss {loss!r}: class_weights must be >= 0 and not both 0, got ({w0}, {w1})"

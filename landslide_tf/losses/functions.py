@@ -86,7 +86,7 @@ def focal_crossentropy(
         axis: the axis to average over.
 
     Returns:
-        ``(N, H, W)`` float losses (the input shape without ``axis``).
+        ``(N, H, W)`` float32 losses (the input shape without ``axis``).
 
     Example:
         A saturated, correct prediction has a finite gradient for ``gamma = 0.5``:
@@ -98,8 +98,7 @@ def focal_crossentropy(
         >>> bool(ops.all(ops.isfinite(tape.gradient(loss, v))))
         True
     """
-    y_pred = ops.convert_to_tensor(y_pred)
-    y_true = ops.cast(y_true, y_pred.dtype)
+    y_true, y_pred = as_float32(y_true, y_pred)
     if label_smoothing:
         y_true = y_true * (1.0 - label_smoothing) + 0.5 * label_smoothing
     if from_logits:

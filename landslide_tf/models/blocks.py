@@ -13,6 +13,7 @@ last layer (U-Net++ nodes ``x_{i}_{j}``).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from numbers import Integral
 from typing import Any
 
 import keras
@@ -50,11 +51,20 @@ def check_input_shape(
         ``(height, width, channels)`` as ints (``None`` kept for free spatial sizes).
 
     Raises:
-        ValueError: On a wrong rank, a size not divisible by ``2**depth``, no channel, or
-            out-of-range ``depth``/``base_filters``/``dropout``.
+        ValueError: On a wrong rank, a non-integer size, depth or width, a size not
+            divisible by ``2**depth``, no channel, or out-of-range
+            ``depth``/``base_filters``/``dropout``.
     """
     if len(input_shape) != 3:
         raise ValueError(f"input_shape must be (height, width, channels), got {tuple(input_shape)}")
+    # int() would truncate 4.7 filters or a 16.5 side silently, and a depth of 2.5 would pass
+    # here only to fail in a builder's range(depth) with a TypeError
+    sizes = (("depth", depth), ("base_filters", base_filters))
+    names = ("input height", "input width", "input channels")
+    sizes += tuple(zip(names, input_shape, strict=True))
+    for what, value in sizes:
+        if value is not None and (isinstance(value, bool) or not isinstance(value, Integral)):
+            raise ValueError(f"{what} must be an integer, got {value!r}")
     if int(depth) < 1:
         raise ValueError(f"depth must be >= 1, got {depth}")
     if int(base_filters) < 1:
