@@ -17,6 +17,7 @@ import tensorflow as tf
 from landslide_tf.errors import UserError
 from landslide_tf.explain.targets import EPSILON, METHODS, TARGETS, resolve_layer, target_regions
 from landslide_tf.inference.tta import DEFAULT_TRANSFORMS, apply_model
+from landslide_tf.training.precision import convert_model
 
 logger = logging.getLogger(__name__)
 
@@ -172,7 +173,9 @@ def compute_cam(
 
     Returns:
         ``(N, H, W)`` float32 maps in [0, 1], each min-max normalized (an all-zero map means
-        no positive evidence for the score in that layer).
+        no positive evidence for the score in that layer). A mixed-precision model is
+        explained through a float32 copy with the same weights (tf-keras-vis fails on
+        bfloat16/float16 activations); ``model`` itself is left as it is.
 
     Raises:
         UserError: unknown method, target or layer, or tiles that do not fit the model.
@@ -181,6 +184,7 @@ def compute_cam(
         raise UserError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
     if target not in TARGETS:
         raise UserError(f"unknown target {target!r}; expected one of {', '.join(TARGETS)}")
+    model = convert_model(model, "float32")  # the same model when it computes in float32
     x = _check_input(model, x)
     layer = resolve_layer(model, layer)
     batch_size = max(1, int(batch_size))

@@ -47,6 +47,37 @@ def _pick_samples(run_dir: Path, data: str | Path | None, config: Any, split: st
     return chosen[: max(1, int(n))]
 
 
+def _figure_names(samples: list) -> list[str]:
+    """One PNG name per tile, ``<stem>.png``, none taken twice: a Bijie stem that is both a
+    landslide and a negative tile (one split holds both) gets ``<stem>-non-landslide.png``
+    for the negative, and no tile takes ``grid.png``."""
+    taken, names = {"grid.png"}, []
+    for sample in samples:
+        stem = sample.stem
+        if f"{stem}.png" in taken:
+            stem = f"{stem}-{'landslide' if sample.landslide else 'non-landslide'}"
+        name, count = f"{stem}.png", 2
+        while name in taken:
+            name, count = f"{stem}-{count}.png", count + 1
+        taken.add(name)
+        names.append(name)
+    return names
+
+
+def _check_out_apart(out: Path, samples: list) -> None:
+    """Refuse an output folder that holds input files of the tiles (a dataset folder): the
+    figures ``<stem>.png`` would replace the tiles there."""
+    from landslide_tf.inference.predict import same_file
+
+    folders = {p.parent for s in samples for p in (s.image, s.dem, s.mask) if p is not None}
+    for folder in sorted(folders):
+        if same_file(out, folder):
+            raise UserError(
+                f"--out {out} is the dataset folder {folder}: the figures would replace or "
+                "join its tiles; choose another --out"
+            )
+
+
 def explain_run(
     run_dir: str | Path,
     data: str | Path | None = None,
@@ -104,6 +135,8 @@ def explain_run(
     threshold = run_threshold(run_dir, config) if threshold is None else float(threshold)
     layer = resolve_layer(model, layer)
     samples = _pick_samples(run_dir, data, config, split, n)
+    out = Path(out) if out is not None else run_dir / f"gradcam_{method.replace('+', 'p')}"
+    _check_out_apart(out, samples)
     options = dataset_options(config, raw)  # the run's InputSpec and data format
 
     xs, ys = [], []
@@ -129,14 +162,13 @@ def explain_run(
     )
 
     shown, shown_as = display_input(x, options["spec"])  # multi-band tiles shown as RGB
-    out = Path(out) if out is not None else run_dir / f"gradcam_{method.replace('+', 'p')}"
     out.mkdir(parents=True, exist_ok=True)
     rows, labels = [], []
-    for i, sample in enumerate(samples):
+    for i, (sample, name) in enumerate(zip(samples, _figure_names(samples), strict=True)):
         has_landslide = bool(masks[i].any())
         energy = cam_energy_inside(cams[i], masks[i]) if has_landslide else math.nan
         area = mask_area_share(masks[i])
-        png = out / f"{sample.stem}.png"
+        png = out / name
         title = (
             f"{sample.stem}  {method} @ {layer}  energy inside {energy:.2f} vs area {area:.2f}"
             if has_landslide

@@ -141,8 +141,8 @@ def save_overlay(
     Returns:
         The path written.
     """
-    _, dem = display_channels(x, modalities)
-    with_dem = dem is not None and x.shape[-1] > 1
+    rgb, dem = display_channels(x, modalities)
+    with_dem = rgb is not None and dem is not None  # DEM-only: the DEM is the background
     columns = 5 if with_dem else 4
     fig = _figure(figsize=(2.2 * columns, 2.6))
     axes = fig.subplots(1, columns)
@@ -180,8 +180,8 @@ def save_grid(
         The path written.
     """
     n = len(x)
-    _, dem = display_channels(x[0], modalities)
-    with_dem = dem is not None and x.shape[-1] > 1
+    rgb, dem = display_channels(x[0], modalities)
+    with_dem = rgb is not None and dem is not None  # DEM-only: the DEM is the background
     columns = 5 if with_dem else 4
     fig = _figure(figsize=(1.6 * columns, 1.6 * n + 0.5))
     axes = fig.subplots(n, columns, squeeze=False)

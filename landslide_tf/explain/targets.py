@@ -170,16 +170,17 @@ def cam_energy_inside(cam: np.ndarray, mask: np.ndarray) -> float:
     """
     cam = np.asarray(cam, np.float64)
     inside = _as_mask(mask, cam.shape)
-    if cam.ndim == 2:
+    batch = cam.ndim == 3  # a batch of one is a batch: its tile counts only with landslide
+    if not batch:
         cam, inside = cam[None], inside[None]
     shares = []
     for tile_cam, tile_mask in zip(cam, inside, strict=True):
         total = tile_cam.sum()
-        if total <= 0 or (len(cam) > 1 and not tile_mask.any()):
+        if total <= 0 or (batch and not tile_mask.any()):
             shares.append(math.nan)
             continue
         shares.append(float(tile_cam[tile_mask].sum() / total))
     valid = [s for s in shares if not math.isnan(s)]
-    if len(cam) == 1:
+    if not batch:
         return shares[0]
     return float(np.mean(valid)) if valid else math.nan
