@@ -74,6 +74,11 @@ def _run(args: argparse.Namespace) -> int:
     if "split" in result:
         role = result.get("split_role", result["split"])
         print(f"split      {role} ({result['n_tiles']} tiles, threshold {result['threshold']:.3f})")
+    if result.get("n_tiles_no_dem"):
+        print(
+            f"left out   {result['n_tiles_no_dem']} tiles whose DEM has no valid cell "
+            "(predict gives them nodata)"
+        )
     if result.get("threshold_plateau"):
         lo, hi = result["threshold_plateau"]
         print(f"F1 plateau thresholds {lo:g}..{hi:g} (F1 within 0.01 of the best on val)")

@@ -12,8 +12,13 @@ Command line::
 
 Results go to ``RUN_DIR/metrics.json`` for the test split at the run's own threshold, and to
 ``RUN_DIR/metrics_<split>.json`` when another split is asked for or the threshold is
-overridden (``--threshold`` or ``--tune-threshold``), so the training result is never
-overwritten silently.
+overridden (``--threshold`` or ``--tune-threshold``); a TTA, precision or ``--dem-nodata``
+other than the run's adds ``_tta``/``_notta``, ``_<precision>`` or ``_nodata``, so the
+training result is never overwritten silently.
+
+A tile whose DEM has no valid cell (all NaN or the DEM nodata value) is left out of the
+scores and counted in ``n_tiles_no_dem``: predict, scenes and the SavedModel give it NaN
+(nodata) probabilities, so there is no prediction of it to score.
 """
 
 from __future__ import annotations
@@ -65,7 +70,7 @@ def accumulate(
     tta: bool = False,
     transforms: str = DEFAULT_TRANSFORMS,
     **data_options: Any,
-):
+) -> tuple[Any, int]:
     """Run ``model`` over ``samples`` and accumulate whole-split pixel statistics.
 
     Args:
@@ -77,10 +82,14 @@ def accumulate(
         **data_options: preprocessing options for ``make_dataset`` (see ``dataset_options``).
 
     Returns:
-        A ``landslide_tf.metrics.segmentation.SegmentationMetrics`` holding every pixel of ``samples``.
+        ``(metrics, n_no_dem)``: a ``landslide_tf.metrics.segmentation.SegmentationMetrics``
+        holding every pixel of ``samples`` except those of the tiles whose DEM has no valid
+        cell, and the number of such tiles (``no_dem_tiles``: predict and the SavedModel give
+        them NaN, nodata, so they are left out of the scores as they are out of the maps).
 
     Raises:
-        UserError: an empty ``samples``, or the model gives NaN or infinite probabilities.
+        UserError: an empty ``samples``, no tile with a valid DEM cell, or the model gives NaN
+            or infinite probabilities.
     """
     from landslide_tf.data.pipeline import make_dataset
     from landslide_tf.data.readers import summarized_notes
@@ -91,7 +100,16 @@ def accumulate(
     dataset = make_dataset(
         samples, batch_size=batch_size, shuffle=False, augment=False, cache=False, **data_options
     )
+    no_dem = no_dem_tiles(samples, data_options["spec"], data_options.get("data_format"))
+    if no_dem.all():
+        nodata = data_options["spec"].nodata
+        extra = f" or {nodata:g}" if nodata is not None else ""
+        raise UserError(
+            f"none of the {len(samples)} tiles has a valid DEM cell (every cell NaN{extra}): "
+            "nothing to score; is --dem-nodata right?"
+        )
     metrics = SegmentationMetrics()
+    start = 0
     with summarized_notes():  # tiles are decoded while iterating: one line per kind of note
         for x, y in dataset:  # x (B, H, W, C), y (B, H, W, 1)
             # (B, H, W, 1); eager: no tracing for a few batches
@@ -103,21 +121,54 @@ def accumulate(
                     f"model output is not finite: {bad} of {prob.size} probabilities in a "
                     "batch are NaN or inf (diverged weights or non-finite inputs?)"
                 )
-            metrics.update(np.asarray(y), prob)
-    return metrics
+            keep = ~no_dem[start : start + prob.shape[0]]  # (B,) in the order of samples
+            start += prob.shape[0]
+            metrics.update(np.asarray(y)[keep], prob[keep])
+    return metrics, int(no_dem.sum())
+
+
+def no_dem_tiles(samples: list, spec: Any, data_format: str | None = None) -> np.ndarray:
+    """``(N,)`` bool: whether each tile's DEM has no valid cell (all NaN or ``spec.nodata``).
+
+    The rule of ``landslide_tf.inference.predictor.no_dem_as_nodata`` (predict, scenes and
+    the SavedModel give such a tile NaN probabilities), applied to the DEM that
+    ``landslide_tf.data.formats.read_tile`` reads for the pipeline; all False when the input
+    has no separate DEM.
+    """
+    from landslide_tf.data.formats import read_tile
+
+    missing = np.zeros(len(samples), dtype=bool)
+    if not spec.uses_dem:
+        return missing
+    for i, sample in enumerate(samples):
+        _, dem, _, _ = read_tile(sample, spec, data_format)
+        if dem is None:
+            continue
+        dem = np.asarray(dem, dtype=np.float32)
+        valid = np.isfinite(dem)
+        if spec.nodata is not None:
+            valid &= dem != np.float32(spec.nodata)
+        missing[i] = not valid.any()
+    return missing
 
 
 def metrics_filename(
-    split: str, threshold_overridden: bool, tta: str | None = None, precision: str | None = None
+    split: str,
+    threshold_overridden: bool,
+    tta: str | None = None,
+    precision: str | None = None,
+    nodata_changed: bool = False,
 ) -> str:
     """Where an evaluation's metrics go, named by the settings that differ from training's.
 
-    ``metrics.json`` is the training result: the test split at the run's threshold and TTA
-    setting, in float32. Another split or threshold gives ``metrics_<split>.json``; a TTA or
-    precision other than the run's adds ``_tta``/``_notta`` and ``_<precision>``, so an
-    evaluation with other settings never overwrites the training result.
+    ``metrics.json`` is the training result: the test split at the run's threshold, TTA
+    setting and DEM nodata, in float32. Another split or threshold gives
+    ``metrics_<split>.json``; a TTA, precision or DEM nodata other than the run's adds
+    ``_tta``/``_notta``, ``_<precision>`` and ``_nodata``, so an evaluation with other
+    settings never overwrites the training result.
     """
-    suffix = "".join(f"_{part}" for part in (tta, precision) if part)
+    nodata = "nodata" if nodata_changed else None
+    suffix = "".join(f"_{part}" for part in (tta, precision, nodata) if part)
     if split == "test" and not threshold_overridden and not suffix:
         return "metrics.json"
     return f"metrics_{split}{suffix}.json"
@@ -170,8 +221,10 @@ def evaluate_run(
             run's ``tta_transforms``); only with ``tta`` on.
 
     Returns:
-        Metrics dict with the keys of ``METRIC_KEYS`` plus ``n_pixels``, ``split`` and
-        ``file`` (the name of the JSON file written inside ``run_dir``).
+        Metrics dict with the keys of ``METRIC_KEYS`` plus ``n_pixels``, ``split``,
+        ``n_tiles_no_dem`` (tiles whose DEM has no valid cell, left out of the scores as
+        predict leaves them out of its maps), ``dem_nodata`` and ``file`` (the name of the
+        JSON file written inside ``run_dir``).
     """
     if split not in SPLITS:
         raise UserError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
@@ -211,7 +264,7 @@ def evaluate_run(
 
     tuning = None
     if tune_threshold:
-        val = accumulate(model, splits["val"], batch_size=batch, **scoring)
+        val, val_no_dem = accumulate(model, splits["val"], batch_size=batch, **scoring)
         try:
             tuning = robust_threshold(val, metric=tune_metric)
         except ValueError as exc:
@@ -232,20 +285,29 @@ def evaluate_run(
             *tuning["plateau"],
         )
         write_threshold(run_dir, **tuning)
-        tuned = val if split == "val" else None
+        tuned = (val, val_no_dem) if split == "val" else None
     else:
         tuned = None
         if threshold is None:
             tuning = read_threshold_info(run_dir)
     if threshold is None:
         threshold = run_threshold(run_dir, config)
-    stats = tuned or accumulate(model, splits[split], batch_size=batch, **scoring)
+    stats, n_no_dem = tuned or accumulate(model, splits[split], batch_size=batch, **scoring)
+    if n_no_dem:
+        logger.warning(
+            "%d %s tiles have no valid DEM cell: left out of the scores (predict gives them "
+            "nodata)",
+            n_no_dem,
+            split,
+        )
     result = {k: _plain(v) for k, v in stats.result(threshold=threshold).items()}
+    result["n_tiles_no_dem"] = n_no_dem
     result["split"] = split
     result["tta"] = tta
     if tta:
         result["tta_transforms"] = transforms
     result["inference_precision"] = used_precision  # "precision" is the metric
+    result["dem_nodata"] = config.dem_nodata
     role = split_role(config, split)
     if role != split:
         result["split_role"] = role
@@ -268,6 +330,7 @@ def evaluate_run(
         overridden,
         tta=tta_suffix(tta, transforms, config),
         precision=None if used_precision == INFERENCE_PRECISION else used_precision,
+        nodata_changed=nodata_changed,
     )
     try:
         atomic_write_json(run_dir / name, result)

@@ -11,12 +11,12 @@ under ``ensemble.members``.
 Metrics and thresholds (issue 22, item 6): ``test_metrics`` is the run's ``metrics.json``
 as stored, and ``test_metrics_threshold`` says at which threshold it was computed.
 ``metrics_at_exported_threshold`` holds the test metrics of the SavedModel as exported: at
-the threshold its ``mask`` uses, with its TTA (on/off and transforms) and, where the file
-records it, its precision. They are taken from ``metrics.json`` when it was scored that way,
+the threshold its ``mask`` uses, with its TTA (on/off and transforms), its DEM nodata value
+and, where the file records it, its precision. They are taken from ``metrics.json`` when it was scored that way,
 else from ``metrics_test.json`` (``evaluate --threshold T``) or another ``metrics_test_*.json``
-(``evaluate --tta``, ``--precision ...``) that was; otherwise they are *not computed* (export
+(``evaluate --tta``, ``--precision ...``, ``--dem-nodata ...``) that was; otherwise they are *not computed* (export
 does not read the dataset: it may not be there), and the card says so with the command that
-computes them. A metrics file without the ``tta``/``tta_transforms`` keys was scored with the
+computes them. A metrics file without the ``tta``/``tta_transforms`` (or ``dem_nodata``) keys was scored with the
 run's own settings (``config.json``; off and ``flips`` when it has none), as ``evaluate``
 names its files; one without ``inference_precision`` is not checked for precision.
 ``threshold_tuning`` is the run's ``threshold.json`` (metric, shrinkage, F1 plateau) when it
@@ -89,21 +89,24 @@ def scored_with(
 
     Args:
         values: a metrics file (``evaluate`` records ``tta``, ``tta_transforms`` when TTA
-            is on, and ``inference_precision``).
-        run_config: the run's ``config.json``: a missing ``tta``/``tta_transforms`` is the
-            run's own (``InferenceSettings.from_dict``'s defaults, off and ``flips``, when
-            the config has none either).
+            is on, ``inference_precision`` and ``dem_nodata``).
+        run_config: the run's ``config.json``: a missing ``tta``/``tta_transforms`` or
+            ``dem_nodata`` is the run's own (``InferenceSettings.from_dict``'s defaults, off
+            and ``flips``, when the config has none either).
 
     Returns:
-        ``{"tta", "tta_transforms" (None when TTA is off), "precision" (None: not recorded)}``.
+        ``{"tta", "tta_transforms" (None when TTA is off), "precision" (None: not recorded),
+        "dem_nodata"}``.
     """
     run = run_config or {}
     tta = bool(values.get("tta", run.get("tta", False)))
     transforms = values.get("tta_transforms") or run.get("tta_transforms") or DEFAULT_TRANSFORMS
+    nodata = values["dem_nodata"] if "dem_nodata" in values else run.get("dem_nodata")
     return {
         "tta": tta,
         "tta_transforms": str(transforms) if tta else None,
         "precision": values.get("inference_precision"),
+        "dem_nodata": None if nodata is None else float(nodata),
     }
 
 
@@ -112,15 +115,21 @@ def same_scoring(stored: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
     matches any)."""
     if (stored["tta"], stored["tta_transforms"]) != (wanted["tta"], wanted["tta_transforms"]):
         return False
+    if stored["dem_nodata"] != wanted["dem_nodata"]:
+        return False
     return None in (stored["precision"], wanted["precision"]) or (
         stored["precision"] == wanted["precision"]
     )
 
 
 def describe_scoring(values: Mapping[str, Any]) -> str:
-    """A ``scored_with`` dict in words: ``TTA off``, ``TTA dihedral, bfloat16``."""
+    """A ``scored_with`` dict in words: ``TTA off``, ``TTA dihedral, bfloat16, DEM nodata 0``."""
     words = f"TTA {values['tta_transforms']}" if values["tta"] else "TTA off"
-    return f"{words}, {values['precision']}" if values["precision"] else words
+    if values["precision"]:
+        words += f", {values['precision']}"
+    if values["dem_nodata"] is not None:
+        words += f", DEM nodata {values['dem_nodata']:g}"
+    return words
 
 
 def metrics_at_threshold(
@@ -132,12 +141,13 @@ def metrics_at_threshold(
     tta_transforms: str = DEFAULT_TRANSFORMS,
     precision: str | None = None,
     run_config: Mapping[str, Any] | None = None,
+    dem_nodata: float | None = None,
 ) -> dict[str, Any]:
     """The test metrics of the export, from the stored metrics files, or a note.
 
     A stored file counts when its threshold is ``threshold`` and it was scored with the
-    export's TTA and precision (``scored_with``: a key the file lacks is the run's setting; an
-    unrecorded precision is not checked).
+    export's TTA, precision and DEM nodata (``scored_with``: a key the file lacks is the run's
+    setting; an unrecorded precision is not checked).
 
     Args:
         threshold: the exported ``mask`` threshold.
@@ -147,6 +157,8 @@ def metrics_at_threshold(
         tta_transforms: which (only with ``tta``).
         precision: the export's precision (None: not checked).
         run_config: the run's ``config.json`` (its own ``tta``/``tta_transforms``).
+        dem_nodata: the DEM nodata value the export treats as missing (``evaluate
+            --dem-nodata V`` scores with another one into ``metrics_test_*_nodata.json``).
 
     Returns:
         ``{"threshold", "source", "metrics"}`` (``source`` the file they come from), or
@@ -154,7 +166,12 @@ def metrics_at_threshold(
         that threshold with those settings.
     """
     wanted = scored_with(
-        {"tta": bool(tta), "tta_transforms": tta_transforms, "inference_precision": precision}
+        {
+            "tta": bool(tta),
+            "tta_transforms": tta_transforms,
+            "inference_precision": precision,
+            "dem_nodata": dem_nodata,
+        }
     )
     candidates = [("metrics.json", metrics)]
     if run_dir is not None:
@@ -189,6 +206,8 @@ def metrics_at_threshold(
         flags += f" --tta --tta-transforms {tta_transforms}" if tta else " --no-tta"
     if precision not in (None, INFERENCE_PRECISION):
         flags += f" --precision {precision}"
+    if wanted["dem_nodata"] != run["dem_nodata"] and wanted["dem_nodata"] is not None:
+        flags += f" --dem-nodata {wanted['dem_nodata']:g}"
     return {
         "threshold": threshold,
         "source": None,
@@ -260,6 +279,7 @@ def model_card(
             tta_transforms=settings.tta_transforms,
             precision=config.get("exported_precision"),
             run_config=config,
+            dem_nodata=settings.nodata,
         )
     return {
         "format": "landslide_tf model card 1",
