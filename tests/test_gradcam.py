@@ -252,6 +252,15 @@ def test_cli_threshold_outside_0_1_is_one_line_exit_2(run_dir, tmp_path, capsys,
     assert not (tmp_path / "cams").exists()
 
 
+@pytest.mark.parametrize("value", ["0", "-2"])
+def test_cli_batch_size_below_1_is_one_line_exit_2(run_dir, tmp_path, capsys, value):
+    argv = [str(run_dir), "--out", str(tmp_path / "cams"), "--n", "1", "--batch-size", value]
+    assert gradcam_main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: --batch-size must be at least 1, got {value}"
+    assert not (tmp_path / "cams").exists()
+
+
 @pytest.fixture
 def bfloat16_run(run_dir, tmp_path):
     """``run_dir`` with its best.keras replaced by a tiny U-Net trained in mixed bfloat16."""

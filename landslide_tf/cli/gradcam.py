@@ -44,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     if args.n < 1:
         raise UserError("--n must be at least 1")
+    if args.batch_size < 1:  # was taken as 1 without a word
+        raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
     summary = explain_run(
         args.run_dir,
         data=args.data,
