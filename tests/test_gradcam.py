@@ -339,3 +339,29 @@ def test_energy_files_are_replaced_whole_or_not_at_all(run_dir, tmp_path, monkey
     with pytest.raises(OSError):
         explain_run(run_dir, out=out, n=3)
     assert {name: (out / name).read_bytes() for name in before} == before
+
+
+def test_tiles_with_landslide_pixels_come_first_even_when_every_tile_has_a_mask(
+    run_dir, synth_dir, tmp_path
+):
+    """A tile with a mask is not a tile with a scar (every l4s or folder tile has a mask,
+    most of them empty): the picked tiles are those with landslide pixels, in split order."""
+    import shutil
+
+    import cv2
+
+    from landslide_tf.training.runs import read_run_config, run_splits
+
+    data = tmp_path / "data"
+    shutil.copytree(synth_dir, data)
+    config, _ = read_run_config(run_dir)
+    flagged = [s for s in run_splits(config, run_dir, data)["test"] if s.landslide]
+    blanked = flagged[:2]  # flagged landslide, masks emptied: no scar
+    assert len(flagged) > 3
+    for sample in blanked:
+        mask = cv2.imread(str(sample.mask), cv2.IMREAD_UNCHANGED)
+        cv2.imwrite(str(sample.mask), np.zeros_like(mask))
+    out = tmp_path / "cams"
+    assert explain_run(run_dir, data=data, out=out, n=2)["n_tiles_with_landslide"] == 2
+    stems = [row["stem"] for row in json.loads((out / "energy.json").read_text())["tiles"]]
+    assert stems == [s.stem for s in flagged[2:4]]

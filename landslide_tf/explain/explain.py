@@ -10,6 +10,7 @@ import csv
 import io
 import logging
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,19 +33,37 @@ logger = logging.getLogger(__name__)
 # run directories
 
 
-def _pick_samples(run_dir: Path, data: str | Path | None, config: Any, split: str, n: int):
-    """The first ``n`` tiles of a run's split (as in its split files), landslide tiles first."""
+def _pick_samples(
+    run_dir: Path,
+    data: str | Path | None,
+    config: Any,
+    split: str,
+    n: int,
+    has_landslide: Callable[[Any], bool],
+) -> list:
+    """``n`` tiles of a run's split (in the order of its split files), those with landslide
+    pixels first.
+
+    ``sample.landslide`` only says a tile is not a Bijie negative: every l4s or folder tile
+    has a mask, most of them empty. So the tiles are looked at in order with
+    ``has_landslide`` (its mask as the model sees it) until ``n`` with landslide pixels are
+    found; the others fill up to ``n`` when the split has fewer.
+    """
     from landslide_tf.training.runs import run_splits
 
     splits = run_splits(config, run_dir, data)
     if split not in splits:
         raise UserError(f"unknown split {split!r}; expected one of {', '.join(splits)}")
-    chosen = [s for s in splits[split] if s.landslide] + [
-        s for s in splits[split] if not s.landslide
-    ]
-    if not chosen:
+    tiles = sorted(splits[split], key=lambda s: not s.landslide)  # stable: negatives last
+    if not tiles:
         raise UserError(f"the {split} split of run {run_dir} is empty")
-    return chosen[: max(1, int(n))]
+    n = max(1, int(n))
+    with_scars, others = [], []
+    for sample in tiles:
+        if len(with_scars) == n:
+            break
+        (with_scars if sample.landslide and has_landslide(sample) else others).append(sample)
+    return (with_scars + others)[:n]
 
 
 def _figure_names(samples: list) -> list[str]:
@@ -134,14 +153,23 @@ def explain_run(
     model = load_inference_model(run_dir)  # float32, as evaluate and predict
     threshold = run_threshold(run_dir, config) if threshold is None else float(threshold)
     layer = resolve_layer(model, layer)
-    samples = _pick_samples(run_dir, data, config, split, n)
+    options = dataset_options(config, raw)  # the run's InputSpec and data format
+    loaded: dict[int, tuple[Any, Any]] = {}  # id(sample) -> (x, y), each tile read once
+
+    def load(sample: Any) -> tuple[Any, Any]:
+        if id(sample) not in loaded:
+            loaded[id(sample)] = load_tile(sample, **options)
+        return loaded[id(sample)]
+
+    samples = _pick_samples(
+        run_dir, data, config, split, n, lambda s: bool(np.asarray(load(s)[1]).any())
+    )
     out = Path(out) if out is not None else run_dir / f"gradcam_{method.replace('+', 'p')}"
     _check_out_apart(out, samples)
-    options = dataset_options(config, raw)  # the run's InputSpec and data format
 
     xs, ys = [], []
     for sample in samples:
-        x, y = load_tile(sample, **options)
+        x, y = load(sample)
         xs.append(x)
         ys.append(y)
     x = np.stack(xs).astype(np.float32)  # (N, H, W, C)
