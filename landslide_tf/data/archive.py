@@ -31,7 +31,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from landslide_tf.errors import DataError
-from landslide_tf.files import make_temp_dir
+from landslide_tf.files import STAGING_MARK, make_temp_dir, new_staging_dir, remove_stale_staging
 
 logger = logging.getLogger(__name__)
 
@@ -400,18 +400,21 @@ def _unreadable(zip_path: Path, info: zipfile.ZipInfo, exc: BaseException) -> Da
 
 #: How many folder levels inside an extracted zip are searched for ``landslide/``.
 LAYOUT_SEARCH_DEPTH = 4
+#: Folders never searched for ``landslide/``: macOS Finder's zips hold a ``__MACOSX/`` twin
+#: of every folder with only ``._*`` resource forks (it sorts before lower-case names).
+SKIPPED_FOLDERS = frozenset({"__MACOSX"})
 
 
 def _has_layout(names: list[str]) -> bool:
     """Whether a zip's entry ``names`` hold a ``landslide/`` folder where
     ``find_layout_root`` looks for it after extraction (at most ``LAYOUT_SEARCH_DEPTH`` deep,
-    no hidden folder on the way)."""
+    no hidden or ``SKIPPED_FOLDERS`` folder on the way)."""
     for name in names:
         parts = name.replace("\\", "/").split("/")[:-1]  # the folders of the entry
         for part in parts[: LAYOUT_SEARCH_DEPTH + 1]:
             if part == LANDSLIDE:
                 return True
-            if part.startswith("."):
+            if part.startswith(".") or part in SKIPPED_FOLDERS:
                 break
     return False
 
@@ -422,7 +425,11 @@ def find_layout_root(folder: Path, max_depth: int = 2) -> Path | None:
         return folder
     if max_depth == 0:
         return None
-    children = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    children = sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_dir() and not p.name.startswith(".") and p.name not in SKIPPED_FOLDERS
+    )
     for child in children:
         found = find_layout_root(child, max_depth - 1)
         if found is not None:
@@ -434,9 +441,12 @@ def _extract_into(path: Path, target: Path, key: str, old: list[str] | None) -> 
     """Extract ``path`` beside itself, then move it onto ``target``.
 
     ``old``: the entries of our earlier extraction in ``target``, which is replaced (None:
-    ``target`` must not exist). The caller checked the entries and ``target``'s content."""
+    ``target`` must not exist). The caller checked the entries and ``target``'s content.
+    The extraction goes into a staging folder (``files.new_staging_dir``): what a killed
+    extraction left there is removed first (``files.remove_stale_staging``)."""
     try:
-        tmp = make_temp_dir(target.parent, f".{target.name}.extracting-")
+        remove_stale_staging(target.parent, target.name)
+        tmp = new_staging_dir(target)
     except OSError as exc:
         raise DataError(
             f"{path}: cannot extract next to the zip into {target} ({exc.strerror})"
@@ -447,6 +457,7 @@ def _extract_into(path: Path, target: Path, key: str, old: list[str] | None) -> 
             entries = [_entry_path(i).as_posix() for i in archive.infolist()]
         # the marker comes last: an extraction that failed is never marked complete
         (tmp / EXTRACTED_MARKER).write_text(f"{path.name}\n{key}\n{json.dumps(entries)}\n")
+        (tmp / STAGING_MARK).unlink()
         if old is not None:  # our earlier extraction of a different zip: moved aside, removed
             _refuse_foreign(path, target, old)  # again: the extraction may have taken long
             aside = make_temp_dir(target.parent, f".{target.name}.old-")

@@ -77,9 +77,14 @@ def detect(root: Path) -> bool:
 
 
 def _numbered(folder: Path) -> dict[int, Path]:
-    """Tile number -> path of the ``.h5`` files in ``folder``; the name must end in the number."""
+    """Tile number -> path of the ``.h5`` files in ``folder``; the name must end in the number.
+
+    Hidden files are skipped, as in the other formats (macOS leaves ``._image_1.h5`` beside
+    ``image_1.h5`` on FAT/exFAT drives)."""
     files: dict[int, Path] = {}
     for path in sorted(folder.glob("*.h5")):
+        if path.name.startswith("."):
+            continue
         match = re.fullmatch(r".*?(\d+)", path.stem)
         if match is None:
             raise DataError(

@@ -57,13 +57,30 @@ def given_split_files(out_dir: str | Path) -> dict[str, Path | None] | None:
     return have
 
 
+def list_text(path: Path) -> str:
+    """The text of a split list (a UTF-8 byte-order mark is not a stem).
+
+    Raises:
+        DataError: the file is not UTF-8 text (e.g. UTF-16, what Windows PowerShell 5 writes
+            with ``>``), naming it.
+    """
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise DataError(
+            f"{path} is not a text list of tile stems (not UTF-8; save it as UTF-8 text, "
+            "one stem per line)"
+        ) from None
+
+
 def read_split(out_dir: str | Path, samples: Sequence[Sample]) -> dict[str, list[Sample]]:
     """Read ``out_dir/{train,val,test}.txt`` and map their stems onto ``samples``.
 
     A missing ``test.txt`` gives an empty test split (datasets that keep their test list aside).
 
     Raises:
-        DataError: a file names a stem that is not in ``samples``, or a stem is in two splits.
+        DataError: a file is not UTF-8 text, names a stem that is not in ``samples``, or a
+            stem is in two splits.
     """
     out_dir = Path(out_dir)
     by_stem: dict[str, list[Sample]] = {}
@@ -76,7 +93,7 @@ def read_split(out_dir: str | Path, samples: Sequence[Sample]) -> dict[str, list
         if name == "test" and not path.is_file():
             split[name] = []
             continue
-        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is not a stem
+        text = list_text(path)
         stems = [line.strip() for line in text.splitlines() if line.strip()]
         unknown = [s for s in stems if s not in by_stem]
         if unknown:
@@ -116,7 +133,7 @@ def check_lone_test_list(out_dir: str | Path, split: dict[str, list[Sample]]) ->
     path = Path(out_dir) / "test.txt"
     if not path.is_file():
         return
-    listed = {line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines()}
+    listed = {line.strip() for line in list_text(path).splitlines()}
     listed.discard("")
     if listed != {s.stem for s in split["test"]}:
         raise DataError(
