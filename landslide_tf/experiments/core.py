@@ -26,6 +26,7 @@ from landslide_tf.experiments.runs import RunResult, RunSpec, run_name
 from landslide_tf.experiments.study import Study
 from landslide_tf.files import atomic_write_json, atomic_write_text
 from landslide_tf.training.config import PAPER_BEST_LOSS, TrainConfig
+from landslide_tf.training.encoder_phases import apply_encoder_defaults
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ def make_spec(
         split_dir=str(out / "split"),
         run_dir=str(out / "runs" / run_name(model, loss, seed)),
     )
+    apply_encoder_defaults(values, depth_given="depth" in study.train)  # as train does
     return RunSpec(model, loss, seed, stage, TrainConfig.from_dict(values).to_dict())
 
 

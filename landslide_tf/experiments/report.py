@@ -116,7 +116,22 @@ def _final_runs(outcome: StudyOutcome) -> list[RunResult]:
 
 
 def write_figures(outcome: StudyOutcome, n: int = 4) -> None:
-    """Figures 4-6 of the final models; a failing figure is logged and noted, not raised."""
+    """Figures 4-6 of the final models; a failing figure is logged and noted, not raised.
+
+    A figure not drawn by this call (skipped or failed) is removed: an earlier invocation's
+    file would show other runs under this README.
+    """
+    _draw_figures(outcome, n)
+    for name in FIGURE_FILES:
+        if outcome.figures.get(name) != "ok":
+            (outcome.out / name).unlink(missing_ok=True)
+
+
+#: The study's figure files (``write_figures``).
+FIGURE_FILES = ("fig4_loss_curves.png", "fig5_predictions.png", "fig6_gradcam.png")
+
+
+def _draw_figures(outcome: StudyOutcome, n: int) -> None:
     runs = _final_runs(outcome)
     out = outcome.out
     if not runs:

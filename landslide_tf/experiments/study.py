@@ -31,6 +31,7 @@ from typing import Any
 
 from landslide_tf.errors import UserError
 from landslide_tf.training.config import TrainConfig
+from landslide_tf.training.encoder_phases import apply_encoder_defaults
 from landslide_tf.training.rundir import validated
 
 #: ``experiments/`` of the checkout holding this package (absent in a wheel install).
@@ -273,12 +274,24 @@ def load_study(name_or_path: str | Path) -> Study:
     return study
 
 
+#: ``TrainConfig`` fields the study sets for each run itself (``core.make_spec``): a value in
+#: the shared train settings would be replaced without a word.
+PER_RUN_FIELDS = ("model", "loss", "loss_kwargs", "data", "split_dir", "run_dir")
+
+
 def _check_train_keys(train: dict[str, Any], name: str) -> None:
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(train) - known)
     if unknown:
         raise UserError(
             f"study {name!r}: unknown train settings {unknown}; valid: {', '.join(sorted(known))}"
+        )
+    per_run = sorted(set(train) & set(PER_RUN_FIELDS))
+    if per_run:
+        raise UserError(
+            f"study {name!r}: train settings {per_run} are set per run by the study: models "
+            "and losses go in stage1/stage3, loss arguments in loss_kwargs (per loss name), "
+            "the dataset in --data, the folders under --out"
         )
 
 
@@ -298,6 +311,7 @@ def validate_run_config(study: Study, model: str, loss: str) -> None:
     """
     values = {**study.train, "model": model, "loss": loss,
               "loss_kwargs": study.loss_kwargs.get(loss, {})}  # fmt: skip
+    apply_encoder_defaults(values, depth_given="depth" in study.train)  # as train and the run
     try:
         validated(TrainConfig.from_dict(values))
     except UserError as exc:
@@ -318,6 +332,12 @@ def _validate(study: Study) -> None:
         twice = sorted({n for n in names if names.count(n) > 1})
         if twice:  # one run directory trained twice, its row counted twice in the tables
             raise UserError(f"study {study.name!r}: {what} name {', '.join(twice)} twice")
+    for model in study.attention_models:  # same model, loss and seed: the same run folder
+        if model in study.bases:
+            raise UserError(
+                f"study {study.name!r}: stage3 model {model} is also a stage1 base: its run "
+                "would be a stage-1 run, listed and counted twice in the tables"
+            )
     if study.attention_models and study.attention_base not in study.bases:
         raise UserError(
             f"study {study.name!r}: stage3 base {study.attention_base!r} is not a stage-1 base "
@@ -328,6 +348,11 @@ def _validate(study: Study) -> None:
         raise UserError(
             f"study {study.name!r}: test_split must be 'test' (the tables report each run's "
             f"test metrics), got {test_split!r}"
+        )
+    if study.train.get("select_from_train"):  # carve_selection refuses a test list
+        raise UserError(
+            f"study {study.name!r}: select_from_train is for split lists without a test list, "
+            "and a study's split has one: drop it (--select-on val selects on val)"
         )
     for model, loss in study_models(study):  # every run's config, before any run starts
         validate_run_config(study, model, loss)
