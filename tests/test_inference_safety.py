@@ -248,7 +248,8 @@ def test_a_damaged_saved_model_is_one_line(damage, files, capsys):
         card.write_text(json.dumps({"settings": [1, 2]}))
         expected = f"{card} is damaged: settings unreadable"
     root = files["root"]
-    argv = [str(saved), "--image", str(root / "t.png"), "--out", str(root / "m.png")]
+    argv = [str(saved), "--image", str(root / "t.png"), "--dem", str(root / "d.png")]
+    argv += ["--out", str(root / "m.png")]
     assert main(argv) == 2
     assert expected in one_line(capsys)
     assert not (root / "m.png").exists()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
 
 from landslide_tf.cli.common import ArgumentParser, add_precision_arg, add_tta_arg, run_cli
 from landslide_tf.errors import UserError
@@ -108,8 +109,13 @@ def run(args: argparse.Namespace) -> int:
          ("--overlay", overlay_path(args.out) if args.overlay else None),
          ("--polygons", args.polygons), ("--preview", args.preview)],
     )  # fmt: skip
+    settings = read_settings(args.model)  # the inputs it needs, without loading the network
+    if settings.uses_image and args.image is None and args.scene is None:
+        raise UserError(f"this model ({settings.modalities}) needs --image (a tile) or --scene")
+    if settings.uses_dem and args.dem is None:
+        raise UserError(f"this model ({settings.modalities}) needs --dem")
     scene = args.scene
-    if scene is None and read_settings(args.model).spec.image_dtype != "uint8":
+    if scene is None and settings.spec.image_dtype != "uint8":
         # float bands are read window by window from a GeoTIFF: such a tile is predicted
         # as a small scene, and --out is its 0/255 mask as for any --image
         if args.image is None:
@@ -120,6 +126,9 @@ def run(args: argparse.Namespace) -> int:
                 "probabilities give --scene FILE (with --preview for its outlines)"
             )
         scene = args.image
+    for flag, path in (("--image", args.image), ("--scene", args.scene), ("--dem", args.dem)):
+        if path is not None and not Path(path).is_file():
+            raise UserError(f"{flag} {path}: no such file")
     predictor = Predictor.load(
         args.model,
         nodata=args.dem_nodata,

@@ -407,8 +407,7 @@ class Predictor:
         if not path.exists():
             raise UserError(f"model not found: {path}")
         if path.is_dir() and (path / "saved_model.pb").is_file():
-            predictor = cls.from_saved_model(path, nodata=nodata)
-            baked = predictor.settings
+            baked = read_model_card(path)[1]  # checked before the SavedModel is loaded
             if tta is not None and bool(tta) != baked.tta:
                 raise UserError(
                     f"{path} was exported with flip averaging {'on' if not tta else 'off'}: "
@@ -422,8 +421,10 @@ class Predictor:
                     f"{path} was exported with TTA transforms {done}: export the run again "
                     f"with --tta --tta-transforms {tta_transforms}"
                 )
-            return predictor
+            return cls.from_saved_model(path, nodata=nodata)
         settings = load_settings(path)
+        if nodata is not None:  # a bad value is refused before the model is loaded
+            settings = settings.replace(nodata=float(nodata))
         if tta is not None:
             settings = settings.replace(tta=bool(tta))
         if tta_transforms is not None:
@@ -431,8 +432,6 @@ class Predictor:
                 raise UserError("--tta-transforms needs flip averaging on: add --tta")
             settings = settings.replace(tta_transforms=tta_transforms)
         model = load_inference_model(path, precision)
-        if nodata is not None:
-            settings = settings.replace(nodata=float(nodata))
         run_dir = path if path.is_dir() else path.parent
         source = f"run {run_dir}" if path.is_dir() else f"model {path}"
         return cls.from_keras(model, settings, source)
