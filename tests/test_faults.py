@@ -514,7 +514,7 @@ def test_undefined_auc_is_written_as_null_with_a_reason(run_copy, monkeypatch):
     def all_background(model, samples, batch_size, **options):
         stats = SegmentationMetrics()
         stats.update(np.zeros((1, 8, 8, 1)), np.full((1, 8, 8, 1), 0.2, np.float32))
-        return stats
+        return stats, 0  # (metrics, tiles left out for having no valid DEM cell)
 
     monkeypatch.setattr(evaluate, "accumulate", all_background)
     result = evaluate.evaluate_run(run_copy)
