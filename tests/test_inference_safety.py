@@ -302,6 +302,31 @@ def test_an_ensemble_card_reports_no_member_metrics_as_its_own(run_dir, tmp_path
     assert "0.6123" not in markdown and "not computed" in markdown
 
 
+def test_an_ensemble_card_shows_each_members_model_and_seed(run_dir, tmp_path, monkeypatch):
+    """Members that differ (a seed ensemble; mixed widths) are listed per member, not as the
+    first member's values."""
+    import landslide_tf.inference.export as export
+    from landslide_tf.inference.model_card import model_card_markdown
+
+    runs = [shutil.copytree(run_dir, tmp_path / name) for name in ("a", "b")]
+    config = json.loads((runs[1] / "config.json").read_text())
+    config["seed"] = int(config["seed"]) + 1
+    config["dropout"] = 0.25 if config.get("dropout") != 0.25 else 0.5
+    (runs[1] / "config.json").write_text(json.dumps(config))
+    first = json.loads((runs[0] / "config.json").read_text())
+    cards = []
+    monkeypatch.setattr(export, "export_model", lambda *a, card, **k: cards.append(card))
+    export.export_ensemble(runs, tmp_path / "ensemble")
+    card = cards[0]
+    assert card["training_data"]["seed"] == [first["seed"], config["seed"]]
+    assert card["model"]["dropout"] == [first.get("dropout"), config["dropout"]]
+    assert card["model"]["name"] == first["model"]  # shared: one value
+    assert card["training_data"]["lr"] == first["lr"]
+    markdown = model_card_markdown(card)
+    assert markdown.startswith(f"# Model card: ensemble of 2 ({first['model']})")
+    assert f"seed {first['seed']} / {config['seed']}" in markdown
+
+
 # --- 6: the preview's scale bar is in metres only where the CRS is --------------------------
 @pytest.mark.parametrize("crs, bar", [("EPSG:4326", False), ("EPSG:32648", True)])
 def test_preview_scale_bar_only_for_metre_crs(predictor, tmp_path, crs, bar):

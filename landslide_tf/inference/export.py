@@ -35,7 +35,12 @@ from typing import Any
 
 from landslide_tf.errors import UserError
 from landslide_tf.files import remove_stale_staging, staged_dir
-from landslide_tf.inference.model_card import model_card, model_card_markdown, read_json
+from landslide_tf.inference.model_card import (
+    model_card,
+    model_card_markdown,
+    read_json,
+    show_members,
+)
 from landslide_tf.inference.predictor import Predictor
 from landslide_tf.inference.settings import INFERENCE_PRECISION, InferenceSettings
 from landslide_tf.metrics.thresholds import validate_threshold
@@ -201,7 +206,9 @@ def export_ensemble(
     both for every member); the signatures are those of a single run's export. The
     ``mask`` threshold is ``threshold``, else the members' common one, else their mean. The
     model card is the first member's with ``ensemble`` listing every member (with its own
-    test metrics); the ensemble's own test metrics are not computed (the card says so).
+    test metrics) and a list of the members' values wherever they differ
+    (``model_card.show_members``); the ensemble's own test metrics are not computed (the card
+    says so).
 
     Raises:
         UserError: fewer than two runs, the same run twice, or members that disagree.
@@ -255,6 +262,7 @@ def export_ensemble(
     parameters = sum(int(m.count_params()) for m in models)
     # no test metrics of its own: the first member's are not the ensemble's (model_card)
     card = model_card(config, settings, run_dir=dirs[0], parameters=parameters, ensemble=True)
+    card = show_members(card, [read_config_json(d / "config.json") for d in dirs])
     card["ensemble"] = {
         "rule": "mean of the members' probabilities",
         "members": [

@@ -228,6 +228,46 @@ ENSEMBLE_METRICS_NOTE = (
 )
 
 
+#: Card entries ``(section, key, config.json field)`` that an
+#: ensemble's members may not share (a seed ensemble differs in ``seed``).
+MEMBER_FIELDS = (
+    ("model", "name", "model"),
+    ("model", "base_filters", "base_filters"),
+    ("model", "depth", "depth"),
+    ("model", "dropout", "dropout"),
+    ("training_data", "negatives", "negatives"),
+    ("training_data", "augment", "augment"),
+    ("training_data", "epochs", "epochs"),
+    ("training_data", "batch_size", "batch_size"),
+    ("training_data", "lr", "lr"),
+    ("training_data", "seed", "seed"),
+)
+
+
+def show_members(card: dict[str, Any], configs: list[Mapping[str, Any]]) -> dict[str, Any]:
+    """An ensemble's card with every ``MEMBER_FIELDS`` entry (and the loss) on which its
+    members differ as a list, one value per member, instead of the first member's value
+    (a seed ensemble's card said ``seed 42`` for all three seeds)."""
+
+    def differ(values: list[Any]) -> bool:
+        return len({json.dumps(v, sort_keys=True, default=str) for v in values}) > 1
+
+    for section, key, field in MEMBER_FIELDS:
+        values = [c.get(field) for c in configs]
+        if differ(values):
+            card[section][key] = values
+    losses = [c.get("loss") for c in configs]
+    kwargs = [c.get("loss_kwargs") or {} for c in configs]
+    if differ(losses) or differ(kwargs):
+        card["loss"] = {"name": losses, "kwargs": kwargs}
+    return card
+
+
+def shown(value: Any) -> str:
+    """A card value in Markdown: a per-member list as ``a / b / c``."""
+    return " / ".join(str(v) for v in value) if isinstance(value, list) else str(value)
+
+
 def ensemble_metrics(threshold: float) -> dict[str, Any]:
     """``metrics_at_exported_threshold`` of an ensemble: not computed, with the note."""
     return {"threshold": threshold, "source": None, "metrics": None, "note": ENSEMBLE_METRICS_NOTE}
@@ -385,16 +425,21 @@ def signature_summary(settings: InferenceSettings) -> dict[str, Any]:
 def model_card_markdown(card: dict[str, Any]) -> str:
     """Render the model card dict as Markdown."""
     m, norm, data = card["model"], card["normalization"], card["training_data"]
+    ensemble = card.get("ensemble")
+    title = m["name"] if not ensemble else (
+        f"ensemble of {len(ensemble['members'])} "
+        f"({', '.join(dict.fromkeys(str(x['model']) for x in ensemble['members']))})"
+    )  # fmt: skip
     lines = [
-        f"# Model card: {m['name']}",
+        f"# Model card: {title}",
         "",
         f"Exported by landslide_tf {card['landslide_tf_version']} "
         f"(TensorFlow {card['tensorflow_version']}) on {card['exported']}.",
         "",
         "## Model",
-        f"- architecture: `{m['name']}`, base filters {m['base_filters']}, depth {m['depth']}, "
-        f"dropout {m['dropout']}, {m['parameters']} parameters",
-        f"- loss: `{card['loss']['name']}` {card['loss']['kwargs'] or ''}".rstrip(),
+        f"- architecture: `{shown(m['name'])}`, base filters {shown(m['base_filters'])}, "
+        f"depth {shown(m['depth'])}, dropout {shown(m['dropout'])}, {m['parameters']} parameters",
+        f"- loss: `{shown(card['loss']['name'])}` {card['loss']['kwargs'] or ''}".rstrip(),
         f"- decision threshold: {card['threshold']} (the SavedModel's `mask` output: 1 where "
         "probability >= threshold)",
         "",
@@ -417,7 +462,6 @@ def model_card_markdown(card: dict[str, Any]) -> str:
         lines += ["", "| band | a (mean or p2) | b (std or p98) |", "|---|---|---|"]
         for band, (a, b) in norm["band_params"].items():
             lines.append(f"| {band} | {a:.6g} | {b:.6g} |")
-    ensemble = card.get("ensemble")
     if ensemble:
         lines += ["", f"## Ensemble ({len(ensemble['members'])} members: {ensemble['rule']})"]
         for member in ensemble["members"]:
@@ -434,11 +478,11 @@ def model_card_markdown(card: dict[str, Any]) -> str:
         "",
         "## Training data",
         f"- data: {data['data']}",
-        f"- modalities: {data['modalities']}, negatives: {data['negatives']}, "
-        f"augment: {data['augment']}",
+        f"- modalities: {data['modalities']}, negatives: {shown(data['negatives'])}, "
+        f"augment: {shown(data['augment'])}",
         f"- split sizes (tiles): {data['split_sizes']}",
-        f"- epochs {data['epochs']}, batch size {data['batch_size']}, lr {data['lr']}, "
-        f"seed {data['seed']}",
+        f"- epochs {shown(data['epochs'])}, batch size {shown(data['batch_size'])}, "
+        f"lr {shown(data['lr'])}, seed {shown(data['seed'])}",
         "",
     ]
     tuning = card.get("threshold_tuning")
