@@ -66,6 +66,22 @@ def member_cost(run_dir: Path) -> dict[str, Any]:
             "cpu_source": "epochs only (history.csv)", "val_untouched_f1": val_f1}  # fmt: skip
 
 
+def seen_stems(run_dir: Path) -> set[str] | None:
+    """The tiles a run trained on or chose its checkpoint and threshold on (its split lists:
+    ``train.txt``, and ``val.txt`` unless the run carved its selection from train); None
+    where its lists cannot be read."""
+    config = json.loads((run_dir / "config.json").read_text())
+    folder = Path(config.get("split_dir") or run_dir).expanduser()
+    names = ("train",) if config.get("select_from_train") else ("train", "val")
+    stems: set[str] = set()
+    for name in names:
+        path = folder / f"{name}.txt"
+        if not path.is_file():
+            return None
+        stems |= set(path.read_text().split())
+    return stems
+
+
 def score(predictor: Any, tiles: list[tuple[str, Any, Any]]) -> Any:
     """``SegmentationMetrics`` of the predictor's probabilities over the tiles (each mask
     brought to its probability map's grid with nearest neighbour, as evaluation does)."""
@@ -131,6 +147,15 @@ def main(argv: list[str] | None = None) -> int:
     for d in args.members:
         if not (d / "config.json").is_file():
             print(f"error: {d} is not a run directory (no config.json)", file=sys.stderr)
+            return 2
+    scored_val = set((args.split_dir / "test.txt").read_text().split())
+    for d in args.members:  # a member that saw the scored val leaves it touched
+        seen = seen_stems(d)
+        if seen is None or seen & scored_val:
+            why = ("its split lists are not found" if seen is None else
+                   f"it trained or chose its checkpoint on {len(seen & scored_val)} of them")  # fmt: skip
+            print(f"error: {d} cannot be scored on {args.split_dir / 'test.txt'} as val "
+                  f"(untouched): {why}", file=sys.stderr)  # fmt: skip
             return 2
     if args.each and len({d.name for d in args.members}) != len(args.members):
         print("error: --each needs members with distinct folder names", file=sys.stderr)

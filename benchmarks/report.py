@@ -32,6 +32,9 @@ DOCUMENTS = ("README.md", "docs/*.md")
 BLOCK = re.compile(
     r"(<!-- report:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /report:(?P=name) -->)", re.S
 )
+#: Any report marker, however spelled: one that is not half of a ``BLOCK`` leaves figures
+#: unchecked (an opening marker whose closing one was deleted or mistyped).
+MARKER = re.compile(r"<!--\s*/?\s*report:")
 
 Records = Mapping[str, Mapping[str, Any]]
 
@@ -226,7 +229,7 @@ class Run(NamedTuple):
     cpu_s_per_epoch: float | None
     best_selection_f1: float | None  # the best epoch's, threshold 0.5
     val_f1: float | None  # val (untouched)
-    reference_cpu_s: float | None  # the same record's reference (strong) run, if it has one
+    reference_cpu_s: float | None  # the same record's strong run, if it has one
     reported: bool  # reused from a run trained for another record, not trained for this one
 
 
@@ -236,7 +239,9 @@ def trained_runs(records: Records) -> list[Run]:
     runs: list[Run] = []
     for name in sorted(n for n in records if n.startswith("time-to-quality")):
         fig = records[name]["figures"]
-        ref = fig["recipes"].get(fig.get("reference") or "", {}).get("cpu_s")
+        # strong's, whatever --reference the record's curves were compared against: the
+        # tables divide by strong's CPU s (a record without strong: None, strong-honest's)
+        ref = fig["recipes"].get("strong", {}).get("cpu_s")
         for recipe, res in fig["recipes"].items():
             curve = res.get("curve") or []
             runs.append(Run(recipe, name, records[name], res.get("epochs"), res.get("cpu_s"),
@@ -507,6 +512,11 @@ def render_text(
             changed.append(name)
         return match.group(1) + body + match.group(4)
 
+    unpaired = len(MARKER.findall(text)) - 2 * len(BLOCK.findall(text))
+    if unpaired:
+        problems.append(f"{where}: {unpaired} report marker(s) without their pair "
+                        "(<!-- report:NAME --> ... <!-- /report:NAME -->): the text after "
+                        "them is not checked")  # fmt: skip
     return BLOCK.sub(replace, text), problems
 
 
