@@ -155,16 +155,29 @@ def fit_model(
             done = _restore(model, run_dir, state)
             logger.info("resuming %s after epoch %d of %d", run_dir, done, config.epochs)
 
-    train_ds = pipeline.make_dataset(
-        splits["train"],
-        batch_size=global_batch,
-        shuffle=True,
-        augment=config.augment,
-        augment_policy=config.augment_policy,
-        seed=config.seed,
-        cache=True,
-        **options,
-    )
+    def train_passes(start: int) -> Any:
+        """The training data of a fit from epoch ``start`` on: one pass an epoch.
+
+        The shuffle and augmentation draws are seeded and drawn anew for each pass over the
+        data (each new iterator of it): a fresh dataset that skips ``start`` passes, read
+        through one endless iterator (repeat + ``steps_per_epoch``, however Keras makes its
+        iterators), gives epoch k the same draws in a run unbroken, resumed or fitted in
+        phases, not epoch 1's again after a resume.
+        """
+        ds = pipeline.make_dataset(
+            splits["train"],
+            batch_size=global_batch,
+            shuffle=True,
+            augment=config.augment,
+            augment_policy=config.augment_policy,
+            seed=config.seed,
+            cache=True,
+            **options,
+        )
+        for _ in range(start):
+            iter(ds)
+        return ds.repeat()
+
     val_ds = pipeline.make_dataset(
         splits["val"], batch_size=global_batch, shuffle=False, cache=True, **options
     )
@@ -223,6 +236,7 @@ def fit_model(
             compiled_with = finetune
         if tuning:
             logger.info("epoch %d: fine-tuning with %s", start + 1, config.finetune_loss)
+        train_ds = train_passes(start)
         prepare_multiworker_fit(model, strategy, train_ds)  # issue 14: Keras 3 workaround
         # with EMA, fit ends on the average: the next phase starts from the raw weights, as
         # one resumed at this boundary does from the checkpoint (only the last fit keeps it)
@@ -233,6 +247,7 @@ def fit_model(
             validation_data=val_ds,
             epochs=stop,
             initial_epoch=start,
+            steps_per_epoch=steps_per_epoch,
             callbacks=[
                 guard,
                 *callbacks.validation_callbacks(model),
