@@ -286,3 +286,27 @@ def test_flips_of_oriented_terrain_channels_are_warned_about(caplog):
     with caplog.at_level("WARNING", logger="landslide_tf"):
         validate_recipe(shade)
     assert any("hillshade" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    "flags, field, value",
+    [
+        (["--optimizer", "adam"], "weight_decay", 0.0),
+        (["--lr-schedule", "constant"], "warmup_epochs", 0.0),
+        (["--optimizer", "adam", "--weight-decay", "0.01"], "weight_decay", 0.01),
+        (["--lr-schedule", "constant", "--warmup-epochs", "0.5"], "warmup_epochs", 0.5),
+    ],
+)
+def test_an_explicit_optimizer_or_schedule_drops_the_presets_settings_for_the_other(
+    flags, field, value
+):
+    """``--preset strong --optimizer adam`` was refused for the preset's AdamW decay, and
+    ``--lr-schedule constant`` recorded the cosine warm-up it does not have; a value the user
+    gives for the field itself still stands (and is validated as before)."""
+    from landslide_tf.training.optim import build_optimizer
+
+    assert PRESETS["strong"]["weight_decay"] and PRESETS["strong"]["warmup_epochs"]
+    config = config_from_args(build_parser().parse_args(["--preset", "strong", *flags]))
+    assert getattr(config, field) == value
+    if value == 0.0:
+        build_optimizer(config, steps_per_epoch=10)  # no UserError

@@ -168,6 +168,15 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
             values[field.name] = list(given) if field.name == "derived" else given
     if values.get("modalities") == "rgb" and getattr(args, "derived", None) is None:
         values["derived"] = []  # a preset's DEM-derived channels need a DEM; RGB runs drop them
+    # an explicit choice drops what the preset set for the one it replaces: --optimizer adam
+    # the preset's AdamW decay (refused by Adam), --lr-schedule constant the warm-up of the
+    # preset's cosine schedule (a constant rate has none; config.json would record one)
+    if getattr(args, "optimizer", None) == "adam" and getattr(args, "weight_decay", None) is None:
+        values["weight_decay"] = 0.0
+    if getattr(args, "lr_schedule", None) == "constant" and (
+        getattr(args, "warmup_epochs", None) is None
+    ):
+        values["warmup_epochs"] = 0.0
     values["loss_kwargs"] = _parse_loss_kwargs(args.loss_kwargs)
     apply_encoder_defaults(values, depth_given=getattr(args, "depth", None) is not None)
     values["precision"] = precision_from_args(args) or values["precision"]
