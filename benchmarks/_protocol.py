@@ -21,8 +21,12 @@ from typing import Any
 UNTOUCHED_METRICS = ("f1", "precision", "recall", "iou_landslide", "miou")
 
 
-def _stems(path: Path) -> list[str]:
-    return [s for s in path.read_text().split() if s]
+def read_stems(path: Path) -> list[str]:
+    """The stems of a split list, read as the package reads them (``data.split.list_text``:
+    a byte-order mark is not a stem; another encoding is one line naming the file)."""
+    from landslide_tf.data.split import list_text
+
+    return list_text(path).split()
 
 
 def _write_list(folder: Path, name: str, stems: list[str]) -> None:
@@ -49,7 +53,7 @@ def honest_splits(
     Returns:
         ``(folder, {"train": [...], "select": [...], "val": [...]})``.
     """
-    train, val = _stems(data / "train.txt"), _stems(data / "val.txt")
+    train, val = read_stems(data / "train.txt"), read_stems(data / "val.txt")
     if limit:
         train, val = train[:limit], val[:limit]
     if not 0 < fraction < 1 or len(train) < 2:
@@ -71,7 +75,7 @@ def list_tiles(data: Path, split_dir: Path, name: str) -> list[tuple[str, Any, A
     from landslide_tf.data.readers import read_mask, read_rgb, summarized_notes
 
     samples = {s.stem: s for s in find_samples(data, modalities="rgb")}
-    stems = _stems(split_dir / f"{name}.txt")
+    stems = read_stems(split_dir / f"{name}.txt")
     missing = [s for s in stems if s not in samples]
     if missing:
         raise SystemExit(f"error: {len(missing)} tiles of {name}.txt not in {data}: {missing[0]}")

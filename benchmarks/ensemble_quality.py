@@ -45,7 +45,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 sys.path.insert(0, str(REPO))
 
-from _protocol import list_tiles, read_curve, untouched_scores  # noqa: E402
+from _protocol import list_tiles, read_curve, read_stems, untouched_scores  # noqa: E402
 from _record import Recorder, add_results_args, save, sha256_lines  # noqa: E402
 
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "l4s-rgb-dev"
@@ -78,7 +78,7 @@ def seen_stems(run_dir: Path) -> set[str] | None:
         path = folder / f"{name}.txt"
         if not path.is_file():
             return None
-        stems |= set(path.read_text().split())
+        stems |= set(read_stems(path))
     return stems
 
 
@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         if not (d / "config.json").is_file():
             print(f"error: {d} is not a run directory (no config.json)", file=sys.stderr)
             return 2
-    scored_val = set((args.split_dir / "test.txt").read_text().split())
+    scored_val = set(read_stems(args.split_dir / "test.txt"))
     for d in args.members:  # a member that saw the scored val leaves it touched
         seen = seen_stems(d)
         if seen is None or seen & scored_val:
