@@ -8,9 +8,9 @@ background share, landslide IoU = recall = F1 = 0, mIoU = background IoU / 2.
 import json
 import math
 
-import keras
 import numpy as np
 import pytest
+from fakes import constant_model
 
 from landslide_tf.cli.evaluate import main
 from landslide_tf.errors import UserError
@@ -19,16 +19,6 @@ from landslide_tf.training.config import TrainConfig
 from landslide_tf.training.runs import load_run
 
 SIZE = 32
-
-
-def constant_model(bias: float) -> keras.Model:
-    inputs = keras.Input((SIZE, SIZE, 4), name="image")
-    logits = keras.layers.Conv2D(
-        1, 1, kernel_initializer="zeros", bias_initializer=keras.initializers.Constant(bias),
-        name="logits",
-    )(inputs)  # fmt: skip
-    prob = keras.layers.Activation("sigmoid", dtype="float32", name="probability")(logits)
-    return keras.Model(inputs, prob)
 
 
 @pytest.fixture

@@ -6,25 +6,15 @@ import json
 import shutil
 
 import cv2
-import keras
 import numpy as np
 import pytest
+from fakes import constant_model
 
 from landslide_tf.cli.evaluate import main
 from landslide_tf.evaluation.evaluate import evaluate_run
 from landslide_tf.training.config import TrainConfig
 
 SIZE = 32
-
-
-def constant_model(bias: float) -> keras.Model:
-    inputs = keras.Input((SIZE, SIZE, 4), name="image")
-    logits = keras.layers.Conv2D(
-        1, 1, kernel_initializer="zeros", bias_initializer=keras.initializers.Constant(bias),
-        name="logits",
-    )(inputs)  # fmt: skip
-    prob = keras.layers.Activation("sigmoid", dtype="float32", name="probability")(logits)
-    return keras.Model(inputs, prob)
 
 
 def make_run(data, run_dir, dem_nodata=None):

@@ -13,6 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from fakes import not_loaded, one_line
 from test_predict import make_run, raw_inputs, write_png
 
 from landslide_tf.cli.predict import main
@@ -28,16 +29,6 @@ def run_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def predictor(run_dir) -> Predictor:
     return Predictor.load(run_dir)
-
-
-def _not_loaded(*args, **kwargs):
-    raise AssertionError("the model was loaded before the options were checked")
-
-
-def one_line(capsys) -> str:
-    err = capsys.readouterr().err
-    assert err.startswith("error: ") and err.count("\n") == 1, err
-    return err
 
 
 def write_tif(path: Path, array: np.ndarray, transform, crs, nodata=None) -> Path:
@@ -88,7 +79,7 @@ def test_outputs_that_are_inputs_or_each_other_are_refused_before_loading(
 ):
     if "--polygons" in argv:
         pytest.importorskip("rasterio")
-    monkeypatch.setattr(Predictor, "load", _not_loaded)
+    monkeypatch.setattr(Predictor, "load", not_loaded)
     root = files["root"]
     before = {p.name: p.read_bytes() for p in root.iterdir() if p.is_file()}
     flags = {"--out", "--scene", "--image", "--dem", "--preview", "--polygons", "--probability"}
@@ -116,7 +107,7 @@ def test_scene_options_are_checked_before_the_model_loads(
 ):
     if "--polygons" in extra:
         pytest.importorskip("rasterio")
-    monkeypatch.setattr(Predictor, "load", _not_loaded)
+    monkeypatch.setattr(Predictor, "load", not_loaded)
     root = files["root"]
     (root / "FOLDER").mkdir()
     if extra[0] in ("--polygons", "--preview"):
@@ -130,7 +121,7 @@ def test_scene_options_are_checked_before_the_model_loads(
 @pytest.mark.parametrize("option", [["--polygons", "p.geojson"], ["--preview", "v.png"],
                                     ["--window", "64"], ["--overlap", "0.5"]])  # fmt: skip
 def test_image_refuses_scene_only_options_before_loading(option, files, capsys, monkeypatch):
-    monkeypatch.setattr(Predictor, "load", _not_loaded)
+    monkeypatch.setattr(Predictor, "load", not_loaded)
     root = files["root"]
     argv = [str(files["run"]), "--image", str(root / "t.png"), "--out", str(root / "m.png")]
     assert main([*argv, *option]) == 2
@@ -140,7 +131,7 @@ def test_image_refuses_scene_only_options_before_loading(option, files, capsys, 
 def test_multiband_image_refuses_tile_extras_before_loading(tmp_path, capsys, monkeypatch):
     from landslide_tf.data.spec import multiband_spec
 
-    monkeypatch.setattr(Predictor, "load", _not_loaded)
+    monkeypatch.setattr(Predictor, "load", not_loaded)
     run = tmp_path / "bands"
     run.mkdir()
     spec = multiband_spec(("B2", "B3"), "standard", [[0.0, 1.0], [0.0, 1.0]], size=16)

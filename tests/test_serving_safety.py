@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from fakes import not_loaded, one_line
 
 import landslide_tf.inference.predictor as predictor_module
 from landslide_tf.cli.predict import main
@@ -14,16 +15,6 @@ from landslide_tf.data.spec import bijie_spec
 from landslide_tf.errors import UserError
 from landslide_tf.inference.predictor import Predictor
 from landslide_tf.inference.settings import InferenceSettings
-
-
-def _not_loaded(*args, **kwargs):
-    raise AssertionError("the model was loaded before the options were checked")
-
-
-def one_line(capsys) -> str:
-    err = capsys.readouterr().err
-    assert err.startswith("error: ") and err.count("\n") == 1, err
-    return err
 
 
 def run_dir(root: Path, modalities: str = "rgb+dem", tta: bool = False) -> Path:
@@ -60,8 +51,8 @@ def no_loading(monkeypatch):
     """Loading a network (Keras or SavedModel) fails the test."""
     import tensorflow as tf
 
-    monkeypatch.setattr(predictor_module, "load_inference_model", _not_loaded)
-    monkeypatch.setattr(tf.saved_model, "load", _not_loaded)
+    monkeypatch.setattr(predictor_module, "load_inference_model", not_loaded)
+    monkeypatch.setattr(tf.saved_model, "load", not_loaded)
 
 
 # --- 1: an input the model needs but the command lacks: one line before the model loads ----
