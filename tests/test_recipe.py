@@ -11,7 +11,7 @@ from landslide_tf.cli.train import main
 from landslide_tf.cli.train_args import build_parser, config_from_args
 from landslide_tf.errors import UserError
 from landslide_tf.training.config import TrainConfig
-from landslide_tf.training.recipe import PRESETS, STRONG, validate_recipe
+from landslide_tf.training.recipe import PRESETS, STRONG, preset_config, validate_recipe
 
 
 def _snapshot(folder: Path) -> dict[str, tuple[int, bytes]]:
@@ -310,3 +310,36 @@ def test_an_explicit_optimizer_or_schedule_drops_the_presets_settings_for_the_ot
     assert getattr(config, field) == value
     if value == 0.0:
         build_optimizer(config, steps_per_epoch=10)  # no UserError
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_a_preset_with_a_model_and_loss_gives_the_command_lines_config(preset):
+    """The notebooks built ``TrainConfig(model=MODEL, **PRESETS[preset])``, a TypeError for
+    the presets that name a model (strong, fast); ``preset_config`` is the merge the command
+    line uses, so both give one config for one choice."""
+    given = {"model": "resunet", "loss": "focal", "epochs": 2, "depth": None, "batch_size": None}
+    config = preset_config(preset, **given)
+    assert (config.model, config.loss, config.epochs) == ("resunet", "focal", 2)
+    expected_depth = PRESETS[preset].get("depth", TrainConfig().depth)
+    assert config.depth == expected_depth  # None: the preset's value
+    flags = ["--preset", preset, "--model", "resunet", "--loss", "focal", "--epochs", "2"]
+    assert config == config_from_args(build_parser().parse_args(flags))
+
+
+def test_preset_config_keeps_the_command_lines_rules():
+    config = preset_config("strong", optimizer="adam", lr_schedule="constant")
+    assert (config.weight_decay, config.warmup_epochs) == (0.0, 0.0)
+    assert preset_config("quick", modalities="rgb").derived == []
+    assert preset_config("quick", modalities="rgb", derived=["slope"]).derived == ["slope"]
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: preset_config("strongest"), "unknown preset 'strongest'"),
+        (lambda: preset_config("fast", epoch=3), "unknown training setting(s): epoch"),
+    ],
+)
+def test_preset_config_names_a_bad_preset_or_setting(call, message):
+    with pytest.raises(UserError, match=re.escape(message)):
+        call()

@@ -1,9 +1,9 @@
 """The ``python -m landslide_tf.train`` command line: presets, flags and the config they give.
 
-``PRESETS`` (``paper``, ``quick``, ``strong``), ``build_parser`` (unset options stay
+``PRESETS`` (``paper``, ``quick``, ``strong``, ``fast``), ``build_parser`` (unset options stay
 ``None``) and ``config_from_args``: ``TrainConfig`` defaults, then the preset, then the flags
-given explicitly. No TensorFlow import: ``--help`` stays fast. ``landslide_tf.training.train``
-re-exports every name here.
+given explicitly, merged by ``landslide_tf.training.recipe.preset_config`` as the notebooks'
+are. No TensorFlow import: ``--help`` stays fast.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from landslide_tf.training.config import (
     STRATEGIES,
     TrainConfig,
 )
-from landslide_tf.training.encoder_phases import apply_encoder_defaults
 from landslide_tf.training.recipe import (
     AUGMENT_POLICIES,
     OPTIMIZER_NAMES,
@@ -32,6 +31,7 @@ from landslide_tf.training.recipe import (
     SCHEDULE_NAMES,
     TEST_SPLITS,
     TTA_TRANSFORM_NAMES,
+    preset_config,
 )
 
 
@@ -157,30 +157,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """TrainConfig defaults, then the preset, then the flags given explicitly."""
-    values = TrainConfig().to_dict()
-    values.update(PRESETS[args.preset])
-    for field in dataclasses.fields(TrainConfig):
-        if field.name == "loss_kwargs":
-            continue
-        given = getattr(args, field.name, None)
-        if given is not None:
-            values[field.name] = list(given) if field.name == "derived" else given
-    if values.get("modalities") == "rgb" and getattr(args, "derived", None) is None:
-        values["derived"] = []  # a preset's DEM-derived channels need a DEM; RGB runs drop them
-    # an explicit choice drops what the preset set for the one it replaces: --optimizer adam
-    # the preset's AdamW decay (refused by Adam), --lr-schedule constant the warm-up of the
-    # preset's cosine schedule (a constant rate has none; config.json would record one)
-    if getattr(args, "optimizer", None) == "adam" and getattr(args, "weight_decay", None) is None:
-        values["weight_decay"] = 0.0
-    if getattr(args, "lr_schedule", None) == "constant" and (
-        getattr(args, "warmup_epochs", None) is None
-    ):
-        values["warmup_epochs"] = 0.0
-    values["loss_kwargs"] = _parse_loss_kwargs(args.loss_kwargs)
-    apply_encoder_defaults(values, depth_given=getattr(args, "depth", None) is not None)
-    values["precision"] = precision_from_args(args) or values["precision"]
-    return TrainConfig.from_dict(values)
+    """TrainConfig defaults, then the preset, then the flags given explicitly (``preset_config``)."""
+    given = {
+        field.name: getattr(args, field.name, None)
+        for field in dataclasses.fields(TrainConfig)
+        if field.name not in ("loss_kwargs", "precision")
+    }
+    if given["derived"] is not None:
+        given["derived"] = list(given["derived"])
+    return preset_config(
+        args.preset,
+        **given,
+        loss_kwargs=_parse_loss_kwargs(args.loss_kwargs),
+        precision=precision_from_args(args),
+    )
 
 
 def _add_faults_args(p: argparse.ArgumentParser) -> None:

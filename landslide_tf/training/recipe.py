@@ -21,6 +21,7 @@ skipped with a note, unless ``--test-split val`` says what to score.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
 from pathlib import Path
@@ -28,6 +29,7 @@ from typing import Any
 
 from landslide_tf.errors import DataError, UserError
 from landslide_tf.training.config import TrainConfig
+from landslide_tf.training.encoder_phases import apply_encoder_defaults
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +95,36 @@ PRESETS: dict[str, dict[str, Any]] = {
     "strong": STRONG,
     "fast": FAST,
 }
+
+
+def preset_config(preset: str, **given: Any) -> TrainConfig:
+    """``TrainConfig`` defaults, then ``PRESETS[preset]``, then every ``given`` value not None.
+
+    The one merge behind ``python -m landslide_tf.train`` and the notebooks, so a preset with
+    ``model=...`` or ``loss=...`` gives the same config either way. An explicit choice drops
+    what the preset set for the one it replaces: ``modalities="rgb"`` the preset's DEM-derived
+    channels (unless ``derived`` is given), ``optimizer="adam"`` the AdamW decay (Adam refuses
+    one), ``lr_schedule="constant"`` the cosine schedule's warm-up; an ``encoder`` brings its
+    depth (unless ``depth`` is given) and weights.
+    """
+    if preset not in PRESETS:
+        raise UserError(f"unknown preset {preset!r}; expected one of {', '.join(PRESETS)}")
+    unknown = sorted(set(given) - {f.name for f in dataclasses.fields(TrainConfig)})
+    if unknown:
+        raise UserError(f"unknown training setting(s): {', '.join(unknown)}")
+    given = {key: value for key, value in given.items() if value is not None}
+    values = TrainConfig().to_dict()
+    values.update(PRESETS[preset])
+    values.update(given)
+    if values.get("modalities") == "rgb" and "derived" not in given:
+        values["derived"] = []  # a preset's DEM-derived channels need a DEM; RGB runs drop them
+    if given.get("optimizer") == "adam" and "weight_decay" not in given:
+        values["weight_decay"] = 0.0
+    if given.get("lr_schedule") == "constant" and "warmup_epochs" not in given:
+        values["warmup_epochs"] = 0.0
+    apply_encoder_defaults(values, depth_given="depth" in given)
+    return TrainConfig.from_dict(values)
+
 
 #: What ``--test-split`` may name: the split scored after training (``none``: no scoring).
 TEST_SPLITS = ("test", "val", "none")
