@@ -160,3 +160,25 @@ def test_cam_energy_of_a_batch_of_one_skips_a_tile_without_landslide():
     assert cam_energy_inside(cam, empty) == 0.0  # one (H, W) tile: its own share, as before
     mask = np.array([[0, 0], [0, 1]])
     assert cam_energy_inside(cam[None], mask[None]) == pytest.approx(0.25)
+
+
+@pytest.mark.parametrize(
+    "pick, reason",
+    [
+        (lambda m: m.layers[0].name, "is the model's input"),
+        (lambda m: m.layers[-1].name, "is the model's output"),
+        (lambda m: "nope", "unknown layer 'nope'"),
+    ],
+)
+def test_an_unexplainable_layer_is_refused_with_its_real_reason(pick, reason):
+    """``--layer probability`` (the output, whose output is (N, h, w, 1)) was refused as a
+    "layer without a (N, h, w, c) output"."""
+    from landslide_tf.errors import UserError
+    from landslide_tf.explain.targets import resolve_layer
+
+    model = tiny_unet()
+    with pytest.raises(UserError) as info:
+        resolve_layer(model, pick(model))
+    message = str(info.value)
+    assert reason in message and "valid layers: head_features" in message
+    assert "(N, h, w, c)" not in message

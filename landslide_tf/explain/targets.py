@@ -87,9 +87,22 @@ def resolve_layer(model: keras.Model, layer: str | None = None) -> str:
     if layer not in names or layer not in candidates:
         shown = ", ".join(candidates[:8])
         more = f" (and {len(candidates) - 8} more)" if len(candidates) > 8 else ""
-        what = "unknown layer" if layer not in names else "layer without a (N, h, w, c) output"
-        raise UserError(f"{what} {layer!r} in model {model.name!r}; valid layers: {shown}{more}")
+        raise UserError(f"{_why_not(model, layer, names)}; valid layers: {shown}{more}")
     return layer
+
+
+def _why_not(model: keras.Model, layer: str, names: list[str]) -> str:
+    """Why ``layer`` cannot be explained, the start of ``resolve_layer``'s error message."""
+    import keras
+
+    where = f"layer {layer!r} in model {model.name!r}"
+    if layer not in names:
+        return f"unknown {where}"
+    if layer in {t._keras_history.operation.name for t in model.outputs}:
+        return f"{where} is the model's output: GradCAM explains a feature map before it"
+    if isinstance(model.get_layer(layer), keras.layers.InputLayer):
+        return f"{where} is the model's input: GradCAM explains a feature map after it"
+    return f"{where} has no (N, h, w, c) output"
 
 
 def target_regions(
