@@ -48,10 +48,17 @@ TINY_EXTRA = {
         "FIGURE_TILES": 2,
     },
     # the recipes for real imagery name their own model and loss: the notebooks' MODEL/MODELS
-    # and the tiny constants must override them as `train --preset ... --model ...` does
-    "03_gradcam": {"PRESET": "fast", "MODELS": ["unet", "unetpp_spatial_ctx"], "N_TILES": 2},
+    # and the tiny constants must override them as `train --preset ... --model ...` does (two
+    # epochs: their one-epoch warm-up needs a longer run)
+    "03_gradcam": {
+        "PRESET": "fast",
+        "EPOCHS": 2,
+        "MODELS": ["unet", "unetpp_spatial_ctx"],
+        "N_TILES": 2,
+    },
     "04_export_and_scenes": {
         "PRESET": "strong",
+        "EPOCHS": 2,
         "MODEL": "unet",
         "SCENE_TILE_SIZE": 64,
         "WINDOW": 64,
@@ -232,7 +239,7 @@ def test_gradcam_runs(kernel_env, tiny_data, tmp_path):
         summary = json.loads((tmp_path / "out" / "gradcam" / model / "energy.json").read_text())
         assert summary["n_tiles"] == 2
         config = json.loads((tmp_path / "out" / "runs" / model / "config.json").read_text())
-        assert (config["model"], config["depth"], config["epochs"]) == (model, 2, 1)
+        assert (config["model"], config["depth"], config["epochs"]) == (model, 2, 2)
         assert (config["loss"], config["optimizer"]) == ("bce_dice", "adamw")  # the fast preset's
     text = outputs_text(nb)
     assert "energy inside" in text
