@@ -361,7 +361,9 @@ def render_seeds(records: Records) -> str:
 
     A run of ``NAME-sN`` joins the runs of ``NAME`` (the recipe at its default seed); recipes
     with a single run, or only default-seed runs, are left out, and so are runs a record
-    reports from another (counted where they were trained).
+    reports from another (counted where they were trained). Seeds trained again in a later
+    record (a rerun of the same runs) give one row per record, not one row counting a seed
+    twice.
     """
     # recipe -> (seed, run, (CPU s, best selection F1, val F1)) for each finished run
     runs: dict[str, list[tuple[str, Run, tuple[float, float, float]]]] = {}
@@ -377,15 +379,25 @@ def render_seeds(records: Records) -> str:
     for recipe, found in sorted(runs.items()):
         if len(found) < 2 or all(seed == "default" for seed, _, _ in found):
             continue
-        cpu = [figures[0] for _, _, figures in found]
-        selection = [figures[1] for _, _, figures in found]
-        val = [figures[2] for _, _, figures in found]
-        seeds = ", ".join(seed for seed, _, _ in found)
-        rows.append([f"`{recipe}`", f"{len(found)} ({seeds})", *spread(selection), *spread(val),
-                     f"{fmt(min(cpu), 0)}-{fmt(max(cpu), 0)}"])  # fmt: skip
-        for _, run, _ in found:
-            if run.record not in sources:
-                sources.append(run.record)
+        seeds = [seed for seed, _, _ in found]
+        groups: list[tuple[str, list]] = [(f"`{recipe}`", found)]
+        if len(set(seeds)) < len(seeds):  # the same seeds trained again: one row per record
+            by_record: dict[str, list] = {}
+            for item in found:
+                by_record.setdefault(item[1].record_name, []).append(item)
+            groups = [(f"`{recipe}` (`{name}`)", items) for name, items in by_record.items()]
+        for label, items in groups:
+            if len(items) < 2:
+                continue
+            cpu = [figures[0] for _, _, figures in items]
+            selection = [figures[1] for _, _, figures in items]
+            val = [figures[2] for _, _, figures in items]
+            shown = ", ".join(seed for seed, _, _ in items)
+            rows.append([label, f"{len(items)} ({shown})", *spread(selection), *spread(val),
+                         f"{fmt(min(cpu), 0)}-{fmt(max(cpu), 0)}"])  # fmt: skip
+            for _, run, _ in items:
+                if run.record not in sources:
+                    sources.append(run.record)
     if not rows:
         return "No recipe has been trained with more than one seed yet."
     columns = ["recipe", "runs (seeds)", "best selection F1: mean", "min-max", "sd",

@@ -152,6 +152,36 @@ def test_seeds_and_ideas_blocks_read_time_to_quality_runs(copy):
     assert line == "| `w` (`time-to-quality-w`) | 1 | 900 | 1,000 | 0.333 | 0.600 | n/a | 0.620 |"
 
 
+def test_seeds_block_gives_a_rerun_of_the_same_seeds_its_own_row(copy):
+    """time-to-quality-r13 reruns r12's seeds: one row per record, not one row of eight runs
+    that counts each seed twice and mixes two machines' CPU seconds."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import report as module
+
+    records = dict(module.read_records(copy / "results"))
+    first = json.loads(json.dumps(records["time-to-quality-r10"]))
+    strong = first["figures"]["recipes"]["strong"]
+    point = strong["curve"][0]
+    made = {}
+    for name, cpu, vals in (("time-to-quality-a", 1000.0, (0.60, 0.62)),
+                            ("time-to-quality-b", 2000.0, (0.64, 0.70))):  # fmt: skip
+        record = json.loads(json.dumps(first))
+        recipes = {}
+        for recipe, val in zip(("w", "w-s1"), vals, strict=True):
+            curve = [{**point, "cpu_s": cpu, "selection_f1": val}]
+            recipes[recipe] = {**strong, "cpu_s": cpu, "epochs": 1, "curve": curve,
+                               "val_untouched_f1": val, "status": "trained"}  # fmt: skip
+        record["name"], record["figures"]["recipes"] = name, recipes
+        made[name] = record
+    lines = [ln for ln in module.render_seeds(made).splitlines() if ln.startswith("| `")]
+    assert lines == [
+        "| `w` (`time-to-quality-a`) | 2 (default, 1) | 0.610 | 0.600-0.620 | 0.014 | 0.610 | "
+        "0.600-0.620 | 0.014 | 1,000-1,000 |",
+        "| `w` (`time-to-quality-b`) | 2 (default, 1) | 0.670 | 0.640-0.700 | 0.042 | 0.670 | "
+        "0.640-0.700 | 0.042 | 2,000-2,000 |",
+    ]
+
+
 def test_ideas_block_has_rows_from_every_time_to_quality_run(copy):
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import report as module
