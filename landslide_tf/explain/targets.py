@@ -95,10 +95,12 @@ def _why_not(model: keras.Model, layer: str, names: list[str]) -> str:
     """Why ``layer`` cannot be explained, the start of ``resolve_layer``'s error message."""
     import keras
 
+    from landslide_tf.models import output_layer_names
+
     where = f"layer {layer!r} in model {model.name!r}"
     if layer not in names:
         return f"unknown {where}"
-    if layer in {t._keras_history.operation.name for t in model.outputs}:
+    if layer in output_layer_names(model):
         return f"{where} is the model's output: GradCAM explains a feature map before it"
     if isinstance(model.get_layer(layer), keras.layers.InputLayer):
         return f"{where} is the model's input: GradCAM explains a feature map after it"

@@ -136,6 +136,11 @@ def build_model(
     )
 
 
+def output_layer_names(model: keras.Model) -> set[str]:
+    """Names of the layers that make the model's outputs."""
+    return {t._keras_history.operation.name for t in model.outputs}
+
+
 def spatial_layers(model: keras.Model) -> list[str]:
     """Names of the layers whose output is ``(N, h, w, c)``, input and output layers excluded.
 
@@ -146,9 +151,9 @@ def spatial_layers(model: keras.Model) -> list[str]:
         The names, in model order.
     """
     names = []
-    output_layers = {t._keras_history.operation.name for t in model.outputs}
+    outputs = output_layer_names(model)
     for layer in model.layers:
-        if isinstance(layer, keras.layers.InputLayer) or layer.name in output_layers:
+        if isinstance(layer, keras.layers.InputLayer) or layer.name in outputs:
             continue
         try:
             shape = layer.output.shape
