@@ -260,6 +260,26 @@ def trained_runs(records: Records) -> list[Run]:
     return runs
 
 
+def members_strong_cpu(members: list[Mapping[str, Any]], records: Records) -> float | None:
+    """The strong run's CPU s of the ``time-to-quality*`` record that trained these ensemble
+    members, when they all come from one such record (a member is known there by its recipe
+    name and its CPU s); else None."""
+    found: set[float] = set()
+    for member in members:
+        hits = {
+            rec["figures"]["recipes"]["strong"]["cpu_s"]
+            for name, rec in records.items()
+            if name.startswith("time-to-quality")
+            and "strong" in rec["figures"]["recipes"]
+            and rec["figures"]["recipes"].get(member.get("recipe"), {}).get("cpu_s")
+            == member.get("cpu_s")
+        }
+        if len(hits) != 1:
+            return None
+        found |= hits
+    return found.pop() if len(found) == 1 else None
+
+
 @register("ideas")
 def render_ideas(records: Records) -> str:
     """Issue 21's ideas: the CPU runs under the honest protocol (time-to-quality and ensemble
@@ -286,13 +306,15 @@ def render_ideas(records: Records) -> str:
         sources.append(r)
         members = " + ".join(str(m.get("recipe") or Path(m["run_dir"]).name)
                              for m in fig["members"])  # fmt: skip
-        ratio = fig["members_cpu_s"] / strong_cpu if strong_cpu else None
+        # the strong run trained beside the members where there is one (its machine and load)
+        reference = members_strong_cpu(fig["members"], records) or strong_cpu
+        ratio = fig["members_cpu_s"] / reference if reference else None
         tta = (  # records older than tta_transforms averaged the four flips
             "no TTA" if fig.get("tta") is False else f"{fig.get('tta_transforms') or 'flips'} TTA"
         )
         if fig.get("each"):  # every member scored alone: the mean over the runs
             mean = fig["mean"]
-            ratio = mean["cpu_s"] / strong_cpu if strong_cpu else None
+            ratio = mean["cpu_s"] / reference if reference else None
             cpu_rows.append([f"{members}, each alone, {tta}: mean of {fig['k']} (`{name}`)",
                              "members'", "", fmt(mean["cpu_s"], 0), fmt(ratio, 3), "n/a",
                              fmt(mean["selection_f1"]), fmt(mean["val_untouched_f1"])])  # fmt: skip

@@ -331,3 +331,29 @@ def test_seeds_block_joins_a_recipe_with_its_seeded_runs(copy):
                      "0.620-0.690 | 0.036 | 1,000-1,000 |"]  # fmt: skip
     assert text.count("benchmarks/results/trial-z.json") == 1
     assert "more than one seed yet" in module.render_seeds({})
+
+
+def test_an_ensemble_of_runs_from_one_time_to_quality_record_is_priced_against_its_strong(copy):
+    """Members trained beside a strong run (one time_to_quality.py run, one machine and load)
+    are divided by that run's CPU s, not by strong-honest's from another machine."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import report as module
+
+    records = dict(module.read_records(copy / "results"))
+    ttq = json.loads(json.dumps(records["time-to-quality"]))
+    strong = ttq["figures"]["recipes"]["strong"]
+    ttq["figures"]["recipes"] = {"strong": {**strong, "cpu_s": 2000.0},
+                                 "m": {**strong, "cpu_s": 500.0}}  # fmt: skip
+    ens = json.loads(json.dumps(records["ensemble-check-strong"]))
+    member = {**ens["figures"]["members"][0], "recipe": "m", "cpu_s": 500.0}
+    ens["figures"].update(members=[member, {**member, "recipe": "m"}], k=2, members_cpu_s=1000.0)
+    others = {n: r for n, r in records.items() if not n.startswith("ensemble-")}
+    text = module.render_ideas({**others, "time-to-quality-x": ttq, "ensemble-mm": ens})
+    row = next(ln for ln in text.splitlines() if ln.startswith("| ensemble m + m,"))
+    assert "| 1,000 | 0.500 |" in row
+    # a member the record does not hold (another CPU s): strong-honest's CPU s, as before
+    ens["figures"]["members"][1]["cpu_s"] = 501.0
+    text = module.render_ideas({**others, "time-to-quality-x": ttq, "ensemble-mm": ens})
+    row = next(ln for ln in text.splitlines() if ln.startswith("| ensemble m + m,"))
+    strong_cpu = records["strong-honest"]["figures"]["cpu_seconds"]
+    assert f"| 1,000 | {1000 / strong_cpu:.3f} |" in row
