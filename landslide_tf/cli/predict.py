@@ -116,10 +116,11 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"this model ({settings.modalities}) needs --dem")
     scene = args.scene
     if scene is None and settings.spec.image_dtype != "uint8":
-        # float bands are read window by window from a GeoTIFF: such a tile is predicted
-        # as a small scene, and --out is its 0/255 mask as for any --image
+        # float bands are read window by window from a GeoTIFF (or a PNG, as a folder of PNG
+        # tiles trained them): such a tile is predicted as a small scene, and --out is its
+        # 0/255 mask as for any --image
         if args.image is None:
-            raise UserError("this model reads its bands from a GeoTIFF: give --scene FILE")
+            raise UserError("this model reads bands from a GeoTIFF or PNG: give --scene FILE")
         if args.overlay or args.probability is not None:
             raise UserError(
                 "--overlay and --probability apply to RGB tiles only: for this model's "

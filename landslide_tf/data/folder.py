@@ -258,7 +258,17 @@ def _read_raster(path: Path) -> np.ndarray:
         if nodata is not None and not np.isnan(nodata):
             array[array == np.float32(nodata)] = np.nan
         return np.moveaxis(array, 0, -1)
-    array = _read_png(path).astype(np.float32)
+    return read_png_bands(path)
+
+
+def read_png_bands(path: str | Path) -> np.ndarray:
+    """A PNG's channels as bands, ``(H, W, C)`` float32, as training on a folder reads them:
+    RGB order (an alpha channel stays the last band), 16-bit values kept.
+
+    Raises:
+        DataError: not a readable PNG.
+    """
+    array = _read_png(Path(path)).astype(np.float32)
     return array[..., np.newaxis] if array.ndim == 2 else array
 
 

@@ -31,7 +31,8 @@ rasterio is optional (``pip install ".[geo]"``): PNG scenes work without it (no
 georeferencing, no polygons).
 
 Every model takes this one path; the run's input spec says what a window is made of.
-Multi-band models (``l4s``, ``folder``) read their bands from a multi-band GeoTIFF, found by
+Multi-band models (``l4s``, ``folder``) read their bands from a multi-band GeoTIFF (or a PNG
+read as a folder of PNG tiles is, for small scenes), found by
 band description, by position in the training format's band list or by order
 (``landslide_tf.inference.scene_io.band_plan``); a ``dem`` band that a ``folder`` run took
 from ``dem/`` comes from ``--dem``; the scene's nodata value becomes NaN (0 after
@@ -280,7 +281,7 @@ def predict_scene(
     Args:
         predictor: the model (``Predictor.load``).
         image: the scene imagery: RGB (GeoTIFF, or a PNG that fits in memory) or, for
-            multi-band models, a multi-band GeoTIFF; None for DEM-only models.
+            multi-band models, a multi-band GeoTIFF (or a PNG); None for DEM-only models.
         out: probability map: ``.tif`` (float32 GeoTIFF with the image's CRS and transform),
             ``.png`` (8-bit, 0..255) or ``.npy``.
         dem: DEM scene (any grid for GeoTIFFs: warped onto the image grid); for a

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from landslide_tf.data.folder import read_png_bands
 from landslide_tf.data.nodata import check_dem_nodata
 from landslide_tf.data.spec import InputSpec, bijie_spec
 from landslide_tf.errors import DataError, UserError, require_module
@@ -143,6 +144,31 @@ class RasterImage:
         by_number = dict(zip(numbers, bands, strict=True))
         layers = [
             self.dem.read(row, col, height, width) if b == "dem" else by_number[b]
+            for b in self.plan
+        ]
+        return np.stack(layers, axis=-1)
+
+
+class ArrayBands:
+    """The spec's image bands from an in-memory ``(H, W, C)`` float32 array (a PNG scene of a
+    model trained on a folder of PNG tiles), read by window; a ``"dem"`` entry of the plan is
+    read from ``dem``, as for ``RasterImage``."""
+
+    def __init__(self, array: np.ndarray, spec: InputSpec, dem: Any = None) -> None:
+        self.array = array
+        self.height, self.width = array.shape[:2]
+        self.plan = band_plan(array.shape[-1], [], spec)
+        self.dem = dem
+
+    @property
+    def needs_dem(self) -> bool:
+        """Whether a band of the plan comes from ``--dem``."""
+        return "dem" in self.plan
+
+    def read(self, row: int, col: int, height: int, width: int) -> np.ndarray:
+        window = self.array[row : row + height, col : col + width]
+        layers = [
+            self.dem.read(row, col, height, width) if b == "dem" else window[..., b - 1]
             for b in self.plan
         ]
         return np.stack(layers, axis=-1)
@@ -277,10 +303,12 @@ def _open_into(
             scene.crs, scene.transform = image_ds.crs, image_ds.transform
         elif spec.image_dtype == "uint8":
             scene.image = ArraySource(_read_png_rgb(image))
+        elif image.suffix.lower() == ".png":  # bands as a folder of PNG tiles trained them
+            scene.image = ArrayBands(read_png_bands(image), spec)
         else:
             raise UserError(
-                f"{image}: this model reads {spec.image_dtype} bands from a GeoTIFF, not "
-                f"from a {image.suffix or 'plain'} file"
+                f"{image}: this model reads {spec.image_dtype} bands from a GeoTIFF or a "
+                f"PNG, not from a {image.suffix or 'plain'} file"
             )
         scene.height, scene.width = scene.image.height, scene.image.width
     needs_dem = getattr(scene.image, "needs_dem", False)
@@ -291,7 +319,7 @@ def _open_into(
     try:
         _open_dem(scene, image, image_ds, Path(dem), dem_nodata, spec.nodata)
     finally:
-        if isinstance(scene.image, RasterImage):
+        if isinstance(scene.image, (RasterImage, ArrayBands)):
             scene.image.dem = scene.dem
 
 
