@@ -85,6 +85,25 @@ def test_missing_dem_folder_for_rgb_dem(bijie_sample):
         find_samples(bijie_sample)
 
 
+def test_rgb_tiles_without_a_dem_folder_are_told_to_train_on_rgb(small, capsys):
+    """The commonest real dataset (images and masks, no elevation) hears how to use it as it
+    is, from train and from ``data check`` alike; ``--modalities rgb`` then reads it."""
+    from landslide_tf.cli.train import main as train
+    from landslide_tf.data.check import check_dataset
+
+    shutil.rmtree(small / "landslide" / "dem")
+    with pytest.raises(DataError) as exc:
+        find_samples(small)
+    message = _one_line(exc)
+    assert "landslide/dem: folder not found" in message and "--modalities rgb" in message
+    report = check_dataset(small)
+    assert not report.ok and any("--modalities rgb" in p for p in report.problems)
+    assert train(["--data", str(small), "--epochs", "1", "--run-dir", str(small / "r")]) == 2
+    assert "--modalities rgb" in capsys.readouterr().err and not (small / "r").exists()
+    assert len(find_samples(small, modalities="rgb")) == 3
+    assert check_dataset(small, "rgb").usable["landslide"] == 3  # (too few for a val split)
+
+
 def test_image_without_dem_names_the_file(small):
     (small / "landslide" / "dem" / "syn0001.png").unlink()
     with pytest.raises(DataError) as exc:

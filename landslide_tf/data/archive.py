@@ -145,6 +145,17 @@ def expected_layout(root: str | Path) -> str:
     )
 
 
+def missing_folder(root: str | Path, folder: Path) -> str:
+    """The one line for a missing ``image``/``dem``/``mask`` folder of the layout: RGB tiles
+    without elevation (the commonest real case) are told how to use them as they are."""
+    if folder.name == "dem" and (folder.parent / "image").is_dir():
+        return (
+            f"{folder}: folder not found: this dataset has images but no DEM; train on the "
+            "images alone with --modalities rgb, or add dem/<stem>.png beside image/"
+        )
+    return f"{folder}: folder not found; {expected_layout(root)}"
+
+
 #: Compression methods Python's zipfile reads (bzip2 and LZMA where Python has them).
 READABLE_METHODS = frozenset(
     {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}

@@ -24,7 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
-from landslide_tf.data.archive import LANDSLIDE, expected_layout, find_layout_root, open_dataset
+from landslide_tf.data.archive import (
+    LANDSLIDE,
+    expected_layout,
+    find_layout_root,
+    missing_folder,
+    open_dataset,
+)
 from landslide_tf.data.readers import decode_dem, decode_mask, decode_rgb, tile_size_problem
 from landslide_tf.data.sample import Sample
 from landslide_tf.errors import DataError
@@ -94,12 +100,13 @@ def parse_negatives(negatives: str | float | bool | None) -> float | None:
 
 
 def _layout_error(root: Path, missing: Path) -> DataError:
-    hint = ""
     if root.is_dir() and not (root / LANDSLIDE).is_dir():
         found = find_layout_root(root)
         if found is not None and found != root:
-            hint = f" (did you mean {found}?)"
-    return DataError(f"{missing}: folder not found{hint}; {expected_layout(root)}")
+            return DataError(
+                f"{missing}: folder not found (did you mean {found}?); {expected_layout(root)}"
+            )
+    return DataError(missing_folder(root, missing))
 
 
 def _folder_samples(root: Path, group: str, modalities: str, with_mask: bool) -> list[Sample]:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from landslide_tf.data.archive import LANDSLIDE, expected_layout, open_dataset
+from landslide_tf.data.archive import LANDSLIDE, expected_layout, missing_folder, open_dataset
 from landslide_tf.data.bands import dead_bands_problem
 from landslide_tf.data.bijie import (
     IGNORED_FILES,
@@ -266,7 +266,7 @@ def _check_group(root: Path, group: str, modalities: str, report: CheckReport, s
     for sub in wanted:
         folder = base / sub
         if not folder.is_dir():
-            line = f"{folder}: folder not found; {expected_layout(root)}"
+            line = missing_folder(root, folder)
             (report.problems if is_landslide else report.warnings).append(
                 line if is_landslide else f"{folder}: folder not found; negatives cannot be used"
             )
