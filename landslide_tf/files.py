@@ -159,6 +159,30 @@ def encode_image(path: str | Path, array: Any, params: list[int] | None = None) 
     atomic_write_bytes(path, buffer.tobytes())
 
 
+def missing_folders(path: str | Path) -> list[Path]:
+    """``path`` and its parents that do not exist yet, deepest first: what
+    ``mkdir(parents=True)`` would create, so that a failure can take away just those."""
+    missing: list[Path] = []
+    for folder in (Path(path), *Path(path).parents):
+        if folder.exists():
+            break
+        missing.append(folder)
+    return missing
+
+
+def remove_created(folders: list[Path]) -> None:
+    """Take away what ``missing_folders`` listed: the first (deepest) as a whole tree, then
+    each parent while it is empty; one that is not (something else wrote there) stays."""
+    if not folders:
+        return
+    shutil.rmtree(folders[0], ignore_errors=True)
+    for parent in folders[1:]:
+        try:
+            parent.rmdir()
+        except OSError:
+            break
+
+
 def make_temp_dir(parent: str | Path, prefix: str, suffix: str = "") -> Path:
     """A new folder in ``parent`` (``tempfile.mkdtemp``) with the permissions of a folder
     made by ``mkdir``: ``mkdtemp``'s 0700 would leave a dataset or a SavedModel renamed into

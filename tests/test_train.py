@@ -373,6 +373,27 @@ def test_bad_arguments_exit_2_with_one_line(flags, message, synth_dir, tmp_path,
     assert not run_dir.exists()  # no half-made run dir left behind
 
 
+def test_a_refused_run_leaves_no_folder_it_made_and_keeps_what_was_there(
+    synth_dir, tmp_path, monkeypatch
+):
+    """The default ``runs/<name>`` and a nested ``--run-dir`` go whole when training is
+    refused before it starts: no empty ``runs/`` in the user's folder; a folder that was
+    there before, or that holds anything else, stays."""
+    monkeypatch.chdir(tmp_path)
+    argv = [arg for arg in tiny_argv(synth_dir, tmp_path) if arg != str(tmp_path)]
+    argv.remove("--run-dir")
+    assert run_main(["--model", "unet", *argv, "--batch-size", "100"]) == 2
+    assert not (tmp_path / "runs").exists()
+    nested = tmp_path / "a" / "b" / "run"
+    assert (
+        run_main(["--model", "unet", *tiny_argv(synth_dir, nested, **{"--batch-size": "100"})]) == 2
+    )
+    assert not (tmp_path / "a").exists()
+    (tmp_path / "runs" / "other").mkdir(parents=True)
+    assert run_main(["--model", "unet", *argv, "--batch-size", "100"]) == 2
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["other"]
+
+
 @pytest.mark.parametrize("negatives", ["bogus", "-1", "nan"])
 def test_unknown_negatives_are_refused_with_the_valid_values(negatives):
     from landslide_tf.errors import UserError

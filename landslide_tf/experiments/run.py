@@ -13,11 +13,11 @@ Example:
 
 from __future__ import annotations
 
-import shutil
 from typing import Any
 
 from landslide_tf.evaluation.evaluate import finish_run
 from landslide_tf.evaluation.plots import plot_loss_curves, plot_run_predictions
+from landslide_tf.files import missing_folders, remove_created
 from landslide_tf.training.config import TrainConfig
 from landslide_tf.training.runstate import HISTORY_FILE, STATE_FILE, RunLock
 from landslide_tf.training.train import fit_run, run_directory
@@ -45,14 +45,14 @@ def train(config: TrainConfig, *, force: bool = False, verbose: int | str = "aut
         TrainingDiverged: the loss became NaN or infinite.
     """
     run_dir = run_directory(config)
-    created = not run_dir.exists()
+    made = missing_folders(run_dir)  # the run folder and the parents (runs/) it creates
     try:
         with RunLock(run_dir, "training"):  # a second process on this run dir stops here
             return _train_locked(config, force, verbose)
     except BaseException:
-        if created and not (run_dir / STATE_FILE).exists():
-            # nothing was trained: leave no half-made run directory behind a failure
-            shutil.rmtree(run_dir, ignore_errors=True)
+        if made and not (run_dir / STATE_FILE).exists():
+            # nothing was trained: leave no half-made run directory (nor an empty runs/)
+            remove_created(made)
         raise
 
 
