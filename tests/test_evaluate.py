@@ -7,6 +7,7 @@ background share, landslide IoU = recall = F1 = 0, mIoU = background IoU / 2.
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -305,3 +306,48 @@ def test_damaged_plateau_in_threshold_json_is_one_line_exit_2(fake_run, capsys, 
     assert "threshold.json" in err and "\n" not in err
     (run_dir / "threshold.json").write_text(json.dumps({"threshold": 0.5, "plateau": [0.2, 0.6]}))
     assert read_threshold_info(run_dir)["plateau"] == [0.2, 0.6]
+
+
+def _renamed_copy(src, dst, prefix="other", count=10):
+    """Another dataset: the first ``count`` landslide tiles of ``src`` under new stems, with
+    its own train/val lists (as a published dataset ships them)."""
+    import shutil
+
+    stems = sorted(p.stem for p in (src / "landslide" / "image").glob("*.png"))[:count]
+    for sub in ("image", "dem", "mask"):
+        (dst / "landslide" / sub).mkdir(parents=True)
+        for i, stem in enumerate(stems):
+            shutil.copy(src / "landslide" / sub / f"{stem}.png", dst / "landslide" / sub / f"{prefix}{i}.png")  # fmt: skip
+    (dst / "train.txt").write_text("".join(f"{prefix}{i}\n" for i in range(6)))
+    (dst / "val.txt").write_text("".join(f"{prefix}{i}\n" for i in range(6, count)))
+    return dst
+
+
+def test_another_dataset_is_scored_on_its_own_lists_or_whole(fake_run, tmp_path, capsys):
+    """A run scored on a dataset it never saw: its own split lists would name missing tiles,
+    so the refusal says how (--split-dir, --split all); the file names the dataset and the
+    run's metrics.json and threshold are untouched."""
+    run_dir, _ = fake_run
+    evaluate_run(run_dir)
+    original = (run_dir / "metrics.json").read_text()
+    config = json.loads((run_dir / "config.json").read_text())
+    other = _renamed_copy(Path(config["data"]), tmp_path / "area-b")
+    assert main([str(run_dir), "--data", str(other), "--split", "val"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--split-dir" in err and "--split all" in err
+    assert "delete" not in err
+    val = evaluate_run(run_dir, data=other, split="val", split_dir=other)
+    assert val["n_tiles"] == 4 and val["file"] == "metrics_val_on-area-b.json"
+    assert val["data"] == str(other) and val["split_dir"] == str(other)
+    whole = evaluate_run(run_dir, data=other, split="all")
+    assert whole["n_tiles"] == 10 and whole["file"] == "metrics_all_on-area-b.json"
+    from landslide_tf.data import find_samples
+
+    share = landslide_share(find_samples(other))  # the constant model calls all background
+    assert whole["accuracy"] == pytest.approx(1 - share, abs=1e-6) and whole["recall"] == 0
+    assert (run_dir / "metrics.json").read_text() == original
+    with pytest.raises(UserError, match="--threshold instead"):
+        evaluate_run(run_dir, data=other, split="val", split_dir=other, tune_threshold=True)
+    assert not (run_dir / "threshold.json").exists()
+    assert main([str(run_dir), "--data", str(other), "--split-dir", str(tmp_path)]) == 2
+    assert "no train.txt and val.txt" in capsys.readouterr().err

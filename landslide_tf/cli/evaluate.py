@@ -10,9 +10,8 @@ from pathlib import Path
 
 from landslide_tf.cli.common import ArgumentParser, add_precision_arg, add_tta_arg, run_cli
 from landslide_tf.errors import UserError
-from landslide_tf.evaluation.evaluate import METRIC_KEYS, evaluate_run
+from landslide_tf.evaluation.evaluate import EVAL_SPLITS, METRIC_KEYS, evaluate_run
 from landslide_tf.metrics.segmentation import format_metrics
-from landslide_tf.training.runs import SPLITS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,8 +21,22 @@ def build_parser() -> argparse.ArgumentParser:
         description="Evaluate best.keras of a training run on a whole split.",
     )
     parser.add_argument("run_dir", help="run directory written by python -m landslide_tf.train")
-    parser.add_argument("--data", help="dataset folder or zip (default: the run's config.json)")
-    parser.add_argument("--split", default="test", choices=SPLITS, help="default: test")
+    parser.add_argument(
+        "--data",
+        help="dataset folder or zip (default: the run's config.json); another dataset is "
+        "scored on its own lists (--split-dir) or whole (--split all)",
+    )
+    parser.add_argument(
+        "--split",
+        default="test",
+        choices=EVAL_SPLITS,
+        help="default: test; all = every tile of the dataset",
+    )
+    parser.add_argument(
+        "--split-dir",
+        help="train.txt + val.txt [+ test.txt] of --data, taken as they are (default: the "
+        "run's lists); the metrics file then names the dataset",
+    )
     parser.add_argument("--threshold", type=float, help="landslide probability threshold")
     parser.add_argument(
         "--tune-threshold",
@@ -67,6 +80,7 @@ def _run(args: argparse.Namespace) -> int:
         tta_transforms=args.tta_transforms,
         precision=args.precision,
         tune_metric=args.tune_metric,
+        split_dir=args.split_dir,
     )
     shown = {k: result[k] for k in METRIC_KEYS if k in result}
     print(json.dumps(shown, indent=2))
@@ -86,7 +100,9 @@ def _run(args: argparse.Namespace) -> int:
         raise UserError(f"the metrics above could not be saved: {result['write_error']}")
     path = Path(args.run_dir) / result["file"]
     note = (
-        "" if result["file"] == "metrics.json" else " (not metrics.json: other split or threshold)"
+        ""
+        if result["file"] == "metrics.json"
+        else " (not metrics.json: other data, split or threshold)"
     )
     print(f"wrote {path}{note}")
     return 0

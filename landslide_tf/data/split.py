@@ -57,6 +57,25 @@ def given_split_files(out_dir: str | Path) -> dict[str, Path | None] | None:
     return have
 
 
+class OtherTilesListed(DataError):
+    """Split lists that name tiles the dataset does not have (lists of another dataset).
+
+    ``path`` is the list, ``unknown`` the stems it names that the dataset lacks.
+    """
+
+    def __init__(self, path: Path, unknown: Sequence[str]) -> None:
+        self.path, self.unknown = path, list(unknown)
+        super().__init__(
+            f"{path}: {len(unknown)} stem(s) not in the dataset ({shown_stems(unknown)}); "
+            "expected the split files of this dataset (move them away to make a new split)"
+        )
+
+
+def shown_stems(stems: Sequence[str], most: int = 5) -> str:
+    """The first ``most`` stems, comma-separated, with ``...`` when there are more."""
+    return ", ".join(stems[:most]) + (", ..." if len(stems) > most else "")
+
+
 def list_text(path: Path) -> str:
     """The text of a split list (a UTF-8 byte-order mark is not a stem).
 
@@ -79,8 +98,8 @@ def read_split(out_dir: str | Path, samples: Sequence[Sample]) -> dict[str, list
     A missing ``test.txt`` gives an empty test split (datasets that keep their test list aside).
 
     Raises:
-        DataError: a file is not UTF-8 text, names a stem that is not in ``samples``, or a
-            stem is in two splits.
+        OtherTilesListed: a file names a stem that is not in ``samples``.
+        DataError: a file is not UTF-8 text, or a stem is in two splits.
     """
     out_dir = Path(out_dir)
     by_stem: dict[str, list[Sample]] = {}
@@ -97,11 +116,7 @@ def read_split(out_dir: str | Path, samples: Sequence[Sample]) -> dict[str, list
         stems = [line.strip() for line in text.splitlines() if line.strip()]
         unknown = [s for s in stems if s not in by_stem]
         if unknown:
-            shown = ", ".join(unknown[:5]) + (", ..." if len(unknown) > 5 else "")
-            raise DataError(
-                f"{path}: {len(unknown)} stem(s) not in the dataset ({shown}); expected the "
-                "split files of this dataset (delete them to make a new split)"
-            )
+            raise OtherTilesListed(path, unknown)
         for stem in stems:
             if stem in seen:
                 raise DataError(f"{path}: stem {stem} is also in {seen[stem]}.txt")

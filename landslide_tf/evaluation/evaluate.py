@@ -26,11 +26,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from landslide_tf.data.split import OtherTilesListed, shown_stems
 from landslide_tf.errors import UserError, describe_os_error
 from landslide_tf.files import atomic_write_json
 from landslide_tf.inference.predictor import load_inference_model
@@ -48,6 +50,7 @@ from landslide_tf.training.runs import (
     SPLITS,
     dataset_options,
     read_run_config,
+    run_samples,
     run_splits,
     run_threshold,
 )
@@ -58,6 +61,11 @@ if TYPE_CHECKING:
     from landslide_tf.training.config import TrainConfig
 
 logger = logging.getLogger(__name__)
+
+#: ``--split all``: every tile of the dataset, whatever the lists say.
+ALL = "all"
+#: What ``evaluate --split`` takes.
+EVAL_SPLITS = (*SPLITS, ALL)
 
 #: Keys of a metrics file, in print order.
 METRIC_KEYS = (*SCORE_KEYS, "threshold", "n_tiles")
@@ -158,6 +166,7 @@ def metrics_filename(
     tta: str | None = None,
     precision: str | None = None,
     nodata_changed: bool = False,
+    dataset: str | None = None,
 ) -> str:
     """Where an evaluation's metrics go, named by the settings that differ from training's.
 
@@ -165,10 +174,12 @@ def metrics_filename(
     setting and DEM nodata, in float32. Another split or threshold gives
     ``metrics_<split>.json``; a TTA, precision or DEM nodata other than the run's adds
     ``_tta``/``_notta``, ``_<precision>`` and ``_nodata``, so an evaluation with other
-    settings never overwrites the training result.
+    settings never overwrites the training result. Another dataset (``dataset``: its name)
+    adds ``_on-<name>``.
     """
     nodata = "nodata" if nodata_changed else None
-    suffix = "".join(f"_{part}" for part in (tta, precision, nodata) if part)
+    other = f"on-{re.sub(r'[^A-Za-z0-9._-]+', '_', dataset)}" if dataset else None
+    suffix = "".join(f"_{part}" for part in (tta, precision, nodata, other) if part)
     if split == "test" and not threshold_overridden and not suffix:
         return "metrics.json"
     return f"metrics_{split}{suffix}.json"
@@ -194,13 +205,17 @@ def evaluate_run(
     precision: str | None = INFERENCE_PRECISION,
     tune_metric: str = TUNE_METRIC,
     tta_transforms: str | None = None,
+    split_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """Evaluate ``best.keras`` of a run on one split and write the metrics file.
 
     Args:
         run_dir: a directory written by ``landslide_tf.training.train``.
-        data: dataset folder or zip, overriding the one in ``config.json``.
-        split: ``"test"``, ``"val"`` or ``"train"`` (from the run's split files).
+        data: dataset folder or zip, overriding the one in ``config.json``: the same data
+            moved (the run's lists apply), or another dataset with ``split_dir`` or
+            ``split="all"``.
+        split: ``"test"``, ``"val"`` or ``"train"`` (from the run's split files, or from
+            ``split_dir``), or ``"all"``: every tile of the dataset.
         threshold: probability threshold for the landslide class; default the run's: the
             tuned one in ``threshold.json`` if any, else ``config.threshold`` (0.5 unless
             trained with ``--threshold``).
@@ -219,6 +234,9 @@ def evaluate_run(
             ``miou`` (the choice of earlier releases).
         tta_transforms: what ``tta`` averages, ``"flips"`` or ``"dihedral"`` (default: the
             run's ``tta_transforms``); only with ``tta`` on.
+        split_dir: the split lists of ``data`` (``train.txt`` + ``val.txt`` [+ ``test.txt``]),
+            taken as they are: score a dataset the run never saw on its own lists. The
+            metrics file then names the dataset (``metrics_<split>_on-<name>.json``).
 
     Returns:
         Metrics dict with the keys of ``METRIC_KEYS`` plus ``n_pixels``, ``split``,
@@ -226,10 +244,16 @@ def evaluate_run(
         predict leaves them out of its maps), ``dem_nodata`` and ``file`` (the name of the
         JSON file written inside ``run_dir``).
     """
-    if split not in SPLITS:
-        raise UserError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
+    if split not in EVAL_SPLITS:
+        raise UserError(f"unknown split {split!r}; expected one of {', '.join(EVAL_SPLITS)}")
     if threshold is not None and tune_threshold:
         raise UserError("give either --threshold or --tune-threshold, not both")
+    own_lists = split_dir is None and split != ALL  # the run's split (selection and all)
+    if tune_threshold and not own_lists:
+        raise UserError(
+            "--tune-threshold stores the run's threshold, tuned on its own val split; with "
+            "--split-dir or --split all give --threshold instead"
+        )
     validate_threshold(threshold)
     if tta_transforms is not None:
         check_transforms(tta_transforms)
@@ -242,7 +266,7 @@ def evaluate_run(
         config = dataclasses.replace(config, dem_nodata=float(dem_nodata))
     model = load_inference_model(run_dir, precision)
     used_precision = model_precision(model)
-    splits = run_splits(config, run_dir, data)
+    splits = _splits(config, run_dir, data, split, split_dir)
     options = dataset_options(config, raw)
     batch = max(1, min(8, config.batch_size * 4))
     tta = bool(config.tta if tta is None else tta)
@@ -253,9 +277,9 @@ def evaluate_run(
         check_tuning_settings(config, tta, transforms, used_precision, nodata_changed)
     scoring = {"tta": tta, "transforms": transforms, **options}
     if not splits[split]:
+        where = split_dir or config.split_dir or run_dir
         raise UserError(
-            f"the run has no {split} split (its split lists in "
-            f"{config.split_dir or run_dir} have none): evaluate --split val"
+            f"no {split} split (the split lists in {where} have none): evaluate --split val"
         )
 
     overridden = threshold is not None or tune_threshold
@@ -308,7 +332,11 @@ def evaluate_run(
         result["tta_transforms"] = transforms
     result["inference_precision"] = used_precision  # "precision" is the metric
     result["dem_nodata"] = config.dem_nodata
-    role = split_role(config, split)
+    role = split_role(config, split) if own_lists else split
+    if not own_lists:  # not the run's lists: name what was scored
+        result["data"] = str(data if data is not None else config.data)
+        if split_dir is not None:
+            result["split_dir"] = str(split_dir)
     if role != split:
         result["split_role"] = role
         result["protocol"] = "select-from-train"
@@ -331,6 +359,7 @@ def evaluate_run(
         tta=tta_suffix(tta, transforms, config),
         precision=None if used_precision == INFERENCE_PRECISION else used_precision,
         nodata_changed=nodata_changed,
+        dataset=None if own_lists else Path(result["data"]).name,
     )
     try:
         atomic_write_json(run_dir / name, result)
@@ -339,6 +368,34 @@ def evaluate_run(
         return {**result, "file": None, "write_error": describe_os_error(exc)}
     logger.info("wrote %s", run_dir / name)
     return {**result, "file": name}
+
+
+def _splits(
+    config: TrainConfig,
+    run_dir: Path,
+    data: str | Path | None,
+    split: str,
+    split_dir: str | Path | None,
+) -> dict[str, list]:
+    """The tiles to score: the run's split lists, ``split_dir``'s, or every tile (``all``).
+
+    Raises:
+        UserError: the run's lists name tiles that ``data`` lacks (another dataset), saying
+            how to score it.
+    """
+    if split == ALL:
+        return {ALL: run_samples(config, data)}
+    try:
+        return run_splits(config, run_dir, data, split_dir)
+    except OtherTilesListed as exc:
+        if data is None or split_dir is not None:
+            raise
+        raise UserError(
+            f"{exc.path}: {len(exc.unknown)} stem(s) not in {data} "
+            f"({shown_stems(exc.unknown)}): the run's split lists are for the data it trained "
+            "on; score another dataset on its own lists with --split-dir DIR, or every tile "
+            "with --split all"
+        ) from None
 
 
 def check_tuning_settings(

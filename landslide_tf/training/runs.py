@@ -156,20 +156,11 @@ def dataset_options(config: TrainConfig, raw: dict[str, Any] | None = None) -> d
     return {"spec": spec, "data_format": config.data_format or "bijie"}
 
 
-def run_splits(
-    config: TrainConfig, run_dir: str | Path, data: str | Path | None = None
-) -> dict[str, list]:
-    """The train/val/test samples of a run (from its split files).
+def run_samples(config: TrainConfig, data: str | Path | None = None) -> list:
+    """Every tile of the run's dataset (or of ``data``), read as the run reads its data.
 
-    Args:
-        config: the run config.
-        run_dir: the run directory (split files live in ``config.split_dir`` or here).
-        data: dataset folder or zip overriding ``config.data`` (e.g. the data moved).
-
-    Returns:
-        ``{"train": [...], "val": [...], "test": [...]}`` of ``landslide_tf.data.Sample``;
-        for a ``--select-from-train`` run, val is the selection and test the given val
-        (``landslide_tf.training.selection``).
+    Raises:
+        UserError: no dataset named, or it does not exist.
     """
     from landslide_tf import data as ldata
 
@@ -179,9 +170,43 @@ def run_splits(
     if not Path(root).exists():
         raise UserError(f"dataset {root} does not exist")
     root = ldata.open_dataset(root)
-    samples = ldata.find_format_samples(
+    return ldata.find_format_samples(
         config.data_format, root, modalities=config.modalities, negatives=config.negatives
     )
+
+
+def run_splits(
+    config: TrainConfig,
+    run_dir: str | Path,
+    data: str | Path | None = None,
+    split_dir: str | Path | None = None,
+) -> dict[str, list]:
+    """The train/val/test samples of a run (from its split files).
+
+    Args:
+        config: the run config.
+        run_dir: the run directory (split files live in ``config.split_dir`` or here).
+        data: dataset folder or zip overriding ``config.data`` (e.g. the data moved).
+        split_dir: the lists of ``data`` (another dataset's ``train.txt`` + ``val.txt`` [+
+            ``test.txt``]), taken as they are instead of the run's.
+
+    Returns:
+        ``{"train": [...], "val": [...], "test": [...]}`` of ``landslide_tf.data.Sample``;
+        for a ``--select-from-train`` run on its own lists, val is the selection and test
+        the given val (``landslide_tf.training.selection``).
+
+    Raises:
+        UserError: no dataset, or ``split_dir`` without lists.
+        OtherTilesListed: the lists name tiles that ``data`` does not have.
+    """
+    from landslide_tf import data as ldata
+    from landslide_tf.data.split import given_split_files
+
+    samples = run_samples(config, data)
+    if split_dir is not None:
+        if given_split_files(split_dir) is None:
+            raise UserError(f"--split-dir {split_dir} has no train.txt and val.txt")
+        return ldata.read_split(split_dir, samples)
     from landslide_tf.training.selection import apply_selection
 
     splits = ldata.plan_splits(
