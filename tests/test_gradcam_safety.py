@@ -182,3 +182,23 @@ def test_an_unexplainable_layer_is_refused_with_its_real_reason(pick, reason):
     message = str(info.value)
     assert reason in message and "valid layers: head_features" in message
     assert "(N, h, w, c)" not in message
+
+
+def test_gradcam_on_a_dataset_the_run_never_saw(synth_dir, tmp_path, capsys):
+    """``--data`` naming another dataset: the run's lists would name missing tiles, so the
+    refusal says how (--split-dir, --split all), and both of those explain its tiles."""
+    run = make_run(tmp_path / "run", synth_dir, ["syn0000", "syn0001"])
+    other = tmp_path / "area-b"
+    for sub in ("image", "dem", "mask"):
+        (other / "landslide" / sub).mkdir(parents=True)
+        for i, stem in enumerate(("syn0002", "syn0003", "syn0004")):
+            shutil.copy(synth_dir / "landslide" / sub / f"{stem}.png", other / "landslide" / sub / f"b{i}.png")  # fmt: skip
+    (other / "train.txt").write_text("b0\n")
+    (other / "val.txt").write_text("b1\nb2\n")
+    assert gradcam_main([str(run), "--data", str(other), "--n", "2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "--split-dir" in err and "--split all" in err
+    everything = explain_run(run, data=other, split="all", n=5, out=tmp_path / "all")
+    assert sorted(r["stem"] for r in everything["tiles"]) == ["b0", "b1", "b2"]
+    listed = explain_run(run, data=other, split="val", split_dir=other, n=5, out=tmp_path / "v")
+    assert sorted(r["stem"] for r in listed["tiles"]) == ["b1", "b2"]

@@ -10,8 +10,9 @@ from pathlib import Path
 
 from landslide_tf.cli.common import ArgumentParser, add_precision_arg, add_tta_arg, run_cli
 from landslide_tf.errors import UserError
-from landslide_tf.evaluation.evaluate import EVAL_SPLITS, METRIC_KEYS, evaluate_run
+from landslide_tf.evaluation.evaluate import METRIC_KEYS, evaluate_run
 from landslide_tf.metrics.segmentation import format_metrics
+from landslide_tf.training.runs import EVAL_SPLITS
 
 
 def build_parser() -> argparse.ArgumentParser:

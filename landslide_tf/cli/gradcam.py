@@ -10,6 +10,7 @@ from landslide_tf.cli.common import ArgumentParser, run_cli
 from landslide_tf.errors import UserError
 from landslide_tf.explain.explain import explain_run
 from landslide_tf.explain.targets import EPSILON, METHODS, TARGETS
+from landslide_tf.training.runs import EVAL_SPLITS
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -25,7 +26,17 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--method", default="gradcam", choices=METHODS)
     parser.add_argument("--target", default="predicted", choices=TARGETS)
     parser.add_argument("--n", type=int, default=8, help="number of tiles (default 8)")
-    parser.add_argument("--split", default="test", choices=("train", "val", "test"))
+    parser.add_argument(
+        "--split",
+        default="test",
+        choices=EVAL_SPLITS,
+        help="default: test; all = every tile of the dataset (a dataset the run never saw)",
+    )
+    parser.add_argument(
+        "--split-dir",
+        help="train.txt + val.txt [+ test.txt] of --data, taken as they are (default: the "
+        "run's lists)",
+    )
     parser.add_argument("--threshold", type=float, default=None, help="default: the run's")
     parser.add_argument("--batch-size", type=int, default=8, help="tiles per CAM batch")
     parser.add_argument(
@@ -58,6 +69,7 @@ def _run(args: argparse.Namespace) -> int:
         threshold=args.threshold,
         batch_size=args.batch_size,
         linear=args.linear,
+        split_dir=args.split_dir,
     )
     energy, area = summary["mean_energy_inside"], summary["mean_area_share"]
     print(

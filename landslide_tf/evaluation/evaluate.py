@@ -32,7 +32,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from landslide_tf.data.split import OtherTilesListed, shown_stems
 from landslide_tf.errors import UserError, describe_os_error
 from landslide_tf.files import atomic_write_json
 from landslide_tf.inference.predictor import load_inference_model
@@ -47,12 +46,12 @@ from landslide_tf.metrics.thresholds import (
 )
 from landslide_tf.training.precision import model_precision
 from landslide_tf.training.runs import (
-    SPLITS,
+    ALL,
+    EVAL_SPLITS,
     dataset_options,
     read_run_config,
-    run_samples,
-    run_splits,
     run_threshold,
+    scored_splits,
 )
 
 if TYPE_CHECKING:
@@ -62,10 +61,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: ``--split all``: every tile of the dataset, whatever the lists say.
-ALL = "all"
-#: What ``evaluate --split`` takes.
-EVAL_SPLITS = (*SPLITS, ALL)
 
 #: Keys of a metrics file, in print order.
 METRIC_KEYS = (*SCORE_KEYS, "threshold", "n_tiles")
@@ -266,7 +261,7 @@ def evaluate_run(
         config = dataclasses.replace(config, dem_nodata=float(dem_nodata))
     model = load_inference_model(run_dir, precision)
     used_precision = model_precision(model)
-    splits = _splits(config, run_dir, data, split, split_dir)
+    splits = scored_splits(config, run_dir, data, split, split_dir)
     options = dataset_options(config, raw)
     batch = max(1, min(8, config.batch_size * 4))
     tta = bool(config.tta if tta is None else tta)
@@ -368,34 +363,6 @@ def evaluate_run(
         return {**result, "file": None, "write_error": describe_os_error(exc)}
     logger.info("wrote %s", run_dir / name)
     return {**result, "file": name}
-
-
-def _splits(
-    config: TrainConfig,
-    run_dir: Path,
-    data: str | Path | None,
-    split: str,
-    split_dir: str | Path | None,
-) -> dict[str, list]:
-    """The tiles to score: the run's split lists, ``split_dir``'s, or every tile (``all``).
-
-    Raises:
-        UserError: the run's lists name tiles that ``data`` lacks (another dataset), saying
-            how to score it.
-    """
-    if split == ALL:
-        return {ALL: run_samples(config, data)}
-    try:
-        return run_splits(config, run_dir, data, split_dir)
-    except OtherTilesListed as exc:
-        if data is None or split_dir is not None:
-            raise
-        raise UserError(
-            f"{exc.path}: {len(exc.unknown)} stem(s) not in {data} "
-            f"({shown_stems(exc.unknown)}): the run's split lists are for the data it trained "
-            "on; score another dataset on its own lists with --split-dir DIR, or every tile "
-            "with --split all"
-        ) from None
 
 
 def check_tuning_settings(

@@ -40,6 +40,7 @@ def _pick_samples(
     split: str,
     n: int,
     has_landslide: Callable[[Any], bool],
+    split_dir: str | Path | None = None,
 ) -> list:
     """``n`` tiles of a run's split (in the order of its split files), those with landslide
     pixels first.
@@ -49,9 +50,9 @@ def _pick_samples(
     ``has_landslide`` (its mask as the model sees it) until ``n`` with landslide pixels are
     found; the others fill up to ``n`` when the split has fewer.
     """
-    from landslide_tf.training.runs import run_splits
+    from landslide_tf.training.runs import scored_splits
 
-    splits = run_splits(config, run_dir, data)
+    splits = scored_splits(config, run_dir, data, split, split_dir)
     if split not in splits:
         raise UserError(f"unknown split {split!r}; expected one of {', '.join(splits)}")
     tiles = sorted(splits[split], key=lambda s: not s.landslide)  # stable: negatives last
@@ -109,6 +110,7 @@ def explain_run(
     threshold: float | None = None,
     batch_size: int = 8,
     linear: bool = False,
+    split_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """CAMs of a trained run on ``n`` tiles of its test split, with figures and energy numbers.
 
@@ -124,11 +126,13 @@ def explain_run(
         method: see ``compute_cam``.
         target: see ``compute_cam``.
         n: number of tiles.
-        split: ``"test"`` (default), ``"val"`` or ``"train"``.
+        split: ``"test"`` (default), ``"val"`` or ``"train"``, or ``"all"`` (every tile of
+            the dataset: a dataset the run never saw).
         threshold: probability threshold in [0, 1]; ``None`` = the run's (tuned
             ``threshold.json`` if any).
         batch_size: tiles per CAM batch.
         linear: see ``compute_cam``.
+        split_dir: the split lists of ``data`` (another dataset's), instead of the run's.
 
     Returns:
         The summary also written to ``OUT/energy.json``: ``model``, ``method``, ``layer``,
@@ -162,7 +166,7 @@ def explain_run(
         return loaded[id(sample)]
 
     samples = _pick_samples(
-        run_dir, data, config, split, n, lambda s: bool(np.asarray(load(s)[1]).any())
+        run_dir, data, config, split, n, lambda s: bool(np.asarray(load(s)[1]).any()), split_dir
     )
     out = Path(out) if out is not None else run_dir / f"gradcam_{method.replace('+', 'p')}"
     _check_out_apart(out, samples)

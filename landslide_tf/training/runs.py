@@ -30,6 +30,10 @@ if TYPE_CHECKING:
 
 CONFIG_FILE = "config.json"
 SPLITS = ("train", "val", "test")
+#: ``--split all``: every tile of the dataset, whatever the lists say.
+ALL = "all"
+#: What ``evaluate --split`` and ``gradcam --split`` take.
+EVAL_SPLITS = (*SPLITS, ALL)
 
 
 def run_threshold(run_dir: str | Path, config: TrainConfig) -> float:
@@ -213,3 +217,34 @@ def run_splits(
         config.data_format, samples, config.seed, config.split_dir or run_dir
     )
     return apply_selection(config, splits)  # issue 20: the same carve as training
+
+
+def scored_splits(
+    config: TrainConfig,
+    run_dir: str | Path,
+    data: str | Path | None,
+    split: str,
+    split_dir: str | Path | None = None,
+) -> dict[str, list]:
+    """The tiles to score or explain: the run's split lists, ``split_dir``'s, or every tile
+    (``split="all"``: ``{"all": [...]}``).
+
+    Raises:
+        UserError: the run's lists name tiles that ``data`` lacks (another dataset), saying
+            how to score it.
+    """
+    from landslide_tf.data.split import OtherTilesListed, shown_stems
+
+    if split == ALL:
+        return {ALL: run_samples(config, data)}
+    try:
+        return run_splits(config, run_dir, data, split_dir)
+    except OtherTilesListed as exc:
+        if data is None or split_dir is not None:
+            raise
+        raise UserError(
+            f"{exc.path}: {len(exc.unknown)} stem(s) not in {data} "
+            f"({shown_stems(exc.unknown)}): the run's split lists are for the data it trained "
+            "on; score another dataset on its own lists with --split-dir DIR, or every tile "
+            "with --split all"
+        ) from None
