@@ -61,7 +61,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-
 #: Keys of a metrics file, in print order.
 METRIC_KEYS = (*SCORE_KEYS, "threshold", "n_tiles")
 
