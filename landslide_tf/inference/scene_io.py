@@ -107,12 +107,41 @@ def band_plan(count: int, descriptions: list[str | None], spec: InputSpec) -> li
     )
 
 
-class RasterImage:
-    """The spec's image bands from a rasterio dataset, read by window: ``(h, w, bands)``.
+class PlannedBands:
+    """The spec's image bands of a scene, read by window as ``(h, w, bands)``: the bands of
+    ``plan`` (``band_plan``) from the source, a ``"dem"`` entry from ``dem`` (a DEM source
+    on the scene grid). Subclasses read the source's bands (``source_bands``)."""
+
+    plan: list[Any]
+    dem: Any
+
+    @property
+    def needs_dem(self) -> bool:
+        """Whether a band of the plan comes from ``--dem``."""
+        return "dem" in self.plan
+
+    def source_bands(
+        self, numbers: list[int], row: int, col: int, height: int, width: int
+    ) -> list[np.ndarray]:
+        """The source's bands ``numbers`` (1-based) of one window, each ``(h, w)``."""
+        raise NotImplementedError
+
+    def read(self, row: int, col: int, height: int, width: int) -> np.ndarray:
+        numbers = [b for b in self.plan if b != "dem"]
+        bands = self.source_bands(numbers, row, col, height, width)
+        by_number = dict(zip(numbers, bands, strict=True))
+        layers = [
+            self.dem.read(row, col, height, width) if b == "dem" else by_number[b]
+            for b in self.plan
+        ]
+        return np.stack(layers, axis=-1)
+
+
+class RasterImage(PlannedBands):
+    """The spec's image bands from a rasterio dataset.
 
     uint8 imagery stays uint8 (and must be 8-bit); float bands are read as float32 with the
-    file's nodata value as NaN. A ``"dem"`` entry of the plan is read from ``dem`` (a DEM
-    source on the scene grid).
+    file's nodata value as NaN.
     """
 
     def __init__(self, dataset: Any, spec: InputSpec, dem: Any = None) -> None:
@@ -128,31 +157,21 @@ class RasterImage:
             )
         self.nodata = None if self.dtype == np.uint8 else dataset.nodata
 
-    @property
-    def needs_dem(self) -> bool:
-        """Whether a band of the plan comes from ``--dem``."""
-        return "dem" in self.plan
-
-    def read(self, row: int, col: int, height: int, width: int) -> np.ndarray:
+    def source_bands(
+        self, numbers: list[int], row: int, col: int, height: int, width: int
+    ) -> list[np.ndarray]:
         from rasterio.windows import Window
 
-        numbers = [b for b in self.plan if b != "dem"]
         bands = self.ds.read(numbers, window=Window(col, row, width, height))  # (b, h, w)
         bands = bands.astype(self.dtype, copy=False)
         if self.nodata is not None and not math.isnan(self.nodata):
             bands[bands == self.dtype.type(self.nodata)] = np.nan
-        by_number = dict(zip(numbers, bands, strict=True))
-        layers = [
-            self.dem.read(row, col, height, width) if b == "dem" else by_number[b]
-            for b in self.plan
-        ]
-        return np.stack(layers, axis=-1)
+        return list(bands)
 
 
-class ArrayBands:
-    """The spec's image bands from an in-memory ``(H, W, C)`` float32 array (a PNG scene of a
-    model trained on a folder of PNG tiles), read by window; a ``"dem"`` entry of the plan is
-    read from ``dem``, as for ``RasterImage``."""
+class ArrayBands(PlannedBands):
+    """The spec's image bands from an in-memory ``(H, W, C)`` float32 array: a PNG scene of
+    a model trained on a folder of PNG tiles."""
 
     def __init__(self, array: np.ndarray, spec: InputSpec, dem: Any = None) -> None:
         self.array = array
@@ -160,18 +179,11 @@ class ArrayBands:
         self.plan = band_plan(array.shape[-1], [], spec)
         self.dem = dem
 
-    @property
-    def needs_dem(self) -> bool:
-        """Whether a band of the plan comes from ``--dem``."""
-        return "dem" in self.plan
-
-    def read(self, row: int, col: int, height: int, width: int) -> np.ndarray:
+    def source_bands(
+        self, numbers: list[int], row: int, col: int, height: int, width: int
+    ) -> list[np.ndarray]:
         window = self.array[row : row + height, col : col + width]
-        layers = [
-            self.dem.read(row, col, height, width) if b == "dem" else window[..., b - 1]
-            for b in self.plan
-        ]
-        return np.stack(layers, axis=-1)
+        return [window[..., number - 1] for number in numbers]
 
 
 class RasterDem:
@@ -319,7 +331,7 @@ def _open_into(
     try:
         _open_dem(scene, image, image_ds, Path(dem), dem_nodata, spec.nodata)
     finally:
-        if isinstance(scene.image, (RasterImage, ArrayBands)):
+        if isinstance(scene.image, PlannedBands):
             scene.image.dem = scene.dem
 
 
