@@ -360,3 +360,36 @@ def test_train_refuses_a_lone_foreign_test_list_before_writing(tmp_path):
     with pytest.raises(DataError, match="lists 1 tile"):
         prepare_splits(config, root, tmp_path / "run")
     assert [p.name for p in lists.iterdir()] == ["test.txt"]
+
+
+def test_a_dataset_shipping_its_own_lists_is_noted_by_check_and_train(synth_dir, tmp_path, caplog):
+    """A published split (train.txt + val.txt at the dataset root, as l4s-rgb-dev ships)
+    that train would not use without --split-dir is said, by data check and by train; not
+    when --split-dir names lists (that folder or any other)."""
+    import logging
+    import shutil
+
+    from landslide_tf.data.check import check_dataset
+    from landslide_tf.training.config import TrainConfig
+    from landslide_tf.training.fit import prepare_splits
+
+    data = tmp_path / "data"
+    shutil.copytree(synth_dir, data)
+    stems = sorted(p.stem for p in (data / "landslide" / "image").glob("*.png"))
+    assert not any("ships its own" in n for n in check_dataset(data).notes)
+    (data / "train.txt").write_text("".join(f"{s}\n" for s in stems[:16]))
+    (data / "val.txt").write_text("".join(f"{s}\n" for s in stems[16:]))
+    notes = check_dataset(data).notes
+    assert any("ships its own train.txt and val.txt" in n and f"--split-dir {data}" in n for n in notes)  # fmt: skip
+    assert not any("ships its own" in n for n in check_dataset(data, split_dir=data).notes)
+    config = TrainConfig(model="unet", data=str(data), image_size=32, batch_size=2)
+    run = tmp_path / "run"
+    with caplog.at_level(logging.WARNING, logger="landslide_tf.training.fit"):
+        prepare_splits(config, data, run)
+    assert any("ships its own" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="landslide_tf.training.fit"):
+        splits = prepare_splits(TrainConfig(**{**config.to_dict(), "split_dir": str(data)}), data, run)[0]  # fmt: skip
+    assert not any("ships its own" in r.getMessage() for r in caplog.records)
+    assert [s.stem for s in splits["val"]] == stems[16:]
+    assert not run.exists()  # prepare_splits writes nothing

@@ -49,7 +49,7 @@ from landslide_tf.data.formats import (
 from landslide_tf.data.nodata import dem_nodata_warning
 from landslide_tf.data.readers import decode_dem, decode_mask, decode_rgb, tile_size_problem
 from landslide_tf.data.sample import Sample
-from landslide_tf.data.split import given_split_files
+from landslide_tf.data.split import given_split_files, shipped_lists_note
 from landslide_tf.errors import DataError, UserError
 
 logger = logging.getLogger(__name__)
@@ -471,6 +471,9 @@ def check_dataset(
         report.problems.append(str(exc))
         return report
     report.data_format = fmt.name
+    shipped = shipped_lists_note(path, split_dir)
+    if shipped:
+        report.notes.append(shipped)
     if fmt.multiband:
         _check_multiband(path, fmt.name, report, split_dir)
         return report

@@ -92,6 +92,25 @@ def list_text(path: Path) -> str:
         ) from None
 
 
+def shipped_lists_note(root: str | Path, split_dir: str | Path | None) -> str | None:
+    """A note when a dataset folder ships its own ``train.txt`` + ``val.txt`` (as published
+    splits do) that a new split would ignore: None when the folder ships no lists, or
+    ``split_dir`` holds lists (that folder's or any other: the user chose them)."""
+    root = Path(root)
+    try:
+        if split_dir is not None and given_split_files(split_dir) is not None:
+            return None
+        shipped = root.is_dir() and given_split_files(root) is not None
+    except DataError:  # one list without the other: said where those lists are read
+        return None
+    if not shipped:
+        return None
+    return (
+        f"{root} ships its own train.txt and val.txt; train makes its own split unless given "
+        f"--split-dir {root}"
+    )
+
+
 def read_split(out_dir: str | Path, samples: Sequence[Sample]) -> dict[str, list[Sample]]:
     """Read ``out_dir/{train,val,test}.txt`` and map their stems onto ``samples``.
 

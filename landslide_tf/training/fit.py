@@ -40,7 +40,11 @@ def prepare_splits(config: TrainConfig, data_root: Path, run_dir: Path) -> tuple
         split files to be reused by the next one.
     """
     from landslide_tf import data as ldata
-    from landslide_tf.data.split import check_lone_test_list, given_split_files
+    from landslide_tf.data.split import (
+        check_lone_test_list,
+        given_split_files,
+        shipped_lists_note,
+    )
     from landslide_tf.training import distribute
 
     samples = ldata.find_format_samples(
@@ -51,6 +55,9 @@ def prepare_splits(config: TrainConfig, data_root: Path, run_dir: Path) -> tuple
     planned = ldata.plan_splits(config.data_format, samples, config.seed, out_dir, write=False)
     if new_split:  # refused now, before the run directory holds anything
         check_lone_test_list(out_dir, planned)
+        shipped = shipped_lists_note(data_root, config.split_dir)
+        if shipped:  # a published split the user may have meant to train on
+            logger.warning(shipped)
     from landslide_tf.training.recipe import given_test_missing
     from landslide_tf.training.selection import apply_selection
 
