@@ -18,14 +18,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from landslide_tf.data.formats import resolve_data_config
 from landslide_tf.errors import UserError
-from landslide_tf.files import atomic_write_json
+from landslide_tf.files import atomic_write_json, missing_folders, remove_created
 from landslide_tf.training import runstate as cb
 from landslide_tf.training.acceleration import run_steps_per_execution
 from landslide_tf.training.config import (
@@ -161,7 +160,7 @@ def fit_run(config: TrainConfig, *, force: bool = False, verbose: int | str = "a
 
         tf.config.experimental.enable_op_determinism()
 
-    created = not run_dir.exists()
+    made = missing_folders(run_dir)  # the run folder and parents this call creates
     if clearing:  # checked before the old run goes
         splits, strategy, global_batch, raw, loss_kwargs = _force_fresh(config, data_root, run_dir)
     else:
@@ -172,8 +171,7 @@ def fit_run(config: TrainConfig, *, force: bool = False, verbose: int | str = "a
             raw, loss_kwargs = _run_entries(config, stored, splits["train"])
             write_planned_split(config, run_dir, plan)  # every check passed
         except UserError:
-            if created:  # do not leave a half-made run directory behind a bad argument
-                shutil.rmtree(run_dir, ignore_errors=True)
+            remove_created(made)  # no half-made run directory behind a bad argument
             raise
 
     raw.update({**config.to_dict(), "loss_kwargs": loss_kwargs})
